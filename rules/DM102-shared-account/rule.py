@@ -1,0 +1,29 @@
+"""Several units run as the same account."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+
+ID = "DM102"
+NAME = "shared-account"
+SEVERITY = Severity.WARNING
+EFFECT = Effect.NEEDS_MANUAL
+TAGS = ("accounts", "units")
+SUMMARY = "Several units run as the account: they must move together under one User= name."
+FACTS = ("F1.10", "F4.9")
+
+
+def check(ctx: RuleContext) -> Iterator[Hit]:
+    for acc in ctx.service_accounts():
+        units = [ctx.q.unit(u) for u in ctx.q.unit_names_of(acc.name, min_confidence="likely")]
+        # instances of one template count once, and a template nobody instantiates runs nothing
+        distinct = sorted({u.template or u.name for u in units if u is not None and not u.is_template})
+        if len(distinct) > 1:
+            yield Hit(
+                acc.name,
+                f"{len(distinct)} units run as it: {', '.join(distinct)}; migrate them together with the same User=",
+                acc.location,
+                tuple(distinct),
+            )

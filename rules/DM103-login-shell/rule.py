@@ -1,0 +1,21 @@
+"""The account has a login shell."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+
+ID = "DM103"
+NAME = "login-shell"
+SEVERITY = Severity.WARNING
+EFFECT = Effect.NEEDS_MANUAL
+TAGS = ("accounts",)
+SUMMARY = "The account has a login shell: people or scripts may su to it, which a dynamic user does not allow."
+FACTS = ("F1.6", "F4.5")
+
+
+def check(ctx: RuleContext) -> Iterator[Hit]:
+    for acc in ctx.service_accounts():
+        if acc.has_login_shell:
+            yield Hit(acc.name, f"login shell {acc.shell}: dynamic users get nologin", acc.location)

@@ -1,0 +1,35 @@
+"""A static account inside systemd's dynamic UID range (61184-65519)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+from dynmigrate.model.accounts import DYNAMIC_UID_MAX, DYNAMIC_UID_MIN
+
+ID = "DM107"
+NAME = "uid-in-dynamic-range"
+SEVERITY = Severity.ERROR
+EFFECT = Effect.BLOCKS
+TAGS = ("accounts", "environment")
+SUMMARY = "A static account or group uses an ID in 61184-65519, the range systemd allocates dynamic users from."
+FACTS = ("F1.2", "F4.2")
+
+
+def check(ctx: RuleContext) -> Iterator[Hit]:
+    for acc in ctx.snap.accounts.accounts:
+        if DYNAMIC_UID_MIN <= acc.uid <= DYNAMIC_UID_MAX:
+            yield Hit(
+                "",
+                f"static account {acc.name} has UID {acc.uid}, inside the dynamic range {DYNAMIC_UID_MIN}-{DYNAMIC_UID_MAX}",
+                acc.location,
+                (acc.name,),
+            )
+    for grp in ctx.snap.accounts.groups:
+        if DYNAMIC_UID_MIN <= grp.gid <= DYNAMIC_UID_MAX:
+            yield Hit(
+                "",
+                f"static group {grp.name} has GID {grp.gid}, inside the dynamic range {DYNAMIC_UID_MIN}-{DYNAMIC_UID_MAX}",
+                grp.location,
+                (grp.name,),
+            )

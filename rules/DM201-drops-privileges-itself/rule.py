@@ -1,0 +1,33 @@
+"""The unit has no User=: the daemon starts as root and switches to the account itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+
+ID = "DM201"
+NAME = "drops-privileges-itself"
+SEVERITY = Severity.WARNING
+EFFECT = Effect.NEEDS_MANUAL
+TAGS = ("units", "process-model")
+SUMMARY = "No User= in the unit; the daemon switches to the account itself (-u, config, wrapper, package)."
+FACTS = ("F1.9", "F4.3")
+
+
+def check(ctx: RuleContext) -> Iterator[Hit]:
+    for acc in ctx.service_accounts():
+        for name in ctx.q.unit_names_of(acc.name, min_confidence="likely"):
+            unit = ctx.q.unit(name)
+            if unit is None or unit.type != "service" or unit.value("Service", "User") is not None:
+                continue
+            link = ctx.q.best_link(acc.name, name)
+            if link is None:
+                continue
+            yield Hit(
+                acc.name,
+                f"{name} has no User=; linked by {link.how} ({link.detail}): the drop-in sets User={acc.name} "
+                "and keeps the daemon's own switch with the '!' prefix",
+                None,
+                (name,),
+            )

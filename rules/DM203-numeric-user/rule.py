@@ -1,0 +1,29 @@
+"""User= is a number: dynamic allocation is skipped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+
+ID = "DM203"
+NAME = "numeric-user"
+SEVERITY = Severity.WARNING
+EFFECT = Effect.INFORMS
+TAGS = ("units",)
+SUMMARY = "A numeric User= is used as-is, never allocated; the plan's drop-in names the user instead."
+FACTS = ("F1.8", "F6.11")
+
+
+def check(ctx: RuleContext) -> Iterator[Hit]:
+    for acc in ctx.service_accounts():
+        for name in ctx.q.unit_names_of(acc.name):
+            unit = ctx.q.unit(name)
+            d = unit.value("Service", "User") if unit else None
+            if d is not None and d.value.isdigit():
+                yield Hit(
+                    acc.name,
+                    f"{name} has numeric User={d.value}, which skips dynamic allocation; the drop-in sets User={acc.name}",
+                    d.location,
+                    (name,),
+                )

@@ -1,0 +1,43 @@
+"""The unit writes to paths no managed directory can hold."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dynmigrate.collect.rootfs import rel
+from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+from dynmigrate.graph.queries import managed_slot
+
+ID = "DM208"
+NAME = "writes-outside-managed"
+SEVERITY = Severity.WARNING
+EFFECT = Effect.NEEDS_MANUAL
+TAGS = ("units", "files")
+SUMMARY = "ReadWritePaths= or WorkingDirectory= outside /var/lib, /var/cache, /var/log, /run: data must move, or UIDs get recycled onto it."
+FACTS = ("F1.15", "F2.13", "F3.5", "F4.6")
+
+
+def check(ctx: RuleContext) -> Iterator[Hit]:
+    for acc in ctx.service_accounts():
+        for name in ctx.q.unit_names_of(acc.name, min_confidence="likely"):
+            unit = ctx.q.unit(name)
+            if unit is None:
+                continue
+            for key in ("ReadWritePaths", "ReadWriteDirectories"):
+                for d in unit.values("Service", key):
+                    for word in d.value.split():
+                        path = word.lstrip("-+")
+                        if not path.startswith("/"):
+                            continue
+                        slot = managed_slot(str(rel(path)))
+                        if slot is None:
+                            yield Hit(acc.name, f"{name}: {key}={path} is outside every managed directory", d.location, (name,))
+            wd = unit.value("Service", "WorkingDirectory")
+            if wd is not None:
+                path = wd.value.lstrip("-")
+                if path == "~":
+                    yield Hit(acc.name, f"{name}: WorkingDirectory=~ is the dynamic user's home, /", wd.location, (name,))
+                elif path.startswith("/") and path != "/" and managed_slot(str(rel(path))) is None:
+                    yield Hit(
+                        acc.name, f"{name}: WorkingDirectory={path} is read-only under DynamicUser", wd.location, (name,)
+                    )

@@ -1,0 +1,31 @@
+"""PIDFile= outside the unit's RuntimeDirectory=."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dynmigrate.collect.rootfs import is_under, rel
+from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+
+ID = "DM210"
+NAME = "pidfile-outside-runtime"
+SEVERITY = Severity.INFO
+EFFECT = Effect.INFORMS
+TAGS = ("units",)
+SUMMARY = "/run is read-only under DynamicUser: a PID file must live in RuntimeDirectory=; the plan moves it."
+FACTS = ("F4.6", "F2.9")
+
+
+def check(ctx: RuleContext) -> Iterator[Hit]:
+    for acc in ctx.service_accounts():
+        for name in ctx.q.unit_names_of(acc.name, min_confidence="likely"):
+            unit = ctx.q.unit(name)
+            if unit is None:
+                continue
+            pid = unit.value("Service", "PIDFile")
+            if pid is None or not pid.value.startswith("/"):
+                continue
+            path = str(rel(pid.value.replace("/var/run/", "/run/", 1)))
+            runtime = [f"/run/{w}" for w, _ in unit.words("Service", "RuntimeDirectory")]
+            if not any(is_under(path, r) and path != r for r in runtime):
+                yield Hit(acc.name, f"{name}: PIDFile={pid.value} is outside RuntimeDirectory=", pid.location, (name,))

@@ -1,0 +1,30 @@
+"""RootDirectory=, RootImage= or PrivateUsers=managed: special cases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+
+ID = "DM211"
+NAME = "special-execution"
+SEVERITY = Severity.WARNING
+EFFECT = Effect.NEEDS_MANUAL
+TAGS = ("units",)
+SUMMARY = "RootDirectory=/RootImage= change name resolution and paths; PrivateUsers=managed refuses User=."
+FACTS = ("F1.14", "F4.13")
+
+
+def check(ctx: RuleContext) -> Iterator[Hit]:
+    for acc in ctx.service_accounts():
+        for name in ctx.q.unit_names_of(acc.name, min_confidence="likely"):
+            unit = ctx.q.unit(name)
+            if unit is None:
+                continue
+            for key in ("RootDirectory", "RootImage"):
+                d = unit.value("Service", key)
+                if d is not None:
+                    yield Hit(acc.name, f"{name}: {key}={d.value}: check paths and NSS inside the root", d.location, (name,))
+            pu = unit.value("Service", "PrivateUsers")
+            if pu is not None and pu.value == "managed":
+                yield Hit(acc.name, f"{name}: PrivateUsers=managed refuses User= and DynamicUser=", pu.location, (name,))

@@ -1,0 +1,47 @@
+"""run_scan: collect -> graph -> rules -> verdicts. No click, no rich."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dynmigrate.collect.rootfs import OwnershipManifest
+from dynmigrate.collect.snapshot import Events, collect
+from dynmigrate.engine.api import RuleContext
+from dynmigrate.engine.catalogue import load_catalogue
+from dynmigrate.engine.runner import run_rules
+from dynmigrate.engine.verdicts import make_report
+from dynmigrate.graph.build import Graph, build_graph
+from dynmigrate.graph.queries import Queries
+from dynmigrate.model.findings import Finding
+from dynmigrate.model.report import Report
+from dynmigrate.model.snapshot import Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    snapshot: Snapshot
+    graph: Graph
+    queries: Queries
+    findings: tuple[Finding, ...]
+    report: Report
+
+
+def analyse(snapshot: Snapshot) -> ScanResult:
+    graph = build_graph(snapshot)
+    queries = Queries(snapshot, graph)
+    findings = run_rules(RuleContext(snapshot, queries), load_catalogue())
+    report = make_report(snapshot, queries, findings)
+    return ScanResult(snapshot, graph, queries, tuple(findings), report)
+
+
+def run_scan(
+    root: str,
+    *,
+    ownership: str | None = None,
+    policy: str | None = None,
+    cross_filesystems: bool = False,
+    events: Events | None = None,
+) -> ScanResult:
+    manifest = OwnershipManifest.load(ownership) if ownership else None
+    snap = collect(root, manifest=manifest, policy_file=policy, cross_filesystems=cross_filesystems, events=events)
+    return analyse(snap)

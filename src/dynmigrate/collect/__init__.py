@@ -1,0 +1,1 @@
+"""collect: the only stage that touches the scanned tree. Everything it returns is a value."""

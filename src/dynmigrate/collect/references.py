@@ -1,0 +1,850 @@
+"""Readers for the places outside unit files that name an account.
+
+Every parser is a pure function of (text, path[, known names]) returning references and
+problems, so that property tests can feed it arbitrary text. `read_references` wires them to
+a RootFS. Parsers for free-form text (cron commands, sudoers, polkit JavaScript) only keep
+names that are known accounts or groups, so that they do not turn every word into a reference.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from dynmigrate.collect.rootfs import RootError, RootFS, rel
+from dynmigrate.collect.xmlsafe import UnsafeXML, parse_xml
+from dynmigrate.model.common import Location, RelPath
+from dynmigrate.model.findings import Problem
+from dynmigrate.model.references import (
+    Action,
+    Package,
+    RefKind,
+    Reference,
+    StatOverride,
+    Target,
+)
+
+Parsed = tuple[list[Reference], list[Problem]]
+NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
+NAME_RE = re.compile(rf"^{NAME}\$?$")
+CONFIG_LIMIT = 1024 * 1024
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """Lines with backslash continuations joined, each with the number of its first line."""
+    out: list[tuple[int, str]] = []
+    pending = ""
+    start = 0
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not pending:
+            start = lineno
+        if line.endswith("\\") and not line.endswith("\\\\"):
+            pending += line[:-1] + " "
+            continue
+        out.append((start, pending + line))
+        pending = ""
+    if pending:
+        out.append((start, pending))
+    return out
+
+
+def _split(text: str) -> list[str]:
+    try:
+        return shlex.split(text, comments=False, posix=True)
+    except ValueError:
+        return text.split()
+
+
+# -- user switches in command lines ----------------------------------------------------------
+
+# option -> does the value carry "user[:group]"
+_USER_OPTS = {
+    "-u": "user",
+    "--user": "user",
+    "--uid": "user",
+    "--chuid": "user",
+    "-c": "chuid",  # start-stop-daemon -c user[:group]
+    "--reuid": "user",
+    "--ruid": "user",
+    "--euid": "user",
+    "--runas": "user",
+    "--username": "user",
+    "-U": "user",
+    "--setuid": "user",
+    "--setgid": "group",
+    "--regid": "group",
+    "--group": "group",
+    "-g": "group",
+}
+_SWITCHERS = {"runuser", "su", "sudo", "setpriv", "start-stop-daemon", "chpst", "setuidgid", "s6-setuidgid"}
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    name: str
+    target: Target
+    how: str  # the option or command that carried it
+
+
+def user_switches(argv: list[str], known: frozenset[str]) -> list[Switch]:
+    """Names a command line switches to: "-u NAME", "--user=NAME", "setpriv --reuid NAME", ...
+
+    Only names in `known` (accounts and groups of the scanned root) are kept.
+    """
+    out: list[Switch] = []
+    prog = argv[0].rsplit("/", 1)[-1] if argv else ""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        value: str | None = None
+        opt = arg
+        if arg.startswith("--") and "=" in arg:
+            opt, value = arg.split("=", 1)
+        elif arg in _USER_OPTS and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif len(arg) > 2 and arg[:2] in ("-u", "-U") and not arg.startswith("--"):
+            opt, value = arg[:2], arg[2:]
+        kind = _USER_OPTS.get(opt)
+        if kind and value is not None:
+            # "-c" and "-g" are too common to trust outside the programs that use them so
+            if kind == "chuid" and prog != "start-stop-daemon":
+                kind = None
+            if opt == "-g" and prog not in _SWITCHERS:
+                kind = None
+        if kind and value is not None:
+            user, _, group = value.partition(":")
+            if kind == "group":
+                if value in known:
+                    out.append(Switch(value, Target.GROUP, opt))
+            else:
+                if user in known:
+                    out.append(Switch(user, Target.USER, opt))
+                if group and group in known:
+                    out.append(Switch(group, Target.GROUP, opt))
+        i += 1
+    if prog in ("setuidgid", "s6-setuidgid", "chroot") and len(argv) > 1 and argv[1] in known:
+        out.append(Switch(argv[1], Target.USER, prog))
+    if prog == "su":
+        words = [w for w in argv[1:] if not w.startswith("-")]
+        skip_next = False
+        for j, w in enumerate(argv[1:], 1):
+            if skip_next:
+                skip_next = False
+                continue
+            if w in ("-s", "--shell", "-c", "--command", "-g", "--group"):
+                skip_next = True
+                continue
+            if not w.startswith("-") and w in known:
+                out.append(Switch(w, Target.USER, "su"))
+                break
+            del j
+        del words
+    return out
+
+
+# -- cron -----------------------------------------------------------------------------------
+
+_CRON_SPECIAL = re.compile(r"^@(reboot|yearly|annually|monthly|weekly|daily|midnight|hourly)\b")
+_FIND_USER = re.compile(rf"-(user|group|uid|gid)\s+({NAME})")
+
+
+def _command_refs(
+    cmd: str, known: frozenset[str], loc: Location, kind: RefKind, detail: str
+) -> list[Reference]:
+    refs = [
+        Reference(s.name, s.target, kind, Action.RUNS_AS, loc, f"{detail}: {s.how} {s.name}")
+        for s in user_switches(_split(cmd), known)
+    ]
+    for m in _FIND_USER.finditer(cmd):
+        if m.group(2) in known:
+            target = Target.GROUP if m.group(1) in ("group", "gid") else Target.USER
+            refs.append(
+                Reference(m.group(2), target, kind, Action.MENTIONS, loc, f"{detail}: find -{m.group(1)}")
+            )
+    return refs
+
+
+def parse_crontab(
+    text: str, path: RelPath, known: frozenset[str], *, owner: str | None = None
+) -> Parsed:
+    """/etc/crontab and /etc/cron.d have a user column; spool crontabs belong to `owner`."""
+    refs: list[Reference] = []
+    problems: list[Problem] = []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        loc = Location(path, lineno)
+        if re.match(rf"^{NAME}\s*=", stripped):
+            continue  # environment assignment
+        words = stripped.split()
+        special = _CRON_SPECIAL.match(stripped)
+        ntime = 1 if special else 5
+        if not special and (len(words) < 6 or not all(re.match(r"^[\d*/,\-A-Za-z]+$", w) for w in words[:5])):
+            problems.append(Problem(loc, "not a cron line: ignored"))
+            continue
+        if owner is None:
+            if len(words) <= ntime + 1:
+                problems.append(Problem(loc, "cron line without user or command: ignored"))
+                continue
+            user = words[ntime]
+            command = " ".join(words[ntime + 1 :])
+            if user in known or NAME_RE.match(user):
+                refs.append(
+                    Reference(user, Target.USER, RefKind.CRON, Action.RUNS_AS, loc, "cron job runs as it")
+                )
+        else:
+            command = " ".join(words[ntime:])
+            refs.append(
+                Reference(owner, Target.USER, RefKind.CRON, Action.RUNS_AS, loc, "per-user crontab job")
+            )
+        refs += _command_refs(command, known, loc, RefKind.CRON, "cron command")
+    return refs, problems
+
+
+# -- sudoers --------------------------------------------------------------------------------
+
+_SUDO_TOKEN = re.compile(rf"(?<![\w/.-])(%?{NAME})")
+
+
+def parse_sudoers(text: str, path: RelPath, known: frozenset[str]) -> Parsed:
+    refs: list[Reference] = []
+    for lineno, line in _logical_lines(text):
+        stripped = line.strip()
+        if not stripped or (stripped.startswith("#") and not stripped.startswith(("#include", "#includedir"))):
+            continue
+        if stripped.startswith(("#include", "@include", "Defaults")) and "Defaults:" not in stripped:
+            continue
+        loc = Location(path, lineno)
+        head, _, rest = stripped.partition("=")
+        runas = re.findall(r"\(([^)]*)\)", rest)
+        runas_names = {n.strip().lstrip("%") for part in runas for n in re.split(r"[,:]", part)}
+        for m in _SUDO_TOKEN.finditer(stripped):
+            token = m.group(1)
+            is_group = token.startswith("%")
+            name = token.lstrip("%")
+            if name not in known:
+                continue
+            in_head = m.start() < len(head)
+            action = Action.GRANTS if in_head else (Action.RUNS_AS if name in runas_names else Action.MENTIONS)
+            target = Target.GROUP if is_group else Target.USER
+            what = "sudo rule for it" if action is Action.GRANTS else "sudo runs commands as it"
+            refs.append(Reference(name, target, RefKind.SUDOERS, action, loc, what))
+    return refs, []
+
+
+# -- tmpfiles.d / sysusers.d ----------------------------------------------------------------
+
+
+def _fields(line: str) -> list[str]:
+    try:
+        return shlex.split(line, posix=True)
+    except ValueError:
+        return line.split()
+
+
+def parse_tmpfiles(text: str, path: RelPath) -> Parsed:
+    refs: list[Reference] = []
+    problems: list[Problem] = []
+    for lineno, line in _logical_lines(text):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        loc = Location(path, lineno)
+        f = _fields(stripped)
+        if len(f) < 2:
+            problems.append(Problem(loc, "tmpfiles line needs at least a type and a path"))
+            continue
+        entry_path = f[1]
+        mode = f[2] if len(f) > 2 else "-"
+        user = f[3] if len(f) > 3 else "-"
+        group = f[4] if len(f) > 4 else "-"
+        detail = f"{f[0]} {entry_path} {mode} {user} {group}"
+        target_path = rel(entry_path) if entry_path.startswith("/") else None
+        for name, target in ((user, Target.USER), (group, Target.GROUP)):
+            name = name.lstrip(":")
+            if name in ("-", "") or name.isdigit():
+                continue
+            if not NAME_RE.match(name):
+                problems.append(Problem(loc, f"odd {target.value} name {name[:40]!r} in tmpfiles line"))
+                continue
+            refs.append(
+                Reference(name, target, RefKind.TMPFILES, Action.OWNS_PATH, loc, detail, target_path)
+            )
+    return refs, problems
+
+
+def parse_sysusers(text: str, path: RelPath) -> Parsed:
+    refs: list[Reference] = []
+    problems: list[Problem] = []
+    for lineno, line in _logical_lines(text):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        loc = Location(path, lineno)
+        f = _fields(stripped)
+        if len(f) < 2:
+            problems.append(Problem(loc, "sysusers line needs a type and a name"))
+            continue
+        kind, name = f[0].rstrip("!"), f[1]
+        if not NAME_RE.match(name) and kind != "r":
+            problems.append(Problem(loc, f"invalid name {name[:40]!r} in sysusers line"))
+            continue
+        ident = f[2] if len(f) > 2 else "-"
+        if kind == "u":
+            refs.append(
+                Reference(name, Target.USER, RefKind.SYSUSERS, Action.CREATES, loc, f"u {name} {ident}")
+            )
+            if ":" not in ident or ident.split(":", 1)[1] in ("", "-"):
+                refs.append(
+                    Reference(name, Target.GROUP, RefKind.SYSUSERS, Action.CREATES, loc, f"u {name} {ident}")
+                )
+            else:
+                grp = ident.split(":", 1)[1]
+                if not grp.isdigit() and NAME_RE.match(grp):
+                    refs.append(
+                        Reference(grp, Target.GROUP, RefKind.SYSUSERS, Action.MENTIONS, loc, f"u {name} {ident}")
+                    )
+        elif kind == "g":
+            refs.append(
+                Reference(name, Target.GROUP, RefKind.SYSUSERS, Action.CREATES, loc, f"g {name} {ident}")
+            )
+        elif kind == "m":
+            refs.append(Reference(name, Target.USER, RefKind.SYSUSERS, Action.MENTIONS, loc, f"m {name} {ident}"))
+            if NAME_RE.match(ident):
+                refs.append(
+                    Reference(ident, Target.GROUP, RefKind.SYSUSERS, Action.MENTIONS, loc, f"m {name} {ident}")
+                )
+        elif kind == "r":
+            continue
+        else:
+            problems.append(Problem(loc, f"unknown sysusers line type {kind[:10]!r}"))
+    return refs, problems
+
+
+# -- logrotate ------------------------------------------------------------------------------
+
+
+def parse_logrotate(text: str, path: RelPath) -> Parsed:
+    refs: list[Reference] = []
+    problems: list[Problem] = []
+    block_path: RelPath | None = None
+    depth = 0
+    in_script = False
+    for lineno, line in enumerate(text.split("\n"), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        loc = Location(path, lineno)
+        words = stripped.split()
+        first = words[0]
+        if in_script:
+            if first == "endscript":
+                in_script = False
+            continue
+        if first in ("postrotate", "prerotate", "firstaction", "lastaction", "preremove"):
+            in_script = True
+            continue
+        if stripped.endswith("{"):
+            depth += 1
+            names = stripped[:-1].split()
+            block_path = rel(names[0].strip('"')) if names and names[0].lstrip('"').startswith("/") else None
+            continue
+        if first == "}":
+            depth = max(0, depth - 1)
+            block_path = None
+            continue
+        if first == "su":
+            if len(words) != 3:
+                problems.append(Problem(loc, "su needs a user and a group"))
+                continue
+            for name, target in ((words[1], Target.USER), (words[2], Target.GROUP)):
+                if NAME_RE.match(name) and not name.isdigit():
+                    refs.append(
+                        Reference(name, target, RefKind.LOGROTATE, Action.RUNS_AS, loc, stripped, block_path)
+                    )
+        elif first in ("create", "createolddir"):
+            args = words[1:]
+            if args and re.match(r"^0?[0-7]{3,4}$", args[0]):
+                args = args[1:]
+            for name, target in zip(args[:2], (Target.USER, Target.GROUP), strict=False):
+                if NAME_RE.match(name) and not name.isdigit():
+                    refs.append(
+                        Reference(name, target, RefKind.LOGROTATE, Action.OWNS_PATH, loc, stripped, block_path)
+                    )
+    return refs, problems
+
+
+# -- D-Bus policy ---------------------------------------------------------------------------
+
+
+def parse_dbus_policy(data: bytes, path: RelPath) -> Parsed:
+    """user=/group= on <policy> and <allow>/<deny>; own= under a user policy."""
+    refs: list[Reference] = []
+    try:
+        root = parse_xml(data)
+    except UnsafeXML as exc:
+        return [], [Problem(Location(path, exc.line), f"D-Bus policy refused: {exc.reason}")]
+    for elem in root.iter():
+        line = elem.line
+        loc = Location(path, line)
+        if elem.tag == "policy":
+            owned = [
+                c.attrs.get("own") or c.attrs.get("own_prefix") or ""
+                for c in elem.children
+                if c.tag == "allow" and ("own" in c.attrs or "own_prefix" in c.attrs)
+            ]
+            for attr, target in (("user", Target.USER), ("group", Target.GROUP)):
+                name = elem.attrs.get(attr)
+                if not name or name == "*":
+                    continue
+                if owned:
+                    for bus_name in owned:
+                        refs.append(
+                            Reference(name, target, RefKind.DBUS, Action.OWNS_NAME, loc, f"may own {bus_name}")
+                        )
+                else:
+                    refs.append(Reference(name, target, RefKind.DBUS, Action.GRANTS, loc, f'<policy {attr}="{name}">'))
+        elif elem.tag in ("allow", "deny"):
+            for attr, target in (("user", Target.USER), ("group", Target.GROUP)):
+                name = elem.attrs.get(attr)
+                if name and name != "*":
+                    refs.append(
+                        Reference(name, target, RefKind.DBUS, Action.GRANTS, loc, f'<{elem.tag} {attr}="{name}">')
+                    )
+    return refs, []
+
+
+# -- polkit ---------------------------------------------------------------------------------
+
+_JS_STRING = re.compile(r"""(["'])((?:(?!\1)[^\\\n]|\\.)*)\1""")
+_UNIX_ID = re.compile(rf"unix-(user|group):({NAME})")
+
+
+def parse_polkit(text: str, path: RelPath, known: frozenset[str]) -> Parsed:
+    refs: list[Reference] = []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        stripped = line.strip()
+        if stripped.startswith(("//", "#")):
+            continue
+        loc = Location(path, lineno)
+        for m in _UNIX_ID.finditer(line):
+            target = Target.GROUP if m.group(1) == "group" else Target.USER
+            refs.append(Reference(m.group(2), target, RefKind.POLKIT, Action.GRANTS, loc, f"unix-{m.group(1)}"))
+        if _UNIX_ID.search(line):
+            continue
+        for m in _JS_STRING.finditer(line):
+            name = m.group(2)
+            if name in known:
+                target = Target.GROUP if "isInGroup" in line[: m.start()] else Target.USER
+                refs.append(Reference(name, target, RefKind.POLKIT, Action.GRANTS, loc, "polkit rule names it"))
+    return refs, []
+
+
+# -- dpkg -----------------------------------------------------------------------------------
+
+
+def parse_statoverride(text: str, path: RelPath) -> tuple[list[StatOverride], list[Problem]]:
+    out: list[StatOverride] = []
+    problems: list[Problem] = []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        loc = Location(path, lineno)
+        parts = line.split(" ", 3)
+        if len(parts) != 4:
+            problems.append(Problem(loc, "statoverride line needs USER GROUP MODE PATH"))
+            continue
+        user, group, mode, opath = parts
+        try:
+            out.append(StatOverride(user, group, int(mode, 8), rel(opath), loc))
+        except ValueError:
+            problems.append(Problem(loc, f"statoverride mode {mode[:10]!r} is not octal"))
+    return out, problems
+
+
+def parse_dpkg_status(text: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Installed packages: name -> (version, depends) (Depends and Pre-Depends, no versions)."""
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for stanza in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        key = ""
+        for line in stanza.split("\n"):
+            if line.startswith((" ", "\t")) and key:
+                fields[key] += " " + line.strip()
+                continue
+            k, sep, v = line.partition(":")
+            if sep:
+                key = k.strip()
+                fields[key] = v.strip()
+        name = fields.get("Package")
+        if not name or "installed" not in fields.get("Status", "").split()[-1:]:
+            continue
+        deps: list[str] = []
+        for dkey in ("Pre-Depends", "Depends"):
+            for alt in fields.get(dkey, "").split(","):
+                first = alt.split("|")[0].strip().split(" ")[0].split(":")[0]
+                if first:
+                    deps.append(first)
+        out[name] = (fields.get("Version", ""), tuple(dict.fromkeys(deps)))
+    return out
+
+
+_ASSIGN = re.compile(rf"^\s*(?:local\s+|readonly\s+|export\s+)?({NAME})=(\S*)\s*$")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+)(?::?-[^}]*)?\}|\$([A-Za-z_][A-Za-z0-9_]*|[0-9])")
+_FUNC = re.compile(rf"^\s*(?:function\s+)?({NAME})\s*\(\s*\)\s*\{{?\s*$")
+_ACCOUNT_TOOLS = {"adduser", "addgroup", "useradd", "groupadd"}
+_TRACKED = _ACCOUNT_TOOLS | {"systemd-sysusers", "chown", "chgrp", "dpkg-statoverride"}
+# options of adduser/useradd that take a value (so that the value is not taken as the name)
+_ADDUSER_VALUE_OPTS = {
+    "--home", "--shell", "--ingroup", "--gecos", "--uid", "--gid", "--firstuid", "--lastuid",
+    "--firstgid", "--lastgid", "--conf", "--add-extra-groups", "--comment", "--key",
+    "-d", "-s", "-g", "-G", "-c", "-u", "-k", "-K", "-e", "-f", "-p", "-b", "-R", "-P", "-Z",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptAction:
+    """One account-relevant command found in a maintainer script."""
+
+    tool: str
+    names: tuple[tuple[str, Target], ...]
+    path: str
+    location: Location
+    command: str
+    guarded_by_statoverride: bool
+    guarded_by_getent: bool
+
+
+def _expand(text: str, env: dict[str, str]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(2)
+        return env.get(name, m.group(0))
+
+    return _VAR.sub(sub, text)
+
+
+def _strip_quotes(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def scan_maintainer_script(text: str, path: RelPath) -> list[ScriptAction]:
+    """Account creation, chown and statoverride commands in a maintainer script.
+
+    A small shell reader, not a shell: it follows simple variable assignments, functions
+    called with literal arguments, and the `if` blocks that guard a command with
+    `dpkg-statoverride --list` or `getent`. Whatever it cannot resolve stays literal.
+    """
+    lines = _logical_lines(text)
+    functions: dict[str, list[tuple[int, str]]] = {}
+    body: list[tuple[int, str]] = []
+    i = 0
+    while i < len(lines):
+        lineno, line = lines[i]
+        m = _FUNC.match(line)
+        if m:
+            name = m.group(1)
+            depth = line.count("{") - line.count("}")
+            fbody: list[tuple[int, str]] = []
+            i += 1
+            if depth == 0 and i < len(lines) and lines[i][1].strip() == "{":
+                depth = 1
+                i += 1
+            while i < len(lines) and depth > 0:
+                ln, ltext = lines[i]
+                depth += ltext.count("{") - ltext.count("}")
+                if depth > 0:
+                    fbody.append((ln, ltext))
+                i += 1
+            functions[name] = fbody
+            continue
+        body.append((lineno, line))
+        i += 1
+    actions: list[ScriptAction] = []
+    _run_block(body, {"DPKG_ROOT": ""}, [], functions, path, actions, depth=0)
+    return actions
+
+
+def _run_block(
+    lines: list[tuple[int, str]],
+    env: dict[str, str],
+    guards: list[str],
+    functions: dict[str, list[tuple[int, str]]],
+    path: RelPath,
+    actions: list[ScriptAction],
+    depth: int,
+) -> None:
+    if depth > 8:
+        return
+    guards = list(guards)
+    for lineno, raw in lines:
+        line = raw.split(" #", 1)[0].strip() if not raw.strip().startswith("#") else ""
+        if not line:
+            continue
+        m = _ASSIGN.match(line)
+        if m:
+            env[m.group(1)] = _strip_quotes(_expand(m.group(2), env))
+            continue
+        if re.match(r"^(if|elif|while|until)\b", line):
+            guards.append(line)
+            if line.startswith("elif") and len(guards) > 1:
+                guards.pop(-2)
+        if re.match(r"^fi\b|^done\b", line) and guards:
+            guards.pop()
+            continue
+        for segment in re.split(r"\s*(?:;|&&|\|\||\|)\s*", line):
+            segment = re.sub(r"^(if|then|else|elif|do|!)\s+", "", segment.strip())
+            segment = re.sub(r"^(if|then|else|elif|do|!)\s+", "", segment.strip())
+            words = _split(_expand(segment, env))
+            if not words:
+                continue
+            cmd = words[0].rsplit("/", 1)[-1]
+            if cmd not in _TRACKED:
+                # wrappers such as `in_sysroot adduser ...`, `env X=1 useradd ...`, `chroot "$R" adduser`
+                for k, w in enumerate(words[1:4], 1):
+                    if w.rsplit("/", 1)[-1] in _TRACKED:
+                        words = words[k:]
+                        cmd = words[0].rsplit("/", 1)[-1]
+                        break
+            if cmd in functions:
+                fenv = dict(env)
+                for n, arg in enumerate(words[1:], 1):
+                    fenv[str(n)] = arg
+                _run_block(functions[cmd], fenv, guards, functions, path, actions, depth + 1)
+                continue
+            action = _account_command(cmd, words, Location(path, lineno), guards)
+            if action is not None:
+                actions.append(action)
+
+
+def _cmdline(words: list[str]) -> str:
+    kept: list[str] = []
+    for w in words:
+        if w.startswith((">", "2>", "<")) or w == "||":
+            break
+        kept.append(shlex.quote(w) if w and not re.match(r"^[\w./:=@%+,-]+$", w) else w)
+    line = " ".join(kept)
+    return line if len(line) <= 120 else line[:117] + "..."
+
+
+def _account_command(cmd: str, words: list[str], loc: Location, guards: list[str]) -> ScriptAction | None:
+    guard_text = " ".join(guards)
+    by_override = "dpkg-statoverride" in guard_text and "--list" in guard_text
+    by_getent = "getent" in guard_text or "id " in guard_text
+    if cmd in _ACCOUNT_TOOLS:
+        args: list[str] = []
+        system = False
+        group_too = False
+        skip = False
+        for w in words[1:]:
+            if skip:
+                skip = False
+                continue
+            if w in _ADDUSER_VALUE_OPTS:
+                skip = True
+                continue
+            if w.startswith("-"):
+                system = system or w in ("--system", "-r")
+                group_too = group_too or w == "--group"
+                continue
+            if w.startswith(">") or w in ("2>&1",):
+                break
+            args.append(w)
+        if not args or not NAME_RE.match(args[0]):
+            return None
+        names: list[tuple[str, Target]] = []
+        if cmd in ("addgroup", "groupadd"):
+            names.append((args[0], Target.GROUP))
+        elif cmd == "adduser" and len(args) == 2:
+            return None  # "adduser USER GROUP" adds a member, creates nothing
+        else:
+            names.append((args[0], Target.USER))
+            if group_too or cmd == "useradd":
+                names.append((args[0], Target.GROUP))
+        del system
+        return ScriptAction(cmd, tuple(names), "", loc, _cmdline(words), by_override, by_getent)
+    if cmd == "systemd-sysusers":
+        confs = [w for w in words[1:] if w.endswith(".conf")]
+        return ScriptAction(cmd, (), " ".join(confs), loc, _cmdline(words), by_override, by_getent)
+    if cmd in ("chown", "chgrp"):
+        ops = [w for w in words[1:] if not w.startswith("-")]
+        if len(ops) < 2:
+            return None
+        owner, targets = ops[0], ops[1:]
+        names2: list[tuple[str, Target]] = []
+        if cmd == "chgrp":
+            names2.append((owner, Target.GROUP))
+        else:
+            user, _, group = owner.partition(":")
+            if user:
+                names2.append((user, Target.USER))
+            if group:
+                names2.append((group, Target.GROUP))
+        names2 = [(n, t) for n, t in names2 if NAME_RE.match(n) and not n.isdigit()]
+        if not names2:
+            return None
+        return ScriptAction(cmd, tuple(names2), " ".join(targets), loc, _cmdline(words), by_override, by_getent)
+    if cmd == "dpkg-statoverride" and ("--add" in words):
+        ops = [w for w in words[1:] if not w.startswith("-")]
+        if len(ops) >= 4:
+            user, group, _mode, opath = ops[:4]
+            names3 = [(n, t) for n, t in ((user, Target.USER), (group, Target.GROUP)) if NAME_RE.match(n)]
+            return ScriptAction(
+                "dpkg-statoverride --add", tuple(names3), opath, loc, _cmdline(words), by_override, by_getent
+            )
+    return None
+
+
+# -- daemon configs (for units without User=) -----------------------------------------------
+
+_CONFIG_USER = re.compile(
+    rf"""^\s*(?:user|username|user_name|run_as_user|runas_user|runasuser|daemon_user|runas|
+        setuid|uid|owner|process_user|server_user|unix_user)\s*[=:\s]\s*["']?({NAME})["']?\s*;?\s*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_CONFIG_GROUP = re.compile(
+    rf"""^\s*(?:group|groupname|run_as_group|runas_group|daemon_group|setgid|gid|process_group|
+        server_group|unix_group)\s*[=:\s]\s*["']?({NAME})["']?\s*;?\s*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_CONFIG_OPTION = re.compile(rf"^\s*(-u|--user|-U|--uid|--runas)[=\s]\s*({NAME})\s*$")
+
+
+def scan_daemon_config(text: str, path: RelPath, known: frozenset[str], unit: str) -> list[Reference]:
+    """`user NAME`, `User=NAME`, `-u NAME` lines in a daemon's own configuration."""
+    refs: list[Reference] = []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", ";", "//")):
+            continue
+        loc = Location(path, lineno)
+        for regex, target in ((_CONFIG_USER, Target.USER), (_CONFIG_GROUP, Target.GROUP)):
+            m = regex.match(stripped)
+            if m and m.group(1) in known:
+                refs.append(
+                    Reference(
+                        m.group(1), target, RefKind.DAEMON_CONFIG, Action.SWITCHES_TO, loc,
+                        f"{stripped[:60]}", unit=unit, confidence="likely",
+                    )
+                )
+        m2 = _CONFIG_OPTION.match(stripped)
+        if m2 and m2.group(2) in known:
+            refs.append(
+                Reference(
+                    m2.group(2), Target.USER, RefKind.DAEMON_CONFIG, Action.SWITCHES_TO, loc,
+                    f"{stripped[:60]}", unit=unit, confidence="likely",
+                )
+            )
+    return refs
+
+
+def scan_wrapper_script(text: str, path: RelPath, known: frozenset[str], unit: str) -> list[Reference]:
+    """A script that ExecStart runs: user switches in its command lines."""
+    refs: list[Reference] = []
+    for lineno, line in _logical_lines(text):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        loc = Location(path, lineno)
+        for s in user_switches(_split(stripped), known):
+            refs.append(
+                Reference(
+                    s.name, s.target, RefKind.EXEC_ARGUMENT, Action.SWITCHES_TO, loc,
+                    f"wrapper script: {s.how} {s.name}", unit=unit, confidence="likely",
+                )
+            )
+    return refs
+
+
+def config_paths_in_script(text: str) -> list[str]:
+    """Absolute /etc paths a wrapper script mentions (configs it may read)."""
+    return sorted(set(re.findall(r"(/etc/[A-Za-z0-9_.+/-]+)", text)))
+
+
+# -- wiring ---------------------------------------------------------------------------------
+
+TMPFILES_DIRS = ("/etc/tmpfiles.d", "/run/tmpfiles.d", "/usr/local/lib/tmpfiles.d", "/usr/lib/tmpfiles.d", "/lib/tmpfiles.d")
+SYSUSERS_DIRS = ("/etc/sysusers.d", "/run/sysusers.d", "/usr/local/lib/sysusers.d", "/usr/lib/sysusers.d", "/lib/sysusers.d")
+DBUS_DIRS = (
+    "/etc/dbus-1/system.d",
+    "/usr/share/dbus-1/system.d",
+    "/usr/local/share/dbus-1/system.d",
+)
+POLKIT_DIRS = ("/etc/polkit-1/rules.d", "/usr/share/polkit-1/rules.d", "/usr/local/share/polkit-1/rules.d")
+PKLA_DIRS = ("/etc/polkit-1/localauthority", "/var/lib/polkit-1/localauthority")
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDir:
+    """A configuration directory with systemd-style precedence: the first same-named file wins."""
+
+    winners: tuple[RelPath, ...]
+    masked: tuple[RelPath, ...]  # names masked by a /dev/null symlink or an empty file
+
+
+def overlay_dir(fs: RootFS, dirs: Iterable[str], suffix: str, problems: list[Problem]) -> ConfigDir:
+    chosen: dict[str, RelPath] = {}
+    seen_real: set[str] = set()
+    for d in dirs:
+        try:
+            real = fs.resolve(d)
+            if real in seen_real or not fs.is_dir(real):
+                continue
+            seen_real.add(real)
+            names = fs.listdir(d)
+        except RootError as exc:
+            problems.append(Problem(Location(RelPath(d)), exc.reason))
+            continue
+        for name in names:
+            if name.endswith(suffix) and name not in chosen:
+                chosen[name] = RelPath(f"{d}/{name}")
+    winners: list[RelPath] = []
+    masked: list[RelPath] = []
+    for name in sorted(chosen):
+        p = chosen[name]
+        try:
+            info = fs.lstat(p)
+            real_p = fs.resolve(p)
+        except RootError as exc:
+            problems.append(Problem(Location(p), exc.reason))
+            continue
+        if info is None:
+            continue
+        if real_p == "/dev/null" or (info.link_target == "/dev/null"):
+            masked.append(p)
+            continue
+        target = fs.lstat(real_p)
+        if target is not None and target.kind.value == "file" and target.size == 0:
+            masked.append(p)
+            continue
+        winners.append(p)
+    return ConfigDir(tuple(winners), tuple(masked))
+
+
+def files_recursive(fs: RootFS, directory: str, suffix: str, problems: list[Problem], depth: int = 0) -> list[RelPath]:
+    out: list[RelPath] = []
+    if depth > 6 or not fs.is_dir(directory):
+        return out
+    try:
+        names = fs.listdir(directory)
+    except RootError as exc:
+        problems.append(Problem(Location(RelPath(directory)), exc.reason))
+        return out
+    for name in names:
+        p = RelPath(f"{directory.rstrip('/')}/{name}")
+        try:
+            info = fs.lstat(p)
+        except RootError as exc:
+            problems.append(Problem(Location(p), exc.reason))
+            continue
+        if info is None:
+            continue
+        if info.kind.value == "dir":
+            out += files_recursive(fs, p, suffix, problems, depth + 1)
+        elif name.endswith(suffix):
+            out.append(p)
+    return out

@@ -1,0 +1,338 @@
+"""Read-only, confined access to a root directory (a live "/", a mounted image, a sample).
+
+Every path is resolved the way the scanned system itself would resolve it: an absolute symlink
+target means ROOT/target, and ".." never climbs above ROOT (the semantics of chroot, or of
+openat2's RESOLVE_IN_ROOT). Nothing here writes, and files are opened with O_NOFOLLOW and
+O_NONBLOCK after an lstat shows a regular file, so a FIFO or device where a config file is
+expected is reported, never opened, and never blocks.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as st
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dynmigrate.model.common import RelPath
+from dynmigrate.model.files import FileKind, PathInfo
+
+MAX_SYMLINKS = 40  # what the Linux kernel allows (ELOOP beyond)
+DEFAULT_READ_LIMIT = 4 * 1024 * 1024  # config files bigger than this are refused, not read
+
+
+class RootError(Exception):
+    """A path could not be read. The message names the path; never raised out of collect."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def rel(path: str) -> RelPath:
+    """Normalise a path written inside the scanned system to a root-relative "/a/b" string.
+
+    Purely lexical: "." and empty components vanish, ".." pops but never above the root.
+    """
+    parts: list[str] = []
+    for comp in path.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(comp)
+    return RelPath("/" + "/".join(parts))
+
+
+def parent_of(path: RelPath) -> RelPath:
+    if path == "/":
+        return path
+    head = path.rsplit("/", 1)[0]
+    return RelPath(head or "/")
+
+
+def is_under(path: str, prefix: str) -> bool:
+    """True if path equals prefix or lies below it (both root-relative)."""
+    if prefix == "/":
+        return True
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    uid: int
+    gid: int
+    mode: int
+    kind: FileKind | None  # only for entries git cannot store (sockets, FIFOs, devices)
+
+
+class OwnershipManifest:
+    """An overlay of ownership for trees stored in git (which keeps no owners).
+
+    Format (tab separated, "#" comments): PATH UID GID MODE [KIND]. PATH is root-relative,
+    MODE octal (may include setuid/setgid/sticky bits), KIND one of s p c b for entries that
+    exist only in the manifest. Every path not listed is owned by 0:0 with its on-disk mode.
+    """
+
+    def __init__(self, entries: dict[RelPath, ManifestEntry], source: str = "") -> None:
+        self.entries = entries
+        self.source = source
+        children: dict[RelPath, set[str]] = {}
+        for path, entry in entries.items():
+            if entry.kind is not None:
+                children.setdefault(parent_of(path), set()).add(path.rsplit("/", 1)[1])
+        self.virtual_children = children
+
+    @classmethod
+    def parse(cls, text: str, source: str = "ownership.tsv") -> OwnershipManifest:
+        entries: dict[RelPath, ManifestEntry] = {}
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            fields = line.split("\t")
+            if len(fields) not in (4, 5):
+                raise ValueError(f"{source}:{lineno}: expected PATH UID GID MODE [KIND]")
+            path, uid, gid, mode = fields[:4]
+            kind = FileKind.from_letter(fields[4]) if len(fields) == 5 and fields[4] else None
+            try:
+                entries[rel(path)] = ManifestEntry(int(uid), int(gid), int(mode, 8), kind)
+            except ValueError as exc:
+                raise ValueError(f"{source}:{lineno}: {exc}") from None
+        return cls(entries, source)
+
+    @classmethod
+    def load(cls, path: str | Path) -> OwnershipManifest:
+        return cls.parse(Path(path).read_text(encoding="utf-8"), str(path))
+
+
+class RootFS:
+    """Confined, read-only view of ROOT."""
+
+    def __init__(self, root: str | Path, manifest: OwnershipManifest | None = None) -> None:
+        real = os.path.realpath(os.fspath(root))
+        if not os.path.isdir(real):
+            raise RootError(os.fspath(root), "not a directory")
+        self.root = real
+        self.manifest = manifest
+        self.root_dev = os.lstat(real).st_dev
+
+    # -- path handling -------------------------------------------------------------------
+
+    def host_path(self, path: RelPath) -> str:
+        """The path on the scanning machine for a root-relative path (no resolution)."""
+        if path == "/":
+            return self.root
+        return os.path.join(self.root, path.lstrip("/"))
+
+    def _lstat_raw(self, path: RelPath) -> os.stat_result | None:
+        try:
+            return os.lstat(self.host_path(path))
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                raise RootError(path, "path too long") from None
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                raise RootError(path, "permission denied") from None
+            raise RootError(path, exc.strerror or str(exc)) from None
+
+    def resolve(self, path: str, *, follow_last: bool = True) -> RelPath:
+        """Resolve symlinks inside ROOT. Returns the root-relative real path.
+
+        Missing components are allowed at the end (the result is then lexical for the rest).
+        Raises RootError for symlink loops.
+        """
+        pending = [c for c in path.split("/") if c not in ("", ".")]
+        pending.reverse()
+        done: list[str] = []
+        hops = 0
+        while pending:
+            comp = pending.pop()
+            if comp == "..":
+                if done:
+                    done.pop()
+                continue
+            candidate = RelPath("/" + "/".join([*done, comp]))
+            if not pending and not follow_last:
+                done.append(comp)
+                break
+            info = self._lstat_raw(candidate)
+            if info is None:
+                # the rest does not exist: finish lexically
+                done.append(comp)
+                for rest in reversed(pending):
+                    if rest == "..":
+                        if done:
+                            done.pop()
+                    elif rest not in ("", "."):
+                        done.append(rest)
+                break
+            if st.S_ISLNK(info.st_mode):
+                hops += 1
+                if hops > MAX_SYMLINKS:
+                    raise RootError(path, "too many levels of symbolic links")
+                try:
+                    target = os.readlink(self.host_path(candidate))
+                except OSError as exc:
+                    raise RootError(candidate, exc.strerror or str(exc)) from None
+                if target.startswith("/"):
+                    done = []
+                parts = [c for c in target.split("/") if c not in ("", ".")]
+                pending.extend(reversed(parts))
+                continue
+            done.append(comp)
+        return RelPath("/" + "/".join(done))
+
+    # -- metadata ------------------------------------------------------------------------
+
+    def _info_from_stat(self, path: RelPath, s: os.stat_result) -> PathInfo:
+        kind = FileKind.from_mode(s.st_mode)
+        uid, gid, mode = s.st_uid, s.st_gid, st.S_IMODE(s.st_mode)
+        if self.manifest is not None:
+            entry = self.manifest.entries.get(path)
+            if entry is None:
+                uid, gid = 0, 0
+            else:
+                uid, gid, mode = entry.uid, entry.gid, entry.mode
+                if entry.kind is not None:
+                    kind = entry.kind
+        link = ""
+        if kind is FileKind.SYMLINK:
+            try:
+                link = os.readlink(self.host_path(path))
+            except OSError:
+                link = ""
+        return PathInfo(
+            path=path,
+            kind=kind,
+            uid=uid,
+            gid=gid,
+            mode=mode,
+            size=s.st_size if kind is FileKind.FILE else 0,
+            mountpoint=s.st_dev != self.root_dev and kind is FileKind.DIR,
+            link_target=link,
+        )
+
+    def _virtual(self, path: RelPath) -> PathInfo | None:
+        if self.manifest is None:
+            return None
+        entry = self.manifest.entries.get(path)
+        if entry is None or entry.kind is None:
+            return None
+        return PathInfo(path, entry.kind, entry.uid, entry.gid, entry.mode)
+
+    def lstat(self, path: RelPath) -> PathInfo | None:
+        """The entry itself (a symlink is not followed). None if it does not exist."""
+        s = self._lstat_raw(path)
+        if s is None:
+            return self._virtual(path)
+        return self._info_from_stat(path, s)
+
+    def stat(self, path: str) -> PathInfo | None:
+        """Follow symlinks inside ROOT; the PathInfo carries the resolved path."""
+        real = self.resolve(path)
+        return self.lstat(real)
+
+    def exists(self, path: str) -> bool:
+        try:
+            return self.stat(path) is not None
+        except RootError:
+            return False
+
+    def is_dir(self, path: str) -> bool:
+        try:
+            info = self.stat(path)
+        except RootError:
+            return False
+        return info is not None and info.kind is FileKind.DIR
+
+    def readlink(self, path: RelPath) -> str:
+        try:
+            return os.readlink(self.host_path(path))
+        except OSError as exc:
+            raise RootError(path, exc.strerror or str(exc)) from None
+
+    # -- contents --------------------------------------------------------------------------
+
+    def listdir(self, path: str) -> list[str]:
+        """Sorted entry names of a directory (following symlinks inside ROOT)."""
+        real = self.resolve(path)
+        names: set[str] = set()
+        try:
+            with os.scandir(self.host_path(real)) as it:
+                names.update(entry.name for entry in it)
+        except FileNotFoundError:
+            raise RootError(real, "no such directory") from None
+        except NotADirectoryError:
+            raise RootError(real, "not a directory") from None
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                raise RootError(real, "permission denied") from None
+            raise RootError(real, exc.strerror or str(exc)) from None
+        if self.manifest is not None:
+            names.update(self.manifest.virtual_children.get(real, ()))
+        return sorted(names)
+
+    def read_bytes(self, path: str, limit: int = DEFAULT_READ_LIMIT) -> bytes:
+        """Contents of a regular file inside ROOT, refusing anything else."""
+        real = self.resolve(path)
+        info = self.lstat(real)
+        if info is None:
+            raise RootError(real, "no such file")
+        if info.kind is not FileKind.FILE:
+            raise RootError(real, f"not a regular file ({info.kind.value}), not opened")
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        try:
+            fd = os.open(self.host_path(real), flags)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                raise RootError(real, "permission denied") from None
+            if exc.errno == errno.ELOOP:
+                raise RootError(real, "changed into a symlink while reading, not followed") from None
+            raise RootError(real, exc.strerror or str(exc)) from None
+        try:
+            fst = os.fstat(fd)
+            if not st.S_ISREG(fst.st_mode):
+                raise RootError(real, "not a regular file, not read")
+            if fst.st_size > limit:
+                raise RootError(real, f"file too large ({fst.st_size} bytes, limit {limit})")
+            chunks: list[bytes] = []
+            total = 0
+            while True:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > limit:
+                    raise RootError(real, f"file too large (over {limit} bytes)")
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except OSError as exc:
+            raise RootError(real, exc.strerror or str(exc)) from None
+        finally:
+            os.close(fd)
+
+    def read_text(self, path: str, limit: int = DEFAULT_READ_LIMIT) -> str:
+        """UTF-8 text; undecodable bytes are kept with surrogateescape."""
+        return self.read_bytes(path, limit).decode("utf-8", "surrogateescape")
+
+    def files_in(self, directory: str, suffix: str = "") -> Iterator[RelPath]:
+        """Regular files (after following symlinks) directly in a directory, sorted by name.
+
+        Missing directories yield nothing. Errors inside are raised for the caller to record.
+        """
+        real = self.resolve(directory)
+        info = self.lstat(real)
+        if info is None or info.kind is not FileKind.DIR:
+            return
+        for name in self.listdir(real):
+            if suffix and not name.endswith(suffix):
+                continue
+            yield RelPath(f"{real.rstrip('/')}/{name}")

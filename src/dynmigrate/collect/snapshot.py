@@ -1,0 +1,680 @@
+"""collect(root) -> Snapshot: read everything once, in one place."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import shlex
+from collections.abc import Callable
+from typing import Protocol
+
+from dynmigrate.collect import references as R
+from dynmigrate.collect.accounts import read_accounts
+from dynmigrate.collect.ownership import walk_ownership
+from dynmigrate.collect.rootfs import OwnershipManifest, RootError, RootFS, is_under, parent_of, rel
+from dynmigrate.collect.units import load_units
+from dynmigrate.model.accounts import AccountData
+from dynmigrate.model.common import Location, RelPath
+from dynmigrate.model.files import FileKind
+from dynmigrate.model.findings import Problem
+from dynmigrate.model.references import Action, Package, RefKind, Reference, StatOverride, Target
+from dynmigrate.model.files import PathInfo
+from dynmigrate.model.snapshot import HostInfo, PathFact, Policy, RetiredId, SecretHint, Snapshot
+from dynmigrate.model.units import DIRECTORY_BASES, DIRECTORY_KEYS, EXEC_KEYS, Unit
+
+POLICY_PATH = "/etc/dynmigrate.ini"
+LEDGER_PATH = "/var/lib/dynmigrate/retired-ids"
+SCRIPT_LIMIT = 512 * 1024
+EXEC_PREFIX = re.compile(r"^[@\-:+!|]+")
+
+
+class Events(Protocol):
+    """How collect reports progress; the CLI draws it, tests ignore it."""
+
+    def stage(self, name: str) -> None: ...
+
+    def walk_progress(self, entries: int, current: str) -> None: ...
+
+
+class NoEvents:
+    def stage(self, name: str) -> None:
+        return None
+
+    def walk_progress(self, entries: int, current: str) -> None:
+        return None
+
+
+def exec_argv(value: str) -> list[str]:
+    """The argv of an Exec*= value, without systemd's prefixes (@-:+!|)."""
+    stripped = EXEC_PREFIX.sub("", value.strip())
+    try:
+        argv = shlex.split(stripped)
+    except ValueError:
+        argv = stripped.split()
+    return argv
+
+
+def exec_prefix(value: str) -> str:
+    m = EXEC_PREFIX.match(value.strip())
+    return m.group(0) if m else ""
+
+
+# -- site policy (the one place configparser is the right tool) -----------------------------
+
+
+def parse_policy(text: str, source: str) -> tuple[Policy, list[Problem]]:
+    """dynmigrate.ini: plain INI written by admins for dynmigrate, so configparser fits.
+
+    [never]
+    accounts = postgres backup
+    units = legacy.service
+    [walk]
+    skip = /srv/huge /var/lib/docker
+    [probes]
+    redis-server.service = redis-cli ping
+    """
+    problems: list[Problem] = []
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        parser.read_string(text, source=source)
+    except configparser.Error as exc:
+        line = getattr(exc, "lineno", 0) or 0
+        msg = str(exc).splitlines()[0]
+        return Policy(source=source), [Problem(Location(RelPath(source), int(line)), f"policy file: {msg}")]
+
+    def words(section: str, key: str) -> tuple[str, ...]:
+        raw = parser.get(section, key, fallback="")
+        return tuple(w for w in re.split(r"[\s,]+", raw) if w)
+
+    known = {"never": {"accounts", "units"}, "walk": {"skip"}, "probes": None}
+    for section in parser.sections():
+        if section not in known:
+            problems.append(Problem(Location(RelPath(source)), f"policy file: unknown section [{section}]"))
+            continue
+        allowed = known[section]
+        if allowed is None:
+            continue
+        for key in parser.options(section):
+            if key not in allowed:
+                problems.append(Problem(Location(RelPath(source)), f"policy file: unknown key {key} in [{section}]"))
+    probes = tuple(sorted(parser.items("probes"))) if parser.has_section("probes") else ()
+    return (
+        Policy(
+            never_accounts=words("never", "accounts"),
+            never_units=words("never", "units"),
+            skip_paths=tuple(str(rel(p)) for p in words("walk", "skip")),
+            probes=probes,
+            source=source,
+        ),
+        problems,
+    )
+
+
+# -- references -----------------------------------------------------------------------------
+
+
+def _read(fs: RootFS, path: str, problems: list[Problem], limit: int = R.CONFIG_LIMIT) -> str | None:
+    try:
+        return fs.read_text(path, limit)
+    except RootError as exc:
+        problems.append(Problem(Location(RelPath(path)), exc.reason))
+        return None
+
+
+def _each(
+    fs: RootFS,
+    paths: list[RelPath],
+    parse: Callable[[str, RelPath], tuple[list[Reference], list[Problem]]],
+    refs: list[Reference],
+    problems: list[Problem],
+) -> None:
+    for p in paths:
+        text = _read(fs, p, problems)
+        if text is None:
+            continue
+        found, probs = parse(text, p)
+        refs += found
+        problems += probs
+
+
+def _optional_file(fs: RootFS, path: str) -> list[RelPath]:
+    try:
+        info = fs.stat(path)
+    except RootError:
+        return [RelPath(path)]  # let the reader report the loop
+    return [RelPath(path)] if info is not None else []
+
+
+def _dir_files(fs: RootFS, directory: str, problems: list[Problem], suffix: str = "") -> list[RelPath]:
+    out: list[RelPath] = []
+    try:
+        for p in fs.files_in(directory, suffix):
+            name = p.rsplit("/", 1)[-1]
+            if name.startswith(".") or name.endswith(("~", ".dpkg-old", ".dpkg-dist", ".dpkg-new", ".ucf-dist")):
+                continue
+            info = fs.stat(p)
+            if info is not None and info.kind is FileKind.FILE:
+                out.append(p)
+            elif info is not None and info.kind is not FileKind.DIR:
+                problems.append(Problem(Location(p), f"{info.kind.value} where a file was expected: not read"))
+    except RootError as exc:
+        problems.append(Problem(Location(RelPath(directory)), exc.reason))
+    return out
+
+
+def read_references(
+    fs: RootFS, accounts: AccountData, units: tuple[Unit, ...], problems: list[Problem]
+) -> list[Reference]:
+    known = frozenset({a.name for a in accounts.accounts} | {g.name for g in accounts.groups})
+    refs: list[Reference] = []
+
+    # cron
+    _each(fs, _optional_file(fs, "/etc/crontab"), lambda t, p: R.parse_crontab(t, p, known), refs, problems)
+    _each(fs, _dir_files(fs, "/etc/cron.d", problems), lambda t, p: R.parse_crontab(t, p, known), refs, problems)
+    for spool in ("/var/spool/cron/crontabs", "/var/spool/cron"):
+        for p in _dir_files(fs, spool, problems):
+            owner = p.rsplit("/", 1)[-1]
+            _each(fs, [p], lambda t, q, o=owner: R.parse_crontab(t, q, known, owner=o), refs, problems)
+
+    # sudoers
+    _each(fs, _optional_file(fs, "/etc/sudoers"), lambda t, p: R.parse_sudoers(t, p, known), refs, problems)
+    _each(fs, _dir_files(fs, "/etc/sudoers.d", problems), lambda t, p: R.parse_sudoers(t, p, known), refs, problems)
+
+    # tmpfiles.d and sysusers.d, with /etc > /run > /usr/lib precedence
+    tmp = R.overlay_dir(fs, R.TMPFILES_DIRS, ".conf", problems)
+    _each(fs, list(tmp.winners), R.parse_tmpfiles, refs, problems)
+    sysu = R.overlay_dir(fs, R.SYSUSERS_DIRS, ".conf", problems)
+    _each(fs, list(sysu.winners), R.parse_sysusers, refs, problems)
+
+    # logrotate
+    _each(fs, _optional_file(fs, "/etc/logrotate.conf"), R.parse_logrotate, refs, problems)
+    _each(fs, _dir_files(fs, "/etc/logrotate.d", problems), R.parse_logrotate, refs, problems)
+
+    # D-Bus system policies
+    for d in R.DBUS_DIRS:
+        for p in _dir_files(fs, d, problems, ".conf"):
+            try:
+                data = fs.read_bytes(p, R.CONFIG_LIMIT)
+            except RootError as exc:
+                problems.append(Problem(Location(p), exc.reason))
+                continue
+            found, probs = R.parse_dbus_policy(data, p)
+            refs += found
+            problems += probs
+
+    # polkit
+    for d in R.POLKIT_DIRS:
+        _each(fs, _dir_files(fs, d, problems, ".rules"), lambda t, p: R.parse_polkit(t, p, known), refs, problems)
+    for d in R.PKLA_DIRS:
+        _each(fs, R.files_recursive(fs, d, ".pkla", problems), lambda t, p: R.parse_polkit(t, p, known), refs, problems)
+
+    # ssh keys in the home of system accounts
+    for acc in accounts.accounts:
+        if not accounts.system_range.is_system_uid(acc.uid) or not acc.home.startswith("/"):
+            continue
+        for keyfile in (".ssh/authorized_keys", ".ssh/authorized_keys2"):
+            p = RelPath(f"{rel(acc.home).rstrip('/')}/{keyfile}")
+            try:
+                info = fs.stat(p)
+            except RootError as exc:
+                problems.append(Problem(Location(p), exc.reason))
+                continue
+            if info is None or info.kind is not FileKind.FILE or info.size == 0:
+                continue
+            text = _read(fs, p, problems)
+            keys = sum(1 for line in (text or "").split("\n") if line.strip() and not line.startswith("#"))
+            if keys:
+                refs.append(
+                    Reference(acc.name, Target.USER, RefKind.SSH_KEYS, Action.LOGIN, Location(p), f"{keys} key(s)")
+                )
+
+    # SocketUser=/SocketGroup= in socket units
+    for unit in units:
+        if unit.type != "socket":
+            continue
+        for key, target in (("SocketUser", Target.USER), ("SocketGroup", Target.GROUP)):
+            d = unit.value("Socket", key)
+            if d is not None:
+                refs.append(
+                    Reference(d.value, target, RefKind.SOCKET, Action.SOCKET, d.location, f"{key}={d.value}", unit=unit.name)
+                )
+    return refs
+
+
+# -- packages -------------------------------------------------------------------------------
+
+DPKG_INFO = "/var/lib/dpkg/info"
+INTERESTING = (
+    "/lib/systemd/system/",
+    "/usr/lib/systemd/system/",
+    "/etc/init.d/",
+    "/usr/lib/sysusers.d/",
+    "/usr/lib/tmpfiles.d/",
+    "/etc/",
+    "/var/",
+    "/usr/share/dbus-1/system.d/",
+)
+
+
+def read_packages(
+    fs: RootFS, accounts: AccountData, interesting_paths: set[str], problems: list[Problem]
+) -> tuple[list[Package], list[Reference], list[StatOverride]]:
+    refs: list[Reference] = []
+    overrides: list[StatOverride] = []
+    text = None
+    if fs.exists("/var/lib/dpkg/statoverride"):
+        text = _read(fs, "/var/lib/dpkg/statoverride", problems)
+    if text is not None:
+        overrides, probs = R.parse_statoverride(text, RelPath("/var/lib/dpkg/statoverride"))
+        problems += probs
+        for o in overrides:
+            for name, target in ((o.user, Target.USER), (o.group, Target.GROUP)):
+                if not name.startswith("#") and name != "root":
+                    refs.append(
+                        Reference(
+                            name, target, RefKind.STATOVERRIDE, Action.OWNS_PATH, o.location,
+                            f"{o.user} {o.group} {o.mode:o} {o.path}", o.path,
+                        )
+                    )
+    status: dict[str, tuple[str, tuple[str, ...]]] = {}
+    if fs.exists("/var/lib/dpkg/status"):
+        stext = _read(fs, "/var/lib/dpkg/status", problems, limit=64 * 1024 * 1024)
+        if stext is not None:
+            status = R.parse_dpkg_status(stext)
+    if not fs.is_dir(DPKG_INFO):
+        return [], refs, overrides
+    try:
+        names = fs.listdir(DPKG_INFO)
+    except RootError as exc:
+        problems.append(Problem(Location(RelPath(DPKG_INFO)), exc.reason))
+        return [], refs, overrides
+    files: dict[str, list[RelPath]] = {}
+    scripts: dict[str, list[RelPath]] = {}
+    sysusers_confs: dict[str, list[RelPath]] = {}
+    for name in names:
+        stem, dot, ext = name.rpartition(".")
+        if not dot:
+            continue
+        pkg = stem.split(":", 1)[0]
+        path = RelPath(f"{DPKG_INFO}/{name}")
+        if ext == "list":
+            ltext = _read(fs, path, problems, limit=32 * 1024 * 1024)
+            if ltext is None:
+                continue
+            keep = []
+            for line in ltext.split("\n"):
+                if line in interesting_paths or (line.startswith(INTERESTING) and line.count("/") <= 5):
+                    keep.append(RelPath(line))
+                if "/sysusers.d/" in line and line.endswith(".conf"):
+                    sysusers_confs.setdefault(line.rsplit("/", 1)[-1], []).append(RelPath(line))
+            files[pkg] = keep
+        elif ext in ("postinst", "preinst", "config"):
+            scripts.setdefault(pkg, []).append(path)
+    # sysusers declarations by file name, for "systemd-sysusers foo.conf" in scripts
+    sysusers_by_conf: dict[str, list[Reference]] = {}
+    for d in R.SYSUSERS_DIRS:
+        for p in _dir_files(fs, d, [], ".conf"):
+            t = _read(fs, p, [])
+            if t:
+                sysusers_by_conf.setdefault(p.rsplit("/", 1)[-1], R.parse_sysusers(t, p)[0])
+    packages: list[Package] = []
+    for pkg in sorted(set(files) | set(scripts) | set(status)):
+        version, depends = status.get(pkg, ("", ()))
+        packages.append(Package(pkg, depends, tuple(files.get(pkg, ())), tuple(sorted(scripts.get(pkg, ()))), version))
+        for spath in sorted(scripts.get(pkg, ())):
+            stext = _read(fs, spath, problems, limit=SCRIPT_LIMIT)
+            if stext is None:
+                continue
+            for act in R.scan_maintainer_script(stext, spath):
+                guard = " (skipped while the name resolves: guarded by getent)" if act.guarded_by_getent else ""
+                if act.tool == "systemd-sysusers":
+                    confs = act.path.split() or [f"{pkg}.conf"]
+                    for conf in confs:
+                        for sref in sysusers_by_conf.get(conf.rsplit("/", 1)[-1], []):
+                            if sref.action is Action.CREATES:
+                                refs.append(
+                                    Reference(
+                                        sref.name, sref.target, RefKind.PACKAGE_SCRIPT, Action.CREATES,
+                                        act.location, f"systemd-sysusers {conf} ({sref.detail})",
+                                        package=pkg,
+                                    )
+                                )
+                    continue
+                if act.tool in ("adduser", "addgroup", "useradd", "groupadd"):
+                    action = Action.CREATES
+                elif act.tool.startswith("dpkg-statoverride"):
+                    action = Action.OWNS_PATH
+                else:
+                    action = Action.CHOWNS
+                for nm, target in act.names:
+                    refs.append(
+                        Reference(
+                            nm, target, RefKind.PACKAGE_SCRIPT, action, act.location,
+                            act.command + guard,
+                            rel(act.path.split()[0]) if act.path.startswith("/") else None,
+                            guarded=act.guarded_by_statoverride,
+                            package=pkg,
+                        )
+                    )
+    return packages, refs, overrides
+
+
+# -- links from units to accounts (units without User=) -------------------------------------
+
+
+def read_exec_links(
+    fs: RootFS, accounts: AccountData, units: tuple[Unit, ...], problems: list[Problem]
+) -> list[Reference]:
+    known = frozenset({a.name for a in accounts.accounts} | {g.name for g in accounts.groups})
+    refs: list[Reference] = []
+    read_configs: set[tuple[str, str]] = set()
+
+    def config(path: str, unit: str) -> None:
+        if (path, unit) in read_configs:
+            return
+        read_configs.add((path, unit))
+        try:
+            info = fs.stat(path)
+        except RootError:
+            return
+        if info is None or info.kind is not FileKind.FILE or info.size > R.CONFIG_LIMIT:
+            return
+        text = _read(fs, path, problems)
+        if text is not None and "\x00" not in text:
+            refs.extend(R.scan_daemon_config(text, RelPath(path), known, unit))
+
+    for unit in units:
+        if unit.type != "service":
+            continue
+        for key in EXEC_KEYS:
+            for d in unit.values("Service", key):
+                argv = exec_argv(d.value)
+                if not argv:
+                    continue
+                for s in R.user_switches(argv, known):
+                    refs.append(
+                        Reference(
+                            s.name, s.target, RefKind.EXEC_ARGUMENT, Action.SWITCHES_TO, d.location,
+                            f"{key}: {s.how} {s.name}", unit=unit.name, confidence="certain",
+                        )
+                    )
+                prog = argv[0]
+                for arg in argv[1:]:
+                    for piece in arg.split("="):
+                        if piece.startswith("/etc/"):
+                            config(piece, unit.name)
+                if not prog.startswith("/"):
+                    continue
+                base = prog.rsplit("/", 1)[-1]
+                for conv in (f"/etc/{base}/{base}.conf", f"/etc/{base}.conf", f"/etc/{unit.prefix}/{unit.prefix}.conf"):
+                    config(conv, unit.name)
+                try:
+                    info = fs.stat(prog)
+                except RootError:
+                    continue
+                if info is None or info.kind is not FileKind.FILE or info.size > R.CONFIG_LIMIT:
+                    continue
+                try:
+                    head = fs.read_bytes(prog, R.CONFIG_LIMIT)
+                except RootError:
+                    continue
+                if not head.startswith(b"#!") or b"\x00" in head:
+                    continue
+                text = head.decode("utf-8", "surrogateescape")
+                refs.extend(R.scan_wrapper_script(text, RelPath(prog), known, unit.name))
+                for cpath in R.config_paths_in_script(text)[:20]:
+                    config(cpath, unit.name)
+    return refs
+
+
+# -- paths of interest ----------------------------------------------------------------------
+
+
+def interesting_paths(accounts: AccountData, units: tuple[Unit, ...]) -> set[str]:
+    out: set[str] = {"/var/lib/private", "/var/cache/private", "/var/log/private", "/run/private"}
+    for unit in units:
+        if unit.type != "service":
+            continue
+        names = {unit.prefix}
+        for key in DIRECTORY_KEYS:
+            for word, _ in unit.words("Service", key):
+                name = word.split(":", 1)[0]
+                if name and not name.startswith("/") and ".." not in name.split("/"):
+                    out.add(f"{DIRECTORY_BASES[key]}/{name}")
+        for key in ("ReadWritePaths", "ReadWriteDirectories", "WorkingDirectory", "PIDFile", "RootDirectory"):
+            for d in unit.values("Service", key):
+                for word in d.value.split():
+                    w = word.lstrip("-+~!")
+                    if w.startswith("/"):
+                        out.add(str(rel(w)))
+                        if key == "PIDFile":
+                            out.add(str(parent_of(rel(w))))
+        for key in EXEC_KEYS:
+            for d in unit.values("Service", key):
+                argv = exec_argv(d.value)
+                if argv and argv[0].startswith("/"):
+                    out.add(str(rel(argv[0])))
+        for name in names:
+            for base in DIRECTORY_BASES.values():
+                out.add(f"{base}/{name}")
+            out.add(f"/var/run/{name}")
+    for acc in accounts.accounts:
+        if acc.uid == 0:
+            continue
+        if acc.home.startswith("/"):
+            out.add(str(rel(acc.home)))
+        for base in (*DIRECTORY_BASES.values(), "/var/run"):
+            out.add(f"{base}/{acc.name}")
+    return out
+
+
+def path_fact(fs: RootFS, path: str, problems: list[Problem]) -> PathFact | None:
+    p = rel(path)
+    try:
+        info = fs.lstat(p)
+        resolved = fs.resolve(p)
+        target = fs.lstat(resolved) if resolved != p else info
+    except RootError as exc:
+        problems.append(Problem(Location(p), exc.reason))
+        return None
+    entries = 0
+    foreign = False
+    if target is not None and target.kind is FileKind.DIR:
+        try:
+            entries = min(len(fs.listdir(resolved)), 1000)
+        except RootError:
+            entries = 0
+        foreign = target.mountpoint
+        parent = fs.lstat(parent_of(resolved))
+        if parent is not None and not parent.mountpoint and target.mountpoint:
+            foreign = True
+    return PathFact(p, info, resolved, target, entries, foreign)
+
+
+# -- host -----------------------------------------------------------------------------------
+
+
+def read_host(fs: RootFS, packages: list[Package], problems: list[Problem]) -> HostInfo:
+    values: dict[str, str] = {}
+    for candidate in ("/etc/os-release", "/usr/lib/os-release"):
+        if fs.exists(candidate):
+            text = _read(fs, candidate, problems) or ""
+            for line in text.split("\n"):
+                k, sep, v = line.partition("=")
+                if sep:
+                    values[k.strip()] = v.strip().strip('"')
+            break
+    version: int | None = None
+    source = "unknown"
+    for pkg in packages:
+        if pkg.name == "systemd" and pkg.version:
+            m = re.match(r"^(?:\d+:)?(\d+)", pkg.version)
+            if m:
+                version, source = int(m.group(1)), f"dpkg: systemd {pkg.version}"
+    if version is None:
+        for d in ("/usr/lib/systemd", "/lib/systemd", "/usr/lib/x86_64-linux-gnu/systemd", "/usr/lib64/systemd"):
+            try:
+                names = fs.listdir(d) if fs.is_dir(d) else []
+            except RootError:
+                continue
+            for name in names:
+                m = re.match(r"^libsystemd-(?:shared|core)-(\d+)", name)
+                if m:
+                    version, source = int(m.group(1)), f"{d}/{name}"
+                    break
+            if version is not None:
+                break
+    return HostInfo(values.get("ID", ""), values.get("VERSION_ID", ""), values.get("PRETTY_NAME", ""), version, source)
+
+
+SECRET_NAME = re.compile(
+    r"(\.key$|\.pem$|\.p12$|\.pfx$|\.keytab$|secret|passw|token|credential|htpasswd|private|\.jks$)", re.I
+)
+SECRET_LINE = re.compile(
+    r"^\s*(?:export\s+)?([A-Za-z0-9_.-]*(?:password|passwd|secret|token|api[_-]?key|requirepass|masterauth|"
+    r"private[_-]?key|auth[_-]?key|access[_-]?key)[A-Za-z0-9_.-]*)\s*(?:[=:]|\s)\s*\S",
+    re.I,
+)
+PEM_PRIVATE = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+
+
+def find_secrets(fs: RootFS, entries: tuple[PathInfo, ...], problems: list[Problem]) -> list[SecretHint]:
+    """Files under /etc owned by service accounts that look like secrets: by name or content.
+
+    Only the keyword and the line number are kept; the value never leaves this function.
+    """
+    out: list[SecretHint] = []
+    for info in entries:
+        if info.kind is not FileKind.FILE or info.size > R.CONFIG_LIMIT:
+            continue
+        name = info.path.rsplit("/", 1)[-1]
+        m = SECRET_NAME.search(name)
+        if m:
+            out.append(SecretHint(info.path, 0, f"file name ({m.group(1)})"))
+        try:
+            text = fs.read_text(info.path, R.CONFIG_LIMIT)
+        except RootError:
+            continue
+        if "\x00" in text:
+            continue
+        for lineno, line in enumerate(text.split("\n"), 1):
+            if line.lstrip().startswith(("#", ";", "//")):
+                continue
+            if PEM_PRIVATE.search(line):
+                out.append(SecretHint(info.path, lineno, "PEM private key"))
+                break
+            lm = SECRET_LINE.match(line)
+            if lm:
+                out.append(SecretHint(info.path, lineno, lm.group(1)[:40]))
+    return out
+
+
+def read_ledger(fs: RootFS, problems: list[Problem]) -> list[RetiredId]:
+    if not fs.exists(LEDGER_PATH):
+        return []
+    text = _read(fs, LEDGER_PATH, problems) or ""
+    out: list[RetiredId] = []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        f = line.split("\t")
+        try:
+            out.append(RetiredId(int(f[0]), int(f[1]), f[2], f[3], f[4]))
+        except (ValueError, IndexError):
+            problems.append(Problem(Location(RelPath(LEDGER_PATH), lineno), "ledger line malformed"))
+    return out
+
+
+# -- the whole collect stage ----------------------------------------------------------------
+
+
+def collect(
+    root: str,
+    *,
+    manifest: OwnershipManifest | None = None,
+    policy_file: str | None = None,
+    cross_filesystems: bool = False,
+    walk: bool = True,
+    events: Events | None = None,
+) -> Snapshot:
+    ev = events or NoEvents()
+    fs = RootFS(root, manifest)
+    problems: list[Problem] = []
+
+    ev.stage("policy")
+    policy = Policy()
+    if policy_file is not None:
+        try:
+            with open(policy_file, encoding="utf-8") as fh:
+                ptext: str | None = fh.read()
+        except OSError as exc:
+            problems.append(Problem(Location(RelPath(policy_file)), f"policy file: {exc.strerror}"))
+            ptext = None
+        if ptext is not None:
+            policy, probs = parse_policy(ptext, policy_file)
+            problems += probs
+    elif fs.exists(POLICY_PATH):
+        ptext = _read(fs, POLICY_PATH, problems)
+        if ptext is not None:
+            policy, probs = parse_policy(ptext, POLICY_PATH)
+            problems += probs
+
+    ev.stage("accounts")
+    accounts, probs = read_accounts(fs)
+    problems += probs
+
+    ev.stage("units")
+    loaded = load_units(fs)
+    problems += loaded.problems
+
+    ev.stage("references")
+    refs = read_references(fs, accounts, loaded.units, problems)
+    interest = interesting_paths(accounts, loaded.units)
+    unit_files = {str(u.fragment) for u in loaded.units if u.fragment}
+    packages, pkg_refs, overrides = read_packages(fs, accounts, interest | unit_files, problems)
+    refs += pkg_refs
+    refs += read_exec_links(fs, accounts, loaded.units, problems)
+
+    ev.stage("paths")
+    facts = [f for p in sorted(interest) if (f := path_fact(fs, p, problems)) is not None]
+
+    trees: tuple[object, ...] = ()
+    etc_entries: tuple[object, ...] = ()
+    mountpoints: tuple[RelPath, ...] = ()
+    entries = 0
+    if walk:
+        ev.stage("walk")
+        data, probs = walk_ownership(
+            fs, cross_filesystems=cross_filesystems, skip=policy.skip_paths, progress=ev
+        )
+        problems += probs
+        trees, etc_entries, mountpoints, entries = data.trees, data.etc_entries, data.mountpoints, data.entries
+
+    secrets = find_secrets(fs, etc_entries, problems)  # type: ignore[arg-type]
+    host = read_host(fs, packages, problems)
+    retired = read_ledger(fs, problems)
+    ev.stage("done")
+    return Snapshot(
+        root_label=root,
+        accounts=accounts,
+        units=loaded.units,
+        unit_texts=loaded.texts,
+        search_path=loaded.search_path,
+        references=tuple(sorted(set(refs))),
+        statoverrides=tuple(overrides),
+        packages=tuple(packages),
+        trees=trees,  # type: ignore[arg-type]
+        etc_entries=etc_entries,  # type: ignore[arg-type]
+        mountpoints=mountpoints,
+        walked_entries=entries,
+        paths=tuple(facts),
+        host=host,
+        policy=policy,
+        retired=tuple(sorted(retired)),
+        problems=tuple(sorted(set(problems))),
+        secrets=tuple(sorted(set(secrets))),
+    )
+
+
+__all__ = ["Events", "NoEvents", "collect", "exec_argv", "exec_prefix", "is_under", "parse_policy"]

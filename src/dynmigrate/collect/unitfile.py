@@ -1,0 +1,129 @@
+"""The unit-file reader: systemd.syntax(7), not configparser.
+
+What this reader does that configparser cannot (tests/collect/test_unitfile_vs_configparser.py
+shows each one):
+- repeated keys are kept in order (ExecStart= twice is a list, not a DuplicateOptionError or
+  "last wins"), and an empty assignment is kept so that it can reset the list;
+- repeated sections ([Service] twice) are merged, not an error;
+- a trailing backslash continues a line (joined with a space), and comment lines inside a
+  continuation are skipped; a line that starts with whitespace is NOT a continuation;
+- "#" or ";" start a comment only as the first non-blank character of a line;
+- keys keep their case, and "%" is a specifier, never interpolation;
+- every directive keeps its file and line.
+"""
+
+from __future__ import annotations
+
+from dynmigrate.model.common import Location, RelPath
+from dynmigrate.model.findings import Problem
+from dynmigrate.model.units import Directive, UnitFile
+
+LONG_LINE_MAX = 1024 * 1024  # systemd's LONG_LINE_MAX
+COMMENTS = "#;"
+
+
+def _ends_with_unescaped_backslash(line: str) -> bool:
+    n = len(line) - len(line.rstrip("\\"))
+    return n % 2 == 1
+
+
+def parse_unit_text(text: str, path: RelPath) -> tuple[UnitFile, list[Problem]]:
+    """Parse one unit file or drop-in. Bad lines become problems; nothing raises."""
+    problems: list[Problem] = []
+    directives: list[Directive] = []
+    sections: list[str] = []
+    if "\x00" in text:
+        problems.append(Problem(Location(path, 0), "binary content (NUL byte): file ignored"))
+        return UnitFile(path, (), ()), problems
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    section: str | None = None
+    pending: str | None = None
+    pending_line = 0
+    physical = text.split("\n")
+    if physical and physical[-1] == "":
+        physical.pop()
+    for lineno, raw in enumerate(physical, 1):
+        line = raw[:-1] if raw.endswith("\r") else raw
+        if len(line) > LONG_LINE_MAX:
+            problems.append(Problem(Location(path, lineno), "line longer than 1 MiB: ignored"))
+            pending = None
+            continue
+        if pending is not None:
+            if line.lstrip(" \t")[:1] in tuple(COMMENTS):
+                continue  # comments inside a continuation are skipped
+            line = pending + line
+            start = pending_line
+        else:
+            start = lineno
+        if _ends_with_unescaped_backslash(line):
+            pending = line[:-1] + " "
+            pending_line = start
+            continue
+        pending = None
+        stripped = line.strip()
+        if not stripped or stripped[0] in COMMENTS:
+            continue
+        loc = Location(path, start)
+        if any(0xDC80 <= ord(c) <= 0xDCFF for c in stripped):
+            problems.append(Problem(loc, "line is not valid UTF-8: ignored"))
+            continue
+        if stripped.startswith(".include"):
+            problems.append(Problem(loc, ".include is not supported since systemd 246: ignored"))
+            continue
+        if stripped.startswith("["):
+            if not stripped.endswith("]") or len(stripped) < 3:
+                problems.append(Problem(loc, f"invalid section header {stripped!r}"))
+                section = None
+                continue
+            section = stripped[1:-1]
+            if section not in sections:
+                sections.append(section)
+            continue
+        if section is None:
+            problems.append(Problem(loc, "assignment outside of any section: ignored"))
+            continue
+        key, eq, value = stripped.partition("=")
+        if not eq:
+            problems.append(Problem(loc, f"missing '=' in {_short(stripped)}: ignored"))
+            continue
+        key = key.strip()
+        if not key or any(c.isspace() for c in key):
+            problems.append(Problem(loc, f"invalid key {_short(key)}: ignored"))
+            continue
+        value = value.strip()
+        directives.append(Directive(section, key, value, loc, value))
+    if pending is not None:
+        # systemd applies a dangling continuation at end of file as a last line
+        stripped = pending.strip()
+        loc = Location(path, pending_line)
+        if stripped and stripped[0] not in COMMENTS and section is not None and "=" in stripped:
+            key, _, value = stripped.partition("=")
+            directives.append(Directive(section, key.strip(), value.strip(), loc, value.strip()))
+    return UnitFile(path, tuple(directives), tuple(sections)), problems
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def render_unit(sections: list[tuple[str, list[tuple[str, str]]]], header: str = "") -> str:
+    """Write a unit file or drop-in. parse_unit_text(render_unit(x)) gives x back.
+
+    Values must not contain newlines (a value that needs several lines is several directives).
+    """
+    out: list[str] = []
+    if header:
+        out.extend(f"# {line}" if line else "#" for line in header.split("\n"))
+        out.append("")
+    for i, (name, items) in enumerate(sections):
+        if i:
+            out.append("")
+        out.append(f"[{name}]")
+        for key, value in items:
+            if "\n" in value or "\n" in key:
+                raise ValueError(f"{key}: newline in a unit value")
+            if value.endswith("\\") and _ends_with_unescaped_backslash(value):
+                raise ValueError(f"{key}: value ends in a backslash")
+            out.append(f"{key}={value}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,1 @@
+"""engine: the rule catalogue (rules/), its loader and runner, and verdicts."""

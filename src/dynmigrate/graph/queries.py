@@ -1,0 +1,202 @@
+"""Named questions over the graph. Rules and the planner ask these; nobody pokes at raw dicts."""
+
+from __future__ import annotations
+
+from dynmigrate.collect.rootfs import is_under
+from dynmigrate.graph.build import Graph
+from dynmigrate.graph.kinds import CONFIDENCE_ORDER, EdgeKind, NodeKind, node_id
+from dynmigrate.model.accounts import NOBODY_NAMES, Account, Group
+from dynmigrate.model.files import OwnedTree, PathInfo
+from dynmigrate.model.references import Action, RefKind, Reference, Target
+from dynmigrate.model.report import Link
+from dynmigrate.model.snapshot import Snapshot
+from dynmigrate.model.units import DIRECTORY_BASES, Unit
+
+BASE_PASSWD_MAX = 99  # base-passwd's static range (www-data is 33)
+
+
+MANAGED_BASES = {
+    "/var/lib": "StateDirectory",
+    "/var/cache": "CacheDirectory",
+    "/var/log": "LogsDirectory",
+    "/run": "RuntimeDirectory",
+    "/var/run": "RuntimeDirectory",
+    "/etc": "ConfigurationDirectory",
+}
+
+
+def managed_slot(path: str, *, is_dir: bool = True) -> tuple[str, str] | None:
+    """("StateDirectory", "redis") for /var/lib/redis and below; None outside the managed bases.
+
+    A file directly in a base (/var/log/foo.log) cannot be managed (facts F4.15), nor can
+    anything under the private/ indirection.
+    """
+    for base, key in MANAGED_BASES.items():
+        if is_under(path, base) and path != base:
+            rest = path[len(base) + 1 :]
+            top = rest.split("/", 1)[0]
+            if top == "private" and key != "ConfigurationDirectory":
+                return None
+            if "/" not in rest and not is_dir and key != "ConfigurationDirectory":
+                return None  # a file straight in the base: only a directory can be managed
+            return key, top
+    return None
+
+
+class Queries:
+    def __init__(self, snapshot: Snapshot, graph: Graph) -> None:
+        self.snap = snapshot
+        self.g = graph
+        self._units = {u.name: u for u in snapshot.units}
+        self._trees_by_uid: dict[int, list[OwnedTree]] = {}
+        self._trees_by_gid: dict[int, list[OwnedTree]] = {}
+        for t in snapshot.trees:
+            if t.uid != 0:
+                self._trees_by_uid.setdefault(t.uid, []).append(t)
+            if t.gid != 0:
+                self._trees_by_gid.setdefault(t.gid, []).append(t)
+        self._refs: dict[tuple[str, Target], list[Reference]] = {}
+        for r in snapshot.references:
+            self._refs.setdefault((r.name, r.target), []).append(r)
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    def is_system(self, acc: Account) -> bool:
+        return self.snap.accounts.system_range.is_system_uid(acc.uid)
+
+    def is_base_account(self, acc: Account) -> bool:
+        return 0 < acc.uid <= BASE_PASSWD_MAX
+
+    def candidates(self) -> list[Account]:
+        """Static system accounts that get a verdict (root and non-system accounts do not)."""
+        return [a for a in self.snap.accounts.accounts if self.is_system(a) or a.name in NOBODY_NAMES]
+
+    def primary_group(self, acc: Account) -> Group | None:
+        return self.snap.accounts.group_by_gid(acc.gid)
+
+    def accounts_with_primary_gid(self, gid: int) -> list[Account]:
+        return [a for a in self.snap.accounts.accounts if a.gid == gid]
+
+    def groups_of(self, acc: Account) -> list[Group]:
+        return [g for g in self.snap.accounts.groups if acc.name in g.members]
+
+    # -- units ------------------------------------------------------------------------------
+
+    def unit(self, name: str) -> Unit | None:
+        return self._units.get(name)
+
+    def units_of(self, account: str) -> list[Link]:
+        """Every unit linked to the account, best evidence first per unit."""
+        node = node_id(NodeKind.ACCOUNT, account)
+        if node not in self.g:
+            return []
+        links: list[Link] = []
+        for src, _dst, data in self.g.in_edges(node, data=True):
+            if data.get("kind") != EdgeKind.RUNS_AS.value:
+                continue
+            links.append(
+                Link(
+                    self.g.nodes[src]["name"],
+                    str(data.get("how", "")),
+                    str(data.get("confidence", "")),
+                    str(data.get("source", "")),
+                    str(data.get("detail", "")),
+                )
+            )
+        return sorted(set(links), key=lambda lk: (lk.unit, lk.rank, lk.how, lk.source))
+
+    def unit_names_of(self, account: str, *, min_confidence: str = "possible") -> list[str]:
+        limit = CONFIDENCE_ORDER[min_confidence]
+        return sorted({lk.unit for lk in self.units_of(account) if lk.rank <= limit})
+
+    def best_link(self, account: str, unit: str) -> Link | None:
+        links = [lk for lk in self.units_of(account) if lk.unit == unit]
+        return min(links, key=lambda lk: (lk.rank, lk.how)) if links else None
+
+    def accounts_of(self, unit: str) -> list[str]:
+        node = node_id(NodeKind.UNIT, unit)
+        if node not in self.g:
+            return []
+        out = set()
+        for _src, dst, data in self.g.out_edges(node, data=True):
+            if data.get("kind") == EdgeKind.RUNS_AS.value and self.g.nodes[dst].get("kind") == "account":
+                out.add(self.g.nodes[dst]["name"])
+        return sorted(out)
+
+    def package_of(self, unit: str) -> str | None:
+        node = node_id(NodeKind.UNIT, unit)
+        if node not in self.g:
+            return None
+        for src, _dst, data in self.g.in_edges(node, data=True):
+            if data.get("kind") == EdgeKind.SHIPS.value:
+                return str(self.g.nodes[src]["name"])
+        return None
+
+    def socket_units_for(self, unit: Unit) -> list[Unit]:
+        """.socket units that activate a service (same name, or Service= pointing at it)."""
+        out = []
+        for u in self.snap.units:
+            if u.type != "socket":
+                continue
+            svc = u.value("Socket", "Service")
+            target = svc.value if svc is not None else u.name.rsplit(".", 1)[0] + ".service"
+            if target == unit.name or (unit.template and target == unit.template):
+                out.append(u)
+        return out
+
+    # -- files ------------------------------------------------------------------------------
+
+    def trees_of(self, acc: Account, *, include_group: bool = True) -> list[OwnedTree]:
+        out = list(self._trees_by_uid.get(acc.uid, []))
+        grp = self.primary_group(acc)
+        if include_group and grp is not None and grp.name == acc.name:
+            out += [t for t in self._trees_by_gid.get(grp.gid, []) if t.uid != acc.uid]
+        return sorted(out, key=lambda t: t.top.path)
+
+    def etc_entries_of(self, acc: Account) -> list[PathInfo]:
+        grp = self.primary_group(acc)
+        own_gid = grp.gid if grp is not None and grp.name == acc.name else None
+        return [
+            e for e in self.snap.etc_entries if e.uid == acc.uid or (own_gid is not None and e.gid == own_gid)
+        ]
+
+    def orphan_trees(self) -> list[OwnedTree]:
+        """Trees owned by a UID or GID that no account or group has (a deleted account's files)."""
+        uids = {a.uid for a in self.snap.accounts.accounts}
+        gids = {g.gid for g in self.snap.accounts.groups}
+        return [
+            t for t in self.snap.trees
+            if (t.uid != 0 and t.uid not in uids) or (t.gid != 0 and t.gid not in gids)
+        ]
+
+    # -- references -------------------------------------------------------------------------
+
+    def refs_to(self, name: str, target: Target = Target.USER) -> list[Reference]:
+        return sorted(self._refs.get((name, target), []))
+
+    def refs_to_account(self, acc: Account) -> list[Reference]:
+        """References to the user, and to its own same-named group."""
+        out = self.refs_to(acc.name, Target.USER)
+        grp = self.primary_group(acc)
+        if grp is not None and grp.name == acc.name:
+            out += self.refs_to(grp.name, Target.GROUP)
+        return sorted(set(out))
+
+    def uses(self, acc: Account) -> list[Reference]:
+        """References that use the account (not ones that merely create or declare it)."""
+        return [
+            r for r in self.refs_to_account(acc)
+            if r.action not in (Action.CREATES, Action.MENTIONS) and r.kind is not RefKind.PACKAGE_SCRIPT
+            and not (r.unit and r.action is Action.SWITCHES_TO)
+        ]
+
+
+def manageable_paths(unit: Unit) -> list[str]:
+    """Paths a unit declares as managed directories (relative names resolved to bases)."""
+    out = []
+    for key, base in DIRECTORY_BASES.items():
+        for word, _ in unit.words("Service", key):
+            name = word.split(":", 1)[0]
+            if name and not name.startswith("/") and ".." not in name.split("/"):
+                out.append(f"{base}/{name}")
+    return out

@@ -1,0 +1,1 @@
+"""render: one module per output format, registered by name."""

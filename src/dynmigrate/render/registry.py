@@ -1,0 +1,18 @@
+"""Output formats by name; the CLI's --format choices come from here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dynmigrate.model.report import Report
+from dynmigrate.render.jsonout import render_json
+from dynmigrate.render.markdown import render_markdown
+from dynmigrate.render.sarif import render_sarif
+
+# Text formats render to a string. "table" is special: it draws on a rich Console.
+TEXT_FORMATS: dict[str, Callable[[Report], str]] = {
+    "json": render_json,
+    "markdown": render_markdown,
+    "sarif": render_sarif,
+}
+SCAN_FORMATS = ("table", *TEXT_FORMATS)
