@@ -7,10 +7,9 @@ import sys
 from typing import IO
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 
 from dynmigrate.render.common import safe
-
 
 PIPE_WIDTH = 140  # tables written to a file or pipe are not squeezed into 80 columns
 
@@ -33,11 +32,13 @@ class StderrEvents:
         self.console = console
         self.enabled = enabled and console.is_terminal and sys.stderr.isatty()
         self.progress: Progress | None = None
-        self.task: int | None = None
+        self.task: TaskID | None = None
 
     def __enter__(self) -> StderrEvents:
         if self.enabled:
-            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=self.console, transient=True)
+            self.progress = Progress(
+                SpinnerColumn(), TextColumn("{task.description}"), console=self.console, transient=True
+            )
             self.progress.start()
             self.task = self.progress.add_task("reading ROOT")
         return self

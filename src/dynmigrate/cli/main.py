@@ -48,11 +48,21 @@ def fail(code: Exit, message: str) -> None:
 def root_options(func: F) -> F:
     options = [
         click.argument("root", type=click.Path(file_okay=False, path_type=str)),
-        click.option("--ownership", type=click.Path(dir_okay=False, path_type=str),
-                     help="Ownership manifest (PATH UID GID MODE) for trees stored without owners, such as samples/."),
-        click.option("--policy", type=click.Path(dir_okay=False, path_type=str),
-                     help="Site policy file (default: ROOT/etc/dynmigrate.ini if present)."),
-        click.option("--cross-filesystems", is_flag=True, help="Walk into other filesystems below ROOT (pseudo filesystems are always skipped)."),
+        click.option(
+            "--ownership",
+            type=click.Path(dir_okay=False, path_type=str),
+            help="Ownership manifest (PATH UID GID MODE) for trees stored without owners, such as samples/.",
+        ),
+        click.option(
+            "--policy",
+            type=click.Path(dir_okay=False, path_type=str),
+            help="Site policy file (default: ROOT/etc/dynmigrate.ini if present).",
+        ),
+        click.option(
+            "--cross-filesystems",
+            is_flag=True,
+            help="Walk into other filesystems below ROOT (pseudo filesystems are always skipped).",
+        ),
         click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True),
         click.option("--no-progress", is_flag=True, help="Never draw progress on stderr."),
     ]
@@ -62,15 +72,23 @@ def root_options(func: F) -> F:
 
 
 def scan_root(
-    root: str, ownership: str | None, policy: str | None, cross_filesystems: bool, color: str, no_progress: bool,
-    *, progress: bool = True,
+    root: str,
+    ownership: str | None,
+    policy: str | None,
+    cross_filesystems: bool,
+    color: str,
+    no_progress: bool,
+    *,
+    progress: bool = True,
 ) -> ScanResult:
     if not Path(root).is_dir():
         fail(Exit.INPUT, f"ROOT {safe(root)} is not a directory")
     err = make_console(sys.stderr, color)
     try:
         with StderrEvents(err, enabled=progress and not no_progress) as events:
-            return run_scan(root, ownership=ownership, policy=policy, cross_filesystems=cross_filesystems, events=events)
+            return run_scan(
+                root, ownership=ownership, policy=policy, cross_filesystems=cross_filesystems, events=events
+            )
     except RootError as exc:
         fail(Exit.INPUT, str(exc))
     except (OSError, ValueError) as exc:
@@ -116,15 +134,30 @@ def main() -> None:
 
 @main.command()
 @root_options
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown", "sarif"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "markdown", "sarif"]), default="table", show_default=True
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), help="Write the report to a file.")
 @click.option("--all", "show_all", is_flag=True, help="Table: also list accounts with no units, files or references.")
-@click.option("--fail-on", type=click.Choice(sorted(FAIL_ON)), default="never", show_default=True,
-              help="Exit 1 if an account has this verdict or worse (blocked; manual = blocked or needs manual steps).")
+@click.option(
+    "--fail-on",
+    type=click.Choice(sorted(FAIL_ON)),
+    default="never",
+    show_default=True,
+    help="Exit 1 if an account has this verdict or worse (blocked; manual = blocked or needs manual steps).",
+)
 @guarded
 def scan(
-    root: str, ownership: str | None, policy: str | None, cross_filesystems: bool, color: str, no_progress: bool,
-    fmt: str, output: str | None, show_all: bool, fail_on: str,
+    root: str,
+    ownership: str | None,
+    policy: str | None,
+    cross_filesystems: bool,
+    color: str,
+    no_progress: bool,
+    fmt: str,
+    output: str | None,
+    show_all: bool,
+    fail_on: str,
 ) -> None:
     """Give every static system account under ROOT a verdict, with its evidence."""
     from dynmigrate.render.registry import TEXT_FORMATS
@@ -150,8 +183,14 @@ def scan(
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @guarded
 def explain(
-    root: str, ownership: str | None, policy: str | None, cross_filesystems: bool, color: str, no_progress: bool,
-    name: str, fmt: str,
+    root: str,
+    ownership: str | None,
+    policy: str | None,
+    cross_filesystems: bool,
+    color: str,
+    no_progress: bool,
+    name: str,
+    fmt: str,
 ) -> None:
     """Print one account's or unit's whole evidence."""
     from dynmigrate.render.explain import explain_account, explain_unit
@@ -182,8 +221,14 @@ def explain(
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str))
 @guarded
 def graph(
-    root: str, ownership: str | None, policy: str | None, cross_filesystems: bool, color: str, no_progress: bool,
-    fmt: str, output: str | None,
+    root: str,
+    ownership: str | None,
+    policy: str | None,
+    cross_filesystems: bool,
+    color: str,
+    no_progress: bool,
+    fmt: str,
+    output: str | None,
 ) -> None:
     """Export the ownership graph (accounts, groups, units, paths, references), sorted."""
     from dynmigrate.graph.export import export_dot, export_json
@@ -201,11 +246,23 @@ def rules_cmd(fmt: str) -> None:
 
     rules = load_catalogue()
     if fmt == "json":
-        click.echo(json.dumps([
-            {"id": r.meta.id, "name": r.meta.name, "severity": r.meta.severity.value, "effect": r.meta.effect.value,
-             "tags": list(r.meta.tags), "summary": r.meta.summary, "facts": list(r.meta.facts)}
-            for r in rules
-        ], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": r.meta.id,
+                        "name": r.meta.name,
+                        "severity": r.meta.severity.value,
+                        "effect": r.meta.effect.value,
+                        "tags": list(r.meta.tags),
+                        "summary": r.meta.summary,
+                        "facts": list(r.meta.facts),
+                    }
+                    for r in rules
+                ],
+                indent=2,
+            )
+        )
         return
     for r in rules:
         click.echo(f"{r.meta.id}  {r.meta.name:28} {r.meta.effect.value:18} {r.meta.summary}")

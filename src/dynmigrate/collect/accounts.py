@@ -287,9 +287,7 @@ def read_accounts(fs: RootFS) -> tuple[AccountData, list[Problem]]:
     gid_max: int | None = None
     text = _read(fs, "/etc/login.defs", problems, required=False)
     if text is not None:
-        vals, more = parse_keyvalue(
-            text, RelPath("/etc/login.defs"), frozenset({"SYS_UID_MAX", "SYS_GID_MAX"}), " "
-        )
+        vals, more = parse_keyvalue(text, RelPath("/etc/login.defs"), frozenset({"SYS_UID_MAX", "SYS_GID_MAX"}), " ")
         problems += more
         if "SYS_UID_MAX" in vals:
             uid_max = vals["SYS_UID_MAX"][0]

@@ -17,7 +17,7 @@ import stat as st
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dynmigrate.collect.rootfs import RootFS
+from dynmigrate.collect.rootfs import RootFS, normal_mode
 from dynmigrate.model.common import Location, RelPath
 from dynmigrate.model.files import FileKind, OwnedTree, PathInfo
 from dynmigrate.model.findings import Problem
@@ -28,9 +28,28 @@ MAX_SPECIAL = 50
 PROGRESS_EVERY = 4096
 PSEUDO_FS = frozenset(
     {
-        "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "securityfs", "debugfs",
-        "tracefs", "pstore", "bpf", "mqueue", "hugetlbfs", "configfs", "fusectl", "binfmt_misc",
-        "autofs", "efivarfs", "rpc_pipefs", "nsfs", "selinuxfs", "ramfs",
+        "proc",
+        "sysfs",
+        "devtmpfs",
+        "devpts",
+        "cgroup",
+        "cgroup2",
+        "securityfs",
+        "debugfs",
+        "tracefs",
+        "pstore",
+        "bpf",
+        "mqueue",
+        "hugetlbfs",
+        "configfs",
+        "fusectl",
+        "binfmt_misc",
+        "autofs",
+        "efivarfs",
+        "rpc_pipefs",
+        "nsfs",
+        "selinuxfs",
+        "ramfs",
     }
 )
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
@@ -149,7 +168,7 @@ def walk_ownership(
         if manifest is not None:
             entry = manifest.entries.get(path)
             if entry is None:
-                uid, gid = 0, 0
+                uid, gid, mode = 0, 0, normal_mode(kind, mode)
             else:
                 uid, gid, mode = entry.uid, entry.gid, entry.mode
                 if entry.kind is not None:
@@ -203,10 +222,11 @@ def walk_ownership(
                 continue
             name = frame.names.pop()
             path = RelPath(("" if frame.path == "/" else frame.path) + "/" + name)
+            s: os.stat_result | None
             try:
                 s = os.stat(name, dir_fd=frame.fd, follow_symlinks=False)
             except FileNotFoundError:
-                virt = fs._virtual(path)
+                virt = fs.virtual_entry(path)
                 if virt is None:
                     problems.append(Problem(Location(path), "vanished during the walk"))
                     continue

@@ -19,9 +19,8 @@ from dynmigrate.model.common import Location, RelPath
 from dynmigrate.model.findings import Problem
 from dynmigrate.model.references import (
     Action,
-    Package,
-    RefKind,
     Reference,
+    RefKind,
     StatOverride,
     Target,
 )
@@ -150,9 +149,7 @@ _CRON_SPECIAL = re.compile(r"^@(reboot|yearly|annually|monthly|weekly|daily|midn
 _FIND_USER = re.compile(rf"-(user|group|uid|gid)\s+({NAME})")
 
 
-def _command_refs(
-    cmd: str, known: frozenset[str], loc: Location, kind: RefKind, detail: str
-) -> list[Reference]:
+def _command_refs(cmd: str, known: frozenset[str], loc: Location, kind: RefKind, detail: str) -> list[Reference]:
     refs = [
         Reference(s.name, s.target, kind, Action.RUNS_AS, loc, f"{detail}: {s.how} {s.name}")
         for s in user_switches(_split(cmd), known)
@@ -160,15 +157,11 @@ def _command_refs(
     for m in _FIND_USER.finditer(cmd):
         if m.group(2) in known:
             target = Target.GROUP if m.group(1) in ("group", "gid") else Target.USER
-            refs.append(
-                Reference(m.group(2), target, kind, Action.MENTIONS, loc, f"{detail}: find -{m.group(1)}")
-            )
+            refs.append(Reference(m.group(2), target, kind, Action.MENTIONS, loc, f"{detail}: find -{m.group(1)}"))
     return refs
 
 
-def parse_crontab(
-    text: str, path: RelPath, known: frozenset[str], *, owner: str | None = None
-) -> Parsed:
+def parse_crontab(text: str, path: RelPath, known: frozenset[str], *, owner: str | None = None) -> Parsed:
     """/etc/crontab and /etc/cron.d have a user column; spool crontabs belong to `owner`."""
     refs: list[Reference] = []
     problems: list[Problem] = []
@@ -192,14 +185,10 @@ def parse_crontab(
             user = words[ntime]
             command = " ".join(words[ntime + 1 :])
             if user in known or NAME_RE.match(user):
-                refs.append(
-                    Reference(user, Target.USER, RefKind.CRON, Action.RUNS_AS, loc, "cron job runs as it")
-                )
+                refs.append(Reference(user, Target.USER, RefKind.CRON, Action.RUNS_AS, loc, "cron job runs as it"))
         else:
             command = " ".join(words[ntime:])
-            refs.append(
-                Reference(owner, Target.USER, RefKind.CRON, Action.RUNS_AS, loc, "per-user crontab job")
-            )
+            refs.append(Reference(owner, Target.USER, RefKind.CRON, Action.RUNS_AS, loc, "per-user crontab job"))
         refs += _command_refs(command, known, loc, RefKind.CRON, "cron command")
     return refs, problems
 
@@ -270,9 +259,7 @@ def parse_tmpfiles(text: str, path: RelPath) -> Parsed:
             if not NAME_RE.match(name):
                 problems.append(Problem(loc, f"odd {target.value} name {name[:40]!r} in tmpfiles line"))
                 continue
-            refs.append(
-                Reference(name, target, RefKind.TMPFILES, Action.OWNS_PATH, loc, detail, target_path)
-            )
+            refs.append(Reference(name, target, RefKind.TMPFILES, Action.OWNS_PATH, loc, detail, target_path))
     return refs, problems
 
 
@@ -294,13 +281,9 @@ def parse_sysusers(text: str, path: RelPath) -> Parsed:
             continue
         ident = f[2] if len(f) > 2 else "-"
         if kind == "u":
-            refs.append(
-                Reference(name, Target.USER, RefKind.SYSUSERS, Action.CREATES, loc, f"u {name} {ident}")
-            )
+            refs.append(Reference(name, Target.USER, RefKind.SYSUSERS, Action.CREATES, loc, f"u {name} {ident}"))
             if ":" not in ident or ident.split(":", 1)[1] in ("", "-"):
-                refs.append(
-                    Reference(name, Target.GROUP, RefKind.SYSUSERS, Action.CREATES, loc, f"u {name} {ident}")
-                )
+                refs.append(Reference(name, Target.GROUP, RefKind.SYSUSERS, Action.CREATES, loc, f"u {name} {ident}"))
             else:
                 grp = ident.split(":", 1)[1]
                 if not grp.isdigit() and NAME_RE.match(grp):
@@ -308,15 +291,11 @@ def parse_sysusers(text: str, path: RelPath) -> Parsed:
                         Reference(grp, Target.GROUP, RefKind.SYSUSERS, Action.MENTIONS, loc, f"u {name} {ident}")
                     )
         elif kind == "g":
-            refs.append(
-                Reference(name, Target.GROUP, RefKind.SYSUSERS, Action.CREATES, loc, f"g {name} {ident}")
-            )
+            refs.append(Reference(name, Target.GROUP, RefKind.SYSUSERS, Action.CREATES, loc, f"g {name} {ident}"))
         elif kind == "m":
             refs.append(Reference(name, Target.USER, RefKind.SYSUSERS, Action.MENTIONS, loc, f"m {name} {ident}"))
             if NAME_RE.match(ident):
-                refs.append(
-                    Reference(ident, Target.GROUP, RefKind.SYSUSERS, Action.MENTIONS, loc, f"m {name} {ident}")
-                )
+                refs.append(Reference(ident, Target.GROUP, RefKind.SYSUSERS, Action.MENTIONS, loc, f"m {name} {ident}"))
         elif kind == "r":
             continue
         else:
@@ -362,18 +341,14 @@ def parse_logrotate(text: str, path: RelPath) -> Parsed:
                 continue
             for name, target in ((words[1], Target.USER), (words[2], Target.GROUP)):
                 if NAME_RE.match(name) and not name.isdigit():
-                    refs.append(
-                        Reference(name, target, RefKind.LOGROTATE, Action.RUNS_AS, loc, stripped, block_path)
-                    )
+                    refs.append(Reference(name, target, RefKind.LOGROTATE, Action.RUNS_AS, loc, stripped, block_path))
         elif first in ("create", "createolddir"):
             args = words[1:]
             if args and re.match(r"^0?[0-7]{3,4}$", args[0]):
                 args = args[1:]
             for name, target in zip(args[:2], (Target.USER, Target.GROUP), strict=False):
                 if NAME_RE.match(name) and not name.isdigit():
-                    refs.append(
-                        Reference(name, target, RefKind.LOGROTATE, Action.OWNS_PATH, loc, stripped, block_path)
-                    )
+                    refs.append(Reference(name, target, RefKind.LOGROTATE, Action.OWNS_PATH, loc, stripped, block_path))
     return refs, problems
 
 
@@ -402,9 +377,7 @@ def parse_dbus_policy(data: bytes, path: RelPath) -> Parsed:
                     continue
                 if owned:
                     for bus_name in owned:
-                        refs.append(
-                            Reference(name, target, RefKind.DBUS, Action.OWNS_NAME, loc, f"may own {bus_name}")
-                        )
+                        refs.append(Reference(name, target, RefKind.DBUS, Action.OWNS_NAME, loc, f"may own {bus_name}"))
                 else:
                     refs.append(Reference(name, target, RefKind.DBUS, Action.GRANTS, loc, f'<policy {attr}="{name}">'))
         elif elem.tag in ("allow", "deny"):
@@ -499,9 +472,35 @@ _ACCOUNT_TOOLS = {"adduser", "addgroup", "useradd", "groupadd"}
 _TRACKED = _ACCOUNT_TOOLS | {"systemd-sysusers", "chown", "chgrp", "dpkg-statoverride"}
 # options of adduser/useradd that take a value (so that the value is not taken as the name)
 _ADDUSER_VALUE_OPTS = {
-    "--home", "--shell", "--ingroup", "--gecos", "--uid", "--gid", "--firstuid", "--lastuid",
-    "--firstgid", "--lastgid", "--conf", "--add-extra-groups", "--comment", "--key",
-    "-d", "-s", "-g", "-G", "-c", "-u", "-k", "-K", "-e", "-f", "-p", "-b", "-R", "-P", "-Z",
+    "--home",
+    "--shell",
+    "--ingroup",
+    "--gecos",
+    "--uid",
+    "--gid",
+    "--firstuid",
+    "--lastuid",
+    "--firstgid",
+    "--lastgid",
+    "--conf",
+    "--add-extra-groups",
+    "--comment",
+    "--key",
+    "-d",
+    "-s",
+    "-g",
+    "-G",
+    "-c",
+    "-u",
+    "-k",
+    "-K",
+    "-e",
+    "-f",
+    "-p",
+    "-b",
+    "-R",
+    "-P",
+    "-Z",
 }
 
 
@@ -727,16 +726,28 @@ def scan_daemon_config(text: str, path: RelPath, known: frozenset[str], unit: st
             if m and m.group(1) in known:
                 refs.append(
                     Reference(
-                        m.group(1), target, RefKind.DAEMON_CONFIG, Action.SWITCHES_TO, loc,
-                        f"{stripped[:60]}", unit=unit, confidence="likely",
+                        m.group(1),
+                        target,
+                        RefKind.DAEMON_CONFIG,
+                        Action.SWITCHES_TO,
+                        loc,
+                        f"{stripped[:60]}",
+                        unit=unit,
+                        confidence="likely",
                     )
                 )
         m2 = _CONFIG_OPTION.match(stripped)
         if m2 and m2.group(2) in known:
             refs.append(
                 Reference(
-                    m2.group(2), Target.USER, RefKind.DAEMON_CONFIG, Action.SWITCHES_TO, loc,
-                    f"{stripped[:60]}", unit=unit, confidence="likely",
+                    m2.group(2),
+                    Target.USER,
+                    RefKind.DAEMON_CONFIG,
+                    Action.SWITCHES_TO,
+                    loc,
+                    f"{stripped[:60]}",
+                    unit=unit,
+                    confidence="likely",
                 )
             )
     return refs
@@ -753,8 +764,14 @@ def scan_wrapper_script(text: str, path: RelPath, known: frozenset[str], unit: s
         for s in user_switches(_split(stripped), known):
             refs.append(
                 Reference(
-                    s.name, s.target, RefKind.EXEC_ARGUMENT, Action.SWITCHES_TO, loc,
-                    f"wrapper script: {s.how} {s.name}", unit=unit, confidence="likely",
+                    s.name,
+                    s.target,
+                    RefKind.EXEC_ARGUMENT,
+                    Action.SWITCHES_TO,
+                    loc,
+                    f"wrapper script: {s.how} {s.name}",
+                    unit=unit,
+                    confidence="likely",
                 )
             )
     return refs
@@ -767,8 +784,20 @@ def config_paths_in_script(text: str) -> list[str]:
 
 # -- wiring ---------------------------------------------------------------------------------
 
-TMPFILES_DIRS = ("/etc/tmpfiles.d", "/run/tmpfiles.d", "/usr/local/lib/tmpfiles.d", "/usr/lib/tmpfiles.d", "/lib/tmpfiles.d")
-SYSUSERS_DIRS = ("/etc/sysusers.d", "/run/sysusers.d", "/usr/local/lib/sysusers.d", "/usr/lib/sysusers.d", "/lib/sysusers.d")
+TMPFILES_DIRS = (
+    "/etc/tmpfiles.d",
+    "/run/tmpfiles.d",
+    "/usr/local/lib/tmpfiles.d",
+    "/usr/lib/tmpfiles.d",
+    "/lib/tmpfiles.d",
+)
+SYSUSERS_DIRS = (
+    "/etc/sysusers.d",
+    "/run/sysusers.d",
+    "/usr/local/lib/sysusers.d",
+    "/usr/lib/sysusers.d",
+    "/lib/sysusers.d",
+)
 DBUS_DIRS = (
     "/etc/dbus-1/system.d",
     "/usr/share/dbus-1/system.d",

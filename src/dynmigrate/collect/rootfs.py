@@ -75,8 +75,9 @@ class OwnershipManifest:
     """An overlay of ownership for trees stored in git (which keeps no owners).
 
     Format (tab separated, "#" comments): PATH UID GID MODE [KIND]. PATH is root-relative,
-    MODE octal (may include setuid/setgid/sticky bits), KIND one of s p c b for entries that
-    exist only in the manifest. Every path not listed is owned by 0:0 with its on-disk mode.
+    MODE octal (may include setuid/setgid/sticky bits), KIND one of d s p c b for entries that
+    exist only in the manifest (git stores no empty directories, sockets, FIFOs or devices).
+    Every path not listed is owned by 0:0 with mode 0755 (directories, executables) or 0644.
     """
 
     def __init__(self, entries: dict[RelPath, ManifestEntry], source: str = "") -> None:
@@ -108,6 +109,15 @@ class OwnershipManifest:
     @classmethod
     def load(cls, path: str | Path) -> OwnershipManifest:
         return cls.parse(Path(path).read_text(encoding="utf-8"), str(path))
+
+
+def normal_mode(kind: FileKind, mode: int) -> int:
+    """The mode git would give an entry a manifest does not list (checkouts differ by umask)."""
+    if kind is FileKind.SYMLINK:
+        return 0o777
+    if kind is FileKind.DIR or mode & 0o111:
+        return 0o755
+    return 0o644
 
 
 class RootFS:
@@ -198,7 +208,7 @@ class RootFS:
         if self.manifest is not None:
             entry = self.manifest.entries.get(path)
             if entry is None:
-                uid, gid = 0, 0
+                uid, gid, mode = 0, 0, normal_mode(kind, mode)
             else:
                 uid, gid, mode = entry.uid, entry.gid, entry.mode
                 if entry.kind is not None:
@@ -220,7 +230,7 @@ class RootFS:
             link_target=link,
         )
 
-    def _virtual(self, path: RelPath) -> PathInfo | None:
+    def virtual_entry(self, path: RelPath) -> PathInfo | None:
         if self.manifest is None:
             return None
         entry = self.manifest.entries.get(path)
@@ -232,7 +242,7 @@ class RootFS:
         """The entry itself (a symlink is not followed). None if it does not exist."""
         s = self._lstat_raw(path)
         if s is None:
-            return self._virtual(path)
+            return self.virtual_entry(path)
         return self._info_from_stat(path, s)
 
     def stat(self, path: str) -> PathInfo | None:
@@ -265,6 +275,9 @@ class RootFS:
         """Sorted entry names of a directory (following symlinks inside ROOT)."""
         real = self.resolve(path)
         names: set[str] = set()
+        virtual = self.virtual_entry(real)
+        if virtual is not None and virtual.kind is FileKind.DIR and self.manifest is not None:
+            return sorted(self.manifest.virtual_children.get(real, ()))
         try:
             with os.scandir(self.host_path(real)) as it:
                 names.update(entry.name for entry in it)

@@ -15,10 +15,9 @@ from dynmigrate.collect.rootfs import OwnershipManifest, RootError, RootFS, is_u
 from dynmigrate.collect.units import load_units
 from dynmigrate.model.accounts import AccountData
 from dynmigrate.model.common import Location, RelPath
-from dynmigrate.model.files import FileKind
+from dynmigrate.model.files import FileKind, PathInfo
 from dynmigrate.model.findings import Problem
-from dynmigrate.model.references import Action, Package, RefKind, Reference, StatOverride, Target
-from dynmigrate.model.files import PathInfo
+from dynmigrate.model.references import Action, Package, Reference, RefKind, StatOverride, Target
 from dynmigrate.model.snapshot import HostInfo, PathFact, Policy, RetiredId, SecretHint, Snapshot
 from dynmigrate.model.units import DIRECTORY_BASES, DIRECTORY_KEYS, EXEC_KEYS, Unit
 
@@ -173,9 +172,13 @@ def read_references(
     _each(fs, _optional_file(fs, "/etc/crontab"), lambda t, p: R.parse_crontab(t, p, known), refs, problems)
     _each(fs, _dir_files(fs, "/etc/cron.d", problems), lambda t, p: R.parse_crontab(t, p, known), refs, problems)
     for spool in ("/var/spool/cron/crontabs", "/var/spool/cron"):
-        for p in _dir_files(fs, spool, problems):
-            owner = p.rsplit("/", 1)[-1]
-            _each(fs, [p], lambda t, q, o=owner: R.parse_crontab(t, q, known, owner=o), refs, problems)
+        for spool_file in _dir_files(fs, spool, problems):
+            owner = spool_file.rsplit("/", 1)[-1]
+            text = _read(fs, spool_file, problems)
+            if text is not None:
+                found, probs = R.parse_crontab(text, spool_file, known, owner=owner)
+                refs += found
+                problems += probs
 
     # sudoers
     _each(fs, _optional_file(fs, "/etc/sudoers"), lambda t, p: R.parse_sudoers(t, p, known), refs, problems)
@@ -234,10 +237,18 @@ def read_references(
         if unit.type != "socket":
             continue
         for key, target in (("SocketUser", Target.USER), ("SocketGroup", Target.GROUP)):
-            d = unit.value("Socket", key)
-            if d is not None:
+            sd = unit.value("Socket", key)
+            if sd is not None:
                 refs.append(
-                    Reference(d.value, target, RefKind.SOCKET, Action.SOCKET, d.location, f"{key}={d.value}", unit=unit.name)
+                    Reference(
+                        sd.value,
+                        target,
+                        RefKind.SOCKET,
+                        Action.SOCKET,
+                        sd.location,
+                        f"{key}={sd.value}",
+                        unit=unit.name,
+                    )
                 )
     return refs
 
@@ -273,8 +284,13 @@ def read_packages(
                 if not name.startswith("#") and name != "root":
                     refs.append(
                         Reference(
-                            name, target, RefKind.STATOVERRIDE, Action.OWNS_PATH, o.location,
-                            f"{o.user} {o.group} {o.mode:o} {o.path}", o.path,
+                            name,
+                            target,
+                            RefKind.STATOVERRIDE,
+                            Action.OWNS_PATH,
+                            o.location,
+                            f"{o.user} {o.group} {o.mode:o} {o.path}",
+                            o.path,
                         )
                     )
     status: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -335,8 +351,12 @@ def read_packages(
                             if sref.action is Action.CREATES:
                                 refs.append(
                                     Reference(
-                                        sref.name, sref.target, RefKind.PACKAGE_SCRIPT, Action.CREATES,
-                                        act.location, f"systemd-sysusers {conf} ({sref.detail})",
+                                        sref.name,
+                                        sref.target,
+                                        RefKind.PACKAGE_SCRIPT,
+                                        Action.CREATES,
+                                        act.location,
+                                        f"systemd-sysusers {conf} ({sref.detail})",
                                         package=pkg,
                                     )
                                 )
@@ -350,7 +370,11 @@ def read_packages(
                 for nm, target in act.names:
                     refs.append(
                         Reference(
-                            nm, target, RefKind.PACKAGE_SCRIPT, action, act.location,
+                            nm,
+                            target,
+                            RefKind.PACKAGE_SCRIPT,
+                            action,
+                            act.location,
                             act.command + guard,
                             rel(act.path.split()[0]) if act.path.startswith("/") else None,
                             guarded=act.guarded_by_statoverride,
@@ -395,8 +419,14 @@ def read_exec_links(
                 for s in R.user_switches(argv, known):
                     refs.append(
                         Reference(
-                            s.name, s.target, RefKind.EXEC_ARGUMENT, Action.SWITCHES_TO, d.location,
-                            f"{key}: {s.how} {s.name}", unit=unit.name, confidence="certain",
+                            s.name,
+                            s.target,
+                            RefKind.EXEC_ARGUMENT,
+                            Action.SWITCHES_TO,
+                            d.location,
+                            f"{key}: {s.how} {s.name}",
+                            unit=unit.name,
+                            confidence="certain",
                         )
                     )
                 prog = argv[0]
@@ -645,9 +675,7 @@ def collect(
     entries = 0
     if walk:
         ev.stage("walk")
-        data, probs = walk_ownership(
-            fs, cross_filesystems=cross_filesystems, skip=policy.skip_paths, progress=ev
-        )
+        data, probs = walk_ownership(fs, cross_filesystems=cross_filesystems, skip=policy.skip_paths, progress=ev)
         problems += probs
         trees, etc_entries, mountpoints, entries = data.trees, data.etc_entries, data.mountpoints, data.entries
 

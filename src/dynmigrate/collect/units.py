@@ -32,9 +32,7 @@ SEARCH_PATH: tuple[str, ...] = (
     "/lib/systemd/system",
     "/run/systemd/generator.late",
 )
-GENERATOR_DIRS = frozenset(
-    {"/run/systemd/generator.early", "/run/systemd/generator", "/run/systemd/generator.late"}
-)
+GENERATOR_DIRS = frozenset({"/run/systemd/generator.early", "/run/systemd/generator", "/run/systemd/generator.late"})
 UNIT_TYPES = (
     "service",
     "socket",
@@ -48,9 +46,7 @@ UNIT_TYPES = (
     "scope",
     "device",
 )
-UNIT_NAME_RE = re.compile(
-    r"^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(" + "|".join(UNIT_TYPES) + r")$"
-)
+UNIT_NAME_RE = re.compile(r"^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(" + "|".join(UNIT_TYPES) + r")$")
 UNIT_FILE_LIMIT = 8 * 1024 * 1024
 DROPIN_LIMIT = 4 * 1024 * 1024
 SYSV_DIR = "/etc/init.d"
@@ -361,8 +357,7 @@ class UnitLoader:
                         for d in dfile.directives
                     )
         expanded = tuple(
-            Directive(d.section, d.key, expand_specifiers(d.raw, table), d.location, d.raw)
-            for d in directives
+            Directive(d.section, d.key, expand_specifiers(d.raw, table), d.location, d.raw) for d in directives
         )
         generated = fragment_entry is not None and fragment_entry.dir in GENERATOR_DIRS
         source = ""

@@ -64,7 +64,7 @@ def _load_one(directory: Path) -> Rule:
     missing = [k for k in ("ID", "NAME", "SEVERITY", "EFFECT", "TAGS", "SUMMARY", "check") if not hasattr(module, k)]
     if missing:
         raise CatalogueError(f"{directory.name}: rule.py lacks {', '.join(missing)}")
-    if module.ID != m.group(1) or module.NAME != m.group(2):
+    if m.group(1) != module.ID or m.group(2) != module.NAME:
         raise CatalogueError(f"{directory.name}: ID/NAME ({module.ID}, {module.NAME}) differ from the folder name")
     if not isinstance(module.SEVERITY, Severity) or not isinstance(module.EFFECT, Effect):
         raise CatalogueError(f"{directory.name}: SEVERITY and EFFECT must be Severity and Effect members")

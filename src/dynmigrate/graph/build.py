@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, TypeAlias
 
 import networkx as nx
 
@@ -14,7 +15,10 @@ from dynmigrate.model.references import Action, RefKind, Target
 from dynmigrate.model.snapshot import Snapshot
 from dynmigrate.model.units import DIRECTORY_BASES, DIRECTORY_KEYS, LoadState, Unit
 
-Graph = nx.MultiDiGraph
+if TYPE_CHECKING:
+    Graph: TypeAlias = nx.MultiDiGraph[str]
+else:
+    Graph = nx.MultiDiGraph
 
 
 def _src(loc: Location | None) -> str:
@@ -22,7 +26,14 @@ def _src(loc: Location | None) -> str:
 
 
 def _edge(g: Graph, a: str, b: str, kind: EdgeKind, source: str, **attrs: str) -> None:
-    g.add_edge(a, b, key=f"{kind.value}|{source}|{attrs.get('how', '')}|{attrs.get('detail', '')}", kind=kind.value, source=source, **attrs)
+    g.add_edge(
+        a,
+        b,
+        key=f"{kind.value}|{source}|{attrs.get('how', '')}|{attrs.get('detail', '')}",
+        kind=kind.value,
+        source=source,
+        **attrs,
+    )
 
 
 def _add_accounts(g: Graph, snap: Snapshot) -> None:
@@ -49,13 +60,25 @@ def _add_member_of(g: Graph, snap: Snapshot) -> None:
     for acc in snap.accounts.accounts:
         primary = snap.accounts.group_by_gid(acc.gid)
         if primary is not None:
-            _edge(g, node_id(NodeKind.ACCOUNT, acc.name), node_id(NodeKind.GROUP, primary.name),
-                  EdgeKind.MEMBER_OF, _src(acc.location), how="primary")
+            _edge(
+                g,
+                node_id(NodeKind.ACCOUNT, acc.name),
+                node_id(NodeKind.GROUP, primary.name),
+                EdgeKind.MEMBER_OF,
+                _src(acc.location),
+                how="primary",
+            )
     for grp in snap.accounts.groups:
         for member in grp.members:
             if snap.accounts.account(member) is not None:
-                _edge(g, node_id(NodeKind.ACCOUNT, member), node_id(NodeKind.GROUP, grp.name),
-                      EdgeKind.MEMBER_OF, _src(grp.location), how="supplementary")
+                _edge(
+                    g,
+                    node_id(NodeKind.ACCOUNT, member),
+                    node_id(NodeKind.GROUP, grp.name),
+                    EdgeKind.MEMBER_OF,
+                    _src(grp.location),
+                    how="supplementary",
+                )
 
 
 def _add_units(g: Graph, snap: Snapshot) -> None:
@@ -83,15 +106,31 @@ def _user_link(g: Graph, snap: Snapshot, unit: Unit) -> None:
             if acc is None and value.isdigit():
                 acc = snap.accounts.account_by_uid(int(value))
             if acc is not None:
-                _edge(g, u, node_id(NodeKind.ACCOUNT, acc.name), EdgeKind.RUNS_AS, _src(d.location),
-                      how=How.USER_DIRECTIVE.value, confidence="certain", detail=f"User={value}")
+                _edge(
+                    g,
+                    u,
+                    node_id(NodeKind.ACCOUNT, acc.name),
+                    EdgeKind.RUNS_AS,
+                    _src(d.location),
+                    how=How.USER_DIRECTIVE.value,
+                    confidence="certain",
+                    detail=f"User={value}",
+                )
         else:
             grp = snap.accounts.group(value)
             if grp is None and value.isdigit():
                 grp = snap.accounts.group_by_gid(int(value))
             if grp is not None:
-                _edge(g, u, node_id(NodeKind.GROUP, grp.name), EdgeKind.RUNS_AS, _src(d.location),
-                      how=How.GROUP_DIRECTIVE.value, confidence="certain", detail=f"Group={value}")
+                _edge(
+                    g,
+                    u,
+                    node_id(NodeKind.GROUP, grp.name),
+                    EdgeKind.RUNS_AS,
+                    _src(d.location),
+                    how=How.GROUP_DIRECTIVE.value,
+                    confidence="certain",
+                    detail=f"Group={value}",
+                )
 
 
 def _name_related(account: str, *names: str) -> bool:
@@ -139,8 +178,16 @@ def _add_runs_as(g: Graph, snap: Snapshot) -> None:
         kind = NodeKind.ACCOUNT if ref.target is Target.USER else NodeKind.GROUP
         target = node_id(kind, ref.name)
         if target in g:
-            _edge(g, node_id(NodeKind.UNIT, ref.unit), target, EdgeKind.RUNS_AS, _src(ref.location),
-                  how=how.value, confidence=ref.confidence or "likely", detail=ref.detail)
+            _edge(
+                g,
+                node_id(NodeKind.UNIT, ref.unit),
+                target,
+                EdgeKind.RUNS_AS,
+                _src(ref.location),
+                how=how.value,
+                confidence=ref.confidence or "likely",
+                detail=ref.detail,
+            )
     # the package that ships the unit creates a related account
     creators: dict[str, list[tuple[str, str, Location]]] = {}
     for ref in snap.references:
@@ -154,17 +201,29 @@ def _add_runs_as(g: Graph, snap: Snapshot) -> None:
         if pkg is None:
             continue
         g.add_node(node_id(NodeKind.PACKAGE, pkg), kind=NodeKind.PACKAGE.value, name=pkg)
-        _edge(g, node_id(NodeKind.PACKAGE, pkg), node_id(NodeKind.UNIT, unit.name), EdgeKind.SHIPS,
-              unit.fragment or unit.found_at or "")
+        _edge(
+            g,
+            node_id(NodeKind.PACKAGE, pkg),
+            node_id(NodeKind.UNIT, unit.name),
+            EdgeKind.SHIPS,
+            unit.fragment or unit.found_at or "",
+        )
         for source_pkg in (pkg, *pkg_deps.get(pkg, ())):
             for name, detail, loc in creators.get(source_pkg, []):
                 related = _name_related(name, unit.prefix, pkg, source_pkg)
                 acc_node = node_id(NodeKind.ACCOUNT, name)
                 if acc_node not in g:
                     continue
-                _edge(g, node_id(NodeKind.UNIT, unit.name), acc_node, EdgeKind.RUNS_AS, _src(loc),
-                      how=How.PACKAGE.value, confidence="likely" if related else "possible",
-                      detail=f"package {pkg} ships the unit; {source_pkg} creates {name} ({detail[:60]})")
+                _edge(
+                    g,
+                    node_id(NodeKind.UNIT, unit.name),
+                    acc_node,
+                    EdgeKind.RUNS_AS,
+                    _src(loc),
+                    how=How.PACKAGE.value,
+                    confidence="likely" if related else "possible",
+                    detail=f"package {pkg} ships the unit; {source_pkg} creates {name} ({detail[:60]})",
+                )
     # ownership of the unit's declared or conventional directories
     for unit in services:
         for path, how_detail in _unit_dirs(unit):
@@ -176,9 +235,16 @@ def _add_runs_as(g: Graph, snap: Snapshot) -> None:
                 acc = snap.accounts.account_by_uid(uid) if uid != 0 else None
                 if acc is None or not snap.accounts.system_range.is_system_uid(acc.uid):
                     continue
-                _edge(g, node_id(NodeKind.UNIT, unit.name), node_id(NodeKind.ACCOUNT, acc.name),
-                      EdgeKind.RUNS_AS, fact_path, how=How.DIRECTORY_OWNERSHIP.value,
-                      confidence="possible", detail=f"{how_detail} {fact_path} is owned by {acc.name}")
+                _edge(
+                    g,
+                    node_id(NodeKind.UNIT, unit.name),
+                    node_id(NodeKind.ACCOUNT, acc.name),
+                    EdgeKind.RUNS_AS,
+                    fact_path,
+                    how=How.DIRECTORY_OWNERSHIP.value,
+                    confidence="possible",
+                    detail=f"{how_detail} {fact_path} is owned by {acc.name}",
+                )
 
 
 def _unit_dirs(unit: Unit) -> list[tuple[str, str]]:
@@ -209,8 +275,9 @@ def _unit_dirs(unit: Unit) -> list[tuple[str, str]]:
 def _add_owns(g: Graph, snap: Snapshot) -> None:
     for tree in snap.trees:
         pnode = node_id(NodeKind.PATH, tree.top.path)
-        g.add_node(pnode, kind=NodeKind.PATH.value, name=tree.top.path, mode=tree.top.mode_str(),
-                   filekind=tree.top.kind.value)
+        g.add_node(
+            pnode, kind=NodeKind.PATH.value, name=tree.top.path, mode=tree.top.mode_str(), filekind=tree.top.kind.value
+        )
         for ident, is_user in ((tree.uid, True), (tree.gid, False)):
             if ident == 0:
                 continue
@@ -222,8 +289,15 @@ def _add_owns(g: Graph, snap: Snapshot) -> None:
                 owner = node_id(NodeKind.GROUP, grp.name) if grp else node_id(NodeKind.UID, f"g{ident}")
             if owner not in g:
                 g.add_node(owner, kind=NodeKind.UID.value, name=owner.split(":", 1)[1])
-            _edge(g, owner, pnode, EdgeKind.OWNS, tree.top.path,
-                  detail=f"{tree.entries} entries, {tree.bytes} bytes", how="uid" if is_user else "gid")
+            _edge(
+                g,
+                owner,
+                pnode,
+                EdgeKind.OWNS,
+                tree.top.path,
+                detail=f"{tree.entries} entries, {tree.bytes} bytes",
+                how="uid" if is_user else "gid",
+            )
 
 
 def _add_directories(g: Graph, snap: Snapshot) -> None:
@@ -281,13 +355,20 @@ def _add_references(g: Graph, snap: Snapshot) -> None:
         if target not in g:
             continue  # names that no account has (e.g. a sysusers declaration never applied)
         rnode = node_id(NodeKind.REFERENCE, f"{ref.kind.value}:{ref.location}:{ref.target.value}:{ref.action.value}")
-        g.add_node(rnode, kind=NodeKind.REFERENCE.value, name=ref.kind.value, refkind=ref.kind.value,
-                   action=ref.action.value, detail=ref.detail, source=str(ref.location))
+        g.add_node(
+            rnode,
+            kind=NodeKind.REFERENCE.value,
+            name=ref.kind.value,
+            refkind=ref.kind.value,
+            action=ref.action.value,
+            detail=ref.detail,
+            source=str(ref.location),
+        )
         _edge(g, rnode, target, EdgeKind.REFERENCES, str(ref.location), detail=ref.detail, how=ref.action.value)
 
 
 def build_graph(snap: Snapshot) -> Graph:
-    g: Graph = nx.MultiDiGraph()
+    g: Graph = Graph()
     _add_accounts(g, snap)
     _add_member_of(g, snap)
     _add_units(g, snap)

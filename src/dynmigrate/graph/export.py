@@ -17,7 +17,14 @@ def graph_data(g: Graph) -> dict[str, Any]:
     nodes = [{"id": n, **_attrs(dict(g.nodes[n]))} for n in sorted(g.nodes)]
     edges = sorted(
         ({"from": u, "to": v, **_attrs(dict(d))} for u, v, _k, d in g.edges(keys=True, data=True)),
-        key=lambda e: (e["from"], e["to"], e.get("kind", ""), e.get("source", ""), e.get("how", ""), e.get("detail", "")),
+        key=lambda e: (
+            e["from"],
+            e["to"],
+            e.get("kind", ""),
+            e.get("source", ""),
+            e.get("how", ""),
+            e.get("detail", ""),
+        ),
     )
     return dict(sanitize({"schema_version": 1, "nodes": nodes, "edges": edges}))
 
@@ -31,8 +38,15 @@ def _q(text: Any) -> str:
     return f'"{s}"'
 
 
-SHAPES = {"account": "box", "group": "box3d", "unit": "component", "path": "folder", "reference": "note",
-          "package": "tab", "uid": "octagon"}
+SHAPES = {
+    "account": "box",
+    "group": "box3d",
+    "unit": "component",
+    "path": "folder",
+    "reference": "note",
+    "package": "tab",
+    "uid": "octagon",
+}
 
 
 def export_dot(g: Graph) -> str:

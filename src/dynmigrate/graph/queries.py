@@ -7,7 +7,7 @@ from dynmigrate.graph.build import Graph
 from dynmigrate.graph.kinds import CONFIDENCE_ORDER, EdgeKind, NodeKind, node_id
 from dynmigrate.model.accounts import NOBODY_NAMES, Account, Group
 from dynmigrate.model.files import OwnedTree, PathInfo
-from dynmigrate.model.references import Action, RefKind, Reference, Target
+from dynmigrate.model.references import Action, Reference, RefKind, Target
 from dynmigrate.model.report import Link
 from dynmigrate.model.snapshot import Snapshot
 from dynmigrate.model.units import DIRECTORY_BASES, Unit
@@ -47,7 +47,7 @@ class Queries:
     def __init__(self, snapshot: Snapshot, graph: Graph) -> None:
         self.snap = snapshot
         self.g = graph
-        self._units = {u.name: u for u in snapshot.units}
+        self._units: dict[str, Unit] = {str(u.name): u for u in snapshot.units}
         self._trees_by_uid: dict[int, list[OwnedTree]] = {}
         self._trees_by_gid: dict[int, list[OwnedTree]] = {}
         for t in snapshot.trees:
@@ -149,25 +149,20 @@ class Queries:
     def trees_of(self, acc: Account, *, include_group: bool = True) -> list[OwnedTree]:
         out = list(self._trees_by_uid.get(acc.uid, []))
         grp = self.primary_group(acc)
-        if include_group and grp is not None and grp.name == acc.name:
+        if include_group and grp is not None and str(grp.name) == str(acc.name):
             out += [t for t in self._trees_by_gid.get(grp.gid, []) if t.uid != acc.uid]
         return sorted(out, key=lambda t: t.top.path)
 
     def etc_entries_of(self, acc: Account) -> list[PathInfo]:
         grp = self.primary_group(acc)
-        own_gid = grp.gid if grp is not None and grp.name == acc.name else None
-        return [
-            e for e in self.snap.etc_entries if e.uid == acc.uid or (own_gid is not None and e.gid == own_gid)
-        ]
+        own_gid = grp.gid if grp is not None and str(grp.name) == str(acc.name) else None
+        return [e for e in self.snap.etc_entries if e.uid == acc.uid or (own_gid is not None and e.gid == own_gid)]
 
     def orphan_trees(self) -> list[OwnedTree]:
         """Trees owned by a UID or GID that no account or group has (a deleted account's files)."""
         uids = {a.uid for a in self.snap.accounts.accounts}
         gids = {g.gid for g in self.snap.accounts.groups}
-        return [
-            t for t in self.snap.trees
-            if (t.uid != 0 and t.uid not in uids) or (t.gid != 0 and t.gid not in gids)
-        ]
+        return [t for t in self.snap.trees if (t.uid != 0 and t.uid not in uids) or (t.gid != 0 and t.gid not in gids)]
 
     # -- references -------------------------------------------------------------------------
 
@@ -178,15 +173,17 @@ class Queries:
         """References to the user, and to its own same-named group."""
         out = self.refs_to(acc.name, Target.USER)
         grp = self.primary_group(acc)
-        if grp is not None and grp.name == acc.name:
+        if grp is not None and str(grp.name) == str(acc.name):
             out += self.refs_to(grp.name, Target.GROUP)
         return sorted(set(out))
 
     def uses(self, acc: Account) -> list[Reference]:
         """References that use the account (not ones that merely create or declare it)."""
         return [
-            r for r in self.refs_to_account(acc)
-            if r.action not in (Action.CREATES, Action.MENTIONS) and r.kind is not RefKind.PACKAGE_SCRIPT
+            r
+            for r in self.refs_to_account(acc)
+            if r.action not in (Action.CREATES, Action.MENTIONS)
+            and r.kind is not RefKind.PACKAGE_SCRIPT
             and not (r.unit and r.action is Action.SWITCHES_TO)
         ]
 

@@ -56,7 +56,14 @@ def link_data(lk: Link) -> dict[str, Any]:
 
 
 def info_data(p: PathInfo) -> dict[str, Any]:
-    return {"path": p.path, "kind": p.kind.value, "uid": p.uid, "gid": p.gid, "mode": p.mode_str(), "flags": list(p.flags)}
+    return {
+        "path": p.path,
+        "kind": p.kind.value,
+        "uid": p.uid,
+        "gid": p.gid,
+        "mode": p.mode_str(),
+        "flags": list(p.flags),
+    }
 
 
 def tree_data(t: OwnedTree) -> dict[str, Any]:

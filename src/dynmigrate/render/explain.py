@@ -9,12 +9,17 @@ from dynmigrate.render.common import safe
 
 
 def explain_account(result: ScanResult, a: AccountVerdict) -> list[str]:
-    out = [f"Account {safe(a.name)}: UID {a.uid}, group {safe(a.group)} ({a.gid}), shell {safe(a.shell)}, home {safe(a.home)}"]
+    out = [
+        f"Account {safe(a.name)}: UID {a.uid}, group {safe(a.group)} ({a.gid}), "
+        f"shell {safe(a.shell)}, home {safe(a.home)}"
+    ]
     out.append(f"Verdict: {a.verdict.value} ({safe(a.reason)})")
     out.append("")
     out.append("Units that run as it:")
     if not a.links:
-        out.append("  none (checked User=, exec arguments, wrapper scripts, daemon configs, packages, directory owners)")
+        out.append(
+            "  none (checked User=, exec arguments, wrapper scripts, daemon configs, packages, directory owners)"
+        )
     for lk in a.links:
         out.append(f"  {safe(lk.unit)}  via {lk.how} [{lk.confidence}] at {safe(lk.source)}: {safe(lk.detail)}")
     out.append("")
@@ -37,7 +42,10 @@ def explain_account(result: ScanResult, a: AccountVerdict) -> list[str]:
     if not refs:
         out.append("  none")
     for r in refs:
-        out.append(f"  {r.kind.value} {r.action.value} ({r.target.value} {safe(r.name)}) at {safe(str(r.location))}: {safe(r.detail)}")
+        out.append(
+            f"  {r.kind.value} {r.action.value} ({r.target.value} {safe(r.name)}) "
+            f"at {safe(str(r.location))}: {safe(r.detail)}"
+        )
     out.append("")
     out.append("Findings:")
     if not a.findings:
@@ -59,8 +67,8 @@ def explain_unit(result: ScanResult, name: str) -> list[str] | None:
     if unit.template:
         out.append(f"Instance of {unit.template}")
     out.append(f"Fragment: {safe(unit.fragment or '-')} (found at {safe(unit.found_at or '-')})")
-    for d in unit.dropins:
-        out.append(f"Drop-in: {safe(d)}")
+    for dropin in unit.dropins:
+        out.append(f"Drop-in: {safe(dropin)}")
     if unit.source_path:
         out.append(f"SourcePath: {safe(unit.source_path)}")
     pkg = q.package_of(unit.name)
@@ -69,8 +77,19 @@ def explain_unit(result: ScanResult, name: str) -> list[str] | None:
     out.append(f"Enabled: {'yes' if unit.enabled else 'no'}")
     out.append("")
     out.append("Identity and directories (effective values):")
-    keys = ("User", "Group", "DynamicUser", "SupplementaryGroups", *DIRECTORY_KEYS, "ReadWritePaths",
-            "WorkingDirectory", "PIDFile", "Type", "BusName", *EXEC_KEYS)
+    keys = (
+        "User",
+        "Group",
+        "DynamicUser",
+        "SupplementaryGroups",
+        *DIRECTORY_KEYS,
+        "ReadWritePaths",
+        "WorkingDirectory",
+        "PIDFile",
+        "Type",
+        "BusName",
+        *EXEC_KEYS,
+    )
     for key in keys:
         for d in unit.assignments("Service", key):
             out.append(f"  {key}={safe(d.value)}  ({safe(str(d.location))})")

@@ -50,9 +50,8 @@ def render_markdown(report: Report) -> str:
     host = report.host
     out.append(f"- OS: {safe(host.pretty_name) or 'unknown'}")
     out.append(f"- systemd: {host.systemd_version or 'unknown'} ({safe(host.systemd_version_source)})")
-    out.append(
-        f"- System accounts: UID 1-{report.system_range.uid_max} ({'; '.join(safe(s) for s in report.system_range.sources)})"
-    )
+    sources = "; ".join(safe(s) for s in report.system_range.sources)
+    out.append(f"- System accounts: UID 1-{report.system_range.uid_max} ({sources})")
     out.append(f"- nss-systemd resolves dynamic users: {'yes' if report.nss.resolves_dynamic_users else 'no'}")
     out.append(f"- Walked {report.walked_entries} entries; {report.unit_count} units")
     out.append("")
@@ -62,9 +61,8 @@ def render_markdown(report: Report) -> str:
     out.append("")
     out += ["| Account | UID | Units | Verdict | Main reason |", "|---|---|---|---|---|"]
     for a in report.accounts:
-        out.append(
-            f"| {_cell(a.name)} | {a.uid} | {_cell(', '.join(a.units) or '-')} | {a.verdict.value} | {_cell(a.reason)} |"
-        )
+        units = _cell(", ".join(a.units) or "-")
+        out.append(f"| {_cell(a.name)} | {a.uid} | {units} | {a.verdict.value} | {_cell(a.reason)} |")
     out.append("")
     services = [a for a in report.accounts if a.verdict in (Verdict.CONVERTIBLE, Verdict.NEEDS_MANUAL, Verdict.BLOCKED)]
     for a in services:

@@ -50,7 +50,9 @@ def render_table(report: Report, console: Console, *, show_all: bool = False) ->
     parts = [f"{counts[v.value]} {v.value}" for v in VERDICT_ORDER if counts[v.value]]
     console.print(f"Accounts: {', '.join(parts) or 'none'}")
     if hidden:
-        console.print(f"({hidden} accounts that are not service accounts or never migrated are not shown; --all shows them)")
+        console.print(
+            f"({hidden} accounts that are not service accounts or never migrated are not shown; --all shows them)"
+        )
     nss = "yes" if report.nss.resolves_dynamic_users else "no (see DM501)"
     version = report.host.systemd_version or "unknown"
     console.print(
