@@ -148,17 +148,23 @@ def _optional_file(fs: RootFS, path: str) -> list[RelPath]:
 def _dir_files(fs: RootFS, directory: str, problems: list[Problem], suffix: str = "") -> list[RelPath]:
     out: list[RelPath] = []
     try:
-        for p in fs.files_in(directory, suffix):
-            name = p.rsplit("/", 1)[-1]
-            if name.startswith(".") or name.endswith(("~", ".dpkg-old", ".dpkg-dist", ".dpkg-new", ".ucf-dist")):
-                continue
-            info = fs.stat(p)
-            if info is not None and info.kind is FileKind.FILE:
-                out.append(p)
-            elif info is not None and info.kind is not FileKind.DIR:
-                problems.append(Problem(Location(p), f"{info.kind.value} where a file was expected: not read"))
+        names = list(fs.files_in(directory, suffix))
     except RootError as exc:
         problems.append(Problem(Location(RelPath(directory)), exc.reason))
+        return out
+    for p in names:
+        name = p.rsplit("/", 1)[-1]
+        if name.startswith(".") or name.endswith(("~", ".dpkg-old", ".dpkg-dist", ".dpkg-new", ".ucf-dist")):
+            continue
+        try:
+            info = fs.stat(p)
+        except RootError as exc:
+            problems.append(Problem(Location(p), exc.reason))
+            continue
+        if info is not None and info.kind is FileKind.FILE:
+            out.append(p)
+        elif info is not None and info.kind is not FileKind.DIR:
+            problems.append(Problem(Location(p), f"{info.kind.value} where a file was expected: not read"))
     return out
 
 
