@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from treebuilder import Link, build
 
 from dynmigrate.app import run_scan
+from treebuilder import Link, build
 
 SECRET = "TOP-SECRET-OUTSIDE-ROOT"
 
@@ -28,7 +28,9 @@ def hostile_root(tmp_path: Path) -> tuple[Path, Path]:
             "etc/passwd": "root:x:0:0:root:/root:/bin/bash\nredis:x:101:102::/var/lib/redis:/usr/sbin/nologin\n",
             "etc/group": "root:x:0:\nredis:x:102:\n",
             "etc/shadow": "root:$6$saltsalt$hashhashhash:19000:0:99999:7:::\nredis:!:19000::::::\n",
-            "usr/lib/systemd/system/redis-server.service": "[Service]\nExecStart=/usr/bin/redis-server /etc/redis/redis.conf\n",
+            "usr/lib/systemd/system/redis-server.service": (
+                "[Service]\nExecStart=/usr/bin/redis-server /etc/redis/redis.conf\n"
+            ),
             # absolute symlinks are resolved inside ROOT, relative ones cannot climb above it
             "etc/systemd/system/redis-server.service": Link("/usr/lib/systemd/system/redis-server.service"),
             "etc/redis/redis.conf": Link(str(outside / "secret.conf")),
