@@ -20,5 +20,11 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.q.candidates():
         if acc.name in NOBODY_NAMES:
             units = ctx.q.unit_names_of(acc.name)
-            extra = f"; runs {', '.join(units)}: give those DynamicUser=yes under their own name" if units else ""
-            yield Hit(acc.name, f"{acc.name} is never migrated{extra}", acc.location, tuple(units))
+            if not units:
+                continue  # every root has nobody; its verdict already says never-migrated
+            yield Hit(
+                acc.name,
+                f"{acc.name} is never migrated; runs {', '.join(units)}: give those DynamicUser=yes under their own name",
+                acc.location,
+                tuple(units),
+            )

@@ -266,3 +266,6 @@ def rules_cmd(fmt: str) -> None:
         return
     for r in rules:
         click.echo(f"{r.meta.id}  {r.meta.name:28} {r.meta.effect.value:18} {r.meta.summary}")
+
+
+from dynmigrate.cli import plancmd  # noqa: E402,F401  (registers plan and verify)

@@ -127,11 +127,14 @@ def _each(
     parse: Callable[[str, RelPath], tuple[list[Reference], list[Problem]]],
     refs: list[Reference],
     problems: list[Problem],
+    keep: dict[RelPath, str] | None = None,
 ) -> None:
     for p in paths:
         text = _read(fs, p, problems)
         if text is None:
             continue
+        if keep is not None:
+            keep[p] = text
         found, probs = parse(text, p)
         refs += found
         problems += probs
@@ -169,7 +172,11 @@ def _dir_files(fs: RootFS, directory: str, problems: list[Problem], suffix: str 
 
 
 def read_references(
-    fs: RootFS, accounts: AccountData, units: tuple[Unit, ...], problems: list[Problem]
+    fs: RootFS,
+    accounts: AccountData,
+    units: tuple[Unit, ...],
+    problems: list[Problem],
+    keep: dict[RelPath, str] | None = None,
 ) -> list[Reference]:
     known = frozenset({a.name for a in accounts.accounts} | {g.name for g in accounts.groups})
     refs: list[Reference] = []
@@ -192,13 +199,13 @@ def read_references(
 
     # tmpfiles.d and sysusers.d, with /etc > /run > /usr/lib precedence
     tmp = R.overlay_dir(fs, R.TMPFILES_DIRS, ".conf", problems)
-    _each(fs, list(tmp.winners), R.parse_tmpfiles, refs, problems)
+    _each(fs, list(tmp.winners), R.parse_tmpfiles, refs, problems, keep)
     sysu = R.overlay_dir(fs, R.SYSUSERS_DIRS, ".conf", problems)
-    _each(fs, list(sysu.winners), R.parse_sysusers, refs, problems)
+    _each(fs, list(sysu.winners), R.parse_sysusers, refs, problems, keep)
 
     # logrotate
-    _each(fs, _optional_file(fs, "/etc/logrotate.conf"), R.parse_logrotate, refs, problems)
-    _each(fs, _dir_files(fs, "/etc/logrotate.d", problems), R.parse_logrotate, refs, problems)
+    _each(fs, _optional_file(fs, "/etc/logrotate.conf"), R.parse_logrotate, refs, problems, keep)
+    _each(fs, _dir_files(fs, "/etc/logrotate.d", problems), R.parse_logrotate, refs, problems, keep)
 
     # D-Bus system policies
     for d in R.DBUS_DIRS:
@@ -561,7 +568,14 @@ def read_host(fs: RootFS, packages: list[Package], problems: list[Problem]) -> H
                     break
             if version is not None:
                 break
-    return HostInfo(values.get("ID", ""), values.get("VERSION_ID", ""), values.get("PRETTY_NAME", ""), version, source)
+    hostname = ""
+    if fs.exists("/etc/hostname"):
+        hostname = (_read(fs, "/etc/hostname", problems) or "").strip().split("\n")[0][:64]
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9.-]*$", hostname):
+        hostname = ""
+    return HostInfo(
+        values.get("ID", ""), values.get("VERSION_ID", ""), values.get("PRETTY_NAME", ""), version, source, hostname
+    )
 
 
 SECRET_NAME = re.compile(
@@ -665,7 +679,8 @@ def collect(
     problems += loaded.problems
 
     ev.stage("references")
-    refs = read_references(fs, accounts, loaded.units, problems)
+    texts: dict[RelPath, str] = {}
+    refs = read_references(fs, accounts, loaded.units, problems, texts)
     interest = interesting_paths(accounts, loaded.units)
     unit_files = {str(u.fragment) for u in loaded.units if u.fragment}
     packages, pkg_refs, overrides = read_packages(fs, accounts, interest | unit_files, problems)
@@ -708,6 +723,7 @@ def collect(
         retired=tuple(sorted(retired)),
         problems=tuple(sorted(set(problems))),
         secrets=tuple(sorted(set(secrets))),
+        config_texts=tuple(sorted(texts.items())),
     )
 
 

@@ -350,7 +350,10 @@ class UnitLoader:
                 directives.extend(unit_file.directives)
             dropins = self._dropins(name, aliases)
             for dpath in dropins:
-                dfile = self._read_file(self.fs.resolve(dpath), DROPIN_LIMIT)
+                real = self.fs.resolve(dpath)
+                dfile = self._read_file(real, DROPIN_LIMIT)
+                if dfile is not None and real != dpath and real in self.texts:
+                    self.texts[dpath] = self.texts[real]
                 if dfile is not None:
                     directives.extend(
                         Directive(d.section, d.key, d.value, Location(dpath, d.location.line), d.raw)

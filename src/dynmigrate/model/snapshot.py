@@ -35,6 +35,7 @@ class HostInfo:
     pretty_name: str
     systemd_version: int | None
     systemd_version_source: str
+    hostname: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,13 @@ class Snapshot:
     retired: tuple[RetiredId, ...]
     problems: tuple[Problem, ...]
     secrets: tuple[SecretHint, ...] = ()
+    config_texts: tuple[tuple[RelPath, str], ...] = ()  # sysusers.d, tmpfiles.d, logrotate files (for overrides)
+
+    def config_text(self, path: str) -> str:
+        for p, text in self.config_texts:
+            if p == path:
+                return text
+        return ""
 
     def unit(self, name: str) -> Unit | None:
         for u in self.units:

@@ -1,0 +1,170 @@
+"""A migration plan: pure data. Rendering it gives drop-ins, scripts and review documents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from dynmigrate.model.common import RelPath, Verdict
+from dynmigrate.model.findings import Finding
+from dynmigrate.model.references import StatOverride
+
+PLAN_SCHEMA_VERSION = 1
+DROPIN_NAME = "50-dynmigrate.conf"
+
+
+class ExecMode(StrEnum):
+    """How the migrated process gets its identity."""
+
+    USER = "user"  # the unit had User=: systemd switches to the dynamic user
+    BANG = "keep-daemon-switch"  # root-start daemon: '!' prefix, the daemon setuids itself by name
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ManagedDir:
+    key: str  # StateDirectory, CacheDirectory, LogsDirectory, RuntimeDirectory, ConfigurationDirectory
+    name: str  # relative name, e.g. "redis"
+    path: RelPath  # /var/lib/redis
+    mode: int | None  # mode to keep (written as *DirectoryMode=) or None for systemd's 0755
+    exists: bool
+    declared: bool  # the unit already declares it
+    why: str
+
+    @property
+    def private_path(self) -> RelPath | None:
+        base = {"StateDirectory": "/var/lib", "CacheDirectory": "/var/cache", "LogsDirectory": "/var/log"}.get(self.key)
+        return RelPath(f"{base}/private/{self.name}") if base else None
+
+
+@dataclass(frozen=True, slots=True)
+class UnitPlan:
+    unit: str
+    fragment: RelPath
+    dropin_path: RelPath  # /etc/systemd/system/UNIT.d/50-dynmigrate.conf
+    dropin_text: str
+    before: str  # the effective unit as `systemctl cat` shows it
+    after: str
+    diff: str
+    exec_mode: ExecMode
+    directories: tuple[ManagedDir, ...]
+    decisions: tuple[str, ...]  # every choice the planner made, with its reason
+    probe: str  # health probe command ("" = only systemctl checks)
+    probe_source: str  # "user", "policy", "built-in", or ""
+    enabled: bool
+    pidfile: str
+    instances: tuple[str, ...] = ()  # enabled instances, when the unit is a template
+
+    @property
+    def is_template(self) -> bool:
+        return "@." in self.unit
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FileFix:
+    """Re-own a file the account owned (config) so that the service can still read it."""
+
+    path: RelPath
+    uid: int
+    gid: int
+    mode: int
+    new_uid: int
+    new_gid: int
+    new_mode: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Credential:
+    """A secret passed with LoadCredential= and bound back over its original path."""
+
+    unit: str
+    name: str
+    path: RelPath
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class OverrideFile:
+    """A file the plan writes into /etc to override a vendor one (sysusers, tmpfiles, logrotate)."""
+
+    target: RelPath  # where it goes, e.g. /etc/sysusers.d/redis.conf
+    kind: str  # sysusers-mask, sysusers-override, tmpfiles-override, logrotate-override
+    content: str | None  # None means a symlink to /dev/null
+    replaces: RelPath | None  # the vendor file it overrides
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class StatOverridePin:
+    """A root-owned statoverride registered so that package scripts skip their chown."""
+
+    path: RelPath
+    mode: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ManualStep:
+    id: str  # e.g. "DM103-postgres"; stage 2 refuses until each is confirmed
+    rule: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Leftover:
+    """A path owned by the old UID/GID outside the managed directories (stage 3 re-owns it)."""
+
+    path: RelPath
+    uid: int
+    gid: int
+    entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPlan:
+    account: str
+    uid: int
+    gid: int
+    group: str
+    home: str
+    shell: str
+    gecos: str
+    delete_group: bool
+    group_note: str
+    verdict: Verdict
+    forced: bool
+    findings: tuple[Finding, ...]
+    units: tuple[UnitPlan, ...]
+    file_fixes: tuple[FileFix, ...]
+    credentials: tuple[Credential, ...]
+    overrides: tuple[OverrideFile, ...]
+    statoverrides: tuple[StatOverride, ...]  # removed in stage 2, restored by rollback
+    pins: tuple[StatOverridePin, ...]
+    supplementary_groups: tuple[str, ...]
+    leftovers: tuple[Leftover, ...]
+    manual_steps: tuple[ManualStep, ...]
+    risks: tuple[str, ...]
+    recreated_by: tuple[str, ...]  # package scripts that would recreate the account
+    manifest_paths: tuple[RelPath, ...]  # every path whose ownership stage 0 records
+
+    @property
+    def run_units(self) -> tuple[tuple[str, str], ...]:
+        """(unit, probe) restarted and health-checked: enabled units and enabled template instances."""
+        out: list[tuple[str, str]] = []
+        for u in self.units:
+            if u.is_template:
+                out += [(i, u.probe) for i in u.instances]
+            elif u.enabled:
+                out.append((u.unit, u.probe))
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationPlan:
+    root: str
+    host: str
+    systemd_version: int | None
+    nss_action: str  # "none", "enable" (add systemd to nsswitch), "install" (libnss-systemd)
+    accounts: tuple[AccountPlan, ...]
+    refused: tuple[tuple[str, str], ...]  # (account, why) selected but not planned
+    schema_version: int = PLAN_SCHEMA_VERSION

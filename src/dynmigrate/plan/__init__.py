@@ -1,0 +1,1 @@
+"""plan: findings -> migration plan (pure data) -> drop-ins, scripts, review documents."""

@@ -1,0 +1,113 @@
+"""Which managed directories a unit gets, derived from real ownership and from the unit itself."""
+
+from __future__ import annotations
+
+from dynmigrate.collect.rootfs import parent_of, rel
+from dynmigrate.graph.queries import Queries, managed_slot
+from dynmigrate.model.accounts import Account
+from dynmigrate.model.common import RelPath
+from dynmigrate.model.files import FileKind
+from dynmigrate.model.plan import ManagedDir
+from dynmigrate.model.references import RefKind, Target
+from dynmigrate.model.units import DIRECTORY_BASES, DIRECTORY_KEYS, Unit
+
+# Names under the bases that belong to the system, never to one service.
+RESERVED = frozenset({"lock", "user", "systemd", "private", "shm", "log", "lib", "cache", "dbus", "sudo", "sshd"})
+KEY_ORDER = {
+    k: i
+    for i, k in enumerate(
+        ("StateDirectory", "CacheDirectory", "LogsDirectory", "RuntimeDirectory", "ConfigurationDirectory")
+    )
+}
+
+
+def _mode_key(key: str) -> str:
+    return f"{key}Mode"
+
+
+def derive_directories(q: Queries, acc: Account, unit: Unit) -> list[ManagedDir]:
+    found: dict[tuple[str, str], ManagedDir] = {}
+    snap = q.snap
+
+    def add(key: str, name: str, why: str, *, declared: bool = False, mode: int | None = None) -> None:
+        if not name or name in RESERVED or ".." in name.split("/") or name.startswith("/"):
+            return
+        k = (key, name)
+        path = RelPath(f"{DIRECTORY_BASES[key]}/{name}")
+        fact = snap.path(path)
+        exists = fact is not None and fact.exists
+        if key == "ConfigurationDirectory":
+            mode = None  # the plan re-owns it to root 0755, systemd's default (F2.5: never chowned)
+        elif mode is None and fact is not None and fact.target is not None and fact.target.kind is FileKind.DIR:
+            mode = fact.target.mode
+        if mode == 0o755:
+            mode = None
+        if k in found:
+            old = found[k]
+            found[k] = ManagedDir(
+                key, name, path, old.mode if old.mode is not None else mode, exists, old.declared or declared, old.why
+            )
+            return
+        found[k] = ManagedDir(key, name, path, mode, exists, declared, why)
+
+    template = unit.is_template
+    # 1. what the unit already declares (modes from *DirectoryMode=)
+    for key in DIRECTORY_KEYS:
+        mode_d = unit.value("Service", _mode_key(key))
+        mode = int(mode_d.value, 8) if mode_d is not None and _octal(mode_d.value) else None
+        for d in unit.values("Service", key):
+            for word in (d.raw if template else d.value).split():
+                add(key, word.split(":", 1)[0], f"declared at {d.location}", declared=True, mode=mode)
+    # 2. ReadWritePaths= that a managed directory can replace
+    for key in ("ReadWritePaths", "ReadWriteDirectories"):
+        for d in unit.values("Service", key):
+            for word in (d.raw if template else d.value).split():
+                path = word.lstrip("-+")
+                if not path.startswith("/"):
+                    continue
+                slot = managed_slot(str(rel(path)))
+                if slot is not None:
+                    add(slot[0], slot[1], f"{key}={path} at {d.location}")
+    # 3. PIDFile= in a runtime subdirectory
+    pid = unit.value("Service", "PIDFile")
+    if pid is not None and pid.value.startswith("/"):
+        ppath = str(rel((pid.raw if template else pid.value).replace("/var/run/", "/run/", 1)))
+        parent = parent_of(RelPath(ppath))
+        if parent not in ("/run",) and parent.startswith("/run/"):
+            add("RuntimeDirectory", parent[len("/run/") :], f"PIDFile={pid.value} at {pid.location}")
+    if template:
+        return sorted(found.values(), key=lambda m: (KEY_ORDER[m.key], m.name))
+    # 4. what the account really owns under the managed bases
+    for tree in q.trees_of(acc):
+        if tree.top.kind is not FileKind.DIR:
+            continue
+        slot = managed_slot(tree.top.path)
+        if slot is None:
+            continue
+        key, name = slot
+        if key == "ConfigurationDirectory":
+            if tree.top.path == f"/etc/{name}":
+                add(key, name, f"/etc/{name} is owned by {acc.name}")
+            continue
+        top = f"{DIRECTORY_BASES[key] if key != 'RuntimeDirectory' else '/run'}/{name}"
+        owner = "owned" if tree.uid == acc.uid else "group-owned"
+        add(
+            key,
+            name,
+            f"{top} is {owner} by {acc.name}" if tree.top.path == top else f"{tree.top.path} is {owner} by {acc.name}",
+        )
+    # 5. tmpfiles.d lines that create directories for the account
+    for ref in q.refs_to(acc.name, Target.USER):
+        if ref.kind is RefKind.TMPFILES and ref.path is not None and ref.detail[:1] in ("d", "D", "v", "q", "Q"):
+            slot = managed_slot(ref.path)
+            if slot is not None and slot[0] != "ConfigurationDirectory":
+                add(slot[0], slot[1], f"tmpfiles.d creates {ref.path} for {acc.name} ({ref.location})")
+    return sorted(found.values(), key=lambda m: (KEY_ORDER[m.key], m.name))
+
+
+def _octal(text: str) -> bool:
+    try:
+        int(text, 8)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,300 @@
+"""Review documents of a plan: REPORT.md, plan.json, the userdel plan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dynmigrate import __version__
+from dynmigrate.model.common import Effect
+from dynmigrate.model.plan import AccountPlan, MigrationPlan, UnitPlan
+from dynmigrate.render.common import finding_data, safe, sanitize
+
+STAGE_TEXT = {
+    "stage0": "preflight: systemd version, nss-systemd, no static account in 61184-65519, units exist and are not "
+    "masked, the account has the UID/GID the plan was made for; back up its passwd/group/shadow/gshadow lines, "
+    "statoverrides and an ownership manifest of every path involved",
+    "stage1": "sandbox: install the drop-ins while the static account still exists; systemd keeps the static UID "
+    "but applies every DynamicUser restriction and moves state into private/; restart and health-check",
+    "stage2": "release: stop, re-own config to root, remove statoverrides (saved), pin guarded paths, write the "
+    "sysusers/tmpfiles/logrotate overrides, install the upgrade guard, userdel/groupdel, start; check that the "
+    "main process runs with a UID in 61184-65519 and that every data file is still there",
+    "stage3": "cleanup: find files still owned by the old UID/GID on every real filesystem, re-own them to root "
+    "(never delete), and add the UID to the retired-UID ledger",
+}
+ROLLBACK_TEXT = {
+    "stage0": "restore /etc/nsswitch.conf if the preflight changed it (the backup is kept)",
+    "stage1": "remove the drop-ins, move private/X back to X by hand (systemd only does it for directories the "
+    "vendor unit declares), restore ownership from the manifest, restart",
+    "stage2": "recreate the group and the account with the same GID/UID (and password state), remove the "
+    "overrides and pins, restore the statoverrides and the ownership manifest, restart as the static user",
+    "stage3": "give every re-owned path its recorded owner back; remove the ledger line",
+}
+
+
+def _fence(text: str, lang: str = "") -> list[str]:
+    ticks = "````" if "```" in text else "```"
+    return [f"{ticks}{lang}", text.rstrip("\n"), ticks]
+
+
+def unit_section(u: UnitPlan) -> list[str]:
+    out = [f"### {safe(u.unit)}", ""]
+    out.append(f"- Drop-in: `{safe(u.dropin_path)}` (vendor unit `{safe(u.fragment)}` is never edited)")
+    out.append(f"- Identity: {u.exec_mode.value}")
+    out.append(
+        f"- Health probe: `{safe(u.probe)}` ({u.probe_source})"
+        if u.probe
+        else "- Health probe: none given: only `systemctl is-active` and the restart counter are checked, and "
+        "active is not the same as working; pass `--probe UNIT=COMMAND`"
+    )
+    out.append("")
+    out.append("Decisions:")
+    out.append("")
+    out += [f"- {safe(d)}" for d in u.decisions]
+    out.append("")
+    out.append("Effective unit, before and after (`systemctl cat`):")
+    out.append("")
+    out += _fence(u.diff or "(no change)", "diff")
+    out.append("")
+    return out
+
+
+def account_section(a: AccountPlan, security: dict[str, tuple[str, str]]) -> list[str]:
+    out = [
+        f"## {safe(a.account)} (UID {a.uid}, GID {a.gid}): {a.verdict.value}" + (" (FORCED)" if a.forced else ""),
+        "",
+    ]
+    out.append(f"- Units: {', '.join(safe(u.unit) for u in a.units)}")
+    out.append(f"- Group: {safe(a.group_note)}")
+    out.append("")
+    out.append("### Evidence")
+    out.append("")
+    out += ["| Rule | Effect | Message | Where |", "|---|---|---|---|"]
+    for f in a.findings:
+        where = safe(str(f.location)) if f.location else "-"
+        out.append(f"| {f.rule} | {f.effect.value} | {safe(f.message).replace('|', chr(92) + '|')} | {where} |")
+    out.append("")
+    for u in a.units:
+        out += unit_section(u)
+        if u.unit in security:
+            before, after = security[u.unit]
+            out += [f"`systemd-analyze security --offline=yes` exposure: before {before}, after {after}", ""]
+    if a.file_fixes or a.credentials:
+        out += ["### Configuration and secrets", ""]
+        for fx in a.file_fixes:
+            out.append(
+                f"- `{safe(fx.path)}`: {fx.uid}:{fx.gid} {fx.mode:04o} -> root:root {fx.new_mode:04o} "
+                f"({safe(fx.reason)})"
+            )
+        for c in a.credentials:
+            out.append(
+                f"- `{safe(c.path)}` for {safe(c.unit)}: `LoadCredential={safe(c.name)}:{safe(c.path)}` bound back "
+                f"over the path; or point the daemon at `$CREDENTIALS_DIRECTORY/{safe(c.name)}` ({safe(c.reason)})"
+            )
+        out.append("")
+    if a.overrides or a.statoverrides or a.pins:
+        out += ["### Overrides in /etc and dpkg", ""]
+        for o in a.overrides:
+            what = "symlink to /dev/null" if o.content is None else "file"
+            out.append(f"- `{safe(o.target)}` ({o.kind}, {what}): {safe(o.reason)}")
+        for s in a.statoverrides:
+            out.append(
+                f"- statoverride `{safe(s.user)} {safe(s.group)} {s.mode:o} {safe(s.path)}` is removed in stage "
+                "2 (dpkg would abort on an unknown user) and restored by the rollback"
+            )
+        for p in a.pins:
+            out.append(f"- pin `root root {p.mode:o} {safe(p.path)}`: {safe(p.reason)}")
+        out.append("")
+    out += ["### Package upgrades", ""]
+    if a.recreated_by:
+        out.append(
+            "These maintainer scripts create the account again when the package is upgraded (a static "
+            "account silently wins over DynamicUser=yes):"
+        )
+        out.append("")
+        out += [f"- {safe(r)}" for r in a.recreated_by]
+        out.append("")
+    out.append(
+        "Guard: stage 2 installs `/usr/local/sbin/dynmigrate-repair` and an APT `DPkg::Post-Invoke` hook "
+        "that deletes a recreated account again and restarts the unit under a dynamic UID; statoverride pins "
+        "make guarded `chown`s in package scripts skip the data. Upgrades with plain `dpkg -i` bypass the "
+        "hook: run `dynmigrate verify --repair` afterwards."
+    )
+    out.append("")
+    if a.leftovers:
+        out += ["### Files outside the managed directories (stage 3 re-owns them to root)", ""]
+        out += [f"- `{safe(lf.path)}` ({lf.uid}:{lf.gid}, {lf.entries} entries)" for lf in a.leftovers]
+        out.append("")
+    out += ["### Stages", ""]
+    for stage, text in STAGE_TEXT.items():
+        out.append(f"- `migrate.sh --account {safe(a.account)} {stage}`: {text}")
+        out.append(f"  - rollback `rollback.sh --account {safe(a.account)} {stage}`: {ROLLBACK_TEXT[stage]}")
+    out.append("")
+    out += ["### Risks", ""]
+    out += [f"- {safe(r)}" for r in a.risks] or ["- none recorded"]
+    out.append("")
+    out += ["### Check by hand before stage 2", ""]
+    if a.manual_steps:
+        out.append("Stage 2 refuses to run until each is confirmed with `--confirm ID`:")
+        out.append("")
+        out += [f"- [ ] `{m.id}`: {safe(m.text)}" for m in a.manual_steps]
+    else:
+        out.append("- [ ] nothing beyond the health checks (the service was judged convertible)")
+    out.append(
+        "- [ ] after stage 1, the journal of each unit has no permission errors "
+        "(`journalctl -u UNIT -b`), and the service really works (not only `active`)"
+    )
+    out.append("")
+    return out
+
+
+def render_report(plan: MigrationPlan, security: dict[str, tuple[str, str]]) -> str:
+    out = [f"# dynmigrate plan for {safe(plan.host)}", ""]
+    out.append(f"Scan of `{safe(plan.root)}`, dynmigrate {__version__}, plan schema {plan.schema_version}.")
+    out.append(
+        f"systemd on the scanned root: {plan.systemd_version or 'unknown'}; "
+        f"nss-systemd action in the preflight: {plan.nss_action}."
+    )
+    out.append("")
+    out += ["| Account | UID | Units | Verdict | Manual steps |", "|---|---|---|---|---|"]
+    for a in plan.accounts:
+        out.append(
+            f"| {safe(a.account)} | {a.uid} | {', '.join(safe(u.unit) for u in a.units)} | "
+            f"{a.verdict.value}{' (forced)' if a.forced else ''} | {len(a.manual_steps)} |"
+        )
+    out.append("")
+    if plan.refused:
+        out += ["Not planned:", ""]
+        out += [f"- {safe(name)}: {safe(why)}" for name, why in plan.refused]
+        out.append("")
+    out += [
+        "How to run it (as root, on the host):",
+        "",
+        "```",
+        "./migrate.sh stage0          # preflight and backups",
+        "./migrate.sh stage1          # sandbox: drop-ins with the static account still there",
+        "./migrate.sh --confirm ID... stage2   # release the account",
+        "./migrate.sh stage3          # cleanup of leftovers, retired-UID ledger",
+        "./rollback.sh stage3; ./rollback.sh stage2; ./rollback.sh stage1; ./rollback.sh stage0",
+        "dynmigrate verify            # afterwards, and after package upgrades",
+        "```",
+        "",
+    ]
+    for a in plan.accounts:
+        out += account_section(a, security)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def userdel_plan(plan: MigrationPlan) -> str:
+    out = ["# dynmigrate userdel plan: what stage 2 deletes, in order, and what must hold first.", ""]
+    for a in plan.accounts:
+        out.append(f"account {a.account} (UID {a.uid}, GID {a.gid})")
+        out.append(
+            "  preconditions: stages 0 and 1 done; backup present; UID still matches; units stopped; no "
+            "process of the UID left; every manual step confirmed"
+        )
+        for m in a.manual_steps:
+            out.append(f"  confirm: {m.id}")
+        for s in a.statoverrides:
+            out.append(f"  dpkg-statoverride --remove {s.path}   # saved: {s.user} {s.group} {s.mode:o}")
+        out.append(f"  userdel {a.account}")
+        out.append(f"  groupdel {a.group}" if a.delete_group else f"  # group kept: {a.group_note}")
+        out.append(
+            f"  rollback: groupadd -g {a.gid} {a.group}; useradd -r -M -u {a.uid} -g {a.gid} "
+            f"-d {a.home} -s {a.shell} {a.account}"
+            if a.delete_group
+            else f"  rollback: useradd -r -M -u {a.uid} -g {a.gid} -d {a.home} -s {a.shell} {a.account}"
+        )
+        out.append("")
+    return "\n".join(safe(line) for line in out)
+
+
+def plan_data(plan: MigrationPlan) -> dict[str, Any]:
+    accounts = []
+    for a in plan.accounts:
+        accounts.append(
+            {
+                "account": a.account,
+                "uid": a.uid,
+                "gid": a.gid,
+                "group": a.group,
+                "home": a.home,
+                "shell": a.shell,
+                "delete_group": a.delete_group,
+                "group_note": a.group_note,
+                "verdict": a.verdict.value,
+                "forced": a.forced,
+                "findings": [finding_data(f) for f in a.findings],
+                "blocking": [f.rule for f in a.findings if f.effect is Effect.BLOCKS],
+                "units": [
+                    {
+                        "unit": u.unit,
+                        "fragment": u.fragment,
+                        "dropin_path": u.dropin_path,
+                        "dropin": u.dropin_text,
+                        "exec_mode": u.exec_mode.value,
+                        "enabled": u.enabled,
+                        "pidfile": u.pidfile,
+                        "probe": u.probe,
+                        "probe_source": u.probe_source,
+                        "decisions": list(u.decisions),
+                        "directories": [
+                            {
+                                "key": m.key,
+                                "name": m.name,
+                                "path": m.path,
+                                "exists": m.exists,
+                                "declared": m.declared,
+                                "mode": None if m.mode is None else f"{m.mode:04o}",
+                                "why": m.why,
+                            }
+                            for m in u.directories
+                        ],
+                    }
+                    for u in a.units
+                ],
+                "file_fixes": [
+                    {
+                        "path": f.path,
+                        "from": f"{f.uid}:{f.gid} {f.mode:04o}",
+                        "to": f"{f.new_uid}:{f.new_gid} {f.new_mode:04o}",
+                        "reason": f.reason,
+                    }
+                    for f in a.file_fixes
+                ],
+                "credentials": [{"unit": c.unit, "name": c.name, "path": c.path} for c in a.credentials],
+                "overrides": [
+                    {
+                        "target": o.target,
+                        "kind": o.kind,
+                        "replaces": o.replaces,
+                        "reason": o.reason,
+                        "content": o.content,
+                    }
+                    for o in a.overrides
+                ],
+                "statoverrides": [
+                    {"user": s.user, "group": s.group, "mode": f"{s.mode:o}", "path": s.path} for s in a.statoverrides
+                ],
+                "pins": [{"path": p.path, "mode": f"{p.mode:o}", "reason": p.reason} for p in a.pins],
+                "supplementary_groups": list(a.supplementary_groups),
+                "leftovers": [
+                    {"path": lf.path, "uid": lf.uid, "gid": lf.gid, "entries": lf.entries} for lf in a.leftovers
+                ],
+                "manual_steps": [{"id": m.id, "rule": m.rule, "text": m.text} for m in a.manual_steps],
+                "risks": list(a.risks),
+                "recreated_by": list(a.recreated_by),
+                "manifest_paths": list(a.manifest_paths),
+                "run_units": [u for u, _probe in a.run_units],
+            }
+        )
+    data = {
+        "schema_version": plan.schema_version,
+        "tool": {"name": "dynmigrate", "version": __version__},
+        "root": plan.root,
+        "host": plan.host,
+        "systemd_version": plan.systemd_version,
+        "nss_action": plan.nss_action,
+        "accounts": accounts,
+        "refused": [{"account": n, "why": w} for n, w in plan.refused],
+    }
+    return dict(sanitize(data))

@@ -1,0 +1,252 @@
+"""The drop-in for one unit, the effective unit before and after, and their diff."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+from dynmigrate import __version__
+from dynmigrate.collect.rootfs import is_under, rel
+from dynmigrate.collect.snapshot import exec_argv
+from dynmigrate.collect.unitfile import render_unit
+from dynmigrate.graph.queries import managed_slot
+from dynmigrate.model.common import RelPath
+from dynmigrate.model.plan import DROPIN_NAME, Credential, ExecMode, ManagedDir
+from dynmigrate.model.snapshot import Snapshot
+from dynmigrate.model.units import DIRECTORY_KEYS, EXEC_KEYS, Directive, Unit
+
+PREFIX_RE = re.compile(r"^([@\-:+!|]*)(.*)$", re.S)
+FIXUP_TOOLS = frozenset({"chown", "chgrp", "chmod", "mkdir", "install", "rmdir"})
+# Keys this drop-in sets; a later drop-in that sets them again would undo the migration.
+OWN_KEYS = frozenset({"DynamicUser", "User", "Group", *DIRECTORY_KEYS, "ReadWritePaths", "PIDFile"})
+
+
+@dataclass(slots=True)
+class DropIn:
+    items: list[tuple[str, str]] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)
+    manual: list[str] = field(default_factory=list)
+    risks: list[str] = field(default_factory=list)
+
+    def set(self, key: str, value: str) -> None:
+        self.items.append((key, value))
+
+
+def split_prefix(value: str) -> tuple[str, str]:
+    m = PREFIX_RE.match(value.strip())
+    assert m is not None
+    return m.group(1), m.group(2)
+
+
+def with_bang(value: str) -> str:
+    """Add the '!' prefix (run with full privileges for the credential change) unless + or ! is there."""
+    prefix, rest = split_prefix(value)
+    if "+" in prefix or "!" in prefix:
+        return value.strip()
+    return f"{prefix}!{rest}"
+
+
+def with_plus(value: str) -> str:
+    prefix, rest = split_prefix(value)
+    if "+" in prefix or "!" in prefix:
+        return value.strip()
+    return f"{prefix}+{rest}"
+
+
+def is_fixup(value: str, managed: list[ManagedDir]) -> bool:
+    """An Exec line that creates or re-owns a path a managed directory now provides."""
+    argv = exec_argv(value)
+    if not argv:
+        return False
+    tool = argv[0].rsplit("/", 1)[-1]
+    if tool not in FIXUP_TOOLS:
+        return False
+    if tool == "install" and not any(
+        a in ("-o", "-g", "-d") or a.startswith(("--owner", "--group", "-d")) for a in argv
+    ):
+        return False
+    paths = [a for a in argv[1:] if a.startswith("/")]
+    if not paths:
+        return False
+    roots = [str(m.path) for m in managed] + [str(m.path).replace("/run/", "/var/run/", 1) for m in managed]
+    return all(any(is_under(str(rel(p)), r) for r in roots) for p in paths)
+
+
+def build_dropin(
+    unit: Unit,
+    account: str,
+    group_kept: bool,
+    exec_mode: ExecMode,
+    managed: list[ManagedDir],
+    supplementary: list[str],
+    credentials: list[Credential],
+) -> DropIn:
+    out = DropIn()
+    raw = unit.is_template  # templates keep their specifiers
+    out.set("DynamicUser", "yes")
+    out.set("User", account)
+    out.decisions.append(
+        f"User={account}: without it the dynamic user would be named after the unit ({unit.prefix}), "
+        "and the data, configs and the daemon's own switch all use the old name"
+    )
+    group = unit.value("Service", "Group")
+    if group is not None and group.value != account:
+        out.set("Group", "")
+        if group.value not in supplementary:
+            supplementary = [*supplementary, group.value]
+        out.decisions.append(
+            f"Group={group.value} reset (the dynamic user gets its own group {account}); "
+            f"{group.value} moves to SupplementaryGroups="
+        )
+    elif group is not None:
+        out.set("Group", account)
+    if supplementary:
+        out.set("SupplementaryGroups", " ".join(supplementary))
+        out.decisions.append(
+            f"SupplementaryGroups={' '.join(supplementary)}: static groups the account was in keep granting access"
+        )
+        if exec_mode is ExecMode.BANG:
+            out.risks.append(
+                "SupplementaryGroups= is lost for commands with the '!' prefix (systemd issue 26636); the daemon's "
+                "own initgroups() only finds groups that list the user by name in /etc/group"
+            )
+    # managed directories
+    for m in managed:
+        if m.declared:
+            continue
+        out.set(m.key, m.name)
+        out.decisions.append(f"{m.key}={m.name}: {m.why}")
+    for m in managed:
+        if m.declared or m.mode is None:
+            continue
+        out.set(f"{m.key}Mode", f"{m.mode:04o}")
+        out.decisions.append(f"{m.key}Mode={m.mode:04o}: keeps the existing mode of {m.path}")
+    # ReadWritePaths= now managed
+    for key in ("ReadWritePaths", "ReadWriteDirectories"):
+        entries = unit.values("Service", key)
+        if not entries:
+            continue
+        keep: list[str] = []
+        dropped: list[str] = []
+        for d in entries:
+            for word in (d.raw if raw else d.value).split():
+                path = word.lstrip("-+")
+                slot = managed_slot(str(rel(path))) if path.startswith("/") else None
+                if slot is not None and any(m.key == slot[0] and m.name == slot[1] for m in managed):
+                    dropped.append(word)
+                else:
+                    keep.append(word)
+        if dropped:
+            out.set(key, "")
+            for word in keep:
+                out.set(key, word)
+            out.decisions.append(f"{key}= reset: {' '.join(dropped)} are managed directories now")
+            if keep:
+                out.manual.append(
+                    f"{unit.name}: {key}={' '.join(keep)} stays writable outside the managed directories; "
+                    "files written there keep the dynamic UID after it is recycled (facts F1.15)"
+                )
+    # Exec lines: fixups out, prefixes for the identity model
+    pso = unit.flag("Service", "PermissionsStartOnly")
+    for key in EXEC_KEYS:
+        entries = unit.values("Service", key)
+        if not entries:
+            continue
+        new: list[str] = []
+        removed: list[str] = []
+        changed = False
+        for d in entries:
+            value = d.raw if raw else d.value
+            if key in ("ExecStartPre", "ExecStartPost") and is_fixup(value, managed):
+                removed.append(value)
+                changed = True
+                continue
+            if exec_mode is ExecMode.BANG:
+                nv = with_bang(value)
+            elif pso and key != "ExecStart":
+                nv = with_plus(value)
+            else:
+                nv = value.strip()
+            changed = changed or nv != value.strip()
+            new.append(nv)
+        if not changed:
+            continue
+        out.set(key, "")
+        for v in new:
+            out.set(key, v)
+        if removed:
+            out.decisions.append(
+                f"{key}: dropped {len(removed)} fix-up line(s) that managed directories replace: " + "; ".join(removed)
+            )
+    if pso:
+        out.set("PermissionsStartOnly", "no")
+        out.decisions.append("PermissionsStartOnly= translated to '+' prefixes on every line but ExecStart=")
+    if exec_mode is ExecMode.BANG:
+        out.decisions.append(
+            "no User= in the vendor unit: the daemon starts as root and switches to the account itself, so every "
+            "Exec line keeps that with the '!' prefix (the dynamic user is allocated and resolvable by name; the "
+            "sandbox still applies)"
+        )
+    # PID file
+    pid = unit.value("Service", "PIDFile")
+    if pid is not None:
+        ppath = str(rel((pid.raw if raw else pid.value).replace("/var/run/", "/run/", 1)))
+        runtime = [str(m.path) for m in managed if m.key == "RuntimeDirectory"]
+        if not any(is_under(ppath, r) and ppath != r for r in runtime):
+            target = f"/run/{unit.prefix}/{ppath.rsplit('/', 1)[-1]}"
+            if not any(m.key == "RuntimeDirectory" and m.name == unit.prefix for m in managed):
+                out.set("RuntimeDirectory", unit.prefix)
+            out.set("PIDFile", target)
+            out.decisions.append(f"PIDFile={target}: /run is read-only under DynamicUser, even for root")
+            out.manual.append(
+                f"{unit.name}: point the daemon's PID file at {target} (it was {pid.value}) in its configuration"
+            )
+    # credentials for secrets
+    for c in credentials:
+        out.set("LoadCredential", f"{c.name}:{c.path}")
+        out.set("BindReadOnlyPaths", f"%d/{c.name}:{c.path}")
+        out.decisions.append(
+            f"LoadCredential={c.name}:{c.path} and bound back over {c.path}: the secret stays root-only on disk "
+            "and the daemon reads it where it always did"
+        )
+    return out
+
+
+def systemctl_cat(snap: Snapshot, unit: Unit, extra: tuple[RelPath, str] | None = None) -> str:
+    """The effective unit as `systemctl cat` prints it: each file after a '# path' line."""
+    parts: list[tuple[RelPath, str]] = []
+    if unit.fragment is not None:
+        parts.append((unit.fragment, snap.unit_text(unit.fragment) or ""))
+    dropins = [(p, snap.unit_text(p) or "") for p in unit.dropins]
+    if extra is not None:
+        dropins = [d for d in dropins if d[0] != extra[0]] + [extra]
+        dropins.sort(key=lambda d: d[0].rsplit("/", 1)[-1])
+    parts += dropins
+    chunks = []
+    for path, text in parts:
+        body = text if text.endswith("\n") or not text else text + "\n"
+        chunks.append(f"# {path}\n{body}")
+    return "\n".join(chunks)
+
+
+def later_conflicts(unit: Unit) -> list[Directive]:
+    """Directives in drop-ins that sort after ours and set the keys ours sets."""
+    later = {p for p in unit.dropins if p.rsplit("/", 1)[-1] > DROPIN_NAME}
+    return [d for d in unit.directives if d.location.file in later and d.key in OWN_KEYS]
+
+
+def dropin_text(unit: Unit, account: str, uid: int, items: list[tuple[str, str]]) -> str:
+    header = (
+        f"Written by dynmigrate {__version__}: {unit.name} moves from static account {account} "
+        f"(UID {uid}) to DynamicUser=yes.\nReview REPORT.md before installing; remove this file to roll back."
+    )
+    return render_unit([("Service", items)], header=header)
+
+
+def unified_diff(before: str, after: str, name: str) -> str:
+    return "".join(
+        difflib.unified_diff(
+            before.splitlines(True), after.splitlines(True), f"a/{name} (effective)", f"b/{name} (effective)"
+        )
+    )

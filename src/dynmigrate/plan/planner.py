@@ -1,0 +1,503 @@
+"""Scan result + selection -> MigrationPlan (pure data)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from dynmigrate.app import ScanResult
+from dynmigrate.collect.rootfs import is_under
+from dynmigrate.graph.queries import Queries, managed_slot
+from dynmigrate.model.accounts import Account
+from dynmigrate.model.common import Effect, RelPath, Verdict
+from dynmigrate.model.files import FileKind
+from dynmigrate.model.plan import (
+    DROPIN_NAME,
+    AccountPlan,
+    Credential,
+    ExecMode,
+    FileFix,
+    Leftover,
+    ManagedDir,
+    ManualStep,
+    MigrationPlan,
+    OverrideFile,
+    StatOverridePin,
+    UnitPlan,
+)
+from dynmigrate.model.references import Action, RefKind, Target
+from dynmigrate.model.report import AccountVerdict
+from dynmigrate.model.units import LoadState, Unit
+from dynmigrate.plan.directories import derive_directories
+from dynmigrate.plan.dropin import build_dropin, dropin_text, later_conflicts, systemctl_cat, unified_diff
+
+PLANNABLE = (Verdict.CONVERTIBLE, Verdict.NEEDS_MANUAL, Verdict.BLOCKED)
+BUILTIN_PROBES: dict[str, str] = {
+    "redis-server": "redis-cli -h 127.0.0.1 ping | grep -qx PONG",
+    "memcached": (
+        "exec 3<>/dev/tcp/127.0.0.1/11211 && printf 'version\\r\\n' >&3 && timeout 5 head -n1 <&3 | grep -q '^VERSION'"
+    ),
+    "postgresql": "pg_isready -q",
+    "nginx": "curl -fsS -o /dev/null http://127.0.0.1/",
+}
+
+
+class SelectionError(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    units: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+    all_convertible: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOptions:
+    force: bool = False
+    probes: Mapping[str, str] = field(default_factory=dict)  # unit -> command given by the user
+    builtin_probes: bool = True
+
+
+def select_accounts(result: ScanResult, sel: Selection) -> list[AccountVerdict]:
+    report = result.report
+    chosen: dict[str, AccountVerdict] = {}
+    for name in sel.accounts:
+        acc = report.account(name)
+        if acc is None:
+            raise SelectionError(f"no static system account named {name}")
+        chosen[acc.name] = acc
+    for uname in sel.units:
+        unit = result.snapshot.unit(uname) or result.snapshot.unit(uname + ".service")
+        if unit is None:
+            raise SelectionError(f"no unit named {uname}")
+        owners = [a for a in result.queries.accounts_of(unit.name) if report.account(a) is not None]
+        if unit.template is not None and not owners:
+            owners = [a for a in result.queries.accounts_of(unit.template) if report.account(a) is not None]
+        if not owners:
+            raise SelectionError(f"no static system account runs {unit.name}")
+        for owner in owners:
+            av = report.account(owner)
+            if av is not None:
+                chosen[av.name] = av
+    if sel.all_convertible:
+        for av in report.accounts:
+            if av.verdict is Verdict.CONVERTIBLE:
+                chosen[av.name] = av
+    return [chosen[k] for k in sorted(chosen)]
+
+
+def _plan_units(q: Queries, acc: Account) -> tuple[list[Unit], list[str]]:
+    """Units the drop-ins go to: each unit linked with certain/likely evidence; instances via their template."""
+    notes: list[str] = []
+    names: list[str] = []
+    for lk in q.units_of(acc.name):
+        if lk.unit in names:
+            continue
+        names.append(lk.unit)
+    out: dict[str, Unit] = {}
+    for name in names:
+        unit = q.unit(name)
+        if unit is None or unit.type != "service":
+            continue
+        if unit.state is LoadState.MASKED:
+            notes.append(f"{name} is masked: no drop-in (unmask it and plan again to include it)")
+            continue
+        if unit.generated or unit.fragment is None:
+            notes.append(f"{name} has no unit file of its own (generated): no drop-in")
+            continue
+        if unit.template is not None:
+            template = q.unit(unit.template)
+            if template is not None and template.name not in out:
+                out[template.name] = template
+                notes.append(f"{name} is an instance: the drop-in goes to its template {template.name}")
+            continue
+        out[unit.name] = unit
+    return [out[k] for k in sorted(out)], notes
+
+
+def _exec_mode(q: Queries, acc: Account, unit: Unit) -> ExecMode:
+    return ExecMode.USER if unit.value("Service", "User") is not None else ExecMode.BANG
+
+
+def _probe(result: ScanResult, unit: Unit, options: PlanOptions) -> tuple[str, str]:
+    for key in (unit.name, unit.prefix):
+        if key in options.probes:
+            return options.probes[key], "user"
+    for name, cmd in result.snapshot.policy.probes:
+        if name in (unit.name, unit.prefix):
+            return cmd, "policy"
+    if options.builtin_probes:
+        for key, cmd in BUILTIN_PROBES.items():
+            if unit.prefix == key or unit.prefix.startswith(key + "@"):
+                return cmd, "built-in"
+    return "", ""
+
+
+def _file_fixes(result: ScanResult, acc: Account) -> tuple[list[FileFix], list[Credential], list[RelPath]]:
+    q = result.queries
+    fixes: list[FileFix] = []
+    creds: list[Credential] = []
+    secret_paths: list[RelPath] = []
+    for e in q.etc_entries_of(acc):
+        if e.kind not in (FileKind.FILE, FileKind.DIR):
+            continue
+        hints = result.snapshot.secret_hints(e.path)
+        if e.kind is FileKind.FILE and hints:
+            name = re.sub(r"[^A-Za-z0-9_.-]", "_", e.path.rsplit("/", 1)[-1])
+            secret_paths.append(e.path)
+            fixes.append(
+                FileFix(
+                    e.path,
+                    e.uid,
+                    e.gid,
+                    e.mode,
+                    0,
+                    0,
+                    0o600,
+                    "secret: root-only on disk, handed to the service with LoadCredential=",
+                )
+            )
+            creds.append(Credential("", name, e.path, f"looks secret ({hints[0].keyword})"))
+            continue
+        if e.kind is FileKind.DIR:
+            new_mode = 0o755
+            reason = "config directory: root-owned and traversable"
+        else:
+            new_mode = 0o755 if e.mode & 0o111 else 0o644
+            reason = "config: root-owned and world-readable (no secret found in it)"
+        fixes.append(FileFix(e.path, e.uid, e.gid, e.mode, 0, 0, new_mode, reason))
+    return fixes, creds, secret_paths
+
+
+def _sysusers_overrides(result: ScanResult, acc: Account, delete_group: bool) -> list[OverrideFile]:
+    out: list[OverrideFile] = []
+    by_file: dict[RelPath, list[int]] = {}
+    q = result.queries
+    for ref in q.refs_to(acc.name, Target.USER) + (q.refs_to(acc.name, Target.GROUP) if delete_group else []):
+        if ref.kind is RefKind.SYSUSERS and ref.action is Action.CREATES:
+            by_file.setdefault(ref.location.file, []).append(ref.location.line)
+    for path, lines in sorted(by_file.items()):
+        fname = path.rsplit("/", 1)[-1]
+        target = RelPath(f"/etc/sysusers.d/{fname}")
+        body = result.snapshot.config_text(path)
+        drop = set(lines)
+        kept_others = [
+            ln
+            for i, ln in enumerate(body.split("\n"), 1)
+            if i not in drop and ln.strip() and not ln.lstrip().startswith("#")
+        ]
+        if path.startswith("/etc/sysusers.d/"):
+            content = _without_lines(body, drop, acc.name)
+            out.append(
+                OverrideFile(
+                    target,
+                    "sysusers-override",
+                    content,
+                    path,
+                    f"{path} declares {acc.name}: those lines are commented out",
+                )
+            )
+        elif not kept_others:
+            out.append(
+                OverrideFile(
+                    target,
+                    "sysusers-mask",
+                    None,
+                    path,
+                    f"{path} declares only {acc.name}: masked with a /dev/null symlink (facts F5.3)",
+                )
+            )
+        else:
+            content = _without_lines(body, drop, acc.name)
+            out.append(
+                OverrideFile(
+                    target,
+                    "sysusers-override",
+                    content,
+                    path,
+                    f"{path} declares {acc.name} among others: an /etc copy without its lines",
+                )
+            )
+    return out
+
+
+def _without_lines(body: str, lines: set[int], name: str) -> str:
+    out = [f"# Copy of the vendor file written by dynmigrate: {name} moved to DynamicUser=yes."]
+    for i, line in enumerate(body.split("\n"), 1):
+        out.append(f"# dynmigrate: {line}" if i in lines else line)
+    text = "\n".join(out)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _tmpfiles_overrides(result: ScanResult, acc: Account, managed: list[ManagedDir]) -> list[OverrideFile]:
+    out: list[OverrideFile] = []
+    by_file: dict[RelPath, set[int]] = {}
+    q = result.queries
+    for ref in q.refs_to_account(acc):
+        if ref.kind is RefKind.TMPFILES:
+            by_file.setdefault(ref.location.file, set()).add(ref.location.line)
+    for path, lines in sorted(by_file.items()):
+        body = result.snapshot.config_text(path)
+        new: list[str] = [f"# Copy of {path} written by dynmigrate: {acc.name} moved to DynamicUser=yes."]
+        for i, line in enumerate(body.split("\n"), 1):
+            if i not in lines:
+                new.append(line)
+                continue
+            fields = line.split()
+            covered = len(fields) > 1 and any(is_under(fields[1], str(m.path)) for m in managed)
+            if covered:
+                new.append(f"# dynmigrate (a managed directory creates it now): {line}")
+            else:
+                swapped = [("root" if (j in (3, 4) and f == acc.name) else f) for j, f in enumerate(fields)]
+                new.append(f"# dynmigrate: {line}")
+                new.append(" ".join(swapped))
+        content = "\n".join(new).rstrip("\n") + "\n"
+        out.append(
+            OverrideFile(
+                RelPath(f"/etc/tmpfiles.d/{path.rsplit('/', 1)[-1]}"),
+                "tmpfiles-override",
+                content,
+                path,
+                f"{path} names {acc.name}, which no longer resolves at boot",
+            )
+        )
+    return out
+
+
+def _logrotate_overrides(result: ScanResult, acc: Account) -> list[OverrideFile]:
+    out: list[OverrideFile] = []
+    by_file: dict[RelPath, set[int]] = {}
+    for ref in result.queries.refs_to_account(acc):
+        if ref.kind is RefKind.LOGROTATE:
+            by_file.setdefault(ref.location.file, set()).add(ref.location.line)
+    for path, lines in sorted(by_file.items()):
+        body = result.snapshot.config_text(path)
+        new: list[str] = [
+            f"# Edited by dynmigrate: {acc.name} moved to DynamicUser=yes; the log files keep their"
+            " dynamic owner (copytruncate)."
+        ]
+        for i, line in enumerate(body.split("\n"), 1):
+            if i in lines:
+                indent = line[: len(line) - len(line.lstrip())]
+                new.append(f"{indent}# dynmigrate: {line.strip()}")
+                if line.strip().startswith("create"):
+                    new.append(f"{indent}copytruncate")
+            else:
+                new.append(line)
+        content = "\n".join(new).rstrip("\n") + "\n"
+        target = (
+            RelPath(path)
+            if path.startswith("/etc/logrotate.d/")
+            else RelPath(f"/etc/logrotate.d/{path.rsplit('/', 1)[-1]}")
+        )
+        out.append(
+            OverrideFile(
+                target, "logrotate-override", content, path, f"logrotate skips files whose user ({acc.name}) is unknown"
+            )
+        )
+    return out
+
+
+def _leftovers(
+    result: ScanResult, acc: Account, managed: list[ManagedDir], fixed: set[str], delete_group: bool
+) -> list[Leftover]:
+    out: list[Leftover] = []
+    roots = [str(m.path) for m in managed if m.key != "ConfigurationDirectory"]
+    for tree in result.queries.trees_of(acc, include_group=delete_group):
+        p = tree.top.path
+        if p in fixed or any(is_under(p, r) for r in roots):
+            continue
+        if tree.uid != acc.uid and not delete_group:
+            continue
+        out.append(Leftover(p, tree.uid, tree.gid, tree.entries))
+    return out
+
+
+def _upgrade(result: ScanResult, acc: Account, units: list[Unit]) -> tuple[list[str], list[StatOverridePin]]:
+    recreated: list[str] = []
+    pins: dict[str, StatOverridePin] = {}
+    for ref in result.queries.refs_to_account(acc):
+        if ref.kind is not RefKind.PACKAGE_SCRIPT:
+            continue
+        if ref.action is Action.CREATES and ref.target is Target.USER and not ref.detail.startswith("systemd-sysusers"):
+            recreated.append(f"{ref.package}: {ref.location}: {ref.detail}")
+        if ref.action in (Action.CHOWNS, Action.OWNS_PATH) and ref.guarded and ref.path is not None:
+            mode = (
+                0o644
+                if ref.action is Action.OWNS_PATH and not ref.path.startswith(("/var/lib", "/var/log", "/var/cache"))
+                else 0o755
+            )
+            fact = result.snapshot.path(ref.path)
+            if fact is not None and fact.target is not None and fact.target.kind is FileKind.FILE:
+                mode = 0o644
+            pins.setdefault(
+                ref.path,
+                StatOverridePin(
+                    ref.path,
+                    mode,
+                    f"{ref.package} skips `{ref.detail[:60]}` when a statoverride exists ({ref.location})",
+                ),
+            )
+    return sorted(set(recreated)), sorted(pins.values())
+
+
+def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -> AccountPlan:
+    snap, q = result.snapshot, result.queries
+    acc = snap.accounts.account(av.name)
+    assert acc is not None
+    grp = q.primary_group(acc)
+    own_group = grp is not None and str(grp.name) == str(acc.name)
+    others = [a.name for a in q.accounts_with_primary_gid(acc.gid) if a.name != acc.name]
+    delete_group = own_group and not others and not [m for m in (grp.members if grp else ()) if m != acc.name]
+    if own_group and not delete_group:
+        group_note = f"group {acc.name} is kept: other users rely on it"
+    elif own_group:
+        group_note = f"group {acc.name} (GID {acc.gid}) is deleted with the user"
+    else:
+        group_note = f"primary group {grp.name if grp else acc.gid} is shared: only the user is deleted"
+    units, unit_notes = _plan_units(q, acc)
+    fixes, creds, _secrets = _file_fixes(result, acc)
+    supplementary = sorted(str(g.name) for g in q.groups_of(acc) if g.gid != acc.gid)
+    unit_plans: list[UnitPlan] = []
+    all_managed: list[ManagedDir] = []
+    manual: list[ManualStep] = []
+    risks: list[str] = list(unit_notes)
+    for unit in units:
+        managed = derive_directories(q, acc, unit)
+        all_managed += managed
+        mode = _exec_mode(q, acc, unit)
+        unit_creds = [Credential(unit.name, c.name, c.path, c.reason) for c in creds]
+        d = build_dropin(unit, acc.name, not delete_group, mode, managed, supplementary, unit_creds)
+        dpath = RelPath(f"/etc/systemd/system/{unit.name}.d/{DROPIN_NAME}")
+        text = dropin_text(unit, acc.name, acc.uid, d.items)
+        before = systemctl_cat(snap, unit)
+        after = systemctl_cat(snap, unit, (dpath, text))
+        for conflict in later_conflicts(unit):
+            risks.append(
+                f"{conflict.location} sorts after {DROPIN_NAME} and sets {conflict.key}= again: "
+                "it would undo part of the migration"
+            )
+        for i, text_m in enumerate(d.manual):
+            manual.append(ManualStep(f"M{len(manual) + i + 1}-{acc.name}", "plan", text_m))
+        risks += d.risks
+        probe, source = _probe(result, unit, options)
+        pid = unit.value("Service", "PIDFile")
+        new_pid = next((v for k, v in reversed(d.items) if k == "PIDFile"), pid.value if pid else "")
+        unit_plans.append(
+            UnitPlan(
+                unit=unit.name,
+                fragment=unit.fragment or RelPath("/"),
+                dropin_path=dpath,
+                dropin_text=text,
+                before=before,
+                after=after,
+                diff=unified_diff(before, after, unit.name),
+                exec_mode=mode,
+                directories=tuple(managed),
+                decisions=tuple(d.decisions),
+                probe=probe,
+                probe_source=source,
+                enabled=unit.enabled or any(u.template == unit.name and u.enabled for u in snap.units),
+                pidfile=new_pid,
+                instances=tuple(sorted(u.name for u in snap.units if u.template == unit.name and u.enabled)),
+            )
+        )
+    for f in av.findings:
+        if f.effect is Effect.NEEDS_MANUAL or (f.effect is Effect.BLOCKS and options.force):
+            sid = f"{f.rule}-{acc.name}"
+            if all(m.id != sid for m in manual):
+                manual.append(ManualStep(sid, f.rule, f.message))
+    overrides = _sysusers_overrides(result, acc, delete_group)
+    overrides += _tmpfiles_overrides(result, acc, all_managed)
+    overrides += _logrotate_overrides(result, acc)
+    statoverrides = tuple(o for o in snap.statoverrides if o.user == acc.name or (delete_group and o.group == acc.name))
+    recreated, pins = _upgrade(result, acc, units)
+    fixed: set[str] = {str(f.path) for f in fixes}
+    leftovers = _leftovers(result, acc, all_managed, fixed, delete_group)
+    if any(m.key in ("StateDirectory", "CacheDirectory", "LogsDirectory") for m in all_managed):
+        risks.append(
+            "data moves under /var/lib/private (0700 root): backup agents and non-root readers (group adm "
+            "for logs) lose access; back up /var/lib/private/NAME, not the symlink (facts F2.3, F3.6)"
+        )
+    risks.append(
+        "the dynamic UID is usually stable across restarts but not guaranteed (facts F1.5): never write it "
+        "into files outside the managed directories"
+    )
+    if any(u.exec_mode is ExecMode.BANG for u in unit_plans):
+        risks.append("'!' keeps the daemon's own user switch: it must resolve the dynamic user by name (nss-systemd)")
+    for u in units:
+        if u.value("Service", "ReadWriteDirectories") or any(
+            managed_slot(w.lstrip("-")) == ("ConfigurationDirectory", acc.name)
+            for d in u.values("Service", "ReadWritePaths")
+            for w in d.value.split()
+        ):
+            risks.append(
+                f"{u.name} could write its configuration directory; it is read-only now (e.g. redis "
+                "CONFIG REWRITE fails)"
+            )
+            break
+    manifest = sorted({*(m.path for m in all_managed if m.exists), *fixed, *(lf.path for lf in leftovers)})
+    return AccountPlan(
+        account=acc.name,
+        uid=acc.uid,
+        gid=acc.gid,
+        group=str(grp.name) if grp else str(acc.gid),
+        home=acc.home,
+        shell=acc.shell,
+        gecos=acc.gecos,
+        delete_group=delete_group,
+        group_note=group_note,
+        verdict=av.verdict,
+        forced=options.force and av.verdict is Verdict.BLOCKED,
+        findings=av.findings,
+        units=tuple(unit_plans),
+        file_fixes=tuple(sorted(fixes)),
+        credentials=tuple(sorted(Credential(u.unit, c.name, c.path, c.reason) for u in unit_plans for c in creds)),
+        overrides=tuple(sorted(overrides)),
+        statoverrides=statoverrides,
+        pins=tuple(pins),
+        supplementary_groups=tuple(supplementary),
+        leftovers=tuple(sorted(leftovers)),
+        manual_steps=tuple(manual),
+        risks=tuple(dict.fromkeys(risks)),
+        recreated_by=tuple(recreated),
+        manifest_paths=tuple(manifest),
+    )
+
+
+def make_plan(result: ScanResult, sel: Selection, options: PlanOptions) -> MigrationPlan:
+    chosen = select_accounts(result, sel)
+    if not chosen:
+        raise SelectionError("nothing selected: use --unit, --account or --all-convertible")
+    planned: list[AccountPlan] = []
+    refused: list[tuple[str, str]] = []
+    for av in chosen:
+        if av.verdict not in PLANNABLE:
+            refused.append((av.name, f"{av.verdict.value}: {av.reason}"))
+            continue
+        if av.verdict is Verdict.BLOCKED and not options.force:
+            blockers = "; ".join(f"{f.rule} {f.message}" for f in av.findings if f.effect is Effect.BLOCKS)
+            refused.append((av.name, f"blocked: {blockers}"))
+            continue
+        plan = plan_account(result, av, options)
+        if not plan.units:
+            refused.append((av.name, "no unit file to put a drop-in next to"))
+            continue
+        planned.append(plan)
+    nss = result.snapshot.accounts.nss
+    nss_action = "none" if nss.resolves_dynamic_users else ("enable" if nss.library else "install")
+    return MigrationPlan(
+        root=result.snapshot.root_label,
+        host=result.snapshot.host.hostname or "host",
+        systemd_version=result.snapshot.host.systemd_version,
+        nss_action=nss_action,
+        accounts=tuple(planned),
+        refused=tuple(refused),
+    )
+
+
+def blocked_reasons(plan: MigrationPlan) -> Sequence[tuple[str, str]]:
+    return [r for r in plan.refused if r[1].startswith("blocked")]

@@ -1,0 +1,242 @@
+"""Render migrate.sh, rollback.sh and dynmigrate-repair from a MigrationPlan.
+
+The shell logic is hand-written and linted (lib.sh, stages.sh, repair.sh, shellcheck-clean);
+only the data section is generated, and every value in it goes through shlex.quote.
+"""
+
+from __future__ import annotations
+
+import shlex
+from importlib import resources
+
+from dynmigrate import __version__
+from dynmigrate.model.plan import AccountPlan, MigrationPlan
+
+STAGES = ("stage0", "stage1", "stage2", "stage3")
+ALIASES = {"preflight": "stage0", "sandbox": "stage1", "release": "stage2", "cleanup": "stage3"}
+
+
+def q(value: object) -> str:
+    return shlex.quote(str(value))
+
+
+def arr(name: str, values: list[str] | tuple[str, ...]) -> str:
+    return f"{name}=({' '.join(q(v) for v in values)})" if values else f"{name}=()"
+
+
+def _resource(name: str) -> str:
+    return resources.files("dynmigrate.plan").joinpath(name).read_text(encoding="utf-8")
+
+
+def dropin_file(unit: str) -> str:
+    return f"units/{unit}/50-dynmigrate.conf"
+
+
+def override_file(acc: str, index: int) -> str:
+    return f"files/{acc}/override-{index}"
+
+
+def account_data(a: AccountPlan) -> str:
+    runs = list(a.run_units)
+    moved = sorted(
+        {
+            str(m.path)
+            for u in a.units
+            for m in u.directories
+            if m.key in ("StateDirectory", "CacheDirectory", "LogsDirectory") and "%" not in m.name
+        }
+    )
+    runtime = sorted(
+        {str(m.path) for u in a.units for m in u.directories if m.key == "RuntimeDirectory" and "%" not in m.name}
+    )
+    sources = ["" if o.content is None else override_file(a.account, i) for i, o in enumerate(a.overrides)]
+    lines = [
+        f"\t{q(a.account)})",
+        f"\t\tA_NAME={q(a.account)} A_UID={a.uid} A_GID={a.gid} A_GROUP={q(a.group)} "
+        f"A_DELETE_GROUP={1 if a.delete_group else 0}",
+        f"\t\tA_HOME={q(a.home)} A_SHELL={q(a.shell)} A_GECOS={q(a.gecos)}",
+        "\t\t" + arr("A_DROPIN_UNITS", [u.unit for u in a.units]),
+        "\t\t" + arr("A_DROPIN_FILES", [dropin_file(u.unit) for u in a.units]),
+        "\t\t" + arr("A_RUN_UNITS", [r[0] for r in runs]),
+        "\t\t" + arr("A_RUN_PROBES", [r[1] for r in runs]),
+        "\t\t" + arr("A_MOVE", moved),
+        "\t\t" + arr("A_RUNTIME", runtime),
+        "\t\t" + arr("A_FIX_PATH", [str(f.path) for f in a.file_fixes]),
+        "\t\t" + arr("A_FIX_MODE", [f"{f.new_mode:04o}" for f in a.file_fixes]),
+        "\t\t" + arr("A_OVR_TARGET", [str(o.target) for o in a.overrides]),
+        "\t\t" + arr("A_OVR_SOURCE", sources),
+        "\t\t" + arr("A_OVR_KIND", [o.kind for o in a.overrides]),
+        "\t\t" + arr("A_SO_USER", [s.user for s in a.statoverrides]),
+        "\t\t" + arr("A_SO_GROUP", [s.group for s in a.statoverrides]),
+        "\t\t" + arr("A_SO_MODE", [f"{s.mode:o}" for s in a.statoverrides]),
+        "\t\t" + arr("A_SO_PATH", [str(s.path) for s in a.statoverrides]),
+        "\t\t" + arr("A_PIN_PATH", [str(p.path) for p in a.pins]),
+        "\t\t" + arr("A_PIN_MODE", [f"{p.mode:o}" for p in a.pins]),
+        "\t\t" + arr("A_MANUAL", [m.id for m in a.manual_steps]),
+        "\t\t" + arr("A_MANIFEST", [str(p) for p in a.manifest_paths]),
+        "\t\t;;",
+    ]
+    return "\n".join(lines)
+
+
+def data_section(plan: MigrationPlan, files: list[tuple[str, str]]) -> str:
+    out = [
+        "# ---- data: written by dynmigrate at plan time; every value is quoted ----",
+        arr("ACCOUNTS", [a.account for a in plan.accounts]),
+        f"NSS_ACTION={q(plan.nss_action)}",
+        "# sha256 and path of every plan file this script installs",
+        "PLAN_FILES=(",
+    ]
+    for digest, rel in files:
+        out.append(f"\t{q(digest)} {q(rel)}")
+    out += [")", "", "load_account() {", '\tcase "$1" in']
+    out += [account_data(a) for a in plan.accounts]
+    out += ['\t*) die "no such account in this plan: $1" ;;', "\tesac", "}", ""]
+    return "\n".join(out)
+
+
+def header(kind: str, plan: MigrationPlan) -> str:
+    accounts = ", ".join(a.account for a in plan.accounts)
+    return f"""#!/bin/bash
+# dynmigrate {__version__}: {kind} script for host {plan.host} (accounts: {accounts}).
+# Generated from a scan of {plan.root}; review REPORT.md before running anything.
+#
+#   {
+        "migrate.sh [--account NAME]... [--confirm ID]... STAGE"
+        if kind == "migration"
+        else "rollback.sh [--account NAME]... STAGE"
+    }
+#
+# Stages: stage0 (preflight), stage1 (sandbox), stage2 (release the account), stage3 (cleanup).
+# Every stage is idempotent: after an interruption, run it again.
+set -euo pipefail
+shopt -s nullglob
+umask 077
+export LC_ALL=C
+SCRIPT_NAME={"migrate.sh" if kind == "migration" else "rollback.sh"}
+STATE=${{DYNMIGRATE_STATE:-/var/lib/dynmigrate}}
+PLAN_DIR=$(cd -- "$(dirname -- "${{BASH_SOURCE[0]}}")" && pwd)
+START_TIMEOUT=${{DYNMIGRATE_START_TIMEOUT:-60}}
+SETTLE=${{DYNMIGRATE_SETTLE:-5}}
+PROBE_TIMEOUT=${{DYNMIGRATE_PROBE_TIMEOUT:-30}}
+STAGE=""
+A_NAME=""
+declare -A CONFIRMED=()
+
+"""
+
+
+MAIN = r"""
+usage() {
+	sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	printf 'accounts in this plan: %s\n' "${ACCOUNTS[*]}"
+}
+
+main() {
+	local stage="" acct selected=() known
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--account)
+			[ $# -ge 2 ] || die "--account needs a name"
+			selected+=("$2")
+			shift
+			;;
+		--account=*) selected+=("${1#--account=}") ;;
+		--confirm)
+			[ $# -ge 2 ] || die "--confirm needs a step id"
+			CONFIRMED[$2]=1
+			shift
+			;;
+		--confirm=*) CONFIRMED[${1#--confirm=}]=1 ;;
+		-h | --help)
+			usage
+			return 0
+			;;
+		stage0 | stage1 | stage2 | stage3 | preflight | sandbox | release | cleanup)
+			stage=$1
+			;;
+		*) die "unknown argument: $1 (see --help)" ;;
+		esac
+		shift
+	done
+	case "$stage" in
+	preflight) stage=stage0 ;;
+	sandbox) stage=stage1 ;;
+	release) stage=stage2 ;;
+	cleanup) stage=stage3 ;;
+	"")
+		usage >&2
+		return 2
+		;;
+	esac
+	if [ "${#selected[@]}" -eq 0 ]; then selected=("${ACCOUNTS[@]}"); fi
+	for acct in "${selected[@]}"; do
+		known=0
+		for a in "${ACCOUNTS[@]}"; do [ "$a" != "$acct" ] || known=1; done
+		[ "$known" = 1 ] || die "account $acct is not in this plan (${ACCOUNTS[*]})"
+	done
+	need_root
+	install -d -m 0700 -- "$STATE" "$STATE/accounts"
+	verify_plan_files
+	exec 9>"$STATE/lock"
+	flock -n 9 || die "another dynmigrate script is running (lock $STATE/lock)"
+	STAGE=$stage
+	for acct in "${selected[@]}"; do
+		load_account "$acct"
+		install -d -m 0700 -- "$(acct_dir)"
+		log "__ACTION__ $stage"
+		"__PREFIX___$stage"
+	done
+	log "__ACTION__ $stage finished for: ${selected[*]}"
+}
+
+main "$@"
+"""
+
+
+def render_scripts(plan: MigrationPlan, files: list[tuple[str, str]]) -> tuple[str, str, str]:
+    """(migrate.sh, rollback.sh, dynmigrate-repair)."""
+    lib = _resource("lib.sh")
+    stages = _resource("stages.sh")
+    data = data_section(plan, files)
+    migrate = (
+        header("migration", plan)
+        + lib
+        + "\n"
+        + stages
+        + "\n"
+        + data
+        + MAIN.replace("__ACTION__", "running").replace("__PREFIX__", "run")
+    )
+    rollback = (
+        header("rollback", plan)
+        + lib
+        + "\n"
+        + stages
+        + "\n"
+        + data
+        + MAIN.replace("__ACTION__", "rolling back").replace("__PREFIX__", "undo")
+    )
+    repair = (
+        "#!/bin/bash\n"
+        f"# dynmigrate-repair (dynmigrate {__version__}): installed by stage 2 of a dynmigrate migration.\n"
+        "# After a package upgrade recreated a migrated account, delete it again and restart the unit\n"
+        "# under its dynamic UID. Run by an APT DPkg::Post-Invoke hook and by `dynmigrate verify --repair`.\n"
+        "set -euo pipefail\nshopt -s nullglob\numask 077\nexport LC_ALL=C\n"
+        "SCRIPT_NAME=dynmigrate-repair\nSTATE=${DYNMIGRATE_STATE:-/var/lib/dynmigrate}\n"
+        "START_TIMEOUT=${DYNMIGRATE_START_TIMEOUT:-60}\nSETTLE=${DYNMIGRATE_SETTLE:-5}\n"
+        'PROBE_TIMEOUT=${DYNMIGRATE_PROBE_TIMEOUT:-30}\nSTAGE=repair\nA_NAME=""\nCHECK_ONLY=0\n\n'
+        + lib
+        + "\n"
+        + _resource("repair.sh")
+        + '\nrepair_main "$@"\n'
+    )
+    return migrate, rollback, repair
+
+
+APT_HOOK = """// Written by dynmigrate: after every dpkg run, undo a package script's re-creation of a
+// migrated account (the static account would silently win over DynamicUser=yes).
+DPkg::Post-Invoke {
+  "if [ -x /usr/local/sbin/dynmigrate-repair ]; then /usr/local/sbin/dynmigrate-repair --from-apt || true; fi";
+};
+"""
