@@ -464,7 +464,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         manual_steps=tuple(manual),
         risks=tuple(dict.fromkeys(risks)),
         recreated_by=tuple(recreated),
-        manifest_paths=tuple(manifest),
+        manifest_paths=tuple(RelPath(p) for p in manifest),
     )
 
 
