@@ -399,9 +399,15 @@ restore_statoverrides() {
 	done
 }
 
+procs_of_uid() {
+	# PIDs and names of processes whose real or effective UID is $1 (no procps needed)
+	awk -v u="$1" '/^Name:/ { n = $2 } /^Uid:/ { if ($2 == u || $3 == u) { split(FILENAME, p, "/"); print p[3], n } }' \
+		/proc/[0-9]*/status 2>/dev/null || true
+}
+
 no_stray_processes() {
 	local left
-	left=$(pgrep -u "$A_UID" -l || true)
+	left=$(procs_of_uid "$A_UID")
 	if [ -n "$left" ]; then
 		log "processes still run as UID $A_UID outside the stopped units:"
 		printf '%s\n' "$left" >&2
@@ -427,12 +433,12 @@ recreate_account() {
 	dir=$(acct_dir)
 	[ -s "$dir/passwd" ] || die "no backup of $A_NAME in $dir: cannot recreate it"
 	if [ "$A_DELETE_GROUP" = 1 ] && ! static_group_exists "$A_GROUP"; then
-		if getent group "$A_GID" | grep -qv "^$A_GROUP:"; then die "GID $A_GID is taken: $(getent group "$A_GID")"; fi
+		if getent group "$A_GID" | grep -v "^$A_GROUP:" >/dev/null; then die "GID $A_GID is taken: $(getent group "$A_GID")"; fi
 		groupadd -g "$A_GID" -- "$A_GROUP"
 		log "recreated group $A_GROUP with GID $A_GID"
 	fi
 	if ! static_user_exists "$A_NAME"; then
-		if getent passwd "$A_UID" | grep -qv "^$A_NAME:"; then die "UID $A_UID is taken: $(getent passwd "$A_UID" | cut -d: -f1)"; fi
+		if getent passwd "$A_UID" | grep -v "^$A_NAME:" >/dev/null; then die "UID $A_UID is taken: $(getent passwd "$A_UID" | cut -d: -f1)"; fi
 		useradd -r -M -u "$A_UID" -g "$A_GID" -d "$A_HOME" -s "$A_SHELL" -c "$A_GECOS" -- "$A_NAME"
 		hash=$(cut -d: -f2 "$dir/shadow")
 		if [ -n "$hash" ]; then usermod -p "$hash" -- "$A_NAME"; fi
@@ -447,7 +453,7 @@ recreate_account() {
 nss_ok() {
 	grep -Eq '^passwd:.*[[:space:]]systemd([[:space:]]|$)' /etc/nsswitch.conf &&
 		grep -Eq '^group:.*[[:space:]]systemd([[:space:]]|$)' /etc/nsswitch.conf &&
-		{ ldconfig -p 2>/dev/null | grep -q 'libnss_systemd\.so\.2'; }
+		{ ldconfig -p 2>/dev/null | grep 'libnss_systemd\.so\.2' >/dev/null; }
 }
 
 ensure_nss_systemd() {
@@ -457,7 +463,7 @@ ensure_nss_systemd() {
 		cp -a /etc/nsswitch.conf "$STATE/nsswitch.conf.orig"
 		log "saved /etc/nsswitch.conf"
 	fi
-	if ! ldconfig -p 2>/dev/null | grep -q 'libnss_systemd\.so\.2'; then
+	if ! ldconfig -p 2>/dev/null | grep 'libnss_systemd\.so\.2' >/dev/null; then
 		local deb
 		deb=$(find /var/cache/apt/archives -maxdepth 1 -name 'libnss-systemd_*.deb' -print -quit 2>/dev/null || true)
 		if [ -n "$deb" ]; then

@@ -26,7 +26,7 @@ repair_one() {
 	if [ "$CHECK_ONLY" = 1 ]; then return 1; fi
 	{ grep "^$A_NAME:" /etc/passwd || true; grep "^$A_GROUP:" /etc/group || true; } >>"$dir/drift-accounts"
 	stop_units
-	if [ -n "$uid" ] && pgrep -u "$uid" >/dev/null; then
+	if [ -n "$uid" ] && [ -n "$(procs_of_uid "$uid")" ]; then
 		log "processes of UID $uid still run: not repaired"
 		start_units
 		return 1

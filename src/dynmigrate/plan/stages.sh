@@ -60,7 +60,7 @@ run_stage0() {
 undo_stage0() {
 	local other
 	unmark_done 0
-	other=$(find "$STATE/accounts" -mindepth 2 -maxdepth 2 -name 'stage0.done' 2>/dev/null | head -n1)
+	other=$(find "$STATE/accounts" -mindepth 2 -maxdepth 2 -name 'stage0.done' -print -quit 2>/dev/null || true)
 	if [ -z "$other" ]; then restore_nss; fi
 	log "preflight undone (the backup in $(acct_dir) is kept)"
 }
@@ -123,7 +123,7 @@ install_guard() {
 
 remove_guard() {
 	rm -f -- "$STATE/migrated/$A_NAME.env" "$STATE/migrated/$A_NAME.json"
-	if [ -z "$(find "$STATE/migrated" -name '*.env' 2>/dev/null | head -n1)" ]; then
+	if [ -z "$(find "$STATE/migrated" -name '*.env' -print -quit 2>/dev/null || true)" ]; then
 		remove_ours /etc/apt/apt.conf.d/80dynmigrate-repair files/80dynmigrate-repair
 		if [ -f /usr/local/sbin/dynmigrate-repair ] && cmp -s -- "$PLAN_DIR/files/dynmigrate-repair" /usr/local/sbin/dynmigrate-repair; then
 			rm -f -- /usr/local/sbin/dynmigrate-repair
