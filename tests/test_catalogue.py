@@ -33,7 +33,7 @@ def test_generated_index_is_current(golden: Golden) -> None:
 
 
 def _cases() -> list[tuple[str, str, Path]]:
-    out = []
+    out: list[tuple[str, str, Path]] = []
     for rule in RULES:
         for kind in ("good", "bad"):
             base = rule.directory / kind

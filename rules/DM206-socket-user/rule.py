@@ -20,7 +20,7 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
         grp = ctx.q.primary_group(acc)
         refs = ctx.q.refs_to(acc.name, Target.USER)
-        if grp is not None and grp.name == acc.name:
+        if grp is not None and str(grp.name) == str(acc.name):
             refs += ctx.q.refs_to(grp.name, Target.GROUP)
         for ref in refs:
             if ref.kind is RefKind.SOCKET:

@@ -19,9 +19,9 @@ FACTS = ("F2.10", "F2.12")
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
+        units = [ctx.q.unit(u) for u in ctx.q.unit_names_of(acc.name)]
+        names = {str(acc.name), *(u.prefix for u in units if u is not None)}
         for base in ("/var/lib", "/var/cache", "/var/log"):
-            fact = ctx.snap.path(f"{base}/{acc.name}")
-            names = {acc.name, *(ctx.q.unit(u).prefix for u in ctx.q.unit_names_of(acc.name) if ctx.q.unit(u))}
             for name in sorted(names):
                 fact = ctx.snap.path(f"{base}/{name}")
                 if fact is None or fact.info is None or fact.target is None:
