@@ -1,0 +1,125 @@
+"""The command line: exit codes (README "Exit codes"), formats, consoles."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from dynmigrate.cli.main import main
+from treebuilder import Tree, build
+
+SCHEMA = Path(__file__).resolve().parent.parent / "src/dynmigrate/render/schemas/scan.schema.json"
+
+
+def tiny_root(tmp_path: Path, *, blocked: bool = False) -> Path:
+    root = tmp_path / "root"
+    policy = '<busconfig><policy user="foo"><allow own="org.example.Foo"/></policy></busconfig>\n' if blocked else ""
+    tree: Tree = {
+        "etc/passwd": "root:x:0:0:root:/root:/bin/bash\nfoo:x:120:120:Foo:/nonexistent:/usr/sbin/nologin\n",
+        "etc/group": "root:x:0:\nfoo:x:120:\n",
+        "etc/systemd/system/foo.service": "[Service]\nUser=foo\nExecStart=/usr/bin/foo\n",
+    }
+    if blocked:
+        tree["usr/share/dbus-1/system.d/foo.conf"] = policy
+    return build(root, tree)
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_scan_json_matches_its_schema(tmp_path: Path) -> None:
+    code, out, err = run("scan", str(tiny_root(tmp_path)), "--format", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    jsonschema.validate(data, json.loads(SCHEMA.read_text()))
+    assert [(a["name"], a["verdict"]) for a in data["accounts"]] == [("foo", "convertible")]
+
+
+def test_exit_codes(tmp_path: Path) -> None:
+    ok = tiny_root(tmp_path / "ok")
+    blocked = tiny_root(tmp_path / "blocked", blocked=True)
+    assert run("scan", str(ok))[0] == 0
+    assert run("scan", str(blocked))[0] == 0
+    assert run("scan", str(blocked), "--fail-on", "blocked")[0] == 1
+    assert run("scan", str(ok), "--fail-on", "manual")[0] == 0
+    assert run("scan", str(ok), "--format", "yaml")[0] == 2
+    code, _, err = run("scan", str(tmp_path / "missing"))
+    assert code == 3
+    assert "is not a directory" in err
+    code, _, err = run("explain", str(ok), "nosuchaccount")
+    assert code == 2
+    assert "no static system account or unit named nosuchaccount" in err
+    bad_manifest = tmp_path / "bad.tsv"
+    bad_manifest.write_text("/x\tnot-a-number\t0\t644\n")
+    code, _, err = run("scan", str(ok), "--ownership", str(bad_manifest))
+    assert code == 3
+    assert "bad.tsv:1" in err
+    out_dir = tmp_path / "plan"
+    code, _, err = run("plan", str(blocked), "--account", "foo", "-o", str(out_dir))
+    assert code == 4
+    assert "blocked: DM403" in err
+    assert not out_dir.exists()
+    code, _, _ = run("plan", str(ok), "--account", "foo", "-o", str(out_dir))
+    assert code == 0
+    assert (out_dir / "migrate.sh").exists()
+    code, _, err = run("plan", str(ok), "-o", str(tmp_path / "x"))
+    assert code == 2
+    assert "choose what to plan" in err
+
+
+def test_verify_without_records_is_an_input_error(tmp_path: Path) -> None:
+    code, _, err = run("verify", "--root", str(tiny_root(tmp_path)))
+    assert code == 3
+    assert "no migrated accounts recorded" in err
+
+
+@pytest.mark.parametrize("fmt", ["json", "markdown", "sarif"])
+def test_machine_formats_have_no_progress_or_colour(tmp_path: Path, fmt: str) -> None:
+    root = tiny_root(tmp_path)
+    env = {**os.environ, "FORCE_COLOR": "1", "TERM": "xterm-256color"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dynmigrate", "scan", str(root), "--format", fmt, "--color", "always"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    assert "\x1b[" not in proc.stdout
+    assert "walking" not in proc.stdout
+    assert proc.stderr == ""
+
+
+def test_table_respects_no_color(tmp_path: Path) -> None:
+    root = tiny_root(tmp_path)
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dynmigrate", "scan", str(root), "--color", "always"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    assert "\x1b[" not in proc.stdout
+    assert "convertible" in proc.stdout
+
+
+def test_sarif_is_valid_shape(tmp_path: Path) -> None:
+    code, out, _ = run("scan", str(tiny_root(tmp_path, blocked=True)), "--format", "sarif")
+    assert code == 0
+    sarif = json.loads(out)
+    results = sarif["runs"][0]["results"]
+    assert {r["ruleId"] for r in results} >= {"DM403"}
+    dm403 = next(r for r in results if r["ruleId"] == "DM403")
+    assert dm403["level"] == "error"
+    assert dm403["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "usr/share/dbus-1/system.d/foo.conf"
