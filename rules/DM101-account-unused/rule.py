@@ -11,7 +11,10 @@ NAME = "account-unused"
 SEVERITY = Severity.INFO
 EFFECT = Effect.INFORMS
 TAGS = ("accounts",)
-SUMMARY = "No unit runs as the account: User=, exec arguments, daemon config, package and directory ownership were all checked."
+SUMMARY = (
+    "No unit runs as the account: User=, exec arguments, daemon config, package and directory "
+    "ownership were all checked."
+)
 FACTS = ("F1.7",)
 
 

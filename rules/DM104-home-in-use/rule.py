@@ -30,7 +30,8 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
             continue  # the plan turns it into a managed directory
         yield Hit(
             acc.name,
-            f"home {home} holds {fact.entries}{'+' if fact.entries >= 1000 else ''} entries outside the managed directories",
+            f"home {home} holds {fact.entries}{'+' if fact.entries >= 1000 else ''} entries outside the "
+            "managed directories",
             acc.location,
             (home,),
         )

@@ -20,6 +20,14 @@ FACTS = ("F1.6", "F4.5")
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
         if acc.password is PasswordState.SET:
-            yield Hit(acc.name, "has a usable password in /etc/shadow (the hash is never shown)", Location(RelPath("/etc/shadow")))
+            yield Hit(
+                acc.name,
+                "has a usable password in /etc/shadow (the hash is never shown)",
+                Location(RelPath("/etc/shadow")),
+            )
         elif acc.password is PasswordState.EMPTY:
-            yield Hit(acc.name, "has an EMPTY password in /etc/shadow: login without a password", Location(RelPath("/etc/shadow")))
+            yield Hit(
+                acc.name,
+                "has an EMPTY password in /etc/shadow: login without a password",
+                Location(RelPath("/etc/shadow")),
+            )

@@ -21,7 +21,8 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
         if DYNAMIC_UID_MIN <= acc.uid <= DYNAMIC_UID_MAX:
             yield Hit(
                 "",
-                f"static account {acc.name} has UID {acc.uid}, inside the dynamic range {DYNAMIC_UID_MIN}-{DYNAMIC_UID_MAX}",
+                f"static account {acc.name} has UID {acc.uid}, inside the dynamic range "
+                f"{DYNAMIC_UID_MIN}-{DYNAMIC_UID_MAX}",
                 acc.location,
                 (acc.name,),
             )
@@ -29,7 +30,8 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
         if DYNAMIC_UID_MIN <= grp.gid <= DYNAMIC_UID_MAX:
             yield Hit(
                 "",
-                f"static group {grp.name} has GID {grp.gid}, inside the dynamic range {DYNAMIC_UID_MIN}-{DYNAMIC_UID_MAX}",
+                f"static group {grp.name} has GID {grp.gid}, inside the dynamic range "
+                f"{DYNAMIC_UID_MIN}-{DYNAMIC_UID_MAX}",
                 grp.location,
                 (grp.name,),
             )

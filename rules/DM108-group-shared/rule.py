@@ -21,7 +21,9 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
         if grp is None or str(grp.name) != str(acc.name):
             continue  # DM113 covers a shared primary group
         others = sorted({str(m) for m in grp.members if m != acc.name})
-        primaries = sorted({f"{a.name} (primary)" for a in ctx.q.accounts_with_primary_gid(grp.gid) if a.name != acc.name})
+        primaries = sorted(
+            {f"{a.name} (primary)" for a in ctx.q.accounts_with_primary_gid(grp.gid) if a.name != acc.name}
+        )
         who = others + primaries
         if who:
             yield Hit(

@@ -24,7 +24,8 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                 continue  # every root has nobody; its verdict already says never-migrated
             yield Hit(
                 acc.name,
-                f"{acc.name} is never migrated; runs {', '.join(units)}: give those DynamicUser=yes under their own name",
+                f"{acc.name} is never migrated; runs {', '.join(units)}: "
+                "give those DynamicUser=yes under their own name",
                 acc.location,
                 tuple(units),
             )

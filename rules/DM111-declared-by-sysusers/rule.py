@@ -12,7 +12,9 @@ NAME = "declared-by-sysusers"
 SEVERITY = Severity.INFO
 EFFECT = Effect.INFORMS
 TAGS = ("accounts", "sysusers")
-SUMMARY = "A sysusers.d declaration recreates the account at the next package upgrade or /usr update; the plan masks it."
+SUMMARY = (
+    "A sysusers.d declaration recreates the account at the next package upgrade or /usr update; the plan masks it."
+)
 FACTS = ("F5.1", "F5.2", "F5.3")
 
 

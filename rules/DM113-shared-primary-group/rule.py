@@ -22,4 +22,8 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
             continue
         users = sorted({a.name for a in ctx.q.accounts_with_primary_gid(grp.gid) if a.name != acc.name})
         shared = f", shared with {', '.join(users)}" if users else ""
-        yield Hit(acc.name, f"primary group {grp.name} (GID {grp.gid}) is kept{shared}: only the user is deleted", grp.location)
+        yield Hit(
+            acc.name,
+            f"primary group {grp.name} (GID {grp.gid}) is kept{shared}: only the user is deleted",
+            grp.location,
+        )

@@ -23,7 +23,8 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
             if d is not None and d.value.isdigit():
                 yield Hit(
                     acc.name,
-                    f"{name} has numeric User={d.value}, which skips dynamic allocation; the drop-in sets User={acc.name}",
+                    f"{name} has numeric User={d.value}, which skips dynamic allocation; the drop-in sets "
+                    f"User={acc.name}",
                     d.location,
                     (name,),
                 )

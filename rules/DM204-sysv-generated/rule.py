@@ -19,7 +19,9 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
         for name in ctx.q.unit_names_of(acc.name):
             unit = ctx.q.unit(name)
-            if unit is not None and (unit.source_path.startswith("/etc/init.d/") or (unit.generated and unit.source_path)):
+            if unit is not None and (
+                unit.source_path.startswith("/etc/init.d/") or (unit.generated and unit.source_path)
+            ):
                 yield Hit(
                     acc.name,
                     f"{name} is generated from {unit.source_path}: write a native unit first",

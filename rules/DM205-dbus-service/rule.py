@@ -22,7 +22,12 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
             if unit is None:
                 continue
             if unit.prefix in ("dbus", "dbus-broker") or "dbus" in unit.aliases or "dbus.service" in unit.aliases:
-                yield Hit(acc.name, f"{name} is the system bus itself: it must resolve every policy name as a static user", None, (name,))
+                yield Hit(
+                    acc.name,
+                    f"{name} is the system bus itself: it must resolve every policy name as a static user",
+                    None,
+                    (name,),
+                )
                 continue
             bus = unit.value("Service", "BusName")
             typ = unit.value("Service", "Type")

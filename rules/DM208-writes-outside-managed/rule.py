@@ -13,7 +13,10 @@ NAME = "writes-outside-managed"
 SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("units", "files")
-SUMMARY = "ReadWritePaths= or WorkingDirectory= outside /var/lib, /var/cache, /var/log, /run: data must move, or UIDs get recycled onto it."
+SUMMARY = (
+    "ReadWritePaths= or WorkingDirectory= outside /var/lib, /var/cache, /var/log, /run: data "
+    "must move, or UIDs get recycled onto it."
+)
 FACTS = ("F1.15", "F2.13", "F3.5", "F4.6")
 
 
@@ -31,13 +34,23 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                             continue
                         slot = managed_slot(str(rel(path)))
                         if slot is None:
-                            yield Hit(acc.name, f"{name}: {key}={path} is outside every managed directory", d.location, (name,))
+                            yield Hit(
+                                acc.name,
+                                f"{name}: {key}={path} is outside every managed directory",
+                                d.location,
+                                (name,),
+                            )
             wd = unit.value("Service", "WorkingDirectory")
             if wd is not None:
                 path = wd.value.lstrip("-")
                 if path == "~":
-                    yield Hit(acc.name, f"{name}: WorkingDirectory=~ is the dynamic user's home, /", wd.location, (name,))
+                    yield Hit(
+                        acc.name, f"{name}: WorkingDirectory=~ is the dynamic user's home, /", wd.location, (name,)
+                    )
                 elif path.startswith("/") and path != "/" and managed_slot(str(rel(path))) is None:
                     yield Hit(
-                        acc.name, f"{name}: WorkingDirectory={path} is read-only under DynamicUser", wd.location, (name,)
+                        acc.name,
+                        f"{name}: WorkingDirectory={path} is read-only under DynamicUser",
+                        wd.location,
+                        (name,),
                     )

@@ -12,7 +12,9 @@ NAME = "exec-fixups"
 SEVERITY = Severity.INFO
 EFFECT = Effect.INFORMS
 TAGS = ("units",)
-SUMMARY = "Ownership fix-ups in ExecStartPre/Post become wrong under DynamicUser; the plan replaces them with *Directory=."
+SUMMARY = (
+    "Ownership fix-ups in ExecStartPre/Post become wrong under DynamicUser; the plan replaces them with *Directory=."
+)
 FACTS = ("F4.3", "F2.5")
 FIXUP = re.compile(r"(^|[\s/])(chown|chgrp|chmod|mkdir|install)\b")
 
@@ -27,7 +29,11 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                 for d in unit.values("Service", key):
                     m = FIXUP.search(d.value)
                     if m and (m.group(2) != "install" or " -o" in d.value or " -d" in d.value):
-                        yield Hit(acc.name, f"{name}: {key}={d.value[:80]} (rewritten by the plan)", d.location, (name,))
+                        yield Hit(
+                            acc.name, f"{name}: {key}={d.value[:80]} (rewritten by the plan)", d.location, (name,)
+                        )
             pso = unit.value("Service", "PermissionsStartOnly")
             if pso is not None and unit.flag("Service", "PermissionsStartOnly"):
-                yield Hit(acc.name, f"{name}: PermissionsStartOnly= is translated to '+' prefixes", pso.location, (name,))
+                yield Hit(
+                    acc.name, f"{name}: PermissionsStartOnly= is translated to '+' prefixes", pso.location, (name,)
+                )

@@ -24,7 +24,11 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
             for key in ("RootDirectory", "RootImage"):
                 d = unit.value("Service", key)
                 if d is not None:
-                    yield Hit(acc.name, f"{name}: {key}={d.value}: check paths and NSS inside the root", d.location, (name,))
+                    yield Hit(
+                        acc.name, f"{name}: {key}={d.value}: check paths and NSS inside the root", d.location, (name,)
+                    )
             pu = unit.value("Service", "PrivateUsers")
             if pu is not None and pu.value == "managed":
-                yield Hit(acc.name, f"{name}: PrivateUsers=managed refuses User= and DynamicUser=", pu.location, (name,))
+                yield Hit(
+                    acc.name, f"{name}: PrivateUsers=managed refuses User= and DynamicUser=", pu.location, (name,)
+                )

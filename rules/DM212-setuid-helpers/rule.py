@@ -32,4 +32,6 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                     progs = {a.rsplit("/", 1)[-1] for a in argv[:1]}
                     hit = progs & HELPERS
                     if hit:
-                        yield Hit(acc.name, f"{name}: {key} runs {sorted(hit)[0]}, a setuid helper", d.location, (name,))
+                        yield Hit(
+                            acc.name, f"{name}: {key} runs {sorted(hit)[0]}, a setuid helper", d.location, (name,)
+                        )

@@ -13,7 +13,9 @@ NAME = "files-outside-managed"
 SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("files",)
-SUMMARY = "Files owned by the account outside /var/lib, /var/cache, /var/log, /run and /etc become orphans after userdel."
+SUMMARY = (
+    "Files owned by the account outside /var/lib, /var/cache, /var/log, /run and /etc become orphans after userdel."
+)
 FACTS = ("F3.1", "F3.2", "F1.15")
 
 
@@ -29,7 +31,8 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
             owner = "owns" if tree.uid == acc.uid else "its group owns"
             yield Hit(
                 acc.name,
-                f"{owner} {path} ({tree.top.kind.value}, {tree.entries} entries, {tree.bytes} bytes) outside the managed directories",
+                f"{owner} {path} ({tree.top.kind.value}, {tree.entries} entries, {tree.bytes} bytes) "
+                "outside the managed directories",
                 Location(tree.top.path),
                 (path,),
             )

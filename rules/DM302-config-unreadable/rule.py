@@ -13,7 +13,10 @@ NAME = "config-unreadable"
 SEVERITY = Severity.WARNING
 EFFECT = Effect.INFORMS
 TAGS = ("files", "config")
-SUMMARY = "Config owned by the account with no world read becomes unreadable once the account is gone; the plan re-owns it to root."
+SUMMARY = (
+    "Config owned by the account with no world read becomes unreadable once the account is "
+    "gone; the plan re-owns it to root."
+)
 FACTS = ("F3.4", "F2.5")
 
 
@@ -27,7 +30,8 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
             owner = f"{'owner' if entry.uid == acc.uid else 'group'} {acc.name}"
             yield Hit(
                 acc.name,
-                f"{entry.path} is {entry.mode_str()} with {owner}: unreadable to a dynamic UID; re-owned root:root 0644 by the plan",
+                f"{entry.path} is {entry.mode_str()} with {owner}: unreadable to a dynamic UID; re-owned "
+                "root:root 0644 by the plan",
                 Location(entry.path),
                 (entry.path,),
             )

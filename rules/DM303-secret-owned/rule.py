@@ -13,7 +13,10 @@ NAME = "secret-owned"
 SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("files", "secrets")
-SUMMARY = "A secret owned by the account must not become world-readable: pass it with LoadCredential= and change the daemon's config."
+SUMMARY = (
+    "A secret owned by the account must not become world-readable: pass it with "
+    "LoadCredential= and change the daemon's config."
+)
 FACTS = ("F3.4",)
 
 
@@ -29,7 +32,8 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
             where = f"line {first.line}: {first.keyword}" if first.line else first.keyword
             yield Hit(
                 acc.name,
-                f"{entry.path} ({entry.mode_str()}) looks secret ({where}): use LoadCredential= instead of re-owning it",
+                f"{entry.path} ({entry.mode_str()}) looks secret ({where}): use LoadCredential= instead of "
+                "re-owning it",
                 Location(entry.path, first.line),
                 (entry.path,),
             )

@@ -29,6 +29,13 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                 if fact.target.uid != acc.uid:
                     continue
                 if fact.info.kind is FileKind.SYMLINK and not fact.resolved.startswith(f"{base}/private/"):
-                    yield Hit(acc.name, f"{fact.path} is a symlink to {fact.resolved}", Location(fact.path), (fact.path,))
+                    yield Hit(
+                        acc.name, f"{fact.path} is a symlink to {fact.resolved}", Location(fact.path), (fact.path,)
+                    )
                 elif fact.foreign_fs:
-                    yield Hit(acc.name, f"{fact.path} is a mount point: rename() into private/ fails (EXDEV)", Location(fact.path), (fact.path,))
+                    yield Hit(
+                        acc.name,
+                        f"{fact.path} is a mount point: rename() into private/ fails (EXDEV)",
+                        Location(fact.path),
+                        (fact.path,),
+                    )

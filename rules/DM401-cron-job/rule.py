@@ -12,7 +12,9 @@ NAME = "cron-job"
 SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("references", "cron")
-SUMMARY = "Cron cannot run a job as a user that exists only while the unit runs; turn it into a timer with the same User=."
+SUMMARY = (
+    "Cron cannot run a job as a user that exists only while the unit runs; turn it into a timer with the same User=."
+)
 FACTS = ("F4.5",)
 
 

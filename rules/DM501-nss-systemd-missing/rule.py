@@ -22,7 +22,11 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
         return
     loc = nss.location or Location(RelPath("/etc/nsswitch.conf"))
     if not nss.in_nsswitch:
-        yield Hit("", f"nsswitch passwd: {' '.join(nss.passwd_sources) or '(none)'}; group: "
-                  f"{' '.join(nss.group_sources) or '(none)'}: 'systemd' is missing", loc)
+        yield Hit(
+            "",
+            f"nsswitch passwd: {' '.join(nss.passwd_sources) or '(none)'}; group: "
+            f"{' '.join(nss.group_sources) or '(none)'}: 'systemd' is missing",
+            loc,
+        )
     if nss.library is None:
         yield Hit("", "libnss_systemd.so.2 is not installed (Debian: libnss-systemd)", loc)

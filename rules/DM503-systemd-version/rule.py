@@ -20,4 +20,6 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
     if version is None or version >= 235:
         return
     for acc in ctx.service_accounts():
-        yield Hit(acc.name, f"systemd {version} ({ctx.snap.host.systemd_version_source}) has no StateDirectory= (needs 235)")
+        yield Hit(
+            acc.name, f"systemd {version} ({ctx.snap.host.systemd_version_source}) has no StateDirectory= (needs 235)"
+        )

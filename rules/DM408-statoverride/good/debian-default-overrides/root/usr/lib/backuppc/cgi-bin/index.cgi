@@ -1,0 +1,3 @@
+#!/usr/bin/perl
+# BackupPC CGI wrapper
+use lib "/usr/share/backuppc/lib";
