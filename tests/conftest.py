@@ -11,6 +11,25 @@ REPO = Path(__file__).resolve().parent.parent
 GOLDENS = REPO / "tests" / "goldens"
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from robustness_stats import COUNTS
+
+    if not COUNTS:
+        return
+    terminalreporter.section("robustness counts")
+    props = {k: v for k, v in COUNTS.items() if k.startswith("property:")}
+    if props:
+        total = sum(props.values())
+        terminalreporter.write_line(f"property tests: {total} generated inputs over {len(props)} readers/writers")
+        for name, n in sorted(props.items()):
+            terminalreporter.write_line(f"  {name.split(':', 1)[1]}: {n}")
+    hostile = {k: v for k, v in COUNTS.items() if k.startswith("hostile:")}
+    if hostile:
+        terminalreporter.write_line(f"hostile-root cases: {len(hostile)}")
+        for name in sorted(hostile):
+            terminalreporter.write_line(f"  {name.split(':', 1)[1]}")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-goldens", action="store_true", help="Rewrite golden files from current output.")
 

@@ -125,11 +125,18 @@ class RootFS:
 
     def __init__(self, root: str | Path, manifest: OwnershipManifest | None = None) -> None:
         real = os.path.realpath(os.fspath(root))
-        if not os.path.isdir(real):
+        try:
+            st_root = os.stat(real)
+            os.listdir(real)
+        except PermissionError:
+            raise RootError(os.fspath(root), "permission denied") from None
+        except OSError as exc:
+            raise RootError(os.fspath(root), exc.strerror or "cannot be read") from None
+        if not st.S_ISDIR(st_root.st_mode):
             raise RootError(os.fspath(root), "not a directory")
         self.root = real
         self.manifest = manifest
-        self.root_dev = os.lstat(real).st_dev
+        self.root_dev = st_root.st_dev
 
     # -- path handling -------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import configparser
 import re
 import shlex
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from dynmigrate.collect import references as R
@@ -663,12 +664,21 @@ def collect(
             ptext = None
         if ptext is not None:
             policy, probs = parse_policy(ptext, policy_file)
+            policy = replace(policy, trusted=True)
             problems += probs
     elif fs.exists(POLICY_PATH):
         ptext = _read(fs, POLICY_PATH, problems)
         if ptext is not None:
             policy, probs = parse_policy(ptext, POLICY_PATH)
             problems += probs
+            if policy.probes:
+                problems.append(
+                    Problem(
+                        Location(RelPath(POLICY_PATH)),
+                        "[probes] inside the scanned root are ignored (pass the file with --policy)",
+                    )
+                )
+                policy = replace(policy, probes=())
 
     ev.stage("accounts")
     accounts, probs = read_accounts(fs)

@@ -80,12 +80,16 @@ def parse_xml(data: bytes) -> Element:
     def external_ref(*args: object) -> int:
         raise UnsafeXML("external entity refused", line())
 
+    def skipped(*args: object) -> None:
+        raise UnsafeXML("entity reference to an undeclared or external entity refused", line())
+
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.StartDoctypeDeclHandler = doctype
     parser.EntityDeclHandler = entity_decl
     parser.UnparsedEntityDeclHandler = unparsed_entity
     parser.ExternalEntityRefHandler = external_ref
+    parser.SkippedEntityHandler = skipped
     try:
         parser.Parse(data, True)
     except expat.ExpatError as exc:

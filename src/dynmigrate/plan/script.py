@@ -82,14 +82,18 @@ def account_data(a: AccountPlan) -> str:
 def data_section(plan: MigrationPlan, files: list[tuple[str, str]]) -> str:
     out = [
         "# ---- data: written by dynmigrate at plan time; every value is quoted ----",
+        "# Values are literal on purpose: '$' and backticks inside single quotes must not expand",
+        "# (hence the shellcheck directives SC2016/SC1003 below).",
+        "# shellcheck disable=SC2016,SC1003",
         arr("ACCOUNTS", [a.account for a in plan.accounts]),
         f"NSS_ACTION={q(plan.nss_action)}",
         "# sha256 and path of every plan file this script installs",
+        "# shellcheck disable=SC2016,SC1003",
         "PLAN_FILES=(",
     ]
     for digest, rel in files:
         out.append(f"\t{q(digest)} {q(rel)}")
-    out += [")", "", "load_account() {", '\tcase "$1" in']
+    out += [")", "", "# shellcheck disable=SC2016,SC1003", "load_account() {", '\tcase "$1" in']
     out += [account_data(a) for a in plan.accounts]
     out += ['\t*) die "no such account in this plan: $1" ;;', "\tesac", "}", ""]
     return "\n".join(out)
