@@ -17,21 +17,33 @@ FACTS = ("F1.2", "F4.2")
 
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
+    offenders: list[Hit] = []
     for acc in ctx.snap.accounts.accounts:
         if DYNAMIC_UID_MIN <= acc.uid <= DYNAMIC_UID_MAX:
-            yield Hit(
-                "",
-                f"static account {acc.name} has UID {acc.uid}, inside the dynamic range "
-                f"{DYNAMIC_UID_MIN}-{DYNAMIC_UID_MAX}",
-                acc.location,
-                (acc.name,),
+            offenders.append(
+                Hit(
+                    "",
+                    f"static account {acc.name} has UID {acc.uid}, inside the dynamic range "
+                    f"{DYNAMIC_UID_MIN}-{DYNAMIC_UID_MAX}",
+                    acc.location,
+                    (acc.name,),
+                )
             )
     for grp in ctx.snap.accounts.groups:
         if DYNAMIC_UID_MIN <= grp.gid <= DYNAMIC_UID_MAX:
-            yield Hit(
-                "",
-                f"static group {grp.name} has GID {grp.gid}, inside the dynamic range "
-                f"{DYNAMIC_UID_MIN}-{DYNAMIC_UID_MAX}",
-                grp.location,
-                (grp.name,),
+            offenders.append(
+                Hit(
+                    "",
+                    f"static group {grp.name} has GID {grp.gid}, inside the dynamic range "
+                    f"{DYNAMIC_UID_MIN}-{DYNAMIC_UID_MAX}",
+                    grp.location,
+                    (grp.name,),
+                )
             )
+    yield from offenders
+    if not offenders:
+        return
+    # the host precondition blocks every migration on this root: say so on each service account
+    names = ", ".join(h.related[0] for h in offenders)
+    for acc in ctx.service_accounts():
+        yield Hit(acc.name, f"this host has static IDs in the dynamic range ({names}): stage 0 refuses to migrate")

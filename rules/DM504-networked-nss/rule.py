@@ -13,7 +13,7 @@ EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("environment", "nss")
 SUMMARY = "Allocating a dynamic UID does NSS lookups; a network directory can deadlock or serve the dynamic range."
 FACTS = ("F4.2",)
-NETWORKED = frozenset({"ldap", "sss", "nis", "nisplus", "winbind", "hesiod", "db"})
+NETWORKED = frozenset({"ldap", "sss", "nis", "nisplus", "winbind", "hesiod"})
 
 
 def check(ctx: RuleContext) -> Iterator[Hit]:

@@ -44,6 +44,31 @@ class NoEvents:
         return None
 
 
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def unit_environment(unit: Unit) -> dict[str, str]:
+    """Environment= assignments of a unit (EnvironmentFile= is not read: it may hold secrets)."""
+    env: dict[str, str] = {}
+    for d in unit.values("Service", "Environment"):
+        try:
+            words = shlex.split(d.value)
+        except ValueError:
+            words = d.value.split()
+        for w in words:
+            k, sep, v = w.partition("=")
+            if sep and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k):
+                env[k] = v
+    return env
+
+
+def expand_env(value: str, env: dict[str, str]) -> str:
+    """systemd's $VAR / ${VAR} substitution in Exec lines, for the variables the unit sets."""
+    if "$" not in value or not env:
+        return value
+    return ENV_REF.sub(lambda m: env.get(m.group(1) or m.group(2), m.group(0)), value)
+
+
 def exec_argv(value: str) -> list[str]:
     """The argv of an Exec*= value, without systemd's prefixes (@-:+!|)."""
     stripped = EXEC_PREFIX.sub("", value.strip())
@@ -425,9 +450,10 @@ def read_exec_links(
     for unit in units:
         if unit.type != "service":
             continue
+        env = unit_environment(unit)
         for key in EXEC_KEYS:
             for d in unit.values("Service", key):
-                argv = exec_argv(d.value)
+                argv = exec_argv(expand_env(d.value, env))
                 if not argv:
                     continue
                 for s in R.user_switches(argv, known):

@@ -19,6 +19,9 @@ def decide(acc: Account, q: Queries, findings: Sequence[Finding]) -> tuple[Verdi
         return Verdict.NEVER, "nobody/nogroup are reported but never migrated"
     if acc.name in q.snap.policy.never_accounts:
         return Verdict.NEVER, f"site policy {q.snap.policy.source} says never touch it"
+    never_units = sorted(set(q.unit_names_of(acc.name)) & set(q.snap.policy.never_units))
+    if never_units:
+        return Verdict.NEVER, f"site policy {q.snap.policy.source} says never touch {', '.join(never_units)}"
     if not q.units_of(acc.name):
         if q.is_base_account(acc):
             return Verdict.NOT_SERVICE, "no unit runs as it (a base-passwd account: kept)"

@@ -75,8 +75,6 @@ def derive_directories(q: Queries, acc: Account, unit: Unit) -> list[ManagedDir]
         parent = parent_of(RelPath(ppath))
         if parent not in ("/run",) and parent.startswith("/run/"):
             add("RuntimeDirectory", parent[len("/run/") :], f"PIDFile={pid.value} at {pid.location}")
-    if template:
-        return sorted(found.values(), key=lambda m: (KEY_ORDER[m.key], m.name))
     # 4. what the account really owns under the managed bases
     for tree in q.trees_of(acc):
         if tree.top.kind is not FileKind.DIR:

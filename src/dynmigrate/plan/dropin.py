@@ -81,6 +81,7 @@ def build_dropin(
     managed: list[ManagedDir],
     supplementary: list[str],
     credentials: list[Credential],
+    own_group_names: tuple[str, ...] = (),
 ) -> DropIn:
     out = DropIn()
     raw = unit.is_template  # templates keep their specifiers
@@ -91,7 +92,10 @@ def build_dropin(
         "and the data, configs and the daemon's own switch all use the old name"
     )
     group = unit.value("Service", "Group")
-    if group is not None and group.value != account:
+    if group is not None and group.value in own_group_names:
+        out.set("Group", account)
+        out.decisions.append(f"Group={group.value} is the account's own group: Group={account} (dynamic too)")
+    elif group is not None and group.value != account:
         out.set("Group", "")
         if group.value not in supplementary:
             supplementary = [*supplementary, group.value]

@@ -370,22 +370,24 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         all_managed += managed
         mode = _exec_mode(q, acc, unit)
         unit_creds = [Credential(unit.name, c.name, c.path, c.reason) for c in creds]
-        d = build_dropin(unit, acc.name, not delete_group, mode, managed, supplementary, unit_creds)
+        own = (acc.name, str(acc.gid)) + ((str(grp.name),) if grp is not None and own_group else ())
+        d = build_dropin(unit, acc.name, not delete_group, mode, managed, supplementary, unit_creds, own)
         dpath = RelPath(f"/etc/systemd/system/{unit.name}.d/{DROPIN_NAME}")
         text = dropin_text(unit, acc.name, acc.uid, d.items)
         before = systemctl_cat(snap, unit)
         after = systemctl_cat(snap, unit, (dpath, text))
         for conflict in later_conflicts(unit):
-            risks.append(
-                f"{conflict.location} sorts after {DROPIN_NAME} and sets {conflict.key}= again: "
-                "it would undo part of the migration"
+            d.manual.append(
+                f"{conflict.location} sorts after {DROPIN_NAME} and sets {conflict.key}={conflict.value} again: "
+                "it would undo part of the migration; remove or rename it"
             )
-        for i, text_m in enumerate(d.manual):
-            manual.append(ManualStep(f"M{len(manual) + i + 1}-{acc.name}", "plan", text_m))
+        for text_m in d.manual:
+            manual.append(ManualStep(f"M{len(manual) + 1}-{acc.name}", "plan", text_m))
         risks += d.risks
         probe, source = _probe(result, unit, options)
         pid = unit.value("Service", "PIDFile")
-        new_pid = next((v for k, v in reversed(d.items) if k == "PIDFile"), pid.value if pid else "")
+        old_pid = (pid.raw if unit.is_template else pid.value) if pid else ""
+        new_pid = next((v for k, v in reversed(d.items) if k == "PIDFile"), old_pid)
         unit_plans.append(
             UnitPlan(
                 unit=unit.name,
@@ -405,11 +407,12 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
                 instances=tuple(sorted(u.name for u in snap.units if u.template == unit.name and u.enabled)),
             )
         )
+    by_rule: dict[str, list[str]] = {}
     for f in av.findings:
         if f.effect is Effect.NEEDS_MANUAL or (f.effect is Effect.BLOCKS and options.force):
-            sid = f"{f.rule}-{acc.name}"
-            if all(m.id != sid for m in manual):
-                manual.append(ManualStep(sid, f.rule, f.message))
+            by_rule.setdefault(str(f.rule), []).append(f.message)
+    for rule, messages in sorted(by_rule.items()):
+        manual.append(ManualStep(f"{rule}-{acc.name}", rule, "; ".join(dict.fromkeys(messages))))
     overrides = _sysusers_overrides(result, acc, delete_group)
     overrides += _tmpfiles_overrides(result, acc, all_managed)
     overrides += _logrotate_overrides(result, acc)
