@@ -175,20 +175,29 @@ manifest_paths() {
 }
 
 write_manifest() {
-	# UID GID MODE PATH, NUL-terminated records, for every path involved (recursively)
+	# UID GID MODE TYPE PATH, NUL-terminated records, for every path involved (recursively)
 	local out=$1
 	: >"$out.tmp"
 	if [ "${#A_MANIFEST[@]}" -gt 0 ]; then
-		manifest_paths | xargs -0 -r -I{} find {} -xdev -printf '%U\t%G\t%m\t%p\0' >>"$out.tmp"
+		manifest_paths | xargs -0 -r -I{} find {} -xdev -printf '%U\t%G\t%m\t%y\t%p\0' >>"$out.tmp"
 	fi
 	mv -f -- "$out.tmp" "$out"
 }
 
 restore_manifest() {
-	# restore_manifest FILE: chown/chmod every recorded path that still exists (through the private/ symlinks)
-	local file=$1 uid gid mode path
+	# restore_manifest FILE: chown/chmod every recorded path that still exists (through the private/
+	# symlinks); runtime directories under /run that vanished with the unit are created again
+	local file=$1 uid gid mode type path
 	[ -s "$file" ] || return 0
-	while IFS=$'\t' read -r -d '' uid gid mode path; do
+	while IFS=$'\t' read -r -d '' uid gid mode type path; do
+		if [ ! -e "$path" ] && [ ! -L "$path" ] && [ "$type" = d ]; then
+			case "$path" in
+			/run/* | /var/run/*)
+				mkdir -p -- "$path"
+				log "recreated runtime directory $path"
+				;;
+			esac
+		fi
 		if [ -e "$path" ] || [ -L "$path" ]; then
 			chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
 			if [ ! -L "$path" ]; then chmod -- "$mode" "$path" || log "cannot chmod $path"; fi

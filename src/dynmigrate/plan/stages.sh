@@ -144,7 +144,14 @@ run_stage2() {
 	if static_user_exists "$A_NAME"; then
 		no_stray_processes || die "stop those processes first (they would keep the old UID)"
 	fi
-	crashpoint stage2-stopped
+	if [ ! -e "$(acct_dir)/stage2-backup.done" ]; then
+		if [ -f /var/lib/dpkg/statoverride ]; then cp -a /var/lib/dpkg/statoverride "$(acct_dir)/statoverride.before-stage2"; fi
+		cp -a /etc/passwd "$(acct_dir)/passwd.before-stage2"
+		cp -a /etc/group "$(acct_dir)/group.before-stage2"
+		date -u +%Y-%m-%dT%H:%M:%SZ >"$(acct_dir)/stage2-backup.done"
+		log "saved statoverride, passwd and group as they were before stage 2"
+	fi
+	crashpoint stage2-after-backup
 	fix_files
 	remove_statoverrides
 	install_overrides
