@@ -27,7 +27,16 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
             continue
         slot = managed_slot(str(fact.resolved))
         if slot is not None and slot[0] in ("StateDirectory", "CacheDirectory", "LogsDirectory", "RuntimeDirectory"):
-            continue  # the plan turns it into a managed directory
+            if fact.dot_entries:
+                yield Hit(
+                    acc.name,
+                    f"home {home} holds {', '.join(fact.dot_entries)}: a dynamic user's HOME is /, so the daemon "
+                    "no longer finds them; point it at $STATE_DIRECTORY explicitly",
+                    acc.location,
+                    (home,),
+                )
+            continue  # otherwise the plan turns it into a managed directory
+
         yield Hit(
             acc.name,
             f"home {home} holds {fact.entries}{'+' if fact.entries >= 1000 else ''} entries outside the "

@@ -44,6 +44,8 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
     if not offenders:
         return
     # the host precondition blocks every migration on this root: say so on each service account
-    names = ", ".join(h.related[0] for h in offenders)
+    names = ", ".join(
+        ("user " if h.message.startswith("static account") else "group ") + h.related[0] for h in offenders
+    )
     for acc in ctx.service_accounts():
         yield Hit(acc.name, f"this host has static IDs in the dynamic range ({names}): stage 0 refuses to migrate")

@@ -22,4 +22,9 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
         for ref in ctx.q.refs_to(acc.name, Target.USER):
             if ref.kind is RefKind.SYSUSERS and ref.action is Action.CREATES:
-                yield Hit(acc.name, f"{ref.location.file} declares `{ref.detail}`: masked by the plan", ref.location)
+                yield Hit(
+                    acc.name,
+                    f"{ref.location.file} declares `{ref.detail}`: the plan masks the file, "
+                    "or overrides it without that line",
+                    ref.location,
+                )

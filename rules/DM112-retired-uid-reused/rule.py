@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
 from dynmigrate.model.common import Location, RelPath
+from dynmigrate.model.references import Action, RefKind, Target
 
 ID = "DM112"
 NAME = "retired-uid-reused"
@@ -32,3 +33,23 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
             )
         else:
             yield Hit(acc.name, f"UID {acc.uid} was retired from {r.name} on {r.date}", Location(LEDGER))
+    # a retired account that a package script would create again at the next upgrade
+    current = {a.name for a in ctx.snap.accounts.accounts}
+    for r in ctx.snap.retired:
+        if r.name in current:
+            continue
+        for ref in ctx.snap.references:
+            if (
+                ref.name == r.name
+                and ref.target is Target.USER
+                and ref.kind is RefKind.PACKAGE_SCRIPT
+                and ref.action is Action.CREATES
+            ):
+                yield Hit(
+                    "",
+                    f"{r.name} (retired on {r.date}) is created again by {ref.package}'s maintainer script at its "
+                    f"next upgrade, silently undoing the migration of {r.unit}",
+                    ref.location,
+                    (r.name,),
+                )
+                break

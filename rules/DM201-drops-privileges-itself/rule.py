@@ -21,6 +21,8 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
             unit = ctx.q.unit(name)
             if unit is None or unit.type != "service" or unit.value("Service", "User") is not None:
                 continue
+            if unit.flag("Service", "DynamicUser"):
+                continue  # systemd already runs it as the (same-named) user: DM202
             link = ctx.q.best_link(acc.name, name)
             if link is None:
                 continue

@@ -18,9 +18,11 @@ FACTS = ("F6.7",)
 
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
-    for acc in ctx.service_accounts():
-        for name in ctx.q.unit_names_of(acc.name):
+    for acc in ctx.q.candidates():
+        if ctx.excluded(acc):
+            continue
+        for name in ctx.q.unit_names_of(acc.name, include_masked=True):
             unit = ctx.q.unit(name)
             if unit is not None and unit.state is LoadState.MASKED:
                 loc = Location(unit.masked_by) if unit.masked_by else None
-                yield Hit(acc.name, f"{name} is masked: not planned", loc, (name,))
+                yield Hit(acc.name, f"{name} is masked: it runs nothing, and it is not planned", loc, (name,))

@@ -33,7 +33,15 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                         if not path.startswith("/"):
                             continue
                         slot = managed_slot(str(rel(path)))
-                        if slot is None:
+                        if slot is not None and slot[0] == "ConfigurationDirectory":
+                            yield Hit(
+                                acc.name,
+                                f"{name}: {key}={path} lets it write its configuration; ConfigurationDirectory= is "
+                                "never made writable (nor chowned), so such writes fail",
+                                d.location,
+                                (name,),
+                            )
+                        elif slot is None:
                             yield Hit(
                                 acc.name,
                                 f"{name}: {key}={path} is outside every managed directory",

@@ -25,7 +25,13 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
             pid = unit.value("Service", "PIDFile")
             if pid is None or not pid.value.startswith("/"):
                 continue
-            path = str(rel(pid.value.replace("/var/run/", "/run/", 1)))
-            runtime = [f"/run/{w}" for w, _ in unit.words("Service", "RuntimeDirectory")]
+            raw = unit.is_template  # a template keeps its specifiers (%i): compare as written
+            value = pid.raw if raw else pid.value
+            path = str(rel(value.replace("/var/run/", "/run/", 1)))
+            runtime = [
+                f"/run/{w}"
+                for d in unit.values("Service", "RuntimeDirectory")
+                for w in (d.raw if raw else d.value).split()
+            ]
             if not any(is_under(path, r) and path != r for r in runtime):
-                yield Hit(acc.name, f"{name}: PIDFile={pid.value} is outside RuntimeDirectory=", pid.location, (name,))
+                yield Hit(acc.name, f"{name}: PIDFile={value} is outside RuntimeDirectory=", pid.location, (name,))

@@ -217,13 +217,16 @@ def walk_ownership(
         while stack:
             frame = stack[-1]
             if not frame.names:
-                os.close(frame.fd)
+                if frame.fd >= 0:
+                    os.close(frame.fd)
                 stack.pop()
                 continue
             name = frame.names.pop()
             path = RelPath(("" if frame.path == "/" else frame.path) + "/" + name)
             s: os.stat_result | None
             try:
+                if frame.fd < 0:
+                    raise FileNotFoundError(name)  # inside a directory that only the manifest has
                 s = os.stat(name, dir_fd=frame.fd, follow_symlinks=False)
             except FileNotFoundError:
                 virt = fs.virtual_entry(path)
@@ -257,7 +260,12 @@ def walk_ownership(
                 region.add(info)
             if key != (0, 0) and (path == "/etc" or path.startswith("/etc/")):
                 etc_entries.append(info)
-            if info.kind is not FileKind.DIR or s is None:
+            if info.kind is not FileKind.DIR:
+                continue
+            if s is None:
+                if manifest is not None and frame.depth + 1 <= MAX_DEPTH:
+                    children = sorted(manifest.virtual_children.get(path, ()), reverse=True)
+                    stack.append(_Frame(-1, children, path, key, region, frame.depth + 1))
                 continue
             if path in skip_set:
                 continue
@@ -284,8 +292,9 @@ def walk_ownership(
             stack.append(_Frame(fd, listing(fd, path), path, key, region, frame.depth + 1))
     finally:
         for frame in stack:
-            with contextlib.suppress(OSError):
-                os.close(frame.fd)
+            if frame.fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(frame.fd)
     trees = tuple(sorted((r.freeze() for r in regions), key=lambda t: t.top.path))
     return (
         OwnershipData(

@@ -220,6 +220,8 @@ def parse_sudoers(text: str, path: RelPath, known: frozenset[str]) -> Parsed:
             action = Action.GRANTS if in_head else (Action.RUNS_AS if name in runas_names else Action.MENTIONS)
             target = Target.GROUP if is_group else Target.USER
             what = "sudo rule for it" if action is Action.GRANTS else "sudo runs commands as it"
+            if stripped.startswith("Defaults"):
+                action, what = Action.MENTIONS, "sudo Defaults for it"
             refs.append(Reference(name, target, RefKind.SUDOERS, action, loc, what))
     return refs, []
 
@@ -598,6 +600,10 @@ def _run_block(
         for segment in re.split(r"\s*(?:;|&&|\|\||\|)\s*", line):
             segment = re.sub(r"^(if|then|else|elif|do|!)\s+", "", segment.strip())
             segment = re.sub(r"^(if|then|else|elif|do|!)\s+", "", segment.strip())
+            am = _ASSIGN.match(segment)
+            if am:
+                env[am.group(1)] = _strip_quotes(_expand(am.group(2), env))
+                continue
             words = _split(_expand(segment, env))
             if not words:
                 continue
@@ -701,7 +707,7 @@ def _account_command(cmd: str, words: list[str], loc: Location, guards: list[str
 # -- daemon configs (for units without User=) -----------------------------------------------
 
 _CONFIG_USER = re.compile(
-    rf"""^\s*(?:user|username|user_name|run_as_user|runas_user|runasuser|daemon_user|runas|
+    rf"""^\s*(?:user|username|user_name|run_as_user|run\ as\ user|runas_user|runasuser|daemon_user|runas|
         setuid|uid|owner|process_user|server_user|unix_user)\s*[=:\s]\s*["']?({NAME})["']?\s*;?\s*$""",
     re.IGNORECASE | re.VERBOSE,
 )
@@ -710,6 +716,7 @@ _CONFIG_GROUP = re.compile(
         server_group|unix_group)\s*[=:\s]\s*["']?({NAME})["']?\s*;?\s*$""",
     re.IGNORECASE | re.VERBOSE,
 )
+_CONFIG_XML_USER = re.compile(rf"^\s*<user>\s*({NAME})\s*</user>")
 _CONFIG_OPTION = re.compile(rf"^\s*(-u|--user|-U|--uid|--runas)[=\s]\s*({NAME})\s*$")
 
 
@@ -736,6 +743,20 @@ def scan_daemon_config(text: str, path: RelPath, known: frozenset[str], unit: st
                         confidence="likely",
                     )
                 )
+        mx = _CONFIG_XML_USER.match(stripped)
+        if mx and mx.group(1) in known:
+            refs.append(
+                Reference(
+                    mx.group(1),
+                    Target.USER,
+                    RefKind.DAEMON_CONFIG,
+                    Action.SWITCHES_TO,
+                    loc,
+                    stripped[:60],
+                    unit=unit,
+                    confidence="likely",
+                )
+            )
         m2 = _CONFIG_OPTION.match(stripped)
         if m2 and m2.group(2) in known:
             refs.append(
@@ -761,7 +782,11 @@ def scan_wrapper_script(text: str, path: RelPath, known: frozenset[str], unit: s
         if not stripped or stripped.startswith("#"):
             continue
         loc = Location(path, lineno)
-        for s in user_switches(_split(stripped), known):
+        argv = _split(stripped)
+        assign = re.match(r"^(?:export\s+|local\s+)?[A-Za-z_][A-Za-z0-9_]*=(.*)$", stripped)
+        if assign:  # OPTS="--user=x --pid-file=..." : the options live in the value
+            argv = ["sh", *_split(_strip_quotes(assign.group(1).strip()))]
+        for s in user_switches(argv, known):
             refs.append(
                 Reference(
                     s.name,
@@ -769,7 +794,7 @@ def scan_wrapper_script(text: str, path: RelPath, known: frozenset[str], unit: s
                     RefKind.EXEC_ARGUMENT,
                     Action.SWITCHES_TO,
                     loc,
-                    f"wrapper script: {s.how} {s.name}",
+                    f"script: {s.how} {s.name}",
                     unit=unit,
                     confidence="likely",
                 )

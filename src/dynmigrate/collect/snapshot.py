@@ -477,8 +477,16 @@ def read_exec_links(
                 if not prog.startswith("/"):
                     continue
                 base = prog.rsplit("/", 1)[-1]
-                for conv in (f"/etc/{base}/{base}.conf", f"/etc/{base}.conf", f"/etc/{unit.prefix}/{unit.prefix}.conf"):
+                conventional = [
+                    f"/etc/{base}/{base}.conf",
+                    f"/etc/{base}.conf",
+                    f"/etc/{unit.prefix}/{unit.prefix}.conf",
+                ]
+                if base == "dbus-daemon" and "--system" in argv:
+                    conventional += ["/usr/share/dbus-1/system.conf", "/etc/dbus-1/system.conf"]
+                for conv in conventional:
                     config(conv, unit.name)
+
                 try:
                     info = fs.stat(prog)
                 except RootError:
@@ -495,6 +503,36 @@ def read_exec_links(
                 refs.extend(R.scan_wrapper_script(text, RelPath(prog), known, unit.name))
                 for cpath in R.config_paths_in_script(text)[:20]:
                     config(cpath, unit.name)
+    for unit in units:
+        if unit.source_path.startswith("/etc/init.d/"):
+            refs.extend(_sysv_links(fs, unit, known, problems))
+    return refs
+
+
+def _sysv_links(fs: RootFS, unit: Unit, known: frozenset[str], problems: list[Problem]) -> list[Reference]:
+    """User switches in a SysV init script, with the variables of /etc/default/NAME filled in."""
+    script = unit.source_path
+    sysv_env: dict[str, str] = {}
+    texts: list[tuple[RelPath, str]] = []
+    for path in (f"/etc/default/{script.rsplit('/', 1)[-1]}", script):
+        try:
+            info = fs.stat(path)
+        except RootError:
+            continue
+        if info is None or info.kind is not FileKind.FILE or info.size > R.CONFIG_LIMIT:
+            continue
+        body = _read(fs, path, problems)
+        if body is None or "\x00" in body:
+            continue
+        texts.append((RelPath(path), body))
+        for line in body.split("\n"):
+            m = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(\S*)\s*(?:#.*)?$", line)
+            if m and "$(" not in m.group(2) and "`" not in m.group(2):
+                sysv_env.setdefault(m.group(1), m.group(2).strip("\"'"))
+    refs: list[Reference] = []
+    for path, body in texts:
+        expanded = "\n".join(expand_env(line, sysv_env) for line in body.split("\n"))
+        refs.extend(R.scan_wrapper_script(expanded, path, known, unit.name))
     return refs
 
 
@@ -550,16 +588,19 @@ def path_fact(fs: RootFS, path: str, problems: list[Problem]) -> PathFact | None
         return None
     entries = 0
     foreign = False
+    dots: tuple[str, ...] = ()
     if target is not None and target.kind is FileKind.DIR:
         try:
-            entries = min(len(fs.listdir(resolved)), 1000)
+            names = fs.listdir(resolved)
         except RootError:
-            entries = 0
+            names = []
+        entries = min(len(names), 1000)
+        dots = tuple(n for n in names if n.startswith(".") and n not in (".", ".."))[:10]
         foreign = target.mountpoint
         parent = fs.lstat(parent_of(resolved))
         if parent is not None and not parent.mountpoint and target.mountpoint:
             foreign = True
-    return PathFact(p, info, resolved, target, entries, foreign)
+    return PathFact(p, info, resolved, target, entries, foreign, dots)
 
 
 # -- host -----------------------------------------------------------------------------------
@@ -606,7 +647,8 @@ def read_host(fs: RootFS, packages: list[Package], problems: list[Problem]) -> H
 
 
 SECRET_NAME = re.compile(
-    r"(\.key$|\.pem$|\.p12$|\.pfx$|\.keytab$|secret|passw|token|credential|htpasswd|private|\.jks$)", re.I
+    r"(\.key$|\.pem$|\.p12$|\.pfx$|\.keytab$|\.psk$|psk|secret|passw|token|credential|htpasswd|private|\.jks$)",
+    re.I,
 )
 SECRET_LINE = re.compile(
     r"^\s*(?:export\s+)?([A-Za-z0-9_.-]*(?:password|passwd|secret|token|api[_-]?key|requirepass|masterauth|"
@@ -629,6 +671,9 @@ def find_secrets(fs: RootFS, entries: tuple[PathInfo, ...], problems: list[Probl
         m = SECRET_NAME.search(name)
         if m:
             out.append(SecretHint(info.path, 0, f"file name ({m.group(1)})"))
+        elif not info.mode & 0o044:
+            # readable by its owner only: somebody meant it to be private; never make it world-readable
+            out.append(SecretHint(info.path, 0, f"owner-only mode {info.mode_str()}"))
         try:
             text = fs.read_text(info.path, R.CONFIG_LIMIT)
         except RootError:

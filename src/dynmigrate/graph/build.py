@@ -94,8 +94,23 @@ def _add_units(g: Graph, snap: Snapshot) -> None:
 
 
 def _user_link(g: Graph, snap: Snapshot, unit: Unit) -> None:
-    """User=/Group= (certain), including numeric values."""
+    """User=/Group= (certain), including numeric values; DynamicUser= without User= (F1.9)."""
     u = node_id(NodeKind.UNIT, unit.name)
+    dyn = unit.value("Service", "DynamicUser")
+    if dyn is not None and unit.flag("Service", "DynamicUser") and unit.value("Service", "User") is None:
+        acc = snap.accounts.account(unit.prefix)
+        if acc is not None:
+            _edge(
+                g,
+                u,
+                node_id(NodeKind.ACCOUNT, acc.name),
+                EdgeKind.RUNS_AS,
+                _src(dyn.location),
+                how=How.USER_DIRECTIVE.value,
+                confidence="certain",
+                detail=f"DynamicUser=yes without User=: the name is the unit's prefix {unit.prefix}, and the "
+                "static account of that name wins (F1.7, F1.9)",
+            )
     for key, target in (("User", Target.USER), ("Group", Target.GROUP)):
         d = unit.value("Service", key)
         if d is None:
@@ -210,6 +225,9 @@ def _add_runs_as(g: Graph, snap: Snapshot) -> None:
         )
         for source_pkg in (pkg, *pkg_deps.get(pkg, ())):
             for name, detail, loc in creators.get(source_pkg, []):
+                # A package that ships a unit and creates an account says little about who the
+                # process runs as (sshd's privilege-separation user, a oneshot helper unit running
+                # as root): never more than "possible" on its own.
                 related = _name_related(name, unit.prefix, pkg, source_pkg)
                 acc_node = node_id(NodeKind.ACCOUNT, name)
                 if acc_node not in g:
@@ -221,8 +239,9 @@ def _add_runs_as(g: Graph, snap: Snapshot) -> None:
                     EdgeKind.RUNS_AS,
                     _src(loc),
                     how=How.PACKAGE.value,
-                    confidence="likely" if related else "possible",
-                    detail=f"package {pkg} ships the unit; {source_pkg} creates {name} ({detail[:60]})",
+                    confidence="possible",
+                    detail=f"package {pkg} ships the unit; {source_pkg} creates {name} ({detail[:60]})"
+                    + ("" if related else "; the names are unrelated"),
                 )
     # ownership of the unit's declared or conventional directories
     for unit in services:

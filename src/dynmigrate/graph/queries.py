@@ -10,7 +10,7 @@ from dynmigrate.model.files import OwnedTree, PathInfo
 from dynmigrate.model.references import Action, Reference, RefKind, Target
 from dynmigrate.model.report import Link
 from dynmigrate.model.snapshot import Snapshot
-from dynmigrate.model.units import DIRECTORY_BASES, Unit
+from dynmigrate.model.units import DIRECTORY_BASES, LoadState, Unit
 
 BASE_PASSWD_MAX = 99  # base-passwd's static range (www-data is 33)
 
@@ -36,7 +36,11 @@ def managed_slot(path: str, *, is_dir: bool = True) -> tuple[str, str] | None:
             rest = path[len(base) + 1 :]
             top = rest.split("/", 1)[0]
             if top == "private" and key != "ConfigurationDirectory":
-                return None
+                # /var/lib/private/X is X's own managed directory under DynamicUser (F2.3)
+                inner = rest.split("/", 2)
+                if len(inner) < 2 or not inner[1]:
+                    return None
+                return key, inner[1]
             if "/" not in rest and not is_dir and key != "ConfigurationDirectory":
                 return None  # a file straight in the base: only a directory can be managed
             return key, top
@@ -85,14 +89,17 @@ class Queries:
     def unit(self, name: str) -> Unit | None:
         return self._units.get(name)
 
-    def units_of(self, account: str) -> list[Link]:
-        """Every unit linked to the account, best evidence first per unit."""
+    def units_of(self, account: str, *, include_masked: bool = False) -> list[Link]:
+        """Every unit linked to the account, best evidence first per unit; masked units run nothing."""
         node = node_id(NodeKind.ACCOUNT, account)
         if node not in self.g:
             return []
         links: list[Link] = []
         for src, _dst, data in self.g.in_edges(node, data=True):
             if data.get("kind") != EdgeKind.RUNS_AS.value:
+                continue
+            unit = self._units.get(str(self.g.nodes[src]["name"]))
+            if not include_masked and unit is not None and unit.state is LoadState.MASKED:
                 continue
             links.append(
                 Link(
@@ -105,9 +112,11 @@ class Queries:
             )
         return sorted(set(links), key=lambda lk: (lk.unit, lk.rank, lk.how, lk.source))
 
-    def unit_names_of(self, account: str, *, min_confidence: str = "possible") -> list[str]:
+    def unit_names_of(
+        self, account: str, *, min_confidence: str = "possible", include_masked: bool = False
+    ) -> list[str]:
         limit = CONFIDENCE_ORDER[min_confidence]
-        return sorted({lk.unit for lk in self.units_of(account) if lk.rank <= limit})
+        return sorted({lk.unit for lk in self.units_of(account, include_masked=include_masked) if lk.rank <= limit})
 
     def best_link(self, account: str, unit: str) -> Link | None:
         links = [lk for lk in self.units_of(account) if lk.unit == unit]

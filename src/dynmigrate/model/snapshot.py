@@ -22,6 +22,7 @@ class PathFact:
     target: PathInfo | None  # stat of the resolved path
     entries: int = 0  # for directories: how many entries (capped at 1000)
     foreign_fs: bool = False  # on another filesystem than its parent (mount point)
+    dot_entries: tuple[str, ...] = ()  # for directories: hidden entries (.config, .ssh, ...), up to 10
 
     @property
     def exists(self) -> bool:

@@ -119,7 +119,11 @@ def _plan_units(q: Queries, acc: Account) -> tuple[list[Unit], list[str]]:
 
 
 def _exec_mode(q: Queries, acc: Account, unit: Unit) -> ExecMode:
-    return ExecMode.USER if unit.value("Service", "User") is not None else ExecMode.BANG
+    """USER when systemd already switches identity (User=, or DynamicUser= naming it after the unit);
+    BANG for a root-start daemon that switches to the account itself."""
+    if unit.value("Service", "User") is not None or unit.flag("Service", "DynamicUser"):
+        return ExecMode.USER
+    return ExecMode.BANG
 
 
 def _probe(result: ScanResult, unit: Unit, options: PlanOptions) -> tuple[str, str]:

@@ -76,7 +76,7 @@ def explain_unit(result: ScanResult, name: str) -> list[str] | None:
         out.append(f"Package: {pkg}")
     out.append(f"Enabled: {'yes' if unit.enabled else 'no'}")
     out.append("")
-    out.append("Identity and directories (effective values):")
+    out.append("Identity and directories (every assignment in order; an empty one resets a list):")
     keys = (
         "User",
         "Group",
