@@ -57,9 +57,7 @@ def e2e_root() -> Path:
 
 
 @pytest.fixture
-def make_container(
-    e2e_root: Path, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[ContainerFactory]:
+def make_container(e2e_root: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ContainerFactory]:
     """make_container(prepare=None, boot=True) -> Container, any number of times per test."""
     factory = ContainerFactory(e2e_root, tmp_path, request.node.name)
     try:

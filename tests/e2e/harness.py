@@ -132,9 +132,7 @@ def check_prerequisites() -> None:
     missing = [tool for tool in tools if not _which(tool)]
     if missing:
         raise E2EUnavailable(
-            "e2e tests need "
-            + ", ".join(missing)
-            + " (apt-get install systemd-container debootstrap)"
+            "e2e tests need " + ", ".join(missing) + " (apt-get install systemd-container debootstrap)"
         )
 
 
@@ -293,9 +291,7 @@ def _run_logged(cmd: Sequence[str], log: Path, what: str) -> None:
         except subprocess.TimeoutExpired as exc:
             raise BuildError(f"{what} timed out after {BUILD_TIMEOUT:.0f} s; log {log}") from exc
     if proc.returncode != 0:
-        raise BuildError(
-            f"{what} failed (exit {proc.returncode}); log {log}, last lines:\n{_file_tail(log)}"
-        )
+        raise BuildError(f"{what} failed (exit {proc.returncode}); log {log}, last lines:\n{_file_tail(log)}")
 
 
 def _build_into(target: Path, spec: RootSpec, log: Path) -> None:
@@ -624,18 +620,14 @@ class Container:
             if state == "maintenance":
                 raise BootError(self._diagnose("the container booted into maintenance mode"))
             time.sleep(0.2)
-        raise BootError(
-            self._diagnose(f"not running after {self.boot_timeout:.0f} s (last state: {state})")
-        )
+        raise BootError(self._diagnose(f"not running after {self.boot_timeout:.0f} s (last state: {state})"))
 
     def _diagnose(self, headline: str) -> str:
         parts = [f"container {self.machine} ({self.root}): {headline}"]
         if self.running and self._init is not None:
             try:
                 for what in ("--failed", "list-jobs"):
-                    shown = self.run(
-                        ["systemctl", what, "--no-legend", "--full"], check=False, timeout=15
-                    )
+                    shown = self.run(["systemctl", what, "--no-legend", "--full"], check=False, timeout=15)
                     parts.append(f"--- systemctl {what} ---\n{shown.stdout}{shown.stderr}".strip())
             except (subprocess.TimeoutExpired, OSError) as exc:
                 parts.append(f"(systemctl inside failed: {exc})")
@@ -800,17 +792,13 @@ class ContainerFactory:
         self._made: list[Container] = []
         self._roots: list[Path] = []
 
-    def __call__(
-        self, *, prepare: Callable[[Path], None] | None = None, boot: bool = True
-    ) -> Container:
+    def __call__(self, *, prepare: Callable[[Path], None] | None = None, boot: bool = True) -> Container:
         """A new container; prepare(root_copy) runs on the host before boot."""
         workdir = self._tmp_path / f"c{len(self._roots)}"
         workdir.mkdir()
         root = fresh_copy(workdir, self._root)
         self._roots.append(root)
-        container = Container(
-            root, log_path=workdir / "nspawn.log", machine=unique_machine_name(self._name)
-        )
+        container = Container(root, log_path=workdir / "nspawn.log", machine=unique_machine_name(self._name))
         self._made.append(container)
         if prepare is not None:
             prepare(root)

@@ -53,13 +53,9 @@ def test_redis_ping_and_set(container: Container) -> None:
 
 
 def test_memcached_answers_stats(container: Container) -> None:
-    script = (
-        "exec 3<>/dev/tcp/127.0.0.1/11211 && printf 'stats\\r\\nquit\\r\\n' >&3 && cat <&3"
-    )
+    script = "exec 3<>/dev/tcp/127.0.0.1/11211 && printf 'stats\\r\\nquit\\r\\n' >&3 && cat <&3"
     out = container.wait_for(["bash", "-c", script]).stdout
-    stats = dict(
-        line.split(" ", 2)[1:] for line in out.splitlines() if line.startswith("STAT ")
-    )
+    stats = dict(line.split(" ", 2)[1:] for line in out.splitlines() if line.startswith("STAT "))
     assert "pid" in stats, out
     assert int(stats["pid"]) == main_pid(container, "memcached")
 
@@ -86,9 +82,7 @@ def test_libnss_systemd_cached_not_installed_and_installs_offline(container: Con
 
 
 @pytest.mark.parametrize("round_", [1, 2])
-def test_changes_never_leak_between_containers(
-    container: Container, e2e_root: Path, round_: int
-) -> None:
+def test_changes_never_leak_between_containers(container: Container, e2e_root: Path, round_: int) -> None:
     # Whichever round runs second proves the first one's write did not leak into it.
     assert container.run(["test", "-e", LEAK_MARKER], check=False).returncode == 1
     container.run(["sh", "-c", f"echo {round_} > {LEAK_MARKER}"])
@@ -163,9 +157,7 @@ def _block_boot(root: Path) -> None:
     (wants / unit.name).symlink_to(f"/etc/systemd/system/{unit.name}")
 
 
-def test_boot_timeout_reports_and_cleans_up(
-    e2e_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_boot_timeout_reports_and_cleans_up(e2e_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = fresh_copy(tmp_path, e2e_root)
     try:
         _block_boot(root)

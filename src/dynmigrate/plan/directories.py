@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dynmigrate.collect.rootfs import parent_of, rel
+from dynmigrate.collect.snapshot import exec_argv
 from dynmigrate.graph.queries import Queries, managed_slot
 from dynmigrate.model.accounts import Account
 from dynmigrate.model.common import RelPath
@@ -68,14 +69,31 @@ def derive_directories(q: Queries, acc: Account, unit: Unit) -> list[ManagedDir]
                 slot = managed_slot(str(rel(path)))
                 if slot is not None:
                     add(slot[0], slot[1], f"{key}={path} at {d.location}")
-    # 3. PIDFile= in a runtime subdirectory
+    # 3. directories that ExecStartPre=/ExecStartPost= create or re-own by hand (replaced by *Directory=)
+    for key in ("ExecStartPre", "ExecStartPost"):
+        for d in unit.values("Service", key):
+            argv = exec_argv(d.raw if template else d.value)
+            if not argv or argv[0].rsplit("/", 1)[-1] not in ("mkdir", "chown", "chgrp", "chmod", "install"):
+                continue
+            tool = argv[0].rsplit("/", 1)[-1]
+            fix_mode: int | None = None
+            if tool in ("mkdir", "install") and "-m" in argv[:-1] and _octal(argv[argv.index("-m") + 1]):
+                fix_mode = int(argv[argv.index("-m") + 1], 8)
+            elif tool == "chmod" and len(argv) > 2 and _octal(argv[1]):
+                fix_mode = int(argv[1], 8)
+            for arg in argv[1:]:
+                if arg.startswith("/"):
+                    slot = managed_slot(str(rel(arg)))
+                    if slot is not None and slot[0] != "ConfigurationDirectory":
+                        add(slot[0], slot[1], f"{key}={tool} ... {arg} at {d.location}", mode=fix_mode)
+    # 4. PIDFile= in a runtime subdirectory
     pid = unit.value("Service", "PIDFile")
     if pid is not None and pid.value.startswith("/"):
         ppath = str(rel((pid.raw if template else pid.value).replace("/var/run/", "/run/", 1)))
         parent = parent_of(RelPath(ppath))
         if parent not in ("/run",) and parent.startswith("/run/"):
             add("RuntimeDirectory", parent[len("/run/") :], f"PIDFile={pid.value} at {pid.location}")
-    # 4. what the account really owns under the managed bases
+    # 5. what the account really owns under the managed bases
     for tree in q.trees_of(acc):
         if tree.top.kind is not FileKind.DIR:
             continue
@@ -94,7 +112,7 @@ def derive_directories(q: Queries, acc: Account, unit: Unit) -> list[ManagedDir]
             name,
             f"{top} is {owner} by {acc.name}" if tree.top.path == top else f"{tree.top.path} is {owner} by {acc.name}",
         )
-    # 5. tmpfiles.d lines that create directories for the account
+    # 6. tmpfiles.d lines that create directories for the account
     for ref in q.refs_to(acc.name, Target.USER):
         if ref.kind is RefKind.TMPFILES and ref.path is not None and ref.detail[:1] in ("d", "D", "v", "q", "Q"):
             slot = managed_slot(ref.path)

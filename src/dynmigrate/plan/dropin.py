@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 
 from dynmigrate import __version__
 from dynmigrate.collect.rootfs import is_under, rel
-from dynmigrate.collect.snapshot import exec_argv
+from dynmigrate.collect.snapshot import exec_argv, expand_env, unit_environment
 from dynmigrate.collect.unitfile import render_unit
 from dynmigrate.graph.queries import managed_slot
 from dynmigrate.model.common import RelPath
 from dynmigrate.model.plan import DROPIN_NAME, Credential, ExecMode, ManagedDir
 from dynmigrate.model.snapshot import Snapshot
-from dynmigrate.model.units import DIRECTORY_KEYS, EXEC_KEYS, Directive, Unit
+from dynmigrate.model.units import DIRECTORY_KEYS, EXEC_KEYS, Directive, Unit, parse_bool
 
 PREFIX_RE = re.compile(r"^([@\-:+!|]*)(.*)$", re.S)
 FIXUP_TOOLS = frozenset({"chown", "chgrp", "chmod", "mkdir", "install", "rmdir"})
@@ -206,6 +206,18 @@ def build_dropin(
             out.manual.append(
                 f"{unit.name}: point the daemon's PID file at {target} (it was {pid.value}) in its configuration"
             )
+    # files the daemon is told to write straight into /run (a PID file in an argument or variable)
+    env = unit_environment(unit)
+    for key in EXEC_KEYS:
+        for d in unit.values("Service", key):
+            for arg in exec_argv(expand_env(d.raw if raw else d.value, env))[1:]:
+                for piece in arg.split("="):
+                    p = piece.replace("/var/run/", "/run/", 1)
+                    if p.startswith("/run/") and p.count("/") == 2 and "." in p.rsplit("/", 1)[-1]:
+                        out.manual.append(
+                            f"{unit.name}: {key} makes the daemon write {piece}, straight in /run, which is read-only "
+                            f"under DynamicUser: point it into RuntimeDirectory= (e.g. /run/{unit.prefix}/)"
+                        )
     # credentials for secrets
     for c in credentials:
         out.set("LoadCredential", f"{c.name}:{c.path}")
@@ -234,10 +246,25 @@ def systemctl_cat(snap: Snapshot, unit: Unit, extra: tuple[RelPath, str] | None 
     return "\n".join(chunks)
 
 
-def later_conflicts(unit: Unit) -> list[Directive]:
-    """Directives in drop-ins that sort after ours and set the keys ours sets."""
+def later_conflicts(unit: Unit, items: list[tuple[str, str]]) -> list[Directive]:
+    """Directives in drop-ins that sort after ours and undo what ours sets: DynamicUser= off, another
+    User=/Group=, a reset of a managed directory list, another PIDFile=."""
     later = {p for p in unit.dropins if p.rsplit("/", 1)[-1] > DROPIN_NAME}
-    return [d for d in unit.directives if d.location.file in later and d.key in OWN_KEYS]
+    ours = dict(items)  # the last assignment of each key wins
+    out: list[Directive] = []
+    for d in unit.directives:
+        if d.location.file not in later or d.key not in OWN_KEYS:
+            continue
+        if d.key == "DynamicUser" and parse_bool(d.value) is True:
+            continue
+        if d.key in ("User", "Group", "PIDFile") and d.value == ours.get(d.key, d.value):
+            continue
+        if d.key in DIRECTORY_KEYS and d.value.strip():
+            continue  # adding a directory is fine; an empty assignment would drop ours
+        if d.key == "ReadWritePaths":
+            continue
+        out.append(d)
+    return out
 
 
 def dropin_text(unit: Unit, account: str, uid: int, items: list[tuple[str, str]]) -> str:

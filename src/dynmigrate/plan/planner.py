@@ -90,13 +90,23 @@ def select_accounts(result: ScanResult, sel: Selection) -> list[AccountVerdict]:
 
 
 def _plan_units(q: Queries, acc: Account) -> tuple[list[Unit], list[str]]:
-    """Units the drop-ins go to: each unit linked with certain/likely evidence; instances via their template."""
+    """Units the drop-ins go to.
+
+    Units linked with certain or likely evidence (possible-only links, such as a package that ships
+    the unit and creates the account, only when nothing better exists: the operator then confirms
+    DM213). Enabled instances go through their template, except when the template names its user
+    after the instance (User=%i): then each instance gets its own drop-in.
+    """
     notes: list[str] = []
-    names: list[str] = []
-    for lk in q.units_of(acc.name):
-        if lk.unit in names:
-            continue
-        names.append(lk.unit)
+    links = q.units_of(acc.name)
+    strong = [lk for lk in links if lk.confidence in ("certain", "likely")]
+    chosen = strong or links
+    names = sorted({lk.unit for lk in chosen})
+    for weak in sorted({lk.unit for lk in links} - set(names)):
+        notes.append(
+            f"{weak} is linked to {acc.name} only indirectly: no drop-in (plan it with --unit if it really "
+            "runs as the account)"
+        )
     out: dict[str, Unit] = {}
     for name in names:
         unit = q.unit(name)
@@ -110,18 +120,32 @@ def _plan_units(q: Queries, acc: Account) -> tuple[list[Unit], list[str]]:
             continue
         if unit.template is not None:
             template = q.unit(unit.template)
-            if template is not None and template.name not in out:
+            if template is not None and _user_per_instance(template):
+                out[unit.name] = unit
+                notes.append(
+                    f"{template.name} names its user after the instance (User=%i): the drop-in goes to {unit.name} only"
+                )
+            elif template is not None and template.name not in out:
                 out[template.name] = template
                 notes.append(f"{name} is an instance: the drop-in goes to its template {template.name}")
             continue
+        if unit.is_template and _user_per_instance(unit):
+            continue  # its instances get drop-ins of their own
         out[unit.name] = unit
     return [out[k] for k in sorted(out)], notes
+
+
+def _user_per_instance(template: Unit) -> bool:
+    user = template.assignments("Service", "User")
+    return bool(user) and any(spec in user[-1].raw for spec in ("%i", "%I"))
 
 
 def _exec_mode(q: Queries, acc: Account, unit: Unit) -> ExecMode:
     """USER when systemd already switches identity (User=, or DynamicUser= naming it after the unit);
     BANG for a root-start daemon that switches to the account itself."""
-    if unit.value("Service", "User") is not None or unit.flag("Service", "DynamicUser"):
+    if unit.assignments("Service", "User") and unit.assignments("Service", "User")[-1].raw.strip():
+        return ExecMode.USER
+    if unit.flag("Service", "DynamicUser"):
         return ExecMode.USER
     return ExecMode.BANG
 
@@ -380,7 +404,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         text = dropin_text(unit, acc.name, acc.uid, d.items)
         before = systemctl_cat(snap, unit)
         after = systemctl_cat(snap, unit, (dpath, text))
-        for conflict in later_conflicts(unit):
+        for conflict in later_conflicts(unit, d.items):
             d.manual.append(
                 f"{conflict.location} sorts after {DROPIN_NAME} and sets {conflict.key}={conflict.value} again: "
                 "it would undo part of the migration; remove or rename it"

@@ -1,0 +1,100 @@
+"""Helpers for the migration scenarios: dynmigrate inside the container, plans, manifests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from dynmigrate.app import run_scan
+from dynmigrate.plan.planner import PlanOptions, Selection, make_plan
+from dynmigrate.plan.write import write_plan
+from e2e.harness import Container
+
+REPO = Path(__file__).resolve().parents[2]
+DYN_MIN, DYN_MAX = 61184, 65519
+# Every stage restarts units and waits for them to settle: keep it short in tests.
+ENV = {"DYNMIGRATE_SETTLE": "2", "DYNMIGRATE_START_TIMEOUT": "60"}
+PY = "PYTHONPATH=/opt/dynmigrate/src python3 -m dynmigrate"
+
+
+def install_dynmigrate(root: Path) -> None:
+    """Copy the checkout's dynmigrate into ROOT/opt/dynmigrate; Debian's python3-click, -rich and
+    -networkx (in the built root) run it, as on a real Debian 12 host."""
+    dest = root / "opt/dynmigrate"
+    shutil.copytree(REPO / "src/dynmigrate", dest / "src/dynmigrate", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "rules", dest / "rules", ignore=shutil.ignore_patterns("good", "bad", "__pycache__"))
+
+
+def plan_into(c: Container, accounts: tuple[str, ...], *, force: bool = False, folder: str = "root/plan") -> Path:
+    """Scan the container's root from the host (read-only) and write the plan into it."""
+    result = run_scan(str(c.root))
+    plan = make_plan(result, Selection(accounts=accounts), PlanOptions(force=force))
+    out = c.root / folder
+    write_plan(result, plan, out, security=False)
+    return out
+
+
+def migrate(c: Container, *args: str, check: bool = True) -> Any:
+    return c.run(["/root/plan/migrate.sh", *args], env=ENV, check=check, timeout=300)
+
+
+def rollback(c: Container, *args: str, check: bool = True) -> Any:
+    return c.run(["/root/plan/rollback.sh", *args], env=ENV, check=check, timeout=300)
+
+
+def confirms(plan_dir: Path) -> list[str]:
+    """--confirm for every manual step of the plan (the test plays the operator who checked them)."""
+    data = json.loads((plan_dir / "plan.json").read_text())
+    return [f"--confirm={m['id']}" for a in data["accounts"] for m in a["manual_steps"]]
+
+
+def passwd(c: Container) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in c.run(["cat", "/etc/passwd"]).stdout.splitlines():
+        f = line.split(":")
+        out[f[0]] = f
+    return out
+
+
+def unit_uids(c: Container, unit: str) -> list[int]:
+    cg = c.run(["systemctl", "show", "-p", "ControlGroup", "--value", unit]).stdout.strip()
+    script = f"for p in $(cat /sys/fs/cgroup{cg}/cgroup.procs); do awk '/^Uid:/{{print $2}}' /proc/$p/status; done"
+    return sorted({int(x) for x in c.run(["bash", "-c", script]).stdout.split()})
+
+
+def main_uid(c: Container, unit: str) -> int:
+    pid = c.run(["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout.strip()
+    assert pid not in ("", "0"), f"{unit} has no main process"
+    for line in c.run(["cat", f"/proc/{pid}/status"]).stdout.splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError("no Uid line")
+
+
+def manifest(c: Container, *paths: str) -> list[str]:
+    """owner, group, mode and path of every entry below the paths (following the top symlink)."""
+    quoted = " ".join(f"'{p}/'" for p in paths)
+    script = f'for p in {quoted}; do [ -e "$p" ] && find "$p" -printf \'%U %G %m %P\\n\'; done | sort'
+    return c.run(["bash", "-c", script]).stdout.splitlines()
+
+
+def files_owned_by(c: Container, uid: int, gid: int) -> list[str]:
+    script = f"find / -xdev \\( -uid {uid} -o -gid {gid} \\) -print 2>/dev/null | sort"
+    return c.run(["bash", "-c", script], check=False).stdout.splitlines()
+
+
+def redis_get(c: Container, key: str) -> str:
+    out: str = c.wait_for(["redis-cli", "get", key]).stdout.strip()
+    return out
+
+
+def memcached_version(c: Container) -> str:
+    script = "exec 3<>/dev/tcp/127.0.0.1/11211 && printf 'version\\r\\n' >&3 && timeout 5 head -n1 <&3"
+    out: str = c.wait_for(["bash", "-c", script]).stdout.strip()
+    return out
+
+
+def verify(c: Container, *args: str, check: bool = False) -> Any:
+    return c.run(["bash", "-c", f"{PY} verify {' '.join(args)}"], check=check, timeout=300)

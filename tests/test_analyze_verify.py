@@ -1,0 +1,103 @@
+"""`systemd-analyze verify` over every unit the sample plans rewrite: the drop-in adds no warning.
+
+Each unit is verified in a throwaway root holding this machine's standard units (targets, slices),
+the sample's unit files and drop-ins, stubs for the binaries the unit runs, and then our drop-in.
+The output with the drop-in must equal the output without it, and exit 0.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import REPO
+from dynmigrate.cli.main import main
+from dynmigrate.collect.rootfs import RootFS
+from dynmigrate.collect.snapshot import exec_argv
+from dynmigrate.collect.units import load_units
+from dynmigrate.model.units import EXEC_KEYS
+
+ANALYZE = shutil.which("systemd-analyze")
+HOST_UNITS = next(
+    (Path(p) for p in ("/usr/lib/systemd/system", "/lib/systemd/system") if Path(p, "sysinit.target").exists()), None
+)
+PLANS = {
+    "debian-web": ["shortlink", "redis", "memcache", "postgres"],
+    "units-maze": ["webhook", "haproxy", "prometheus", "syncthing", "restic", "mosquitto"],
+}
+
+
+def _verify(root: Path, unit: str) -> tuple[int, str]:
+    proc = subprocess.run(
+        [str(ANALYZE), "verify", "--man=no", f"--root={root}", unit],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = "\n".join(line.replace(str(root), "ROOT") for line in (proc.stdout + proc.stderr).splitlines())
+    return proc.returncode, out
+
+
+def _build(tmp: Path, sample: Path, unit: str) -> Path:
+    root = tmp / "root"
+    for d in ("usr/lib/systemd/system", "lib/systemd/system", "etc/systemd/system", "usr/local/lib/systemd/system"):
+        src = sample / "root" / d
+        if src.is_dir() and not src.is_symlink():
+            shutil.copytree(src, root / d, symlinks=True, dirs_exist_ok=True)
+    vendor = root / "usr/lib/systemd/system"
+    vendor.mkdir(parents=True, exist_ok=True)
+    assert HOST_UNITS is not None
+    for p in HOST_UNITS.iterdir():  # standard targets and slices the sample units depend on
+        if not (vendor / p.name).exists() and not (vendor / p.name).is_symlink() and not p.is_dir():
+            shutil.copy2(p, vendor / p.name, follow_symlinks=False)
+    units = {u.name: u for u in load_units(RootFS(root)).units}
+    u = units.get(unit) or units[unit.split("@")[0] + "@.service"]
+    for key in EXEC_KEYS:
+        for d in u.values("Service", key):
+            argv = exec_argv(d.value)
+            if argv and argv[0].startswith("/"):
+                stub = root / argv[0].lstrip("/")
+                stub.parent.mkdir(parents=True, exist_ok=True)
+                stub.write_text("#!/bin/sh\n")
+                stub.chmod(0o755)
+    return root
+
+
+@pytest.mark.skipif(ANALYZE is None or HOST_UNITS is None, reason="systemd-analyze and standard units needed")
+@pytest.mark.parametrize("sample", sorted(PLANS))
+def test_generated_dropins_verify_clean(sample: str, in_repo: Path, tmp_path: Path) -> None:
+    plan = tmp_path / "plan"
+    args = [
+        "plan",
+        f"samples/{sample}/root",
+        "--ownership",
+        f"samples/{sample}/ownership.tsv",
+        "-o",
+        str(plan),
+        "--no-security",
+        "--no-progress",
+    ]
+    for a in PLANS[sample]:
+        args += ["--account", a]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.stderr
+    checked = 0
+    for dropin in sorted(plan.glob("units/*/50-dynmigrate.conf")):
+        unit = dropin.parent.name
+        target = unit.replace("@.service", "@check.service")
+        root = _build(tmp_path / unit, REPO / "samples" / sample, unit)
+        _, before = _verify(root, target)
+        d = root / "etc/systemd/system" / f"{unit}.d"
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.copy(dropin, d / "50-dynmigrate.conf")
+        rc_after, after = _verify(root, target)
+        assert rc_after == 0, after
+        assert after == before, f"{unit}: the drop-in changed systemd-analyze verify's output:\n{after}"
+        assert "50-dynmigrate" not in after
+        checked += 1
+    assert checked == len(list(plan.glob("units/*/50-dynmigrate.conf"))) > 0

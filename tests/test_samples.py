@@ -1,0 +1,94 @@
+"""Goldens of every output format over the bundled samples: scan, explain, graph and whole plan folders.
+
+Review a golden diff like code: `pytest tests/test_samples.py --update-goldens`, then `git diff`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import GOLDENS, REPO, Golden
+from dynmigrate.app import ScanResult, run_scan
+from dynmigrate.cli.consoles import make_console
+from dynmigrate.cli.main import main
+from dynmigrate.graph.export import export_dot, export_json
+from dynmigrate.render.explain import explain_account, explain_unit
+from dynmigrate.render.registry import TEXT_FORMATS
+from dynmigrate.render.table import render_table
+
+SAMPLES = sorted(p.name for p in (REPO / "samples").iterdir() if (p / "root").is_dir())
+# What each sample's plan golden plans (accounts, --force for a blocked one where it shows something).
+PLANS: dict[str, tuple[list[str], bool]] = {
+    "debian-web": (["shortlink", "redis", "memcache", "postgres"], False),
+    "units-maze": (["webhook", "haproxy", "prometheus", "syncthing", "restic", "mosquitto"], False),
+    "leftovers": (["zabbix"], True),
+}
+SUFFIX = {"json": "json", "markdown": "md", "sarif": "sarif"}
+
+
+def scan(name: str) -> ScanResult:
+    return run_scan(f"samples/{name}/root", ownership=f"samples/{name}/ownership.tsv")
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_scan_formats(name: str, in_repo: Path, golden: Golden) -> None:
+    result = scan(name)
+    base = GOLDENS / "samples" / name
+    buf = io.StringIO()
+    render_table(result.report, make_console(buf, "never"), show_all=True)
+    golden.check(base / "scan.txt", buf.getvalue())
+    for fmt, render in TEXT_FORMATS.items():
+        golden.check(base / f"scan.{SUFFIX[fmt]}", render(result.report))
+    golden.check(base / "graph.json", export_json(result.graph))
+    golden.check(base / "graph.dot", export_dot(result.graph))
+    explained: list[str] = []
+    for acc in result.report.accounts:
+        if acc.units or acc.verdict.value == "orphan":
+            explained += [f"$ dynmigrate explain {acc.name}", *explain_account(result, acc), ""]
+    for unit in sorted({u for a in result.report.accounts for u in a.units}):
+        lines = explain_unit(result, unit)
+        assert lines is not None
+        explained += [f"$ dynmigrate explain {unit}", *lines, ""]
+    golden.check(base / "explain.txt", "\n".join(explained))
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_plan_folder(name: str, in_repo: Path, golden: Golden, tmp_path: Path) -> None:
+    accounts, force = PLANS[name]
+    out = tmp_path / "plan"
+    args = [
+        "plan",
+        f"samples/{name}/root",
+        "--ownership",
+        f"samples/{name}/ownership.tsv",
+        "-o",
+        str(out),
+        "--no-security",
+        "--no-progress",
+    ]
+    for a in accounts:
+        args += ["--account", a]
+    if force:
+        args.append("--force")
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code in (0, 4), res.output + res.stderr
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    listing = "".join(f"{p.relative_to(out)} {oct(p.stat().st_mode & 0o777)}\n" for p in files)
+    base = GOLDENS / "samples" / name / "plan"
+    if golden.update and base.exists():
+        shutil.rmtree(base)  # files a plan no longer writes must not linger as goldens
+    golden.check(base / "FILES", listing)
+    for p in files:
+        golden.check(base / p.relative_to(out), p.read_text(encoding="utf-8", errors="surrogateescape"))
+    golden.check(GOLDENS / "samples" / name / "plan.stderr", res.stderr)
+    data = json.loads((out / "plan.json").read_text())
+    planned = {a["account"] for a in data["accounts"]}
+    refused = {r["account"] for r in data["refused"]}
+    assert planned | refused == set(accounts)
+    assert not planned & refused
