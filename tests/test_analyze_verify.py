@@ -45,21 +45,21 @@ def _verify(root: Path, unit: str) -> tuple[int, str]:
 
 def _build(tmp: Path, sample: Path, unit: str) -> Path:
     root = tmp / "root"
-    for d in ("usr/lib/systemd/system", "lib/systemd/system", "etc/systemd/system", "usr/local/lib/systemd/system"):
-        src = sample / "root" / d
+    for sub in ("usr/lib/systemd/system", "lib/systemd/system", "etc/systemd/system", "usr/local/lib/systemd/system"):
+        src = sample / "root" / sub
         if src.is_dir() and not src.is_symlink():
-            shutil.copytree(src, root / d, symlinks=True, dirs_exist_ok=True)
+            shutil.copytree(src, root / sub, symlinks=True, dirs_exist_ok=True)
     vendor = root / "usr/lib/systemd/system"
     vendor.mkdir(parents=True, exist_ok=True)
     assert HOST_UNITS is not None
     for p in HOST_UNITS.iterdir():  # standard targets and slices the sample units depend on
         if not (vendor / p.name).exists() and not (vendor / p.name).is_symlink() and not p.is_dir():
             shutil.copy2(p, vendor / p.name, follow_symlinks=False)
-    units = {u.name: u for u in load_units(RootFS(root)).units}
+    units = {str(u.name): u for u in load_units(RootFS(root)).units}
     u = units.get(unit) or units[unit.split("@")[0] + "@.service"]
     for key in EXEC_KEYS:
-        for d in u.values("Service", key):
-            argv = exec_argv(d.value)
+        for directive in u.values("Service", key):
+            argv = exec_argv(directive.value)
             if argv and argv[0].startswith("/"):
                 stub = root / argv[0].lstrip("/")
                 stub.parent.mkdir(parents=True, exist_ok=True)
