@@ -17,7 +17,7 @@ FACTS = ("F4.1",)
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        for name in ctx.q.unit_names_of(acc.name, min_confidence="likely"):
+        for name in ctx.q.unit_names_of(acc.name):
             unit = ctx.q.unit(name)
             if unit is None:
                 continue

@@ -60,8 +60,11 @@ def passwd(c: Container) -> dict[str, list[str]]:
 
 def unit_uids(c: Container, unit: str) -> list[int]:
     cg = c.run(["systemctl", "show", "-p", "ControlGroup", "--value", unit]).stdout.strip()
-    script = f"for p in $(cat /sys/fs/cgroup{cg}/cgroup.procs); do awk '/^Uid:/{{print $2}}' /proc/$p/status; done"
-    return sorted({int(x) for x in c.run(["bash", "-c", script]).stdout.split()})
+    script = (
+        f"awk -F: -v cg='{cg}' '$3 == cg {{ split(FILENAME, p, \"/\"); print p[3] }}' /proc/[0-9]*/cgroup"
+        " 2>/dev/null | sort -u | while read -r pid; do awk '/^Uid:/ { print $2 }' /proc/$pid/status; done"
+    )
+    return sorted({int(x) for x in c.run(["bash", "-c", script], check=False).stdout.split()})
 
 
 def main_uid(c: Container, unit: str) -> int:

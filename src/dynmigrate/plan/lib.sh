@@ -67,13 +67,15 @@ verify_plan_files() {
 # ---- health -------------------------------------------------------------------------------
 
 unit_uids() {
-	# UIDs of every process in the unit's cgroup (a master/worker daemon keeps a root master)
+	# UIDs of every process in the unit's cgroup (a master/worker daemon keeps a root master).
+	# /proc/PID/cgroup works whatever the cgroup mount layout (v1, v2, inside a container).
 	local cg
 	cg=$(systemctl show -p ControlGroup --value "$1")
-	[ -n "$cg" ] && [ -r "/sys/fs/cgroup$cg/cgroup.procs" ] || return 0
-	while read -r pid; do
+	[ -n "$cg" ] || return 0
+	awk -F: -v cg="$cg" '$3 == cg { split(FILENAME, p, "/"); print p[3] }' /proc/[0-9]*/cgroup 2>/dev/null |
+		sort -u | while read -r pid; do
 		awk '/^Uid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true
-	done <"/sys/fs/cgroup$cg/cgroup.procs" | sort -un
+	done | sort -un
 }
 
 main_uid() {

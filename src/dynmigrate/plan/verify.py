@@ -49,14 +49,20 @@ def records(root: Path) -> list[dict[str, Any]]:
 
 
 def unit_uids(unit: str, runner: Runner) -> list[int]:
+    """UIDs of the processes in the unit's cgroup, found through /proc/PID/cgroup (any cgroup layout)."""
     uids: set[int] = set()
     cg = runner(["systemctl", "show", "-p", "ControlGroup", "--value", unit]).stdout.strip()
     pids: list[str] = []
     if cg:
-        try:
-            pids = Path(f"/sys/fs/cgroup{cg}/cgroup.procs").read_text().split()
-        except OSError:
-            pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                lines = (entry / "cgroup").read_text().splitlines()
+            except OSError:
+                continue
+            if any(line.split(":", 2)[2:] == [cg] for line in lines):
+                pids.append(entry.name)
     if not pids:
         main = runner(["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout.strip()
         pids = [main] if main and main != "0" else []

@@ -89,13 +89,15 @@ verify_plan_files() {
 # ---- health -------------------------------------------------------------------------------
 
 unit_uids() {
-	# UIDs of every process in the unit's cgroup (a master/worker daemon keeps a root master)
+	# UIDs of every process in the unit's cgroup (a master/worker daemon keeps a root master).
+	# /proc/PID/cgroup works whatever the cgroup mount layout (v1, v2, inside a container).
 	local cg
 	cg=$(systemctl show -p ControlGroup --value "$1")
-	[ -n "$cg" ] && [ -r "/sys/fs/cgroup$cg/cgroup.procs" ] || return 0
-	while read -r pid; do
+	[ -n "$cg" ] || return 0
+	awk -F: -v cg="$cg" '$3 == cg { split(FILENAME, p, "/"); print p[3] }' /proc/[0-9]*/cgroup 2>/dev/null |
+		sort -u | while read -r pid; do
 		awk '/^Uid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true
-	done <"/sys/fs/cgroup$cg/cgroup.procs" | sort -un
+	done | sort -un
 }
 
 main_uid() {
@@ -790,7 +792,7 @@ NSS_ACTION=none
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	0ff999303bdfe057064d849069d701c906b4b29f472b0777d3d360f848755fc0 files/dynmigrate-repair
+	11b1fe9206de1044b89711ff2ada67b6ac10d58ee3eb05db195a1d0903e2787e files/dynmigrate-repair
 	231ace1d824107e81c593297a64952a0dfe96887f25b786b7b3e3d5441728e33 files/memcache/override-0
 	7383940705d9c3c8af3c4c410ef699c199a08cfeba92a70b72ea8373a86491a5 files/postgres/override-0
 	29f68c666ffa7af684dd4daf2f7232d85779212bb29bf3f57ef1d406c87333b8 units/memcached.service/50-dynmigrate.conf

@@ -89,13 +89,15 @@ verify_plan_files() {
 # ---- health -------------------------------------------------------------------------------
 
 unit_uids() {
-	# UIDs of every process in the unit's cgroup (a master/worker daemon keeps a root master)
+	# UIDs of every process in the unit's cgroup (a master/worker daemon keeps a root master).
+	# /proc/PID/cgroup works whatever the cgroup mount layout (v1, v2, inside a container).
 	local cg
 	cg=$(systemctl show -p ControlGroup --value "$1")
-	[ -n "$cg" ] && [ -r "/sys/fs/cgroup$cg/cgroup.procs" ] || return 0
-	while read -r pid; do
+	[ -n "$cg" ] || return 0
+	awk -F: -v cg="$cg" '$3 == cg { split(FILENAME, p, "/"); print p[3] }' /proc/[0-9]*/cgroup 2>/dev/null |
+		sort -u | while read -r pid; do
 		awk '/^Uid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true
-	done <"/sys/fs/cgroup$cg/cgroup.procs" | sort -un
+	done | sort -un
 }
 
 main_uid() {
@@ -790,7 +792,7 @@ NSS_ACTION=none
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	0ff999303bdfe057064d849069d701c906b4b29f472b0777d3d360f848755fc0 files/dynmigrate-repair
+	11b1fe9206de1044b89711ff2ada67b6ac10d58ee3eb05db195a1d0903e2787e files/dynmigrate-repair
 	83362a7d542d42d8a552ce71b99abaa6bd7a0b549aafe6e643ee122987485412 units/haproxy.service/50-dynmigrate.conf
 	45dfb13b4fb0a044a17b188a12bc76e0830402d18c9c06a7f396ee0b2c0f6ffc units/mosquitto.service/50-dynmigrate.conf
 	d06835ef8d804542c7580ee41f2b744c6e7e043780f8e888dc36db9448f7b5de units/prometheus-node-exporter.service/50-dynmigrate.conf

@@ -1,0 +1,308 @@
+"""End-to-end: real Debian packages migrated on a real booted systemd, and rolled back.
+
+Scenarios (issue "Proof on a real systemd"): the stages on redis-server and memcached with the
+promised state after each one; the rollback of every stage in reverse; interruptions of stage 2;
+drift after package upgrades and its repair; a blocked service; a live scan against an offline one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dynmigrate.app import run_scan
+from dynmigrate.cli.main import main
+from e2e.dm import (
+    DYN_MAX,
+    DYN_MIN,
+    PY,
+    confirms,
+    files_owned_by,
+    install_dynmigrate,
+    main_uid,
+    manifest,
+    memcached_version,
+    migrate,
+    passwd,
+    plan_into,
+    redis_get,
+    rollback,
+    unit_uids,
+    verify,
+)
+from e2e.harness import Container, ContainerFactory
+
+ACCOUNTS = ("redis", "memcache")
+DATA = ("/var/lib/redis", "/var/log/redis", "/etc/redis")
+
+
+def dynamic(uid: int) -> bool:
+    return DYN_MIN <= uid <= DYN_MAX
+
+
+def prepared(make_container: ContainerFactory) -> Container:
+    c = make_container(prepare=install_dynmigrate)
+    c.run(["redis-cli", "set", "dm:key", "written-before-migration"])
+    c.run(["redis-cli", "save"])
+    return c
+
+
+def test_stages_then_rollback_of_every_stage(make_container: ContainerFactory) -> None:
+    c = prepared(make_container)
+    before_pw = passwd(c)
+    before_manifest = manifest(c, *DATA)
+    plan = plan_into(c, ACCOUNTS)
+
+    migrate(c, "stage0")
+    assert c.run(["getent", "passwd", "redis"]).stdout.startswith("redis:x:101:")
+    assert "libnss_systemd.so.2" in c.run(["bash", "-c", "ldconfig -p"]).stdout
+
+    migrate(c, "stage1")
+    # the static account still wins: same UIDs, but state moved into private/
+    assert main_uid(c, "redis-server") == int(before_pw["redis"][2])
+    memcached_uids = unit_uids(c, "memcached")
+    assert int(before_pw["memcache"][2]) in memcached_uids, c.run(
+        ["systemctl", "status", "memcached"], check=False
+    ).stdout
+    assert c.run(["readlink", "/var/lib/redis"]).stdout.strip() == "private/redis"
+    assert c.run(["test", "-d", "/var/lib/private/redis"]).returncode == 0
+    assert redis_get(c, "dm:key") == "written-before-migration"
+
+    refused = migrate(c, "stage2", check=False)
+    assert refused.returncode != 0
+    assert "stage 2 refused until every manual step is confirmed" in refused.stderr
+    migrate(c, *confirms(plan), "stage2")
+    pw = passwd(c)
+    assert "redis" not in pw
+    assert "memcache" not in pw
+    redis_uid = main_uid(c, "redis-server")
+    assert dynamic(redis_uid)
+    assert any(dynamic(u) for u in unit_uids(c, "memcached"))
+    assert redis_get(c, "dm:key") == "written-before-migration"
+    assert memcached_version(c).startswith("VERSION")
+    assert c.run(["getent", "passwd", "redis"]).stdout.split(":")[2] == str(redis_uid)  # nss-systemd
+
+    migrate(c, "stage3")
+    for name in ACCOUNTS:
+        uid, gid = int(before_pw[name][2]), int(before_pw[name][3])
+        assert files_owned_by(c, uid, gid) == []
+    ledger = c.read_text("/var/lib/dynmigrate/retired-ids")
+    assert "101\t102\tredis\t" in ledger
+
+    result = verify(c)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "drift" not in result.stdout
+
+    # roll everything back, in reverse
+    rollback(c, "stage3")
+    assert "redis" not in c.read_text("/var/lib/dynmigrate/retired-ids")
+    rollback(c, "stage2")
+    pw = passwd(c)
+    for name in ACCOUNTS:
+        assert pw[name] == before_pw[name]
+    assert main_uid(c, "redis-server") == int(before_pw["redis"][2])
+    rollback(c, "stage1")
+    rollback(c, "stage0")
+    assert c.run(["readlink", "/var/lib/redis"], check=False).stdout == ""
+    assert manifest(c, *DATA) == before_manifest
+    assert redis_get(c, "dm:key") == "written-before-migration"
+    assert memcached_version(c).startswith("VERSION")
+    assert c.run(["systemctl", "is-active", "redis-server", "memcached"]).returncode == 0
+    assert c.run(["cat", "/var/lib/dpkg/statoverride"]).stdout.count("redis redis 640 /etc/redis/redis.conf") == 1
+    dropin = "/etc/systemd/system/redis-server.service.d/50-dynmigrate.conf"
+    assert c.run(["test", "-e", dropin], check=False).returncode != 0
+
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2", "stage3"])
+def test_each_stage_rolls_back_on_its_own(make_container: ContainerFactory, stage: str) -> None:
+    """Rollback straight after each stage (not only after the whole migration)."""
+    c = prepared(make_container)
+    before_pw = passwd(c)
+    before_manifest = manifest(c, *DATA)
+    plan = plan_into(c, ("redis",))
+    order = ["stage0", "stage1", "stage2", "stage3"]
+    for s in order[: order.index(stage) + 1]:
+        migrate(c, *(confirms(plan) if s == "stage2" else []), s)
+    for s in reversed(order[: order.index(stage) + 1]):
+        rollback(c, s)
+    assert passwd(c)["redis"] == before_pw["redis"]
+    assert manifest(c, *DATA) == before_manifest
+    assert main_uid(c, "redis-server") == int(before_pw["redis"][2])
+    assert redis_get(c, "dm:key") == "written-before-migration"
+
+
+@pytest.mark.parametrize("point", ["stage2-after-backup", "stage2-after-userdel", "stage2-before-start"])
+@pytest.mark.parametrize("recovery", ["rerun", "rollback"])
+def test_stage2_interrupted(make_container: ContainerFactory, point: str, recovery: str) -> None:
+    c = prepared(make_container)
+    before_pw = passwd(c)
+    before_manifest = manifest(c, *DATA)
+    plan = plan_into(c, ("redis",))
+    migrate(c, "stage0")
+    migrate(c, "stage1")
+    crashed = c.run(
+        ["/root/plan/migrate.sh", *confirms(plan), "stage2"],
+        check=False,
+        env={"DYNMIGRATE_SETTLE": "2", "DYNMIGRATE_CRASH_AT": point},
+        timeout=300,
+    )
+    assert crashed.returncode != 0
+    assert f"crash point {point} reached" in crashed.stderr
+    assert c.run(["test", "-e", "/var/lib/dynmigrate/accounts/redis/stage2.done"], check=False).returncode != 0
+    if recovery == "rerun":
+        migrate(c, *confirms(plan), "stage2")
+        assert "redis" not in passwd(c)
+        assert dynamic(main_uid(c, "redis-server"))
+    else:
+        rollback(c, "stage2")
+        rollback(c, "stage1")
+        assert passwd(c)["redis"] == before_pw["redis"]
+        assert manifest(c, *DATA) == before_manifest
+        assert main_uid(c, "redis-server") == int(before_pw["redis"][2])
+    assert redis_get(c, "dm:key") == "written-before-migration"
+
+
+def _migrated_redis(make_container: ContainerFactory) -> tuple[Container, Path]:
+    c = prepared(make_container)
+    plan = plan_into(c, ("redis",))
+    for s in ("stage0", "stage1"):
+        migrate(c, s)
+    migrate(c, *confirms(plan), "stage2")
+    migrate(c, "stage3")
+    assert verify(c).returncode == 0
+    return c, plan
+
+
+def test_package_upgrade_while_running_keeps_the_dynamic_user(make_container: ContainerFactory) -> None:
+    c, _ = _migrated_redis(make_container)
+    out = c.run(
+        ["apt-get", "install", "--reinstall", "-y", "--no-download", "redis-tools", "redis-server"],
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+        timeout=600,
+    )
+    assert "Setting up redis-server" in out.stdout
+    assert "redis" not in passwd(c)
+    assert dynamic(main_uid(c, "redis-server"))
+    assert redis_get(c, "dm:key") == "written-before-migration"
+    result = verify(c)
+    assert result.returncode == 0, result.stdout
+
+
+def test_package_upgrade_while_stopped_is_repaired_by_the_apt_hook(make_container: ContainerFactory) -> None:
+    c, _ = _migrated_redis(make_container)
+    c.run(["systemctl", "stop", "redis-server"])
+    out = c.run(
+        ["apt-get", "install", "--reinstall", "-y", "--no-download", "redis-tools", "redis-server"],
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+        timeout=600,
+    )
+    # the postinst recreated the account (nothing resolved the name while redis was stopped) ...
+    assert "drift: a static redis" in out.stdout + out.stderr
+    # ... and the DPkg::Post-Invoke hook undid it
+    assert "repaired: redis runs under a dynamic UID again" in out.stdout + out.stderr
+    assert "redis" not in passwd(c)
+    assert dynamic(main_uid(c, "redis-server"))
+    assert redis_get(c, "dm:key") == "written-before-migration"
+    assert verify(c).returncode == 0
+
+
+def test_drift_without_apt_is_reported_and_repaired(make_container: ContainerFactory) -> None:
+    c, _ = _migrated_redis(make_container)
+    c.run(["systemctl", "stop", "redis-server"])
+    c.run(["/var/lib/dpkg/info/redis-tools.postinst", "configure", "5:7.0.15-1~deb12u7"])
+    c.run(["systemctl", "start", "redis-server"])
+    assert "redis" in passwd(c)
+    report = verify(c)
+    assert report.returncode == 1
+    assert "FAIL redis: no static account: a static redis is back" in report.stdout
+    assert "drift found" in report.stdout
+    repaired = verify(c, "--repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "redis" not in passwd(c)
+    assert dynamic(main_uid(c, "redis-server"))
+    assert redis_get(c, "dm:key") == "written-before-migration"
+
+
+def test_dpkg_works_with_the_migrated_service_stopped(make_container: ContainerFactory) -> None:
+    c, _ = _migrated_redis(make_container)
+    c.run(["systemctl", "stop", "redis-server"])
+    deb = c.run(["bash", "-c", "ls /var/cache/apt/archives/libnss-systemd_*.deb"]).stdout.strip()
+    ok = c.run(["dpkg", "-i", deb], check=False)
+    assert ok.returncode == 0, ok.stderr
+    # control: the statoverride the migration removed would break every dpkg run
+    c.run(["bash", "-c", "echo 'redis redis 640 /etc/redis/redis.conf' >> /var/lib/dpkg/statoverride"])
+    broken = c.run(["dpkg", "-i", deb], check=False)
+    assert broken.returncode != 0
+    assert "unknown system user 'redis'" in broken.stderr or "unknown system user" in broken.stderr
+
+
+def test_blocked_service_is_refused_without_force(e2e_root: Path, tmp_path: Path) -> None:
+    result = run_scan(str(e2e_root))
+    avahi = result.report.account("avahi")
+    assert avahi is not None
+    assert avahi.verdict.value == "blocked"
+    blockers = {f.rule for f in avahi.findings if f.effect.value == "blocks"}
+    assert blockers == {"DM205", "DM403"}
+    res = CliRunner().invoke(
+        main, ["plan", str(e2e_root), "--account", "avahi", "-o", str(tmp_path / "p"), "--no-security", "--no-progress"]
+    )
+    assert res.exit_code == 4
+    assert "not planned: avahi: blocked: DM205" in res.stderr
+    forced = CliRunner().invoke(
+        main,
+        [
+            "plan",
+            str(e2e_root),
+            "--account",
+            "avahi",
+            "--force",
+            "-o",
+            str(tmp_path / "f"),
+            "--no-security",
+            "--no-progress",
+        ],
+    )
+    assert forced.exit_code == 0, forced.stderr
+    assert "--force overrides blocker of avahi: DM403" in forced.stderr
+
+
+def test_units_without_user_are_linked(e2e_root: Path) -> None:
+    """memcache -> memcached.service and www-data -> nginx.service, though neither unit has User=."""
+    result = run_scan(str(e2e_root))
+    for unit in ("memcached.service", "nginx.service"):
+        u = result.snapshot.unit(unit)
+        assert u is not None
+        assert u.value("Service", "User") is None
+    memcache = result.report.account("memcache")
+    www = result.report.account("www-data")
+    assert memcache is not None
+    assert www is not None
+    assert ("memcached.service", "daemon-config", "likely", "/etc/memcached.conf:30") in {
+        (lk.unit, lk.how, lk.confidence, lk.source) for lk in memcache.links
+    }
+    assert ("nginx.service", "daemon-config", "likely") in {(lk.unit, lk.how, lk.confidence) for lk in www.links}
+    assert memcache.verdict.value == "needs-manual-steps"
+    assert www.verdict.value == "blocked"
+    assert "DM106" in {f.rule for f in www.findings}
+    redis = result.report.account("redis")
+    assert redis is not None
+    assert redis.verdict.value in ("convertible", "needs-manual-steps")
+    assert any(f.rule == "DM302" and "/etc/redis/redis.conf is 0640" in f.message for f in redis.findings)
+
+
+def test_live_scan_agrees_with_offline_scan(make_container: ContainerFactory, e2e_root: Path) -> None:
+    c = make_container(prepare=install_dynmigrate)
+    live = json.loads(c.run(["bash", "-c", f"{PY} scan / --format json --no-progress"], timeout=300).stdout)
+    offline = run_scan(str(e2e_root)).report
+    assert {a["name"]: a["verdict"] for a in live["accounts"]} == {a.name: a.verdict.value for a in offline.accounts}
+
+
+def test_dynmigrate_runs_on_debian_python(make_container: ContainerFactory) -> None:
+    """The tool itself runs on a plain Debian 12 host with the distribution's click, rich, networkx."""
+    c = make_container(prepare=install_dynmigrate)
+    assert c.run(["bash", "-c", f"{PY} --version"]).stdout.startswith("dynmigrate, version ")
+    rules = c.run(["bash", "-c", f"{PY} rules --format json"]).stdout
+    assert {r["id"] for r in json.loads(rules)} >= {"DM101", "DM205", "DM403"}
