@@ -21,9 +21,7 @@ from dynmigrate.collect.rootfs import RootFS
 
 def time_find(root: str) -> tuple[float, int]:
     start = time.perf_counter()
-    proc = subprocess.run(
-        ["find", root, "-xdev", "-printf", "%U %G %m %s %p\\0"], capture_output=True, check=False
-    )
+    proc = subprocess.run(["find", root, "-xdev", "-printf", "%U %G %m %s %p\\0"], capture_output=True, check=False)
     elapsed = time.perf_counter() - start
     return elapsed, proc.stdout.count(b"\0")
 
