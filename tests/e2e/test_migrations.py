@@ -306,3 +306,37 @@ def test_dynmigrate_runs_on_debian_python(make_container: ContainerFactory) -> N
     assert c.run(["bash", "-c", f"{PY} --version"]).stdout.startswith("dynmigrate, version ")
     rules = c.run(["bash", "-c", f"{PY} rules --format json"]).stdout
     assert {r["id"] for r in json.loads(rules)} >= {"DM101", "DM205", "DM403"}
+
+
+def test_scripts_fail_closed(make_container: ContainerFactory) -> None:
+    """A missing backup, an unexpected owner, or a process of the old UID outside the unit stops
+    the stage with a clear message, and nothing is deleted."""
+    c = prepared(make_container)
+    plan = plan_into(c, ("redis",))
+    # unexpected owner: the account no longer has the UID the plan was made for
+    c.run(["systemctl", "stop", "redis-server"])
+    c.run(["usermod", "-u", "150", "redis"])
+    res = migrate(c, "stage0", check=False)
+    assert res.returncode != 0
+    assert "unexpected owner: redis has UID 150, the plan was made for UID 101" in res.stderr
+    c.run(["usermod", "-u", "101", "redis"])
+    c.run(["bash", "-c", "chown -R redis:redis /var/lib/redis /etc/redis && systemctl start redis-server"])
+    migrate(c, "stage0")
+    # missing backup
+    c.run(["mv", "/var/lib/dynmigrate/accounts/redis/backup.done", "/var/lib/dynmigrate/accounts/redis/x"])
+    res = migrate(c, "stage1", check=False)
+    assert res.returncode != 0
+    assert "the backup is missing: run stage0 first" in res.stderr
+    c.run(["mv", "/var/lib/dynmigrate/accounts/redis/x", "/var/lib/dynmigrate/accounts/redis/backup.done"])
+    migrate(c, "stage1")
+    # a process of the old UID outside the unit
+    c.run(["systemd-run", "--unit=stray", "--uid=redis", "sleep", "600"])
+    res = migrate(c, *confirms(plan), "stage2", check=False)
+    assert res.returncode != 0
+    assert "processes still run as UID 101 outside the stopped units" in res.stderr
+    assert "stop those processes first" in res.stderr
+    assert passwd(c)["redis"][2] == "101"  # not deleted
+    c.run(["systemctl", "stop", "stray"])
+    migrate(c, *confirms(plan), "stage2")
+    assert "redis" not in passwd(c)
+    assert redis_get(c, "dm:key") == "written-before-migration"
