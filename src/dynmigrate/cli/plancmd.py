@@ -97,7 +97,7 @@ def plan(
                             f"dynmigrate: --force overrides blocker of {safe(a.account)}: {f.rule} {safe(f.message)}",
                             err=True,
                         )
-    if not plan_.accounts:
+    if not plan_.accounts and not plan_.alternatives:
         fail(
             Exit.REFUSED if any(w.startswith("blocked") for _, w in plan_.refused) else Exit.USAGE,
             "nothing could be planned",
@@ -110,7 +110,10 @@ def plan(
     except PlanWriteError as exc:
         fail(Exit.INPUT, str(exc))
         return
-    click.echo(f"wrote {len(written)} files to {safe(str(out))}: review REPORT.md, then run migrate.sh stage0")
+    if plan_.accounts:
+        click.echo(f"wrote {len(written)} files to {safe(str(out))}: review REPORT.md, then run migrate.sh stage0")
+    else:
+        click.echo(f"wrote {len(written)} files to {safe(str(out))}: nothing to migrate; REPORT.md lists the options")
     if any(w.startswith("blocked") for _, w in plan_.refused):
         sys.exit(int(Exit.REFUSED))
 

@@ -208,8 +208,8 @@ def read_references(
     refs: list[Reference] = []
 
     # cron
-    _each(fs, _optional_file(fs, "/etc/crontab"), lambda t, p: R.parse_crontab(t, p, known), refs, problems)
-    _each(fs, _dir_files(fs, "/etc/cron.d", problems), lambda t, p: R.parse_crontab(t, p, known), refs, problems)
+    _each(fs, _optional_file(fs, "/etc/crontab"), lambda t, p: R.parse_crontab(t, p, known), refs, problems, keep)
+    _each(fs, _dir_files(fs, "/etc/cron.d", problems), lambda t, p: R.parse_crontab(t, p, known), refs, problems, keep)
     for spool in ("/var/spool/cron/crontabs", "/var/spool/cron"):
         for spool_file in _dir_files(fs, spool, problems):
             owner = spool_file.rsplit("/", 1)[-1]

@@ -146,6 +146,7 @@ class AccountPlan:
     risks: tuple[str, ...]
     recreated_by: tuple[str, ...]  # package scripts that would recreate the account
     manifest_paths: tuple[RelPath, ...]  # every path whose ownership stage 0 records
+    suggested: tuple[tuple[str, str], ...] = ()  # unit files offered to the operator, not installed
 
     @property
     def run_units(self) -> tuple[tuple[str, str], ...]:
@@ -159,6 +160,17 @@ class AccountPlan:
         return tuple(out)
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class Alternative:
+    """For an account that must stay (base-passwd, shared): run a unit under a new dynamic name."""
+
+    account: str
+    unit: str
+    new_name: str
+    dropin_text: str
+    steps: tuple[str, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class MigrationPlan:
     root: str
@@ -168,3 +180,4 @@ class MigrationPlan:
     accounts: tuple[AccountPlan, ...]
     refused: tuple[tuple[str, str], ...]  # (account, why) selected but not planned
     schema_version: int = PLAN_SCHEMA_VERSION
+    alternatives: tuple[Alternative, ...] = ()

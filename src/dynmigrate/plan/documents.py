@@ -120,6 +120,16 @@ def account_section(a: AccountPlan, security: dict[str, tuple[str, str]]) -> lis
         "hook: run `dynmigrate verify --repair` afterwards."
     )
     out.append("")
+    if a.suggested:
+        out += ["### Cron jobs as timers (not installed)", ""]
+        out.append(
+            "Cron cannot run a job as a user that exists only while its unit runs. Stage 2 comments the "
+            "jobs out in an /etc copy of the cron file; these units run them under the same dynamic user "
+            "(same `User=`, so the same UID as the service). Review, then install them from `suggested/`:"
+        )
+        out.append("")
+        out += [f"- `suggested/{safe(name)}`" for name, _ in a.suggested]
+        out.append("")
     if a.leftovers:
         out += ["### Files outside the managed directories (stage 3 re-owns them to root)", ""]
         out += [f"- `{safe(lf.path)}` ({lf.uid}:{lf.gid}, {lf.entries} entries)" for lf in a.leftovers]
@@ -165,6 +175,12 @@ def render_report(plan: MigrationPlan, security: dict[str, tuple[str, str]]) -> 
     if plan.refused:
         out += ["Not planned:", ""]
         out += [f"- {safe(name)}: {safe(why)}" for name, why in plan.refused]
+        out.append("")
+    if plan.alternatives:
+        out += ["Options for accounts that must stay (drop-ins in `alternatives/`, not installed by the scripts):", ""]
+        for alt in plan.alternatives:
+            out.append(f"- {safe(alt.unit)} under a new dynamic user `{safe(alt.new_name)}`:")
+            out += [f"  - {safe(step)}" for step in alt.steps]
         out.append("")
     out += [
         "How to run it (as root, on the host):",
@@ -296,5 +312,15 @@ def plan_data(plan: MigrationPlan) -> dict[str, Any]:
         "nss_action": plan.nss_action,
         "accounts": accounts,
         "refused": [{"account": n, "why": w} for n, w in plan.refused],
+        "alternatives": [
+            {
+                "account": x.account,
+                "unit": x.unit,
+                "new_name": x.new_name,
+                "dropin": x.dropin_text,
+                "steps": list(x.steps),
+            }
+            for x in plan.alternatives
+        ],
     }
     return dict(sanitize(data))

@@ -15,6 +15,7 @@ from dynmigrate.model.files import FileKind
 from dynmigrate.model.plan import (
     DROPIN_NAME,
     AccountPlan,
+    Alternative,
     Credential,
     ExecMode,
     FileFix,
@@ -329,6 +330,101 @@ def _logrotate_overrides(result: ScanResult, acc: Account) -> list[OverrideFile]
     return out
 
 
+CRON_FIELDS = re.compile(r"^\s*(@\w+|\S+\s+\S+\s+\S+\s+\S+\s+\S+)\s+(\S+)\s+(.*)$")
+CRON_SPECIAL = {
+    "@hourly": "hourly",
+    "@daily": "daily",
+    "@midnight": "daily",
+    "@weekly": "weekly",
+    "@monthly": "monthly",
+    "@yearly": "yearly",
+    "@annually": "yearly",
+}
+
+
+def on_calendar(spec: str) -> str | None:
+    """OnCalendar= for the cron schedules that translate exactly; None for the rest."""
+    if spec in CRON_SPECIAL:
+        return CRON_SPECIAL[spec]
+    parts = spec.split()
+    if len(parts) != 5:
+        return None
+    minute, hour, dom, month, dow = parts
+    if dom != "*" or month != "*" or dow != "*":
+        return None
+    if minute.isdigit() and hour.isdigit():
+        return f"*-*-* {int(hour):02d}:{int(minute):02d}:00"
+    if minute.isdigit() and hour == "*":
+        return f"*-*-* *:{int(minute):02d}:00"
+    if minute.startswith("*/") and minute[2:].isdigit() and hour == "*":
+        return f"*-*-* *:00/{int(minute[2:])}:00"
+    return None
+
+
+def _cron(result: ScanResult, acc: Account) -> tuple[list[OverrideFile], list[tuple[str, str]]]:
+    """Cron jobs that run as the account: an /etc copy of the cron file with them commented out
+    (cron would skip them anyway once the user is gone), and a timer pair that runs each job under
+    the same dynamic user, written to the plan folder for the operator to install."""
+    overrides: list[OverrideFile] = []
+    suggestions: list[tuple[str, str]] = []
+    by_file: dict[RelPath, set[int]] = {}
+    for ref in result.queries.refs_to(acc.name, Target.USER):
+        if ref.kind is RefKind.CRON and ref.action is Action.RUNS_AS and ref.detail == "cron job runs as it":
+            by_file.setdefault(ref.location.file, set()).add(ref.location.line)
+    n = 0
+    for path, lines in sorted(by_file.items()):
+        body = result.snapshot.config_text(path)
+        if not body:
+            continue
+        new = [f"# Edited by dynmigrate: {acc.name} moved to DynamicUser=yes; its jobs run from systemd timers now."]
+        for i, line in enumerate(body.split("\n"), 1):
+            if i not in lines:
+                new.append(line)
+                continue
+            new.append(f"# dynmigrate: {line}")
+            m = CRON_FIELDS.match(line)
+            if m is None:
+                continue
+            n += 1
+            name = f"{acc.name}-cron-{n}"
+            calendar = on_calendar(m.group(1))
+            command = m.group(3).replace("%", "%%")
+            timer = (
+                f"# From {path}:{i}: {m.group(1)}\n[Unit]\nDescription={acc.name} job from {path}\n\n"
+                f"[Timer]\n"
+                + (
+                    f"OnCalendar={calendar}\n"
+                    if calendar
+                    else f"# OnCalendar=: translate the cron schedule '{m.group(1)}' by hand\n"
+                )
+                + "Persistent=true\n\n[Install]\nWantedBy=timers.target\n"
+            )
+            service = (
+                f"# From {path}:{i}\n"
+                "# Review: the job runs in DynamicUser's sandbox (ProtectSystem=strict); paths it writes\n"
+                "# outside the service's managed directories need ReadWritePaths= here.\n"
+                f"[Unit]\nDescription={acc.name} job from {path}\n\n[Service]\nType=oneshot\n"
+                f"DynamicUser=yes\nUser={acc.name}\nExecStart=/bin/sh -c {shlex_quote(command)}\n"
+            )
+            suggestions += [(f"{name}.timer", timer), (f"{name}.service", service)]
+        content = "\n".join(new).rstrip("\n") + "\n"
+        overrides.append(
+            OverrideFile(
+                RelPath(path),
+                "cron-override",
+                content,
+                RelPath(path),
+                f"{path} runs jobs as {acc.name}: commented out; suggested timers in the plan",
+            )
+        )
+    return overrides, suggestions
+
+
+def shlex_quote(text: str) -> str:
+    """Quote for a unit's ExecStart= (systemd's rules: double quotes, backslash escapes)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _leftovers(
     result: ScanResult, acc: Account, managed: list[ManagedDir], fixed: set[str], delete_group: bool
 ) -> list[Leftover]:
@@ -444,6 +540,8 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
     overrides = _sysusers_overrides(result, acc, delete_group)
     overrides += _tmpfiles_overrides(result, acc, all_managed)
     overrides += _logrotate_overrides(result, acc)
+    cron_overrides, suggested = _cron(result, acc)
+    overrides += cron_overrides
     statoverrides = tuple(o for o in snap.statoverrides if o.user == acc.name or (delete_group and o.group == acc.name))
     recreated, pins = _upgrade(result, acc, units)
     fixed: set[str] = {str(f.path) for f in fixes}
@@ -496,6 +594,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         risks=tuple(dict.fromkeys(risks)),
         recreated_by=tuple(recreated),
         manifest_paths=tuple(RelPath(p) for p in manifest),
+        suggested=tuple(suggested),
     )
 
 
@@ -518,6 +617,11 @@ def make_plan(result: ScanResult, sel: Selection, options: PlanOptions) -> Migra
             refused.append((av.name, "no unit file to put a drop-in next to"))
             continue
         planned.append(plan)
+    alternatives: list[Alternative] = []
+    for name, why in refused:
+        stays = result.report.account(name)
+        if stays is not None and why.startswith("blocked"):
+            alternatives += _alternatives(result, stays)
     nss = result.snapshot.accounts.nss
     nss_action = "none" if nss.resolves_dynamic_users else ("enable" if nss.library else "install")
     return MigrationPlan(
@@ -527,7 +631,41 @@ def make_plan(result: ScanResult, sel: Selection, options: PlanOptions) -> Migra
         nss_action=nss_action,
         accounts=tuple(planned),
         refused=tuple(refused),
+        alternatives=tuple(sorted(alternatives)),
     )
+
+
+def _alternatives(result: ScanResult, av: AccountVerdict) -> list[Alternative]:
+    """A base or shared account stays; each of its units could run under a new dynamic name."""
+    blockers = {str(f.rule) for f in av.findings if f.effect is Effect.BLOCKS}
+    if not blockers or not blockers <= {"DM106", "DM108"}:
+        return []
+    q = result.queries
+    taken = {a.name for a in result.snapshot.accounts.accounts} | {g.name for g in result.snapshot.accounts.groups}
+    out: list[Alternative] = []
+    for name in q.unit_names_of(av.name, min_confidence="likely"):
+        unit = q.unit(name)
+        if unit is None or unit.fragment is None or unit.is_template:
+            continue
+        base = re.sub(r"[^A-Za-z0-9_-]", "-", unit.prefix)  # systemd's user name charset (F1.8)
+        if not re.match(r"^[A-Za-z_]", base):
+            base = f"_{base}"
+        new = base if base not in taken else f"{base}-dyn"
+        if new in taken or len(new) > 31:
+            continue
+        link = q.best_link(av.name, name)
+        items = [("DynamicUser", "yes"), ("User", new), ("SupplementaryGroups", str(av.group))]
+        text = dropin_text(unit, av.name, av.uid, items).replace("moves from static account", "leaves static account")
+        steps = [
+            f"{av.name} stays: only {name} moves, to a new dynamic user {new}",
+            f"change the daemon's own user setting from {av.name} to {new}"
+            + (f" ({link.source}: {link.detail})" if link and link.how in ("daemon-config", "exec-argument") else ""),
+            f"files {name} writes must move into managed directories (StateDirectory= etc.); files it only reads "
+            f"stay readable through SupplementaryGroups={av.group} or world read",
+            "plan the result again: dynmigrate scan must show the unit under its new name",
+        ]
+        out.append(Alternative(av.name, name, new, text, tuple(steps)))
+    return out
 
 
 def blocked_reasons(plan: MigrationPlan) -> Sequence[tuple[str, str]]:

@@ -44,6 +44,10 @@ def plan_files(plan: MigrationPlan) -> dict[str, tuple[str, int]]:
         for i, o in enumerate(a.overrides):
             if o.content is not None:
                 files[_check_rel(override_file(a.account, i))] = (o.content, 0o644)
+        for name, text in a.suggested:
+            files[_check_rel(f"suggested/{name}")] = (text, 0o644)
+    for alt in plan.alternatives:
+        files[_check_rel(f"alternatives/{alt.unit}/50-dynmigrate.conf")] = (alt.dropin_text, 0o644)
     return files
 
 

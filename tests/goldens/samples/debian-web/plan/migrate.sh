@@ -794,7 +794,8 @@ PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
 	11b1fe9206de1044b89711ff2ada67b6ac10d58ee3eb05db195a1d0903e2787e files/dynmigrate-repair
 	231ace1d824107e81c593297a64952a0dfe96887f25b786b7b3e3d5441728e33 files/memcache/override-0
-	7383940705d9c3c8af3c4c410ef699c199a08cfeba92a70b72ea8373a86491a5 files/postgres/override-0
+	7fdc83a912ce556d049b7947cb326fe9ee3975eaaf00a7af3c90327bf79a1ef2 files/postgres/override-0
+	7383940705d9c3c8af3c4c410ef699c199a08cfeba92a70b72ea8373a86491a5 files/postgres/override-1
 	29f68c666ffa7af684dd4daf2f7232d85779212bb29bf3f57ef1d406c87333b8 units/memcached.service/50-dynmigrate.conf
 	06d6f6bfe2a64fac9cde0cea0b53f30369ec2202a01603a84d7977ea0c54670e units/postgresql.service/50-dynmigrate.conf
 	d94b7e86d645f1528a269e56aec4d038c853c74d55f23b524b233c85a865fc74 units/postgresql@.service/50-dynmigrate.conf
@@ -840,9 +841,9 @@ load_account() {
 		A_RUNTIME=(/run/postgresql)
 		A_FIX_PATH=(/etc/postgresql /etc/postgresql/15 /etc/postgresql/15/main /etc/postgresql/15/main/conf.d /etc/postgresql/15/main/environment /etc/postgresql/15/main/pg_ctl.conf /etc/postgresql/15/main/pg_hba.conf /etc/postgresql/15/main/pg_ident.conf /etc/postgresql/15/main/postgresql.conf /etc/postgresql/15/main/start.conf)
 		A_FIX_MODE=(0755 0755 0755 0755 0644 0644 0644 0644 0644 0644)
-		A_OVR_TARGET=(/etc/tmpfiles.d/postgresql-common.conf)
-		A_OVR_SOURCE=(files/postgres/override-0)
-		A_OVR_KIND=(tmpfiles-override)
+		A_OVR_TARGET=(/etc/cron.d/pg-backup /etc/tmpfiles.d/postgresql-common.conf)
+		A_OVR_SOURCE=(files/postgres/override-0 files/postgres/override-1)
+		A_OVR_KIND=(cron-override tmpfiles-override)
 		A_SO_USER=()
 		A_SO_GROUP=()
 		A_SO_MODE=()
