@@ -110,7 +110,7 @@ class Queries:
                     str(data.get("detail", "")),
                 )
             )
-        return sorted(set(links), key=lambda lk: (lk.unit, lk.rank, lk.how, lk.source))
+        return sorted(set(links), key=lambda lk: (lk.unit, lk.rank, lk.how, lk.source, lk.detail))
 
     def unit_names_of(
         self, account: str, *, min_confidence: str = "possible", include_masked: bool = False
