@@ -26,8 +26,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     hostile = {k: v for k, v in COUNTS.items() if k.startswith("hostile:")}
     if hostile:
         terminalreporter.write_line(f"hostile-root cases: {len(hostile)}")
-        for name in sorted(hostile):
-            terminalreporter.write_line(f"  {name.split(':', 1)[1]}")
+        for name, n in sorted(hostile.items()):
+            terminalreporter.write_line(f"  {name.split(':', 1)[1]}" + (f" ({n} checks)" if n > 1 else ""))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -20,7 +20,7 @@ PLAYBOOK = r"""---
   max_fail_percentage: "{{ dynmigrate_max_fail_percent | default(0) }}"
   vars:
     plan_src: "{{ dynmigrate_plans | default(playbook_dir ~ '/../plans') }}/{{ inventory_hostname }}/"
-    plan_dest: /var/lib/dynmigrate/plan
+    plan_dest: "{{ dynmigrate_plan_dest | default('/var/lib/dynmigrate/plan') }}"
     stage: "{{ dynmigrate_stage }}"
     confirm: "{{ dynmigrate_confirm | default([]) }}"
   tasks:
@@ -79,7 +79,8 @@ Each host needs the plan made from its own scan (UIDs and files differ between h
         -e '{"dynmigrate_confirm": ["DM110-redis"]}'
     ansible-playbook -i inventory ansible/site.yml -e dynmigrate_stage=stage3
 
-Variables: `dynmigrate_plans` (folder holding `plans/<host>/`), `dynmigrate_waves`,
+Variables: `dynmigrate_plans` (folder holding `plans/<host>/`), `dynmigrate_plan_dest` (where the
+plan is copied on each host, default `/var/lib/dynmigrate/plan`), `dynmigrate_waves`,
 `dynmigrate_max_fail_percent`, `dynmigrate_confirm` (manual-step ids confirmed for stage 2),
 `dynmigrate_auto_rollback` (default true), `dynmigrate_verify` (run `dynmigrate verify`,
 needs dynmigrate on the hosts).
