@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -94,3 +95,31 @@ def test_plan_folder(name: str, label: str, in_repo: Path, golden: Golden, tmp_p
     refused = {r["account"] for r in data["refused"]}
     assert planned | refused == set(accounts)
     assert not planned & refused
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_report_shows_security_exposure_before_and_after(in_repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan"
+    res = CliRunner().invoke(
+        main,
+        [
+            "plan",
+            "samples/debian-web/root",
+            "--ownership",
+            "samples/debian-web/ownership.tsv",
+            "--account",
+            "shortlink",
+            "-o",
+            str(out),
+            "--no-progress",
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    report = (out / "REPORT.md").read_text()
+    m = re.search(
+        r"`systemd-analyze security --offline=yes` exposure: before ([0-9.]+) \w+, after ([0-9.]+) \w+", report
+    )
+    assert m is not None, report
+    before, after = float(m.group(1)), float(m.group(2))
+    # DynamicUser implies RemoveIPC, PrivateTmp, ProtectSystem=strict, ...: never worse (facts F7.3)
+    assert after <= before
