@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from dynmigrate.collect.rootfs import RootFS
 from dynmigrate.collect.units import expand_specifiers, load_units, specifier_table, unescape
@@ -155,3 +158,20 @@ def test_specifiers() -> None:
         "/var/lib/foo-bar /var/cache /var/log /run /etc % root /root %Z"
     )
     assert unescape("a-b\\x2dc") == "a/b-c"
+
+
+def test_a_file_vanishing_during_the_walk_is_a_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dynmigrate.collect import ownership
+
+    build(tmp_path, {"var/lib/a/gone": "x", "var/lib/a/kept": "y"})
+    real_stat = os.stat
+
+    def flaky(name: str, *args: object, **kwargs: object) -> os.stat_result:
+        if name == "gone":
+            raise FileNotFoundError(name)
+        return real_stat(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ownership.os, "stat", flaky)
+    data, problems = ownership.walk_ownership(RootFS(tmp_path))
+    assert [(str(p.location), p.message) for p in problems] == [("/var/lib/a/gone", "vanished during the walk")]
+    assert data.entries == 4  # var, var/lib, var/lib/a, var/lib/a/kept; not the vanished one

@@ -82,6 +82,7 @@ def build_dropin(
     supplementary: list[str],
     credentials: list[Credential],
     own_group_names: tuple[str, ...] = (),
+    runtime_sockets: frozenset[str] = frozenset(),
 ) -> DropIn:
     out = DropIn()
     raw = unit.is_template  # templates keep their specifiers
@@ -121,6 +122,13 @@ def build_dropin(
             continue
         out.set(m.key, m.name)
         out.decisions.append(f"{m.key}={m.name}: {m.why}")
+    preserve = sorted(m.name for m in managed if m.key == "RuntimeDirectory" and m.name in runtime_sockets)
+    if preserve and unit.value("Service", "RuntimeDirectoryPreserve") is None:
+        out.set("RuntimeDirectoryPreserve", "restart")
+        out.decisions.append(
+            f"RuntimeDirectoryPreserve=restart: clients connect to sockets in /run/{', /run/'.join(preserve)}, which "
+            "would vanish at every restart otherwise (under DynamicUser the directory then lives in /run/private)"
+        )
     for m in managed:
         if m.declared or m.mode is None:
             continue
@@ -190,8 +198,11 @@ def build_dropin(
         out.decisions.append(
             "no User= in the vendor unit: the daemon starts as root and switches to the account itself, so every "
             "Exec line keeps that with the '!' prefix (the dynamic user is allocated and resolvable by name; the "
-            "sandbox still applies)"
+            "sandbox still applies). Not chosen: running it unprivileged, which means removing the daemon's own "
+            "switch; some daemons refuse that (Debian's memcached wrapper exits unless it is root) and it cannot "
+            "be verified offline"
         )
+
     # PID file
     pid = unit.value("Service", "PIDFile")
     if pid is not None:

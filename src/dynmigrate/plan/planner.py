@@ -165,6 +165,18 @@ def _probe(result: ScanResult, unit: Unit, options: PlanOptions) -> tuple[str, s
     return "", ""
 
 
+def runtime_sockets(q: Queries, acc: Account) -> frozenset[str]:
+    """Names of /run subdirectories where the account has sockets (clients connect to them)."""
+    out: set[str] = set()
+    for tree in q.trees_of(acc):
+        for info in (tree.top, *tree.special):
+            if info.kind is FileKind.SOCKET:
+                slot = managed_slot(info.path, is_dir=False)
+                if slot is not None and slot[0] == "RuntimeDirectory":
+                    out.add(slot[1])
+    return frozenset(out)
+
+
 def _file_fixes(result: ScanResult, acc: Account) -> tuple[list[FileFix], list[Credential], list[RelPath]]:
     q = result.queries
     fixes: list[FileFix] = []
@@ -495,7 +507,9 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         mode = _exec_mode(q, acc, unit)
         unit_creds = [Credential(unit.name, c.name, c.path, c.reason) for c in creds]
         own = (acc.name, str(acc.gid)) + ((str(grp.name),) if grp is not None and own_group else ())
-        d = build_dropin(unit, acc.name, not delete_group, mode, managed, supplementary, unit_creds, own)
+        d = build_dropin(
+            unit, acc.name, not delete_group, mode, managed, supplementary, unit_creds, own, runtime_sockets(q, acc)
+        )
         dpath = RelPath(f"/etc/systemd/system/{unit.name}.d/{DROPIN_NAME}")
         text = dropin_text(unit, acc.name, acc.uid, d.items)
         before = systemctl_cat(snap, unit)

@@ -1,0 +1,118 @@
+"""Planner decisions on small roots: each test shows one decision and its reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dynmigrate.app import analyse
+from dynmigrate.collect.rootfs import OwnershipManifest
+from dynmigrate.collect.snapshot import collect
+from dynmigrate.model.plan import ExecMode, MigrationPlan
+from dynmigrate.plan.planner import PlanOptions, Selection, make_plan
+from treebuilder import Tree, build
+
+BASE: Tree = {
+    "etc/passwd": "root:x:0:0:root:/root:/bin/bash\nfoo:x:120:120:Foo:/nonexistent:/usr/sbin/nologin\n",
+    "etc/group": "root:x:0:\nfoo:x:120:\nssl-cert:x:112:foo\n",
+}
+
+
+def plan_for(tmp_path: Path, tree: Tree, manifest: str = "", **opts: bool) -> MigrationPlan:
+    root = build(tmp_path / "root", {**BASE, **tree})
+    snap = collect(str(root), manifest=OwnershipManifest.parse(manifest) if manifest else None)
+    return make_plan(analyse(snap), Selection(accounts=("foo",)), PlanOptions(**opts))  # type: ignore[arg-type]
+
+
+def dropin(plan: MigrationPlan) -> list[str]:
+    text = plan.accounts[0].units[0].dropin_text
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_runtime_socket_keeps_its_directory_across_restarts(tmp_path: Path) -> None:
+    plan = plan_for(
+        tmp_path,
+        {"etc/systemd/system/foo.service": "[Service]\nUser=foo\nExecStart=/usr/bin/foo\n"},
+        "/run\t0\t0\t0755\td\n/run/foo\t120\t120\t0755\td\n/run/foo/foo.sock\t120\t120\t0660\ts\n",
+    )
+    assert dropin(plan) == [
+        "[Service]",
+        "DynamicUser=yes",
+        "User=foo",
+        "SupplementaryGroups=ssl-cert",
+        "RuntimeDirectory=foo",
+        "RuntimeDirectoryPreserve=restart",
+    ]
+    decisions = plan.accounts[0].units[0].decisions
+    assert any(
+        d.startswith("RuntimeDirectoryPreserve=restart: clients connect to sockets in /run/foo") for d in decisions
+    )
+
+
+def test_root_start_daemon_keeps_its_switch_with_bang(tmp_path: Path) -> None:
+    plan = plan_for(
+        tmp_path,
+        {
+            "etc/systemd/system/foo.service": (
+                "[Service]\nExecStartPre=/bin/mkdir -p /run/foo\nExecStartPre=/bin/chown foo /run/foo\n"
+                "ExecStart=/usr/sbin/food -u foo\nExecReload=/bin/kill -HUP $MAINPID\nPIDFile=/run/foo/foo.pid\n"
+            ),
+        },
+    )
+    unit = plan.accounts[0].units[0]
+    assert unit.exec_mode is ExecMode.BANG
+    assert dropin(plan) == [
+        "[Service]",
+        "DynamicUser=yes",
+        "User=foo",
+        "SupplementaryGroups=ssl-cert",
+        "RuntimeDirectory=foo",
+        "ExecStartPre=",
+        "ExecStart=",
+        "ExecStart=!/usr/sbin/food -u foo",
+        "ExecReload=",
+        "ExecReload=!/bin/kill -HUP $MAINPID",
+    ]
+
+
+def test_permissions_start_only_becomes_plus_prefixes(tmp_path: Path) -> None:
+    plan = plan_for(
+        tmp_path,
+        {
+            "etc/systemd/system/foo.service": (
+                "[Service]\nUser=foo\nPermissionsStartOnly=true\nExecStartPre=/usr/bin/foo --check\n"
+                "ExecStart=/usr/bin/foo\nReadWritePaths=/var/lib/foo /srv/foo\n"
+            ),
+        },
+    )
+    assert dropin(plan) == [
+        "[Service]",
+        "DynamicUser=yes",
+        "User=foo",
+        "SupplementaryGroups=ssl-cert",
+        "StateDirectory=foo",
+        "ReadWritePaths=",
+        "ReadWritePaths=/srv/foo",
+        "ExecStartPre=",
+        "ExecStartPre=+/usr/bin/foo --check",
+        "PermissionsStartOnly=no",
+    ]
+    assert any("ReadWritePaths=/srv/foo stays writable" in m.text for m in plan.accounts[0].manual_steps)
+
+
+def test_never_units_in_policy_make_the_account_never_migrated(tmp_path: Path) -> None:
+    root = build(
+        tmp_path / "root",
+        {
+            **BASE,
+            "etc/systemd/system/foo.service": "[Service]\nUser=foo\nExecStart=/usr/bin/foo\n",
+            "etc/dynmigrate.ini": "[never]\nunits = foo.service\n",
+        },
+    )
+    result = analyse(collect(str(root)))
+    foo = result.report.account("foo")
+    assert foo is not None
+    assert foo.verdict.value == "never-migrated"
+    assert foo.reason == "site policy /etc/dynmigrate.ini says never touch foo.service"
+    plan = make_plan(result, Selection(accounts=("foo",)), PlanOptions())
+    assert plan.accounts == ()
+    assert plan.refused == (("foo", "never-migrated: site policy /etc/dynmigrate.ini says never touch foo.service"),)
