@@ -7,7 +7,8 @@ from dynmigrate.collect.snapshot import parse_policy
 
 def test_policy_is_read() -> None:
     policy, problems = parse_policy(
-        "[never]\naccounts = postgres, backup\nunits = legacy.service\n[walk]\nskip = /srv/huge /var/lib/../lib/docker\n"
+        "[never]\naccounts = postgres, backup\nunits = legacy.service\n"
+        "[walk]\nskip = /srv/huge /var/lib/../lib/docker\n"
         "[probes]\nredis-server.service = redis-cli ping | grep -qx PONG\n",
         "site.ini",
     )

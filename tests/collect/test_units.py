@@ -171,7 +171,7 @@ def test_a_file_vanishing_during_the_walk_is_a_problem(tmp_path: Path, monkeypat
             raise FileNotFoundError(name)
         return real_stat(name, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ownership.os, "stat", flaky)
+    monkeypatch.setattr(os, "stat", flaky)  # the walk calls os.stat(name, dir_fd=...)
     data, problems = ownership.walk_ownership(RootFS(tmp_path))
     assert [(str(p.location), p.message) for p in problems] == [("/var/lib/a/gone", "vanished during the walk")]
     assert data.entries == 4  # var, var/lib, var/lib/a, var/lib/a/kept; not the vanished one
