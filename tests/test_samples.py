@@ -9,6 +9,7 @@ import io
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,15 @@ def test_plan_folder(name: str, label: str, in_repo: Path, golden: Golden, tmp_p
     for p in files:
         golden.check(base / p.relative_to(out), p.read_text(encoding="utf-8", errors="surrogateescape"))
     golden.check(GOLDENS / "samples" / name / f"{label}.stderr", res.stderr)
+    if shutil.which("shellcheck"):  # CI installs it: the generated scripts are shellcheck-clean
+        sc = subprocess.run(
+            ["shellcheck", "-x", "migrate.sh", "rollback.sh", "files/dynmigrate-repair"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=out,
+        )
+        assert sc.returncode == 0, sc.stdout
     data = json.loads((out / "plan.json").read_text())
     planned = {a["account"] for a in data["accounts"]}
     refused = {r["account"] for r in data["refused"]}

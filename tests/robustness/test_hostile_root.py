@@ -211,8 +211,11 @@ def test_hostile_scan_plan_and_scripts(hostile: tuple[Path, Path], tmp_path: Pat
     res = CliRunner().invoke(main, ["plan", str(root), "--account", "evil", "--force", "-o", str(out), "--no-security"])
     assert res.exit_code == 0, res.output + res.stderr
     scripts = [out / "migrate.sh", out / "rollback.sh", out / "files/dynmigrate-repair"]
+    assert (out / "lib/dynmigrate.sh").exists()
     if shutil.which("shellcheck"):
-        sc = subprocess.run(["shellcheck", *map(str, scripts)], capture_output=True, text=True, check=False)
+        sc = subprocess.run(
+            ["shellcheck", "-x", *map(str, scripts)], capture_output=True, text=True, check=False, cwd=out
+        )
         assert sc.returncode == 0, sc.stdout
     # bash parses the data section exactly as written: evaluate it and read the values back
     data = data_section(plan, [])

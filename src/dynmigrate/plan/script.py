@@ -6,6 +6,7 @@ only the data section is generated, and every value in it goes through shlex.quo
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from importlib import resources
 
@@ -102,6 +103,7 @@ def data_section(plan: MigrationPlan, files: list[tuple[str, str]]) -> str:
 def header(kind: str, plan: MigrationPlan) -> str:
     accounts = ", ".join(a.account for a in plan.accounts)
     return f"""#!/bin/bash
+# shellcheck source-path=SCRIPTDIR
 # dynmigrate {__version__}: {kind} script for host {plan.host} (accounts: {accounts}).
 # Generated from a scan of {plan.root}; review REPORT.md before running anything.
 #
@@ -132,12 +134,14 @@ declare -A CONFIRMED=()
 
 MAIN = r"""
 usage() {
-	sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	sed -n '3,9p' "$0" | sed 's/^# \{0,1\}//'
 	printf 'accounts in this plan: %s\n' "${ACCOUNTS[*]}"
 }
 
-main() {
-	local stage="" acct selected=() known
+dynmigrate_main() {
+	# dynmigrate_main PREFIX ACTION ARGS...: PREFIX run (migrate.sh) or undo (rollback.sh)
+	local prefix=$1 action=$2 stage="" acct selected=() known
+	shift 2
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--account)
@@ -188,39 +192,57 @@ main() {
 	for acct in "${selected[@]}"; do
 		load_account "$acct"
 		install -d -m 0700 -- "$(acct_dir)"
-		log "__ACTION__ $stage"
-		"__PREFIX___$stage"
+		log "$action $stage"
+		"${prefix}_$stage"
 	done
-	log "__ACTION__ $stage finished for: ${selected[*]}"
+	A_NAME=""
+	log "$action $stage finished for: ${selected[*]}"
 }
-
-main "$@"
 """
 
 
-def render_scripts(plan: MigrationPlan, files: list[tuple[str, str]]) -> tuple[str, str, str]:
-    """(migrate.sh, rollback.sh, dynmigrate-repair)."""
+LIB_PATH = "lib/dynmigrate.sh"
+
+
+def render_library(plan: MigrationPlan, files: list[tuple[str, str]]) -> str:
+    """lib/dynmigrate.sh: the functions, the stages and the plan's data, sourced by both scripts."""
+    return (
+        "# shellcheck shell=bash\n"
+        f"# dynmigrate {__version__}: the library migrate.sh and rollback.sh source (they check its sha256 first).\n"
+        f"# Plan for host {plan.host}, from a scan of {plan.root}.\n\n"
+        + _resource("lib.sh")
+        + "\n"
+        + _resource("stages.sh")
+        + "\n"
+        + data_section(plan, files)
+        + MAIN
+    )
+
+
+def wrapper(kind: str, plan: MigrationPlan, library: str) -> str:
+    digest = hashlib.sha256(library.encode("utf-8", "surrogateescape")).hexdigest()
+    prefix, action = ("run", "running") if kind == "migration" else ("undo", "rolling back")
+    return (
+        header(kind, plan)
+        + f"""LIB="$PLAN_DIR/{LIB_PATH}"
+LIB_SHA256={digest}
+if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
+	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
+	exit 1
+fi
+# shellcheck source=lib/dynmigrate.sh
+source "$LIB"
+dynmigrate_main {prefix} {q(action)} "$@"
+"""
+    )
+
+
+def render_scripts(plan: MigrationPlan, files: list[tuple[str, str]]) -> tuple[str, str, str, str]:
+    """(migrate.sh, rollback.sh, dynmigrate-repair, lib/dynmigrate.sh)."""
+    library = render_library(plan, files)
+    migrate = wrapper("migration", plan, library)
+    rollback = wrapper("rollback", plan, library)
     lib = _resource("lib.sh")
-    stages = _resource("stages.sh")
-    data = data_section(plan, files)
-    migrate = (
-        header("migration", plan)
-        + lib
-        + "\n"
-        + stages
-        + "\n"
-        + data
-        + MAIN.replace("__ACTION__", "running").replace("__PREFIX__", "run")
-    )
-    rollback = (
-        header("rollback", plan)
-        + lib
-        + "\n"
-        + stages
-        + "\n"
-        + data
-        + MAIN.replace("__ACTION__", "rolling back").replace("__PREFIX__", "undo")
-    )
     repair = (
         "#!/bin/bash\n"
         f"# dynmigrate-repair (dynmigrate {__version__}): installed by stage 2 of a dynmigrate migration.\n"
@@ -235,7 +257,7 @@ def render_scripts(plan: MigrationPlan, files: list[tuple[str, str]]) -> tuple[s
         + _resource("repair.sh")
         + '\nrepair_main "$@"\n'
     )
-    return migrate, rollback, repair
+    return migrate, rollback, repair, library
 
 
 APT_HOOK = """// Written by dynmigrate: after every dpkg run, undo a package script's re-creation of a

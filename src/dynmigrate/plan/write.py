@@ -16,7 +16,7 @@ from dynmigrate.model.plan import MigrationPlan
 from dynmigrate.plan.ansible import PLAYBOOK
 from dynmigrate.plan.ansible import README as ANSIBLE_README
 from dynmigrate.plan.documents import plan_data, render_report, userdel_plan
-from dynmigrate.plan.script import APT_HOOK, dropin_file, override_file, render_scripts
+from dynmigrate.plan.script import APT_HOOK, LIB_PATH, dropin_file, override_file, render_scripts
 
 SAFE_REL = re.compile(r"^[A-Za-z0-9@._:+\\/-]+$")
 
@@ -105,18 +105,19 @@ def write_plan(result: ScanResult, plan: MigrationPlan, outdir: str | Path, *, s
     # the scripts check what they install against these checksums
     hook = ("files/80dynmigrate-repair", APT_HOOK)
     # render once without the repair script to get its text, then include its checksum
-    migrate, rollback, repair_text = render_scripts(plan, [])
+    _migrate, _rollback, repair_text, _lib = render_scripts(plan, [])
     files["files/dynmigrate-repair"] = (repair_text, 0o755)
     files[hook[0]] = (hook[1], 0o644)
     for rel in sorted(files):
         content = files[rel][0]
         if rel.startswith(("units/", "files/")) and not rel.endswith((".before.service", ".after.service", ".diff")):
             files_sha.append((hashlib.sha256(content.encode("utf-8", "surrogateescape")).hexdigest(), rel))
-    migrate, rollback, _ = render_scripts(plan, files_sha)
+    migrate, rollback, _, library = render_scripts(plan, files_sha)
     scores = security_scores(result, plan) if security else {}
     docs = {
         "migrate.sh": (migrate, 0o755),
         "rollback.sh": (rollback, 0o755),
+        LIB_PATH: (library, 0o644),
         "REPORT.md": (render_report(plan, scores), 0o644),
         "plan.json": (json.dumps(plan_data(plan), indent=2, sort_keys=True, ensure_ascii=False) + "\n", 0o644),
         "userdel-plan.txt": (userdel_plan(plan), 0o644),
