@@ -721,56 +721,38 @@ _CONFIG_OPTION = re.compile(rf"^\s*(-u|--user|-U|--uid|--runas)[=\s]\s*({NAME})\
 
 
 def scan_daemon_config(text: str, path: RelPath, known: frozenset[str], unit: str) -> list[Reference]:
-    """`user NAME`, `User=NAME`, `-u NAME` lines in a daemon's own configuration."""
+    """`user NAME`, `User=NAME`, `<user>NAME</user>`, `-u NAME` lines in a daemon's own configuration."""
     refs: list[Reference] = []
     for lineno, line in enumerate(text.split("\n"), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith(("#", ";", "//")):
             continue
-        loc = Location(path, lineno)
-        for regex, target in ((_CONFIG_USER, Target.USER), (_CONFIG_GROUP, Target.GROUP)):
+        found: list[tuple[str, Target]] = []
+        for regex, target in (
+            (_CONFIG_USER, Target.USER),
+            (_CONFIG_GROUP, Target.GROUP),
+            (_CONFIG_XML_USER, Target.USER),
+        ):
             m = regex.match(stripped)
-            if m and m.group(1) in known:
+            if m:
+                found.append((m.group(1), target))
+        m2 = _CONFIG_OPTION.match(stripped)
+        if m2:
+            found.append((m2.group(2), Target.USER))
+        for name, target in found:
+            if name in known:
                 refs.append(
                     Reference(
-                        m.group(1),
+                        name,
                         target,
                         RefKind.DAEMON_CONFIG,
                         Action.SWITCHES_TO,
-                        loc,
-                        f"{stripped[:60]}",
+                        Location(path, lineno),
+                        stripped[:60],
                         unit=unit,
                         confidence="likely",
                     )
                 )
-        mx = _CONFIG_XML_USER.match(stripped)
-        if mx and mx.group(1) in known:
-            refs.append(
-                Reference(
-                    mx.group(1),
-                    Target.USER,
-                    RefKind.DAEMON_CONFIG,
-                    Action.SWITCHES_TO,
-                    loc,
-                    stripped[:60],
-                    unit=unit,
-                    confidence="likely",
-                )
-            )
-        m2 = _CONFIG_OPTION.match(stripped)
-        if m2 and m2.group(2) in known:
-            refs.append(
-                Reference(
-                    m2.group(2),
-                    Target.USER,
-                    RefKind.DAEMON_CONFIG,
-                    Action.SWITCHES_TO,
-                    loc,
-                    f"{stripped[:60]}",
-                    unit=unit,
-                    confidence="likely",
-                )
-            )
     return refs
 
 

@@ -166,6 +166,18 @@ def _each(
         problems += probs
 
 
+def _optional_text(fs: RootFS, path: str, problems: list[Problem]) -> str | None:
+    """A small text file that may be absent: None when missing, not a regular file, too big or binary."""
+    try:
+        info = fs.stat(path)
+    except RootError:
+        return None
+    if info is None or info.kind is not FileKind.FILE or info.size > R.CONFIG_LIMIT:
+        return None
+    text = _read(fs, path, problems)
+    return text if text is not None and "\x00" not in text else None
+
+
 def _optional_file(fs: RootFS, path: str) -> list[RelPath]:
     try:
         info = fs.stat(path)
@@ -437,14 +449,8 @@ def read_exec_links(
         if (path, unit) in read_configs:
             return
         read_configs.add((path, unit))
-        try:
-            info = fs.stat(path)
-        except RootError:
-            return
-        if info is None or info.kind is not FileKind.FILE or info.size > R.CONFIG_LIMIT:
-            return
-        text = _read(fs, path, problems)
-        if text is not None and "\x00" not in text:
+        text = _optional_text(fs, path, problems)
+        if text is not None:
             refs.extend(R.scan_daemon_config(text, RelPath(path), known, unit))
 
     for unit in units:
@@ -515,14 +521,8 @@ def _sysv_links(fs: RootFS, unit: Unit, known: frozenset[str], problems: list[Pr
     sysv_env: dict[str, str] = {}
     texts: list[tuple[RelPath, str]] = []
     for path in (f"/etc/default/{script.rsplit('/', 1)[-1]}", script):
-        try:
-            info = fs.stat(path)
-        except RootError:
-            continue
-        if info is None or info.kind is not FileKind.FILE or info.size > R.CONFIG_LIMIT:
-            continue
-        body = _read(fs, path, problems)
-        if body is None or "\x00" in body:
+        body = _optional_text(fs, path, problems)
+        if body is None:
             continue
         texts.append((RelPath(path), body))
         for line in body.split("\n"):

@@ -27,7 +27,7 @@ from dynmigrate.model.plan import (
     StatOverridePin,
     UnitPlan,
 )
-from dynmigrate.model.references import Action, RefKind, Target
+from dynmigrate.model.references import Action, Reference, RefKind, Target
 from dynmigrate.model.report import AccountVerdict
 from dynmigrate.model.units import LoadState, Unit
 from dynmigrate.plan.directories import derive_directories
@@ -273,13 +273,18 @@ def _without_lines(body: str, lines: set[int], name: str) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
+def _lines_by_file(refs: list[Reference], kind: RefKind) -> dict[RelPath, set[int]]:
+    """Lines of each file where references of one kind name the account."""
+    out: dict[RelPath, set[int]] = {}
+    for ref in refs:
+        if ref.kind is kind:
+            out.setdefault(ref.location.file, set()).add(ref.location.line)
+    return out
+
+
 def _tmpfiles_overrides(result: ScanResult, acc: Account, managed: list[ManagedDir]) -> list[OverrideFile]:
     out: list[OverrideFile] = []
-    by_file: dict[RelPath, set[int]] = {}
-    q = result.queries
-    for ref in q.refs_to_account(acc):
-        if ref.kind is RefKind.TMPFILES:
-            by_file.setdefault(ref.location.file, set()).add(ref.location.line)
+    by_file = _lines_by_file(result.queries.refs_to_account(acc), RefKind.TMPFILES)
     for path, lines in sorted(by_file.items()):
         body = result.snapshot.config_text(path)
         new: list[str] = [f"# Copy of {path} written by dynmigrate: {acc.name} moved to DynamicUser=yes."]
@@ -310,10 +315,7 @@ def _tmpfiles_overrides(result: ScanResult, acc: Account, managed: list[ManagedD
 
 def _logrotate_overrides(result: ScanResult, acc: Account) -> list[OverrideFile]:
     out: list[OverrideFile] = []
-    by_file: dict[RelPath, set[int]] = {}
-    for ref in result.queries.refs_to_account(acc):
-        if ref.kind is RefKind.LOGROTATE:
-            by_file.setdefault(ref.location.file, set()).add(ref.location.line)
+    by_file = _lines_by_file(result.queries.refs_to_account(acc), RefKind.LOGROTATE)
     for path, lines in sorted(by_file.items()):
         body = result.snapshot.config_text(path)
         new: list[str] = [
