@@ -333,10 +333,53 @@ def test_scripts_fail_closed(make_container: ContainerFactory) -> None:
     c.run(["systemd-run", "--unit=stray", "--uid=redis", "sleep", "600"])
     res = migrate(c, *confirms(plan), "stage2", check=False)
     assert res.returncode != 0
-    assert "processes still run as UID 101 outside the stopped units" in res.stderr
+    assert "processes still run as UID 101 outside the units" in res.stderr
     assert "stop those processes first" in res.stderr
     assert passwd(c)["redis"][2] == "101"  # not deleted
+    assert c.run(["systemctl", "is-active", "redis-server"]).stdout.strip() == "active"  # not left stopped
     c.run(["systemctl", "stop", "stray"])
     migrate(c, *confirms(plan), "stage2")
     assert "redis" not in passwd(c)
     assert redis_get(c, "dm:key") == "written-before-migration"
+
+
+@pytest.mark.parametrize("point", ["undo1-dropins-removed", "undo1-moved-back"])
+def test_rollback_of_stage1_interrupted_then_rerun(make_container: ContainerFactory, point: str) -> None:
+    c = prepared(make_container)
+    before_pw = passwd(c)
+    before_manifest = manifest(c, *DATA)
+    plan_into(c, ("redis",))
+    migrate(c, "stage0")
+    migrate(c, "stage1")
+    crashed = c.run(
+        ["/root/plan/rollback.sh", "stage1"],
+        check=False,
+        env={"DYNMIGRATE_SETTLE": "2", "DYNMIGRATE_CRASH_AT": point},
+        timeout=300,
+    )
+    assert f"crash point {point} reached" in crashed.stderr
+    rollback(c, "stage1")
+    rollback(c, "stage0")
+    assert c.run(["test", "-d", "/var/lib/redis"]).returncode == 0
+    assert c.run(["readlink", "/var/lib/redis"], check=False).stdout == ""
+    assert passwd(c)["redis"] == before_pw["redis"]
+    assert manifest(c, *DATA) == before_manifest
+    assert redis_get(c, "dm:key") == "written-before-migration"
+
+
+def test_planted_symlink_is_never_chowned(make_container: ContainerFactory) -> None:
+    """A compromised service replaces its config with a symlink to /etc/shadow between stages 1
+    and 2: stage 2 refuses to chown/chmod through it, and the service is started again."""
+    c = prepared(make_container)
+    plan = plan_into(c, ("redis",))
+    migrate(c, "stage0")
+    migrate(c, "stage1")
+    shadow_before = c.run(["stat", "-c", "%U:%G %a", "/etc/shadow"]).stdout
+    c.run(["bash", "-c", "mv /etc/redis/redis.conf /etc/redis/real.conf && ln -s /etc/shadow /etc/redis/redis.conf"])
+    res = migrate(c, *confirms(plan), "stage2", check=False)
+    assert res.returncode != 0
+    assert "/etc/redis/redis.conf is a symlink or resolves elsewhere now" in res.stderr
+    assert c.run(["stat", "-c", "%U:%G %a", "/etc/shadow"]).stdout == shadow_before
+    assert passwd(c)["redis"][2] == "101"
+    assert "starting them again" in res.stderr
+    assert c.run(["systemctl", "is-active", "redis-server"], check=False).stdout.strip() in ("active", "activating")

@@ -92,6 +92,7 @@ class OverrideFile:
     content: str | None  # None means a symlink to /dev/null
     replaces: RelPath | None  # the vendor file it overrides
     reason: str
+    original_sha256: str = ""  # when the target exists at plan time: its content then (stage 2 refuses a change)
 
 
 @dataclass(frozen=True, slots=True, order=True)

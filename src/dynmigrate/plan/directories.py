@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dynmigrate.collect.rootfs import parent_of, rel
 from dynmigrate.collect.snapshot import exec_argv
 from dynmigrate.graph.queries import Queries, managed_slot
@@ -13,6 +15,9 @@ from dynmigrate.model.references import RefKind, Target
 from dynmigrate.model.units import DIRECTORY_BASES, DIRECTORY_KEYS, Unit
 
 # Names under the bases that belong to the system, never to one service.
+# Directory names as systemd accepts them (specifiers allowed for templates): anything else is
+# refused here, so that no odd byte from a scanned root ever reaches the scripts' data.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_.@%+:=-]+(/[A-Za-z0-9_.@%+:=-]+)*$")
 RESERVED = frozenset({"lock", "user", "systemd", "private", "shm", "log", "lib", "cache", "dbus", "sudo", "sshd"})
 KEY_ORDER = {
     k: i
@@ -26,12 +31,17 @@ def _mode_key(key: str) -> str:
     return f"{key}Mode"
 
 
-def derive_directories(q: Queries, acc: Account, unit: Unit) -> list[ManagedDir]:
+def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[ManagedDir], list[str]]:
+    """The managed directories a unit gets, and the names refused (with why)."""
     found: dict[tuple[str, str], ManagedDir] = {}
+    rejected: list[str] = []
     snap = q.snap
 
     def add(key: str, name: str, why: str, *, declared: bool = False, mode: int | None = None) -> None:
         if not name or name in RESERVED or ".." in name.split("/") or name.startswith("/"):
+            return
+        if not SAFE_NAME.match(name):
+            rejected.append(f"{key}={name!r} ({why}): not a name systemd accepts here; left out of the plan")
             return
         k = (key, name)
         path = RelPath(f"{DIRECTORY_BASES[key]}/{name}")
@@ -118,7 +128,7 @@ def derive_directories(q: Queries, acc: Account, unit: Unit) -> list[ManagedDir]
             slot = managed_slot(ref.path)
             if slot is not None and slot[0] != "ConfigurationDirectory":
                 add(slot[0], slot[1], f"tmpfiles.d creates {ref.path} for {acc.name} ({ref.location})")
-    return sorted(found.values(), key=lambda m: (KEY_ORDER[m.key], m.name))
+    return sorted(found.values(), key=lambda m: (KEY_ORDER[m.key], m.name)), rejected
 
 
 def _octal(text: str) -> bool:

@@ -142,8 +142,11 @@ def build_dropin(
         keep: list[str] = []
         dropped: list[str] = []
         for d in entries:
-            for word in (d.raw if raw else d.value).split():
-                path = word.lstrip("-+")
+            # emit the words as written (systemd expands specifiers itself); match on the expanded ones
+            written, expanded = d.raw.split(), d.value.split()
+            pairs = zip(written, expanded if len(expanded) == len(written) else written, strict=True)
+            for word, value in pairs:
+                path = (word if raw else value).lstrip("-+")
                 slot = managed_slot(str(rel(path))) if path.startswith("/") else None
                 if slot is not None and any(m.key == slot[0] and m.name == slot[1] for m in managed):
                     dropped.append(word)
@@ -169,8 +172,9 @@ def build_dropin(
         removed: list[str] = []
         changed = False
         for d in entries:
-            value = d.raw if raw else d.value
-            if key in ("ExecStartPre", "ExecStartPost") and is_fixup(value, managed):
+            value = d.raw  # as written: systemd expands specifiers (%i, %n, %%) itself
+            matched = d.raw if raw else d.value
+            if key in ("ExecStartPre", "ExecStartPost") and is_fixup(matched, managed):
                 removed.append(value)
                 changed = True
                 continue

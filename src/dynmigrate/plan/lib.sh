@@ -4,6 +4,7 @@
 
 readonly DYN_MIN=61184
 readonly DYN_MAX=65519
+UNITS_STOPPED=0
 
 log() {
 	local line
@@ -15,6 +16,21 @@ log() {
 die() {
 	log "ERROR: $*"
 	exit 1
+}
+
+on_exit() {
+	# a stage that fails after stopping the units must not leave the service down
+	local rc=$?
+	if [ "$rc" != 0 ] && [ "$UNITS_STOPPED" = 1 ] && [ -n "$A_NAME" ]; then
+		if static_user_exists "$A_NAME"; then
+			log "the stage failed with the units stopped: starting them again (the account still exists)"
+			start_units || true
+		else
+			log "the stage failed after $A_NAME was deleted: the units are stopped; run this stage again, or" \
+				"roll it back with: rollback.sh --account $A_NAME ${STAGE:-stage2}"
+		fi
+	fi
+	return "$rc"
 }
 
 need_root() {
@@ -42,17 +58,23 @@ unmark_done() {
 	rm -f -- "$(acct_dir)/stage$1.done"
 }
 
+# Names are compared as strings, never as patterns.
+passwd_field() {
+	# passwd_field FILE NAME N: field N of the line whose first field is NAME
+	awk -F: -v n="$2" -v f="$3" '$1 == n { print $f; exit }' "$1"
+}
+
 account_uid() {
 	getent passwd "$1" | cut -d: -f3
 }
 
 static_user_exists() {
 	# only /etc/passwd: a dynamic user resolved through nss-systemd does not count
-	grep -q "^$1:" /etc/passwd
+	[ -n "$(passwd_field /etc/passwd "$1" 1)" ]
 }
 
 static_group_exists() {
-	grep -q "^$1:" /etc/group
+	[ -n "$(passwd_field /etc/group "$1" 1)" ]
 }
 
 # Verify the files this script installs against the checksums recorded at plan time.
@@ -64,25 +86,87 @@ verify_plan_files() {
 	done < <(printf '%s\n' "${PLAN_FILES[@]}")
 }
 
+# ---- paths --------------------------------------------------------------------------------
+
+managed_split() {
+	# managed_split PATH: MB=the managed base (/var/lib, /var/cache, /var/log, /run), MN=the name below it
+	# (systemd keeps StateDirectory=foo/bar as /var/lib/private/foo/bar)
+	MB="" MN=""
+	local b
+	for b in /var/lib /var/cache /var/log /run; do
+		case "$1" in "$b"/?*)
+			MB=$b
+			MN=${1#"$b"/}
+			return 0
+			;;
+		esac
+	done
+	return 1
+}
+
+expected_real() {
+	# where PATH really is: itself, or below MB/private/MN when PATH goes through a moved directory
+	local p=$1 d
+	for d in "${A_MOVE[@]}"; do
+		if [ -L "$d" ] && managed_split "$d"; then
+			case "$p" in
+			"$d") printf '%s' "$MB/private/$MN" && return 0 ;;
+			"$d"/*) printf '%s' "$MB/private/$MN/${p#"$d"/}" && return 0 ;;
+			esac
+		fi
+	done
+	printf '%s' "$p"
+}
+
+safe_path() {
+	# safe_path PATH: PATH reaches what it reached when it was recorded, through no symlink planted since
+	# (a service account that controls a directory could otherwise aim a chown/chmod at /etc/shadow)
+	local real
+	real=$(realpath -e -- "$1" 2>/dev/null) || return 1
+	[ "$real" = "$(expected_real "$1")" ]
+}
+
 # ---- health -------------------------------------------------------------------------------
 
-unit_uids() {
-	# UIDs of every process in the unit's cgroup (a master/worker daemon keeps a root master).
-	# /proc/PID/cgroup works whatever the cgroup mount layout (v1, v2, inside a container).
-	local cg
-	cg=$(systemctl show -p ControlGroup --value "$1")
+unit_pids() {
+	# PIDs in the unit's cgroup, from /proc/PID/cgroup (any cgroup layout, inside a container too)
+	local cg f line
+	cg=$(systemctl show -p ControlGroup --value -- "$1" 2>/dev/null || true)
 	[ -n "$cg" ] || return 0
-	awk -F: -v cg="$cg" '$3 == cg { split(FILENAME, p, "/"); print p[3] }' /proc/[0-9]*/cgroup 2>/dev/null |
-		sort -u | while read -r pid; do
-		awk '/^Uid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true
-	done | sort -un
+	for f in /proc/[0-9]*/cgroup; do
+		while IFS= read -r line; do
+			if [ "${line#*:*:}" = "$cg" ]; then
+				f=${f#/proc/}
+				printf '%s\n' "${f%/cgroup}"
+				break
+			fi
+		done 2>/dev/null <"$f" || true
+	done
+}
+
+pid_uid() {
+	# the real UID of a process (nothing if it is gone)
+	local line ruid
+	while IFS= read -r line; do
+		case "$line" in Uid:*)
+			read -r ruid _ <<<"${line#Uid:}"
+			printf '%s\n' "$ruid"
+			return 0
+			;;
+		esac
+	done 2>/dev/null <"/proc/$1/status" || true
+}
+
+unit_uids() {
+	local pid
+	for pid in $(unit_pids "$1"); do pid_uid "$pid"; done | sort -un
 }
 
 main_uid() {
 	local pid
 	pid=$(systemctl show -p MainPID --value "$1")
 	[ -n "$pid" ] && [ "$pid" != 0 ] || return 1
-	awk '/^Uid:/ { print $2 }' "/proc/$pid/status"
+	pid_uid "$pid"
 }
 
 health() {
@@ -156,14 +240,62 @@ start_units() {
 		log "starting $unit"
 		systemctl start "$unit" || true
 	done
+	UNITS_STOPPED=0
 }
 
 stop_units() {
 	local unit
+	UNITS_STOPPED=1
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "stopping $unit"
 		systemctl stop "$unit" || die "cannot stop $unit"
 	done
+}
+
+# ---- processes ----------------------------------------------------------------------------
+
+procs_of_uid() {
+	# PIDs and names of processes whose real or effective UID is $1 (no procps needed; a process
+	# that exits while it is read is skipped)
+	local want=$1 f line name ruid euid hit pid
+	for f in /proc/[0-9]*/status; do
+		name="" hit=0
+		while IFS= read -r line; do
+			case "$line" in
+			Name:*) name=${line#Name:} ;;
+			Uid:*)
+				read -r ruid euid _ <<<"${line#Uid:}"
+				if [ "$ruid" = "$want" ] || [ "$euid" = "$want" ]; then hit=1; fi
+				;;
+			esac
+		done 2>/dev/null <"$f" || true
+		if [ "$hit" = 1 ]; then
+			pid=${f#/proc/}
+			printf '%s %s\n' "${pid%/status}" "${name//[[:space:]]/}"
+		fi
+	done
+}
+
+stray_processes() {
+	# processes of the account's UID outside the cgroups of its units
+	local ours="" unit
+	for unit in "${A_RUN_UNITS[@]}" "${A_DROPIN_UNITS[@]}"; do
+		case "$unit" in *@.*) continue ;; esac  # a template has no cgroup of its own
+		ours="$ours $(unit_pids "$unit" | tr '\n' ' ')"
+	done
+	procs_of_uid "$A_UID" | while read -r pid name; do
+		case " $ours " in *" $pid "*) ;; *) printf '%s %s\n' "$pid" "$name" ;; esac
+	done
+}
+
+no_stray_processes() {
+	local left
+	left=$(stray_processes)
+	if [ -n "$left" ]; then
+		log "processes still run as UID $A_UID outside the units:"
+		printf '%s\n' "$left" >&2
+		return 1
+	fi
 }
 
 # ---- backups and manifests ----------------------------------------------------------------
@@ -178,18 +310,20 @@ manifest_paths() {
 
 write_manifest() {
 	# UID GID MODE TYPE PATH, NUL-terminated records, for every path involved (recursively)
-	local out=$1
+	local out=$1 p
 	: >"$out.tmp"
-	if [ "${#A_MANIFEST[@]}" -gt 0 ]; then
-		manifest_paths | xargs -0 -r -I{} find {} -xdev -printf '%U\t%G\t%m\t%y\t%p\0' >>"$out.tmp"
-	fi
+	while IFS= read -r -d '' p; do
+		find "$p" -xdev -printf '%U\t%G\t%m\t%y\t%p\0' >>"$out.tmp" 2>/dev/null ||
+			log "WARNING: some entries below $p vanished while they were recorded"
+	done < <(manifest_paths)
 	mv -f -- "$out.tmp" "$out"
 }
 
 restore_manifest() {
-	# restore_manifest FILE: chown/chmod every recorded path that still exists (through the private/
-	# symlinks); runtime directories under /run that vanished with the unit are created again
-	local file=$1 uid gid mode type path
+	# restore_manifest FILE: give every recorded path its recorded owner and mode back. Only paths
+	# that still reach what they reached (no symlink planted since) and still have their recorded
+	# type; runtime directories under /run that vanished with the unit are created again.
+	local file=$1 uid gid mode type path now
 	[ -s "$file" ] || return 0
 	while IFS=$'\t' read -r -d '' uid gid mode type path; do
 		if [ ! -e "$path" ] && [ ! -L "$path" ] && [ "$type" = d ]; then
@@ -200,23 +334,43 @@ restore_manifest() {
 				;;
 			esac
 		fi
-		if [ -e "$path" ] || [ -L "$path" ]; then
+		[ -e "$path" ] || [ -L "$path" ] || continue
+		now=$(stat -c %F -- "$path")
+		case "$type:$now" in
+		d:directory | f:"regular file" | f:"regular empty file" | l:"symbolic link" | s:socket | p:fifo) ;;
+		c:"character special file" | b:"block special file") ;;
+		*)
+			log "WARNING: $path is a $now now, recorded as type $type: left as it is"
+			continue
+			;;
+		esac
+		if [ "$type" = l ]; then
 			chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
-			if [ ! -L "$path" ]; then chmod -- "$mode" "$path" || log "cannot chmod $path"; fi
+			continue
 		fi
+		if ! safe_path "$path"; then
+			log "WARNING: $path resolves elsewhere than when it was recorded: not touched"
+			continue
+		fi
+		chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
+		chmod -- "$mode" "$path" || log "cannot chmod $path"
 	done <"$file"
 }
 
 data_list() {
-	# relative paths of every file in the moved directories (for the "data intact" check)
-	local d
+	# every file in the moved directories (for the "data intact" check); names are data, never code
+	local d entry
 	for d in "${A_MOVE[@]}"; do
-		if [ -d "$d/" ]; then (cd -- "$d/" && find . -xdev -type f -print0 | sed -z "s|^\\.|$d|"); fi
+		if [ -d "$d/" ]; then
+			while IFS= read -r -d '' entry; do
+				printf '%s/%s\0' "$d" "$entry"
+			done < <(find "$d/" -xdev -type f -printf '%P\0')
+		fi
 	done | sort -z
 }
 
 backup_account() {
-	local dir
+	local dir d
 	dir=$(acct_dir)
 	install -d -m 0700 -- "$dir"
 	if [ -e "$dir/backup.done" ]; then
@@ -224,68 +378,97 @@ backup_account() {
 		return 0
 	fi
 	static_user_exists "$A_NAME" || die "no static account $A_NAME to back up"
-	grep "^$A_NAME:" /etc/passwd >"$dir/passwd"
-	grep "^$A_NAME:" /etc/shadow >"$dir/shadow" || : >"$dir/shadow"
-	grep "^$A_GROUP:" /etc/group >"$dir/group" || : >"$dir/group"
-	grep "^$A_GROUP:" /etc/gshadow >"$dir/gshadow" 2>/dev/null || : >"$dir/gshadow"
+	awk -F: -v n="$A_NAME" '$1 == n' /etc/passwd >"$dir/passwd"
+	awk -F: -v n="$A_NAME" '$1 == n' /etc/shadow >"$dir/shadow"
+	awk -F: -v n="$A_GROUP" '$1 == n' /etc/group >"$dir/group"
+	if [ -f /etc/gshadow ]; then awk -F: -v n="$A_GROUP" '$1 == n' /etc/gshadow >"$dir/gshadow"; else : >"$dir/gshadow"; fi
 	awk -F: -v u="$A_NAME" '{ n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) print $1 }' /etc/group >"$dir/member-of"
 	if [ -f /var/lib/dpkg/statoverride ]; then
 		awk -v u="$A_NAME" -v g="$A_GROUP" '$1 == u || $2 == g' /var/lib/dpkg/statoverride >"$dir/statoverride"
 	else
 		: >"$dir/statoverride"
 	fi
+	: >"$dir/moved-dirs"
+	for d in "${A_MOVE[@]}"; do
+		if [ -d "$d" ] && [ ! -L "$d" ]; then printf '%s\n' "$d" >>"$dir/moved-dirs"; fi
+	done
 	write_manifest "$dir/manifest"
-	data_list >"$dir/data.list"
 	chmod 0600 -- "$dir"/*
+	printf '%s\n' "$PLAN_ID" >"$dir/plan-id"
 	date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/backup.done"
 	log "backed up passwd/group/shadow/gshadow lines, statoverrides and an ownership manifest of $(tr -cd '\0' <"$dir/manifest" | wc -c) paths"
 }
 
+same_plan() {
+	# the state on this host was made by this plan (a rollback must use the plan that migrated)
+	local dir
+	dir=$(acct_dir)
+	[ -e "$dir/plan-id" ] || return 0
+	[ "$(cat "$dir/plan-id")" = "$PLAN_ID" ] ||
+		die "this host's state for $A_NAME was made by another plan ($(cat "$dir/plan-id")): use that plan folder"
+}
+
 check_data_intact() {
-	local dir missing
+	local dir missing current
 	dir=$(acct_dir)
 	[ -f "$dir/data.list" ] || return 0
-	missing=$(comm -z -23 "$dir/data.list" <(data_list) | tr '\0' '\n')
+	current=$(mktemp)
+	data_list >"$current" || { rm -f -- "$current"; die "cannot list the data again"; }
+	missing=$(comm -z -23 "$dir/data.list" "$current" | tr '\0' '\n')
+	rm -f -- "$current"
 	if [ -n "$missing" ]; then
 		log "files missing after the move:"
 		printf '%s\n' "$missing" >&2
 		return 1
 	fi
-	log "data intact: every file recorded before the migration is still there"
+	log "data intact: every file there when the units stopped is still there"
 }
 
 # ---- directories --------------------------------------------------------------------------
 
 move_into_private() {
 	# systemd >= 236 does this itself at the first start; older ones need it done by hand
-	local d base name
+	local d
 	for d in "${A_MOVE[@]}"; do
-		base=${d%/*}
-		name=${d##*/}
+		managed_split "$d" || continue
 		if [ -d "$d" ] && [ ! -L "$d" ]; then
-			install -d -m 0700 -- "$base/private"
-			mv -T -- "$d" "$base/private/$name"
-			ln -s -- "private/$name" "$d"
-			log "moved $d into $base/private/$name"
+			mkdir -p -- "$MB/private/$(dirname -- "$MN")"
+			chmod 0700 -- "$MB/private"
+			mv -T -- "$d" "$MB/private/$MN"
+			ln -s -- "$(realpath -m --relative-to="$(dirname -- "$d")" "$MB/private/$MN")" "$d"
+			log "moved $d into $MB/private/$MN"
 		fi
 	done
 }
 
+move_back_one() {
+	if [ -L "$1" ] && [ -d "$MB/private/$MN" ]; then
+		rm -f -- "$1"
+		mv -T -- "$MB/private/$MN" "$1"
+		log "moved $MB/private/$MN back to $1"
+	elif [ ! -e "$1" ] && [ ! -L "$1" ] && [ -d "$MB/private/$MN" ]; then
+		mv -T -- "$MB/private/$MN" "$1"
+		log "moved $MB/private/$MN back to $1 (an earlier run stopped between its steps)"
+	elif [ -L "$1" ] && [ ! -e "$1" ]; then
+		log "WARNING: $1 is a dangling symlink; left as it is"
+	fi
+}
+
 move_back_from_private() {
-	# systemd moves private/X back only for directories the unit still declares (v243+);
-	# the vendor unit usually declares none of them, so this is always done here.
-	local d base name
-	for d in "${A_MOVE[@]}" "${A_RUNTIME[@]}"; do
-		base=${d%/*}
-		name=${d##*/}
-		if [ -L "$d" ] && [ -d "$base/private/$name" ]; then
-			rm -f -- "$d"
-			mv -T -- "$base/private/$name" "$d"
-			log "moved $base/private/$name back to $d"
-		elif [ -L "$d" ] && [ ! -e "$d" ]; then
-			log "WARNING: $d is a dangling symlink; left as it is"
-		fi
+	# systemd moves private/X back only for directories the unit still declares (v243+); the vendor
+	# unit usually declares none of them, so this is done here, and only for directories that were
+	# real directories before the migration (a unit already on DynamicUser keeps its private/ layout).
+	# Safe to re-run when killed between its steps.
+	local d list
+	list=$(acct_dir)/moved-dirs
+	for d in "${A_MOVE[@]}"; do
+		if [ -f "$list" ] && ! grep -Fxq -- "$d" "$list"; then continue; fi
+		managed_split "$d" && move_back_one "$d"
 	done
+	for d in "${A_RUNTIME[@]}"; do
+		managed_split "$d" && move_back_one "$d"
+	done
+	return 0
 }
 
 # ---- files installed by the plan ----------------------------------------------------------
@@ -331,59 +514,102 @@ remove_dropins() {
 	systemctl daemon-reload
 }
 
-install_overrides() {
-	local i
+override_key() {
+	# a file name for the saved original of an override target
+	printf '%s' "$1" | sha256sum | cut -c1-16
+}
+
+check_overrides() {
+	# the targets are as they were when the plan was made (or already ours): refuse otherwise
+	local i t sum
 	for i in "${!A_OVR_TARGET[@]}"; do
+		t=${A_OVR_TARGET[$i]}
+		if [ -L "$t" ] && [ "$(readlink -- "$t")" = /dev/null ]; then continue; fi
+		[ -e "$t" ] || continue
+		if [ -n "${A_OVR_SOURCE[$i]}" ] && cmp -s -- "$PLAN_DIR/${A_OVR_SOURCE[$i]}" "$t"; then continue; fi
+		sum=$(sha256sum <"$t" | cut -d' ' -f1)
+		[ "$sum" = "${A_OVR_ORIG[$i]}" ] ||
+			die "$t changed since planning (or another plan edited it): re-plan before stage 2"
+	done
+}
+
+install_overrides() {
+	local i t dir
+	dir=$(acct_dir)
+	for i in "${!A_OVR_TARGET[@]}"; do
+		t=${A_OVR_TARGET[$i]}
+		if [ -e "$t" ] || [ -L "$t" ]; then
+			if [ ! -e "$dir/override-orig.$(override_key "$t")" ] && [ ! -e "$dir/override-premasked.$(override_key "$t")" ]; then
+				if [ -L "$t" ] && [ "$(readlink -- "$t")" = /dev/null ]; then
+					: >"$dir/override-premasked.$(override_key "$t")"
+				elif [ -z "${A_OVR_SOURCE[$i]}" ] || ! cmp -s -- "$PLAN_DIR/${A_OVR_SOURCE[$i]}" "$t"; then
+					cp -a -- "$t" "$dir/override-orig.$(override_key "$t")"
+				fi
+			fi
+		fi
 		if [ -z "${A_OVR_SOURCE[$i]}" ]; then
-			if [ "$(readlink -- "${A_OVR_TARGET[$i]}" 2>/dev/null)" != /dev/null ]; then
-				[ ! -e "${A_OVR_TARGET[$i]}" ] || die "${A_OVR_TARGET[$i]} exists: will not replace it with a mask"
-				mkdir -p -- "${A_OVR_TARGET[$i]%/*}"
-				ln -s /dev/null "${A_OVR_TARGET[$i]}"
-				log "masked ${A_OVR_TARGET[$i]} (${A_OVR_KIND[$i]})"
+			if [ "$(readlink -- "$t" 2>/dev/null)" != /dev/null ]; then
+				mkdir -p -- "${t%/*}"
+				rm -f -- "$t"
+				ln -s /dev/null "$t"
+				log "masked $t (${A_OVR_KIND[$i]})"
 			fi
 		else
-			if [ -e "${A_OVR_TARGET[$i]}" ] && ! cmp -s -- "$PLAN_DIR/${A_OVR_SOURCE[$i]}" "${A_OVR_TARGET[$i]}" &&
-				! grep -q 'dynmigrate' "${A_OVR_TARGET[$i]}"; then
-				cp -a -- "${A_OVR_TARGET[$i]}" "$(acct_dir)/override-orig.$i"
-			fi
-			install_file "$PLAN_DIR/${A_OVR_SOURCE[$i]}" "${A_OVR_TARGET[$i]}"
+			install_file "$PLAN_DIR/${A_OVR_SOURCE[$i]}" "$t"
 		fi
 	done
 }
 
 remove_overrides() {
-	local i
+	local i t dir key
+	dir=$(acct_dir)
 	for i in "${!A_OVR_TARGET[@]}"; do
-		remove_ours "${A_OVR_TARGET[$i]}" "${A_OVR_SOURCE[$i]}"
-		if [ -e "$(acct_dir)/override-orig.$i" ] && [ ! -e "${A_OVR_TARGET[$i]}" ]; then
-			cp -a -- "$(acct_dir)/override-orig.$i" "${A_OVR_TARGET[$i]}"
-			log "restored the original ${A_OVR_TARGET[$i]}"
+		t=${A_OVR_TARGET[$i]}
+		key=$(override_key "$t")
+		if [ -e "$dir/override-premasked.$key" ]; then
+			log "$t was masked before the migration: left masked"
+			continue
+		fi
+		remove_ours "$t" "${A_OVR_SOURCE[$i]}"
+		if [ -e "$dir/override-orig.$key" ] && [ ! -e "$t" ] && [ ! -L "$t" ]; then
+			cp -a -- "$dir/override-orig.$key" "$t"
+			log "restored the original $t"
 		fi
 	done
 }
 
 # ---- accounts -----------------------------------------------------------------------------
 
+SECRET_RE='^[[:space:]]*[A-Za-z0-9_.-]*(password|passwd|secret|token|api[_-]?key|requirepass|masterauth|private[_-]?key|auth[_-]?key|access[_-]?key)[A-Za-z0-9_.-]*[[:space:]]*([=:]|[[:space:]])[[:space:]]*[^[:space:]]'
+
 fix_files() {
-	local i
+	local i p
 	for i in "${!A_FIX_PATH[@]}"; do
-		if [ -e "${A_FIX_PATH[$i]}" ]; then
-			chown -h -- 0:0 "${A_FIX_PATH[$i]}"
-			chmod -- "${A_FIX_MODE[$i]}" "${A_FIX_PATH[$i]}"
-			log "re-owned ${A_FIX_PATH[$i]} to root, mode ${A_FIX_MODE[$i]}"
+		p=${A_FIX_PATH[$i]}
+		[ -e "$p" ] || continue
+		if [ -L "$p" ] || ! safe_path "$p"; then
+			die "$p is a symlink or resolves elsewhere now (planted since the plan?): refusing to chown/chmod it"
 		fi
+		if [ -f "$p" ] && [ $((0${A_FIX_MODE[$i]} & 044)) != 0 ] && grep -Eiq -- "$SECRET_RE" "$p" 2>/dev/null; then
+			die "$p holds a secret now (it did not when the plan was made): re-plan so that it gets LoadCredential="
+		fi
+		chown -h -- 0:0 "$p"
+		chmod -- "${A_FIX_MODE[$i]}" "$p"
+		log "re-owned $p to root, mode ${A_FIX_MODE[$i]}"
 	done
 }
 
 remove_statoverrides() {
-	local i
+	# every statoverride naming the account or its group (the live list, not only the plan's), then
+	# root-owned pins where package scripts skip their chown when an override exists
+	local i user group mode path
 	command -v dpkg-statoverride >/dev/null || return 0
-	for i in "${!A_SO_PATH[@]}"; do
-		if dpkg-statoverride --list "${A_SO_PATH[$i]}" >/dev/null 2>&1; then
-			dpkg-statoverride --remove "${A_SO_PATH[$i]}"
-			log "removed statoverride of ${A_SO_PATH[$i]} (saved in the backup)"
+	while read -r user group mode path; do
+		if [ "$user" = "$A_NAME" ] || { [ "$A_DELETE_GROUP" = 1 ] && [ "$group" = "$A_GROUP" ]; }; then
+			dpkg-statoverride --remove "$path"
+			log "removed statoverride '$user $group $mode $path' (restored by the rollback)"
 		fi
-	done
+	done < <(dpkg-statoverride --list 2>/dev/null || true)
 	for i in "${!A_PIN_PATH[@]}"; do
 		if ! dpkg-statoverride --list "${A_PIN_PATH[$i]}" >/dev/null 2>&1; then
 			dpkg-statoverride --add root root "${A_PIN_MODE[$i]}" "${A_PIN_PATH[$i]}"
@@ -393,7 +619,7 @@ remove_statoverrides() {
 }
 
 restore_statoverrides() {
-	local i line
+	local i line user group mode path saved
 	command -v dpkg-statoverride >/dev/null || return 0
 	for i in "${!A_PIN_PATH[@]}"; do
 		line=$(dpkg-statoverride --list "${A_PIN_PATH[$i]}" 2>/dev/null || true)
@@ -402,28 +628,18 @@ restore_statoverrides() {
 			log "removed pin of ${A_PIN_PATH[$i]}"
 		fi
 	done
-	for i in "${!A_SO_PATH[@]}"; do
-		if ! dpkg-statoverride --list "${A_SO_PATH[$i]}" >/dev/null 2>&1; then
-			dpkg-statoverride --add "${A_SO_USER[$i]}" "${A_SO_GROUP[$i]}" "${A_SO_MODE[$i]}" "${A_SO_PATH[$i]}"
-			log "restored statoverride of ${A_SO_PATH[$i]}"
+	saved=$(acct_dir)/statoverride.before-stage2
+	[ -f "$saved" ] || saved=$(acct_dir)/statoverride
+	[ -f "$saved" ] || return 0
+	while read -r user group mode path; do
+		[ -n "$path" ] || continue
+		if [ "$user" = "$A_NAME" ] || [ "$group" = "$A_GROUP" ]; then
+			if ! dpkg-statoverride --list "$path" >/dev/null 2>&1; then
+				dpkg-statoverride --add "$user" "$group" "$mode" "$path"
+				log "restored statoverride of $path"
+			fi
 		fi
-	done
-}
-
-procs_of_uid() {
-	# PIDs and names of processes whose real or effective UID is $1 (no procps needed)
-	awk -v u="$1" '/^Name:/ { n = $2 } /^Uid:/ { if ($2 == u || $3 == u) { split(FILENAME, p, "/"); print p[3], n } }' \
-		/proc/[0-9]*/status 2>/dev/null || true
-}
-
-no_stray_processes() {
-	local left
-	left=$(procs_of_uid "$A_UID")
-	if [ -n "$left" ]; then
-		log "processes still run as UID $A_UID outside the stopped units:"
-		printf '%s\n' "$left" >&2
-		return 1
-	fi
+	done <"$saved"
 }
 
 delete_account() {
@@ -440,19 +656,29 @@ delete_account() {
 }
 
 recreate_account() {
-	local dir hash grp
+	# from the backed-up lines: same UID/GID, home, shell, comment, password state and aging
+	local dir gid_line home shell gecos grp hash lastchg min max warn inactive expire
 	dir=$(acct_dir)
 	[ -s "$dir/passwd" ] || die "no backup of $A_NAME in $dir: cannot recreate it"
-	if [ "$A_DELETE_GROUP" = 1 ] && ! static_group_exists "$A_GROUP"; then
-		if getent group "$A_GID" | grep -v "^$A_GROUP:" >/dev/null; then die "GID $A_GID is taken: $(getent group "$A_GID")"; fi
-		groupadd -g "$A_GID" -- "$A_GROUP"
-		log "recreated group $A_GROUP with GID $A_GID"
+	if ! static_group_exists "$A_GROUP" && [ -s "$dir/group" ]; then
+		gid_line=$(cut -d: -f3 "$dir/group")
+		if getent group "$gid_line" >/dev/null; then die "GID $gid_line is taken: $(getent group "$gid_line")"; fi
+		groupadd -g "$gid_line" -- "$A_GROUP"
+		log "recreated group $A_GROUP with GID $gid_line"
 	fi
 	if ! static_user_exists "$A_NAME"; then
-		if getent passwd "$A_UID" | grep -v "^$A_NAME:" >/dev/null; then die "UID $A_UID is taken: $(getent passwd "$A_UID" | cut -d: -f1)"; fi
-		useradd -r -M -u "$A_UID" -g "$A_GID" -d "$A_HOME" -s "$A_SHELL" -c "$A_GECOS" -- "$A_NAME"
-		hash=$(cut -d: -f2 "$dir/shadow")
-		if [ -n "$hash" ]; then usermod -p "$hash" -- "$A_NAME"; fi
+		if getent passwd "$A_UID" >/dev/null; then die "UID $A_UID is taken: $(getent passwd "$A_UID" | cut -d: -f1)"; fi
+		home=$(cut -d: -f6 "$dir/passwd")
+		shell=$(cut -d: -f7 "$dir/passwd")
+		gecos=$(cut -d: -f5 "$dir/passwd")
+		useradd -r -M -u "$A_UID" -g "$A_GID" -d "$home" -s "$shell" -c "$gecos" -- "$A_NAME"
+		if [ -s "$dir/shadow" ]; then
+			IFS=: read -r _ hash lastchg min max warn inactive expire _ <"$dir/shadow" || true
+			if [ -n "$hash" ]; then usermod -p "$hash" -- "$A_NAME"; fi
+			chage ${lastchg:+-d "$lastchg"} ${min:+-m "$min"} ${max:+-M "$max"} ${warn:+-W "$warn"} \
+				${inactive:+-I "$inactive"} ${expire:+-E "$expire"} -- "$A_NAME" 2>/dev/null ||
+				log "WARNING: password aging not restored"
+		fi
 		log "recreated user $A_NAME with UID $A_UID and GID $A_GID"
 	fi
 	while read -r grp; do
@@ -461,35 +687,46 @@ recreate_account() {
 	[ "$(account_uid "$A_NAME")" = "$A_UID" ] || die "recreated $A_NAME does not have UID $A_UID"
 }
 
+nss_line_has_systemd() {
+	# nss_line_has_systemd DB: the DB line of nsswitch.conf lists systemd (comments ignored)
+	sed -e 's/#.*//' /etc/nsswitch.conf | awk -v db="$1:" '$1 == db { for (i = 2; i <= NF; i++) if ($i == "systemd") f = 1 } END { exit !f }'
+}
+
+nss_lib_present() {
+	ldconfig -p 2>/dev/null | grep 'libnss_systemd\.so\.2' >/dev/null
+}
+
 nss_ok() {
-	grep -Eq '^passwd:.*[[:space:]]systemd([[:space:]]|$)' /etc/nsswitch.conf &&
-		grep -Eq '^group:.*[[:space:]]systemd([[:space:]]|$)' /etc/nsswitch.conf &&
-		{ ldconfig -p 2>/dev/null | grep 'libnss_systemd\.so\.2' >/dev/null; }
+	nss_line_has_systemd passwd && nss_line_has_systemd group && nss_lib_present
 }
 
 ensure_nss_systemd() {
+	local deb want have f
 	if nss_ok; then return 0; fi
 	install -d -m 0700 -- "$STATE"
 	if [ ! -e "$STATE/nsswitch.conf.orig" ]; then
 		cp -a /etc/nsswitch.conf "$STATE/nsswitch.conf.orig"
 		log "saved /etc/nsswitch.conf"
 	fi
-	if ! ldconfig -p 2>/dev/null | grep 'libnss_systemd\.so\.2' >/dev/null; then
-		local deb
-		deb=$(find /var/cache/apt/archives -maxdepth 1 -name 'libnss-systemd_*.deb' -print -quit 2>/dev/null || true)
+	if ! nss_lib_present; then
+		want=$(dpkg-query -W -f='${Version}' systemd 2>/dev/null || true)
+		deb=""
+		for f in /var/cache/apt/archives/libnss-systemd_*.deb; do
+			have=$(dpkg-deb -f "$f" Version 2>/dev/null || true)
+			if [ -n "$want" ] && [ "$have" = "$want" ]; then deb=$f; fi
+		done
 		if [ -n "$deb" ]; then
-			log "installing libnss-systemd from the local apt cache: $deb"
-			DEBIAN_FRONTEND=noninteractive dpkg -i -- "$deb" >&2 || die "dpkg -i $deb failed"
+			log "installing libnss-systemd $want from the local apt cache"
+			(umask 022 && DEBIAN_FRONTEND=noninteractive dpkg -i -- "$deb" >&2) || die "dpkg -i $deb failed"
 		else
 			log "installing libnss-systemd with apt-get"
-			DYNMIGRATE_SKIP_REPAIR=1 DEBIAN_FRONTEND=noninteractive apt-get install -y libnss-systemd >&2 ||
+			(umask 022 && DYNMIGRATE_SKIP_REPAIR=1 DEBIAN_FRONTEND=noninteractive apt-get install -y libnss-systemd >&2) ||
 				die "cannot install libnss-systemd"
 		fi
 		touch "$STATE/nss-installed-by-dynmigrate"
 	fi
-	if ! grep -Eq '^passwd:.*[[:space:]]systemd([[:space:]]|$)' /etc/nsswitch.conf ||
-		! grep -Eq '^group:.*[[:space:]]systemd([[:space:]]|$)' /etc/nsswitch.conf; then
-		sed -i -E '/^(passwd|group):/ { / systemd( |$)/! s/[[:space:]]*$/ systemd/ }' /etc/nsswitch.conf
+	if ! nss_line_has_systemd passwd || ! nss_line_has_systemd group; then
+		sed -i -E '/^(passwd|group):/ { s/[[:space:]]*#.*$//; / systemd( |$)/! s/[[:space:]]*$/ systemd/ }' /etc/nsswitch.conf
 		log "added systemd to the passwd and group lines of /etc/nsswitch.conf"
 	fi
 	nss_ok || die "nss-systemd is still not usable"

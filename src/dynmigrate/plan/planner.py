@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dynmigrate.app import ScanResult
 from dynmigrate.collect.rootfs import is_under
@@ -239,6 +240,7 @@ def _sysusers_overrides(result: ScanResult, acc: Account, delete_group: bool) ->
                     content,
                     path,
                     f"{path} declares {acc.name}: those lines are commented out",
+                    _sha(body),
                 )
             )
         elif not kept_others:
@@ -271,6 +273,10 @@ def _without_lines(body: str, lines: set[int], name: str) -> str:
         out.append(f"# dynmigrate: {line}" if i in lines else line)
     text = "\n".join(out)
     return text if text.endswith("\n") else text + "\n"
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _lines_by_file(refs: list[Reference], kind: RefKind) -> dict[RelPath, set[int]]:
@@ -308,15 +314,22 @@ def _tmpfiles_overrides(result: ScanResult, acc: Account, managed: list[ManagedD
                 content,
                 path,
                 f"{path} names {acc.name}, which no longer resolves at boot",
+                _sha(body) if path.startswith("/etc/tmpfiles.d/") else "",
             )
         )
     return out
 
 
-def _logrotate_overrides(result: ScanResult, acc: Account) -> list[OverrideFile]:
+def _logrotate_overrides(result: ScanResult, acc: Account, manual: list[str]) -> list[OverrideFile]:
     out: list[OverrideFile] = []
     by_file = _lines_by_file(result.queries.refs_to_account(acc), RefKind.LOGROTATE)
     for path, lines in sorted(by_file.items()):
+        if not path.startswith(("/etc/logrotate.d/", "/usr/lib/logrotate.d/")):
+            manual.append(
+                f"{path} names {acc.name} (lines {', '.join(map(str, sorted(lines)))}): logrotate skips "
+                "those files once the user is gone; edit them by hand (su root adm, copytruncate)"
+            )
+            continue
         body = result.snapshot.config_text(path)
         new: list[str] = [
             f"# Edited by dynmigrate: {acc.name} moved to DynamicUser=yes; the log files keep their"
@@ -331,14 +344,15 @@ def _logrotate_overrides(result: ScanResult, acc: Account) -> list[OverrideFile]
             else:
                 new.append(line)
         content = "\n".join(new).rstrip("\n") + "\n"
-        target = (
-            RelPath(path)
-            if path.startswith("/etc/logrotate.d/")
-            else RelPath(f"/etc/logrotate.d/{path.rsplit('/', 1)[-1]}")
-        )
+        target = RelPath(f"/etc/logrotate.d/{path.rsplit('/', 1)[-1]}")
         out.append(
             OverrideFile(
-                target, "logrotate-override", content, path, f"logrotate skips files whose user ({acc.name}) is unknown"
+                target,
+                "logrotate-override",
+                content,
+                path,
+                f"logrotate skips files whose user ({acc.name}) is unknown",
+                _sha(body) if target == path else "",
             )
         )
     return out
@@ -429,6 +443,7 @@ def _cron(result: ScanResult, acc: Account) -> tuple[list[OverrideFile], list[tu
                 content,
                 RelPath(path),
                 f"{path} runs jobs as {acc.name}: commented out; suggested timers in the plan",
+                _sha(body),
             )
         )
     return overrides, suggestions
@@ -504,7 +519,8 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
     manual: list[ManualStep] = []
     risks: list[str] = list(unit_notes)
     for unit in units:
-        managed = derive_directories(q, acc, unit)
+        managed, refused_dirs = derive_directories(q, acc, unit)
+        risks += refused_dirs
         all_managed += managed
         mode = _exec_mode(q, acc, unit)
         unit_creds = [Credential(unit.name, c.name, c.path, c.reason) for c in creds]
@@ -555,7 +571,10 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         manual.append(ManualStep(f"{rule}-{acc.name}", rule, "; ".join(dict.fromkeys(messages))))
     overrides = _sysusers_overrides(result, acc, delete_group)
     overrides += _tmpfiles_overrides(result, acc, all_managed)
-    overrides += _logrotate_overrides(result, acc)
+    lr_manual: list[str] = []
+    overrides += _logrotate_overrides(result, acc, lr_manual)
+    for text_m in lr_manual:
+        manual.append(ManualStep(f"M{len(manual) + 1}-{acc.name}", "plan", text_m))
     cron_overrides, suggested = _cron(result, acc)
     overrides += cron_overrides
     statoverrides = tuple(o for o in snap.statoverrides if o.user == acc.name or (delete_group and o.group == acc.name))
@@ -585,6 +604,15 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
             )
             break
     manifest = sorted({*(m.path for m in all_managed if m.exists), *fixed, *(lf.path for lf in leftovers)})
+    if not any(u.enabled or u.instances for u in unit_plans):
+        manual.append(
+            ManualStep(
+                f"NORUN-{acc.name}",
+                "plan",
+                "no unit of the account is enabled: the stages restart and health-check nothing; "
+                "confirm that nothing needs to run as it",
+            )
+        )
     return AccountPlan(
         account=acc.name,
         uid=acc.uid,
@@ -633,6 +661,7 @@ def make_plan(result: ScanResult, sel: Selection, options: PlanOptions) -> Migra
             refused.append((av.name, "no unit file to put a drop-in next to"))
             continue
         planned.append(plan)
+    planned = _one_override_per_target(planned)
     alternatives: list[Alternative] = []
     for name, why in refused:
         stays = result.report.account(name)
@@ -681,6 +710,34 @@ def _alternatives(result: ScanResult, av: AccountVerdict) -> list[Alternative]:
             "plan the result again: dynmigrate scan must show the unit under its new name",
         ]
         out.append(Alternative(av.name, name, new, text, tuple(steps)))
+    return out
+
+
+def _one_override_per_target(plans: list[AccountPlan]) -> list[AccountPlan]:
+    """Two accounts editing the same /etc file in one plan would each write it from the original and
+    undo the other's edit: the first account keeps it, the others get a manual step."""
+    seen: dict[str, str] = {}
+    out: list[AccountPlan] = []
+    for plan in plans:
+        keep: list[OverrideFile] = []
+        extra: list[ManualStep] = []
+        for o in plan.overrides:
+            owner = seen.get(str(o.target))
+            if owner is None:
+                seen[str(o.target)] = plan.account
+                keep.append(o)
+            else:
+                extra.append(
+                    ManualStep(
+                        f"M{len(plan.manual_steps) + len(extra) + 1}-{plan.account}",
+                        "plan",
+                        f"{o.target} is also edited for {owner} in this plan: after both stage 2s, edit it for "
+                        f"{plan.account} by hand ({o.reason}), or migrate {plan.account} with a plan of its own",
+                    )
+                )
+        out.append(
+            replace(plan, overrides=tuple(keep), manual_steps=plan.manual_steps + tuple(extra)) if extra else plan
+        )
     return out
 
 

@@ -7,7 +7,7 @@ remove_named_statoverrides() {
 	while read -r user group mode path; do
 		if [ "$user" = "$A_NAME" ] || { [ "$A_DELETE_GROUP" = 1 ] && [ "$group" = "$A_GROUP" ]; }; then
 			printf '%s %s %s %s\n' "$user" "$group" "$mode" "$path" >>"$(acct_dir)/drift-statoverride"
-			dpkg-statoverride --remove "$path" || true
+			dpkg-statoverride --remove "$path"
 			log "removed statoverride '$user $group $mode $path' (a package re-added it)"
 		fi
 	done < <(dpkg-statoverride --list 2>/dev/null || true)
@@ -21,15 +21,16 @@ repair_one() {
 		if [ "$CHECK_ONLY" = 0 ]; then remove_named_statoverrides; fi
 		return 0
 	fi
-	uid=$(account_uid "$A_NAME" || true)
+	uid=$(passwd_field /etc/passwd "$A_NAME" 3)
 	log "drift: a static $A_NAME (UID ${uid:-?}) or group $A_GROUP is back, probably recreated by a package script"
 	if [ "$CHECK_ONLY" = 1 ]; then return 1; fi
-	{ grep "^$A_NAME:" /etc/passwd || true; grep "^$A_GROUP:" /etc/group || true; } >>"$dir/drift-accounts"
+	{
+		awk -F: -v n="$A_NAME" '$1 == n' /etc/passwd
+		awk -F: -v n="$A_GROUP" '$1 == n' /etc/group
+	} >>"$dir/drift-accounts"
 	stop_units
 	if [ -n "$uid" ] && [ -n "$(procs_of_uid "$uid")" ]; then
-		log "processes of UID $uid still run: not repaired"
-		start_units
-		return 1
+		die "processes of UID $uid still run: not repaired"
 	fi
 	remove_named_statoverrides
 	fix_files
@@ -38,20 +39,26 @@ repair_one() {
 		groupdel -- "$A_GROUP" && log "deleted the recreated group $A_GROUP"
 	fi
 	start_units
-	if ! check_units dynamic; then
-		log "after the repair the service does not run under a dynamic UID"
-		return 1
-	fi
+	check_units dynamic || die "after the repair the service does not run under a dynamic UID"
 	log "repaired: $A_NAME runs under a dynamic UID again"
 }
 
 repair_main() {
-	local env rc=0
+	local env rc=0 self
 	CHECK_ONLY=0
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--check) CHECK_ONLY=1 ;;
 		--from-apt) ;;
+		--one)
+			# one migrated account, in its own process so that errexit applies to every step
+			[ $# -ge 2 ] || die "--one needs a record"
+			# shellcheck source=/dev/null
+			source "$2"
+			trap on_exit EXIT
+			repair_one
+			return $?
+			;;
 		-h | --help)
 			echo "usage: dynmigrate-repair [--check]"
 			return 0
@@ -65,11 +72,17 @@ repair_main() {
 	# set by migrate.sh/rollback.sh around their own apt runs (they hold the lock)
 	[ -z "${DYNMIGRATE_SKIP_REPAIR:-}" ] || return 0
 	exec 9>"$STATE/lock"
-	flock -w 600 9 || die "another dynmigrate script holds the lock"
+	if ! flock -w 120 9; then
+		log "another dynmigrate script holds the lock: nothing repaired now; run dynmigrate verify --repair later"
+		return 0
+	fi
+	self=$(realpath -- "${BASH_SOURCE[0]}")
 	for env in "$STATE"/migrated/*.env; do
-		# shellcheck source=/dev/null
-		source "$env"
-		repair_one || rc=1
+		if [ "$CHECK_ONLY" = 1 ]; then
+			"$self" --check --one "$env" || rc=1
+		else
+			"$self" --one "$env" || rc=1
+		fi
 	done
 	return "$rc"
 }

@@ -37,6 +37,14 @@ def override_file(acc: str, index: int) -> str:
     return f"files/{acc}/override-{index}"
 
 
+def unit_hash(effective: str) -> str:
+    """The unit as the plan saw it, normalised like stage 0 normalises `systemctl cat` (comments,
+    trailing blanks and empty lines aside)."""
+    lines = [ln.rstrip() for ln in effective.splitlines() if not ln.lstrip().startswith(("#", ";"))]
+    body = "".join(f"{ln}\n" for ln in lines if ln)
+    return hashlib.sha256(body.encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def account_data(a: AccountPlan) -> str:
     runs = list(a.run_units)
     moved = sorted(
@@ -51,6 +59,9 @@ def account_data(a: AccountPlan) -> str:
         {str(m.path) for u in a.units for m in u.directories if m.key == "RuntimeDirectory" and "%" not in m.name}
     )
     sources = ["" if o.content is None else override_file(a.account, i) for i, o in enumerate(a.overrides)]
+    min_systemd = 235  # StateDirectory= and friends, the '!' prefix
+    if any("LoadCredential=" in u.dropin_text for u in a.units):
+        min_systemd = 248  # LoadCredential= (247) and the %d specifier (248)
     lines = [
         f"\t{q(a.account)})",
         f"\t\tA_NAME={q(a.account)} A_UID={a.uid} A_GID={a.gid} A_GROUP={q(a.group)} "
@@ -67,6 +78,9 @@ def account_data(a: AccountPlan) -> str:
         "\t\t" + arr("A_OVR_TARGET", [str(o.target) for o in a.overrides]),
         "\t\t" + arr("A_OVR_SOURCE", sources),
         "\t\t" + arr("A_OVR_KIND", [o.kind for o in a.overrides]),
+        "\t\t" + arr("A_OVR_ORIG", [o.original_sha256 for o in a.overrides]),
+        "\t\t" + arr("A_UNIT_HASH", [unit_hash(u.before) for u in a.units]),
+        f"\t\tA_MIN_SYSTEMD={min_systemd}",
         "\t\t" + arr("A_SO_USER", [s.user for s in a.statoverrides]),
         "\t\t" + arr("A_SO_GROUP", [s.group for s in a.statoverrides]),
         "\t\t" + arr("A_SO_MODE", [f"{s.mode:o}" for s in a.statoverrides]),
@@ -230,8 +244,10 @@ if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" 
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
 fi
+PLAN_ID=$LIB_SHA256
 # shellcheck source=lib/dynmigrate.sh
 source "$LIB"
+trap on_exit EXIT
 dynmigrate_main {prefix} {q(action)} "$@"
 """
     )
@@ -251,7 +267,8 @@ def render_scripts(plan: MigrationPlan, files: list[tuple[str, str]]) -> tuple[s
         "set -euo pipefail\nshopt -s nullglob\numask 077\nexport LC_ALL=C\n"
         "SCRIPT_NAME=dynmigrate-repair\nSTATE=${DYNMIGRATE_STATE:-/var/lib/dynmigrate}\n"
         "START_TIMEOUT=${DYNMIGRATE_START_TIMEOUT:-60}\nSETTLE=${DYNMIGRATE_SETTLE:-5}\n"
-        'PROBE_TIMEOUT=${DYNMIGRATE_PROBE_TIMEOUT:-30}\nSTAGE=repair\nA_NAME=""\nCHECK_ONLY=0\n\n'
+        'PROBE_TIMEOUT=${DYNMIGRATE_PROBE_TIMEOUT:-30}\nSTAGE=repair\nA_NAME=""\nCHECK_ONLY=0\nPLAN_ID=""\n'
+        "declare -a A_MOVE=() A_RUN_UNITS=() A_DROPIN_UNITS=()\n\n"
         + lib
         + "\n"
         + _resource("repair.sh")

@@ -20,11 +20,19 @@ confirmed_all() {
 	fi
 }
 
-run_stage0() {
-	local v unit gid
+unit_hash() {
+	# the unit as systemd has it loaded, comments and blank lines aside (compared with the plan's view)
+	systemctl cat -- "$1" 2>/dev/null | sed -e '/^[[:space:]]*[#;]/d' -e 's/[[:space:]]*$//' -e '/^$/d' |
+		sha256sum | cut -d' ' -f1
+}
+
+preflight_checks() {
+	# read-only checks: nothing on the host changes before all of them pass
+	local v i unit gid d
 	v=$(systemd_version)
 	log "preflight on systemd $v"
-	[ "$v" -ge 235 ] || die "systemd $v has no StateDirectory= (needs 235)"
+	[ "$v" -ge "$A_MIN_SYSTEMD" ] ||
+		die "systemd $v is too old for this plan's drop-ins (they need $A_MIN_SYSTEMD; StateDirectory= needs 235)"
 	if [ "$v" -lt 236 ]; then log "systemd < 236: stage 1 moves the data into private/ itself"; fi
 	if [ "$v" -lt 243 ]; then log "systemd < 243: no automatic move back; the rollback moves data itself"; fi
 	if awk -F: -v a="$DYN_MIN" -v b="$DYN_MAX" '$3 >= a && $3 <= b { f = 1; print "  static account " $1 " has UID " $3 } END { exit !f }' /etc/passwd >&2; then
@@ -33,25 +41,47 @@ run_stage0() {
 	if awk -F: -v a="$DYN_MIN" -v b="$DYN_MAX" '$3 >= a && $3 <= b { f = 1; print "  static group " $1 " has GID " $3 } END { exit !f }' /etc/group >&2; then
 		die "static groups inside the dynamic range $DYN_MIN-$DYN_MAX"
 	fi
+	for i in "${!A_DROPIN_UNITS[@]}"; do
+		unit=${A_DROPIN_UNITS[$i]}
+		systemctl cat -- "$unit" >/dev/null 2>&1 || die "unit $unit not found"
+		case "$(systemctl is-enabled -- "$unit" 2>/dev/null || true)" in
+		masked | masked-runtime) die "unit $unit is masked" ;;
+		esac
+		if ! stage_done 1 && [ "$(unit_hash "$unit")" != "${A_UNIT_HASH[$i]}" ]; then
+			die "unit $unit differs from the one the plan was made for (its file or drop-ins changed): plan again"
+		fi
+	done
+	if static_user_exists "$A_NAME"; then
+		[ "$(account_uid "$A_NAME")" = "$A_UID" ] ||
+			die "unexpected owner: $A_NAME has UID $(account_uid "$A_NAME"), the plan was made for UID $A_UID"
+		gid=$(passwd_field /etc/passwd "$A_NAME" 4)
+		[ "$gid" = "$A_GID" ] || die "unexpected group: $A_NAME has GID $gid, the plan was made for GID $A_GID"
+	elif ! stage_done 2; then
+		die "account $A_NAME does not exist and stage 2 never ran here"
+	fi
+	if [ "$A_DELETE_GROUP" = 0 ] && static_group_exists "$A_NAME"; then
+		die "a static group $A_NAME would stay after the user is deleted: the dynamic user $A_NAME cannot start (EILSEQ)"
+	fi
+	if ! stage_done 1; then
+		for d in "${A_MOVE[@]}"; do
+			if [ ! -d "$d" ] || [ -L "$d" ]; then continue; fi
+			managed_split "$d" || continue
+			if mountpoint -q -- "$d"; then die "$d is a mount point: systemd cannot rename() it into $MB/private"; fi
+			if [ "$(stat -c %d -- "$d")" != "$(stat -c %d -- "$MB")" ]; then
+				die "$d is on another filesystem than $MB: the move into private/ fails with EXDEV"
+			fi
+			if [ -e "$MB/private/$MN" ]; then die "$MB/private/$MN exists already: the move into private/ would fail"; fi
+		done
+	fi
+}
+
+run_stage0() {
+	preflight_checks
 	if nss_ok; then
 		log "nss-systemd resolves dynamic users"
 	else
 		log "nss-systemd is not usable (the scan said: $NSS_ACTION): enabling it"
 		ensure_nss_systemd
-	fi
-	for unit in "${A_DROPIN_UNITS[@]}"; do
-		systemctl cat -- "$unit" >/dev/null 2>&1 || die "unit $unit not found"
-		case "$(systemctl is-enabled -- "$unit" 2>/dev/null || true)" in
-		masked | masked-runtime) die "unit $unit is masked" ;;
-		esac
-	done
-	if static_user_exists "$A_NAME"; then
-		[ "$(account_uid "$A_NAME")" = "$A_UID" ] ||
-			die "unexpected owner: $A_NAME has UID $(account_uid "$A_NAME"), the plan was made for UID $A_UID"
-		gid=$(getent passwd "$A_NAME" | cut -d: -f4)
-		[ "$gid" = "$A_GID" ] || die "unexpected group: $A_NAME has GID $gid, the plan was made for GID $A_GID"
-	elif ! stage_done 2; then
-		die "account $A_NAME does not exist and stage 2 never ran here"
 	fi
 	backup_account
 	mark_done 0
@@ -59,16 +89,28 @@ run_stage0() {
 
 undo_stage0() {
 	local other
+	if stage_done 1 || stage_done 2 || stage_done 3; then die "later stages are done: roll them back first"; fi
 	unmark_done 0
-	other=$(find "$STATE/accounts" -mindepth 2 -maxdepth 2 -name 'stage0.done' -print -quit 2>/dev/null || true)
+	other=$(find "$STATE/accounts" -mindepth 2 -maxdepth 2 -name 'stage[0-3].done' -print -quit 2>/dev/null || true)
 	if [ -z "$other" ]; then restore_nss; fi
-	log "preflight undone (the backup in $(acct_dir) is kept)"
+	if [ -d "$(acct_dir)" ]; then
+		mv -T -- "$(acct_dir)" "$(acct_dir).rolled-back.$(date -u +%Y%m%dT%H%M%SZ)"
+		log "preflight undone; its backup is kept in $(acct_dir).rolled-back.*"
+	fi
+}
+
+stage2_in_flight() {
+	[ -e "$(acct_dir)/stage2.started" ] && ! stage_done 2
 }
 
 run_stage1() {
 	local d
 	stage_done 0 || die "run stage0 (preflight) first"
 	[ -e "$(acct_dir)/backup.done" ] || die "the backup is missing: run stage0 first"
+	same_plan
+	if stage2_in_flight; then
+		die "stage 2 was interrupted: run stage2 again, or roll it back (rollback.sh --account $A_NAME stage2)"
+	fi
 	if [ "$(systemd_version)" -lt 236 ]; then
 		stop_units
 		move_into_private
@@ -76,6 +118,7 @@ run_stage1() {
 	install_dropins
 	crashpoint stage1-installed
 	restart_units
+	UNITS_STOPPED=0
 	if ! check_units "$A_UID"; then
 		die "health check failed with the drop-ins installed; roll back: rollback.sh --account $A_NAME stage1"
 	fi
@@ -88,11 +131,16 @@ run_stage1() {
 }
 
 undo_stage1() {
+	same_plan
 	stage_done 2 && die "stage 2 is done: roll back stage2 first"
+	if stage2_in_flight; then die "stage 2 was interrupted: roll it back first (rollback.sh --account $A_NAME stage2)"; fi
 	stop_units
 	remove_dropins
+	crashpoint undo1-dropins-removed
 	move_back_from_private
+	crashpoint undo1-moved-back
 	restore_manifest "$(acct_dir)/manifest"
+	restore_runtime
 	start_units
 	if ! check_units "$A_UID"; then
 		die "after the rollback the service is not healthy: see the journal"
@@ -100,13 +148,23 @@ undo_stage1() {
 	unmark_done 1
 }
 
+restore_runtime() {
+	# runtime directories systemd removed at stop (RuntimeDirectory= of the drop-in): let tmpfiles
+	# create them again where the vendor configuration does
+	local d
+	command -v systemd-tmpfiles >/dev/null || return 0
+	for d in "${A_RUNTIME[@]}"; do
+		if [ ! -e "$d" ]; then systemd-tmpfiles --create --prefix="$d" >/dev/null 2>&1 || true; fi
+	done
+}
+
 write_record() {
 	# what verify and dynmigrate-repair need to know about this migrated account
 	install -d -m 0700 -- "$STATE/migrated"
 	{
 		printf '# dynmigrate migration record, written %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-		declare -p A_NAME A_UID A_GID A_GROUP A_DELETE_GROUP A_RUN_UNITS A_RUN_PROBES A_FIX_PATH A_FIX_MODE \
-			A_OVR_TARGET A_OVR_SOURCE A_OVR_KIND A_SO_PATH A_PIN_PATH A_PIN_MODE A_MOVE | sed 's/^declare /declare -g /'
+		declare -p A_NAME A_UID A_GID A_GROUP A_DELETE_GROUP A_RUN_UNITS A_RUN_PROBES A_DROPIN_UNITS A_FIX_PATH \
+			A_FIX_MODE A_OVR_TARGET A_OVR_SOURCE A_OVR_KIND A_PIN_PATH A_PIN_MODE A_MOVE | sed 's/^declare /declare -g /'
 	} >"$STATE/migrated/$A_NAME.env.tmp"
 	mv -f -- "$STATE/migrated/$A_NAME.env.tmp" "$STATE/migrated/$A_NAME.env"
 	install -m 0600 -- "$PLAN_DIR/accounts/$A_NAME.json" "$STATE/migrated/$A_NAME.json"
@@ -133,25 +191,36 @@ remove_guard() {
 }
 
 run_stage2() {
+	local dir
+	dir=$(acct_dir)
 	stage_done 1 || die "run stage1 (sandbox) first"
-	[ -e "$(acct_dir)/backup.done" ] || die "the backup is missing: refusing to delete $A_NAME"
+	[ -e "$dir/backup.done" ] || die "the backup is missing: refusing to delete $A_NAME"
+	same_plan
 	confirmed_all || die "stage 2 refused until every manual step is confirmed"
+	if [ "${#A_RUN_UNITS[@]}" = 0 ]; then log "no unit of $A_NAME is enabled: nothing is restarted or checked"; fi
 	if static_user_exists "$A_NAME"; then
 		[ "$(account_uid "$A_NAME")" = "$A_UID" ] ||
 			die "unexpected owner: $A_NAME has UID $(account_uid "$A_NAME"), the plan was made for UID $A_UID"
+		no_stray_processes || die "stop those processes first (they would keep the old UID)"
 	fi
+	if [ "$A_DELETE_GROUP" = 0 ] && static_group_exists "$A_NAME"; then
+		die "a static group $A_NAME would stay after the user is deleted: the dynamic user $A_NAME cannot start (EILSEQ)"
+	fi
+	check_overrides
 	stop_units
 	if static_user_exists "$A_NAME"; then
 		no_stray_processes || die "stop those processes first (they would keep the old UID)"
 	fi
-	if [ ! -e "$(acct_dir)/stage2-backup.done" ]; then
-		if [ -f /var/lib/dpkg/statoverride ]; then cp -a /var/lib/dpkg/statoverride "$(acct_dir)/statoverride.before-stage2"; fi
-		cp -a /etc/passwd "$(acct_dir)/passwd.before-stage2"
-		cp -a /etc/group "$(acct_dir)/group.before-stage2"
-		date -u +%Y-%m-%dT%H:%M:%SZ >"$(acct_dir)/stage2-backup.done"
-		log "saved statoverride, passwd and group as they were before stage 2"
+	if [ ! -e "$dir/stage2-backup.done" ]; then
+		if [ -f /var/lib/dpkg/statoverride ]; then cp -a /var/lib/dpkg/statoverride "$dir/statoverride.before-stage2"; fi
+		cp -a /etc/passwd "$dir/passwd.before-stage2"
+		cp -a /etc/group "$dir/group.before-stage2"
+		data_list >"$dir/data.list"
+		date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/stage2-backup.done"
+		log "saved statoverride, passwd, group and the list of data files as they were before stage 2"
 	fi
 	crashpoint stage2-after-backup
+	: >"$dir/stage2.started"
 	fix_files
 	remove_statoverrides
 	install_overrides
@@ -168,85 +237,121 @@ run_stage2() {
 	mark_done 2
 }
 
+reown_dynamic_files() {
+	# files the dynamic UID owns in the moved directories go back to the static account, so that
+	# systemd finds the right owner at the top and the manifest restores the rest exactly
+	local d
+	for d in "${A_MOVE[@]}"; do
+		[ -d "$d/" ] || continue
+		find "$d/" -xdev -uid "+$((DYN_MIN - 1))" -uid "-$((DYN_MAX + 1))" -exec chown -h -- "$A_UID" {} + 2>/dev/null || true
+		find "$d/" -xdev -gid "+$((DYN_MIN - 1))" -gid "-$((DYN_MAX + 1))" -exec chgrp -h -- "$A_GID" {} + 2>/dev/null || true
+	done
+}
+
 undo_stage2() {
+	same_plan
 	stage_done 3 && die "stage 3 is done: roll back stage3 first"
 	stop_units
 	recreate_account
 	crashpoint undo2-recreated
+	reown_dynamic_files
 	remove_overrides
 	restore_statoverrides
 	remove_guard
 	restore_manifest "$(acct_dir)/manifest"
+	restore_runtime
 	start_units
 	if ! check_units "$A_UID"; then
 		die "after the rollback the service does not run as $A_NAME ($A_UID): see the journal"
 	fi
 	unmark_done 2
+	rm -f -- "$(acct_dir)/stage2.started" "$(acct_dir)/stage2-backup.done"
 }
 
 leftover_roots() {
-	# every mounted real filesystem (like find -xdev per mount), pseudo filesystems skipped
-	findmnt -rn -o TARGET,FSTYPE | while read -r target fstype; do
+	# every mounted local, writable filesystem (like find -xdev per mount); pseudo, network and
+	# read-only filesystems are skipped (another host's files on NFS are not ours to re-own)
+	findmnt -rn -o TARGET,FSTYPE,OPTIONS | while read -r target fstype options; do
+		case ",$options," in *,ro,*) continue ;; esac
 		case "$fstype" in
 		proc | sysfs | devtmpfs | devpts | cgroup | cgroup2 | securityfs | debugfs | tracefs | pstore | bpf | mqueue | \
-			hugetlbfs | configfs | fusectl | binfmt_misc | autofs | efivarfs | rpc_pipefs | nsfs | ramfs | squashfs | overlay) ;;
+			hugetlbfs | configfs | fusectl | binfmt_misc | autofs | efivarfs | rpc_pipefs | nsfs | ramfs | squashfs | overlay | \
+			nfs | nfs4 | cifs | smb3 | smbfs | 9p | ceph | glusterfs | lustre | afs | fuse | fuse.*) ;;
 		*) printf '%b\0' "$target" ;;
 		esac
 	done
 }
 
 run_stage3() {
-	local dir out uid gid mode path top d n=0
+	local dir out uid gid mode type path top d n=0 failed=0
 	stage_done 2 || die "run stage2 (release) first"
+	same_plan
 	if static_user_exists "$A_NAME"; then
 		die "a static $A_NAME is back (a package upgrade?): run dynmigrate-repair or dynmigrate verify --repair first"
+	fi
+	if getent passwd "$A_UID" >/dev/null; then
+		die "UID $A_UID belongs to $(getent passwd "$A_UID" | cut -d: -f1) now: its files are not leftovers"
+	fi
+	if [ "$A_DELETE_GROUP" = 1 ] && getent group "$A_GID" >/dev/null; then
+		die "GID $A_GID belongs to group $(getent group "$A_GID" | cut -d: -f1) now: its files are not leftovers"
 	fi
 	dir=$(acct_dir)
 	out="$dir/stage3.manifest"
 	if [ ! -e "$out" ]; then
 		leftover_roots | while IFS= read -r -d '' root; do
 			if [ "$A_DELETE_GROUP" = 1 ]; then
-				find "$root" -xdev \( -uid "$A_UID" -o -gid "$A_GID" \) -printf '%U\t%G\t%m\t%p\0' 2>/dev/null || true
+				find "$root" -xdev \( -uid "$A_UID" -o -gid "$A_GID" \) -printf '%U\t%G\t%m\t%y\t%p\0' 2>/dev/null || true
 			else
-				find "$root" -xdev -uid "$A_UID" -printf '%U\t%G\t%m\t%p\0' 2>/dev/null || true
+				find "$root" -xdev -uid "$A_UID" -printf '%U\t%G\t%m\t%y\t%p\0' 2>/dev/null || true
 			fi
 		done >"$out.tmp"
 		mv -f -- "$out.tmp" "$out"
 	fi
 	crashpoint stage3-found
-	while IFS=$'\t' read -r -d '' uid gid mode path; do
+	while IFS=$'\t' read -r -d '' uid gid mode type path; do
 		[ -e "$path" ] || [ -L "$path" ] || continue
+		if [ "$type" != l ] && [ "$(realpath -e -- "$path" 2>/dev/null || true)" != "$path" ]; then
+			log "WARNING: $path resolves elsewhere now: not touched"
+			failed=$((failed + 1))
+			continue
+		fi
 		top=""
 		for d in "${A_MOVE[@]}"; do
-			case "$path" in "${d%/*}/private/${d##*/}" | "${d%/*}/private/${d##*/}"/*) top="${d%/*}/private/${d##*/}" ;; esac
+			managed_split "$d" || continue
+			case "$path" in "$MB/private/$MN" | "$MB/private/$MN"/*) top="$MB/private/$MN" ;; esac
 		done
 		if [ -n "$top" ]; then
-			chown -h -- "$(stat -c %u:%g -- "$top")" "$path"
+			chown -h -- "$(stat -c %u:%g -- "$top")" "$path" || failed=$((failed + 1))
 		else
-			if [ "$uid" = "$A_UID" ]; then chown -h -- 0 "$path"; fi
-			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GID" ]; then chgrp -h -- 0 "$path"; fi
+			if [ "$uid" = "$A_UID" ]; then chown -h -- 0 "$path" || failed=$((failed + 1)); fi
+			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GID" ]; then chgrp -h -- 0 "$path" || failed=$((failed + 1)); fi
 		fi
 		n=$((n + 1))
 	done <"$out"
 	log "re-owned $n leftover path(s) of UID $A_UID / GID $A_GID (listed in $out; nothing deleted)"
-	mkdir -p -- "$STATE"
+	if [ "$failed" != 0 ]; then log "WARNING: $failed path(s) could not be re-owned (read-only, immutable?): see above"; fi
 	touch "$STATE/retired-ids"
 	if ! awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '$1 == u && $3 == n { f = 1 } END { exit !f }' "$STATE/retired-ids"; then
 		printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)" >>"$STATE/retired-ids"
 		log "UID $A_UID added to the retired-UID ledger $STATE/retired-ids"
 	fi
+	check_units dynamic || die "the service is not healthy after the cleanup; roll back: rollback.sh --account $A_NAME stage3"
 	mark_done 3
 }
 
 undo_stage3() {
-	local out uid gid mode path
+	local out uid gid mode type path
+	same_plan
 	out="$(acct_dir)/stage3.manifest"
 	if [ -s "$out" ]; then
-		while IFS=$'\t' read -r -d '' uid gid mode path; do
-			if [ -e "$path" ] || [ -L "$path" ]; then chown -h -- "$uid:$gid" "$path"; fi
+		while IFS=$'\t' read -r -d '' uid gid mode type path; do
+			[ -e "$path" ] || [ -L "$path" ] || continue
+			chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
+			# chown clears setuid/setgid bits: give the recorded mode back
+			if [ "$type" != l ]; then chmod -- "$mode" "$path" || log "cannot chmod $path"; fi
 		done <"$out"
 		mv -f -- "$out" "$out.undone"
-		log "restored the owners of the stage-3 paths"
+		log "restored the owners and modes of the stage-3 paths"
 	fi
 	if [ -f "$STATE/retired-ids" ]; then
 		awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '!($1 == u && $3 == n)' "$STATE/retired-ids" >"$STATE/retired-ids.tmp"

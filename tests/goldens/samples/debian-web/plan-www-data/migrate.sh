@@ -22,11 +22,13 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=fc521c67337b5ac94c9a07a71313af5199218440f72075ff8c7984bc95c0ff20
+LIB_SHA256=19c0a6d36f77ff73de406a439f6c98edb0a15251cdf738936de4da936c3b2a1b
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
 fi
+PLAN_ID=$LIB_SHA256
 # shellcheck source=lib/dynmigrate.sh
 source "$LIB"
+trap on_exit EXIT
 dynmigrate_main run running "$@"

@@ -22,11 +22,13 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=69a7dd213f55aedd442b695a4f0affecb637536fef4302d762b0b5ce337d90b7
+LIB_SHA256=f546cee6a2e28cdb7251ea35375f946a08f24bcbaa80f99babfcf1d5f84bcea6
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
 fi
+PLAN_ID=$LIB_SHA256
 # shellcheck source=lib/dynmigrate.sh
 source "$LIB"
+trap on_exit EXIT
 dynmigrate_main undo 'rolling back' "$@"

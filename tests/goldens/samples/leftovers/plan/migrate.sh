@@ -22,11 +22,13 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=43c87a810a7d32734277f8527bddf439b4592f27cb241d7b23072ccca7425e9e
+LIB_SHA256=1ccbe635422d2383f405656e298e628acca63194312a8a430f7d3f402be880cb
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
 fi
+PLAN_ID=$LIB_SHA256
 # shellcheck source=lib/dynmigrate.sh
 source "$LIB"
+trap on_exit EXIT
 dynmigrate_main run running "$@"

@@ -22,11 +22,13 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=4e2a61717c1477ffaaea67a835b42971f5ae46ace2da11d5f86564e639550373
+LIB_SHA256=684a64bded9dd078ac98cb02c83aeb5d4332f03da3feedb20978de4791da6a44
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
 fi
+PLAN_ID=$LIB_SHA256
 # shellcheck source=lib/dynmigrate.sh
 source "$LIB"
+trap on_exit EXIT
 dynmigrate_main run running "$@"
