@@ -121,9 +121,9 @@ expected_real() {
 safe_path() {
 	# safe_path PATH: PATH reaches what it reached when it was recorded, through no symlink planted since
 	# (a service account that controls a directory could otherwise aim a chown/chmod at /etc/shadow)
-	local real
-	real=$(realpath -e -- "$1" 2>/dev/null) || return 1
-	[ "$real" = "$(expected_real "$1")" ]
+	local real p=${1%/}
+	real=$(realpath -e -- "$p" 2>/dev/null) || return 1
+	[ "$real" = "$(expected_real "$p")" ]
 }
 
 # ---- health -------------------------------------------------------------------------------
@@ -335,6 +335,9 @@ restore_manifest() {
 			esac
 		fi
 		[ -e "$path" ] || [ -L "$path" ] || continue
+		if [ "$type" = d ] && [ -L "$path" ] && [ "$(expected_real "$path")" != "$path" ]; then
+			path="$path/" # a moved directory, seen through its private/ symlink: restore the directory itself
+		fi
 		now=$(stat -c %F -- "$path")
 		case "$type:$now" in
 		d:directory | f:"regular file" | f:"regular empty file" | l:"symbolic link" | s:socket | p:fifo) ;;

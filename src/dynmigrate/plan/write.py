@@ -134,6 +134,7 @@ def write_plan(result: ScanResult, plan: MigrationPlan, outdir: str | Path, *, s
     files.update(docs)
     written: list[str] = []
     out.mkdir(parents=True, exist_ok=True)
+    os.chmod(out, 0o700)  # the scripts trust the files next to them: keep others out
     for rel in sorted(files):
         content, mode = files[rel]
         path = out / rel

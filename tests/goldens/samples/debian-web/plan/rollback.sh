@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=f546cee6a2e28cdb7251ea35375f946a08f24bcbaa80f99babfcf1d5f84bcea6
+LIB_SHA256=f2b55a2a8e366617c4c71ea623b31e27504162e88f544421ffbea5148b7151bb
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=1ccbe635422d2383f405656e298e628acca63194312a8a430f7d3f402be880cb
+LIB_SHA256=3be8c6204bec039aecec237b7d47b350a973b5756d080b69ab0c3eacf04fcaec
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

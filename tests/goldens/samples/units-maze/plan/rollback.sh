@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=684a64bded9dd078ac98cb02c83aeb5d4332f03da3feedb20978de4791da6a44
+LIB_SHA256=6219f69e988cda00eff51907180338ebc72599e558c1658d791273a88e7fbcc5
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -125,9 +125,9 @@ expected_real() {
 safe_path() {
 	# safe_path PATH: PATH reaches what it reached when it was recorded, through no symlink planted since
 	# (a service account that controls a directory could otherwise aim a chown/chmod at /etc/shadow)
-	local real
-	real=$(realpath -e -- "$1" 2>/dev/null) || return 1
-	[ "$real" = "$(expected_real "$1")" ]
+	local real p=${1%/}
+	real=$(realpath -e -- "$p" 2>/dev/null) || return 1
+	[ "$real" = "$(expected_real "$p")" ]
 }
 
 # ---- health -------------------------------------------------------------------------------
@@ -339,6 +339,9 @@ restore_manifest() {
 			esac
 		fi
 		[ -e "$path" ] || [ -L "$path" ] || continue
+		if [ "$type" = d ] && [ -L "$path" ] && [ "$(expected_real "$path")" != "$path" ]; then
+			path="$path/" # a moved directory, seen through its private/ symlink: restore the directory itself
+		fi
 		now=$(stat -c %F -- "$path")
 		case "$type:$now" in
 		d:directory | f:"regular file" | f:"regular empty file" | l:"symbolic link" | s:socket | p:fifo) ;;
@@ -1116,7 +1119,7 @@ NSS_ACTION=none
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	65fff5640ea60c8057fdd86bdfbc9ff6220415f957d8b57c84d1acb63ce1786a files/dynmigrate-repair
+	c5751ac9ed85df589e39a6dff04414197c89305ead5a12a1a677d6853094deee files/dynmigrate-repair
 	231ace1d824107e81c593297a64952a0dfe96887f25b786b7b3e3d5441728e33 files/memcache/override-0
 	7fdc83a912ce556d049b7947cb326fe9ee3975eaaf00a7af3c90327bf79a1ef2 files/postgres/override-0
 	7383940705d9c3c8af3c4c410ef699c199a08cfeba92a70b72ea8373a86491a5 files/postgres/override-1

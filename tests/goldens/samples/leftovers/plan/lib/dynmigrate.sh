@@ -125,9 +125,9 @@ expected_real() {
 safe_path() {
 	# safe_path PATH: PATH reaches what it reached when it was recorded, through no symlink planted since
 	# (a service account that controls a directory could otherwise aim a chown/chmod at /etc/shadow)
-	local real
-	real=$(realpath -e -- "$1" 2>/dev/null) || return 1
-	[ "$real" = "$(expected_real "$1")" ]
+	local real p=${1%/}
+	real=$(realpath -e -- "$p" 2>/dev/null) || return 1
+	[ "$real" = "$(expected_real "$p")" ]
 }
 
 # ---- health -------------------------------------------------------------------------------
@@ -339,6 +339,9 @@ restore_manifest() {
 			esac
 		fi
 		[ -e "$path" ] || [ -L "$path" ] || continue
+		if [ "$type" = d ] && [ -L "$path" ] && [ "$(expected_real "$path")" != "$path" ]; then
+			path="$path/" # a moved directory, seen through its private/ symlink: restore the directory itself
+		fi
 		now=$(stat -c %F -- "$path")
 		case "$type:$now" in
 		d:directory | f:"regular file" | f:"regular empty file" | l:"symbolic link" | s:socket | p:fifo) ;;
@@ -1116,7 +1119,7 @@ NSS_ACTION=install
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	65fff5640ea60c8057fdd86bdfbc9ff6220415f957d8b57c84d1acb63ce1786a files/dynmigrate-repair
+	c5751ac9ed85df589e39a6dff04414197c89305ead5a12a1a677d6853094deee files/dynmigrate-repair
 	6bc2224ca8d90fae7cfbbee2bb0b6eb1ad7b662fef828a46720acef6bebe0047 files/zabbix/override-0
 	39e2c34436a46080f3ef41d852ef01b0b31626196b8aa14e62a6d92c2c8842fb files/zabbix/override-1
 	9e21c5999f3b6bec914299f35dd8d4ee45327b591fcfbd3be97cc7744cb2cd78 units/zabbix-agent.service/50-dynmigrate.conf

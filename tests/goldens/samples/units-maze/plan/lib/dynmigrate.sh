@@ -125,9 +125,9 @@ expected_real() {
 safe_path() {
 	# safe_path PATH: PATH reaches what it reached when it was recorded, through no symlink planted since
 	# (a service account that controls a directory could otherwise aim a chown/chmod at /etc/shadow)
-	local real
-	real=$(realpath -e -- "$1" 2>/dev/null) || return 1
-	[ "$real" = "$(expected_real "$1")" ]
+	local real p=${1%/}
+	real=$(realpath -e -- "$p" 2>/dev/null) || return 1
+	[ "$real" = "$(expected_real "$p")" ]
 }
 
 # ---- health -------------------------------------------------------------------------------
@@ -339,6 +339,9 @@ restore_manifest() {
 			esac
 		fi
 		[ -e "$path" ] || [ -L "$path" ] || continue
+		if [ "$type" = d ] && [ -L "$path" ] && [ "$(expected_real "$path")" != "$path" ]; then
+			path="$path/" # a moved directory, seen through its private/ symlink: restore the directory itself
+		fi
 		now=$(stat -c %F -- "$path")
 		case "$type:$now" in
 		d:directory | f:"regular file" | f:"regular empty file" | l:"symbolic link" | s:socket | p:fifo) ;;
@@ -1116,7 +1119,7 @@ NSS_ACTION=none
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	65fff5640ea60c8057fdd86bdfbc9ff6220415f957d8b57c84d1acb63ce1786a files/dynmigrate-repair
+	c5751ac9ed85df589e39a6dff04414197c89305ead5a12a1a677d6853094deee files/dynmigrate-repair
 	83362a7d542d42d8a552ce71b99abaa6bd7a0b549aafe6e643ee122987485412 units/haproxy.service/50-dynmigrate.conf
 	45dfb13b4fb0a044a17b188a12bc76e0830402d18c9c06a7f396ee0b2c0f6ffc units/mosquitto.service/50-dynmigrate.conf
 	d06835ef8d804542c7580ee41f2b744c6e7e043780f8e888dc36db9448f7b5de units/prometheus-node-exporter.service/50-dynmigrate.conf
