@@ -6,6 +6,7 @@ import difflib
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDENS = REPO / "tests" / "goldens"
@@ -59,6 +60,27 @@ class Golden:
 @pytest.fixture
 def golden(request: pytest.FixtureRequest) -> Golden:
     return Golden(bool(request.config.getoption("--update-goldens")))
+
+
+def plan_sample(sample: str, accounts: list[str], out: Path, *extra: str) -> Result:
+    """`dynmigrate plan samples/SAMPLE/root --ownership ... --account A ... -o OUT` (run from the repository)."""
+    from click.testing import CliRunner
+
+    from dynmigrate.cli.main import main
+
+    args = [
+        "plan",
+        f"samples/{sample}/root",
+        "--ownership",
+        f"samples/{sample}/ownership.tsv",
+        "-o",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
+    for a in accounts:
+        args += ["--account", a]
+    return CliRunner().invoke(main, args)
 
 
 @pytest.fixture

@@ -12,10 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from conftest import REPO
-from dynmigrate.cli.main import main
+from conftest import REPO, plan_sample
 from dynmigrate.collect.rootfs import RootFS
 from dynmigrate.collect.snapshot import exec_argv
 from dynmigrate.collect.units import load_units
@@ -72,19 +70,7 @@ def _build(tmp: Path, sample: Path, unit: str) -> Path:
 @pytest.mark.parametrize("sample", sorted(PLANS))
 def test_generated_dropins_verify_clean(sample: str, in_repo: Path, tmp_path: Path) -> None:
     plan = tmp_path / "plan"
-    args = [
-        "plan",
-        f"samples/{sample}/root",
-        "--ownership",
-        f"samples/{sample}/ownership.tsv",
-        "-o",
-        str(plan),
-        "--no-security",
-        "--no-progress",
-    ]
-    for a in PLANS[sample]:
-        args += ["--account", a]
-    res = CliRunner().invoke(main, args)
+    res = plan_sample(sample, PLANS[sample], plan, "--no-security")
     assert res.exit_code == 0, res.stderr
     checked = 0
     for dropin in sorted(plan.glob("units/*/50-dynmigrate.conf")):

@@ -11,9 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from dynmigrate.cli.main import main
+from conftest import plan_sample
 
 STUB = """#!/bin/sh
 echo "{host} $(basename "$0") $*" >> {log}
@@ -23,21 +22,7 @@ echo "{host} $(basename "$0") $*" >> {log}
 
 def _plan(tmp_path: Path) -> Path:
     out = tmp_path / "plan"
-    res = CliRunner().invoke(
-        main,
-        [
-            "plan",
-            "samples/debian-web/root",
-            "--ownership",
-            "samples/debian-web/ownership.tsv",
-            "--account",
-            "shortlink",
-            "-o",
-            str(out),
-            "--no-security",
-            "--no-progress",
-        ],
-    )
+    res = plan_sample("debian-web", ["shortlink"], out, "--no-security")
     assert res.exit_code == 0, res.stderr
     return out
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import GOLDENS, REPO, Golden
+from conftest import GOLDENS, REPO, Golden, plan_sample
 from dynmigrate.app import ScanResult, run_scan
 from dynmigrate.cli.consoles import make_console
 from dynmigrate.cli.main import main
@@ -110,20 +110,7 @@ def test_plan_folder(name: str, label: str, in_repo: Path, golden: Golden, tmp_p
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_report_shows_security_exposure_before_and_after(in_repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "plan"
-    res = CliRunner().invoke(
-        main,
-        [
-            "plan",
-            "samples/debian-web/root",
-            "--ownership",
-            "samples/debian-web/ownership.tsv",
-            "--account",
-            "shortlink",
-            "-o",
-            str(out),
-            "--no-progress",
-        ],
-    )
+    res = plan_sample("debian-web", ["shortlink"], out)
     assert res.exit_code == 0, res.stderr
     report = (out / "REPORT.md").read_text()
     m = re.search(
