@@ -18,6 +18,7 @@ from dynmigrate.cli.consoles import StderrEvents, make_console
 from dynmigrate.collect.rootfs import RootError
 from dynmigrate.model.common import Verdict
 from dynmigrate.render.common import account_data, safe
+from dynmigrate.render.registry import SCAN_FORMATS, TEXT_FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -134,9 +135,7 @@ def main() -> None:
 
 @main.command()
 @root_options
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json", "markdown", "sarif"]), default="table", show_default=True
-)
+@click.option("--format", "fmt", type=click.Choice(SCAN_FORMATS), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), help="Write the report to a file.")
 @click.option("--all", "show_all", is_flag=True, help="Table: also list accounts with no units, files or references.")
 @click.option(
@@ -160,7 +159,6 @@ def scan(
     fail_on: str,
 ) -> None:
     """Give every static system account under ROOT a verdict, with its evidence."""
-    from dynmigrate.render.registry import TEXT_FORMATS
     from dynmigrate.render.table import render_table
 
     result = scan_root(root, ownership, policy, cross_filesystems, color, no_progress)

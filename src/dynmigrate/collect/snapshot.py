@@ -16,7 +16,7 @@ from dynmigrate.collect.rootfs import OwnershipManifest, RootError, RootFS, is_u
 from dynmigrate.collect.units import load_units
 from dynmigrate.model.accounts import AccountData
 from dynmigrate.model.common import Location, RelPath
-from dynmigrate.model.files import FileKind, PathInfo
+from dynmigrate.model.files import FileKind, OwnedTree, PathInfo
 from dynmigrate.model.findings import Problem
 from dynmigrate.model.references import Action, Package, Reference, RefKind, StatOverride, Target
 from dynmigrate.model.snapshot import HostInfo, PathFact, Policy, RetiredId, SecretHint, Snapshot
@@ -735,7 +735,6 @@ def collect(
             ptext = None
         if ptext is not None:
             policy, probs = parse_policy(ptext, policy_file)
-            policy = replace(policy, trusted=True)
             problems += probs
     elif fs.exists(POLICY_PATH):
         ptext = _read(fs, POLICY_PATH, problems)
@@ -771,8 +770,8 @@ def collect(
     ev.stage("paths")
     facts = [f for p in sorted(interest) if (f := path_fact(fs, p, problems)) is not None]
 
-    trees: tuple[object, ...] = ()
-    etc_entries: tuple[object, ...] = ()
+    trees: tuple[OwnedTree, ...] = ()
+    etc_entries: tuple[PathInfo, ...] = ()
     mountpoints: tuple[RelPath, ...] = ()
     entries = 0
     if walk:
@@ -781,7 +780,7 @@ def collect(
         problems += probs
         trees, etc_entries, mountpoints, entries = data.trees, data.etc_entries, data.mountpoints, data.entries
 
-    secrets = find_secrets(fs, etc_entries, problems)  # type: ignore[arg-type]
+    secrets = find_secrets(fs, etc_entries, problems)
     host = read_host(fs, packages, problems)
     retired = read_ledger(fs, problems)
     ev.stage("done")
@@ -794,8 +793,8 @@ def collect(
         references=tuple(sorted(set(refs))),
         statoverrides=tuple(overrides),
         packages=tuple(packages),
-        trees=trees,  # type: ignore[arg-type]
-        etc_entries=etc_entries,  # type: ignore[arg-type]
+        trees=trees,
+        etc_entries=etc_entries,
         mountpoints=mountpoints,
         walked_entries=entries,
         paths=tuple(facts),

@@ -140,7 +140,6 @@ class _Entry:
     name: str
     path: RelPath  # where the name was found
     dir: str
-    priority: int
 
 
 @dataclass(slots=True)
@@ -209,7 +208,7 @@ class UnitLoader:
                 if not is_unit_name(name):
                     continue
                 if name not in self.index.entries:
-                    self.index.entries[name] = _Entry(name, path, directory, prio)
+                    self.index.entries[name] = _Entry(name, path, directory)
 
     def _classify(self, entry: _Entry) -> tuple[str, RelPath | None, str | None]:
         """("masked"|"alias"|"file"|"missing"|"error", resolved path, alias target name)."""

@@ -10,7 +10,7 @@ from dynmigrate.model.files import OwnedTree, PathInfo
 from dynmigrate.model.references import Action, Reference, RefKind, Target
 from dynmigrate.model.report import Link
 from dynmigrate.model.snapshot import Snapshot
-from dynmigrate.model.units import DIRECTORY_BASES, LoadState, Unit
+from dynmigrate.model.units import LoadState, Unit
 
 BASE_PASSWD_MAX = 99  # base-passwd's static range (www-data is 33)
 
@@ -141,18 +141,6 @@ class Queries:
                 return str(self.g.nodes[src]["name"])
         return None
 
-    def socket_units_for(self, unit: Unit) -> list[Unit]:
-        """.socket units that activate a service (same name, or Service= pointing at it)."""
-        out = []
-        for u in self.snap.units:
-            if u.type != "socket":
-                continue
-            svc = u.value("Socket", "Service")
-            target = svc.value if svc is not None else u.name.rsplit(".", 1)[0] + ".service"
-            if target == unit.name or (unit.template and target == unit.template):
-                out.append(u)
-        return out
-
     # -- files ------------------------------------------------------------------------------
 
     def trees_of(self, acc: Account, *, include_group: bool = True) -> list[OwnedTree]:
@@ -195,14 +183,3 @@ class Queries:
             and r.kind is not RefKind.PACKAGE_SCRIPT
             and not (r.unit and r.action is Action.SWITCHES_TO)
         ]
-
-
-def manageable_paths(unit: Unit) -> list[str]:
-    """Paths a unit declares as managed directories (relative names resolved to bases)."""
-    out = []
-    for key, base in DIRECTORY_BASES.items():
-        for word, _ in unit.words("Service", key):
-            name = word.split(":", 1)[0]
-            if name and not name.startswith("/") and ".." not in name.split("/"):
-                out.append(f"{base}/{name}")
-    return out

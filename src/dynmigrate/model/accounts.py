@@ -68,9 +68,6 @@ class SystemRange:
     def is_system_uid(self, uid: int) -> bool:
         return 0 < uid <= self.uid_max
 
-    def is_system_gid(self, gid: int) -> bool:
-        return 0 < gid <= self.gid_max
-
 
 @dataclass(frozen=True, slots=True)
 class NssConfig:

@@ -30,11 +30,6 @@ class ManagedDir:
     declared: bool  # the unit already declares it
     why: str
 
-    @property
-    def private_path(self) -> RelPath | None:
-        base = {"StateDirectory": "/var/lib", "CacheDirectory": "/var/cache", "LogsDirectory": "/var/log"}.get(self.key)
-        return RelPath(f"{base}/private/{self.name}") if base else None
-
 
 @dataclass(frozen=True, slots=True)
 class UnitPlan:

@@ -22,7 +22,6 @@ class RefKind(StrEnum):
     STATOVERRIDE = "dpkg-statoverride"
     DAEMON_CONFIG = "daemon-config"
     EXEC_ARGUMENT = "exec-argument"
-    LEDGER = "retired-uid-ledger"
 
 
 class Target(StrEnum):

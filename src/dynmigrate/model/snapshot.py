@@ -48,7 +48,6 @@ class Policy:
     skip_paths: tuple[str, ...] = ()
     probes: tuple[tuple[str, str], ...] = ()  # unit -> health probe command
     source: str = ""
-    trusted: bool = False  # given with --policy; a file inside the scanned root never becomes a command
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -76,7 +76,6 @@ def is_fixup(value: str, managed: list[ManagedDir]) -> bool:
 def build_dropin(
     unit: Unit,
     account: str,
-    group_kept: bool,
     exec_mode: ExecMode,
     managed: list[ManagedDir],
     supplementary: list[str],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from dynmigrate.app import ScanResult
@@ -525,9 +525,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         mode = _exec_mode(q, acc, unit)
         unit_creds = [Credential(unit.name, c.name, c.path, c.reason) for c in creds]
         own = (acc.name, str(acc.gid)) + ((str(grp.name),) if grp is not None and own_group else ())
-        d = build_dropin(
-            unit, acc.name, not delete_group, mode, managed, supplementary, unit_creds, own, runtime_sockets(q, acc)
-        )
+        d = build_dropin(unit, acc.name, mode, managed, supplementary, unit_creds, own, runtime_sockets(q, acc))
         dpath = RelPath(f"/etc/systemd/system/{unit.name}.d/{DROPIN_NAME}")
         text = dropin_text(unit, acc.name, acc.uid, d.items)
         before = systemctl_cat(snap, unit)
@@ -739,7 +737,3 @@ def _one_override_per_target(plans: list[AccountPlan]) -> list[AccountPlan]:
             replace(plan, overrides=tuple(keep), manual_steps=plan.manual_steps + tuple(extra)) if extra else plan
         )
     return out
-
-
-def blocked_reasons(plan: MigrationPlan) -> Sequence[tuple[str, str]]:
-    return [r for r in plan.refused if r[1].startswith("blocked")]

@@ -13,9 +13,6 @@ from importlib import resources
 from dynmigrate import __version__
 from dynmigrate.model.plan import AccountPlan, MigrationPlan
 
-STAGES = ("stage0", "stage1", "stage2", "stage3")
-ALIASES = {"preflight": "stage0", "sandbox": "stage1", "release": "stage2", "cleanup": "stage3"}
-
 
 def q(value: object) -> str:
     return shlex.quote(str(value))
