@@ -1,0 +1,298 @@
+"""The truth corpus: real Debian daemons migrated by dynmigrate's own plans in booted copies.
+
+    python3 bench/corpus/corpus.py list [--suite SUITE]
+    python3 bench/corpus/corpus.py build --suite SUITE [--group GROUP]
+
+`daemons.ini` (beside this file) lists the daemons; each belongs to a root group, and every group
+of a suite is one debootstrapped root with all of its daemons installed. A root is cached under
+``${DYNMIGRATE_CORPUS_CACHE:-/var/cache/dynmigrate-corpus}/<key>/root``, the key being a hash of
+everything that determines its content, and is built beside its final place then renamed, under a
+lock, as the end-to-end roots are.
+
+Each root is left quiet: the units of the corpus packages are disabled after installation and the
+units their packages enabled are recorded in ``/var/lib/dynmigrate-corpus/enabled`` inside the
+root, one ``PACKAGE UNIT`` a line. A run enables and starts one daemon's units, as the admin who
+installed that package would have found them, so that daemons sharing a port never meet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+HERE: Final = Path(__file__).resolve().parent
+DAEMONS_INI: Final = HERE / "daemons.ini"
+# Bump whenever the way a root is built changes: it is part of the cache key.
+BUILDER_VERSION: Final = "1"
+DEFAULT_CACHE: Final = "/var/cache/dynmigrate-corpus"
+DEFAULT_MIRROR: Final = "http://deb.debian.org/debian"
+SUITES: Final = ("bookworm", "trixie")
+# What every corpus root has besides its daemons: systemd with nss-systemd (as a host that runs
+# DynamicUser services needs), python3 for the probes and for dynmigrate itself, and the tools
+# the probes call.
+BASE_PACKAGES: Final = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "libnss-systemd",
+    "ca-certificates",
+    "python3",
+    "python3-click",
+    "python3-rich",
+    "python3-networkx",
+    "procps",
+    "iproute2",
+)
+UNIT_DIRS: Final = ("/lib/systemd/system/", "/usr/lib/systemd/system/")
+UNIT_SUFFIXES: Final = (".service", ".socket", ".timer", ".path")
+ENABLED_RECORD: Final = "var/lib/dynmigrate-corpus/enabled"
+BUILD_TIMEOUT: Final = 3600.0
+
+
+class CorpusError(Exception):
+    """A corpus definition or a build that cannot go on; the message says which file or step."""
+
+
+@dataclass(frozen=True, slots=True)
+class Daemon:
+    name: str
+    package: str
+    unit: str
+    account: str
+    group: str
+    suites: tuple[str, ...]
+    setup: str
+    probe: str
+
+
+@dataclass(frozen=True, slots=True)
+class RootSpec:
+    suite: str
+    group: str
+    packages: tuple[str, ...]
+    mirror: str
+
+    @property
+    def key(self) -> str:
+        doc = {
+            "builder": BUILDER_VERSION,
+            "suite": self.suite,
+            "group": self.group,
+            "mirror": self.mirror,
+            "packages": sorted(self.packages),
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _joined(value: str) -> str:
+    """Continuation lines of an INI value joined into one shell line."""
+    return " ".join(line.strip() for line in value.splitlines() if line.strip())
+
+
+def load_daemons(path: Path = DAEMONS_INI) -> tuple[Daemon, ...]:
+    parser = configparser.ConfigParser(interpolation=None, default_section="__none__")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except (OSError, configparser.Error) as err:
+        raise CorpusError(f"{path}: {err}") from None
+    daemons = []
+    for name in parser.sections():
+        section = parser[name]
+        missing = [k for k in ("package", "unit", "account", "root", "suites", "setup", "probe") if k not in section]
+        if missing:
+            raise CorpusError(f"{path}: [{name}] lacks {', '.join(missing)}")
+        suites = tuple(section["suites"].split())
+        unknown = sorted(set(suites) - set(SUITES))
+        if unknown:
+            raise CorpusError(f"{path}: [{name}] names unknown suites {', '.join(unknown)}")
+        daemons.append(
+            Daemon(
+                name=name,
+                package=section["package"].strip(),
+                unit=section["unit"].strip(),
+                account=section["account"].strip(),
+                group=section["root"].strip(),
+                suites=suites,
+                setup=_joined(section["setup"]),
+                probe=_joined(section["probe"]),
+            )
+        )
+    return tuple(daemons)
+
+
+def root_specs(daemons: Sequence[Daemon], suite: str, mirror: str) -> tuple[RootSpec, ...]:
+    groups: dict[str, set[str]] = {}
+    for daemon in daemons:
+        if suite in daemon.suites:
+            groups.setdefault(daemon.group, set()).add(daemon.package)
+    return tuple(
+        RootSpec(suite=suite, group=group, packages=tuple(sorted(packages)), mirror=mirror)
+        for group, packages in sorted(groups.items())
+    )
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DYNMIGRATE_CORPUS_CACHE") or DEFAULT_CACHE)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run(cmd: Sequence[str], log: Path, what: str) -> None:
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"}
+    with open(log, "ab") as out:
+        out.write(f"\n$ {' '.join(cmd)}\n".encode())
+        out.flush()
+        proc = subprocess.run(
+            list(cmd),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            timeout=BUILD_TIMEOUT,
+            check=False,
+        )
+    if proc.returncode != 0:
+        raise CorpusError(f"{what} failed (exit {proc.returncode}); see {log}")
+
+
+def _package_units(root: Path, package: str) -> list[str]:
+    units = []
+    for listing in sorted((root / "var/lib/dpkg/info").glob(f"{package}.list")) + sorted(
+        (root / "var/lib/dpkg/info").glob(f"{package}:*.list")
+    ):
+        for line in listing.read_text(encoding="utf-8", errors="replace").splitlines():
+            directory, _, unit = line.rpartition("/")
+            if f"{directory}/" in UNIT_DIRS and unit.endswith(UNIT_SUFFIXES):
+                units.append(unit)
+    return units
+
+
+def _quiet(root: Path, spec: RootSpec, log: Path) -> None:
+    """Disable every unit of the corpus packages, recording which ones their package had enabled."""
+    record: list[str] = []
+    for package in spec.packages:
+        for unit in _package_units(root, package):
+            if "@" in unit.split(".")[0] and unit.split("@", 1)[1].startswith("."):
+                continue  # a template: instances are enabled by name, and the setup names them
+            state = subprocess.run(
+                ["systemctl", f"--root={root}", "is-enabled", unit], capture_output=True, text=True, check=False
+            ).stdout.strip()
+            if state == "enabled":
+                record.append(f"{package} {unit}")
+                _run(["systemctl", f"--root={root}", "disable", unit], log, f"disabling {unit}")
+    target = root / ENABLED_RECORD
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("".join(f"{line}\n" for line in record), encoding="utf-8")
+
+
+def _build_into(target: Path, spec: RootSpec, log: Path) -> None:
+    include = "--include=" + ",".join(BASE_PACKAGES)
+    _run(
+        ["debootstrap", "--variant=minbase", include, spec.suite, str(target), spec.mirror],
+        log,
+        "debootstrap",
+    )
+    policy = target / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\n# no daemon starts while the corpus root is built\nexit 101\n", encoding="utf-8")
+    policy.chmod(0o755)
+    proc = target / "proc"
+    _run(["mount", "-t", "proc", "proc", str(proc)], log, "mounting /proc")
+    try:
+        _run(
+            ["chroot", str(target), "apt-get", "install", "-y", "--no-install-recommends", *spec.packages],
+            log,
+            "apt-get install",
+        )
+        _run(["chroot", str(target), "apt-get", "clean"], log, "apt-get clean")
+    finally:
+        subprocess.run(["umount", "-l", str(proc)], check=False)
+    policy.unlink()
+    _quiet(target, spec, log)
+    for leaked in ("etc/hostname", "etc/resolv.conf"):
+        (target / leaked).unlink(missing_ok=True)
+
+
+def build_root(spec: RootSpec, cache: Path | None = None) -> Path:
+    key_dir = (cache or cache_dir()) / spec.key
+    final = key_dir / "root"
+    if final.is_dir():
+        return final
+    with _locked(key_dir.parent / f"{spec.key}.lock"):
+        if final.is_dir():
+            return final
+        key_dir.mkdir(parents=True, exist_ok=True)
+        (key_dir / "spec.json").write_text(
+            json.dumps({"suite": spec.suite, "group": spec.group, "packages": list(spec.packages)}, indent=2) + "\n",
+            encoding="utf-8",
+        )
+        log = key_dir / "build.log"
+        log.write_bytes(b"")
+        work = Path(tempfile.mkdtemp(prefix="build-", dir=key_dir))
+        started = time.monotonic()
+        try:
+            _build_into(work / "root", spec, log)
+            os.rename(work / "root", final)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(f"\nbuilt in {time.monotonic() - started:.0f} s\n")
+    return final
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="corpus.py", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    listing = sub.add_parser("list", help="the daemons and their root groups")
+    listing.add_argument("--suite", choices=SUITES)
+    build = sub.add_parser("build", help="build (or find cached) the roots of a suite")
+    build.add_argument("--suite", choices=SUITES, required=True)
+    build.add_argument("--group")
+    build.add_argument("--mirror", default=os.environ.get("DYNMIGRATE_E2E_MIRROR", DEFAULT_MIRROR))
+    args = parser.parse_args(argv)
+    try:
+        daemons = load_daemons()
+        if args.command == "list":
+            for daemon in daemons:
+                if args.suite is None or args.suite in daemon.suites:
+                    fields = (daemon.name, daemon.package, daemon.unit, daemon.account, daemon.group, *daemon.suites)
+                    print("\t".join(fields))
+            return 0
+        if os.geteuid() != 0:
+            raise CorpusError("building a root needs root (debootstrap, chroot, mount)")
+        for spec in root_specs(daemons, args.suite, args.mirror):
+            if args.group and spec.group != args.group:
+                continue
+            print(f"{spec.suite}/{spec.group}: {len(spec.packages)} packages -> ", end="", flush=True)
+            print(build_root(spec))
+    except CorpusError as err:
+        print(f"corpus: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Protocol probes that the corpus runner copies into a booted root and runs there.
+
+Plain stdlib so that it runs on the root's own python3. Each probe exits 0 when the daemon answered
+as its configuration says it must, and 1 with one line on stderr otherwise. The probes check
+behaviour that depends on the daemon's configuration (a zone it must serve, a password it must
+require, data written before read back), so a daemon running on built-in defaults fails them.
+
+    probe.py http URL [--expect TEXT] [--status N] [--data BODY] [--header K:V]
+    probe.py tcp HOST PORT [--send TEXT] --expect TEXT
+    probe.py udp HOST PORT --send-hex HEX [--expect-len N]
+    probe.py dns HOST PORT NAME --expect ADDRESS
+    probe.py stun HOST PORT
+    probe.py tftp HOST PORT FILE --expect TEXT
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import os
+import random
+import socket
+import struct
+import sys
+import urllib.error
+import urllib.request
+
+TIMEOUT = 5.0
+
+
+def fail(message: str) -> int:
+    print(f"probe failed: {message}", file=sys.stderr)
+    return 1
+
+
+def http(args: argparse.Namespace) -> int:
+    headers = dict(h.split(":", 1) for h in args.header)
+    data = args.data.encode() if args.data is not None else None
+    request = urllib.request.Request(args.url, data=data, headers=headers, method=args.method)
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # loopback only
+            status, body = response.status, response.read(1 << 20).decode("utf-8", "replace")
+    except urllib.error.HTTPError as err:
+        status, body = err.code, err.read(1 << 20).decode("utf-8", "replace")
+    except OSError as err:
+        return fail(f"{args.url}: {err}")
+    if status != args.status:
+        return fail(f"{args.url}: status {status}, expected {args.status}")
+    if args.expect and args.expect not in body:
+        return fail(f"{args.url}: {args.expect!r} not in the answer ({body[:200]!r})")
+    print(f"{args.url}: {status}")
+    return 0
+
+
+def _unescape(text: str) -> bytes:
+    """The bytes a command-line argument with C escapes (\\r, \\n, \\xNN) stands for."""
+    return codecs.decode(text, "unicode_escape").encode("latin-1")
+
+
+def tcp(args: argparse.Namespace) -> int:
+    try:
+        with socket.create_connection((args.host, args.port), timeout=TIMEOUT) as sock:
+            if args.send is not None:
+                sock.sendall(_unescape(args.send))
+            expect = _unescape(args.expect)
+            got = b""
+            while expect not in got and len(got) < 1 << 16:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+    except OSError as err:
+        return fail(f"{args.host}:{args.port}: {err}")
+    if expect not in got:
+        return fail(f"{args.host}:{args.port}: {args.expect!r} not in {got[:200]!r}")
+    print(f"{args.host}:{args.port}: answered")
+    return 0
+
+
+def _udp(host: str, port: int, payload: bytes) -> bytes:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(TIMEOUT)
+        sock.sendto(payload, (host, port))
+        return sock.recvfrom(65535)[0]
+
+
+def udp(args: argparse.Namespace) -> int:
+    try:
+        got = _udp(args.host, args.port, bytes.fromhex(args.send_hex))
+    except OSError as err:
+        return fail(f"{args.host}:{args.port}: {err}")
+    if len(got) < args.expect_len:
+        return fail(f"{args.host}:{args.port}: {len(got)} bytes, expected at least {args.expect_len}")
+    print(f"{args.host}:{args.port}: {len(got)} bytes")
+    return 0
+
+
+def dns(args: argparse.Namespace) -> int:
+    ident = random.randrange(1 << 16)
+    question = b"".join(bytes([len(label)]) + label.encode() for label in args.name.rstrip(".").split("."))
+    query = struct.pack(">HHHHHH", ident, 0x0100, 1, 0, 0, 0) + question + b"\0" + struct.pack(">HH", 1, 1)
+    try:
+        answer = _udp(args.host, args.port, query)
+    except OSError as err:
+        return fail(f"{args.name}@{args.host}:{args.port}: {err}")
+    rcode = answer[3] & 0x0F if len(answer) > 3 else -1
+    wanted = socket.inet_aton(args.expect)
+    if rcode != 0 or wanted not in answer[12:]:
+        return fail(f"{args.name}@{args.host}:{args.port}: rcode {rcode}, {args.expect} not in the answer")
+    print(f"{args.name} -> {args.expect}")
+    return 0
+
+
+def stun(args: argparse.Namespace) -> int:
+    transaction = os.urandom(12)
+    request = struct.pack(">HHI", 0x0001, 0, 0x2112A442) + transaction
+    try:
+        answer = _udp(args.host, args.port, request)
+    except OSError as err:
+        return fail(f"{args.host}:{args.port}: {err}")
+    if len(answer) < 20 or answer[:2] != b"\x01\x01" or answer[8:20] != transaction:
+        return fail(f"{args.host}:{args.port}: not a STUN binding success response")
+    print(f"{args.host}:{args.port}: STUN binding success")
+    return 0
+
+
+def tftp(args: argparse.Namespace) -> int:
+    request = b"\0\1" + args.file.encode() + b"\0octet\0"
+    try:
+        answer = _udp(args.host, args.port, request)
+    except OSError as err:
+        return fail(f"{args.file}@{args.host}:{args.port}: {err}")
+    if answer[:2] != b"\0\3" or args.expect.encode() not in answer[4:]:
+        return fail(f"{args.file}@{args.host}:{args.port}: {answer[:80]!r}")
+    print(f"{args.file}: read")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="probe.py")
+    sub = parser.add_subparsers(dest="kind", required=True)
+    p = sub.add_parser("http")
+    p.add_argument("url")
+    p.add_argument("--expect", default="")
+    p.add_argument("--status", type=int, default=200)
+    p.add_argument("--data")
+    p.add_argument("--method")
+    p.add_argument("--header", action="append", default=[])
+    p.set_defaults(run=http)
+    p = sub.add_parser("tcp")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("--send")
+    p.add_argument("--expect", required=True)
+    p.set_defaults(run=tcp)
+    p = sub.add_parser("udp")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("--send-hex", required=True)
+    p.add_argument("--expect-len", type=int, default=1)
+    p.set_defaults(run=udp)
+    p = sub.add_parser("dns")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("name")
+    p.add_argument("--expect", required=True)
+    p.set_defaults(run=dns)
+    p = sub.add_parser("stun")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.set_defaults(run=stun)
+    p = sub.add_parser("tftp")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("file")
+    p.add_argument("--expect", required=True)
+    p.set_defaults(run=tftp)
+    args = parser.parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
