@@ -1,7 +1,7 @@
 """Load and validate the rule catalogue: one directory per rule under rules/.
 
 Explicit loading, no subclass magic: every rules/DMnnn-name/rule.py is imported by path and
-must define ID, NAME, SEVERITY, EFFECT, TAGS, SUMMARY and check(ctx).
+must define ID, NAME, SEVERITY, EFFECT, TAGS, SUMMARY, FIX and check(ctx).
 """
 
 from __future__ import annotations
@@ -61,7 +61,9 @@ def _load_one(directory: Path) -> Rule:
         raise CatalogueError(f"{directory.name}: cannot import rule.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    missing = [k for k in ("ID", "NAME", "SEVERITY", "EFFECT", "TAGS", "SUMMARY", "check") if not hasattr(module, k)]
+    missing = [
+        k for k in ("ID", "NAME", "SEVERITY", "EFFECT", "TAGS", "SUMMARY", "FIX", "check") if not hasattr(module, k)
+    ]
     if missing:
         raise CatalogueError(f"{directory.name}: rule.py lacks {', '.join(missing)}")
     if m.group(1) != module.ID or m.group(2) != module.NAME:
@@ -75,9 +77,31 @@ def _load_one(directory: Path) -> Rule:
         effect=module.EFFECT,
         tags=tuple(module.TAGS),
         summary=str(module.SUMMARY),
+        fix=str(module.FIX),
         facts=tuple(getattr(module, "FACTS", ())),
     )
     return Rule(meta, module.check, directory)
+
+
+# DM000 has no folder: the runner raises it when a rule crashes.
+CRASH_FIX = "A bug in dynmigrate: report it with the message; the other rules' findings still stand."
+
+
+def fix_of(rule_id: str) -> str:
+    """The one-line fix for a rule id (every finding shows it)."""
+    for rule in load_catalogue():
+        if rule.meta.id == rule_id:
+            return rule.meta.fix
+    return CRASH_FIX
+
+
+def find_rule(rule_id: str) -> Rule | None:
+    """A rule by id (DM110) or by id-name (DM110-recreated-by-package), case-insensitive."""
+    wanted = rule_id.upper()
+    for rule in load_catalogue():
+        if wanted in (rule.meta.id, f"{rule.meta.id}-{rule.meta.name}".upper()):
+            return rule
+    return None
 
 
 @cache
@@ -102,6 +126,8 @@ def validate_catalogue(directory: Path | None = None) -> list[str]:
         else:
             text = readme.read_text(encoding="utf-8")
             errors += [f"{d.name}: README.md lacks '{h}'" for h in README_HEADINGS if h not in text]
+            if not rule.meta.fix or len(rule.meta.fix) > 100 or "\n" in rule.meta.fix:
+                errors.append(f"{d.name}: FIX must be one line of at most 100 characters")
             if not text.startswith(f"# {rule.meta.id} {rule.meta.name}"):
                 errors.append(f"{d.name}: README.md must start with '# {rule.meta.id} {rule.meta.name}'")
         for kind in ("good", "bad"):
