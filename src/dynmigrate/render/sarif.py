@@ -38,7 +38,7 @@ WHY = {
 
 def _uri(path: str) -> str:
     """A root-relative path as a URI reference (raw bytes kept through surrogateescape)."""
-    return quote(path.lstrip("/").encode("utf-8", "surrogateescape"), safe="/")
+    return quote(path.lstrip("/").encode("utf-8", "surrogateescape"), safe="/@+,=")
 
 
 def _root_bases(root: str) -> dict[str, Any]:
