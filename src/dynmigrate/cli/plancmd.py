@@ -11,6 +11,7 @@ import click
 
 from dynmigrate.cli.main import Exit, ScanConfig, common_options, fail, guarded, main, root_options, scan_config
 from dynmigrate.render.common import safe
+from dynmigrate.render.registry import FORMAT_HELP, FORMATS
 
 
 def _probes(values: tuple[str, ...]) -> dict[str, str]:
@@ -154,7 +155,9 @@ def plan(
 @click.option("--account", "accounts", multiple=True, help="Only these migrated accounts.")
 @click.option("--repair", is_flag=True, help="Run dynmigrate-repair for drift, then verify again.")
 @click.option("--no-walk", is_flag=True, help="Skip the walk for files of the old UID.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS["verify"]), default="text", show_default=True, help=FORMAT_HELP
+)
 @common_options
 @guarded
 def verify(

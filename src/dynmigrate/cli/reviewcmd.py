@@ -14,6 +14,7 @@ import click
 
 from dynmigrate.cli.main import Exit, ScanConfig, fail, guarded, main, scan_config, scan_options, write_out
 from dynmigrate.render.common import safe
+from dynmigrate.render.registry import FORMAT_HELP, FORMATS
 
 FROM_REPORT_HELP = "Answer from a saved `scan --format json` report instead of reading ROOT again."
 
@@ -64,7 +65,9 @@ def _positional(root: str | None, name: str | None, from_report: str | None) -> 
 @click.argument("name", metavar="NAME", required=False)
 @scan_options
 @click.option("--from-report", type=click.Path(dir_okay=False, path_type=str), help=FROM_REPORT_HELP)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS["explain"]), default="text", show_default=True, help=FORMAT_HELP
+)
 @guarded
 def explain(
     root: str | None,
@@ -110,7 +113,9 @@ def explain(
 @click.argument("root", metavar="[ROOT]", required=False, type=click.Path(file_okay=False, path_type=str))
 @scan_options
 @click.option("--from-report", type=click.Path(dir_okay=False, path_type=str), help=FROM_REPORT_HELP)
-@click.option("--format", "fmt", type=click.Choice(["dot", "json"]), default="json", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS["graph"]), default="json", show_default=True, help=FORMAT_HELP
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), help="Write the graph to a file.")
 @click.option("--account", "accounts", multiple=True, help="Only this account's neighbourhood (repeatable).")
 @click.option("--unit", "units", multiple=True, help="Only this unit's neighbourhood (repeatable).")

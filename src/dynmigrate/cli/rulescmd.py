@@ -8,11 +8,14 @@ import click
 
 from dynmigrate.cli.main import Exit, common_options, fail, guarded, main
 from dynmigrate.render.common import safe
+from dynmigrate.render.registry import FORMAT_HELP, FORMATS
 
 
 @main.command("rules")
 @click.argument("rule_id", metavar="[RULE]", required=False)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS["rules"]), default="text", show_default=True, help=FORMAT_HELP
+)
 @common_options
 @guarded
 def rules_cmd(rule_id: str | None, fmt: str, color: str, quiet: bool, verbose: int) -> None:

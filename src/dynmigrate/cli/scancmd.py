@@ -22,7 +22,7 @@ from dynmigrate.cli.main import (
     write_out,
 )
 from dynmigrate.render.common import safe
-from dynmigrate.render.registry import SCAN_FORMATS, TEXT_FORMATS
+from dynmigrate.render.registry import FORMAT_HELP, FORMATS, TEXT_FORMATS
 
 
 def rule_ids(values: tuple[str, ...], option: str) -> frozenset[str]:
@@ -39,7 +39,9 @@ def rule_ids(values: tuple[str, ...], option: str) -> frozenset[str]:
 
 @main.command()
 @root_options
-@click.option("--format", "fmt", type=click.Choice(SCAN_FORMATS), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS["scan"]), default="table", show_default=True, help=FORMAT_HELP
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), help="Write the report to a file.")
 @click.option("--all", "show_all", is_flag=True, help="Table: also list accounts with no units, files or references.")
 @click.option(
