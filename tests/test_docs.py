@@ -152,7 +152,7 @@ class Runner:
         for a in argv[1:]:
             if a.startswith("-") or ("/" not in a and not (REPO / a).exists()):
                 continue
-            if a.startswith("'") or "=" in a or a.endswith(".1"):
+            if a.startswith("'") or "=" in a:
                 continue
             assert (REPO / a).exists(), f"{line}: {a} does not exist"
         name = Path(argv[0]).name

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -56,3 +58,21 @@ def test_unknown_rule_is_a_usage_error() -> None:
     code, out, err = run("rules", "DM999")
     assert (code, out) == (2, "")
     assert err == "dynmigrate: no rule DM999 (dynmigrate rules lists them)\n"
+
+
+def test_a_rule_without_fix_fails_the_catalogue_check_but_still_loads(tmp_path: Path) -> None:
+    from dynmigrate.engine.catalogue import load_catalogue as load
+    from dynmigrate.engine.catalogue import validate_catalogue
+
+    source = next(r.directory for r in RULES if r.meta.id == "DM103")
+    copy = tmp_path / "rules" / source.name
+    shutil.copytree(source, copy)
+    text = (copy / "rule.py").read_text(encoding="utf-8")
+    (copy / "rule.py").write_text(
+        "\n".join(line for line in text.split("\n") if not line.startswith("FIX = ")), encoding="utf-8"
+    )
+    (rule,) = load(tmp_path / "rules")
+    assert rule.meta.fix == "See dynmigrate rules DM103."
+    assert validate_catalogue(tmp_path / "rules") == [
+        "DM103-login-shell: rule.py needs FIX, one line of at most 100 characters"
+    ]
