@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ GOLDENS = REPO / "tests" / "goldens"
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     from robustness_stats import COUNTS
+
+    for error in _count_errors:
+        terminalreporter.write_line(f"README counts: {error} (pytest --update-goldens rewrites them)", red=True)
 
     if not COUNTS:
         return
@@ -29,6 +33,61 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"hostile-root cases: {len(hostile)}")
         for name, n in sorted(hostile.items()):
             terminalreporter.write_line(f"  {name.split(':', 1)[1]}" + (f" ({n} checks)" if n > 1 else ""))
+
+
+# The counts README.md quotes ("Robustness") come from the test run: after a run of the whole of
+# tests/robustness/ that passed, they are compared with what the run counted (and rewritten with
+# --update-goldens); a difference fails the run.
+README_COUNTS = (
+    (re.compile(r"\*\*A hostile root built by the test\*\* \((\d+) cases\)"), "hostile cases"),
+    (re.compile(r"([\d,]+) generated inputs over"), "generated inputs"),
+    (re.compile(r"generated inputs over (\d+) readers and writers"), "readers and writers"),
+    (re.compile(r"round-trips (\d+) generated files"), "round-tripped unit files"),
+)
+_deselected_robustness: list[str] = []
+_count_errors: list[str] = []
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _deselected_robustness.extend(i.nodeid for i in items if i.nodeid.startswith("tests/robustness/"))
+
+
+def _counted() -> dict[str, int]:
+    from robustness_stats import COUNTS
+
+    props = {k: v for k, v in COUNTS.items() if k.startswith("property:")}
+    return {
+        "hostile cases": len([k for k in COUNTS if k.startswith("hostile:")]),
+        "generated inputs": sum(props.values()),
+        "readers and writers": len(props),
+        "round-tripped unit files": COUNTS.get("property:unit-roundtrip", 0),
+    }
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    files = {p.relative_to(REPO).as_posix() for p in (REPO / "tests" / "robustness").glob("test_*.py")}
+    ran = {item.nodeid.split("::", 1)[0] for item in session.items}
+    if exitstatus != 0 or _deselected_robustness or not files <= ran:
+        return  # a partial or failed run counts less than the README says
+    counted = _counted()
+    readme = REPO / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    for pattern, what in README_COUNTS:
+        m = pattern.search(text)
+        if m is None:
+            _count_errors.append(f"README.md no longer quotes the {what}")
+            continue
+        want = f"{counted[what]:,}" if "," in m.group(1) or counted[what] >= 1000 else str(counted[what])
+        if m.group(1) != want:
+            if session.config.getoption("--update-goldens"):
+                text = text[: m.start(1)] + want + text[m.end(1) :]
+            else:
+                _count_errors.append(f"README.md quotes {m.group(1)} {what}; this run counted {want}")
+    if session.config.getoption("--update-goldens"):
+        readme.write_text(text, encoding="utf-8")
+    if _count_errors:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -12,6 +12,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.INFORMS
 TAGS = ("internal",)
 SUMMARY = "A file or line under ROOT could not be read or parsed; the scan went on without it."
+FIX = "Repair or remove the file named at the location, then scan again."
 
 
 def check(ctx: RuleContext) -> Iterator[Hit]:

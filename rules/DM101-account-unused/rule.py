@@ -15,6 +15,7 @@ SUMMARY = (
     "No unit runs as the account: User=, exec arguments, daemon config, package and directory "
     "ownership were all checked."
 )
+FIX = "Keep system accounts such as sshd; purge leftovers' data first, then remove the account."
 FACTS = ("F1.7",)
 
 

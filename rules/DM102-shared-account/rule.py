@@ -12,6 +12,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("accounts", "units")
 SUMMARY = "Several units run as the account: they must move together under one User= name."
+FIX = "Migrate all units of the account together, with the same User= name in each drop-in."
 FACTS = ("F1.10", "F4.9")
 
 

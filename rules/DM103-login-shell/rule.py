@@ -12,6 +12,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("accounts",)
 SUMMARY = "The account has a login shell: people or scripts may su to it, which a dynamic user does not allow."
+FIX = "Set the shell to /usr/sbin/nologin once nothing su's to the account."
 FACTS = ("F1.6", "F4.5")
 
 

@@ -13,6 +13,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("accounts", "files")
 SUMMARY = "The home directory holds files outside the managed directories; a dynamic user's home is /."
+FIX = "Move the data into StateDirectory= and point the unit and the account's home at it."
 FACTS = ("F1.6", "F4.5", "F2.13")
 IGNORED_HOMES = ("/", "/nonexistent", "/dev/null", "/var/empty", "/run/sshd")
 

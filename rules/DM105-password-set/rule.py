@@ -14,6 +14,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("accounts",)
 SUMMARY = "shadow shows a usable password (or an empty one): someone may log in as the account."
+FIX = "Move logins to units or runuser, then lock the password (passwd -l)."
 FACTS = ("F1.6", "F4.5")
 
 

@@ -12,6 +12,7 @@ SEVERITY = Severity.ERROR
 EFFECT = Effect.BLOCKS
 TAGS = ("accounts", "debian")
 SUMMARY = "A base-passwd account (UID below 100, e.g. www-data) is shared by the distribution and must stay."
+FIX = "Keep the base account; run the service under a new dedicated dynamic user name."
 FACTS = ("F3.2",)
 
 

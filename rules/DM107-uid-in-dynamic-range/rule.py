@@ -13,6 +13,7 @@ SEVERITY = Severity.ERROR
 EFFECT = Effect.BLOCKS
 TAGS = ("accounts", "environment")
 SUMMARY = "A static account or group uses an ID in 61184-65519, the range systemd allocates dynamic users from."
+FIX = "Renumber the account below the system range limit and re-own its files, service stopped."
 FACTS = ("F1.2", "F4.2")
 
 
@@ -48,4 +49,8 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
         ("user " if h.message.startswith("static account") else "group ") + h.related[0] for h in offenders
     )
     for acc in ctx.service_accounts():
-        yield Hit(acc.name, f"this host has static IDs in the dynamic range ({names}): stage 0 refuses to migrate")
+        yield Hit(
+            acc.name,
+            f"this host has static IDs in the dynamic range ({names}): stage 0 refuses to migrate",
+            offenders[0].location,
+        )

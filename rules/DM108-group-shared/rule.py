@@ -12,6 +12,7 @@ SEVERITY = Severity.ERROR
 EFFECT = Effect.BLOCKS
 TAGS = ("accounts", "groups")
 SUMMARY = "Other users rely on the account's own group; the group cannot survive the migration, so the account stays."
+FIX = "Give the shared access a group of its own, then migrate."
 FACTS = ("F1.7", "F3.2", "F3.5")
 
 

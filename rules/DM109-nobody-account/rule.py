@@ -13,6 +13,7 @@ SEVERITY = Severity.INFO
 EFFECT = Effect.INFORMS
 TAGS = ("accounts",)
 SUMMARY = "nobody/nogroup (65534) is the overflow ID: units using it are reported but the account is never touched."
+FIX = "Nothing to do: nobody/nogroup is never migrated; give the unit a user of its own."
 FACTS = ("F7.2",)
 
 

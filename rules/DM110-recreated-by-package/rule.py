@@ -13,6 +13,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("accounts", "packages", "debian")
 SUMMARY = "adduser/useradd in a postinst recreates the account on upgrade, and a static account silently wins."
+FIX = "Keep the upgrade guard the plan installs (or pin the package); confirm the step in stage 2."
 FACTS = ("F1.7", "F5.4", "F5.5")
 
 

@@ -15,6 +15,7 @@ TAGS = ("accounts", "sysusers")
 SUMMARY = (
     "A sysusers.d declaration recreates the account at the next package upgrade or /usr update; the plan masks it."
 )
+FIX = "None needed: the plan masks the sysusers.d declaration in /etc."
 FACTS = ("F5.1", "F5.2", "F5.3")
 
 

@@ -14,6 +14,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("accounts", "ledger")
 SUMMARY = "The UID was retired by an earlier migration; files the old account left may now belong to this one."
+FIX = "Give the account a UID that was never retired and re-own what the old UID left."
 FACTS = ("F3.2",)
 LEDGER = RelPath("/var/lib/dynmigrate/retired-ids")
 

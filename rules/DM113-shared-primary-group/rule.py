@@ -12,6 +12,7 @@ SEVERITY = Severity.INFO
 EFFECT = Effect.INFORMS
 TAGS = ("accounts", "groups")
 SUMMARY = "The primary group is not the account's own: the plan deletes only the user and keeps the group."
+FIX = "None needed: the plan keeps the shared group; give the service a group of its own if wanted."
 FACTS = ("F3.2",)
 
 

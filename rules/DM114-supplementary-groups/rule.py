@@ -12,6 +12,7 @@ SEVERITY = Severity.INFO
 EFFECT = Effect.INFORMS
 TAGS = ("accounts", "groups")
 SUMMARY = "Memberships in other static groups (ssl-cert, adm, ...) become SupplementaryGroups= in the drop-in."
+FIX = "None needed: the drop-in lists the groups in SupplementaryGroups=."
 FACTS = ("F3.5",)
 
 

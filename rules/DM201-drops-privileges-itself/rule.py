@@ -12,6 +12,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("units", "process-model")
 SUMMARY = "No User= in the unit; the daemon switches to the account itself (-u, config, wrapper, package)."
+FIX = "None needed: the drop-in keeps the daemon's own switch (User= plus the ! prefix)."
 FACTS = ("F1.9", "F4.3")
 
 
@@ -30,6 +31,6 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                 acc.name,
                 f"{name} has no User=; linked by {link.how} ({link.detail}): the drop-in sets User={acc.name} "
                 "and keeps the daemon's own switch with the '!' prefix",
-                None,
+                ctx.q.link_location(link),
                 (name,),
             )

@@ -12,6 +12,7 @@ SEVERITY = Severity.INFO
 EFFECT = Effect.INFORMS
 TAGS = ("units",)
 SUMMARY = "DynamicUser=yes is set, yet the static account exists and silently wins: the unit runs as it."
+FIX = "Remove the static account once nothing else needs it."
 FACTS = ("F1.7", "F5.5")
 
 

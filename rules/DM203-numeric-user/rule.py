@@ -12,6 +12,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.INFORMS
 TAGS = ("units",)
 SUMMARY = "A numeric User= is used as-is, never allocated; the plan's drop-in names the user instead."
+FIX = "Name the user in User= instead of a number."
 FACTS = ("F1.8", "F6.11")
 
 

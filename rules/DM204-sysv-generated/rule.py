@@ -12,6 +12,7 @@ SEVERITY = Severity.ERROR
 EFFECT = Effect.BLOCKS
 TAGS = ("units", "sysv")
 SUMMARY = "A unit generated from /etc/init.d drops privileges in shell; it is not a candidate."
+FIX = "Write a native unit of the same name, then scan again."
 FACTS = ("F4.14",)
 
 

@@ -12,6 +12,7 @@ SEVERITY = Severity.ERROR
 EFFECT = Effect.BLOCKS
 TAGS = ("units", "dbus")
 SUMMARY = "A service that owns a bus name cannot use DynamicUser: bus policies name static users."
+FIX = "Keep the static account; harden the unit with the settings DynamicUser implies."
 FACTS = ("F4.1",)
 
 
@@ -25,7 +26,7 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                 yield Hit(
                     acc.name,
                     f"{name} is the system bus itself: it must resolve every policy name as a static user",
-                    None,
+                    ctx.q.unit_location(name),
                     (name,),
                 )
                 continue

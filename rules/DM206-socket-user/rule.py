@@ -13,6 +13,7 @@ SEVERITY = Severity.ERROR
 EFFECT = Effect.BLOCKS
 TAGS = ("units", "sockets")
 SUMMARY = "SocketUser=/SocketGroup= are resolved when the socket is created: the name must stay static."
+FIX = "Keep the account static, or drop SocketUser= when the service checks access itself."
 FACTS = ("F4.7",)
 
 

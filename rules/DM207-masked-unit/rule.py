@@ -14,6 +14,7 @@ SEVERITY = Severity.INFO
 EFFECT = Effect.INFORMS
 TAGS = ("units",)
 SUMMARY = "A masked unit cannot start; it is never planned until it is unmasked."
+FIX = "Unmask the unit if the service is used, then scan again."
 FACTS = ("F6.7",)
 
 

@@ -17,6 +17,7 @@ SUMMARY = (
     "ReadWritePaths= or WorkingDirectory= outside /var/lib, /var/cache, /var/log, /run: data "
     "must move, or UIDs get recycled onto it."
 )
+FIX = "Move the data under StateDirectory= and set WorkingDirectory= there."
 FACTS = ("F1.15", "F2.13", "F3.5", "F4.6")
 
 

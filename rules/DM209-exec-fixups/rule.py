@@ -15,6 +15,7 @@ TAGS = ("units",)
 SUMMARY = (
     "Ownership fix-ups in ExecStartPre/Post become wrong under DynamicUser; the plan replaces them with *Directory=."
 )
+FIX = "None needed: the plan replaces the fix-ups with *Directory= settings."
 FACTS = ("F4.3", "F2.5")
 FIXUP = re.compile(r"(^|[\s/])(chown|chgrp|chmod|mkdir|install)\b")
 

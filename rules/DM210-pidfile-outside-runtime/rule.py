@@ -13,6 +13,7 @@ SEVERITY = Severity.INFO
 EFFECT = Effect.INFORMS
 TAGS = ("units",)
 SUMMARY = "/run is read-only under DynamicUser: a PID file must live in RuntimeDirectory=; the plan moves it."
+FIX = "None needed: the plan moves the PID file into RuntimeDirectory=."
 FACTS = ("F4.6", "F2.9")
 
 

@@ -12,6 +12,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("units",)
 SUMMARY = "RootDirectory=/RootImage= change name resolution and paths; PrivateUsers=managed refuses User=."
+FIX = "Test DynamicUser=yes in the image by hand first; the image must resolve the dynamic user."
 FACTS = ("F1.14", "F4.13")
 
 

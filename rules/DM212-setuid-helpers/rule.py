@@ -14,6 +14,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("units", "process-model")
 SUMMARY = "DynamicUser forces NoNewPrivileges=yes: sudo, su, ping and setgid mail helpers stop working."
+FIX = "Replace sudo/su/ping in the unit with a check that needs no privilege."
 FACTS = ("F1.11", "F4.4")
 HELPERS = frozenset({"sudo", "su", "ping", "ping6", "sendmail", "postdrop", "newgrp", "pkexec", "doas"})
 

@@ -12,6 +12,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("units", "process-model")
 SUMMARY = "Only directory ownership or an unrelated package ties a unit to the account: confirm it before planning."
+FIX = "Confirm which account the unit runs as and set User= explicitly."
 FACTS = ("F4.3",)
 
 
@@ -25,6 +26,6 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                 acc.name,
                 f"only indirect evidence links {', '.join(units)} to {acc.name} ({first.how}: {first.detail}); "
                 "confirm which user the daemon really runs as",
-                None,
+                ctx.q.link_location(first),
                 tuple(units),
             )

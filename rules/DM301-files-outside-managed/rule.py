@@ -16,6 +16,7 @@ TAGS = ("files",)
 SUMMARY = (
     "Files owned by the account outside /var/lib, /var/cache, /var/log, /run and /etc become orphans after userdel."
 )
+FIX = "Move the data into a managed directory, or give it to root."
 FACTS = ("F3.1", "F3.2", "F1.15")
 
 

@@ -17,6 +17,7 @@ SUMMARY = (
     "Config owned by the account with no world read becomes unreadable once the account is "
     "gone; the plan re-owns it to root."
 )
+FIX = "None needed: the plan re-owns the config to root and keeps it group-readable."
 FACTS = ("F3.4", "F2.5")
 
 

@@ -17,6 +17,7 @@ SUMMARY = (
     "A secret owned by the account must not become world-readable: pass it with "
     "LoadCredential= and change the daemon's config."
 )
+FIX = "Pass the secret with LoadCredential=; keep the file root-owned and 0600."
 FACTS = ("F3.4",)
 
 

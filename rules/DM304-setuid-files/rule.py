@@ -13,6 +13,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("files",)
 SUMMARY = "The recursive chown strips setuid/setgid bits, and NoNewPrivileges disarms them anyway."
+FIX = "Keep the account static, or replace the setuid wrapper with a socket or a root unit."
 FACTS = ("F2.6", "F4.4")
 
 

@@ -14,6 +14,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("files",)
 SUMMARY = "/var/lib/X that is a mount point, on another filesystem, or a symlink defeats the move into private/."
+FIX = "Mount the disk at /var/lib/private/NAME so that the move stays on one filesystem."
 FACTS = ("F2.10", "F2.12")
 
 

@@ -15,6 +15,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("files", "host")
 SUMMARY = "Leftovers of a deleted account: the next account to get the ID inherits them."
+FIX = "Decide per path: delete, archive or give it to root."
 FACTS = ("F3.1", "F3.2", "F2.3")
 # Where DynamicUser services keep their data, owned by a dynamic UID no account has (F2.3).
 PRIVATE_DIRS = ("/var/lib/private", "/var/cache/private", "/var/log/private", "/run/private")

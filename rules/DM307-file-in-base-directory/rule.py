@@ -14,6 +14,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("files",)
 SUMMARY = "Managed directories are subdirectories: a log or PID file straight in /var/log or /run is not writable."
+FIX = "Point the log or PID file into a subdirectory (LogsDirectory=, RuntimeDirectory=)."
 FACTS = ("F4.15", "F4.6")
 BASES = ("/var/log", "/run", "/var/run", "/var/lib", "/var/cache")
 

@@ -15,6 +15,7 @@ TAGS = ("references", "cron")
 SUMMARY = (
     "Cron cannot run a job as a user that exists only while the unit runs; turn it into a timer with the same User=."
 )
+FIX = "Turn the cron job into a timer whose service runs as the same user."
 FACTS = ("F4.5",)
 
 

@@ -13,6 +13,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("references", "sudo")
 SUMMARY = "sudo rules name the account; NoNewPrivileges disarms sudo inside the unit and the name vanishes outside it."
+FIX = "Move the privileged part into its own root unit that the service triggers."
 FACTS = ("F4.4", "F4.5")
 
 

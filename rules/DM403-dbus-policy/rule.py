@@ -13,6 +13,7 @@ SEVERITY = Severity.ERROR
 EFFECT = Effect.BLOCKS
 TAGS = ("references", "dbus")
 SUMMARY = "The bus resolves policy names when it loads its config: a dynamic user cannot own its bus name."
+FIX = "Keep the account static; harden the unit with the settings DynamicUser implies."
 FACTS = ("F4.1",)
 
 

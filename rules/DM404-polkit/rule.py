@@ -13,6 +13,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("references", "polkit")
 SUMMARY = "polkit rules match user names; a dynamic user's name exists only while its unit runs."
+FIX = "Grant through a static group given with SupplementaryGroups=."
 FACTS = ("F4.5",)
 
 

@@ -13,6 +13,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("references", "login")
 SUMMARY = "authorized_keys in the account's home: dynamic users are locked and have no home."
+FIX = "Move the SSH login elsewhere (a built-in SSH server, or another account)."
 FACTS = ("F1.6", "F4.5")
 
 

@@ -13,6 +13,7 @@ SEVERITY = Severity.INFO
 EFFECT = Effect.INFORMS
 TAGS = ("references", "logs")
 SUMMARY = "logrotate skips files whose user is unknown; the plan writes an override in /etc/logrotate.d."
+FIX = "None needed: the plan writes a logrotate override that does not name the user."
 FACTS = ("F4.5",)
 
 

@@ -13,6 +13,7 @@ SEVERITY = Severity.INFO
 EFFECT = Effect.INFORMS
 TAGS = ("references", "tmpfiles")
 SUMMARY = "tmpfiles.d fails to resolve the name at boot; the plan writes an override in /etc/tmpfiles.d."
+FIX = "None needed: the plan writes a tmpfiles.d override in /etc."
 FACTS = ("F4.5",)
 
 

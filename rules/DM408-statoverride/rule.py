@@ -13,6 +13,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.INFORMS
 TAGS = ("references", "debian")
 SUMMARY = "A statoverride naming a deleted account makes every later dpkg run abort; the plan removes and saves it."
+FIX = "None needed: stage 2 removes the statoverride and saves it for the rollback."
 FACTS = ("F5.4",)
 
 

@@ -13,6 +13,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.INFORMS
 TAGS = ("environment", "nss")
 SUMMARY = "Without nss-systemd, dynamic users have no name for ls, ps or the daemon; the plan's preflight enables it."
+FIX = "Install libnss-systemd and add systemd to passwd/group in nsswitch.conf (preflight does it)."
 FACTS = ("F1.6",)
 
 

@@ -12,6 +12,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("environment", "nss", "process-model")
 SUMMARY = "The daemon switches to its user by name; without nss-systemd that lookup fails under DynamicUser."
+FIX = "Add systemd to passwd and group in /etc/nsswitch.conf (stage 0 does it)."
 FACTS = ("F1.6", "F4.3")
 BY_NAME = ("exec-argument", "wrapper-script", "daemon-config")
 
@@ -26,7 +27,7 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                     acc.name,
                     f"{link.unit} looks up {acc.name} by name ({link.detail}) and the root lacks nss-systemd: "
                     "enable it first (the plan's preflight does)",
-                    None,
+                    ctx.q.link_location(link),
                     (link.unit,),
                 )
                 break

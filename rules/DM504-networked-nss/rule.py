@@ -12,6 +12,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("environment", "nss")
 SUMMARY = "Allocating a dynamic UID does NSS lookups; a network directory can deadlock or serve the dynamic range."
+FIX = "Keep the network directory's IDs out of 61184-65519 and resolve local users first."
 FACTS = ("F4.2",)
 NETWORKED = frozenset({"ldap", "sss", "nis", "nisplus", "winbind", "hesiod"})
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dynmigrate.collect.rootfs import OwnershipManifest
 from dynmigrate.collect.snapshot import Events, collect
 from dynmigrate.engine.api import RuleContext
 from dynmigrate.engine.catalogue import load_catalogue
+from dynmigrate.engine.evidence import make_evidence
 from dynmigrate.engine.runner import run_rules
 from dynmigrate.engine.verdicts import make_report
 from dynmigrate.graph.build import Graph, build_graph
@@ -30,7 +31,7 @@ def analyse(snapshot: Snapshot) -> ScanResult:
     graph = build_graph(snapshot)
     queries = Queries(snapshot, graph)
     findings = run_rules(RuleContext(snapshot, queries), load_catalogue())
-    report = make_report(snapshot, queries, findings)
+    report = replace(make_report(snapshot, queries, findings), evidence=make_evidence(snapshot, queries, graph))
     return ScanResult(snapshot, graph, queries, tuple(findings), report)
 
 

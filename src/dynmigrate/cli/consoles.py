@@ -28,9 +28,10 @@ def make_console(file: IO[str], color: str) -> Console:
 class StderrEvents:
     """Progress for collect, drawn on stderr only when stderr is a terminal."""
 
-    def __init__(self, console: Console, enabled: bool) -> None:
+    def __init__(self, console: Console, enabled: bool, verbose: int = 0) -> None:
         self.console = console
         self.enabled = enabled and console.is_terminal and sys.stderr.isatty()
+        self.verbose = verbose  # -v: one line per stage on stderr, terminal or not
         self.progress: Progress | None = None
         self.task: TaskID | None = None
 
@@ -48,6 +49,8 @@ class StderrEvents:
             self.progress.stop()
 
     def stage(self, name: str) -> None:
+        if self.verbose:
+            print(f"dynmigrate: reading {safe(name)}", file=sys.stderr, flush=True)
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, description=f"reading {name}")
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
-import json
+import importlib
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,8 +19,7 @@ from dynmigrate.app import ScanResult, run_scan
 from dynmigrate.cli.consoles import StderrEvents, make_console
 from dynmigrate.collect.rootfs import RootError
 from dynmigrate.model.common import Verdict
-from dynmigrate.render.common import account_data, safe
-from dynmigrate.render.registry import SCAN_FORMATS, TEXT_FORMATS
+from dynmigrate.render.common import safe
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,9 +47,29 @@ def fail(code: Exit, message: str) -> None:
     sys.exit(int(code))
 
 
-def root_options(func: F) -> F:
+def common_options(func: F) -> F:
+    """--color, -q/--quiet and -v/--verbose: every command takes them."""
     options = [
-        click.argument("root", type=click.Path(file_okay=False, path_type=str)),
+        click.option(
+            "--color",
+            type=click.Choice(["auto", "always", "never"]),
+            default="auto",
+            show_default=True,
+            help="Colour on the terminal (NO_COLOR in the environment wins).",
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="Only the report and errors: no progress, no notes."),
+        click.option(
+            "-v", "--verbose", count=True, help="Say what is being read and how long it took, on stderr (repeatable)."
+        ),
+    ]
+    for opt in reversed(options):
+        func = opt(func)
+    return func
+
+
+def scan_options(func: F) -> F:
+    """What reading a root takes (after ROOT): the ownership manifest, the policy, the walk."""
+    options = [
         click.option(
             "--ownership",
             type=click.Path(dir_okay=False, path_type=str),
@@ -64,12 +85,36 @@ def root_options(func: F) -> F:
             is_flag=True,
             help="Walk into other filesystems below ROOT (pseudo filesystems are always skipped).",
         ),
-        click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True),
         click.option("--no-progress", is_flag=True, help="Never draw progress on stderr."),
     ]
     for opt in reversed(options):
         func = opt(func)
-    return func
+    return common_options(func)
+
+
+def root_options(func: F) -> F:
+    """ROOT as the first positional argument, then the scan options and the common ones."""
+    return click.argument("root", type=click.Path(file_okay=False, path_type=str))(scan_options(func))
+
+
+@dataclass(frozen=True, slots=True)
+class ScanConfig:
+    """Everything a command needs to read ROOT, parsed from its options."""
+
+    root: str
+    ownership: str | None = None
+    policy: str | None = None
+    cross_filesystems: bool = False
+    color: str = "auto"
+    no_progress: bool = False
+    quiet: bool = False
+    verbose: int = 0
+
+
+def note(config: ScanConfig, message: str) -> None:
+    """An informational line on stderr, unless --quiet."""
+    if not config.quiet:
+        click.echo(f"dynmigrate: {message}", err=True)
 
 
 def scan_root(
@@ -81,20 +126,46 @@ def scan_root(
     no_progress: bool,
     *,
     progress: bool = True,
+    quiet: bool = False,
+    verbose: int = 0,
 ) -> ScanResult:
     if not Path(root).is_dir():
         fail(Exit.INPUT, f"ROOT {safe(root)} is not a directory")
     err = make_console(sys.stderr, color)
+    started = time.monotonic()
     try:
-        with StderrEvents(err, enabled=progress and not no_progress) as events:
-            return run_scan(
+        with StderrEvents(err, enabled=progress and not no_progress and not quiet, verbose=verbose) as events:
+            result = run_scan(
                 root, ownership=ownership, policy=policy, cross_filesystems=cross_filesystems, events=events
             )
     except RootError as exc:
         fail(Exit.INPUT, str(exc))
+        raise AssertionError("unreachable") from None
     except (OSError, ValueError) as exc:
         fail(Exit.INPUT, f"cannot read input: {exc}")
-    raise AssertionError("unreachable")
+        raise AssertionError("unreachable") from None
+    if verbose and not quiet:
+        findings = len(result.findings)
+        click.echo(
+            f"dynmigrate: read {safe(root)} in {time.monotonic() - started:.1f}s: {result.report.walked_entries} "
+            f"entries, {result.report.unit_count} units, {len(result.report.accounts)} accounts, {findings} findings",
+            err=True,
+        )
+    return result
+
+
+def scan_config(config: ScanConfig) -> ScanResult:
+    c = config
+    return scan_root(
+        c.root,
+        c.ownership,
+        c.policy,
+        c.cross_filesystems,
+        c.color,
+        c.no_progress,
+        quiet=c.quiet,
+        verbose=c.verbose,
+    )
 
 
 def write_out(text: str, output: str | None) -> None:
@@ -133,137 +204,13 @@ def main() -> None:
     """
 
 
-@main.command()
-@root_options
-@click.option("--format", "fmt", type=click.Choice(SCAN_FORMATS), default="table", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), help="Write the report to a file.")
-@click.option("--all", "show_all", is_flag=True, help="Table: also list accounts with no units, files or references.")
-@click.option(
-    "--fail-on",
-    type=click.Choice(sorted(FAIL_ON)),
-    default="never",
-    show_default=True,
-    help="Exit 1 if an account has this verdict or worse (blocked; manual = blocked or needs manual steps).",
+# Each command lives in its own module and registers itself on `main` when imported: adding a
+# command is one new module and one line here.
+COMMAND_MODULES = (
+    "scancmd",  # scan
+    "reviewcmd",  # explain, graph
+    "rulescmd",  # rules
+    "plancmd",  # plan, verify
 )
-@guarded
-def scan(
-    root: str,
-    ownership: str | None,
-    policy: str | None,
-    cross_filesystems: bool,
-    color: str,
-    no_progress: bool,
-    fmt: str,
-    output: str | None,
-    show_all: bool,
-    fail_on: str,
-) -> None:
-    """Give every static system account under ROOT a verdict, with its evidence."""
-    from dynmigrate.render.table import render_table
-
-    result = scan_root(root, ownership, policy, cross_filesystems, color, no_progress)
-    if fmt == "table":
-        if output:
-            with open(output, "w", encoding="utf-8") as fh:
-                render_table(result.report, make_console(fh, "never"), show_all=show_all)
-        else:
-            render_table(result.report, make_console(sys.stdout, color), show_all=show_all)
-    else:
-        write_out(TEXT_FORMATS[fmt](result.report), output)
-    bad = FAIL_ON[fail_on]
-    if any(a.verdict in bad for a in result.report.accounts):
-        sys.exit(int(Exit.FINDINGS))
-
-
-@main.command()
-@root_options
-@click.argument("name")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@guarded
-def explain(
-    root: str,
-    ownership: str | None,
-    policy: str | None,
-    cross_filesystems: bool,
-    color: str,
-    no_progress: bool,
-    name: str,
-    fmt: str,
-) -> None:
-    """Print one account's or unit's whole evidence."""
-    from dynmigrate.render.explain import explain_account, explain_unit
-
-    result = scan_root(root, ownership, policy, cross_filesystems, color, no_progress)
-    acc = result.report.account(name)
-    if acc is not None:
-        if fmt == "json":
-            click.echo(json.dumps(account_data(acc), indent=2, sort_keys=True, ensure_ascii=False))
-        else:
-            click.echo("\n".join(explain_account(result, acc)))
-        return
-    lines = explain_unit(result, name)
-    if lines is None and not name.endswith(".service"):
-        lines = explain_unit(result, name + ".service")
-    if lines is None:
-        fail(Exit.USAGE, f"no static system account or unit named {safe(name)} under {safe(root)}")
-        return
-    if fmt == "json":
-        click.echo(json.dumps({"unit": name, "lines": lines}, indent=2, ensure_ascii=False))
-    else:
-        click.echo("\n".join(lines))
-
-
-@main.command()
-@root_options
-@click.option("--format", "fmt", type=click.Choice(["dot", "json"]), default="json", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str))
-@guarded
-def graph(
-    root: str,
-    ownership: str | None,
-    policy: str | None,
-    cross_filesystems: bool,
-    color: str,
-    no_progress: bool,
-    fmt: str,
-    output: str | None,
-) -> None:
-    """Export the ownership graph (accounts, groups, units, paths, references), sorted."""
-    from dynmigrate.graph.export import export_dot, export_json
-
-    result = scan_root(root, ownership, policy, cross_filesystems, color, no_progress)
-    write_out(export_dot(result.graph) if fmt == "dot" else export_json(result.graph), output)
-
-
-@main.command("rules")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@guarded
-def rules_cmd(fmt: str) -> None:
-    """List the rule catalogue."""
-    from dynmigrate.engine.catalogue import load_catalogue
-
-    rules = load_catalogue()
-    if fmt == "json":
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "id": r.meta.id,
-                        "name": r.meta.name,
-                        "severity": r.meta.severity.value,
-                        "effect": r.meta.effect.value,
-                        "tags": list(r.meta.tags),
-                        "summary": r.meta.summary,
-                        "facts": list(r.meta.facts),
-                    }
-                    for r in rules
-                ],
-                indent=2,
-            )
-        )
-        return
-    for r in rules:
-        click.echo(f"{r.meta.id}  {r.meta.name:28} {r.meta.effect.value:18} {r.meta.summary}")
-
-
-from dynmigrate.cli import plancmd  # noqa: E402,F401  (registers plan and verify)
+for _module in COMMAND_MODULES:
+    importlib.import_module(f"dynmigrate.cli.{_module}")

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from dynmigrate.cli.main import Exit, fail, guarded, main, root_options, scan_root
+from dynmigrate.cli.main import Exit, ScanConfig, common_options, fail, guarded, main, root_options, scan_config
 from dynmigrate.render.common import safe
+from dynmigrate.render.registry import FORMAT_HELP, FORMATS
 
 
 def _probes(values: tuple[str, ...]) -> dict[str, str]:
@@ -32,9 +33,13 @@ def _probes(values: tuple[str, ...]) -> dict[str, str]:
     "-o",
     "--output",
     "outdir",
-    required=True,
     type=click.Path(file_okay=False, path_type=str),
-    help="Plan folder to write (must not exist, or be empty).",
+    help="Plan folder to write (must not exist, or be empty); required unless --dry-run.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the drop-ins and the diffs of the effective units to stdout; write nothing.",
 )
 @click.option("--replace", is_flag=True, help="Replace an existing plan folder.")
 @click.option("--force", is_flag=True, help="Also plan blocked accounts (prints every blocker).")
@@ -58,12 +63,15 @@ def plan(
     ownership: str | None,
     policy: str | None,
     cross_filesystems: bool,
-    color: str,
     no_progress: bool,
+    color: str,
+    quiet: bool,
+    verbose: int,
     units: tuple[str, ...],
     accounts: tuple[str, ...],
     all_convertible: bool,
-    outdir: str,
+    outdir: str | None,
+    dry_run: bool,
     replace: bool,
     force: bool,
     probes: tuple[str, ...],
@@ -76,7 +84,10 @@ def plan(
 
     if not (units or accounts or all_convertible):
         fail(Exit.USAGE, "choose what to plan: --unit UNIT, --account NAME or --all-convertible")
-    result = scan_root(root, ownership, policy, cross_filesystems, color, no_progress)
+    if not outdir and not dry_run:
+        fail(Exit.USAGE, "give the plan folder with -o DIR (or --dry-run to print the drop-ins and diffs)")
+    config = ScanConfig(root, ownership, policy, cross_filesystems, color, no_progress, quiet, verbose)
+    result = scan_config(config)
     try:
         plan_ = make_plan(
             result,
@@ -102,6 +113,14 @@ def plan(
             Exit.REFUSED if any(w.startswith("blocked") for _, w in plan_.refused) else Exit.USAGE,
             "nothing could be planned",
         )
+    if dry_run:
+        from dynmigrate.plan.preview import render_preview
+
+        click.echo(render_preview(plan_), nl=False)
+        if any(w.startswith("blocked") for _, w in plan_.refused):
+            sys.exit(int(Exit.REFUSED))
+        return
+    assert outdir is not None
     out = Path(outdir)
     if replace and out.exists():
         shutil.rmtree(out)
@@ -110,29 +129,60 @@ def plan(
     except PlanWriteError as exc:
         fail(Exit.INPUT, str(exc))
         return
-    if plan_.accounts:
-        click.echo(f"wrote {len(written)} files to {safe(str(out))}: review REPORT.md, then run migrate.sh stage0")
-    else:
-        click.echo(f"wrote {len(written)} files to {safe(str(out))}: nothing to migrate; REPORT.md lists the options")
+    if verbose and not quiet:
+        for rel in written:
+            click.echo(f"dynmigrate: wrote {safe(str(out / rel))}", err=True)
+    if not quiet:
+        if plan_.accounts:
+            click.echo(f"wrote {len(written)} files to {safe(str(out))}: review REPORT.md, then run migrate.sh stage0")
+        else:
+            click.echo(
+                f"wrote {len(written)} files to {safe(str(out))}: nothing to migrate; REPORT.md lists the options"
+            )
     if any(w.startswith("blocked") for _, w in plan_.refused):
         sys.exit(int(Exit.REFUSED))
 
 
 @main.command()
+@click.argument("root", metavar="[ROOT]", required=False, type=click.Path(file_okay=False, path_type=str))
 @click.option(
     "--root",
-    default="/",
-    show_default=True,
+    "root_option",
+    hidden=True,
     type=click.Path(file_okay=False, path_type=str),
-    help="The live root (service checks run only when this is /).",
+    help="Deprecated: give ROOT as the argument.",
 )
 @click.option("--account", "accounts", multiple=True, help="Only these migrated accounts.")
 @click.option("--repair", is_flag=True, help="Run dynmigrate-repair for drift, then verify again.")
 @click.option("--no-walk", is_flag=True, help="Skip the walk for files of the old UID.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS["verify"]), default="text", show_default=True, help=FORMAT_HELP
+)
+@common_options
 @guarded
-def verify(root: str, accounts: tuple[str, ...], repair: bool, no_walk: bool, fmt: str) -> None:
-    """Check migrated accounts on a live host; report drift (exit 1)."""
+def verify(
+    root: str | None,
+    root_option: str | None,
+    accounts: tuple[str, ...],
+    repair: bool,
+    no_walk: bool,
+    fmt: str,
+    color: str,
+    quiet: bool,
+    verbose: int,
+) -> None:
+    """Check migrated accounts on a live host (ROOT, default /); report drift (exit 1).
+
+    Verify always looks at the live state: it takes no saved report. Service checks run only
+    when ROOT is /.
+    """
+    if root_option is not None:
+        if root is not None and root != root_option:
+            fail(Exit.USAGE, "give ROOT once: as the argument (--root is a deprecated alias)")
+        if not quiet:
+            click.echo("dynmigrate: --root is deprecated: give ROOT as the argument (dynmigrate verify ROOT)", err=True)
+        root = root_option
+    root = root or "/"
     from dynmigrate.plan.verify import records, verify_host
     from dynmigrate.plan.verify import repair as run_repair
 
@@ -151,6 +201,8 @@ def verify(root: str, accounts: tuple[str, ...], repair: bool, no_walk: bool, fm
         )
     else:
         for c in checks:
+            if c.ok and quiet:
+                continue
             click.echo(f"{'ok  ' if c.ok else 'FAIL'} {safe(c.account)}: {safe(c.check)}: {safe(c.detail)}")
         bad = [c for c in checks if not c.ok]
         click.echo(f"{len(checks) - len(bad)}/{len(checks)} checks passed" + (": drift found" if bad else ""))

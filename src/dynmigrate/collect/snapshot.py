@@ -97,6 +97,9 @@ def parse_policy(text: str, source: str) -> tuple[Policy, list[Problem]]:
     skip = /srv/huge /var/lib/docker
     [probes]
     redis-server.service = redis-cli ping
+    [ignore]
+    redis = DM110
+    redis-server.service = DM208
     """
     problems: list[Problem] = []
     parser = configparser.ConfigParser(interpolation=None, strict=True)
@@ -112,7 +115,7 @@ def parse_policy(text: str, source: str) -> tuple[Policy, list[Problem]]:
         raw = parser.get(section, key, fallback="")
         return tuple(w for w in re.split(r"[\s,]+", raw) if w)
 
-    known = {"never": {"accounts", "units"}, "walk": {"skip"}, "probes": None}
+    known = {"never": {"accounts", "units"}, "walk": {"skip"}, "probes": None, "ignore": None}
     for section in parser.sections():
         if section not in known:
             problems.append(Problem(Location(RelPath(source)), f"policy file: unknown section [{section}]"))
@@ -124,6 +127,18 @@ def parse_policy(text: str, source: str) -> tuple[Policy, list[Problem]]:
             if key not in allowed:
                 problems.append(Problem(Location(RelPath(source)), f"policy file: unknown key {key} in [{section}]"))
     probes = tuple(sorted(parser.items("probes"))) if parser.has_section("probes") else ()
+    ignores: list[tuple[str, tuple[str, ...]]] = []
+    if parser.has_section("ignore"):
+        for key, raw in sorted(parser.items("ignore")):
+            ids = tuple(w.upper() for w in re.split(r"[\s,]+", raw) if w)
+            bad = [w for w in ids if not re.fullmatch(r"DM\d{3}", w)]
+            if bad or not ids:
+                line = _key_line(text, key)
+                what = f"{', '.join(bad)} is not a rule id" if bad else "no rule id given"
+                problems.append(Problem(Location(RelPath(source), line), f"policy file: [ignore] {key}: {what}"))
+                ids = tuple(w for w in ids if w not in bad)
+            if ids:
+                ignores.append((key, ids))
     return (
         Policy(
             never_accounts=words("never", "accounts"),
@@ -131,9 +146,19 @@ def parse_policy(text: str, source: str) -> tuple[Policy, list[Problem]]:
             skip_paths=tuple(str(rel(p)) for p in words("walk", "skip")),
             probes=probes,
             source=source,
+            ignores=tuple(ignores),
         ),
         problems,
     )
+
+
+def _key_line(text: str, key: str) -> int:
+    """The line of `key =` in an INI text (configparser keeps no line numbers), 0 if not found."""
+    for n, line in enumerate(text.splitlines(), 1):
+        name, sep, _ = line.partition("=")
+        if sep and name.strip() == key:
+            return n
+    return 0
 
 
 # -- references -----------------------------------------------------------------------------

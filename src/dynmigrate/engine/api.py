@@ -31,6 +31,7 @@ class RuleMeta:
     effect: Effect
     tags: tuple[str, ...]
     summary: str
+    fix: str  # the one-line fix every finding of the rule shows
     facts: tuple[str, ...] = ()  # facts-sheet items the rule rests on (F1.7, ...)
 
 

@@ -1,7 +1,8 @@
 """Load and validate the rule catalogue: one directory per rule under rules/.
 
 Explicit loading, no subclass magic: every rules/DMnnn-name/rule.py is imported by path and
-must define ID, NAME, SEVERITY, EFFECT, TAGS, SUMMARY and check(ctx).
+must define ID, NAME, SEVERITY, EFFECT, TAGS, SUMMARY and check(ctx), and should define FIX (the
+one-line fix every finding shows; the catalogue test requires it, a scan still runs without it).
 """
 
 from __future__ import annotations
@@ -75,9 +76,31 @@ def _load_one(directory: Path) -> Rule:
         effect=module.EFFECT,
         tags=tuple(module.TAGS),
         summary=str(module.SUMMARY),
+        fix=str(getattr(module, "FIX", "")) or f"See dynmigrate rules {module.ID}.",
         facts=tuple(getattr(module, "FACTS", ())),
     )
     return Rule(meta, module.check, directory)
+
+
+# DM000 has no folder: the runner raises it when a rule crashes.
+CRASH_FIX = "A bug in dynmigrate: report it with the message; the other rules' findings still stand."
+
+
+def fix_of(rule_id: str) -> str:
+    """The one-line fix for a rule id (every finding shows it)."""
+    for rule in load_catalogue():
+        if rule.meta.id == rule_id:
+            return rule.meta.fix
+    return CRASH_FIX
+
+
+def find_rule(rule_id: str) -> Rule | None:
+    """A rule by id (DM110) or by id-name (DM110-recreated-by-package), case-insensitive."""
+    wanted = rule_id.upper()
+    for rule in load_catalogue():
+        if wanted in (rule.meta.id, f"{rule.meta.id}-{rule.meta.name}".upper()):
+            return rule
+    return None
 
 
 @cache
@@ -96,6 +119,9 @@ def validate_catalogue(directory: Path | None = None) -> list[str]:
     errors: list[str] = []
     for rule in load_catalogue(directory):
         d = rule.directory
+        fix = rule.meta.fix
+        if fix.startswith("See dynmigrate rules ") or len(fix) > 100 or "\n" in fix:
+            errors.append(f"{d.name}: rule.py needs FIX, one line of at most 100 characters")
         readme = d / "README.md"
         if not readme.is_file():
             errors.append(f"{d.name}: no README.md")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dynmigrate.graph.build import Graph
+from dynmigrate.model.common import escape_path
 from dynmigrate.render.common import sanitize
 
 
@@ -29,8 +31,48 @@ def graph_data(g: Graph) -> dict[str, Any]:
     return dict(sanitize({"schema_version": 1, "nodes": nodes, "edges": edges}))
 
 
+def json_text(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def export_json(g: Graph) -> str:
-    return json.dumps(graph_data(g), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json_text(graph_data(g))
+
+
+class NeighbourhoodError(ValueError):
+    pass
+
+
+def neighbourhood(
+    data: Mapping[str, Any], *, accounts: Sequence[str] = (), units: Sequence[str] = (), depth: int = 1
+) -> dict[str, Any]:
+    """The part of exported graph data within `depth` edges (either direction) of the named nodes."""
+    ids = {n["id"] for n in data["nodes"]}
+    seeds: set[str] = set()
+    for name in accounts:
+        if f"account:{escape_path(name)}" not in ids:
+            raise NeighbourhoodError(f"no account {escape_path(name)} in the graph")
+        seeds.add(f"account:{escape_path(name)}")
+    for name in units:
+        for candidate in (name, f"{name}.service"):
+            if f"unit:{escape_path(candidate)}" in ids:
+                seeds.add(f"unit:{escape_path(candidate)}")
+                break
+        else:
+            raise NeighbourhoodError(f"no unit {escape_path(name)} in the graph")
+    around: dict[str, set[str]] = {}
+    for e in data["edges"]:
+        around.setdefault(e["from"], set()).add(e["to"])
+        around.setdefault(e["to"], set()).add(e["from"])
+    keep, frontier = set(seeds), set(seeds)
+    for _ in range(depth):
+        frontier = {m for n in frontier for m in around.get(n, ())} - keep
+        keep |= frontier
+    return {
+        **data,
+        "nodes": [n for n in data["nodes"] if n["id"] in keep],
+        "edges": [e for e in data["edges"] if e["from"] in keep and e["to"] in keep],
+    }
 
 
 def _q(text: Any) -> str:
@@ -50,7 +92,10 @@ SHAPES = {
 
 
 def export_dot(g: Graph) -> str:
-    data = graph_data(g)
+    return dot_text(graph_data(g))
+
+
+def dot_text(data: Mapping[str, Any]) -> str:
     out = ["digraph dynmigrate {", "  rankdir=LR;", '  node [fontname="monospace"];']
     for n in data["nodes"]:
         label = n.get("name", n["id"])

@@ -6,6 +6,7 @@ from dynmigrate.collect.rootfs import is_under
 from dynmigrate.graph.build import Graph
 from dynmigrate.graph.kinds import CONFIDENCE_ORDER, EdgeKind, NodeKind, node_id
 from dynmigrate.model.accounts import NOBODY_NAMES, Account, Group
+from dynmigrate.model.common import Location, RelPath
 from dynmigrate.model.files import OwnedTree, PathInfo
 from dynmigrate.model.references import Action, Reference, RefKind, Target
 from dynmigrate.model.report import Link
@@ -88,6 +89,27 @@ class Queries:
 
     def unit(self, name: str) -> Unit | None:
         return self._units.get(name)
+
+    def link_location(self, link: Link) -> Location | None:
+        """Where the evidence of a link is: its source file and line (`file:line` or `file`)."""
+        if not link.source.startswith("/"):
+            return None
+        file, sep, line = link.source.rpartition(":")
+        if sep and line.isdigit():
+            return Location(RelPath(file), int(line))
+        return Location(RelPath(link.source))
+
+    def unit_location(self, name: str) -> Location | None:
+        """The unit's fragment: where a finding about the unit as a whole points."""
+        unit = self._units.get(name)
+        return Location(RelPath(unit.fragment)) if unit is not None and unit.fragment else None
+
+    def systemd_version_location(self) -> Location | None:
+        """The file the systemd version was read from (dpkg's status, or a libsystemd-shared-N.so)."""
+        source = self.snap.host.systemd_version_source
+        if source.startswith("dpkg:"):
+            return Location(RelPath("/var/lib/dpkg/status"))
+        return Location(RelPath(source)) if source.startswith("/") else None
 
     def units_of(self, account: str, *, include_masked: bool = False) -> list[Link]:
         """Every unit linked to the account, best evidence first per unit; masked units run nothing."""

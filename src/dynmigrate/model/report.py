@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from dynmigrate.model.accounts import NssConfig, SystemRange
 from dynmigrate.model.common import Verdict
@@ -48,6 +50,17 @@ class AccountVerdict:
 
 
 @dataclass(frozen=True, slots=True)
+class Suppressed:
+    """A finding a report leaves out, and why (--ignore, --select, [ignore] in the policy, a baseline).
+
+    Suppression changes reports only: verdicts and plans still count the finding.
+    """
+
+    finding: Finding
+    why: str  # "ignore", "select", "policy", "baseline"
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     root: str
     host: HostInfo
@@ -58,6 +71,9 @@ class Report:
     walked_entries: int
     unit_count: int
     schema_version: int = SCHEMA_VERSION
+    suppressed: tuple[Suppressed, ...] = ()
+    # what `explain` and `graph --from-report` need: unit evidence and the graph as plain data
+    evidence: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def account(self, name: str) -> AccountVerdict | None:
         for a in self.accounts:

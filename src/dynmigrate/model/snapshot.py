@@ -48,6 +48,8 @@ class Policy:
     skip_paths: tuple[str, ...] = ()
     probes: tuple[tuple[str, str], ...] = ()  # unit -> health probe command
     source: str = ""
+    # [ignore]: account or unit -> rule ids its reports leave out (counted, never dropped; verdicts unchanged)
+    ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -6,6 +6,12 @@ waves (serial), the stop-on-failure threshold and the automatic rollback of a fa
 
 from __future__ import annotations
 
+import json
+import shlex
+
+from dynmigrate.model.common import escape_path
+from dynmigrate.model.plan import MigrationPlan
+
 PLAYBOOK = r"""---
 # dynmigrate fleet rollout. Each host gets the plan folder made from ITS OWN scan:
 #   plans/<inventory_hostname>/  (dynmigrate plan ROOT -o plans/<host> ...)
@@ -61,27 +67,57 @@ PLAYBOOK = r"""---
             msg: "{{ stage }} failed on {{ inventory_hostname }} and was rolled back; see /var/lib/dynmigrate/log"
 """
 
-README = """# Rolling the plan out with Ansible
 
-`site.yml` runs the same `migrate.sh`/`rollback.sh` an operator runs by hand, one stage at a
-time, in waves (`serial`): one host first, then 10 %, 50 % and the rest. A host whose stage
-fails is rolled back (`rollback.sh STAGE`) and counts as failed; with the default
-`dynmigrate_max_fail_percent=0` the play stops before the next wave.
-
-Each host needs the plan made from its own scan (UIDs and files differ between hosts):
-
-    for h in $(ansible-inventory --list | jq -r '._meta.hostvars | keys[]'); do
-      dynmigrate plan /mnt/images/$h --account redis -o plans/$h
-    done
-    ansible-playbook -i inventory ansible/site.yml -e dynmigrate_stage=stage0
-    ansible-playbook -i inventory ansible/site.yml -e dynmigrate_stage=stage1
-    ansible-playbook -i inventory ansible/site.yml -e dynmigrate_stage=stage2 \\
-        -e '{"dynmigrate_confirm": ["DM110-redis"]}'
-    ansible-playbook -i inventory ansible/site.yml -e dynmigrate_stage=stage3
-
-Variables: `dynmigrate_plans` (folder holding `plans/<host>/`), `dynmigrate_plan_dest` (where the
-plan is copied on each host, default `/var/lib/dynmigrate/plan`), `dynmigrate_waves`,
-`dynmigrate_max_fail_percent`, `dynmigrate_confirm` (manual-step ids confirmed for stage 2),
-`dynmigrate_auto_rollback` (default true), `dynmigrate_verify` (run `dynmigrate verify`,
-needs dynmigrate on the hosts).
-"""
+def ansible_readme(plan: MigrationPlan) -> str:
+    """ansible/README.md for this plan: its accounts, and the manual steps stage 2 waits for."""
+    selection = " ".join(f"--account {shlex.quote(escape_path(a.account))}" for a in plan.accounts)
+    steps = [m.id for a in plan.accounts for m in a.manual_steps]
+    confirm = json.dumps({"dynmigrate_confirm": steps}, ensure_ascii=True)
+    if plan.accounts:
+        names = ", ".join(f"`{escape_path(a.account)}`" for a in plan.accounts)
+        what = f"This plan migrates {names}."
+    else:
+        return (
+            "# Rolling the plan out with Ansible\n\n"
+            "This plan migrates no account (REPORT.md lists the options): there is nothing to roll out,\n"
+            "and `site.yml` has no stage to run for it.\n"
+        )
+    lines = [
+        "# Rolling the plan out with Ansible",
+        "",
+        what,
+        "",
+        "`site.yml` runs the same `migrate.sh`/`rollback.sh` an operator runs by hand, one stage at a",
+        "time, in waves (`serial`): one host first, then 10 %, 50 % and the rest. A host whose stage",
+        "fails is rolled back (`rollback.sh STAGE`) and counts as failed; with the default",
+        "`dynmigrate_max_fail_percent=0` the play stops before the next wave.",
+        "",
+        "Each host needs the plan made from its own scan (UIDs and files differ between hosts):",
+        "",
+        "    for h in $(ansible-inventory --list | jq -r '._meta.hostvars | keys[]'); do",
+        f"      dynmigrate plan /mnt/images/$h {selection} -o plans/$h",
+        "    done",
+        "    ansible-playbook -i inventory ansible/site.yml -e dynmigrate_stage=stage0",
+        "    ansible-playbook -i inventory ansible/site.yml -e dynmigrate_stage=stage1",
+        "    ansible-playbook -i inventory ansible/site.yml -e dynmigrate_stage=stage2 \\",
+        f"        -e {shlex.quote(confirm)}",
+        "    ansible-playbook -i inventory ansible/site.yml -e dynmigrate_stage=stage3",
+        "",
+    ]
+    if steps:
+        lines += [
+            "Stage 2 waits for every manual step of this plan (REPORT.md's checklist): "
+            + ", ".join(f"`{escape_path(s)}`" for s in steps)
+            + ". Confirm only what you checked on every host.",
+            "",
+        ]
+    else:
+        lines += ["This plan has no manual step: stage 2 needs no confirmation.", ""]
+    lines += [
+        "Variables: `dynmigrate_plans` (folder holding `plans/<host>/`), `dynmigrate_plan_dest` (where the",
+        "plan is copied on each host, default `/var/lib/dynmigrate/plan`), `dynmigrate_waves`,",
+        "`dynmigrate_max_fail_percent`, `dynmigrate_confirm` (manual-step ids confirmed for stage 2),",
+        "`dynmigrate_auto_rollback` (default true), `dynmigrate_verify` (run `dynmigrate verify`,",
+        "needs dynmigrate on the hosts).",
+    ]
+    return "\n".join(lines) + "\n"

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from dynmigrate.app import ScanResult
 from dynmigrate.model.plan import MigrationPlan
-from dynmigrate.plan.ansible import PLAYBOOK
-from dynmigrate.plan.ansible import README as ANSIBLE_README
+from dynmigrate.plan.ansible import PLAYBOOK, ansible_readme
 from dynmigrate.plan.documents import plan_data, render_report, userdel_plan
 from dynmigrate.plan.script import APT_HOOK, LIB_PATH, dropin_file, override_file, render_scripts
 
@@ -122,7 +121,7 @@ def write_plan(result: ScanResult, plan: MigrationPlan, outdir: str | Path, *, s
         "plan.json": (json.dumps(plan_data(plan), indent=2, sort_keys=True, ensure_ascii=False) + "\n", 0o644),
         "userdel-plan.txt": (userdel_plan(plan), 0o644),
         "ansible/site.yml": (PLAYBOOK, 0o644),
-        "ansible/README.md": (ANSIBLE_README, 0o644),
+        "ansible/README.md": (ansible_readme(plan), 0o644),
     }
     for a in plan.accounts:
         record = {k: v for k, v in plan_data(plan).items() if k != "accounts"}

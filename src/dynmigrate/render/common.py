@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dynmigrate import __version__
+from dynmigrate.engine.catalogue import fix_of
 from dynmigrate.model.common import Location, Verdict, escape_path
 from dynmigrate.model.files import OwnedTree, PathInfo
 from dynmigrate.model.findings import Finding
@@ -46,6 +47,7 @@ def finding_data(f: Finding) -> dict[str, Any]:
         "severity": f.severity.value,
         "effect": f.effect.value,
         "message": f.message,
+        "fix": fix_of(f.rule),
         "location": loc(f.location),
         "related": list(f.related),
     }
@@ -87,6 +89,7 @@ def ref_data(r: Reference) -> dict[str, Any]:
         "name": r.name,
         "location": str(r.location),
         "detail": r.detail,
+        "unit": r.unit,
     }
 
 
@@ -115,6 +118,14 @@ def summary(report: Report) -> dict[str, int]:
     return counts
 
 
+def suppressed_line(report: Report) -> str:
+    """How many findings a report leaves out, and by what: "5 (baseline 3, ignore 2)"."""
+    by: dict[str, int] = {}
+    for s in report.suppressed:
+        by[s.why] = by.get(s.why, 0) + 1
+    return f"{len(report.suppressed)} ({', '.join(f'{k} {n}' for k, n in sorted(by.items()))})"
+
+
 def report_data(report: Report) -> dict[str, Any]:
     host = report.host
     data = {
@@ -141,5 +152,9 @@ def report_data(report: Report) -> dict[str, Any]:
         "accounts": [account_data(a) for a in report.accounts],
         "host_findings": [finding_data(f) for f in report.host_findings],
         "stats": {"walked_entries": report.walked_entries, "units": report.unit_count},
+        "suppressed": [
+            {**finding_data(s.finding), "subject": s.finding.subject, "why": s.why} for s in report.suppressed
+        ],
+        "evidence": dict(report.evidence),
     }
     return dict(sanitize(data))

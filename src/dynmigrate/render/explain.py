@@ -1,105 +1,106 @@
-"""dynmigrate explain: the whole evidence for one account or one unit, as text."""
+"""dynmigrate explain: the whole evidence for one account or one unit, as text.
+
+Rendered from plain data (the account as `--format json` writes it, the unit evidence of
+engine/evidence.py), so that a saved report (`--from-report`) explains exactly as a fresh scan.
+The data is already escaped (render.common.sanitize); nothing here escapes again.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from dynmigrate.app import ScanResult
+from dynmigrate.engine.evidence import unit_evidence
 from dynmigrate.model.report import AccountVerdict
-from dynmigrate.model.units import DIRECTORY_KEYS, EXEC_KEYS
-from dynmigrate.render.common import safe
+from dynmigrate.render.common import account_data, sanitize
 
 
-def explain_account(result: ScanResult, a: AccountVerdict) -> list[str]:
+def account_lines(a: Mapping[str, Any]) -> list[str]:
     out = [
-        f"Account {safe(a.name)}: UID {a.uid}, group {safe(a.group)} ({a.gid}), "
-        f"shell {safe(a.shell)}, home {safe(a.home)}"
+        f"Account {a['name']}: UID {a['uid']}, group {a['group']} ({a['gid']}), shell {a['shell']}, home {a['home']}"
     ]
-    out.append(f"Verdict: {a.verdict.value} ({safe(a.reason)})")
+    out.append(f"Verdict: {a['verdict']} ({a['reason']})")
     out.append("")
     out.append("Units that run as it:")
-    if not a.links:
+    if not a["links"]:
         out.append(
             "  none (checked User=, exec arguments, wrapper scripts, daemon configs, packages, directory owners)"
         )
-    for lk in a.links:
-        out.append(f"  {safe(lk.unit)}  via {lk.how} [{lk.confidence}] at {safe(lk.source)}: {safe(lk.detail)}")
+    for lk in a["links"]:
+        out.append(f"  {lk['unit']}  via {lk['how']} [{lk['confidence']}] at {lk['source']}: {lk['detail']}")
     out.append("")
     out.append("Paths it owns:")
-    if not a.trees:
+    if not a["owned"]:
         out.append("  none")
-    for t in a.trees:
-        flags = f" [{', '.join(t.top.flags)}]" if t.top.flags else ""
+    for t in a["owned"]:
+        flags = f" [{', '.join(t['flags'])}]" if t["flags"] else ""
         out.append(
-            f"  {safe(t.top.path)}  {t.top.kind.value} {t.top.uid}:{t.top.gid} {t.top.mode_str()}{flags}, "
-            f"{t.files} files, {t.dirs} dirs, {t.others} other, {t.bytes} bytes"
+            f"  {t['path']}  {t['kind']} {t['uid']}:{t['gid']} {t['mode']}{flags}, "
+            f"{t['files']} files, {t['dirs']} dirs, {t['others']} other, {t['bytes']} bytes"
         )
-        for ex in t.examples:
-            out.append(f"      e.g. {safe(ex)}")
-        for sp in t.special:
-            out.append(f"      special: {safe(sp.path)} ({', '.join(sp.flags)})")
+        for ex in t["examples"]:
+            out.append(f"      e.g. {ex}")
+        for sp in t["special"]:
+            out.append(f"      special: {sp['path']} ({', '.join(sp['flags'])})")
     out.append("")
     out.append("References outside unit files:")
-    refs = [r for r in a.references if not r.unit]
+    refs = [r for r in a["references"] if not r["unit"]]
     if not refs:
         out.append("  none")
     for r in refs:
-        out.append(
-            f"  {r.kind.value} {r.action.value} ({r.target.value} {safe(r.name)}) "
-            f"at {safe(str(r.location))}: {safe(r.detail)}"
-        )
+        out.append(f"  {r['kind']} {r['action']} ({r['target']} {r['name']}) at {r['location']}: {r['detail']}")
     out.append("")
     out.append("Findings:")
-    if not a.findings:
+    if not a["findings"]:
         out.append("  none")
-    for f in a.findings:
-        where = f" at {safe(str(f.location))}" if f.location else ""
-        out.append(f"  {f.rule} [{f.effect.value}] {safe(f.message)}{where}")
+    for f in a["findings"]:
+        where = f" at {f['location']}" if f["location"] else ""
+        out.append(f"  {f['rule']} [{f['effect']}] {f['message']}{where}")
+        out.append(f"      fix: {f['fix']}")
     return out
+
+
+def unit_lines(u: Mapping[str, Any]) -> list[str]:
+    out = [f"Unit {u['name']}: {u['state']}"]
+    if u["aliases"]:
+        out.append(f"Aliases: {', '.join(u['aliases'])}")
+    if u["template"]:
+        out.append(f"Instance of {u['template']}")
+    out.append(f"Fragment: {u['fragment'] or '-'} (found at {u['found_at'] or '-'})")
+    for dropin in u["dropins"]:
+        out.append(f"Drop-in: {dropin}")
+    if u["source_path"]:
+        out.append(f"SourcePath: {u['source_path']}")
+    if u["package"]:
+        out.append(f"Package: {u['package']}")
+    out.append(f"Enabled: {'yes' if u['enabled'] else 'no'}")
+    out.append("")
+    out.append("Identity and directories (every assignment in order; an empty one resets a list):")
+    for d in u["assignments"]:
+        out.append(f"  {d['key']}={d['value']}  ({d['location']})")
+    out.append("")
+    out.append("Runs as:")
+    if not u["runs_as"]:
+        out.append("  no static account found")
+    for r in u["runs_as"]:
+        out.append(f"  {r['account']} via {r['how']} [{r['confidence']}] at {r['source']}: {r['detail']}")
+    return out
+
+
+def find_unit(units: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    """A unit of the evidence by name or alias; NAME alone finds NAME.service."""
+    for wanted in (name, name + ".service") if not name.endswith(".service") else (name,):
+        for data in units.values():
+            if data["name"] == wanted or wanted in data["aliases"]:
+                return dict(data)
+    return None
+
+
+def explain_account(result: ScanResult, a: AccountVerdict) -> list[str]:
+    return account_lines(sanitize(account_data(a)))
 
 
 def explain_unit(result: ScanResult, name: str) -> list[str] | None:
-    unit = result.snapshot.unit(name)
-    if unit is None:
-        return None
-    q = result.queries
-    out = [f"Unit {safe(unit.name)}: {unit.state.value}"]
-    if unit.aliases:
-        out.append(f"Aliases: {', '.join(unit.aliases)}")
-    if unit.template:
-        out.append(f"Instance of {unit.template}")
-    out.append(f"Fragment: {safe(unit.fragment or '-')} (found at {safe(unit.found_at or '-')})")
-    for dropin in unit.dropins:
-        out.append(f"Drop-in: {safe(dropin)}")
-    if unit.source_path:
-        out.append(f"SourcePath: {safe(unit.source_path)}")
-    pkg = q.package_of(unit.name)
-    if pkg:
-        out.append(f"Package: {pkg}")
-    out.append(f"Enabled: {'yes' if unit.enabled else 'no'}")
-    out.append("")
-    out.append("Identity and directories (every assignment in order; an empty one resets a list):")
-    keys = (
-        "User",
-        "Group",
-        "DynamicUser",
-        "SupplementaryGroups",
-        *DIRECTORY_KEYS,
-        "ReadWritePaths",
-        "WorkingDirectory",
-        "PIDFile",
-        "Type",
-        "BusName",
-        *EXEC_KEYS,
-    )
-    for key in keys:
-        for d in unit.assignments("Service", key):
-            out.append(f"  {key}={safe(d.value)}  ({safe(str(d.location))})")
-    out.append("")
-    accounts = q.accounts_of(unit.name)
-    out.append("Runs as:")
-    if not accounts:
-        out.append("  no static account found")
-    for acc in accounts:
-        for lk in q.units_of(acc):
-            if lk.unit == unit.name:
-                out.append(f"  {safe(acc)} via {lk.how} [{lk.confidence}] at {safe(lk.source)}: {safe(lk.detail)}")
-    return out
+    data = unit_evidence(result.snapshot, result.queries, name)
+    return None if data is None else unit_lines(sanitize(data))

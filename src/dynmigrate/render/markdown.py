@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dynmigrate.engine.catalogue import fix_of
 from dynmigrate.model.common import Verdict
 from dynmigrate.model.report import AccountVerdict, Report
-from dynmigrate.render.common import VERDICT_ORDER, safe, summary
+from dynmigrate.render.common import VERDICT_ORDER, safe, summary, suppressed_line
 
 
 def _cell(text: str) -> str:
@@ -27,9 +28,10 @@ def account_section(a: AccountVerdict, level: int = 2) -> list[str]:
         ]
         out.append("")
     if a.findings:
-        out += ["| Rule | Effect | Message | Where |", "|---|---|---|---|"]
+        out += ["| Rule | Effect | Message | Where | Fix |", "|---|---|---|---|---|"]
         out += [
-            f"| {f.rule} | {f.effect.value} | {_cell(f.message)} | {_cell(str(f.location) if f.location else '-')} |"
+            f"| {f.rule} | {f.effect.value} | {_cell(f.message)} | {_cell(str(f.location) if f.location else '-')} "
+            f"| {_cell(fix_of(f.rule))} |"
             for f in a.findings
         ]
         out.append("")
@@ -54,6 +56,8 @@ def render_markdown(report: Report) -> str:
     out.append(f"- System accounts: UID 1-{report.system_range.uid_max} ({sources})")
     out.append(f"- nss-systemd resolves dynamic users: {'yes' if report.nss.resolves_dynamic_users else 'no'}")
     out.append(f"- Walked {report.walked_entries} entries; {report.unit_count} units")
+    if report.suppressed:
+        out.append(f"- Suppressed findings (left out below, still counted for verdicts): {suppressed_line(report)}")
     out.append("")
     counts = summary(report)
     out += ["| Verdict | Accounts |", "|---|---|"]
@@ -68,9 +72,10 @@ def render_markdown(report: Report) -> str:
     for a in services:
         out += account_section(a)
     if report.host_findings:
-        out += ["## Host findings", "", "| Rule | Message | Where |", "|---|---|---|"]
+        out += ["## Host findings", "", "| Rule | Message | Where | Fix |", "|---|---|---|---|"]
         out += [
-            f"| {f.rule} | {_cell(f.message)} | {_cell(str(f.location) if f.location else '-')} |"
+            f"| {f.rule} | {_cell(f.message)} | {_cell(str(f.location) if f.location else '-')} "
+            f"| {_cell(fix_of(f.rule))} |"
             for f in report.host_findings
         ]
         out.append("")

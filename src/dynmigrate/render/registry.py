@@ -16,3 +16,13 @@ TEXT_FORMATS: dict[str, Callable[[Report], str]] = {
     "sarif": render_sarif,
 }
 SCAN_FORMATS = ("table", *TEXT_FORMATS)
+
+# Every command's --format choices, in one place (the first is not necessarily the default).
+FORMATS: dict[str, tuple[str, ...]] = {
+    "scan": SCAN_FORMATS,
+    "explain": ("text", "json"),
+    "graph": ("json", "dot"),
+    "rules": ("text", "json"),
+    "verify": ("text", "json"),
+}
+FORMAT_HELP = "Output format."

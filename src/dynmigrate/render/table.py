@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dynmigrate.engine.catalogue import fix_of
 from dynmigrate.model.common import Verdict
 from dynmigrate.model.report import AccountVerdict, Report
-from dynmigrate.render.common import VERDICT_ORDER, safe, summary
+from dynmigrate.render.common import VERDICT_ORDER, safe, summary, suppressed_line
 
 STYLE = {
     Verdict.CONVERTIBLE: "green",
@@ -46,6 +49,9 @@ def render_table(report: Report, console: Console, *, show_all: bool = False) ->
             _short(safe(a.reason)),
         )
     console.print(table)
+    shown_rules = sorted({a.reason.split(":", 1)[0] for a in rows if re.match(r"DM\d{3}:", a.reason)})
+    for rule in shown_rules:
+        console.print(f"  {rule} fix: {fix_of(rule)}")
     counts = summary(report)
     parts = [f"{counts[v.value]} {v.value}" for v in VERDICT_ORDER if counts[v.value]]
     console.print(f"Accounts: {', '.join(parts) or 'none'}")
@@ -64,4 +70,6 @@ def render_table(report: Report, console: Console, *, show_all: bool = False) ->
         for f in report.host_findings:
             by_rule[f.rule] = by_rule.get(f.rule, 0) + 1
         console.print("Host findings: " + ", ".join(f"{r} x{n}" for r, n in sorted(by_rule.items())))
-    console.print("Details: dynmigrate explain ROOT ACCOUNT")
+    if report.suppressed:
+        console.print(f"Suppressed findings: {suppressed_line(report)}")
+    console.print("Details: dynmigrate explain ROOT ACCOUNT; a rule: dynmigrate rules DMnnn")

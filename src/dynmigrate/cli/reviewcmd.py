@@ -1,0 +1,164 @@
+"""dynmigrate explain and dynmigrate graph: questions about one scan, fresh or saved.
+
+Both read plain data: a fresh scan is turned into exactly what `scan --format json` writes, a
+saved report (`--from-report scan.json`) is read back, and the same code answers from either.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dynmigrate.cli.main import Exit, ScanConfig, fail, guarded, main, scan_config, scan_options, write_out
+from dynmigrate.render.common import safe
+from dynmigrate.render.registry import FORMAT_HELP, FORMATS
+
+FROM_REPORT_HELP = "Answer from a saved `scan --format json` report instead of reading ROOT again."
+
+
+def load_report(path: str) -> dict[str, Any]:
+    """A saved JSON scan report; one that cannot be used is an input error naming the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(Exit.INPUT, f"cannot read {safe(path)}: {exc.strerror}")
+        raise AssertionError("unreachable") from None
+    except UnicodeDecodeError:
+        fail(Exit.INPUT, f"{safe(path)}: not UTF-8, not a dynmigrate JSON report")
+        raise AssertionError("unreachable") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(Exit.INPUT, f"{safe(path)}:{exc.lineno}: not JSON ({exc.msg}); save one with scan --format json")
+        raise AssertionError("unreachable") from None
+    if not isinstance(data, dict) or data.get("schema_version") != 1 or "accounts" not in data:
+        fail(Exit.INPUT, f"{safe(path)}: not a dynmigrate scan report (scan --format json, schema_version 1)")
+    if not isinstance(data.get("evidence"), dict) or not {"units", "graph"} <= set(data["evidence"]):
+        fail(Exit.INPUT, f"{safe(path)}: the report has no evidence section; save it again with this version")
+    return dict(data)
+
+
+def report_of(config: ScanConfig) -> dict[str, Any]:
+    """A fresh scan as the plain data `scan --format json` writes (and --from-report reads)."""
+    from dynmigrate.render.common import report_data
+
+    data = report_data(scan_config(config).report)
+    return dict(json.loads(json.dumps(data)))  # the same types a saved report comes back with
+
+
+def _positional(root: str | None, name: str | None, from_report: str | None) -> tuple[str | None, str]:
+    """explain's positional arguments: ROOT NAME, or NAME alone with --from-report."""
+    if from_report:
+        if root is not None and name is not None:
+            fail(Exit.USAGE, "with --from-report, give NAME only (the report was made from its own ROOT)")
+        return None, str(root if name is None else name)
+    if root is None or name is None:
+        fail(Exit.USAGE, "give ROOT and NAME (or --from-report FILE and NAME)")
+    return root, str(name)
+
+
+@main.command()
+@click.argument("root", metavar="ROOT", required=False, type=click.Path(file_okay=False, path_type=str))
+@click.argument("name", metavar="NAME", required=False)
+@scan_options
+@click.option("--from-report", type=click.Path(dir_okay=False, path_type=str), help=FROM_REPORT_HELP)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS["explain"]), default="text", show_default=True, help=FORMAT_HELP
+)
+@guarded
+def explain(
+    root: str | None,
+    name: str | None,
+    ownership: str | None,
+    policy: str | None,
+    cross_filesystems: bool,
+    no_progress: bool,
+    color: str,
+    quiet: bool,
+    verbose: int,
+    from_report: str | None,
+    fmt: str,
+) -> None:
+    """Print one account's or unit's whole evidence (ROOT NAME, or --from-report FILE NAME)."""
+    from dynmigrate.render.explain import account_lines, find_unit, unit_lines
+
+    root_, wanted = _positional(root, name, from_report)
+    if from_report:
+        data = load_report(from_report)
+    else:
+        assert root_ is not None
+        data = report_of(ScanConfig(root_, ownership, policy, cross_filesystems, color, no_progress, quiet, verbose))
+    acc = next((a for a in data["accounts"] if a["name"] == wanted), None)
+    if acc is not None:
+        if fmt == "json":
+            click.echo(json.dumps(acc, indent=2, sort_keys=True, ensure_ascii=False))
+        else:
+            click.echo("\n".join(account_lines(acc)))
+        return
+    unit = find_unit(data["evidence"]["units"], wanted)
+    if unit is None:
+        where = safe(from_report) if from_report else safe(str(root_))
+        fail(Exit.USAGE, f"no static system account or unit named {safe(wanted)} in {where}")
+        return
+    if fmt == "json":
+        click.echo(json.dumps(unit, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        click.echo("\n".join(unit_lines(unit)))
+
+
+@main.command()
+@click.argument("root", metavar="[ROOT]", required=False, type=click.Path(file_okay=False, path_type=str))
+@scan_options
+@click.option("--from-report", type=click.Path(dir_okay=False, path_type=str), help=FROM_REPORT_HELP)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS["graph"]), default="json", show_default=True, help=FORMAT_HELP
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), help="Write the graph to a file.")
+@click.option("--account", "accounts", multiple=True, help="Only this account's neighbourhood (repeatable).")
+@click.option("--unit", "units", multiple=True, help="Only this unit's neighbourhood (repeatable).")
+@click.option(
+    "--depth",
+    type=click.IntRange(0, 10),
+    default=1,
+    show_default=True,
+    help="With --account/--unit: how many edges away from them a node may be.",
+)
+@guarded
+def graph(
+    root: str | None,
+    ownership: str | None,
+    policy: str | None,
+    cross_filesystems: bool,
+    no_progress: bool,
+    color: str,
+    quiet: bool,
+    verbose: int,
+    from_report: str | None,
+    fmt: str,
+    output: str | None,
+    accounts: tuple[str, ...],
+    units: tuple[str, ...],
+    depth: int,
+) -> None:
+    """Export the ownership graph (accounts, groups, units, paths, references), sorted."""
+    from dynmigrate.graph.export import NeighbourhoodError, dot_text, json_text, neighbourhood
+
+    if from_report and root:
+        fail(Exit.USAGE, "give ROOT or --from-report FILE, not both")
+    if from_report:
+        data = load_report(from_report)["evidence"]["graph"]
+    elif root:
+        config = ScanConfig(root, ownership, policy, cross_filesystems, color, no_progress, quiet, verbose)
+        data = report_of(config)["evidence"]["graph"]
+    else:
+        fail(Exit.USAGE, "give ROOT (or --from-report FILE)")
+        return
+    if accounts or units:
+        try:
+            data = neighbourhood(data, accounts=accounts, units=units, depth=depth)
+        except NeighbourhoodError as exc:
+            fail(Exit.USAGE, str(exc))
+    write_out(dot_text(data) if fmt == "dot" else json_text(data), output)
