@@ -57,7 +57,7 @@ def test_stages_then_rollback_of_every_stage(make_container: ContainerFactory) -
     plan = plan_into(c, ACCOUNTS)
 
     migrate(c, "stage0")
-    assert c.run(["getent", "passwd", "redis"]).stdout.startswith("redis:x:101:")
+    assert c.run(["getent", "passwd", "redis"]).stdout.startswith(f"redis:x:{before_pw['redis'][2]}:")
     assert "libnss_systemd.so.2" in c.run(["bash", "-c", "ldconfig -p"]).stdout
 
     migrate(c, "stage1")
@@ -90,7 +90,7 @@ def test_stages_then_rollback_of_every_stage(make_container: ContainerFactory) -
         uid, gid = int(before_pw[name][2]), int(before_pw[name][3])
         assert files_owned_by(c, uid, gid) == []
     ledger = c.read_text("/var/lib/dynmigrate/retired-ids")
-    assert "101\t102\tredis\t" in ledger
+    assert f"{before_pw['redis'][2]}\t{before_pw['redis'][3]}\tredis\t" in ledger
 
     result = verify(c)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -212,7 +212,8 @@ def test_package_upgrade_while_stopped_is_repaired_by_the_apt_hook(make_containe
 def test_drift_without_apt_is_reported_and_repaired(make_container: ContainerFactory) -> None:
     c, _ = _migrated_redis(make_container)
     c.run(["systemctl", "stop", "redis-server"])
-    c.run(["/var/lib/dpkg/info/redis-tools.postinst", "configure", "5:7.0.15-1~deb12u7"])
+    version = c.run(["dpkg-query", "-W", "-f=${Version}", "redis-tools"]).stdout
+    c.run(["/var/lib/dpkg/info/redis-tools.postinst", "configure", version])
     c.run(["systemctl", "start", "redis-server"])
     assert "redis" in passwd(c)
     report = verify(c)
@@ -312,14 +313,15 @@ def test_scripts_fail_closed(make_container: ContainerFactory) -> None:
     """A missing backup, an unexpected owner, or a process of the old UID outside the unit stops
     the stage with a clear message, and nothing is deleted."""
     c = prepared(make_container)
+    uid = passwd(c)["redis"][2]
     plan = plan_into(c, ("redis",))
     # unexpected owner: the account no longer has the UID the plan was made for
     c.run(["systemctl", "stop", "redis-server"])
     c.run(["usermod", "-u", "150", "redis"])
     res = migrate(c, "stage0", check=False)
     assert res.returncode != 0
-    assert "unexpected owner: redis has UID 150, the plan was made for UID 101" in res.stderr
-    c.run(["usermod", "-u", "101", "redis"])
+    assert f"unexpected owner: redis has UID 150, the plan was made for UID {uid}" in res.stderr
+    c.run(["usermod", "-u", uid, "redis"])
     c.run(["bash", "-c", "chown -R redis:redis /var/lib/redis /etc/redis && systemctl start redis-server"])
     migrate(c, "stage0")
     # missing backup
@@ -333,9 +335,9 @@ def test_scripts_fail_closed(make_container: ContainerFactory) -> None:
     c.run(["systemd-run", "--unit=stray", "--uid=redis", "sleep", "600"])
     res = migrate(c, *confirms(plan), "stage2", check=False)
     assert res.returncode != 0
-    assert "processes still run as UID 101 outside the units" in res.stderr
+    assert f"processes still run as UID {uid} outside the units" in res.stderr
     assert "stop those processes first" in res.stderr
-    assert passwd(c)["redis"][2] == "101"  # not deleted
+    assert passwd(c)["redis"][2] == uid  # not deleted
     assert c.run(["systemctl", "is-active", "redis-server"]).stdout.strip() == "active"  # not left stopped
     c.run(["systemctl", "stop", "stray"])
     migrate(c, *confirms(plan), "stage2")
@@ -371,6 +373,7 @@ def test_planted_symlink_is_never_chowned(make_container: ContainerFactory) -> N
     """A compromised service replaces its config with a symlink to /etc/shadow between stages 1
     and 2: stage 2 refuses to chown/chmod through it, and the service is started again."""
     c = prepared(make_container)
+    uid = passwd(c)["redis"][2]
     plan = plan_into(c, ("redis",))
     migrate(c, "stage0")
     migrate(c, "stage1")
@@ -380,6 +383,6 @@ def test_planted_symlink_is_never_chowned(make_container: ContainerFactory) -> N
     assert res.returncode != 0
     assert "/etc/redis/redis.conf is a symlink or resolves elsewhere now" in res.stderr
     assert c.run(["stat", "-c", "%U:%G %a", "/etc/shadow"]).stdout == shadow_before
-    assert passwd(c)["redis"][2] == "101"
+    assert passwd(c)["redis"][2] == uid
     assert "starting them again" in res.stderr
     assert c.run(["systemctl", "is-active", "redis-server"], check=False).stdout.strip() in ("active", "activating")
