@@ -8,6 +8,7 @@ drift after package upgrades and its repair; a blocked service; a live scan agai
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -386,3 +387,83 @@ def test_planted_symlink_is_never_chowned(make_container: ContainerFactory) -> N
     assert passwd(c)["redis"][2] == uid
     assert "starting them again" in res.stderr
     assert c.run(["systemctl", "is-active", "redis-server"], check=False).stdout.strip() in ("active", "activating")
+
+
+def _redis_logs_to_journal(root: Path) -> None:
+    """Before boot: redis logs to stdout and /var/log/redis is gone, so the plan's LogsDirectory=
+    is a directory systemd creates itself at stage 1."""
+    install_dynmigrate(root)
+    conf = root / "etc/redis/redis.conf"
+    lines = conf.read_text().splitlines(keepends=True)
+    conf.write_text("".join('logfile ""\n' if ln.startswith("logfile ") else ln for ln in lines))
+    shutil.rmtree(root / "var/log/redis")
+
+
+def owner(c: Container, path: str) -> tuple[int, int]:
+    uid, gid = c.run(["stat", "-L", "-c", "%u %g", "--", path]).stdout.split()
+    return int(uid), int(gid)
+
+
+def test_directory_systemd_creates_is_reowned_by_the_rollbacks(make_container: ContainerFactory, suite: str) -> None:
+    """systemd 257 id-maps a private directory it creates: 65534:65534 on disk, the service's UID
+    inside (252 chowns it). The service writes there; every rollback leaves the tree to the static
+    account, or the static service could not open its log file again."""
+    c = make_container(prepare=_redis_logs_to_journal)
+    c.run(["redis-cli", "set", "dm:key", "written-before-migration"])
+    c.run(["redis-cli", "save"])
+    pw = passwd(c)["redis"]
+    static = (int(pw[2]), int(pw[3]))
+    plan = plan_into(c, ("redis",))
+    assert "LogsDirectory=redis" in (plan / "units/redis-server.service/50-dynmigrate.conf").read_text()
+    migrate(c, "stage0")
+    migrate(c, "stage1")
+    assert c.run(["readlink", "/var/log/redis"]).stdout.strip() == "private/redis"
+    created = owner(c, "/var/log/private/redis")
+    assert created == ((65534, 65534) if suite == "trixie" else static)
+    # the service logs into the new directory from now on
+    c.run(["sed", "-i", 's|^logfile ""|logfile /var/log/redis/redis-server.log|', "/etc/redis/redis.conf"])
+    c.run(["systemctl", "restart", "redis-server"])
+    assert redis_get(c, "dm:key") == "written-before-migration"
+    assert owner(c, "/var/log/redis/redis-server.log") == created
+
+    migrate(c, *confirms(plan), "stage2")
+    migrate(c, "stage3")
+    redis_uid = main_uid(c, "redis-server")
+    assert dynamic(redis_uid)
+    log_owner = owner(c, "/var/log/redis/redis-server.log")
+    assert log_owner == ((65534, 65534) if suite == "trixie" else (redis_uid, redis_uid))
+    result = verify(c)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    rollback(c, "stage3")
+    rollback(c, "stage2")  # its health check needs the static redis to open its log file
+    assert main_uid(c, "redis-server") == static[0]
+    tree = c.run(["find", "/var/log/redis/", "-printf", "%U:%G %p\\n"]).stdout.splitlines()
+    mine = f"{static[0]}:{static[1]}"
+    assert tree == [f"{mine} /var/log/redis/", f"{mine} /var/log/redis/redis-server.log"]
+    rollback(c, "stage1")  # moves the directory out of /var/log/private (0700) for the static unit
+    rollback(c, "stage0")
+    assert main_uid(c, "redis-server") == static[0]
+    assert c.run(["readlink", "/var/log/redis"], check=False).stdout == ""
+    assert owner(c, "/var/log/redis") == static
+    assert owner(c, "/var/log/redis/redis-server.log") == static
+    assert redis_get(c, "dm:key") == "written-before-migration"
+
+
+@pytest.mark.suites("trixie")
+def test_rollback_of_stage1_reowns_an_id_mapped_directory(make_container: ContainerFactory) -> None:
+    """Rolled back straight after stage 1 on systemd 257: the directory systemd created id-mapped
+    goes to the static account, so redis (still static) writes its log there again."""
+    c = make_container(prepare=_redis_logs_to_journal)
+    pw = passwd(c)["redis"]
+    plan_into(c, ("redis",))
+    migrate(c, "stage0")
+    migrate(c, "stage1")
+    assert owner(c, "/var/log/private/redis") == (65534, 65534)
+    c.run(["sed", "-i", 's|^logfile ""|logfile /var/log/redis/redis-server.log|', "/etc/redis/redis.conf"])
+    c.run(["systemctl", "restart", "redis-server"])
+    assert owner(c, "/var/log/redis/redis-server.log") == (65534, 65534)
+    rollback(c, "stage1")  # restarts the static redis, which must open its log file
+    assert c.run(["readlink", "/var/log/redis"], check=False).stdout == ""
+    assert owner(c, "/var/log/redis") == owner(c, "/var/log/redis/redis-server.log") == (int(pw[2]), int(pw[3]))
+    assert c.run(["redis-cli", "ping"]).stdout.strip() == "PONG"
