@@ -232,6 +232,26 @@ def build_dropin(
                             f"{unit.name}: {key} makes the daemon write {piece}, straight in /run, which is read-only "
                             f"under DynamicUser: point it into RuntimeDirectory= (e.g. /run/{unit.prefix}/)"
                         )
+    # programs the unit runs from its own managed directories: systemd >= 257 mounts an id-mapped
+    # one (a directory it creates, or one root owned) noexec; ExecPaths= (247+) allows them again
+    exec_dirs: list[str] = []
+    for key in EXEC_KEYS:
+        for d in unit.values("Service", key):
+            argv = exec_argv(expand_env(d.raw if raw else d.value, env))
+            if not argv or not argv[0].startswith("/"):
+                continue
+            program = str(rel(argv[0]))
+            for m in managed:
+                where = str(m.path)
+                if m.key == "RuntimeDirectory" or m.key == "ConfigurationDirectory" or where in exec_dirs:
+                    continue
+                if is_under(program, where):
+                    exec_dirs.append(where)
+                    out.set("ExecPaths", where)
+                    out.decisions.append(
+                        f"ExecPaths={where}: {key} runs {argv[0]} from it, and systemd 257 mounts an id-mapped "
+                        "managed directory noexec"
+                    )
     # credentials for secrets
     for c in credentials:
         out.set("LoadCredential", f"{c.name}:{c.path}")
