@@ -17,6 +17,7 @@ from dynmigrate.model.snapshot import Snapshot
 from dynmigrate.model.units import DIRECTORY_KEYS, EXEC_KEYS, Directive, Unit, parse_bool
 
 PREFIX_RE = re.compile(r"^([@\-:+!|]*)(.*)$", re.S)
+TMP_RE = re.compile(r"(?:^|[\s=:'\"])/(?:var/)?tmp(?:/|$|[\s'\"])")
 FIXUP_TOOLS = frozenset({"chown", "chgrp", "chmod", "mkdir", "install", "rmdir"})
 # Keys this drop-in sets; a later drop-in that sets them again would undo the migration.
 OWN_KEYS = frozenset({"DynamicUser", "User", "Group", *DIRECTORY_KEYS, "ReadWritePaths", "PIDFile"})
@@ -252,6 +253,21 @@ def build_dropin(
                         f"ExecPaths={where}: {key} runs {argv[0]} from it, and systemd 257 mounts an id-mapped "
                         "managed directory noexec"
                     )
+    # one /tmp for all of the unit's commands: DynamicUser= implies PrivateTmp=disconnected from
+    # systemd 257 on, and then ExecStartPre= and friends do not share /tmp with ExecStart=
+    # (systemd issue 37177); PrivateTmp=yes is what DynamicUser= implied before 257
+    if unit.value("Service", "PrivateTmp") is None:
+        for key in EXEC_KEYS:
+            if key == "ExecStart":
+                continue
+            hit = next((d for d in unit.values("Service", key) if TMP_RE.search(d.raw if raw else d.value)), None)
+            if hit is not None:
+                out.set("PrivateTmp", "yes")
+                out.decisions.append(
+                    f"PrivateTmp=yes: {key} uses /tmp or /var/tmp ({hit.location}), and the disconnected /tmp that "
+                    "DynamicUser= implies from systemd 257 on is not shared between the unit's commands"
+                )
+                break
     # credentials for secrets
     for c in credentials:
         out.set("LoadCredential", f"{c.name}:{c.path}")
