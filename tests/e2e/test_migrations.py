@@ -467,3 +467,59 @@ def test_rollback_of_stage1_reowns_an_id_mapped_directory(make_container: Contai
     assert c.run(["readlink", "/var/log/redis"], check=False).stdout == ""
     assert owner(c, "/var/log/redis") == owner(c, "/var/log/redis/redis-server.log") == (int(pw[2]), int(pw[3]))
     assert c.run(["redis-cli", "ping"]).stdout.strip() == "PONG"
+
+
+DMEXEC_UNIT = """[Unit]
+Description=runs a program kept in its state directory
+
+[Service]
+User=dmexec
+ExecStart=/var/lib/dmexec/run
+ReadWritePaths=/var/lib/dmexec
+
+[Install]
+WantedBy=multi-user.target
+"""
+DMEXEC_RUN = """#!/bin/sh
+id -u > /var/lib/dmexec/data/uid
+exec sleep infinity
+"""
+
+
+def test_program_in_a_root_owned_state_directory_still_runs(make_container: ContainerFactory, suite: str) -> None:
+    """A root-owned state directory with the unit's program in it: systemd 257 re-owns it to
+    65534 and id-maps it noexec; the plan's ExecPaths= lets the program run, and the rollbacks
+    give the tree its owners back."""
+    c = make_container(prepare=install_dynmigrate)
+    c.run(["useradd", "--system", "--shell", "/usr/sbin/nologin", "dmexec"])
+    c.run(["install", "-d", "-m", "0755", "/var/lib/dmexec"])
+    c.run(["install", "-d", "-o", "dmexec", "-g", "dmexec", "-m", "0750", "/var/lib/dmexec/data"])
+    c.run(["sh", "-c", "cat > /var/lib/dmexec/run && chmod 0755 /var/lib/dmexec/run"], input=DMEXEC_RUN)
+    c.run(["sh", "-c", "cat > /etc/systemd/system/dmexec.service"], input=DMEXEC_UNIT)
+    c.run(["systemctl", "enable", "--now", "dmexec.service"])
+    uid = passwd(c)["dmexec"][2]
+    assert c.wait_for(["cat", "/var/lib/dmexec/data/uid"]).stdout.strip() == uid
+    before = manifest(c, "/var/lib/dmexec")
+    plan = plan_into(c, ("dmexec",))
+    dropin = (plan / "units/dmexec.service/50-dynmigrate.conf").read_text()
+    assert "StateDirectory=dmexec" in dropin
+    assert "ExecPaths=/var/lib/dmexec" in dropin
+
+    migrate(c, "stage0")
+    migrate(c, "stage1")
+    if suite == "trixie":
+        assert owner(c, "/var/lib/private/dmexec") == (65534, 65534)
+        pid = c.run(["systemctl", "show", "-p", "MainPID", "--value", "dmexec"]).stdout.strip()
+        mounts = [m for m in c.read_text(f"/proc/{pid}/mountinfo").splitlines() if " /var/lib/private/dmexec " in m]
+        assert mounts, "no mount of the state directory in the unit"
+        assert all("idmapped" in m and "noexec" not in m.split(" - ")[0] for m in mounts), mounts
+    migrate(c, *confirms(plan), "stage2")
+    dyn = main_uid(c, "dmexec")
+    assert dynamic(dyn)
+    assert c.wait_for(["grep", "-x", str(dyn), "/var/lib/dmexec/data/uid"]).returncode == 0
+    migrate(c, "stage3")
+    for s in ("stage3", "stage2", "stage1", "stage0"):
+        rollback(c, s)
+    assert main_uid(c, "dmexec") == int(uid)
+    assert c.wait_for(["grep", "-x", uid, "/var/lib/dmexec/data/uid"]).returncode == 0
+    assert manifest(c, "/var/lib/dmexec") == before
