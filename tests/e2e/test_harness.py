@@ -81,6 +81,7 @@ def test_libnss_systemd_cached_not_installed_and_installs_offline(container: Con
     assert container.run(["dpkg", "-s", "libnss-systemd"]).returncode == 0
 
 
+@pytest.mark.suites("bookworm")  # harness mechanics, the same whatever the guest: one suite is enough
 @pytest.mark.parametrize("round_", [1, 2])
 def test_changes_never_leak_between_containers(container: Container, e2e_root: Path, round_: int) -> None:
     # Whichever round runs second proves the first one's write did not leak into it.
@@ -90,6 +91,7 @@ def test_changes_never_leak_between_containers(container: Container, e2e_root: P
     assert not (e2e_root / LEAK_MARKER.lstrip("/")).exists()
 
 
+@pytest.mark.suites("bookworm")  # harness mechanics, the same whatever the guest: one suite is enough
 def test_leak_check_across_two_containers_in_one_test(make_container: ContainerFactory) -> None:
     first = make_container()
     first.run(["touch", LEAK_MARKER])
@@ -157,6 +159,7 @@ def _block_boot(root: Path) -> None:
     (wants / unit.name).symlink_to(f"/etc/systemd/system/{unit.name}")
 
 
+@pytest.mark.suites("bookworm")  # harness mechanics, the same whatever the guest: one suite is enough
 def test_boot_timeout_reports_and_cleans_up(e2e_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = fresh_copy(tmp_path, e2e_root)
     try:

@@ -303,7 +303,7 @@ def test_live_scan_agrees_with_offline_scan(make_container: ContainerFactory, e2
 
 
 def test_dynmigrate_runs_on_debian_python(make_container: ContainerFactory) -> None:
-    """The tool itself runs on a plain Debian 12 host with the distribution's click, rich, networkx."""
+    """The tool itself runs on a plain Debian host (each suite) with the distribution's click, rich, networkx."""
     c = make_container(prepare=install_dynmigrate)
     assert c.run(["bash", "-c", f"{PY} --version"]).stdout.startswith("dynmigrate, version ")
     rules = c.run(["bash", "-c", f"{PY} rules --format json"]).stdout
