@@ -1,6 +1,10 @@
-"""Fixtures for the e2e tests: a cached Debian root and a freshly booted container per test.
+"""Fixtures for the e2e tests: cached Debian roots and a freshly booted container per test.
 
-* ``e2e_root`` (session): path of the cached root (built on first use).
+* ``suite`` (session, parametrised): the Debian suite, ``bookworm`` (systemd 252) or ``trixie``
+  (systemd 257). Every test that uses a root runs once per suite, its id names the suite
+  (``test_x[trixie]``). ``@pytest.mark.suites("bookworm")`` limits a test to the suites named;
+  DYNMIGRATE_E2E_SUITES=trixie limits the whole run.
+* ``e2e_root`` (session): path of the cached root of that suite (built on first use).
 * ``container`` (function): a fresh copy of that root, booted; powered off at teardown.
 * ``make_container`` (function): factory for more containers, or for preparing the root copy
   before boot; everything it made is powered off at teardown.
@@ -25,6 +29,8 @@ from e2e.harness import (
     build_root,
     check_prerequisites,
     ci_mode,
+    default_spec,
+    selected_suites,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -37,6 +43,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "suites(*names): run this e2e test only on these Debian suites")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "suite" not in metafunc.fixturenames:
+        return
+    suites = selected_suites()
+    marker = metafunc.definition.get_closest_marker("suites")
+    if marker is not None:
+        suites = tuple(s for s in suites if s in marker.args)
+    # session scope: one cached root per suite, shared by every test of that suite
+    metafunc.parametrize("suite", suites, scope="session")
+
+
 def unavailable(reason: str) -> NoReturn:
     """Skip (outside CI) or fail (CI set) because this machine cannot run the e2e tests."""
     if ci_mode():
@@ -46,11 +67,11 @@ def unavailable(reason: str) -> NoReturn:
 
 
 @pytest.fixture(scope="session")
-def e2e_root() -> Path:
-    """The cached, complete Debian root (never modify it: boot a copy)."""
+def e2e_root(suite: str) -> Path:
+    """The cached, complete Debian root of the suite (never modify it: boot a copy)."""
     try:
         check_prerequisites()
-        return build_root()
+        return build_root(default_spec(suite))
     except E2EUnavailable as exc:
         reason = str(exc)
     unavailable(reason)  # outside the except block: no chained traceback in the report

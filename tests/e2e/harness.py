@@ -1,9 +1,11 @@
-"""End-to-end harness: a cached Debian 12 root booted under systemd-nspawn.
+"""End-to-end harness: cached Debian roots (one per suite) booted under systemd-nspawn.
 
 The library is independent of pytest (conftest.py maps its exceptions onto skip/fail):
 
-* :func:`build_root` debootstraps a Debian root once and caches it outside the repository, in
-  ``${DYNMIGRATE_E2E_CACHE:-/var/cache/dynmigrate-e2e}/<key>/root``.
+* :func:`build_root` debootstraps a Debian root of one suite (:data:`SUITES`: Debian 12
+  bookworm with systemd 252, Debian 13 trixie with systemd 257) once and caches it outside the
+  repository, in ``${DYNMIGRATE_E2E_CACHE:-/var/cache/dynmigrate-e2e}/<key>/root``; the suite is
+  part of the key.
 * :func:`fresh_copy` gives every test its own copy of that root (``cp -a --reflink=auto``).
 * :class:`Container` boots a copy with ``systemd-nspawn --boot``, runs commands inside it with
   ``nsenter`` and always powers it off again.
@@ -40,7 +42,10 @@ from typing import Final, Self
 # Bump whenever the way the root is built changes: it is part of the cache key.
 HARNESS_VERSION: Final = "2"
 
-SUITE: Final = "bookworm"
+# The Debian suites the e2e tests run on, oldest first. DYNMIGRATE_E2E_SUITES (comma-separated)
+# narrows the selection, e.g. to iterate on one suite locally.
+SUITES: Final[tuple[str, ...]] = ("bookworm", "trixie")
+SUITE: Final = SUITES[0]
 VARIANT: Final = "minbase"
 DEFAULT_MIRROR: Final = "http://deb.debian.org/debian"
 DEFAULT_CACHE_DIR: Final = "/var/cache/dynmigrate-e2e"
@@ -194,8 +199,22 @@ class RootSpec:
         )
 
 
-def default_spec() -> RootSpec:
-    return RootSpec(mirror=mirror())
+def default_spec(suite: str = SUITE) -> RootSpec:
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
+    return RootSpec(suite=suite, mirror=mirror())
+
+
+def selected_suites() -> tuple[str, ...]:
+    """The suites to test: DYNMIGRATE_E2E_SUITES (comma-separated) or all of SUITES."""
+    raw = os.environ.get("DYNMIGRATE_E2E_SUITES", "").strip()
+    if not raw:
+        return SUITES
+    chosen = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+    unknown = [name for name in chosen if name not in SUITES]
+    if unknown:
+        raise ValueError(f"DYNMIGRATE_E2E_SUITES: unknown suite {', '.join(unknown)}; known: {', '.join(SUITES)}")
+    return chosen
 
 
 def _probe_mirror(spec: RootSpec, timeout: float = 20.0) -> str | None:
@@ -294,7 +313,18 @@ def _run_logged(cmd: Sequence[str], log: Path, what: str) -> None:
         raise BuildError(f"{what} failed (exit {proc.returncode}); log {log}, last lines:\n{_file_tail(log)}")
 
 
+def debootstrap_knows(suite: str) -> bool:
+    """debootstrap has a script for suite (a bookworm host's debootstrap may lack newer ones)."""
+    scripts = Path(os.environ.get("DEBOOTSTRAP_DIR") or "/usr/share/debootstrap") / "scripts"
+    return (scripts / suite).exists()
+
+
 def _build_into(target: Path, spec: RootSpec, log: Path) -> None:
+    if not debootstrap_knows(spec.suite):
+        raise E2EUnavailable(
+            f"debootstrap has no script for {spec.suite}: install a newer debootstrap, or link"
+            f" /usr/share/debootstrap/scripts/{spec.suite} to sid (.ci/run does)"
+        )
     _run_logged(
         [
             _tool("debootstrap"),

@@ -1,4 +1,4 @@
-"""Smoke tests of the e2e harness: real daemons in a real booted Debian 12 container."""
+"""Smoke tests of the e2e harness: real daemons in a real booted Debian container (each suite)."""
 
 from __future__ import annotations
 
@@ -81,6 +81,7 @@ def test_libnss_systemd_cached_not_installed_and_installs_offline(container: Con
     assert container.run(["dpkg", "-s", "libnss-systemd"]).returncode == 0
 
 
+@pytest.mark.suites("bookworm")  # harness mechanics, the same whatever the guest: one suite is enough
 @pytest.mark.parametrize("round_", [1, 2])
 def test_changes_never_leak_between_containers(container: Container, e2e_root: Path, round_: int) -> None:
     # Whichever round runs second proves the first one's write did not leak into it.
@@ -90,6 +91,7 @@ def test_changes_never_leak_between_containers(container: Container, e2e_root: P
     assert not (e2e_root / LEAK_MARKER.lstrip("/")).exists()
 
 
+@pytest.mark.suites("bookworm")  # harness mechanics, the same whatever the guest: one suite is enough
 def test_leak_check_across_two_containers_in_one_test(make_container: ContainerFactory) -> None:
     first = make_container()
     first.run(["touch", LEAK_MARKER])
@@ -157,6 +159,7 @@ def _block_boot(root: Path) -> None:
     (wants / unit.name).symlink_to(f"/etc/systemd/system/{unit.name}")
 
 
+@pytest.mark.suites("bookworm")  # harness mechanics, the same whatever the guest: one suite is enough
 def test_boot_timeout_reports_and_cleans_up(e2e_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = fresh_copy(tmp_path, e2e_root)
     try:
@@ -222,3 +225,46 @@ def test_cache_key_follows_its_inputs() -> None:
         RootSpec(download_only=()).key,
     }
     assert len(variants) == 5
+
+
+def test_suites_are_part_of_the_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DYNMIGRATE_E2E_MIRROR", raising=False)
+    assert [harness.default_spec(s).suite for s in harness.SUITES] == ["bookworm", "trixie"]
+    assert harness.default_spec("trixie").key != harness.default_spec("bookworm").key
+    assert harness.default_spec().key == RootSpec().key == harness.default_spec("bookworm").key
+    with pytest.raises(ValueError, match="unknown suite 'sid'"):
+        harness.default_spec("sid")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, ("bookworm", "trixie")),
+        ("", ("bookworm", "trixie")),
+        ("trixie", ("trixie",)),
+        (" trixie, bookworm,trixie", ("trixie", "bookworm")),
+    ],
+)
+def test_selected_suites(monkeypatch: pytest.MonkeyPatch, value: str | None, expected: tuple[str, ...]) -> None:
+    if value is None:
+        monkeypatch.delenv("DYNMIGRATE_E2E_SUITES", raising=False)
+    else:
+        monkeypatch.setenv("DYNMIGRATE_E2E_SUITES", value)
+    assert harness.selected_suites() == expected
+
+
+def test_selected_suites_refuses_unknown_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DYNMIGRATE_E2E_SUITES", "bookworm,forky")
+    with pytest.raises(ValueError, match="unknown suite forky"):
+        harness.selected_suites()
+
+
+def test_a_suite_debootstrap_does_not_know_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts/bookworm").write_text("")
+    monkeypatch.setenv("DEBOOTSTRAP_DIR", str(tmp_path))
+    assert harness.debootstrap_knows("bookworm")
+    assert not harness.debootstrap_knows("trixie")
+    with pytest.raises(E2EUnavailable, match="debootstrap has no script for trixie"):
+        harness._build_into(tmp_path / "root", RootSpec(suite="trixie"), tmp_path / "log")
+    assert not (tmp_path / "root").exists()

@@ -8,6 +8,7 @@ drift after package upgrades and its repair; a blocked service; a live scan agai
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,7 @@ def test_stages_then_rollback_of_every_stage(make_container: ContainerFactory) -
     plan = plan_into(c, ACCOUNTS)
 
     migrate(c, "stage0")
-    assert c.run(["getent", "passwd", "redis"]).stdout.startswith("redis:x:101:")
+    assert c.run(["getent", "passwd", "redis"]).stdout.startswith(f"redis:x:{before_pw['redis'][2]}:")
     assert "libnss_systemd.so.2" in c.run(["bash", "-c", "ldconfig -p"]).stdout
 
     migrate(c, "stage1")
@@ -90,7 +91,7 @@ def test_stages_then_rollback_of_every_stage(make_container: ContainerFactory) -
         uid, gid = int(before_pw[name][2]), int(before_pw[name][3])
         assert files_owned_by(c, uid, gid) == []
     ledger = c.read_text("/var/lib/dynmigrate/retired-ids")
-    assert "101\t102\tredis\t" in ledger
+    assert f"{before_pw['redis'][2]}\t{before_pw['redis'][3]}\tredis\t" in ledger
 
     result = verify(c)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -212,7 +213,8 @@ def test_package_upgrade_while_stopped_is_repaired_by_the_apt_hook(make_containe
 def test_drift_without_apt_is_reported_and_repaired(make_container: ContainerFactory) -> None:
     c, _ = _migrated_redis(make_container)
     c.run(["systemctl", "stop", "redis-server"])
-    c.run(["/var/lib/dpkg/info/redis-tools.postinst", "configure", "5:7.0.15-1~deb12u7"])
+    version = c.run(["dpkg-query", "-W", "-f=${Version}", "redis-tools"]).stdout
+    c.run(["/var/lib/dpkg/info/redis-tools.postinst", "configure", version])
     c.run(["systemctl", "start", "redis-server"])
     assert "redis" in passwd(c)
     report = verify(c)
@@ -301,7 +303,7 @@ def test_live_scan_agrees_with_offline_scan(make_container: ContainerFactory, e2
 
 
 def test_dynmigrate_runs_on_debian_python(make_container: ContainerFactory) -> None:
-    """The tool itself runs on a plain Debian 12 host with the distribution's click, rich, networkx."""
+    """The tool itself runs on a plain Debian host (each suite) with the distribution's click, rich, networkx."""
     c = make_container(prepare=install_dynmigrate)
     assert c.run(["bash", "-c", f"{PY} --version"]).stdout.startswith("dynmigrate, version ")
     rules = c.run(["bash", "-c", f"{PY} rules --format json"]).stdout
@@ -312,14 +314,15 @@ def test_scripts_fail_closed(make_container: ContainerFactory) -> None:
     """A missing backup, an unexpected owner, or a process of the old UID outside the unit stops
     the stage with a clear message, and nothing is deleted."""
     c = prepared(make_container)
+    uid = passwd(c)["redis"][2]
     plan = plan_into(c, ("redis",))
     # unexpected owner: the account no longer has the UID the plan was made for
     c.run(["systemctl", "stop", "redis-server"])
     c.run(["usermod", "-u", "150", "redis"])
     res = migrate(c, "stage0", check=False)
     assert res.returncode != 0
-    assert "unexpected owner: redis has UID 150, the plan was made for UID 101" in res.stderr
-    c.run(["usermod", "-u", "101", "redis"])
+    assert f"unexpected owner: redis has UID 150, the plan was made for UID {uid}" in res.stderr
+    c.run(["usermod", "-u", uid, "redis"])
     c.run(["bash", "-c", "chown -R redis:redis /var/lib/redis /etc/redis && systemctl start redis-server"])
     migrate(c, "stage0")
     # missing backup
@@ -333,9 +336,9 @@ def test_scripts_fail_closed(make_container: ContainerFactory) -> None:
     c.run(["systemd-run", "--unit=stray", "--uid=redis", "sleep", "600"])
     res = migrate(c, *confirms(plan), "stage2", check=False)
     assert res.returncode != 0
-    assert "processes still run as UID 101 outside the units" in res.stderr
+    assert f"processes still run as UID {uid} outside the units" in res.stderr
     assert "stop those processes first" in res.stderr
-    assert passwd(c)["redis"][2] == "101"  # not deleted
+    assert passwd(c)["redis"][2] == uid  # not deleted
     assert c.run(["systemctl", "is-active", "redis-server"]).stdout.strip() == "active"  # not left stopped
     c.run(["systemctl", "stop", "stray"])
     migrate(c, *confirms(plan), "stage2")
@@ -371,6 +374,7 @@ def test_planted_symlink_is_never_chowned(make_container: ContainerFactory) -> N
     """A compromised service replaces its config with a symlink to /etc/shadow between stages 1
     and 2: stage 2 refuses to chown/chmod through it, and the service is started again."""
     c = prepared(make_container)
+    uid = passwd(c)["redis"][2]
     plan = plan_into(c, ("redis",))
     migrate(c, "stage0")
     migrate(c, "stage1")
@@ -380,6 +384,142 @@ def test_planted_symlink_is_never_chowned(make_container: ContainerFactory) -> N
     assert res.returncode != 0
     assert "/etc/redis/redis.conf is a symlink or resolves elsewhere now" in res.stderr
     assert c.run(["stat", "-c", "%U:%G %a", "/etc/shadow"]).stdout == shadow_before
-    assert passwd(c)["redis"][2] == "101"
+    assert passwd(c)["redis"][2] == uid
     assert "starting them again" in res.stderr
     assert c.run(["systemctl", "is-active", "redis-server"], check=False).stdout.strip() in ("active", "activating")
+
+
+def _redis_logs_to_journal(root: Path) -> None:
+    """Before boot: redis logs to stdout and /var/log/redis is gone, so the plan's LogsDirectory=
+    is a directory systemd creates itself at stage 1."""
+    install_dynmigrate(root)
+    conf = root / "etc/redis/redis.conf"
+    lines = conf.read_text().splitlines(keepends=True)
+    conf.write_text("".join('logfile ""\n' if ln.startswith("logfile ") else ln for ln in lines))
+    shutil.rmtree(root / "var/log/redis")
+
+
+def owner(c: Container, path: str) -> tuple[int, int]:
+    uid, gid = c.run(["stat", "-L", "-c", "%u %g", "--", path]).stdout.split()
+    return int(uid), int(gid)
+
+
+def test_directory_systemd_creates_is_reowned_by_the_rollbacks(make_container: ContainerFactory, suite: str) -> None:
+    """systemd 257 id-maps a private directory it creates: 65534:65534 on disk, the service's UID
+    inside (252 chowns it). The service writes there; every rollback leaves the tree to the static
+    account, or the static service could not open its log file again."""
+    c = make_container(prepare=_redis_logs_to_journal)
+    c.run(["redis-cli", "set", "dm:key", "written-before-migration"])
+    c.run(["redis-cli", "save"])
+    pw = passwd(c)["redis"]
+    static = (int(pw[2]), int(pw[3]))
+    plan = plan_into(c, ("redis",))
+    assert "LogsDirectory=redis" in (plan / "units/redis-server.service/50-dynmigrate.conf").read_text()
+    migrate(c, "stage0")
+    migrate(c, "stage1")
+    assert c.run(["readlink", "/var/log/redis"]).stdout.strip() == "private/redis"
+    created = owner(c, "/var/log/private/redis")
+    assert created == ((65534, 65534) if suite == "trixie" else static)
+    # the service logs into the new directory from now on
+    c.run(["sed", "-i", 's|^logfile ""|logfile /var/log/redis/redis-server.log|', "/etc/redis/redis.conf"])
+    c.run(["systemctl", "restart", "redis-server"])
+    assert redis_get(c, "dm:key") == "written-before-migration"
+    assert owner(c, "/var/log/redis/redis-server.log") == created
+
+    migrate(c, *confirms(plan), "stage2")
+    migrate(c, "stage3")
+    redis_uid = main_uid(c, "redis-server")
+    assert dynamic(redis_uid)
+    log_owner = owner(c, "/var/log/redis/redis-server.log")
+    assert log_owner == ((65534, 65534) if suite == "trixie" else (redis_uid, redis_uid))
+    result = verify(c)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    rollback(c, "stage3")
+    rollback(c, "stage2")  # its health check needs the static redis to open its log file
+    assert main_uid(c, "redis-server") == static[0]
+    tree = c.run(["find", "/var/log/redis/", "-printf", "%U:%G %p\\n"]).stdout.splitlines()
+    mine = f"{static[0]}:{static[1]}"
+    assert tree == [f"{mine} /var/log/redis/", f"{mine} /var/log/redis/redis-server.log"]
+    rollback(c, "stage1")  # moves the directory out of /var/log/private (0700) for the static unit
+    rollback(c, "stage0")
+    assert main_uid(c, "redis-server") == static[0]
+    assert c.run(["readlink", "/var/log/redis"], check=False).stdout == ""
+    assert owner(c, "/var/log/redis") == static
+    assert owner(c, "/var/log/redis/redis-server.log") == static
+    assert redis_get(c, "dm:key") == "written-before-migration"
+
+
+@pytest.mark.suites("trixie")
+def test_rollback_of_stage1_reowns_an_id_mapped_directory(make_container: ContainerFactory) -> None:
+    """Rolled back straight after stage 1 on systemd 257: the directory systemd created id-mapped
+    goes to the static account, so redis (still static) writes its log there again."""
+    c = make_container(prepare=_redis_logs_to_journal)
+    pw = passwd(c)["redis"]
+    plan_into(c, ("redis",))
+    migrate(c, "stage0")
+    migrate(c, "stage1")
+    assert owner(c, "/var/log/private/redis") == (65534, 65534)
+    c.run(["sed", "-i", 's|^logfile ""|logfile /var/log/redis/redis-server.log|', "/etc/redis/redis.conf"])
+    c.run(["systemctl", "restart", "redis-server"])
+    assert owner(c, "/var/log/redis/redis-server.log") == (65534, 65534)
+    rollback(c, "stage1")  # restarts the static redis, which must open its log file
+    assert c.run(["readlink", "/var/log/redis"], check=False).stdout == ""
+    assert owner(c, "/var/log/redis") == owner(c, "/var/log/redis/redis-server.log") == (int(pw[2]), int(pw[3]))
+    assert c.run(["redis-cli", "ping"]).stdout.strip() == "PONG"
+
+
+DMEXEC_UNIT = """[Unit]
+Description=runs a program kept in its state directory
+
+[Service]
+User=dmexec
+ExecStart=/var/lib/dmexec/run
+ReadWritePaths=/var/lib/dmexec
+
+[Install]
+WantedBy=multi-user.target
+"""
+DMEXEC_RUN = """#!/bin/sh
+id -u > /var/lib/dmexec/data/uid
+exec sleep infinity
+"""
+
+
+def test_program_in_a_root_owned_state_directory_still_runs(make_container: ContainerFactory, suite: str) -> None:
+    """A root-owned state directory with the unit's program in it: systemd 257 re-owns it to
+    65534 and id-maps it noexec; the plan's ExecPaths= lets the program run, and the rollbacks
+    give the tree its owners back."""
+    c = make_container(prepare=install_dynmigrate)
+    c.run(["useradd", "--system", "--shell", "/usr/sbin/nologin", "dmexec"])
+    c.run(["install", "-d", "-m", "0755", "/var/lib/dmexec"])
+    c.run(["install", "-d", "-o", "dmexec", "-g", "dmexec", "-m", "0750", "/var/lib/dmexec/data"])
+    c.run(["sh", "-c", "cat > /var/lib/dmexec/run && chmod 0755 /var/lib/dmexec/run"], input=DMEXEC_RUN)
+    c.run(["sh", "-c", "cat > /etc/systemd/system/dmexec.service"], input=DMEXEC_UNIT)
+    c.run(["systemctl", "enable", "--now", "dmexec.service"])
+    uid = passwd(c)["dmexec"][2]
+    assert c.wait_for(["cat", "/var/lib/dmexec/data/uid"]).stdout.strip() == uid
+    before = manifest(c, "/var/lib/dmexec")
+    plan = plan_into(c, ("dmexec",))
+    dropin = (plan / "units/dmexec.service/50-dynmigrate.conf").read_text()
+    assert "StateDirectory=dmexec" in dropin
+    assert "ExecPaths=/var/lib/dmexec" in dropin
+
+    migrate(c, "stage0")
+    migrate(c, "stage1")
+    if suite == "trixie":
+        assert owner(c, "/var/lib/private/dmexec") == (65534, 65534)
+        pid = c.run(["systemctl", "show", "-p", "MainPID", "--value", "dmexec"]).stdout.strip()
+        mounts = [m for m in c.read_text(f"/proc/{pid}/mountinfo").splitlines() if " /var/lib/private/dmexec " in m]
+        assert mounts, "no mount of the state directory in the unit"
+        assert all("idmapped" in m and "noexec" not in m.split(" - ")[0] for m in mounts), mounts
+    migrate(c, *confirms(plan), "stage2")
+    dyn = main_uid(c, "dmexec")
+    assert dynamic(dyn)
+    assert c.wait_for(["grep", "-x", str(dyn), "/var/lib/dmexec/data/uid"]).returncode == 0
+    migrate(c, "stage3")
+    for s in ("stage3", "stage2", "stage1", "stage0"):
+        rollback(c, s)
+    assert main_uid(c, "dmexec") == int(uid)
+    assert c.wait_for(["grep", "-x", uid, "/var/lib/dmexec/data/uid"]).returncode == 0
+    assert manifest(c, "/var/lib/dmexec") == before

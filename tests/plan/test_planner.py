@@ -9,6 +9,7 @@ from dynmigrate.collect.rootfs import OwnershipManifest
 from dynmigrate.collect.snapshot import collect
 from dynmigrate.model.plan import ExecMode, MigrationPlan
 from dynmigrate.plan.planner import PlanOptions, Selection, make_plan
+from dynmigrate.plan.script import account_data
 from treebuilder import Tree, build
 
 BASE: Tree = {
@@ -116,3 +117,77 @@ def test_never_units_in_policy_make_the_account_never_migrated(tmp_path: Path) -
     plan = make_plan(result, Selection(accounts=("foo",)), PlanOptions())
     assert plan.accounts == ()
     assert plan.refused == (("foo", "never-migrated: site policy /etc/dynmigrate.ini says never touch foo.service"),)
+
+
+def test_program_inside_a_managed_directory_gets_exec_paths(tmp_path: Path) -> None:
+    """systemd 257 mounts an id-mapped managed directory noexec: a unit that runs a program from
+    its own state directory gets ExecPaths= for it (and the plan then needs systemd 247)."""
+    plan = plan_for(
+        tmp_path,
+        {
+            "etc/systemd/system/foo.service": (
+                "[Service]\nUser=foo\nStateDirectory=foo\nExecStartPre=/var/lib/foo/bin/prepare\n"
+                "ExecStart=/var/lib/foo/bin/food --data /var/lib/foo\nExecReload=/usr/bin/foo-reload\n"
+            ),
+        },
+    )
+    assert dropin(plan) == [
+        "[Service]",
+        "DynamicUser=yes",
+        "User=foo",
+        "SupplementaryGroups=ssl-cert",
+        "ExecPaths=/var/lib/foo",
+    ]
+    assert "ExecPaths=/var/lib/foo: ExecStartPre runs /var/lib/foo/bin/prepare from it, and systemd 257 mounts an " in (
+        " ".join(plan.accounts[0].units[0].decisions)
+    )
+    assert "A_MIN_SYSTEMD=247" in account_data(plan.accounts[0])
+
+
+def test_programs_outside_managed_directories_get_no_exec_paths(tmp_path: Path) -> None:
+    plan = plan_for(
+        tmp_path,
+        {
+            "etc/systemd/system/foo.service": (
+                "[Service]\nUser=foo\nStateDirectory=foo\nExecStart=/usr/bin/foo /var/lib/foo\n"
+            )
+        },
+    )
+    assert not any(line.startswith("ExecPaths=") for line in dropin(plan))
+    assert "A_MIN_SYSTEMD=235" in account_data(plan.accounts[0])
+
+
+def test_commands_sharing_tmp_keep_one_private_tmp(tmp_path: Path) -> None:
+    """systemd 257's disconnected /tmp is not shared between ExecStartPre= and ExecStart=:
+    a unit whose other commands use /tmp gets PrivateTmp=yes, as DynamicUser= implied before."""
+    plan = plan_for(
+        tmp_path,
+        {
+            "etc/systemd/system/foo.service": (
+                "[Service]\nUser=foo\nExecStartPre=/bin/sh -c 'food --dump-config > /tmp/foo.conf'\n"
+                "ExecStart=/usr/bin/food -c /tmp/foo.conf\n"
+            ),
+        },
+    )
+    assert dropin(plan) == [
+        "[Service]",
+        "DynamicUser=yes",
+        "User=foo",
+        "SupplementaryGroups=ssl-cert",
+        "PrivateTmp=yes",
+    ]
+    assert any(
+        d.startswith("PrivateTmp=yes: ExecStartPre uses /tmp or /var/tmp (/etc/systemd/system/foo.service:3)")
+        for d in plan.accounts[0].units[0].decisions
+    )
+
+
+def test_private_tmp_set_by_the_unit_or_unused_is_left_alone(tmp_path: Path) -> None:
+    for i, unit in enumerate(
+        (
+            "[Service]\nUser=foo\nPrivateTmp=no\nExecStartPre=/usr/bin/prep /var/tmp/foo\nExecStart=/usr/bin/food\n",
+            "[Service]\nUser=foo\nExecStartPre=/usr/bin/foo-prep /var/tmpfoo\nExecStart=/usr/bin/food /tmp/x\n",
+        )
+    ):
+        plan = plan_for(tmp_path / str(i), {"etc/systemd/system/foo.service": unit})
+        assert not any(line.startswith("PrivateTmp=") for line in dropin(plan)), unit

@@ -17,6 +17,7 @@ from dynmigrate.model.snapshot import Snapshot
 from dynmigrate.model.units import DIRECTORY_KEYS, EXEC_KEYS, Directive, Unit, parse_bool
 
 PREFIX_RE = re.compile(r"^([@\-:+!|]*)(.*)$", re.S)
+TMP_RE = re.compile(r"(?:^|[\s=:'\"])/(?:var/)?tmp(?:/|$|[\s'\"])")
 FIXUP_TOOLS = frozenset({"chown", "chgrp", "chmod", "mkdir", "install", "rmdir"})
 # Keys this drop-in sets; a later drop-in that sets them again would undo the migration.
 OWN_KEYS = frozenset({"DynamicUser", "User", "Group", *DIRECTORY_KEYS, "ReadWritePaths", "PIDFile"})
@@ -232,6 +233,41 @@ def build_dropin(
                             f"{unit.name}: {key} makes the daemon write {piece}, straight in /run, which is read-only "
                             f"under DynamicUser: point it into RuntimeDirectory= (e.g. /run/{unit.prefix}/)"
                         )
+    # programs the unit runs from its own managed directories: systemd >= 257 mounts an id-mapped
+    # one (a directory it creates, or one root owned) noexec; ExecPaths= (247+) allows them again
+    exec_dirs: list[str] = []
+    for key in EXEC_KEYS:
+        for d in unit.values("Service", key):
+            argv = exec_argv(expand_env(d.raw if raw else d.value, env))
+            if not argv or not argv[0].startswith("/"):
+                continue
+            program = str(rel(argv[0]))
+            for m in managed:
+                where = str(m.path)
+                if m.key == "RuntimeDirectory" or m.key == "ConfigurationDirectory" or where in exec_dirs:
+                    continue
+                if is_under(program, where):
+                    exec_dirs.append(where)
+                    out.set("ExecPaths", where)
+                    out.decisions.append(
+                        f"ExecPaths={where}: {key} runs {argv[0]} from it, and systemd 257 mounts an id-mapped "
+                        "managed directory noexec"
+                    )
+    # one /tmp for all of the unit's commands: DynamicUser= implies PrivateTmp=disconnected from
+    # systemd 257 on, and then ExecStartPre= and friends do not share /tmp with ExecStart=
+    # (systemd issue 37177); PrivateTmp=yes is what DynamicUser= implied before 257
+    if unit.value("Service", "PrivateTmp") is None:
+        for key in EXEC_KEYS:
+            if key == "ExecStart":
+                continue
+            hit = next((d for d in unit.values("Service", key) if TMP_RE.search(d.raw if raw else d.value)), None)
+            if hit is not None:
+                out.set("PrivateTmp", "yes")
+                out.decisions.append(
+                    f"PrivateTmp=yes: {key} uses /tmp or /var/tmp ({hit.location}), and the disconnected /tmp that "
+                    "DynamicUser= implies from systemd 257 on is not shared between the unit's commands"
+                )
+                break
     # credentials for secrets
     for c in credentials:
         out.set("LoadCredential", f"{c.name}:{c.path}")

@@ -393,7 +393,11 @@ backup_account() {
 	fi
 	: >"$dir/moved-dirs"
 	for d in "${A_MOVE[@]}"; do
-		if [ -d "$d" ] && [ ! -L "$d" ]; then printf '%s\n' "$d" >>"$dir/moved-dirs"; fi
+		# real directories, and absent ones: systemd creates those in private/ and links them, and
+		# after a rollback the static unit must find them where it looks, not behind private/ (0700)
+		if { [ -d "$d" ] && [ ! -L "$d" ]; } || { [ ! -e "$d" ] && [ ! -L "$d" ]; }; then
+			printf '%s\n' "$d" >>"$dir/moved-dirs"
+		fi
 	done
 	write_manifest "$dir/manifest"
 	chmod 0600 -- "$dir"/*
@@ -460,7 +464,8 @@ move_back_one() {
 move_back_from_private() {
 	# systemd moves private/X back only for directories the unit still declares (v243+); the vendor
 	# unit usually declares none of them, so this is done here, and only for directories that were
-	# real directories before the migration (a unit already on DynamicUser keeps its private/ layout).
+	# real directories or absent before the migration (a unit already on DynamicUser keeps its
+	# private/ layout).
 	# Safe to re-run when killed between its steps.
 	local d list
 	list=$(acct_dir)/moved-dirs

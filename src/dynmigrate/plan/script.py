@@ -57,6 +57,8 @@ def account_data(a: AccountPlan) -> str:
     )
     sources = ["" if o.content is None else override_file(a.account, i) for i, o in enumerate(a.overrides)]
     min_systemd = 235  # StateDirectory= and friends, the '!' prefix
+    if any("ExecPaths=" in u.dropin_text for u in a.units):
+        min_systemd = 247  # ExecPaths=
     if any("LoadCredential=" in u.dropin_text for u in a.units):
         min_systemd = 248  # LoadCredential= (247) and the %d specifier (248)
     lines = [

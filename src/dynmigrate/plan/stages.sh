@@ -139,6 +139,7 @@ undo_stage1() {
 	crashpoint undo1-dropins-removed
 	move_back_from_private
 	crashpoint undo1-moved-back
+	reown_idmapped_files
 	restore_manifest "$(acct_dir)/manifest"
 	restore_runtime
 	start_units
@@ -245,6 +246,30 @@ reown_dynamic_files() {
 		[ -d "$d/" ] || continue
 		find "$d/" -xdev -uid "+$((DYN_MIN - 1))" -uid "-$((DYN_MAX + 1))" -exec chown -h -- "$A_UID" {} + 2>/dev/null || true
 		find "$d/" -xdev -gid "+$((DYN_MIN - 1))" -gid "-$((DYN_MAX + 1))" -exec chgrp -h -- "$A_GID" {} + 2>/dev/null || true
+	done
+	reown_idmapped_files
+}
+
+reown_idmapped_files() {
+	# systemd >= 257 id-maps a private directory it created (or found owned by root) instead of
+	# chowning it: on disk it and what the service writes there belong to 65534:65534 (nobody),
+	# mapped to the service's UID inside the unit only. A static unit finds such a tree unwritable,
+	# so nobody's entries in a tree whose top is 65534:65534 go back to the account (the manifest
+	# then restores every recorded path exactly). Directories of other owners, and ones that
+	# belonged to nobody before the migration (the stage-0 manifest says so), are left alone.
+	local d manifest
+	[ "$A_UID" != 65534 ] || return 0
+	manifest=$(acct_dir)/manifest
+	for d in "${A_MOVE[@]}" "${A_RUNTIME[@]}"; do
+		[ -d "$d/" ] || continue
+		[ "$(stat -c %u:%g -- "$d/")" = 65534:65534 ] || continue
+		if [ -f "$manifest" ] && tr '\0' '\n' <"$manifest" |
+			awk -F'\t' -v p="$d" '$5 == p && $1 == 65534 && $2 == 65534 { f = 1 } END { exit !f }'; then
+			continue
+		fi
+		find "$d/" -xdev -uid 65534 -exec chown -h -- "$A_UID" {} + 2>/dev/null || true
+		find "$d/" -xdev -gid 65534 -exec chgrp -h -- "$A_GID" {} + 2>/dev/null || true
+		log "$d was id-mapped (65534:65534 on disk): its entries of nobody belong to $A_NAME again"
 	done
 }
 

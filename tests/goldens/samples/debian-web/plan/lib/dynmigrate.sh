@@ -397,7 +397,11 @@ backup_account() {
 	fi
 	: >"$dir/moved-dirs"
 	for d in "${A_MOVE[@]}"; do
-		if [ -d "$d" ] && [ ! -L "$d" ]; then printf '%s\n' "$d" >>"$dir/moved-dirs"; fi
+		# real directories, and absent ones: systemd creates those in private/ and links them, and
+		# after a rollback the static unit must find them where it looks, not behind private/ (0700)
+		if { [ -d "$d" ] && [ ! -L "$d" ]; } || { [ ! -e "$d" ] && [ ! -L "$d" ]; }; then
+			printf '%s\n' "$d" >>"$dir/moved-dirs"
+		fi
 	done
 	write_manifest "$dir/manifest"
 	chmod 0600 -- "$dir"/*
@@ -464,7 +468,8 @@ move_back_one() {
 move_back_from_private() {
 	# systemd moves private/X back only for directories the unit still declares (v243+); the vendor
 	# unit usually declares none of them, so this is done here, and only for directories that were
-	# real directories before the migration (a unit already on DynamicUser keeps its private/ layout).
+	# real directories or absent before the migration (a unit already on DynamicUser keeps its
+	# private/ layout).
 	# Safe to re-run when killed between its steps.
 	local d list
 	list=$(acct_dir)/moved-dirs
@@ -888,6 +893,7 @@ undo_stage1() {
 	crashpoint undo1-dropins-removed
 	move_back_from_private
 	crashpoint undo1-moved-back
+	reown_idmapped_files
 	restore_manifest "$(acct_dir)/manifest"
 	restore_runtime
 	start_units
@@ -994,6 +1000,30 @@ reown_dynamic_files() {
 		[ -d "$d/" ] || continue
 		find "$d/" -xdev -uid "+$((DYN_MIN - 1))" -uid "-$((DYN_MAX + 1))" -exec chown -h -- "$A_UID" {} + 2>/dev/null || true
 		find "$d/" -xdev -gid "+$((DYN_MIN - 1))" -gid "-$((DYN_MAX + 1))" -exec chgrp -h -- "$A_GID" {} + 2>/dev/null || true
+	done
+	reown_idmapped_files
+}
+
+reown_idmapped_files() {
+	# systemd >= 257 id-maps a private directory it created (or found owned by root) instead of
+	# chowning it: on disk it and what the service writes there belong to 65534:65534 (nobody),
+	# mapped to the service's UID inside the unit only. A static unit finds such a tree unwritable,
+	# so nobody's entries in a tree whose top is 65534:65534 go back to the account (the manifest
+	# then restores every recorded path exactly). Directories of other owners, and ones that
+	# belonged to nobody before the migration (the stage-0 manifest says so), are left alone.
+	local d manifest
+	[ "$A_UID" != 65534 ] || return 0
+	manifest=$(acct_dir)/manifest
+	for d in "${A_MOVE[@]}" "${A_RUNTIME[@]}"; do
+		[ -d "$d/" ] || continue
+		[ "$(stat -c %u:%g -- "$d/")" = 65534:65534 ] || continue
+		if [ -f "$manifest" ] && tr '\0' '\n' <"$manifest" |
+			awk -F'\t' -v p="$d" '$5 == p && $1 == 65534 && $2 == 65534 { f = 1 } END { exit !f }'; then
+			continue
+		fi
+		find "$d/" -xdev -uid 65534 -exec chown -h -- "$A_UID" {} + 2>/dev/null || true
+		find "$d/" -xdev -gid 65534 -exec chgrp -h -- "$A_GID" {} + 2>/dev/null || true
+		log "$d was id-mapped (65534:65534 on disk): its entries of nobody belong to $A_NAME again"
 	done
 }
 
@@ -1119,7 +1149,7 @@ NSS_ACTION=none
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	c5751ac9ed85df589e39a6dff04414197c89305ead5a12a1a677d6853094deee files/dynmigrate-repair
+	4b06b3574336a796664f7776d12f570106894814713c80354cd271e2339ec952 files/dynmigrate-repair
 	231ace1d824107e81c593297a64952a0dfe96887f25b786b7b3e3d5441728e33 files/memcache/override-0
 	7fdc83a912ce556d049b7947cb326fe9ee3975eaaf00a7af3c90327bf79a1ef2 files/postgres/override-0
 	7383940705d9c3c8af3c4c410ef699c199a08cfeba92a70b72ea8373a86491a5 files/postgres/override-1
