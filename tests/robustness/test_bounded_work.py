@@ -1,0 +1,148 @@
+"""Bounded work on hostile input: every reader is linear in its input, with caps.
+
+Each case feeds one reader a worst case for the way such readers go wrong (nested quantifiers
+over whitespace, repeated string joining, function calls that fan out, variables that double)
+and runs it in a forked child with a time bound. The bound is generous (a linear reader takes a
+fraction of it even on a loaded machine) but a quadratic one needs minutes. After the hostile
+text comes a well-formed line, and the child checks that the reader still found it: a cap that
+drops the whole file would pass a time bound too.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+
+import pytest
+
+from dynmigrate.collect import references as R
+from dynmigrate.collect.accounts import parse_passwd
+from dynmigrate.collect.snapshot import SECRET_LINE, parse_policy
+from dynmigrate.collect.unitfile import parse_unit_text
+from dynmigrate.model.common import RelPath
+from dynmigrate.model.references import Target
+from robustness_stats import count
+
+BOUND = 5.0  # seconds; the quadratic versions took from 30 s to hours on these inputs
+P = RelPath("/etc/x")
+KNOWN = frozenset({"foo"})
+SPACES = " " * 200_000
+
+
+def _daemon_config(text: str) -> None:
+    refs = R.scan_daemon_config(text + "\nuser foo\n", P, KNOWN, "foo.service")
+    assert [(r.name, r.location.line) for r in refs] == [("foo", text.count("\n") + 2)]
+
+
+def _secret_lines(text: str) -> None:
+    hits = [n for n, line in enumerate((text + "\npassword = hunter2").split("\n"), 1) if SECRET_LINE.match(line)]
+    assert hits[-1:] == [text.count("\n") + 2]
+
+
+def _maintainer(text: str) -> None:
+    actions = R.scan_maintainer_script(text + "\nadduser --system foo\n", P)
+    assert ("adduser", (("foo", Target.USER),)) in [(a.tool, a.names) for a in actions]
+
+
+def _unit(text: str) -> None:
+    unit, _problems = parse_unit_text("[Service]\n" + text + "\nUser=foo\n", P)
+    assert [d.value for d in unit.directives if d.key == "User"] == ["foo"]
+
+
+def _sudoers(text: str) -> None:
+    refs, _ = R.parse_sudoers(text + "\nfoo ALL=(ALL) ALL\n", P, KNOWN)
+    assert [r.name for r in refs] == ["foo"]
+
+
+def _tmpfiles(text: str) -> None:
+    refs, _ = R.parse_tmpfiles(text + "\nd /run/foo 0755 foo foo -\n", P)
+    assert "foo" in {r.name for r in refs}
+
+
+def _policy(text: str) -> None:
+    _policy, problems = parse_policy(text, "policy.ini")
+    assert [p.location.line for p in problems][:1] == [2], "the first line without a key is reported"
+
+
+def _passwd(text: str) -> None:
+    accounts, _ = parse_passwd(text + "foo:x:120:120::/:/bin/false\n", P)
+    assert accounts[-1].name == "foo"
+
+
+CONTINUED = "ExecStart=/bin/true \\\n" + "a \\\n" * 300_000 + "b"
+CASES: dict[str, tuple[Callable[[str], None], str]] = {
+    # the daemon-config user pattern: \s*[=:\s]\s* and \s*;?\s*$ over a run of blanks
+    "daemon-config: user + blanks": (_daemon_config, "user" + SPACES + "!"),
+    "daemon-config: user NAME + blanks": (_daemon_config, "user foo" + SPACES + "!"),
+    "daemon-config: group + blanks": (_daemon_config, "group" + SPACES + "!"),
+    "daemon-config: -u + blanks": (_daemon_config, "-u" + SPACES + "!"),
+    # the secret-line pattern: \s*(?:[=:]|\s)\s*\S over trailing blanks, and a key that repeats a keyword
+    "secret line: keyword + blanks": (_secret_lines, "password" + SPACES),
+    "secret line: repeated keyword": (_secret_lines, "password" * 25_000 + " "),
+    "secret line: blanks only": (_secret_lines, SPACES),
+    # the maintainer-script reader: command splitting over blanks, calls that fan out, doubling variables
+    "maintainer script: blanks between words": (_maintainer, "a" + SPACES + "b"),
+    "maintainer script: assignment + blanks": (_maintainer, "A=" + SPACES + "x" + SPACES + "!"),
+    "maintainer script: recursive calls": (_maintainer, "f() {\n" + "f\n" * 50 + "}\nf\n"),
+    "maintainer script: doubling variable": (_maintainer, "A=xx\n" + "A=$A$A\n" * 64 + "echo $A\n"),
+    "maintainer script: unterminated defaults": (_maintainer, "echo " + "${a:-" * 50_000),
+    "maintainer script: continuation lines": (_maintainer, "echo \\\n" + "a \\\n" * 300_000 + "b"),
+    # continuation-line joining
+    "unit file: continuation lines": (_unit, CONTINUED),
+    "unit file: backslashes": (_unit, "X=" + "\\" * 400_000),
+    "sudoers: continuation lines": (_sudoers, "Cmnd_Alias X = /bin/a, \\\n" + "/bin/a, \\\n" * 300_000 + "/bin/b"),
+    "tmpfiles: continuation lines": (_tmpfiles, "d /x \\\n" + "a \\\n" * 300_000 + "b"),
+    "policy: lines without a key": (_policy, "[never]\n" + "x\n" * 200_000),
+    "passwd: blank fields": (_passwd, ":" * 400_000 + "\n"),
+}
+
+
+def _child(check: Callable[[str], None], text: str, conn: Connection) -> None:
+    try:
+        start = time.perf_counter()
+        check(text)
+        conn.send(("ok", time.perf_counter() - start))
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+
+
+# not fixed yet (issue 10, item 8): these fail today
+SLOW_TODAY = {
+    "daemon-config: group + blanks",
+    "daemon-config: user + blanks",
+    "daemon-config: user NAME + blanks",
+    "maintainer script: assignment + blanks",
+    "maintainer script: blanks between words",
+    "maintainer script: doubling variable",
+    "maintainer script: recursive calls",
+    "maintainer script: unterminated defaults",
+    "policy: lines without a key",
+    "secret line: keyword + blanks",
+    "secret line: repeated keyword",
+    "unit file: continuation lines",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_reader_is_linear_on_worst_case(name: str, request: pytest.FixtureRequest) -> None:
+    if name in SLOW_TODAY:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="quadratic or worse today"))
+    check, text = CASES[name]
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(check, text, child))
+    proc.start()
+    child.close()
+    ready = parent.poll(BOUND * 2)  # the child measures itself; this only stops a runaway one
+    if not ready:
+        proc.kill()
+        proc.join()
+        pytest.fail(f"{name}: still running after {BOUND * 2:.0f} s (input {len(text)} characters)")
+    status, detail = parent.recv()
+    proc.join()
+    assert status == "ok", detail
+    assert detail < BOUND, f"{name}: {detail:.1f} s for {len(text)} characters"
+    count(f"hostile:bounded work: {name}")
