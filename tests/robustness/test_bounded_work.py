@@ -11,15 +11,19 @@ drops the whole file would pass a time bound too.
 from __future__ import annotations
 
 import multiprocessing
+import shlex
 import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dynmigrate.collect import references as R
 from dynmigrate.collect.accounts import parse_passwd
+from dynmigrate.collect.shellwords import split_words
 from dynmigrate.collect.snapshot import SECRET_LINE, parse_policy
 from dynmigrate.collect.unitfile import parse_unit_text
 from dynmigrate.model.common import RelPath
@@ -109,27 +113,8 @@ def _child(check: Callable[[str], None], text: str, conn: Connection) -> None:
         conn.send(("error", traceback.format_exc()))
 
 
-# not fixed yet (issue 10, item 8): these fail today
-SLOW_TODAY = {
-    "daemon-config: group + blanks",
-    "daemon-config: user + blanks",
-    "daemon-config: user NAME + blanks",
-    "maintainer script: assignment + blanks",
-    "maintainer script: blanks between words",
-    "maintainer script: doubling variable",
-    "maintainer script: recursive calls",
-    "maintainer script: unterminated defaults",
-    "policy: lines without a key",
-    "secret line: keyword + blanks",
-    "secret line: repeated keyword",
-    "unit file: continuation lines",
-}
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_reader_is_linear_on_worst_case(name: str, request: pytest.FixtureRequest) -> None:
-    if name in SLOW_TODAY:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="quadratic or worse today"))
+def test_reader_is_linear_on_worst_case(name: str) -> None:
     check, text = CASES[name]
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe(duplex=False)
@@ -146,3 +131,29 @@ def test_reader_is_linear_on_worst_case(name: str, request: pytest.FixtureReques
     assert status == "ok", detail
     assert detail < BOUND, f"{name}: {detail:.1f} s for {len(text)} characters"
     count(f"hostile:bounded work: {name}")
+
+
+SHELL_BITS = st.sampled_from(["a", "b=", " ", "\t", "\n", "\r", "'", '"', "\\", "$", "#", "é"])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(SHELL_BITS, max_size=16).map("".join))
+def test_split_words_gives_shlex_words(text: str) -> None:
+    """The linear splitter that replaced shlex.split gives the same words and fails on the same input."""
+    try:
+        expected: list[str] | None = shlex.split(text)
+    except ValueError:
+        expected = None
+    try:
+        actual: list[str] | None = split_words(text)
+    except ValueError:
+        actual = None
+    assert actual == expected
+    count("property:split_words")
+
+
+def test_split_words_is_linear() -> None:
+    start = time.perf_counter()
+    words = split_words("a" * 1_000_000 + ' "' + "\\\\" * 100_000 + '" x')
+    assert [len(w) for w in words] == [1_000_000, 100_000, 1]
+    assert time.perf_counter() - start < BOUND

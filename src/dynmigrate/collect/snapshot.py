@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import configparser
 import re
-import shlex
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
@@ -13,6 +12,7 @@ from dynmigrate.collect import references as R
 from dynmigrate.collect.accounts import read_accounts
 from dynmigrate.collect.ownership import walk_ownership
 from dynmigrate.collect.rootfs import OwnershipManifest, RootError, RootFS, is_under, parent_of, rel
+from dynmigrate.collect.shellwords import split_words
 from dynmigrate.collect.units import load_units
 from dynmigrate.model.accounts import AccountData
 from dynmigrate.model.common import Location, RelPath
@@ -52,7 +52,7 @@ def unit_environment(unit: Unit) -> dict[str, str]:
     env: dict[str, str] = {}
     for d in unit.values("Service", "Environment"):
         try:
-            words = shlex.split(d.value)
+            words = split_words(d.value)
         except ValueError:
             words = d.value.split()
         for w in words:
@@ -73,7 +73,7 @@ def exec_argv(value: str) -> list[str]:
     """The argv of an Exec*= value, without systemd's prefixes (@-:+!|)."""
     stripped = EXEC_PREFIX.sub("", value.strip())
     try:
-        argv = shlex.split(stripped)
+        argv = split_words(stripped)
     except ValueError:
         argv = stripped.split()
     return argv
@@ -85,6 +85,27 @@ def exec_prefix(value: str) -> str:
 
 
 # -- site policy (the one place configparser is the right tool) -----------------------------
+
+
+POLICY_LIMIT = 1024 * 1024
+
+
+def _policy_line_without_key(text: str) -> int:
+    """The number of the first line configparser would reject for lacking "=" or ":" (0: none)."""
+    in_option = False
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if line[0] in " \t" and in_option:
+            continue  # a continuation of the value above
+        if stripped.startswith("[") and stripped.endswith("]"):
+            in_option = False
+            continue
+        if "=" not in stripped and ":" not in stripped:
+            return lineno
+        in_option = True
+    return 0
 
 
 def parse_policy(text: str, source: str) -> tuple[Policy, list[Problem]]:
@@ -99,6 +120,16 @@ def parse_policy(text: str, source: str) -> tuple[Policy, list[Problem]]:
     redis-server.service = redis-cli ping
     """
     problems: list[Problem] = []
+    if len(text) > POLICY_LIMIT:
+        return Policy(source=source), [
+            Problem(Location(RelPath(source)), f"policy file: larger than {POLICY_LIMIT // 1024} KiB")
+        ]
+    bad = _policy_line_without_key(text)
+    if bad:
+        # configparser would collect every such line into one message, quadratically
+        return Policy(source=source), [
+            Problem(Location(RelPath(source), bad), f"policy file: line {bad}: expected [section] or KEY = VALUE")
+        ]
     parser = configparser.ConfigParser(interpolation=None, strict=True)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     try:
@@ -650,9 +681,14 @@ SECRET_NAME = re.compile(
     r"(\.key$|\.pem$|\.p12$|\.pfx$|\.keytab$|\.psk$|psk|secret|passw|token|credential|htpasswd|private|\.jks$)",
     re.I,
 )
+# KEY = VALUE, KEY: VALUE or KEY VALUE where KEY contains a secret word. The key is taken whole
+# (possessive, never given back) and the word looked for inside it by a lookahead, so that a long
+# key or a run of blanks is one pass; the old nested \s*(?:[=:]|\s)\s* was quadratic in blanks.
 SECRET_LINE = re.compile(
-    r"^\s*(?:export\s+)?([A-Za-z0-9_.-]*(?:password|passwd|secret|token|api[_-]?key|requirepass|masterauth|"
-    r"private[_-]?key|auth[_-]?key|access[_-]?key)[A-Za-z0-9_.-]*)\s*(?:[=:]|\s)\s*\S",
+    r"^\s*+(?:export\s++)?+"
+    r"(?=[A-Za-z0-9_.-]*?(?:password|passwd|secret|token|api[_-]?key|requirepass|masterauth|"
+    r"private[_-]?key|auth[_-]?key|access[_-]?key))"
+    r"([A-Za-z0-9_.-]*+)(?:\s++\S|[=:]\s*+\S)",
     re.I,
 )
 PEM_PRIVATE = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
