@@ -98,14 +98,12 @@ def test_without_replace_an_existing_plan_is_refused(tmp_path: Path) -> None:
 # -- item 11: fail closed with the documented exit codes -----------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 11: fixed by the next commits")
 def test_missing_policy_file_is_an_input_error(tmp_path: Path) -> None:
     code, _, err = run("scan", str(tiny_root(tmp_path)), "--policy", str(tmp_path / "nope.ini"))
     assert code == 3, err
     assert "nope.ini" in err
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 11: fixed by the next commits")
 def test_unparsable_policy_file_is_an_input_error(tmp_path: Path) -> None:
     policy = tmp_path / "site.ini"
     policy.write_text("[never]\naccounts = foo\nthis is not ini\n")
@@ -114,7 +112,6 @@ def test_unparsable_policy_file_is_an_input_error(tmp_path: Path) -> None:
     assert "site.ini:3" in err
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 11: fixed by the next commits")
 def test_unparsable_policy_inside_root_is_an_input_error(tmp_path: Path) -> None:
     root = tiny_root(tmp_path, {"etc/dynmigrate.ini": "[never\naccounts = foo\n"})
     code, _, err = run("scan", str(root))
@@ -122,7 +119,6 @@ def test_unparsable_policy_inside_root_is_an_input_error(tmp_path: Path) -> None
     assert "/etc/dynmigrate.ini:1" in err
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 11: fixed by the next commits")
 @pytest.mark.parametrize(
     "tree",
     [{}, {"etc/passwd": "this is not a passwd file\n\x01\x02\n"}, {"etc/passwd": ""}],
@@ -137,7 +133,6 @@ def test_not_a_linux_root(tmp_path: Path, tree: Tree) -> None:
     assert "/etc/passwd" in err
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 11: fixed by the next commits")
 def test_file_as_root_is_an_input_error(tmp_path: Path) -> None:
     f = tmp_path / "file"
     f.write_text("x\n")
@@ -147,14 +142,12 @@ def test_file_as_root_is_an_input_error(tmp_path: Path) -> None:
         assert "is not a directory" in err
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 11: fixed by the next commits")
 def test_directory_as_ownership_is_an_input_error(tmp_path: Path) -> None:
     code, _, err = run("scan", str(tiny_root(tmp_path)), "--ownership", str(tmp_path))
     assert code == 3, err
     assert "is a directory" in err
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 11: fixed by the next commits")
 @pytest.mark.parametrize("command", ["scan", "graph"])
 def test_directory_as_report_output_is_an_input_error(tmp_path: Path, command: str) -> None:
     code, _, err = run(command, str(tiny_root(tmp_path)), "-o", str(tmp_path))
@@ -191,7 +184,6 @@ def test_read_only_plan_destination_is_an_input_error(tmp_path: Path) -> None:
     assert "cannot write the plan" in err
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 11: fixed by the next commits")
 @pytest.mark.parametrize(
     ("line", "message"),
     [

@@ -55,7 +55,6 @@ def test_latin1_byte_in_a_unit_comment_is_planned(tmp_path: Path, security: str)
     assert b"# caf\xe9 au lait\n" in before  # the byte is kept as it was, not replaced
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 9: fixed by the next commits")
 def test_nul_byte_in_a_passwd_home_is_a_finding(tmp_path: Path) -> None:
     passwd = PASSWD + "bar:x:121:121:Bar:/var/lib/b\x00ar:/usr/sbin/nologin\n"
     root = root_with(tmp_path, {"etc/passwd": passwd, "etc/group": GROUP + "bar:x:121:\n"})

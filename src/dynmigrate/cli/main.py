@@ -15,7 +15,7 @@ import click
 from dynmigrate import __version__
 from dynmigrate.app import ScanResult, run_scan
 from dynmigrate.cli.consoles import StderrEvents, make_console
-from dynmigrate.collect.rootfs import RootError
+from dynmigrate.collect.rootfs import InputError, RootError
 from dynmigrate.model.common import Verdict
 from dynmigrate.render.common import account_data, safe
 from dynmigrate.render.registry import SCAN_FORMATS, TEXT_FORMATS
@@ -48,15 +48,16 @@ def fail(code: Exit, message: str) -> None:
 
 def root_options(func: F) -> F:
     options = [
-        click.argument("root", type=click.Path(file_okay=False, path_type=str)),
+        # no click.Path checks: click reports them as usage errors (2), and these are input errors (3)
+        click.argument("root"),
         click.option(
             "--ownership",
-            type=click.Path(dir_okay=False, path_type=str),
+            metavar="FILE",
             help="Ownership manifest (PATH UID GID MODE) for trees stored without owners, such as samples/.",
         ),
         click.option(
             "--policy",
-            type=click.Path(dir_okay=False, path_type=str),
+            metavar="FILE",
             help="Site policy file (default: ROOT/etc/dynmigrate.ini if present).",
         ),
         click.option(
@@ -84,25 +85,34 @@ def scan_root(
 ) -> ScanResult:
     if not Path(root).is_dir():
         fail(Exit.INPUT, f"ROOT {safe(root)} is not a directory")
+    for option, value in (("--ownership", ownership), ("--policy", policy)):
+        if value is not None and Path(value).is_dir():
+            fail(Exit.INPUT, f"{option} {safe(value)} is a directory, not a file")
     err = make_console(sys.stderr, color)
     try:
         with StderrEvents(err, enabled=progress and not no_progress) as events:
             return run_scan(
                 root, ownership=ownership, policy=policy, cross_filesystems=cross_filesystems, events=events
             )
-    except RootError as exc:
-        fail(Exit.INPUT, str(exc))
+    except (RootError, InputError) as exc:
+        fail(Exit.INPUT, safe(str(exc)))
     except (OSError, ValueError) as exc:
         fail(Exit.INPUT, f"cannot read input: {exc}")
     raise AssertionError("unreachable")
 
 
+def check_output_file(output: str | None) -> None:
+    """An output file that cannot be written is an input error (3), found before any work."""
+    if output and Path(output).is_dir():
+        fail(Exit.INPUT, f"-o {safe(output)} is a directory, not a file")
+
+
 def write_out(text: str, output: str | None) -> None:
     if output:
         try:
-            Path(output).write_text(text, encoding="utf-8")
+            Path(output).write_text(text, encoding="utf-8", errors="surrogateescape")
         except OSError as exc:
-            fail(Exit.INPUT, f"cannot write {output}: {exc.strerror}")
+            fail(Exit.INPUT, f"cannot write {safe(output)}: {exc.strerror}")
     else:
         click.echo(text, nl=False)
 
@@ -136,7 +146,7 @@ def main() -> None:
 @main.command()
 @root_options
 @click.option("--format", "fmt", type=click.Choice(SCAN_FORMATS), default="table", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), help="Write the report to a file.")
+@click.option("-o", "--output", metavar="FILE", help="Write the report to a file.")
 @click.option("--all", "show_all", is_flag=True, help="Table: also list accounts with no units, files or references.")
 @click.option(
     "--fail-on",
@@ -161,11 +171,15 @@ def scan(
     """Give every static system account under ROOT a verdict, with its evidence."""
     from dynmigrate.render.table import render_table
 
+    check_output_file(output)
     result = scan_root(root, ownership, policy, cross_filesystems, color, no_progress)
     if fmt == "table":
         if output:
-            with open(output, "w", encoding="utf-8") as fh:
-                render_table(result.report, make_console(fh, "never"), show_all=show_all)
+            try:
+                with open(output, "w", encoding="utf-8", errors="surrogateescape") as fh:
+                    render_table(result.report, make_console(fh, "never"), show_all=show_all)
+            except OSError as exc:
+                fail(Exit.INPUT, f"cannot write {safe(output)}: {exc.strerror}")
         else:
             render_table(result.report, make_console(sys.stdout, color), show_all=show_all)
     else:
@@ -216,7 +230,7 @@ def explain(
 @main.command()
 @root_options
 @click.option("--format", "fmt", type=click.Choice(["dot", "json"]), default="json", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str))
+@click.option("-o", "--output", metavar="FILE")
 @guarded
 def graph(
     root: str,
@@ -231,6 +245,7 @@ def graph(
     """Export the ownership graph (accounts, groups, units, paths, references), sorted."""
     from dynmigrate.graph.export import export_dot, export_json
 
+    check_output_file(output)
     result = scan_root(root, ownership, policy, cross_filesystems, color, no_progress)
     write_out(export_dot(result.graph) if fmt == "dot" else export_json(result.graph), output)
 

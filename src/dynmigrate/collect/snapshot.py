@@ -11,7 +11,7 @@ from typing import Protocol
 from dynmigrate.collect import references as R
 from dynmigrate.collect.accounts import read_accounts
 from dynmigrate.collect.ownership import walk_ownership
-from dynmigrate.collect.rootfs import OwnershipManifest, RootError, RootFS, is_under, parent_of, rel
+from dynmigrate.collect.rootfs import InputError, OwnershipManifest, RootError, RootFS, is_under, parent_of, rel
 from dynmigrate.collect.shellwords import split_words
 from dynmigrate.collect.units import load_units
 from dynmigrate.model.accounts import AccountData
@@ -106,6 +106,14 @@ def _policy_line_without_key(text: str) -> int:
             return lineno
         in_option = True
     return 0
+
+
+def _policy_errors(problems: list[Problem]) -> None:
+    """Every problem in a policy file is fatal: a typo in [never] must not drop the list."""
+    if problems:
+        p = problems[0]
+        where = f"{p.location.file}:{p.location.line}" if p.location.line else str(p.location.file)
+        raise InputError(f"{where}: {p.message}")
 
 
 def parse_policy(text: str, source: str) -> tuple[Policy, list[Problem]]:
@@ -760,35 +768,49 @@ def collect(
     fs = RootFS(root, manifest)
     problems: list[Problem] = []
 
+    if manifest is not None:
+        manifest.check_paths(fs)
+
     ev.stage("policy")
+    # a policy that cannot be read is an error, never a silently empty policy: its [never] list
+    # is what keeps dynmigrate away from the site's accounts
     policy = Policy()
     if policy_file is not None:
         try:
             with open(policy_file, encoding="utf-8") as fh:
-                ptext: str | None = fh.read()
+                ptext: str | None = fh.read(POLICY_LIMIT + 1)
+        except UnicodeDecodeError:
+            raise InputError(f"{policy_file}: policy file is not UTF-8 text") from None
         except OSError as exc:
-            problems.append(Problem(Location(RelPath(policy_file)), f"policy file: {exc.strerror}"))
-            ptext = None
+            raise InputError(f"{policy_file}: policy file: {exc.strerror or exc}") from None
         if ptext is not None:
             policy, probs = parse_policy(ptext, policy_file)
-            problems += probs
+            _policy_errors(probs)
     elif fs.exists(POLICY_PATH):
-        ptext = _read(fs, POLICY_PATH, problems)
-        if ptext is not None:
-            policy, probs = parse_policy(ptext, POLICY_PATH)
-            problems += probs
-            if policy.probes:
-                problems.append(
-                    Problem(
-                        Location(RelPath(POLICY_PATH)),
-                        "[probes] inside the scanned root are ignored (pass the file with --policy)",
-                    )
+        try:
+            ptext = fs.read_text(POLICY_PATH)
+        except RootError as exc:
+            raise InputError(f"{exc.path}: policy file: {exc.reason}") from None
+        policy, probs = parse_policy(ptext, POLICY_PATH)
+        _policy_errors(probs)
+        if policy.probes:
+            problems.append(
+                Problem(
+                    Location(RelPath(POLICY_PATH)),
+                    "[probes] inside the scanned root are ignored (pass the file with --policy)",
                 )
-                policy = replace(policy, probes=())
+            )
+            policy = replace(policy, probes=())
 
     ev.stage("accounts")
     accounts, probs = read_accounts(fs)
     problems += probs
+    if not accounts.accounts:
+        why = next(
+            (p.message for p in probs if p.location.file == "/etc/passwd" and not p.location.line),
+            "no valid account line",
+        )
+        raise InputError(f"{root} is not a readable Linux root: /etc/passwd: {why}")
 
     ev.stage("units")
     loaded = load_units(fs)
