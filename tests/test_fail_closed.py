@@ -36,7 +36,6 @@ def snapshot_tree(path: Path) -> dict[str, bytes]:
 # -- item 10: --replace replaces only a plan folder -----------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 10: fixed by the next commits")
 def test_replace_refuses_a_folder_with_a_users_files(tmp_path: Path) -> None:
     root = tiny_root(tmp_path)
     out = tmp_path / "notes"
@@ -48,7 +47,6 @@ def test_replace_refuses_a_folder_with_a_users_files(tmp_path: Path) -> None:
     assert snapshot_tree(out) == {"todo.txt": b"my notes\n"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 10: fixed by the next commits")
 def test_replace_refuses_a_plan_with_an_added_file(tmp_path: Path) -> None:
     root = tiny_root(tmp_path)
     out = tmp_path / "plan"
@@ -61,7 +59,6 @@ def test_replace_refuses_a_plan_with_an_added_file(tmp_path: Path) -> None:
     assert snapshot_tree(out) == before
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 10: fixed by the next commits")
 def test_replace_refuses_a_plan_with_an_edited_file(tmp_path: Path) -> None:
     root = tiny_root(tmp_path)
     out = tmp_path / "plan"
@@ -155,7 +152,6 @@ def test_directory_as_report_output_is_an_input_error(tmp_path: Path, command: s
     assert "is a directory" in err
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 11: fixed by the next commits")
 def test_file_as_plan_output_is_an_input_error(tmp_path: Path) -> None:
     f = tmp_path / "file"
     f.write_text("x\n")
@@ -165,7 +161,6 @@ def test_file_as_plan_output_is_an_input_error(tmp_path: Path) -> None:
     assert f.read_text() == "x\n"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 11: fixed by the next commits")
 def test_unwritable_plan_destination_is_an_input_error(tmp_path: Path) -> None:
     f = tmp_path / "file"
     f.write_text("x\n")

@@ -38,13 +38,7 @@ def root_with(tmp_path: Path, tree: Tree) -> Path:
     return build(tmp_path / "root", {**base, **tree})
 
 
-@pytest.mark.parametrize(
-    "security",
-    [
-        pytest.param("--security", marks=pytest.mark.xfail(strict=True, reason="issue 10 item 9: fixed next")),
-        "--no-security",
-    ],
-)
+@pytest.mark.parametrize("security", ["--security", "--no-security"])
 def test_latin1_byte_in_a_unit_comment_is_planned(tmp_path: Path, security: str) -> None:
     unit = b"# caf\xe9 au lait\n" + UNIT.encode()
     root = root_with(tmp_path, {"etc/systemd/system/foo.service": unit})
@@ -67,7 +61,6 @@ def test_nul_byte_in_a_passwd_home_is_a_finding(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 9: fixed by the next commits")
 def test_overlong_account_name_leaves_no_plan_folder(tmp_path: Path) -> None:
     name = "u" * 5000
     root = root_with(
@@ -85,7 +78,6 @@ def test_overlong_account_name_leaves_no_plan_folder(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["root"]  # no plan, no temporary folder
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 9: fixed by the next commits")
 def test_interrupted_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A failure while the plan is being written leaves neither a partial plan nor its temporary folder."""
     root = root_with(tmp_path, {})
@@ -137,7 +129,6 @@ def test_verify_passes_unit_names_after_double_dash(tmp_path: Path) -> None:
 SHELL_UNIT_COMMAND = re.compile(r"\b(systemctl|journalctl)\b([^|;&)]*)\"\$\{?(unit|1|u)\b")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 9: fixed by the next commits")
 def test_generated_shell_passes_unit_names_after_double_dash(tmp_path: Path) -> None:
     """Every systemctl or journalctl call on a unit variable in the shell we generate ends its options first."""
     from dynmigrate.plan import script
@@ -177,7 +168,6 @@ def hostile_root(draw: st.DrawFn) -> Tree:
     }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 9: fixed by the next commits")
 @settings(
     max_examples=25,
     deadline=None,

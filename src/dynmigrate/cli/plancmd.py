@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -33,10 +32,14 @@ def _probes(values: tuple[str, ...]) -> dict[str, str]:
     "--output",
     "outdir",
     required=True,
-    type=click.Path(file_okay=False, path_type=str),
+    metavar="DIR",
     help="Plan folder to write (must not exist, or be empty).",
 )
-@click.option("--replace", is_flag=True, help="Replace an existing plan folder.")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Replace an existing plan folder (only one dynmigrate wrote, holding nothing else, unchanged).",
+)
 @click.option("--force", is_flag=True, help="Also plan blocked accounts (prints every blocker).")
 @click.option(
     "--probe",
@@ -72,10 +75,14 @@ def plan(
 ) -> None:
     """Write drop-ins, rewritten units, diffs, staged scripts with rollback and a review report."""
     from dynmigrate.plan.planner import PlanOptions, Selection, SelectionError, make_plan
-    from dynmigrate.plan.write import PlanWriteError, write_plan
+    from dynmigrate.plan.write import PlanWriteError, check_destination, write_plan
 
     if not (units or accounts or all_convertible):
         fail(Exit.USAGE, "choose what to plan: --unit UNIT, --account NAME or --all-convertible")
+    try:
+        check_destination(Path(outdir), replace)  # before the scan: a refusal costs nothing
+    except PlanWriteError as exc:
+        fail(Exit.INPUT, safe(str(exc)))
     result = scan_root(root, ownership, policy, cross_filesystems, color, no_progress)
     try:
         plan_ = make_plan(
@@ -103,12 +110,10 @@ def plan(
             "nothing could be planned",
         )
     out = Path(outdir)
-    if replace and out.exists():
-        shutil.rmtree(out)
     try:
-        written = write_plan(result, plan_, out, security=security)
+        written = write_plan(result, plan_, out, security=security, replace=replace)
     except PlanWriteError as exc:
-        fail(Exit.INPUT, str(exc))
+        fail(Exit.INPUT, safe(str(exc)))
         return
     if plan_.accounts:
         click.echo(f"wrote {len(written)} files to {safe(str(out))}: review REPORT.md, then run migrate.sh stage0")

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=3be8c6204bec039aecec237b7d47b350a973b5756d080b69ab0c3eacf04fcaec
+LIB_SHA256=9f631dd54b1c502d9b80e126f372ed5a8aa5eee654e0f19fa68d29fd979cfdc2
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=6219f69e988cda00eff51907180338ebc72599e558c1658d791273a88e7fbcc5
+LIB_SHA256=630dd33bad006625c07bdf3ddf4c19c72a3d7fd85d577a54ab994faa15da5624
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
