@@ -59,7 +59,6 @@ def run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 1: fixed by the next commits")
 def test_repair_of_an_image_runs_nothing_from_it(tmp_path: Path) -> None:
     root, mark = image(tmp_path)
     code, out, err = run("verify", "--root", str(root), "--repair", "--no-walk")
@@ -68,7 +67,6 @@ def test_repair_of_an_image_runs_nothing_from_it(tmp_path: Path) -> None:
     assert not mark.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 1: fixed by the next commits")
 def test_repair_function_refuses_any_root_but_the_live_one(tmp_path: Path) -> None:
     root, mark = image(tmp_path)
     calls: list[Sequence[str]] = []
@@ -83,7 +81,6 @@ def test_repair_function_refuses_any_root_but_the_live_one(tmp_path: Path) -> No
     assert not mark.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 1: fixed by the next commits")
 def test_verify_does_not_print_a_host_file_through_a_statoverride_link(tmp_path: Path) -> None:
     host_file = tmp_path / "host-secret"
     host_file.write_text(f"foo root 0644 /{CANARY}\n")
@@ -93,7 +90,6 @@ def test_verify_does_not_print_a_host_file_through_a_statoverride_link(tmp_path:
     assert code == 1, err  # the account is back in the image's passwd: drift
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 1: fixed by the next commits")
 def test_verify_does_not_read_a_host_passwd_through_a_link(tmp_path: Path) -> None:
     host_file = tmp_path / "host-passwd"
     host_file.write_text("foo:x:120:120::/:/bin/sh\n")
@@ -104,7 +100,6 @@ def test_verify_does_not_read_a_host_passwd_through_a_link(tmp_path: Path) -> No
     assert code == 0, err
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 1: fixed by the next commits")
 def test_verify_reads_records_through_the_confined_reader(tmp_path: Path) -> None:
     host_dir = tmp_path / "host-records"
     host_dir.mkdir()
@@ -116,7 +111,6 @@ def test_verify_reads_records_through_the_confined_reader(tmp_path: Path) -> Non
     assert V.records(root) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 1: fixed by the next commits")
 def test_the_installed_repair_script_runs_only_when_its_hash_matches_the_plan(tmp_path: Path) -> None:
     own = render_repair()
     installed = own.replace("set -euo pipefail", "set -euo pipefail\necho installed")
@@ -132,7 +126,6 @@ def test_the_installed_repair_script_runs_only_when_its_hash_matches_the_plan(tm
     assert origin.startswith("dynmigrate's own repair code: /usr/local/sbin/dynmigrate-repair does not match")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 1: fixed by the next commits")
 def test_repair_script_of_old_records_is_the_tools_own(tmp_path: Path) -> None:
     root, _ = image(tmp_path)
     text, origin = V.repair_script(RootFS(root))

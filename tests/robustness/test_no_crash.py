@@ -99,7 +99,6 @@ def test_interrupted_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["root"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 9: fixed by the next commits")
 def test_verify_passes_unit_names_after_double_dash(tmp_path: Path) -> None:
     root = root_with(tmp_path, {})
     record = {

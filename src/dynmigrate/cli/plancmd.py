@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -128,25 +129,39 @@ def plan(
     "--root",
     default="/",
     show_default=True,
-    type=click.Path(file_okay=False, path_type=str),
-    help="The live root (service checks run only when this is /).",
+    help="The live root (service checks and --repair run only when this is /).",
 )
 @click.option("--account", "accounts", multiple=True, help="Only these migrated accounts.")
-@click.option("--repair", is_flag=True, help="Run dynmigrate-repair for drift, then verify again.")
+@click.option("--repair", is_flag=True, help="Run dynmigrate-repair for drift, then verify again (live root only).")
 @click.option("--no-walk", is_flag=True, help="Skip the walk for files of the old UID.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @guarded
 def verify(root: str, accounts: tuple[str, ...], repair: bool, no_walk: bool, fmt: str) -> None:
     """Check migrated accounts on a live host; report drift (exit 1)."""
-    from dynmigrate.plan.verify import records, verify_host
+    from dynmigrate.collect.rootfs import RootError
+    from dynmigrate.plan.verify import RepairRefused, records, verify_host
     from dynmigrate.plan.verify import repair as run_repair
 
-    if not records(Path(root)):
-        fail(Exit.INPUT, f"no migrated accounts recorded under {safe(root)}/var/lib/dynmigrate/migrated")
-    checks = verify_host(root, accounts, walk=not no_walk)
+    if not Path(root).is_dir():
+        fail(Exit.INPUT, f"ROOT {safe(root)} is not a directory")
+    if repair and os.path.realpath(root) != "/":
+        fail(Exit.USAGE, f"--repair works only on the live root /, not {safe(root)}: nothing under it is run")
+    try:
+        if not records(root):
+            fail(Exit.INPUT, f"no migrated accounts recorded under {safe(root)}/var/lib/dynmigrate/migrated")
+        checks = verify_host(root, accounts, walk=not no_walk)
+    except RootError as exc:
+        fail(Exit.INPUT, safe(str(exc)))
+        return
     if repair and not all(c.ok for c in checks):
-        proc = run_repair(root)
-        sys.stderr.write(proc.stderr)
+        try:
+            proc, origin = run_repair(root)
+        except RepairRefused as exc:
+            fail(Exit.USAGE, safe(str(exc)))
+            return
+        click.echo(f"dynmigrate: repair ran {safe(origin)}", err=True)
+        for line in proc.stderr.splitlines():
+            click.echo(safe(line), err=True)
         checks = verify_host(root, accounts, walk=not no_walk)
     if fmt == "json":
         click.echo(
