@@ -183,7 +183,6 @@ def _many_accounts(text: str) -> None:
 ACCOUNTS = 70_000
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 8: fixed by the next commit")
 def test_many_accounts_are_read_and_looked_up_in_linear_time(tmp_path: Path) -> None:
     names = [f"svc{i}" for i in range(ACCOUNTS)]
     build(
