@@ -133,7 +133,11 @@ def test_not_a_linux_root(tmp_path: Path, tree: Tree) -> None:
 def test_file_as_root_is_an_input_error(tmp_path: Path) -> None:
     f = tmp_path / "file"
     f.write_text("x\n")
-    for args in (["scan", str(f)], ["plan", str(f), "--account", "foo", "-o", str(tmp_path / "p")]):
+    for args in (
+        ["scan", str(f)],
+        ["plan", str(f), "--account", "foo", "-o", str(tmp_path / "p")],
+        ["verify", "--root", str(f)],
+    ):
         code, _, err = run(*args)
         assert code == 3, (args, err)
         assert "is not a directory" in err
