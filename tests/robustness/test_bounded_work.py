@@ -64,6 +64,11 @@ def _sudoers(text: str) -> None:
     assert [r.name for r in refs] == ["foo"]
 
 
+def _polkit(text: str) -> None:
+    refs, _ = R.parse_polkit(text + '\nif (subject.user == "foo") return "yes";\n', P, KNOWN)
+    assert [(r.name, r.location.line) for r in refs][-1:] == [("foo", text.count("\n") + 2)]
+
+
 def _tmpfiles(text: str) -> None:
     refs, _ = R.parse_tmpfiles(text + "\nd /run/foo 0755 foo foo -\n", P)
     assert "foo" in {r.name for r in refs}
@@ -101,6 +106,10 @@ CASES: dict[str, tuple[Callable[[str], None], str]] = {
     "unit file: continuation lines": (_unit, CONTINUED),
     "unit file: backslashes": (_unit, "X=" + "\\" * 400_000),
     "sudoers: continuation lines": (_sudoers, "Cmnd_Alias X = /bin/a, \\\n" + "/bin/a, \\\n" * 300_000 + "/bin/b"),
+    # a string that never ends, and one opening parenthesis after another
+    "polkit: unterminated string of escaped quotes": (_polkit, 'a = "' + '\\"' * 100_000),
+    "polkit: many strings naming the account": (_polkit, 'isInGroup("x") ' + '"foo",' * 100_000),
+    "sudoers: opening parentheses": (_sudoers, "bar ALL = " + "(" * 200_000),
     "tmpfiles: continuation lines": (_tmpfiles, "d /x \\\n" + "a \\\n" * 300_000 + "b"),
     "policy: lines without a key": (_policy, "[never]\n" + "x\n" * 200_000),
     "passwd: blank fields": (_passwd, ":" * 400_000 + "\n"),
@@ -135,7 +144,9 @@ def _bounded(name: str, check: Callable[[str], None], text: str, bound: float = 
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_reader_is_linear_on_worst_case(name: str) -> None:
+def test_reader_is_linear_on_worst_case(name: str, request: pytest.FixtureRequest) -> None:
+    if name in ("polkit: unterminated string of escaped quotes", "sudoers: opening parentheses"):
+        request.applymarker(pytest.mark.xfail(strict=True, reason="quadratic today: fixed by the next commit"))
     check, text = CASES[name]
     _bounded(name, check, text)
 
