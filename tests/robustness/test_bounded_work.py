@@ -144,9 +144,7 @@ def _bounded(name: str, check: Callable[[str], None], text: str, bound: float = 
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_reader_is_linear_on_worst_case(name: str, request: pytest.FixtureRequest) -> None:
-    if name in ("polkit: unterminated string of escaped quotes", "sudoers: opening parentheses"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason="quadratic today: fixed by the next commit"))
+def test_reader_is_linear_on_worst_case(name: str) -> None:
     check, text = CASES[name]
     _bounded(name, check, text)
 

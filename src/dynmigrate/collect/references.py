@@ -221,7 +221,7 @@ def parse_sudoers(text: str, path: RelPath, known: frozenset[str]) -> Parsed:
             continue
         loc = Location(path, lineno)
         head, _, rest = stripped.partition("=")
-        runas = re.findall(r"\(([^)]*)\)", rest)
+        runas = re.findall(r"\(([^()]*)\)", rest)  # "((((" fails at once at every "(", not at the end
         runas_names = {n.strip().lstrip("%") for part in runas for n in re.split(r"[,:]", part)}
         for m in _SUDO_TOKEN.finditer(stripped):
             token = m.group(1)
@@ -407,7 +407,9 @@ def parse_dbus_policy(data: bytes, path: RelPath) -> Parsed:
 
 # -- polkit ---------------------------------------------------------------------------------
 
-_JS_STRING = re.compile(r"""(["'])((?:(?!\1)[^\\\n]|\\.)*)\1""")
+# a string runs to its closing quote or, unterminated, to the end of the line: either way the scan
+# goes on after it (retrying every quote inside an unterminated string was quadratic)
+_JS_STRING = re.compile(r"""(["'])((?:(?!\1)[^\\\n]|\\.)*+)(\1)?""")
 _UNIX_ID = re.compile(rf"unix-(user|group):({NAME})")
 
 
@@ -423,10 +425,12 @@ def parse_polkit(text: str, path: RelPath, known: frozenset[str]) -> Parsed:
             refs.append(Reference(m.group(2), target, RefKind.POLKIT, Action.GRANTS, loc, f"unix-{m.group(1)}"))
         if _UNIX_ID.search(line):
             continue
+        in_group_at = line.find("isInGroup")
         for m in _JS_STRING.finditer(line):
             name = m.group(2)
-            if name in known:
-                target = Target.GROUP if "isInGroup" in line[: m.start()] else Target.USER
+            if m.group(3) and name in known:
+                in_group = in_group_at != -1 and in_group_at + len("isInGroup") <= m.start()
+                target = Target.GROUP if in_group else Target.USER
                 refs.append(Reference(name, target, RefKind.POLKIT, Action.GRANTS, loc, "polkit rule names it"))
     return refs, []
 
