@@ -62,7 +62,7 @@ def test_exit_codes(tmp_path: Path) -> None:
     bad_manifest.write_text("/x\tnot-a-number\t0\t644\n")
     code, _, err = run("scan", str(ok), "--ownership", str(bad_manifest))
     assert code == 3
-    assert "bad.tsv:1" in err
+    assert "bad.tsv: line 1: uid must be a number" in err
     out_dir = tmp_path / "plan"
     code, _, err = run("plan", str(blocked), "--account", "foo", "-o", str(out_dir))
     assert code == 4

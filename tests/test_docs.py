@@ -97,7 +97,7 @@ def simple_commands(text: str) -> list[list[str]]:
 
 
 def strip_prefix(argv: list[str]) -> list[str]:
-    while argv and (argv[0] == "sudo" or re.match(r"^[A-Z_]+=", argv[0])):
+    while argv and (argv[0] == "sudo" or re.match(r"^[A-Z_][A-Z0-9_]*=", argv[0])):
         argv = argv[1:]
     if argv and argv[0] == "nsenter":
         argv = argv[argv.index("-a") + 1 :]

@@ -5,6 +5,7 @@ Review a golden diff like code: `pytest tests/test_samples.py --update-goldens`,
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -20,6 +21,7 @@ from dynmigrate.app import ScanResult, run_scan
 from dynmigrate.cli.consoles import make_console
 from dynmigrate.cli.main import main
 from dynmigrate.graph.export import export_dot, export_json
+from dynmigrate.plan.write import MARKER
 from dynmigrate.render.explain import explain_account, explain_unit
 from dynmigrate.render.registry import TEXT_FORMATS
 from dynmigrate.render.table import render_table
@@ -88,8 +90,16 @@ def test_plan_folder(name: str, label: str, in_repo: Path, golden: Golden, tmp_p
     if golden.update and base.exists():
         shutil.rmtree(base)  # files a plan no longer writes must not linger as goldens
     golden.check(base / "FILES", listing)
+    marker = out / MARKER  # lists every other file with its sha256: checked here, not kept as a golden
+    listed = {
+        rel: digest
+        for digest, _, rel in (line.partition("  ") for line in marker.read_text().splitlines())
+        if not digest.startswith("#")
+    }
+    assert listed == {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files if p != marker}
     for p in files:
-        golden.check(base / p.relative_to(out), p.read_text(encoding="utf-8", errors="surrogateescape"))
+        if p != marker:
+            golden.check(base / p.relative_to(out), p.read_text(encoding="utf-8", errors="surrogateescape"))
     golden.check(GOLDENS / "samples" / name / f"{label}.stderr", res.stderr)
     if shutil.which("shellcheck"):  # CI installs it: the generated scripts are shellcheck-clean
         sc = subprocess.run(

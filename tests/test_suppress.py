@@ -83,15 +83,13 @@ def test_policy_ignore_per_account_and_unit(in_repo: Path, tmp_path: Path) -> No
     assert verdicts(data) == verdicts(full)
 
 
-def test_bad_policy_ignore_is_a_finding_with_file_and_line(in_repo: Path, tmp_path: Path) -> None:
+def test_bad_policy_ignore_fails_closed_with_file_and_line(in_repo: Path, tmp_path: Path) -> None:
+    # a broken policy stops the scan (exit 3) rather than dropping what it asked for
     policy = tmp_path / "dynmigrate.ini"
     policy.write_text("[ignore]\n# comment\nredis = DM110 everything\n", encoding="utf-8")
-    data = scan_json("--policy", str(policy))
-    dm001 = [f for f in data["host_findings"] if f["rule"] == "DM001"]
-    assert [(f["location"], f["message"]) for f in dm001] == [
-        (f"{policy}:3", "policy file: [ignore] redis: EVERYTHING is not a rule id")
-    ]
-    assert [s["rule"] for s in data["suppressed"] if s["subject"] == "redis"] == ["DM110"]
+    code, out, err = run("scan", *SAMPLE, "--format", "json", "--policy", str(policy))
+    assert (code, out) == (3, "")
+    assert err == f"dynmigrate: {policy}:3: policy file: [ignore] redis: EVERYTHING is not a rule id\n"
 
 
 def test_table_and_markdown_count_suppressed_findings(in_repo: Path) -> None:

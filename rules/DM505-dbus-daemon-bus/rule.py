@@ -12,6 +12,7 @@ SEVERITY = Severity.ERROR
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("environment", "dbus")
 SUMMARY = "From systemd 255 on, dbus-daemon cannot serve DynamicUser units at all; dbus-broker can."
+FIX = "Run the system bus on dbus-broker (apt install dbus-broker), or keep this account static."
 FACTS = ("F8.4",)
 
 BUS_UNITS = frozenset({"dbus.service", "dbus.socket"})

@@ -17,7 +17,7 @@ import click
 from dynmigrate import __version__
 from dynmigrate.app import ScanResult, run_scan
 from dynmigrate.cli.consoles import StderrEvents, make_console
-from dynmigrate.collect.rootfs import RootError
+from dynmigrate.collect.rootfs import InputError, RootError
 from dynmigrate.model.common import Verdict
 from dynmigrate.render.common import safe
 
@@ -72,12 +72,12 @@ def scan_options(func: F) -> F:
     options = [
         click.option(
             "--ownership",
-            type=click.Path(dir_okay=False, path_type=str),
+            metavar="FILE",
             help="Ownership manifest (PATH UID GID MODE) for trees stored without owners, such as samples/.",
         ),
         click.option(
             "--policy",
-            type=click.Path(dir_okay=False, path_type=str),
+            metavar="FILE",
             help="Site policy file (default: ROOT/etc/dynmigrate.ini if present).",
         ),
         click.option(
@@ -94,7 +94,8 @@ def scan_options(func: F) -> F:
 
 def root_options(func: F) -> F:
     """ROOT as the first positional argument, then the scan options and the common ones."""
-    return click.argument("root", type=click.Path(file_okay=False, path_type=str))(scan_options(func))
+    # no click.Path checks: click reports them as usage errors (2), and these are input errors (3)
+    return click.argument("root")(scan_options(func))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,9 @@ def scan_root(
 ) -> ScanResult:
     if not Path(root).is_dir():
         fail(Exit.INPUT, f"ROOT {safe(root)} is not a directory")
+    for option, value in (("--ownership", ownership), ("--policy", policy)):
+        if value is not None and Path(value).is_dir():
+            fail(Exit.INPUT, f"{option} {safe(value)} is a directory, not a file")
     err = make_console(sys.stderr, color)
     started = time.monotonic()
     try:
@@ -138,8 +142,8 @@ def scan_root(
             result = run_scan(
                 root, ownership=ownership, policy=policy, cross_filesystems=cross_filesystems, events=events
             )
-    except RootError as exc:
-        fail(Exit.INPUT, str(exc))
+    except (RootError, InputError) as exc:
+        fail(Exit.INPUT, safe(str(exc)))
         raise AssertionError("unreachable") from None
     except (OSError, ValueError) as exc:
         fail(Exit.INPUT, f"cannot read input: {exc}")
@@ -168,12 +172,18 @@ def scan_config(config: ScanConfig) -> ScanResult:
     )
 
 
+def check_output_file(output: str | None) -> None:
+    """An output file that cannot be written is an input error (3), found before any work."""
+    if output and Path(output).is_dir():
+        fail(Exit.INPUT, f"-o {safe(output)} is a directory, not a file")
+
+
 def write_out(text: str, output: str | None) -> None:
     if output:
         try:
-            Path(output).write_text(text, encoding="utf-8")
+            Path(output).write_text(text, encoding="utf-8", errors="surrogateescape")
         except OSError as exc:
-            fail(Exit.INPUT, f"cannot write {output}: {exc.strerror}")
+            fail(Exit.INPUT, f"cannot write {safe(output)}: {exc.strerror}")
     else:
         click.echo(text, nl=False)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import sys
 from pathlib import Path
 
@@ -33,7 +33,7 @@ def _probes(values: tuple[str, ...]) -> dict[str, str]:
     "-o",
     "--output",
     "outdir",
-    type=click.Path(file_okay=False, path_type=str),
+    metavar="DIR",
     help="Plan folder to write (must not exist, or be empty); required unless --dry-run.",
 )
 @click.option(
@@ -41,7 +41,11 @@ def _probes(values: tuple[str, ...]) -> dict[str, str]:
     is_flag=True,
     help="Print the drop-ins and the diffs of the effective units to stdout; write nothing.",
 )
-@click.option("--replace", is_flag=True, help="Replace an existing plan folder.")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Replace an existing plan folder (only one dynmigrate wrote, holding nothing else, unchanged).",
+)
 @click.option("--force", is_flag=True, help="Also plan blocked accounts (prints every blocker).")
 @click.option(
     "--probe",
@@ -80,12 +84,17 @@ def plan(
 ) -> None:
     """Write drop-ins, rewritten units, diffs, staged scripts with rollback and a review report."""
     from dynmigrate.plan.planner import PlanOptions, Selection, SelectionError, make_plan
-    from dynmigrate.plan.write import PlanWriteError, write_plan
+    from dynmigrate.plan.write import PlanWriteError, check_destination, write_plan
 
     if not (units or accounts or all_convertible):
         fail(Exit.USAGE, "choose what to plan: --unit UNIT, --account NAME or --all-convertible")
     if not outdir and not dry_run:
         fail(Exit.USAGE, "give the plan folder with -o DIR (or --dry-run to print the drop-ins and diffs)")
+    if outdir:
+        try:
+            check_destination(Path(outdir), replace)  # before the scan: a refusal costs nothing
+        except PlanWriteError as exc:
+            fail(Exit.INPUT, safe(str(exc)))
     config = ScanConfig(root, ownership, policy, cross_filesystems, color, no_progress, quiet, verbose)
     result = scan_config(config)
     try:
@@ -122,12 +131,10 @@ def plan(
         return
     assert outdir is not None
     out = Path(outdir)
-    if replace and out.exists():
-        shutil.rmtree(out)
     try:
-        written = write_plan(result, plan_, out, security=security)
+        written = write_plan(result, plan_, out, security=security, replace=replace)
     except PlanWriteError as exc:
-        fail(Exit.INPUT, str(exc))
+        fail(Exit.INPUT, safe(str(exc)))
         return
     if verbose and not quiet:
         for rel in written:
@@ -144,16 +151,15 @@ def plan(
 
 
 @main.command()
-@click.argument("root", metavar="[ROOT]", required=False, type=click.Path(file_okay=False, path_type=str))
+@click.argument("root", metavar="[ROOT]", required=False)
 @click.option(
     "--root",
     "root_option",
     hidden=True,
-    type=click.Path(file_okay=False, path_type=str),
     help="Deprecated: give ROOT as the argument.",
 )
 @click.option("--account", "accounts", multiple=True, help="Only these migrated accounts.")
-@click.option("--repair", is_flag=True, help="Run dynmigrate-repair for drift, then verify again.")
+@click.option("--repair", is_flag=True, help="Run dynmigrate-repair for drift, then verify again (live root only).")
 @click.option("--no-walk", is_flag=True, help="Skip the walk for files of the old UID.")
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS["verify"]), default="text", show_default=True, help=FORMAT_HELP
@@ -173,8 +179,8 @@ def verify(
 ) -> None:
     """Check migrated accounts on a live host (ROOT, default /); report drift (exit 1).
 
-    Verify always looks at the live state: it takes no saved report. Service checks run only
-    when ROOT is /.
+    Verify always looks at the live state: it takes no saved report. Service checks and --repair
+    run only when ROOT is /.
     """
     if root_option is not None:
         if root is not None and root != root_option:
@@ -183,15 +189,30 @@ def verify(
             click.echo("dynmigrate: --root is deprecated: give ROOT as the argument (dynmigrate verify ROOT)", err=True)
         root = root_option
     root = root or "/"
-    from dynmigrate.plan.verify import records, verify_host
+    from dynmigrate.collect.rootfs import RootError
+    from dynmigrate.plan.verify import RepairRefused, records, verify_host
     from dynmigrate.plan.verify import repair as run_repair
 
-    if not records(Path(root)):
-        fail(Exit.INPUT, f"no migrated accounts recorded under {safe(root)}/var/lib/dynmigrate/migrated")
-    checks = verify_host(root, accounts, walk=not no_walk)
+    if not Path(root).is_dir():
+        fail(Exit.INPUT, f"ROOT {safe(root)} is not a directory")
+    if repair and os.path.realpath(root) != "/":
+        fail(Exit.USAGE, f"--repair works only on the live root /, not {safe(root)}: nothing under it is run")
+    try:
+        if not records(root):
+            fail(Exit.INPUT, f"no migrated accounts recorded under {safe(root)}/var/lib/dynmigrate/migrated")
+        checks = verify_host(root, accounts, walk=not no_walk)
+    except RootError as exc:
+        fail(Exit.INPUT, safe(str(exc)))
+        return
     if repair and not all(c.ok for c in checks):
-        proc = run_repair(root)
-        sys.stderr.write(proc.stderr)
+        try:
+            proc, origin = run_repair(root)
+        except RepairRefused as exc:
+            fail(Exit.USAGE, safe(str(exc)))
+            return
+        click.echo(f"dynmigrate: repair ran {safe(origin)}", err=True)
+        for line in proc.stderr.splitlines():
+            click.echo(safe(line), err=True)
         checks = verify_host(root, accounts, walk=not no_walk)
     if fmt == "json":
         click.echo(

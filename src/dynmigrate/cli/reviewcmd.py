@@ -12,7 +12,17 @@ from typing import Any
 
 import click
 
-from dynmigrate.cli.main import Exit, ScanConfig, fail, guarded, main, scan_config, scan_options, write_out
+from dynmigrate.cli.main import (
+    Exit,
+    ScanConfig,
+    check_output_file,
+    fail,
+    guarded,
+    main,
+    scan_config,
+    scan_options,
+    write_out,
+)
 from dynmigrate.render.common import safe
 from dynmigrate.render.registry import FORMAT_HELP, FORMATS
 
@@ -61,7 +71,7 @@ def _positional(root: str | None, name: str | None, from_report: str | None) -> 
 
 
 @main.command()
-@click.argument("root", metavar="ROOT", required=False, type=click.Path(file_okay=False, path_type=str))
+@click.argument("root", metavar="ROOT", required=False)
 @click.argument("name", metavar="NAME", required=False)
 @scan_options
 @click.option("--from-report", type=click.Path(dir_okay=False, path_type=str), help=FROM_REPORT_HELP)
@@ -110,13 +120,13 @@ def explain(
 
 
 @main.command()
-@click.argument("root", metavar="[ROOT]", required=False, type=click.Path(file_okay=False, path_type=str))
+@click.argument("root", metavar="[ROOT]", required=False)
 @scan_options
 @click.option("--from-report", type=click.Path(dir_okay=False, path_type=str), help=FROM_REPORT_HELP)
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS["graph"]), default="json", show_default=True, help=FORMAT_HELP
 )
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), help="Write the graph to a file.")
+@click.option("-o", "--output", metavar="FILE", help="Write the graph to a file.")
 @click.option("--account", "accounts", multiple=True, help="Only this account's neighbourhood (repeatable).")
 @click.option("--unit", "units", multiple=True, help="Only this unit's neighbourhood (repeatable).")
 @click.option(
@@ -146,6 +156,7 @@ def graph(
     """Export the ownership graph (accounts, groups, units, paths, references), sorted."""
     from dynmigrate.graph.export import NeighbourhoodError, dot_text, json_text, neighbourhood
 
+    check_output_file(output)
     if from_report and root:
         fail(Exit.USAGE, "give ROOT or --from-report FILE, not both")
     if from_report:

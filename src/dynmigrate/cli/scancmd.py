@@ -13,6 +13,7 @@ from dynmigrate.cli.main import (
     FAIL_ON,
     Exit,
     ScanConfig,
+    check_output_file,
     fail,
     guarded,
     main,
@@ -42,7 +43,7 @@ def rule_ids(values: tuple[str, ...], option: str) -> frozenset[str]:
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS["scan"]), default="table", show_default=True, help=FORMAT_HELP
 )
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), help="Write the report to a file.")
+@click.option("-o", "--output", metavar="FILE", help="Write the report to a file.")
 @click.option("--all", "show_all", is_flag=True, help="Table: also list accounts with no units, files or references.")
 @click.option(
     "--fail-on",
@@ -97,6 +98,7 @@ def scan(
     )
     from dynmigrate.render.table import render_table
 
+    check_output_file(output)
     config = ScanConfig(root, ownership, policy, cross_filesystems, color, no_progress, quiet, verbose)
     ignored, selected = rule_ids(ignore, "--ignore"), rule_ids(select, "--select")
     entries: tuple[BaselineEntry, ...] = ()
@@ -118,8 +120,11 @@ def scan(
         report = suppress(report, Suppressions(baseline=entries))
     if fmt == "table":
         if output:
-            with open(output, "w", encoding="utf-8") as fh:
-                render_table(report, make_console(fh, "never"), show_all=show_all)
+            try:
+                with open(output, "w", encoding="utf-8", errors="surrogateescape") as fh:
+                    render_table(report, make_console(fh, "never"), show_all=show_all)
+            except OSError as exc:
+                fail(Exit.INPUT, f"cannot write {safe(output)}: {exc.strerror}")
         else:
             render_table(report, make_console(sys.stdout, color), show_all=show_all)
     else:

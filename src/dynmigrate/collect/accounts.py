@@ -48,6 +48,9 @@ def parse_passwd(text: str, path: RelPath) -> tuple[list[PasswdEntry], list[Prob
         loc = Location(path, lineno)
         if line.startswith("#"):
             continue
+        if "\x00" in line:
+            problems.append(Problem(loc, "NUL byte in the line: ignored"))
+            continue
         if line[0] in "+-":
             problems.append(Problem(loc, "NIS compat entry ignored (accounts from NIS are not read)"))
             continue
@@ -90,6 +93,9 @@ def parse_group(text: str, path: RelPath) -> tuple[list[GroupEntry], list[Proble
     for lineno, line in _lines(text):
         loc = Location(path, lineno)
         if line.startswith("#"):
+            continue
+        if "\x00" in line:
+            problems.append(Problem(loc, "NUL byte in the line: ignored"))
             continue
         if line[0] in "+-":
             problems.append(Problem(loc, "NIS compat entry ignored"))

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dynmigrate.collect.rootfs import RootError, RootFS, rel
+from dynmigrate.collect.shellwords import split_words
 from dynmigrate.collect.xmlsafe import UnsafeXML, parse_xml
 from dynmigrate.model.common import Location, RelPath
 from dynmigrate.model.findings import Problem
@@ -27,31 +28,43 @@ from dynmigrate.model.references import (
 
 Parsed = tuple[list[Reference], list[Problem]]
 NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
+# the same, possessive: never given back, so that a pattern around it cannot backtrack into it
+NAME_P = r"[A-Za-z_][A-Za-z0-9_.-]*+"
+LOGICAL_LINE_MAX = 1024 * 1024  # a continued line is cut here (systemd's LONG_LINE_MAX)
 NAME_RE = re.compile(rf"^{NAME}\$?$")
 CONFIG_LIMIT = 1024 * 1024
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """Lines with backslash continuations joined, each with the number of its first line."""
+    """Lines with backslash continuations joined, each with the number of its first line.
+
+    Linear: pieces are joined once, and a logical line is cut at LOGICAL_LINE_MAX.
+    """
     out: list[tuple[int, str]] = []
-    pending = ""
+    pieces: list[str] = []
+    size = 0
     start = 0
     for lineno, line in enumerate(text.split("\n"), 1):
-        if not pending:
+        if not pieces:
             start = lineno
-        if line.endswith("\\") and not line.endswith("\\\\"):
-            pending += line[:-1] + " "
+            size = 0
+        continued = line.endswith("\\") and not line.endswith("\\\\")
+        piece = line[:-1] + " " if continued else line
+        if size < LOGICAL_LINE_MAX:
+            pieces.append(piece[: LOGICAL_LINE_MAX - size])
+            size += len(pieces[-1])
+        if continued:
             continue
-        out.append((start, pending + line))
-        pending = ""
-    if pending:
-        out.append((start, pending))
+        out.append((start, "".join(pieces)))
+        pieces = []
+    if pieces:
+        out.append((start, "".join(pieces)))
     return out
 
 
 def _split(text: str) -> list[str]:
     try:
-        return shlex.split(text, comments=False, posix=True)
+        return split_words(text)
     except ValueError:
         return text.split()
 
@@ -208,7 +221,7 @@ def parse_sudoers(text: str, path: RelPath, known: frozenset[str]) -> Parsed:
             continue
         loc = Location(path, lineno)
         head, _, rest = stripped.partition("=")
-        runas = re.findall(r"\(([^)]*)\)", rest)
+        runas = re.findall(r"\(([^()]*)\)", rest)  # "((((" fails at once at every "(", not at the end
         runas_names = {n.strip().lstrip("%") for part in runas for n in re.split(r"[,:]", part)}
         for m in _SUDO_TOKEN.finditer(stripped):
             token = m.group(1)
@@ -231,7 +244,7 @@ def parse_sudoers(text: str, path: RelPath, known: frozenset[str]) -> Parsed:
 
 def _fields(line: str) -> list[str]:
     try:
-        return shlex.split(line, posix=True)
+        return split_words(line)
     except ValueError:
         return line.split()
 
@@ -394,7 +407,9 @@ def parse_dbus_policy(data: bytes, path: RelPath) -> Parsed:
 
 # -- polkit ---------------------------------------------------------------------------------
 
-_JS_STRING = re.compile(r"""(["'])((?:(?!\1)[^\\\n]|\\.)*)\1""")
+# a string runs to its closing quote or, unterminated, to the end of the line: either way the scan
+# goes on after it (retrying every quote inside an unterminated string was quadratic)
+_JS_STRING = re.compile(r"""(["'])((?:(?!\1)[^\\\n]|\\.)*+)(\1)?""")
 _UNIX_ID = re.compile(rf"unix-(user|group):({NAME})")
 
 
@@ -410,10 +425,12 @@ def parse_polkit(text: str, path: RelPath, known: frozenset[str]) -> Parsed:
             refs.append(Reference(m.group(2), target, RefKind.POLKIT, Action.GRANTS, loc, f"unix-{m.group(1)}"))
         if _UNIX_ID.search(line):
             continue
+        in_group_at = line.find("isInGroup")
         for m in _JS_STRING.finditer(line):
             name = m.group(2)
-            if name in known:
-                target = Target.GROUP if "isInGroup" in line[: m.start()] else Target.USER
+            if m.group(3) and name in known:
+                in_group = in_group_at != -1 and in_group_at + len("isInGroup") <= m.start()
+                target = Target.GROUP if in_group else Target.USER
                 refs.append(Reference(name, target, RefKind.POLKIT, Action.GRANTS, loc, "polkit rule names it"))
     return refs, []
 
@@ -467,9 +484,13 @@ def parse_dpkg_status(text: str) -> dict[str, tuple[str, tuple[str, ...]]]:
     return out
 
 
-_ASSIGN = re.compile(rf"^\s*(?:local\s+|readonly\s+|export\s+)?({NAME})=(\S*)\s*$")
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*|[0-9]+)(?::?-[^}]*)?\}|\$([A-Za-z_][A-Za-z0-9_]*|[0-9])")
-_FUNC = re.compile(rf"^\s*(?:function\s+)?({NAME})\s*\(\s*\)\s*\{{?\s*$")
+# possessive quantifiers throughout: a hostile line of blanks costs one pass, not one per split point
+_ASSIGN = re.compile(rf"^\s*+(?:(?:local|readonly|export)\s++)?+({NAME_P})=(\S*+)\s*+$")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*+|[0-9]++)(?::?-[^}]{0,256}+)?\}|\$([A-Za-z_][A-Za-z0-9_]*+|[0-9])")
+_FUNC = re.compile(rf"^\s*+(?:function\s++)?+({NAME_P})\s*+\(\s*+\)\s*+\{{?\s*+$")
+_SEPARATOR = re.compile(r";|&&|\|\||\|")
+EXPANDED_MAX = 64 * 1024  # a variable or command line that expands beyond this stays literal
+CALLED_LINES_MAX = 20_000  # lines read inside function calls, per script (calls can fan out)
 _ACCOUNT_TOOLS = {"adduser", "addgroup", "useradd", "groupadd"}
 _TRACKED = _ACCOUNT_TOOLS | {"systemd-sysusers", "chown", "chgrp", "dpkg-statoverride"}
 # options of adduser/useradd that take a value (so that the value is not taken as the name)
@@ -520,11 +541,23 @@ class ScriptAction:
 
 
 def _expand(text: str, env: dict[str, str]) -> str:
-    def sub(m: re.Match[str]) -> str:
+    """Substitute known variables; text that would grow beyond EXPANDED_MAX is left as it is."""
+    pieces: list[str] = []
+    size = 0
+    pos = 0
+    for m in _VAR.finditer(text):
         name = m.group(1) or m.group(2)
-        return env.get(name, m.group(0))
-
-    return _VAR.sub(sub, text)
+        value = env.get(name, m.group(0))
+        pieces.append(text[pos : m.start()])
+        pieces.append(value)
+        size += m.start() - pos + len(value)
+        if size > EXPANDED_MAX:
+            return text
+        pos = m.end()
+    if not pieces:
+        return text
+    pieces.append(text[pos:])
+    return "".join(pieces)
 
 
 def _strip_quotes(value: str) -> str:
@@ -566,7 +599,7 @@ def scan_maintainer_script(text: str, path: RelPath) -> list[ScriptAction]:
         body.append((lineno, line))
         i += 1
     actions: list[ScriptAction] = []
-    _run_block(body, {"DPKG_ROOT": ""}, [], functions, path, actions, depth=0)
+    _run_block(body, {"DPKG_ROOT": ""}, [], functions, path, actions, depth=0, budget=[CALLED_LINES_MAX])
     return actions
 
 
@@ -578,9 +611,15 @@ def _run_block(
     path: RelPath,
     actions: list[ScriptAction],
     depth: int,
+    budget: list[int],
 ) -> None:
+    """Read a block; budget[0] counts down the lines read inside function calls."""
     if depth > 8:
         return
+    if depth:
+        if budget[0] < len(lines):
+            return
+        budget[0] -= len(lines)
     guards = list(guards)
     for lineno, raw in lines:
         line = raw.split(" #", 1)[0].strip() if not raw.strip().startswith("#") else ""
@@ -597,7 +636,7 @@ def _run_block(
         if re.match(r"^fi\b|^done\b", line) and guards:
             guards.pop()
             continue
-        for segment in re.split(r"\s*(?:;|&&|\|\||\|)\s*", line):
+        for segment in _SEPARATOR.split(line):
             segment = re.sub(r"^(if|then|else|elif|do|!)\s+", "", segment.strip())
             segment = re.sub(r"^(if|then|else|elif|do|!)\s+", "", segment.strip())
             am = _ASSIGN.match(segment)
@@ -619,7 +658,7 @@ def _run_block(
                 fenv = dict(env)
                 for n, arg in enumerate(words[1:], 1):
                     fenv[str(n)] = arg
-                _run_block(functions[cmd], fenv, guards, functions, path, actions, depth + 1)
+                _run_block(functions[cmd], fenv, guards, functions, path, actions, depth + 1, budget)
                 continue
             action = _account_command(cmd, words, Location(path, lineno), guards)
             if action is not None:
@@ -706,18 +745,21 @@ def _account_command(cmd: str, words: list[str], loc: Location, guards: list[str
 
 # -- daemon configs (for units without User=) -----------------------------------------------
 
+# KEY, then "=" or ":" with optional blanks around it, or blanks alone, then the name: possessive
+# quantifiers, so that a line of blanks is one pass (\s*[=:\s]\s* was quadratic in the blanks)
+_KEY_SEP = r"(?:\s*+[=:]\s*+|\s++)"
 _CONFIG_USER = re.compile(
-    rf"""^\s*(?:user|username|user_name|run_as_user|run\ as\ user|runas_user|runasuser|daemon_user|runas|
-        setuid|uid|owner|process_user|server_user|unix_user)\s*[=:\s]\s*["']?({NAME})["']?\s*;?\s*$""",
+    rf"""^\s*+(?:user|username|user_name|run_as_user|run\ as\ user|runas_user|runasuser|daemon_user|runas|
+        setuid|uid|owner|process_user|server_user|unix_user){_KEY_SEP}["']?({NAME_P})["']?\s*+;?\s*+$""",
     re.IGNORECASE | re.VERBOSE,
 )
 _CONFIG_GROUP = re.compile(
-    rf"""^\s*(?:group|groupname|run_as_group|runas_group|daemon_group|setgid|gid|process_group|
-        server_group|unix_group)\s*[=:\s]\s*["']?({NAME})["']?\s*;?\s*$""",
+    rf"""^\s*+(?:group|groupname|run_as_group|runas_group|daemon_group|setgid|gid|process_group|
+        server_group|unix_group){_KEY_SEP}["']?({NAME_P})["']?\s*+;?\s*+$""",
     re.IGNORECASE | re.VERBOSE,
 )
-_CONFIG_XML_USER = re.compile(rf"^\s*<user>\s*({NAME})\s*</user>")
-_CONFIG_OPTION = re.compile(rf"^\s*(-u|--user|-U|--uid|--runas)[=\s]\s*({NAME})\s*$")
+_CONFIG_XML_USER = re.compile(rf"^\s*+<user>\s*+({NAME_P})\s*+</user>")
+_CONFIG_OPTION = re.compile(rf"^\s*+(-u|--user|-U|--uid|--runas)[=\s]\s*+({NAME_P})\s*+$")
 
 
 def scan_daemon_config(text: str, path: RelPath, known: frozenset[str], unit: str) -> list[Reference]:

@@ -32,6 +32,10 @@ class RootError(Exception):
         self.reason = reason
 
 
+class InputError(ValueError):
+    """An input cannot be used at all (exit 3): the message names the file and line, in the user's terms."""
+
+
 def rel(path: str) -> RelPath:
     """Normalise a path written inside the scanned system to a root-relative "/a/b" string.
 
@@ -69,6 +73,7 @@ class ManifestEntry:
     gid: int
     mode: int
     kind: FileKind | None  # only for entries git cannot store (sockets, FIFOs, devices)
+    line: int = 0  # where the manifest says so
 
 
 class OwnershipManifest:
@@ -91,24 +96,53 @@ class OwnershipManifest:
 
     @classmethod
     def parse(cls, text: str, source: str = "ownership.tsv") -> OwnershipManifest:
+        """Parse a manifest; InputError names the line and what is wrong with it."""
         entries: dict[RelPath, ManifestEntry] = {}
         for lineno, line in enumerate(text.splitlines(), 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
+
+            def bad(message: str, lineno: int = lineno) -> InputError:
+                return InputError(f"{source}: line {lineno}: {message}")
+
             fields = line.split("\t")
             if len(fields) not in (4, 5):
-                raise ValueError(f"{source}:{lineno}: expected PATH UID GID MODE [KIND]")
-            path, uid, gid, mode = fields[:4]
-            kind = FileKind.from_letter(fields[4]) if len(fields) == 5 and fields[4] else None
-            try:
-                entries[rel(path)] = ManifestEntry(int(uid), int(gid), int(mode, 8), kind)
-            except ValueError as exc:
-                raise ValueError(f"{source}:{lineno}: {exc}") from None
+                raise bad("expected PATH UID GID MODE [KIND] separated by tabs")
+            path, uid_s, gid_s, mode_s = fields[:4]
+            if not path.startswith("/"):
+                raise bad(f"path must be absolute, got {path!r}")
+            numbers: list[int] = []
+            for what, value in (("uid", uid_s), ("gid", gid_s)):
+                if not value.isdigit() or not value.isascii():
+                    raise bad(f"{what} must be a number, got {value!r}")
+                numbers.append(int(value))
+            if not mode_s or not mode_s.isascii() or any(c not in "01234567" for c in mode_s) or len(mode_s) > 5:
+                raise bad(f"mode must be octal, got {mode_s!r}")
+            kind = None
+            if len(fields) == 5 and fields[4]:
+                try:
+                    kind = FileKind.from_letter(fields[4])
+                except ValueError:
+                    raise bad(f"kind must be one of d s p c b, got {fields[4]!r}") from None
+            entries[rel(path)] = ManifestEntry(numbers[0], numbers[1], int(mode_s, 8), kind, lineno)
         return cls(entries, source)
 
     @classmethod
     def load(cls, path: str | Path) -> OwnershipManifest:
-        return cls.parse(Path(path).read_text(encoding="utf-8"), str(path))
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: not UTF-8 text") from None
+        except OSError as exc:
+            raise InputError(f"{path}: {exc.strerror or exc}") from None
+        return cls.parse(text, str(path))
+
+    def check_paths(self, fs: RootFS) -> None:
+        """Every entry without a KIND names something that exists under ROOT (otherwise it is a typo
+        that would silently give the real file the default owner)."""
+        for path, entry in sorted(self.entries.items(), key=lambda item: item[1].line):
+            if entry.kind is None and fs.lstat_real(path) is None:
+                raise InputError(f"{self.source}: line {entry.line}: {path} does not exist under ROOT")
 
 
 def normal_mode(kind: FileKind, mode: int) -> int:
@@ -147,6 +181,8 @@ class RootFS:
         return os.path.join(self.root, path.lstrip("/"))
 
     def _lstat_raw(self, path: RelPath) -> os.stat_result | None:
+        if "\x00" in path:
+            return None  # no file name holds a NUL byte: such a path (from a config field) never exists
         try:
             return os.lstat(self.host_path(path))
         except FileNotFoundError:
@@ -245,6 +281,10 @@ class RootFS:
             return None
         return PathInfo(path, entry.kind, entry.uid, entry.gid, entry.mode)
 
+    def lstat_real(self, path: RelPath) -> os.stat_result | None:
+        """lstat of the entry on disk (not the manifest's view); None if it does not exist."""
+        return self._lstat_raw(path)
+
     def lstat(self, path: RelPath) -> PathInfo | None:
         """The entry itself (a symlink is not followed). None if it does not exist."""
         s = self._lstat_raw(path)
@@ -271,6 +311,8 @@ class RootFS:
         return info is not None and info.kind is FileKind.DIR
 
     def readlink(self, path: RelPath) -> str:
+        if "\x00" in path:
+            raise RootError(path, "no such file")
         try:
             return os.readlink(self.host_path(path))
         except OSError as exc:
@@ -281,6 +323,8 @@ class RootFS:
     def listdir(self, path: str) -> list[str]:
         """Sorted entry names of a directory (following symlinks inside ROOT)."""
         real = self.resolve(path)
+        if "\x00" in real:
+            raise RootError(real, "no such directory")
         names: set[str] = set()
         virtual = self.virtual_entry(real)
         if virtual is not None and virtual.kind is FileKind.DIR and self.manifest is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import configparser
 import re
-import shlex
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
@@ -12,7 +11,8 @@ from typing import Protocol
 from dynmigrate.collect import references as R
 from dynmigrate.collect.accounts import read_accounts
 from dynmigrate.collect.ownership import walk_ownership
-from dynmigrate.collect.rootfs import OwnershipManifest, RootError, RootFS, is_under, parent_of, rel
+from dynmigrate.collect.rootfs import InputError, OwnershipManifest, RootError, RootFS, is_under, parent_of, rel
+from dynmigrate.collect.shellwords import split_words
 from dynmigrate.collect.units import load_units
 from dynmigrate.model.accounts import AccountData
 from dynmigrate.model.common import Location, RelPath
@@ -52,7 +52,7 @@ def unit_environment(unit: Unit) -> dict[str, str]:
     env: dict[str, str] = {}
     for d in unit.values("Service", "Environment"):
         try:
-            words = shlex.split(d.value)
+            words = split_words(d.value)
         except ValueError:
             words = d.value.split()
         for w in words:
@@ -73,7 +73,7 @@ def exec_argv(value: str) -> list[str]:
     """The argv of an Exec*= value, without systemd's prefixes (@-:+!|)."""
     stripped = EXEC_PREFIX.sub("", value.strip())
     try:
-        argv = shlex.split(stripped)
+        argv = split_words(stripped)
     except ValueError:
         argv = stripped.split()
     return argv
@@ -85,6 +85,35 @@ def exec_prefix(value: str) -> str:
 
 
 # -- site policy (the one place configparser is the right tool) -----------------------------
+
+
+POLICY_LIMIT = 1024 * 1024
+
+
+def _policy_line_without_key(text: str) -> int:
+    """The number of the first line configparser would reject for lacking "=" or ":" (0: none)."""
+    in_option = False
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if line[0] in " \t" and in_option:
+            continue  # a continuation of the value above
+        if stripped.startswith("[") and stripped.endswith("]"):
+            in_option = False
+            continue
+        if "=" not in stripped and ":" not in stripped:
+            return lineno
+        in_option = True
+    return 0
+
+
+def _policy_errors(problems: list[Problem]) -> None:
+    """Every problem in a policy file is fatal: a typo in [never] must not drop the list."""
+    if problems:
+        p = problems[0]
+        where = f"{p.location.file}:{p.location.line}" if p.location.line else str(p.location.file)
+        raise InputError(f"{where}: {p.message}")
 
 
 def parse_policy(text: str, source: str) -> tuple[Policy, list[Problem]]:
@@ -102,6 +131,16 @@ def parse_policy(text: str, source: str) -> tuple[Policy, list[Problem]]:
     redis-server.service = DM208
     """
     problems: list[Problem] = []
+    if len(text) > POLICY_LIMIT:
+        return Policy(source=source), [
+            Problem(Location(RelPath(source)), f"policy file: larger than {POLICY_LIMIT // 1024} KiB")
+        ]
+    bad = _policy_line_without_key(text)
+    if bad:
+        # configparser would collect every such line into one message, quadratically
+        return Policy(source=source), [
+            Problem(Location(RelPath(source), bad), f"policy file: line {bad}: expected [section] or KEY = VALUE")
+        ]
     parser = configparser.ConfigParser(interpolation=None, strict=True)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     try:
@@ -131,12 +170,12 @@ def parse_policy(text: str, source: str) -> tuple[Policy, list[Problem]]:
     if parser.has_section("ignore"):
         for key, raw in sorted(parser.items("ignore")):
             ids = tuple(w.upper() for w in re.split(r"[\s,]+", raw) if w)
-            bad = [w for w in ids if not re.fullmatch(r"DM\d{3}", w)]
-            if bad or not ids:
+            not_ids = [w for w in ids if not re.fullmatch(r"DM\d{3}", w)]
+            if not_ids or not ids:
                 line = _key_line(text, key)
-                what = f"{', '.join(bad)} is not a rule id" if bad else "no rule id given"
+                what = f"{', '.join(not_ids)} is not a rule id" if not_ids else "no rule id given"
                 problems.append(Problem(Location(RelPath(source), line), f"policy file: [ignore] {key}: {what}"))
-                ids = tuple(w for w in ids if w not in bad)
+                ids = tuple(w for w in ids if w not in not_ids)
             if ids:
                 ignores.append((key, ids))
     return (
@@ -675,9 +714,14 @@ SECRET_NAME = re.compile(
     r"(\.key$|\.pem$|\.p12$|\.pfx$|\.keytab$|\.psk$|psk|secret|passw|token|credential|htpasswd|private|\.jks$)",
     re.I,
 )
+# KEY = VALUE, KEY: VALUE or KEY VALUE where KEY contains a secret word. The key is taken whole
+# (possessive, never given back) and the word looked for inside it by a lookahead, so that a long
+# key or a run of blanks is one pass; the old nested \s*(?:[=:]|\s)\s* was quadratic in blanks.
 SECRET_LINE = re.compile(
-    r"^\s*(?:export\s+)?([A-Za-z0-9_.-]*(?:password|passwd|secret|token|api[_-]?key|requirepass|masterauth|"
-    r"private[_-]?key|auth[_-]?key|access[_-]?key)[A-Za-z0-9_.-]*)\s*(?:[=:]|\s)\s*\S",
+    r"^\s*+(?:export\s++)?+"
+    r"(?=[A-Za-z0-9_.-]*?(?:password|passwd|secret|token|api[_-]?key|requirepass|masterauth|"
+    r"private[_-]?key|auth[_-]?key|access[_-]?key))"
+    r"([A-Za-z0-9_.-]*+)(?:\s++\S|[=:]\s*+\S)",
     re.I,
 )
 PEM_PRIVATE = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
@@ -749,35 +793,49 @@ def collect(
     fs = RootFS(root, manifest)
     problems: list[Problem] = []
 
+    if manifest is not None:
+        manifest.check_paths(fs)
+
     ev.stage("policy")
+    # a policy that cannot be read is an error, never a silently empty policy: its [never] list
+    # is what keeps dynmigrate away from the site's accounts
     policy = Policy()
     if policy_file is not None:
         try:
             with open(policy_file, encoding="utf-8") as fh:
-                ptext: str | None = fh.read()
+                ptext: str | None = fh.read(POLICY_LIMIT + 1)
+        except UnicodeDecodeError:
+            raise InputError(f"{policy_file}: policy file is not UTF-8 text") from None
         except OSError as exc:
-            problems.append(Problem(Location(RelPath(policy_file)), f"policy file: {exc.strerror}"))
-            ptext = None
+            raise InputError(f"{policy_file}: policy file: {exc.strerror or exc}") from None
         if ptext is not None:
             policy, probs = parse_policy(ptext, policy_file)
-            problems += probs
+            _policy_errors(probs)
     elif fs.exists(POLICY_PATH):
-        ptext = _read(fs, POLICY_PATH, problems)
-        if ptext is not None:
-            policy, probs = parse_policy(ptext, POLICY_PATH)
-            problems += probs
-            if policy.probes:
-                problems.append(
-                    Problem(
-                        Location(RelPath(POLICY_PATH)),
-                        "[probes] inside the scanned root are ignored (pass the file with --policy)",
-                    )
+        try:
+            ptext = fs.read_text(POLICY_PATH)
+        except RootError as exc:
+            raise InputError(f"{exc.path}: policy file: {exc.reason}") from None
+        policy, probs = parse_policy(ptext, POLICY_PATH)
+        _policy_errors(probs)
+        if policy.probes:
+            problems.append(
+                Problem(
+                    Location(RelPath(POLICY_PATH)),
+                    "[probes] inside the scanned root are ignored (pass the file with --policy)",
                 )
-                policy = replace(policy, probes=())
+            )
+            policy = replace(policy, probes=())
 
     ev.stage("accounts")
     accounts, probs = read_accounts(fs)
     problems += probs
+    if not accounts.accounts:
+        why = next(
+            (p.message for p in probs if p.location.file == "/etc/passwd" and not p.location.line),
+            "no valid account line",
+        )
+        raise InputError(f"{root} is not a readable Linux root: /etc/passwd: {why}")
 
     ev.stage("units")
     loaded = load_units(fs)

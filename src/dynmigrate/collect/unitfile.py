@@ -38,7 +38,9 @@ def parse_unit_text(text: str, path: RelPath) -> tuple[UnitFile, list[Problem]]:
     if text.startswith("\ufeff"):
         text = text[1:]
     section: str | None = None
-    pending: str | None = None
+    # a continued line is kept as pieces and joined once (joining as it grows was quadratic)
+    pending: list[str] | None = None
+    pending_size = 0
     pending_line = 0
     physical = text.split("\n")
     if physical and physical[-1] == "":
@@ -52,12 +54,25 @@ def parse_unit_text(text: str, path: RelPath) -> tuple[UnitFile, list[Problem]]:
         if pending is not None:
             if line.lstrip(" \t")[:1] in tuple(COMMENTS):
                 continue  # comments inside a continuation are skipped
-            line = pending + line
             start = pending_line
         else:
             start = lineno
-        if _ends_with_unescaped_backslash(line):
-            pending = line[:-1] + " "
+        continued = _ends_with_unescaped_backslash(line)
+        if pending is not None:
+            pending_size += len(line)
+            if pending_size > LONG_LINE_MAX:
+                if continued:
+                    continue  # the rest of an overlong line: dropped with it
+                problems.append(Problem(Location(path, start), "continued line longer than 1 MiB: ignored"))
+                pending = None
+                continue
+            pending.append(line[:-1] + " " if continued else line)
+            if continued:
+                continue
+            line = "".join(pending)
+        elif continued:
+            pending = [line[:-1] + " "]
+            pending_size = len(line)
             pending_line = start
             continue
         pending = None
@@ -93,9 +108,11 @@ def parse_unit_text(text: str, path: RelPath) -> tuple[UnitFile, list[Problem]]:
             continue
         value = value.strip()
         directives.append(Directive(section, key, value, loc, value))
-    if pending is not None:
+    if pending is not None and pending_size > LONG_LINE_MAX:
+        problems.append(Problem(Location(path, pending_line), "continued line longer than 1 MiB: ignored"))
+    elif pending is not None:
         # systemd applies a dangling continuation at end of file as a last line
-        stripped = pending.strip()
+        stripped = "".join(pending).strip()
         loc = Location(path, pending_line)
         if stripped and stripped[0] not in COMMENTS and section is not None and "=" in stripped:
             key, _, value = stripped.partition("=")

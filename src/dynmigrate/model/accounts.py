@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from dynmigrate.model.common import GroupName, Location, RelPath, UserName
@@ -93,27 +93,37 @@ class AccountData:
     groups: tuple[Group, ...]
     system_range: SystemRange
     nss: NssConfig
+    # indexes, so that a lookup per account is not a scan of every account (70,000 accounts
+    # took minutes); the first entry of a name or id wins, as in the files
+    _by_name: dict[str, Account] = field(init=False, repr=False, compare=False)
+    _by_uid: dict[int, Account] = field(init=False, repr=False, compare=False)
+    _groups_by_name: dict[str, Group] = field(init=False, repr=False, compare=False)
+    _groups_by_gid: dict[int, Group] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name: dict[str, Account] = {}
+        by_uid: dict[int, Account] = {}
+        for acc in self.accounts:
+            by_name.setdefault(acc.name, acc)
+            by_uid.setdefault(acc.uid, acc)
+        groups_by_name: dict[str, Group] = {}
+        groups_by_gid: dict[int, Group] = {}
+        for grp in self.groups:
+            groups_by_name.setdefault(grp.name, grp)
+            groups_by_gid.setdefault(grp.gid, grp)
+        object.__setattr__(self, "_by_name", by_name)
+        object.__setattr__(self, "_by_uid", by_uid)
+        object.__setattr__(self, "_groups_by_name", groups_by_name)
+        object.__setattr__(self, "_groups_by_gid", groups_by_gid)
 
     def account(self, name: str) -> Account | None:
-        for acc in self.accounts:
-            if acc.name == name:
-                return acc
-        return None
+        return self._by_name.get(name)
 
     def group(self, name: str) -> Group | None:
-        for grp in self.groups:
-            if grp.name == name:
-                return grp
-        return None
+        return self._groups_by_name.get(name)
 
     def group_by_gid(self, gid: int) -> Group | None:
-        for grp in self.groups:
-            if grp.gid == gid:
-                return grp
-        return None
+        return self._groups_by_gid.get(gid)
 
     def account_by_uid(self, uid: int) -> Account | None:
-        for acc in self.accounts:
-            if acc.uid == uid:
-                return acc
-        return None
+        return self._by_uid.get(uid)

@@ -164,7 +164,7 @@ unit_uids() {
 
 main_uid() {
 	local pid
-	pid=$(systemctl show -p MainPID --value "$1")
+	pid=$(systemctl show -p MainPID --value -- "$1")
 	[ -n "$pid" ] && [ "$pid" != 0 ] || return 1
 	pid_uid "$pid"
 }
@@ -173,22 +173,22 @@ health() {
 	# health UNIT PROBE: active, not restarting, and the probe (if any) answers.
 	local unit=$1 probe=$2 state="" i before after
 	for i in $(seq 1 "$START_TIMEOUT"); do
-		state=$(systemctl is-active "$unit" || true)
+		state=$(systemctl is-active -- "$unit" || true)
 		case "$state" in active | failed) break ;; esac
 		sleep 1
 	done
 	if [ "$state" != active ]; then
 		log "$unit is $state after ${i}s"
-		journalctl -u "$unit" -n 20 --no-pager >&2 || true
+		journalctl -n 20 --no-pager --unit="$unit" >&2 || true
 		return 1
 	fi
-	before=$(systemctl show -p NRestarts --value "$unit")
+	before=$(systemctl show -p NRestarts --value -- "$unit")
 	sleep "$SETTLE"
-	after=$(systemctl show -p NRestarts --value "$unit")
-	state=$(systemctl is-active "$unit" || true)
+	after=$(systemctl show -p NRestarts --value -- "$unit")
+	state=$(systemctl is-active -- "$unit" || true)
 	if [ "$state" != active ] || [ "$before" != "$after" ]; then
 		log "$unit is not stable (state $state, restarts $before -> $after)"
-		journalctl -u "$unit" -n 20 --no-pager >&2 || true
+		journalctl -n 20 --no-pager --unit="$unit" >&2 || true
 		return 1
 	fi
 	if [ -n "$probe" ]; then
@@ -230,7 +230,7 @@ restart_units() {
 	local unit
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "restarting $unit"
-		systemctl restart "$unit" || true
+		systemctl restart -- "$unit" || true
 	done
 }
 
@@ -238,7 +238,7 @@ start_units() {
 	local unit
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "starting $unit"
-		systemctl start "$unit" || true
+		systemctl start -- "$unit" || true
 	done
 	UNITS_STOPPED=0
 }
@@ -248,7 +248,7 @@ stop_units() {
 	UNITS_STOPPED=1
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "stopping $unit"
-		systemctl stop "$unit" || die "cannot stop $unit"
+		systemctl stop -- "$unit" || die "cannot stop $unit"
 	done
 }
 

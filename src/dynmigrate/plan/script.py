@@ -252,13 +252,9 @@ dynmigrate_main {prefix} {q(action)} "$@"
     )
 
 
-def render_scripts(plan: MigrationPlan, files: list[tuple[str, str]]) -> tuple[str, str, str, str]:
-    """(migrate.sh, rollback.sh, dynmigrate-repair, lib/dynmigrate.sh)."""
-    library = render_library(plan, files)
-    migrate = wrapper("migration", plan, library)
-    rollback = wrapper("rollback", plan, library)
-    lib = _resource("lib.sh")
-    repair = (
+def render_repair() -> str:
+    """dynmigrate-repair: the same for every plan (each migrated account's data is in its record)."""
+    return (
         "#!/bin/bash\n"
         f"# dynmigrate-repair (dynmigrate {__version__}): installed by stage 2 of a dynmigrate migration.\n"
         "# After a package upgrade recreated a migrated account, delete it again and restart the unit\n"
@@ -268,11 +264,19 @@ def render_scripts(plan: MigrationPlan, files: list[tuple[str, str]]) -> tuple[s
         "START_TIMEOUT=${DYNMIGRATE_START_TIMEOUT:-60}\nSETTLE=${DYNMIGRATE_SETTLE:-5}\n"
         'PROBE_TIMEOUT=${DYNMIGRATE_PROBE_TIMEOUT:-30}\nSTAGE=repair\nA_NAME=""\nCHECK_ONLY=0\nPLAN_ID=""\n'
         "declare -a A_MOVE=() A_RUN_UNITS=() A_DROPIN_UNITS=()\n\n"
-        + lib
+        + _resource("lib.sh")
         + "\n"
         + _resource("repair.sh")
         + '\nrepair_main "$@"\n'
     )
+
+
+def render_scripts(plan: MigrationPlan, files: list[tuple[str, str]]) -> tuple[str, str, str, str]:
+    """(migrate.sh, rollback.sh, dynmigrate-repair, lib/dynmigrate.sh)."""
+    library = render_library(plan, files)
+    migrate = wrapper("migration", plan, library)
+    rollback = wrapper("rollback", plan, library)
+    repair = render_repair()
     return migrate, rollback, repair, library
 
 

@@ -1,25 +1,40 @@
-"""dynmigrate verify: on a live host, check every migrated account and report drift."""
+"""dynmigrate verify: on a live host, check every migrated account and report drift.
+
+ROOT is read only through the confined reader scan uses, and nothing under ROOT is ever run:
+--repair works on the live root only, with the repair file stage 2 installed when its sha256 is
+the one the plan recorded, otherwise with dynmigrate's own copy of the same code.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dynmigrate.collect.ownership import walk_ownership
-from dynmigrate.collect.rootfs import RootFS
+from dynmigrate.collect.rootfs import RootError, RootFS, rel
 from dynmigrate.model.accounts import DYNAMIC_UID_MAX, DYNAMIC_UID_MIN
+from dynmigrate.model.files import FileKind
+from dynmigrate.plan.script import render_repair
 
 STATE = "var/lib/dynmigrate"
+INSTALLED_REPAIR = "/usr/local/sbin/dynmigrate-repair"
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
 
 def run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), capture_output=True, text=True, timeout=120, check=False)
+
+
+class RepairRefused(Exception):
+    """verify --repair was asked for a root that is not the live one: nothing is run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,28 +45,50 @@ class Check:
     detail: str
 
 
-def _lines_named(path: Path, name: str) -> list[str]:
+# Everything under ROOT is read through RootFS, as scan reads it: symlinks resolve inside ROOT
+# (an image's link to a host file is not followed out of it), and only regular files are opened.
+
+
+def _text(fs: RootFS, path: str) -> str | None:
     try:
-        text = path.read_text(encoding="utf-8", errors="surrogateescape")
-    except OSError:
-        return []
+        return fs.read_text(path)
+    except RootError:
+        return None
+
+
+def _lines_named(fs: RootFS, path: str, name: str) -> list[str]:
+    text = _text(fs, path) or ""
     return [line for line in text.splitlines() if line.split(":", 1)[0] == name]
 
 
-def records(root: Path) -> list[dict[str, Any]]:
-    out = []
-    for p in sorted((root / STATE / "migrated").glob("*.json")):
+def _records(fs: RootFS) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    try:
+        paths = list(fs.files_in(f"/{STATE}/migrated", ".json"))
+    except RootError:
+        return out
+    for p in paths:
+        stem = p.rsplit("/", 1)[-1][: -len(".json")]
         try:
-            out.append(json.loads(p.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            out.append({"account": {"account": p.stem, "broken": True}})
+            rec = json.loads(fs.read_text(p))
+        except (RootError, ValueError):
+            rec = None
+        account = rec.get("account") if isinstance(rec, dict) else None
+        if not isinstance(account, dict) or not isinstance(account.get("account"), str):
+            rec = {"account": {"account": stem, "broken": True}}
+        out.append(rec)
     return out
+
+
+def records(root: str | Path) -> list[dict[str, Any]]:
+    """The migration records under ROOT/var/lib/dynmigrate/migrated (read through the confined reader)."""
+    return _records(RootFS(root))
 
 
 def unit_uids(unit: str, runner: Runner) -> list[int]:
     """UIDs of the processes in the unit's cgroup, found through /proc/PID/cgroup (any cgroup layout)."""
     uids: set[int] = set()
-    cg = runner(["systemctl", "show", "-p", "ControlGroup", "--value", unit]).stdout.strip()
+    cg = runner(["systemctl", "show", "-p", "ControlGroup", "--value", "--", unit]).stdout.strip()
     pids: list[str] = []
     if cg:
         for entry in Path("/proc").iterdir():
@@ -64,7 +101,7 @@ def unit_uids(unit: str, runner: Runner) -> list[int]:
             if any(line.split(":", 2)[2:] == [cg] for line in lines):
                 pids.append(entry.name)
     if not pids:
-        main = runner(["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout.strip()
+        main = runner(["systemctl", "show", "-p", "MainPID", "--value", "--", unit]).stdout.strip()
         pids = [main] if main and main != "0" else []
     for pid in pids:
         try:
@@ -79,10 +116,18 @@ def unit_uids(unit: str, runner: Runner) -> list[int]:
 def verify_account(root: Path, rec: dict[str, Any], runner: Runner, *, live: bool, walk: bool) -> list[Check]:
     a = rec["account"]
     name = a["account"]
-    checks: list[Check] = []
     if a.get("broken"):
         return [Check(name, "record", False, "the migration record cannot be read")]
-    back = _lines_named(root / "etc/passwd", name)
+    try:
+        return _verify_account(RootFS(root), a, runner, live=live, walk=walk)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return [Check(name, "record", False, "the migration record is malformed")]
+
+
+def _verify_account(fs: RootFS, a: dict[str, Any], runner: Runner, *, live: bool, walk: bool) -> list[Check]:
+    name = a["account"]
+    checks: list[Check] = []
+    back = _lines_named(fs, "/etc/passwd", name)
     checks.append(
         Check(
             name,
@@ -95,17 +140,17 @@ def verify_account(root: Path, rec: dict[str, Any], runner: Runner, *, live: boo
         )
     )
     if a["delete_group"]:
-        gback = _lines_named(root / "etc/group", a["group"])
+        gback = _lines_named(fs, "/etc/group", a["group"])
         checks.append(
             Check(
                 name, "no static group", not gback, f"group {a['group']} is back" if gback else "absent from /etc/group"
             )
         )
-    so = root / "var/lib/dpkg/statoverride"
-    if so.exists():
+    overrides = _text(fs, "/var/lib/dpkg/statoverride")
+    if overrides is not None:
         named = [
             ln
-            for ln in so.read_text(errors="surrogateescape").splitlines()
+            for ln in overrides.splitlines()
             if ln.split(" ")[:1] == [name] or (a["delete_group"] and ln.split(" ")[1:2] == [a["group"]])
         ]
         checks.append(
@@ -117,28 +162,32 @@ def verify_account(root: Path, rec: dict[str, Any], runner: Runner, *, live: boo
             )
         )
     for o in a["overrides"]:
-        target = root / o["target"].lstrip("/")
+        target = rel(str(o["target"]))
         if o["content"] is None:
-            ok = target.is_symlink() and os.readlink(target) == "/dev/null"
+            try:
+                info = fs.lstat(target)
+                ok = info is not None and info.kind is FileKind.SYMLINK and fs.readlink(target) == "/dev/null"
+            except RootError:
+                ok = False
             checks.append(
                 Check(name, f"mask {o['target']}", ok, "in place" if ok else "missing: sysusers recreates it")
             )
         else:
-            ok = target.is_file()
+            ok = _is_file(fs, target)
             checks.append(Check(name, f"override {o['target']}", ok, "in place" if ok else "missing"))
     for u in a["units"]:
-        dropin = root / u["dropin_path"].lstrip("/")
+        installed = _is_file(fs, str(u["dropin_path"]))
         checks.append(
             Check(
                 name,
                 f"drop-in of {u['unit']}",
-                dropin.is_file(),
-                "installed" if dropin.is_file() else "missing: the unit runs as before",
+                installed,
+                "installed" if installed else "missing: the unit runs as before",
             )
         )
     if live:
         for unit in a.get("run_units", []):
-            state = runner(["systemctl", "is-active", unit]).stdout.strip()
+            state = runner(["systemctl", "is-active", "--", unit]).stdout.strip()
             checks.append(Check(name, f"{unit} active", state == "active", state or "unknown"))
             uids = unit_uids(unit, runner)
             dyn = [u for u in uids if DYNAMIC_UID_MIN <= u <= DYNAMIC_UID_MAX]
@@ -153,7 +202,7 @@ def verify_account(root: Path, rec: dict[str, Any], runner: Runner, *, live: boo
                 )
             )
     if walk:
-        data, _problems = walk_ownership(RootFS(root))
+        data, _problems = walk_ownership(fs)
         old = [t for t in data.trees if t.uid == a["uid"] or (a["delete_group"] and t.gid == a["gid"])]
         checks.append(
             Check(
@@ -180,6 +229,50 @@ def verify_host(
     return out
 
 
-def repair(root: str = "/", runner: Runner = run) -> subprocess.CompletedProcess[str]:
-    script = Path(root) / "usr/local/sbin/dynmigrate-repair"
-    return runner([str(script)])
+def _is_file(fs: RootFS, path: str) -> bool:
+    try:
+        info = fs.stat(path)
+    except RootError:
+        return False
+    return info is not None and info.kind is FileKind.FILE
+
+
+def repair_script(fs: RootFS) -> tuple[str, str]:
+    """The repair code to run on the live root, and where it comes from.
+
+    The file stage 2 installed, when its sha256 is one a plan recorded; otherwise dynmigrate's own
+    repair code (the same script, from this installation of dynmigrate).
+    """
+    own = render_repair()
+    recorded = {r["repair_sha256"] for r in _records(fs) if isinstance(r.get("repair_sha256"), str)}
+    if not recorded:
+        return own, f"dynmigrate's own repair code (no sha256 recorded for {INSTALLED_REPAIR} in the plan)"
+    try:
+        data = fs.read_bytes(INSTALLED_REPAIR)
+    except RootError as exc:
+        return own, f"dynmigrate's own repair code: {INSTALLED_REPAIR} cannot be read ({exc.reason})"
+    if hashlib.sha256(data).hexdigest() in recorded:
+        # these very bytes run (from a private copy), not whatever the path holds a moment later
+        return data.decode("utf-8", "surrogateescape"), f"{INSTALLED_REPAIR} (sha256 as recorded in the plan)"
+    return own, f"dynmigrate's own repair code: {INSTALLED_REPAIR} does not match the sha256 recorded in the plan"
+
+
+def repair(root: str = "/", runner: Runner = run) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run the repair on the live root: (its result, where the code came from).
+
+    Nothing under any other root is ever executed: RepairRefused.
+    """
+    if os.path.realpath(root) != "/":
+        raise RepairRefused(f"--repair works only on the live root /, not {root}: nothing under it is run")
+    text, origin = repair_script(RootFS("/"))
+    state = Path("/", STATE)
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="repair-", dir=state)  # 0700, root's own state directory
+    try:
+        script = Path(tmp, "dynmigrate-repair")
+        fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700)
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as fh:
+            fh.write(text)
+        return runner(["/bin/bash", str(script)]), origin
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -15,9 +15,11 @@ from dynmigrate.app import ScanResult
 from dynmigrate.model.plan import MigrationPlan
 from dynmigrate.plan.ansible import PLAYBOOK, ansible_readme
 from dynmigrate.plan.documents import plan_data, render_report, userdel_plan
-from dynmigrate.plan.script import APT_HOOK, LIB_PATH, dropin_file, override_file, render_scripts
+from dynmigrate.plan.script import APT_HOOK, LIB_PATH, dropin_file, override_file, render_repair, render_scripts
 
 SAFE_REL = re.compile(r"^[A-Za-z0-9@._:+\\/-]+$")
+MARKER = ".dynmigrate-plan"  # marks a folder dynmigrate wrote, and lists its files (see check_replaceable)
+NAME_MAX = 255  # bytes in one file name (Linux)
 
 
 class PlanWriteError(Exception):
@@ -69,15 +71,21 @@ def security_scores(result: ScanResult, plan: MigrationPlan) -> dict[str, tuple[
                     sysdir = Path(tmp, "etc/systemd/system")
                     ddir = sysdir / f"{u.unit}.d"
                     ddir.mkdir(parents=True)
-                    (sysdir / u.unit).write_text(result.snapshot.unit_text(unit.fragment) or "", encoding="utf-8")
+                    (sysdir / u.unit).write_text(
+                        result.snapshot.unit_text(unit.fragment) or "", encoding="utf-8", errors="surrogateescape"
+                    )
                     for i, p in enumerate(unit.dropins):
-                        (ddir / p.rsplit("/", 1)[-1]).write_text(result.snapshot.unit_text(p) or "", encoding="utf-8")
+                        (ddir / p.rsplit("/", 1)[-1]).write_text(
+                            result.snapshot.unit_text(p) or "", encoding="utf-8", errors="surrogateescape"
+                        )
                         del i
                     if with_dropin:
-                        (ddir / "50-dynmigrate.conf").write_text(u.dropin_text, encoding="utf-8")
+                        (ddir / "50-dynmigrate.conf").write_text(
+                            u.dropin_text, encoding="utf-8", errors="surrogateescape"
+                        )
                     try:
                         proc = subprocess.run(
-                            [tool, "security", "--offline=yes", f"--root={tmp}", "--no-pager", u.unit],
+                            [tool, "security", "--offline=yes", f"--root={tmp}", "--no-pager", "--", u.unit],
                             capture_output=True,
                             text=True,
                             timeout=60,
@@ -94,23 +102,112 @@ def security_scores(result: ScanResult, plan: MigrationPlan) -> dict[str, tuple[
     return scores
 
 
-def write_plan(result: ScanResult, plan: MigrationPlan, outdir: str | Path, *, security: bool = True) -> list[str]:
-    out = Path(outdir)
-    if out.exists() and any(out.iterdir()):
+def _sha256(content: str) -> str:
+    return hashlib.sha256(content.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def render_marker(files: dict[str, str]) -> str:
+    """The marker of a plan folder: every file the plan wrote, with its sha256."""
+    return (
+        "# dynmigrate plan folder. `dynmigrate plan --replace` replaces this folder only while it holds\n"
+        "# exactly these files, unchanged (anything else in it is somebody's, and is never deleted).\n"
+        + "".join(f"{_sha256(content)}  {rel}\n" for rel, content in sorted(files.items()))
+    )
+
+
+def _marker_entries(folder: Path) -> dict[str, str]:
+    """rel -> sha256 from a plan folder's marker; PlanWriteError when the folder has none."""
+    marker = folder / MARKER
+    if marker.is_symlink() or not marker.is_file():
+        raise PlanWriteError(
+            f"{folder} is not a dynmigrate plan folder (no {MARKER}): not replaced; choose another folder"
+        )
+    entries: dict[str, str] = {}
+    for line in marker.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        digest, sep, rel = line.partition("  ")
+        if not sep or len(digest) != 64:
+            raise PlanWriteError(f"{folder}/{MARKER} is damaged: not replaced")
+        entries[rel] = digest
+    return entries
+
+
+def check_replaceable(folder: Path) -> None:
+    """Refuse unless folder holds a dynmigrate plan and nothing else, every file as it was written."""
+    entries = _marker_entries(folder)
+    listed_dirs = {str(Path(rel).parent) for rel in entries} | {"."}
+    for rel_dir in list(listed_dirs):
+        while rel_dir not in ("", "."):
+            rel_dir = str(Path(rel_dir).parent)
+            listed_dirs.add(rel_dir)
+    foreign: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        base = Path(dirpath).relative_to(folder)
+        for name in sorted(dirnames + filenames):
+            rel = str(base / name) if str(base) != "." else name
+            path = Path(dirpath, name)
+            if path.is_symlink():
+                foreign.append(rel)
+            elif name in dirnames:
+                if rel not in listed_dirs:
+                    foreign.append(rel + "/")
+            elif rel == MARKER and str(base) == ".":
+                continue
+            elif rel not in entries or not path.is_file():
+                foreign.append(rel)
+            elif hashlib.sha256(path.read_bytes()).hexdigest() != entries[rel]:
+                raise PlanWriteError(f"{folder}: {rel} changed since it was written: not replaced")
+        dirnames[:] = [d for d in dirnames if not Path(dirpath, d).is_symlink()]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise PlanWriteError(f"{folder} holds files that are not part of the plan ({shown}): not replaced")
+
+
+def check_destination(out: Path, replace: bool) -> bool:
+    """Whether out already exists (as a directory we may fill or replace); PlanWriteError otherwise."""
+    if out.is_symlink():
+        raise PlanWriteError(f"{out} is a symbolic link: not written")
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise PlanWriteError(f"{out} is not a directory")
+    if not any(out.iterdir()):
+        return True
+    if not replace:
         raise PlanWriteError(f"{out} exists and is not empty (use a new folder, or --replace)")
+    check_replaceable(out)
+    return True
+
+
+def _check_name(rel: str) -> None:
+    for comp in rel.split("/"):
+        if len(os.fsencode(comp)) > NAME_MAX:
+            raise PlanWriteError(f"file name too long for the plan folder: {comp[:40]}... ({len(comp)} characters)")
+
+
+def write_plan(
+    result: ScanResult, plan: MigrationPlan, outdir: str | Path, *, security: bool = True, replace: bool = False
+) -> list[str]:
+    """Write the plan into a temporary folder next to outdir, then rename it into place.
+
+    A failure at any point leaves outdir as it was and no temporary folder behind. An existing
+    outdir is replaced only with replace=True and only while it holds an untouched plan.
+    """
+    out = Path(outdir)
+    existed = check_destination(out, replace)
     files = plan_files(plan)
     repair_text = ""
     files_sha: list[tuple[str, str]] = []
     # the scripts check what they install against these checksums
     hook = ("files/80dynmigrate-repair", APT_HOOK)
-    # render once without the repair script to get its text, then include its checksum
-    _migrate, _rollback, repair_text, _lib = render_scripts(plan, [])
+    repair_text = render_repair()
     files["files/dynmigrate-repair"] = (repair_text, 0o755)
     files[hook[0]] = (hook[1], 0o644)
     for rel in sorted(files):
         content = files[rel][0]
         if rel.startswith(("units/", "files/")) and not rel.endswith((".before.service", ".after.service", ".diff")):
-            files_sha.append((hashlib.sha256(content.encode("utf-8", "surrogateescape")).hexdigest(), rel))
+            files_sha.append((_sha256(content), rel))
     migrate, rollback, _, library = render_scripts(plan, files_sha)
     scores = security_scores(result, plan) if security else {}
     docs = {
@@ -126,19 +223,52 @@ def write_plan(result: ScanResult, plan: MigrationPlan, outdir: str | Path, *, s
     for a in plan.accounts:
         record = {k: v for k, v in plan_data(plan).items() if k != "accounts"}
         record["account"] = next(x for x in plan_data(plan)["accounts"] if x["account"] == a.account)
+        # verify --repair runs the installed dynmigrate-repair only while it has this hash
+        record["repair_sha256"] = _sha256(repair_text)
         docs[f"accounts/{a.account}.json"] = (
             json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
             0o644,
         )
     files.update(docs)
-    written: list[str] = []
-    out.mkdir(parents=True, exist_ok=True)
-    os.chmod(out, 0o700)  # the scripts trust the files next to them: keep others out
-    for rel in sorted(files):
-        content, mode = files[rel]
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content, encoding="utf-8", errors="surrogateescape")
-        os.chmod(path, mode)
-        written.append(rel)
+    for rel in files:
+        _check_name(rel)
+    _check_name(out.name)
+    marker = render_marker({rel: content for rel, (content, _mode) in files.items()})
+    parent = out.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=parent))  # mode 0700
+    except OSError as exc:
+        raise PlanWriteError(f"cannot write the plan to {out}: {exc.strerror or exc}") from None
+    try:
+        written: list[str] = []
+        for rel in sorted(files):
+            content, mode = files[rel]
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8", errors="surrogateescape")
+            os.chmod(path, mode)
+            written.append(rel)
+        (tmp / MARKER).write_text(marker, encoding="utf-8", errors="surrogateescape")
+        os.chmod(tmp / MARKER, 0o644)
+        _move_into_place(tmp, out, existed)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise PlanWriteError(f"cannot write the plan to {out}: {exc.strerror or exc}") from None
     return written
+
+
+def _move_into_place(tmp: Path, out: Path, existed: bool) -> None:
+    """rename(2) tmp to out; an existing out (empty, or a checked plan) is renamed aside first and
+    removed only after the new plan is in place (renamed back if that fails)."""
+    if not existed:
+        os.rename(tmp, out)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=tmp.parent))
+    os.rename(out, aside)  # replaces the empty directory aside, atomically
+    try:
+        os.rename(tmp, out)
+    except OSError:
+        os.rename(aside, out)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=b624cedf1fb7508b194618c90fc79978d7642c975b0762d8d9e96f45ca96215c
+LIB_SHA256=81576605ef6a1bf19c7a15be75808084bff61440ba01fa985b4fb0f247ab83f6
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=bd43c636ef1e949cc8cba02d8aed3d6175b8bec295744348cf6cfddf57744e23
+LIB_SHA256=54c15c64074b85da3ef8ac665cdf6a805635c69e8583771313a366abeec244b8
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=796f0cc0a95ac1187dfa8d223a9e28a5de01a577bc60dd07c2eb29154b677ed2
+LIB_SHA256=bc6329f316c8b04c73121e43db914eb389aba1fc8a6b67e5ee2c9527b37307f5
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

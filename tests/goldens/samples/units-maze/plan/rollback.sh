@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=919169ffe35958640e5dffacead110f02d40c1c4e3fee80f74bf848ef4fcc21f
+LIB_SHA256=7cb004d962059758cccbf6d1fce651aa7a6bafebe47358893ea9621db6759b1e
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -168,7 +168,7 @@ unit_uids() {
 
 main_uid() {
 	local pid
-	pid=$(systemctl show -p MainPID --value "$1")
+	pid=$(systemctl show -p MainPID --value -- "$1")
 	[ -n "$pid" ] && [ "$pid" != 0 ] || return 1
 	pid_uid "$pid"
 }
@@ -177,22 +177,22 @@ health() {
 	# health UNIT PROBE: active, not restarting, and the probe (if any) answers.
 	local unit=$1 probe=$2 state="" i before after
 	for i in $(seq 1 "$START_TIMEOUT"); do
-		state=$(systemctl is-active "$unit" || true)
+		state=$(systemctl is-active -- "$unit" || true)
 		case "$state" in active | failed) break ;; esac
 		sleep 1
 	done
 	if [ "$state" != active ]; then
 		log "$unit is $state after ${i}s"
-		journalctl -u "$unit" -n 20 --no-pager >&2 || true
+		journalctl -n 20 --no-pager --unit="$unit" >&2 || true
 		return 1
 	fi
-	before=$(systemctl show -p NRestarts --value "$unit")
+	before=$(systemctl show -p NRestarts --value -- "$unit")
 	sleep "$SETTLE"
-	after=$(systemctl show -p NRestarts --value "$unit")
-	state=$(systemctl is-active "$unit" || true)
+	after=$(systemctl show -p NRestarts --value -- "$unit")
+	state=$(systemctl is-active -- "$unit" || true)
 	if [ "$state" != active ] || [ "$before" != "$after" ]; then
 		log "$unit is not stable (state $state, restarts $before -> $after)"
-		journalctl -u "$unit" -n 20 --no-pager >&2 || true
+		journalctl -n 20 --no-pager --unit="$unit" >&2 || true
 		return 1
 	fi
 	if [ -n "$probe" ]; then
@@ -234,7 +234,7 @@ restart_units() {
 	local unit
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "restarting $unit"
-		systemctl restart "$unit" || true
+		systemctl restart -- "$unit" || true
 	done
 }
 
@@ -242,7 +242,7 @@ start_units() {
 	local unit
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "starting $unit"
-		systemctl start "$unit" || true
+		systemctl start -- "$unit" || true
 	done
 	UNITS_STOPPED=0
 }
@@ -252,7 +252,7 @@ stop_units() {
 	UNITS_STOPPED=1
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "stopping $unit"
-		systemctl stop "$unit" || die "cannot stop $unit"
+		systemctl stop -- "$unit" || die "cannot stop $unit"
 	done
 }
 
@@ -1149,7 +1149,7 @@ NSS_ACTION=install
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	4b06b3574336a796664f7776d12f570106894814713c80354cd271e2339ec952 files/dynmigrate-repair
+	c29daad96efabc2edcc986ceedbb8267afe732416f4b02525d39711551e240bc files/dynmigrate-repair
 	6bc2224ca8d90fae7cfbbee2bb0b6eb1ad7b662fef828a46720acef6bebe0047 files/zabbix/override-0
 	39e2c34436a46080f3ef41d852ef01b0b31626196b8aa14e62a6d92c2c8842fb files/zabbix/override-1
 	9e21c5999f3b6bec914299f35dd8d4ee45327b591fcfbd3be97cc7744cb2cd78 units/zabbix-agent.service/50-dynmigrate.conf

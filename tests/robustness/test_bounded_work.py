@@ -1,0 +1,206 @@
+"""Bounded work on hostile input: every reader is linear in its input, with caps.
+
+Each case feeds one reader a worst case for the way such readers go wrong (nested quantifiers
+over whitespace, repeated string joining, function calls that fan out, variables that double)
+and runs it in a forked child with a time bound. The bound is generous (a linear reader takes a
+fraction of it even on a loaded machine) but a quadratic one needs minutes. After the hostile
+text comes a well-formed line, and the child checks that the reader still found it: a cap that
+drops the whole file would pass a time bound too.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shlex
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dynmigrate.collect import references as R
+from dynmigrate.collect.accounts import parse_passwd, read_accounts
+from dynmigrate.collect.rootfs import RootFS
+from dynmigrate.collect.shellwords import split_words
+from dynmigrate.collect.snapshot import SECRET_LINE, parse_policy
+from dynmigrate.collect.unitfile import parse_unit_text
+from dynmigrate.model.common import RelPath
+from dynmigrate.model.references import Target
+from robustness_stats import count
+from treebuilder import build
+
+BOUND = 5.0  # seconds; the quadratic versions took from 30 s to hours on these inputs
+P = RelPath("/etc/x")
+KNOWN = frozenset({"foo"})
+SPACES = " " * 200_000
+
+
+def _daemon_config(text: str) -> None:
+    refs = R.scan_daemon_config(text + "\nuser foo\n", P, KNOWN, "foo.service")
+    assert [(r.name, r.location.line) for r in refs] == [("foo", text.count("\n") + 2)]
+
+
+def _secret_lines(text: str) -> None:
+    hits = [n for n, line in enumerate((text + "\npassword = hunter2").split("\n"), 1) if SECRET_LINE.match(line)]
+    assert hits[-1:] == [text.count("\n") + 2]
+
+
+def _maintainer(text: str) -> None:
+    actions = R.scan_maintainer_script(text + "\nadduser --system foo\n", P)
+    assert ("adduser", (("foo", Target.USER),)) in [(a.tool, a.names) for a in actions]
+
+
+def _unit(text: str) -> None:
+    unit, _problems = parse_unit_text("[Service]\n" + text + "\nUser=foo\n", P)
+    assert [d.value for d in unit.directives if d.key == "User"] == ["foo"]
+
+
+def _sudoers(text: str) -> None:
+    refs, _ = R.parse_sudoers(text + "\nfoo ALL=(ALL) ALL\n", P, KNOWN)
+    assert [r.name for r in refs] == ["foo"]
+
+
+def _polkit(text: str) -> None:
+    refs, _ = R.parse_polkit(text + '\nif (subject.user == "foo") return "yes";\n', P, KNOWN)
+    assert [(r.name, r.location.line) for r in refs][-1:] == [("foo", text.count("\n") + 2)]
+
+
+def _tmpfiles(text: str) -> None:
+    refs, _ = R.parse_tmpfiles(text + "\nd /run/foo 0755 foo foo -\n", P)
+    assert "foo" in {r.name for r in refs}
+
+
+def _policy(text: str) -> None:
+    _policy, problems = parse_policy(text, "policy.ini")
+    assert [p.location.line for p in problems][:1] == [2], "the first line without a key is reported"
+
+
+def _passwd(text: str) -> None:
+    accounts, _ = parse_passwd(text + "foo:x:120:120::/:/bin/false\n", P)
+    assert accounts[-1].name == "foo"
+
+
+CONTINUED = "ExecStart=/bin/true \\\n" + "a \\\n" * 300_000 + "b"
+CASES: dict[str, tuple[Callable[[str], None], str]] = {
+    # the daemon-config user pattern: \s*[=:\s]\s* and \s*;?\s*$ over a run of blanks
+    "daemon-config: user + blanks": (_daemon_config, "user" + SPACES + "!"),
+    "daemon-config: user NAME + blanks": (_daemon_config, "user foo" + SPACES + "!"),
+    "daemon-config: group + blanks": (_daemon_config, "group" + SPACES + "!"),
+    "daemon-config: -u + blanks": (_daemon_config, "-u" + SPACES + "!"),
+    # the secret-line pattern: \s*(?:[=:]|\s)\s*\S over trailing blanks, and a key that repeats a keyword
+    "secret line: keyword + blanks": (_secret_lines, "password" + SPACES),
+    "secret line: repeated keyword": (_secret_lines, "password" * 25_000 + " "),
+    "secret line: blanks only": (_secret_lines, SPACES),
+    # the maintainer-script reader: command splitting over blanks, calls that fan out, doubling variables
+    "maintainer script: blanks between words": (_maintainer, "a" + SPACES + "b"),
+    "maintainer script: assignment + blanks": (_maintainer, "A=" + SPACES + "x" + SPACES + "!"),
+    "maintainer script: recursive calls": (_maintainer, "f() {\n" + "f\n" * 50 + "}\nf\n"),
+    "maintainer script: doubling variable": (_maintainer, "A=xx\n" + "A=$A$A\n" * 64 + "echo $A\n"),
+    "maintainer script: unterminated defaults": (_maintainer, "echo " + "${a:-" * 50_000),
+    "maintainer script: continuation lines": (_maintainer, "echo \\\n" + "a \\\n" * 300_000 + "b"),
+    # continuation-line joining
+    "unit file: continuation lines": (_unit, CONTINUED),
+    "unit file: backslashes": (_unit, "X=" + "\\" * 400_000),
+    "sudoers: continuation lines": (_sudoers, "Cmnd_Alias X = /bin/a, \\\n" + "/bin/a, \\\n" * 300_000 + "/bin/b"),
+    # a string that never ends, and one opening parenthesis after another
+    "polkit: unterminated string of escaped quotes": (_polkit, 'a = "' + '\\"' * 100_000),
+    "polkit: many strings naming the account": (_polkit, 'isInGroup("x") ' + '"foo",' * 100_000),
+    "sudoers: opening parentheses": (_sudoers, "bar ALL = " + "(" * 200_000),
+    "tmpfiles: continuation lines": (_tmpfiles, "d /x \\\n" + "a \\\n" * 300_000 + "b"),
+    "policy: lines without a key": (_policy, "[never]\n" + "x\n" * 200_000),
+    "passwd: blank fields": (_passwd, ":" * 400_000 + "\n"),
+}
+
+
+def _child(check: Callable[[str], None], text: str, conn: Connection) -> None:
+    try:
+        start = time.perf_counter()
+        check(text)
+        conn.send(("ok", time.perf_counter() - start))
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+
+
+def _bounded(name: str, check: Callable[[str], None], text: str, bound: float = BOUND) -> None:
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(check, text, child))
+    proc.start()
+    child.close()
+    ready = parent.poll(bound * 2)  # the child measures itself; this only stops a runaway one
+    if not ready:
+        proc.kill()
+        proc.join()
+        pytest.fail(f"{name}: still running after {bound * 2:.0f} s (input {len(text)} characters)")
+    status, detail = parent.recv()
+    proc.join()
+    assert status == "ok", detail
+    assert detail < bound, f"{name}: {detail:.1f} s for {len(text)} characters"
+    count(f"hostile:bounded work: {name}")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_reader_is_linear_on_worst_case(name: str) -> None:
+    check, text = CASES[name]
+    _bounded(name, check, text)
+
+
+SHELL_BITS = st.sampled_from(["a", "b=", " ", "\t", "\n", "\r", "'", '"', "\\", "$", "#", "é"])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(SHELL_BITS, max_size=16).map("".join))
+def test_split_words_gives_shlex_words(text: str) -> None:
+    """The linear splitter that replaced shlex.split gives the same words and fails on the same input."""
+    try:
+        expected: list[str] | None = shlex.split(text)
+    except ValueError:
+        expected = None
+    try:
+        actual: list[str] | None = split_words(text)
+    except ValueError:
+        actual = None
+    assert actual == expected
+    count("property:split_words")
+
+
+def test_split_words_is_linear() -> None:
+    start = time.perf_counter()
+    words = split_words("a" * 1_000_000 + ' "' + "\\\\" * 100_000 + '" x')
+    assert [len(w) for w in words] == [1_000_000, 100_000, 1]
+    assert time.perf_counter() - start < BOUND
+
+
+def _many_accounts(text: str) -> None:
+    """70,000 accounts: reading them and one lookup of each by name, UID, group and GID stays linear."""
+    fs = RootFS(text)
+    data, problems = read_accounts(fs)
+    assert problems == []
+    assert len(data.accounts) == len(data.groups) == ACCOUNTS + 1
+    for acc in data.accounts:
+        assert data.account(acc.name) is acc
+        assert data.account_by_uid(acc.uid) is acc
+        grp = data.group_by_gid(acc.gid)
+        assert grp is not None
+        assert data.group(grp.name) is grp
+
+
+ACCOUNTS = 70_000
+
+
+def test_many_accounts_are_read_and_looked_up_in_linear_time(tmp_path: Path) -> None:
+    names = [f"svc{i}" for i in range(ACCOUNTS)]
+    build(
+        tmp_path,
+        {
+            "etc/passwd": "root:x:0:0::/root:/bin/sh\n"
+            + "".join(f"{n}:x:{100 + i}:{100 + i}::/nonexistent:/usr/sbin/nologin\n" for i, n in enumerate(names)),
+            "etc/group": "root:x:0:\n" + "".join(f"{n}:x:{100 + i}:\n" for i, n in enumerate(names)),
+        },
+    )
+    # reading 70,000 lines takes seconds on a busy machine; one scan of all accounts per lookup took hours
+    _bounded("70,000 accounts", _many_accounts, str(tmp_path), bound=30.0)
