@@ -75,5 +75,8 @@ def test_no_output_carries_a_secret(tmp_path: Path) -> None:
     for p in files:
         assert_clean(p.read_text(errors="surrogateescape"), f"plan-{p.relative_to(out)}".replace("/", "-"))
     report = (out / "REPORT.md").read_text()
-    assert "LoadCredential=api.key:/etc/foo/api.key" in report
-    assert "LoadCredential=agent.psk:/etc/foo/agent.psk" in report
+    # /etc/foo (0750) kept other users out: the whole directory is one credential, bound back over it
+    dropin = (out / "units" / "foo.service" / "50-dynmigrate.conf").read_text()
+    assert "LoadCredential=foo:/etc/foo\nBindReadOnlyPaths=%d:/etc/foo\n" in dropin
+    assert "| `/etc/foo/api.key` | 120:120 0600 | 0:0 0600 | stage 2 |" in report
+    assert "| `/etc/foo/agent.psk` | 120:120 0600 | 0:0 0600 | stage 2 |" in report

@@ -29,6 +29,7 @@ class ManagedDir:
     exists: bool
     declared: bool  # the unit already declares it
     why: str
+    before: str = ""  # "UID:GID MODE" on disk at plan time, when it exists
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +71,23 @@ class FileFix:
 
 @dataclass(frozen=True, slots=True, order=True)
 class Credential:
-    """A secret passed with LoadCredential= and bound back over its original path."""
+    """A file (or a flat directory of files) passed with LoadCredential= and bound back over its
+    original path: systemd reads it as root, so it stays unreadable to other users on disk."""
 
     unit: str
     name: str
     path: RelPath
     reason: str
+    directory: bool = False  # LoadCredential= of a directory (systemd >= 251): %d is bound over it
+
+    @property
+    def bind_source(self) -> str:
+        return "%d" if self.directory else f"%d/{self.name}"
+
+
+# systemd NEWS 251: "LoadCredential= now accepts a directory as the argument; all files from the
+# directory will be loaded as credentials" (each named after its path inside the directory).
+CREDENTIAL_DIRECTORY_SYSTEMD = 251
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -48,18 +48,32 @@ def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[Manag
         fact = snap.path(path)
         exists = fact is not None and fact.exists
         if key == "ConfigurationDirectory":
-            mode = None  # the plan re-owns it to root 0755, systemd's default (F2.5: never chowned)
+            # the plan re-owns it to root: 0755 (systemd's default) when others could list it, else its
+            # own mode, so that systemd does not warn about it (F2.5: never chowned, never chmodded)
+            mode = None
+            t = fact.target if fact is not None else None
+            if t is not None and t.kind is FileKind.DIR and t.mode & 0o005 != 0o005:
+                mode = t.mode & 0o777
         elif mode is None and fact is not None and fact.target is not None and fact.target.kind is FileKind.DIR:
             mode = fact.target.mode
         if mode == 0o755:
             mode = None
+        t = fact.target if fact is not None else None
+        before = f"{t.uid}:{t.gid} {t.mode:04o}" if t is not None else ""
         if k in found:
             old = found[k]
             found[k] = ManagedDir(
-                key, name, path, old.mode if old.mode is not None else mode, exists, old.declared or declared, old.why
+                key,
+                name,
+                path,
+                old.mode if old.mode is not None else mode,
+                exists,
+                old.declared or declared,
+                old.why,
+                before,
             )
             return
-        found[k] = ManagedDir(key, name, path, mode, exists, declared, why)
+        found[k] = ManagedDir(key, name, path, mode, exists, declared, why, before)
 
     template = unit.is_template
     # 1. what the unit already declares (modes from *DirectoryMode=)

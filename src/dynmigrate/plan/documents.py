@@ -58,6 +58,57 @@ def unit_section(u: UnitPlan) -> list[str]:
     return out
 
 
+def _cell(text: str) -> str:
+    return safe(text).replace("|", "\\|")
+
+
+def mode_changes(a: AccountPlan) -> list[str]:
+    """Every owner and mode change the plan causes, before and after, and who makes it."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    for u in a.units:
+        for m in u.directories:
+            if m.key == "ConfigurationDirectory" or "%" in m.name:
+                continue
+            mode = f"{m.mode:04o}" if m.mode is not None else "0755"
+            if m.key in ("StateDirectory", "CacheDirectory", "LogsDirectory"):
+                base = str(m.path).rsplit("/", 1)[0]
+                after = f"dynamic UID {mode}, moved to {base}/private/{m.name} (parent 0700 root)"
+            else:
+                after = f"dynamic UID {mode}"
+            rows.append((str(m.path), m.before or "(created)", after, f"systemd, at each start of {u.unit}", m.key))
+    for fx in a.file_fixes:
+        rows.append((str(fx.path), f"{fx.uid}:{fx.gid} {fx.mode:04o}", f"0:0 {fx.new_mode:04o}", "stage 2", fx.reason))
+    for p in a.pins:
+        by = "dpkg, at each upgrade (statoverride pin)"
+        rows.append((str(p.path), "(as then)", f"0:0 {p.mode:04o}", by, p.reason))
+    for lf in a.leftovers:
+        new_uid = 0 if lf.uid == a.uid else lf.uid
+        new_gid = 0 if a.delete_group and lf.gid == a.gid else lf.gid
+        rows.append(
+            (
+                str(lf.path),
+                f"{lf.uid}:{lf.gid}",
+                f"{new_uid}:{new_gid}, modes unchanged",
+                "stage 3",
+                f"left over ({lf.entries} entries, each path re-owned)",
+            )
+        )
+    if not rows:
+        return []
+    out = [
+        "### Mode and owner changes",
+        "",
+        "No change lets other users read what they could not read before: what they could not read keeps "
+        "its mode and reaches the service through a credential or a manual step.",
+        "",
+        "| Path | Before | After | By | Why |",
+        "|---|---|---|---|---|",
+    ]
+    out += [f"| `{_cell(p)}` | {_cell(b)} | {_cell(af)} | {_cell(by)} | {_cell(why)} |" for p, b, af, by, why in rows]
+    out.append("")
+    return out
+
+
 def account_section(a: AccountPlan, security: dict[str, tuple[str, str]]) -> list[str]:
     out = [
         f"## {safe(a.account)} (UID {a.uid}, GID {a.gid}): {a.verdict.value}" + (" (FORCED)" if a.forced else ""),
@@ -78,18 +129,22 @@ def account_section(a: AccountPlan, security: dict[str, tuple[str, str]]) -> lis
         if u.unit in security:
             before, after = security[u.unit]
             out += [f"`systemd-analyze security --offline=yes` exposure: before {before}, after {after}", ""]
-    if a.file_fixes or a.credentials:
-        out += ["### Configuration and secrets", ""]
-        for fx in a.file_fixes:
-            out.append(
-                f"- `{safe(fx.path)}`: {fx.uid}:{fx.gid} {fx.mode:04o} -> root:root {fx.new_mode:04o} "
-                f"({safe(fx.reason)})"
-            )
+    out += mode_changes(a)
+    if a.credentials:
+        out += ["### Credentials", ""]
         for c in a.credentials:
-            out.append(
-                f"- `{safe(c.path)}` for {safe(c.unit)}: `LoadCredential={safe(c.name)}:{safe(c.path)}` bound back "
-                f"over the path; or point the daemon at `$CREDENTIALS_DIRECTORY/{safe(c.name)}` ({safe(c.reason)})"
-            )
+            if c.directory:
+                out.append(
+                    f"- `{safe(c.path)}` for {safe(c.unit)}: `LoadCredential={safe(c.name)}:{safe(c.path)}` (a "
+                    "directory: every file in it) with `$CREDENTIALS_DIRECTORY` bound back over the path; or point "
+                    f"the daemon at `$CREDENTIALS_DIRECTORY/FILE` ({safe(c.reason)})"
+                )
+            else:
+                out.append(
+                    f"- `{safe(c.path)}` for {safe(c.unit)}: `LoadCredential={safe(c.name)}:{safe(c.path)}` bound "
+                    f"back over the path; or point the daemon at `$CREDENTIALS_DIRECTORY/{safe(c.name)}` "
+                    f"({safe(c.reason)})"
+                )
         out.append("")
     if a.overrides or a.statoverrides or a.pins:
         out += ["### Overrides in /etc and dpkg", ""]

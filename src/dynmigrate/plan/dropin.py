@@ -235,10 +235,11 @@ def build_dropin(
     # credentials for secrets
     for c in credentials:
         out.set("LoadCredential", f"{c.name}:{c.path}")
-        out.set("BindReadOnlyPaths", f"%d/{c.name}:{c.path}")
+        out.set("BindReadOnlyPaths", f"{c.bind_source}:{c.path}")
         out.decisions.append(
-            f"LoadCredential={c.name}:{c.path} and bound back over {c.path}: the secret stays root-only on disk "
-            "and the daemon reads it where it always did"
+            f"LoadCredential={c.name}:{c.path} and bound back over {c.path}"
+            + (" (a directory: systemd >= 251 loads every file in it)" if c.directory else "")
+            + ": it stays root-only on disk and the daemon reads it where it always did"
         )
     return out
 

@@ -8,12 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from dynmigrate.app import ScanResult
-from dynmigrate.collect.rootfs import is_under
+from dynmigrate.collect.rootfs import is_under, parent_of
 from dynmigrate.graph.queries import Queries, managed_slot
 from dynmigrate.model.accounts import Account
 from dynmigrate.model.common import Effect, RelPath, Verdict
-from dynmigrate.model.files import FileKind
+from dynmigrate.model.files import FileKind, PathInfo
 from dynmigrate.model.plan import (
+    CREDENTIAL_DIRECTORY_SYSTEMD,
     DROPIN_NAME,
     AccountPlan,
     Alternative,
@@ -178,40 +179,122 @@ def runtime_sockets(q: Queries, acc: Account) -> frozenset[str]:
     return frozenset(out)
 
 
-def _file_fixes(result: ScanResult, acc: Account) -> tuple[list[FileFix], list[Credential], list[RelPath]]:
+def other_access(info: PathInfo, known: Mapping[str, PathInfo]) -> tuple[bool, bool]:
+    """(can read, can enter) for an unprivileged other user, judged along the whole path.
+
+    Every ancestor must let others enter (x). Ancestors the snapshot does not list are root-owned
+    and the plan leaves them as they are: they are taken as enterable, which only ever keeps more
+    paths private, never fewer.
+    """
+    parent = parent_of(info.path)
+    while parent != "/":
+        anc = known.get(parent)
+        if anc is not None and anc.kind is FileKind.DIR and not anc.mode & 0o001:
+            return False, False
+        parent = parent_of(parent)
+    return bool(info.mode & 0o004), info.kind is FileKind.DIR and bool(info.mode & 0o001)
+
+
+def _cred_name(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", path.rsplit("/", 1)[-1])
+
+
+def _file_fixes(result: ScanResult, acc: Account) -> tuple[list[FileFix], list[Credential], list[RelPath], list[str]]:
+    """Configuration the account owned becomes root's, and never readable to more users than before.
+
+    What others could read stays readable (0644/0755, as systemd expects configuration). What they
+    could not read keeps its permission bits and reaches the service through LoadCredential=: a file
+    as one credential, a directory others could not enter as a directory credential (flat ones, on
+    systemd >= 251) or a manual step.
+    """
     q = result.queries
+    snap = result.snapshot
+    known = {str(e.path): e for e in snap.etc_entries}
     fixes: list[FileFix] = []
     creds: list[Credential] = []
     secret_paths: list[RelPath] = []
-    for e in q.etc_entries_of(acc):
-        if e.kind not in (FileKind.FILE, FileKind.DIR):
-            continue
-        hints = result.snapshot.secret_hints(e.path)
-        if e.kind is FileKind.FILE and hints:
-            name = re.sub(r"[^A-Za-z0-9_.-]", "_", e.path.rsplit("/", 1)[-1])
-            secret_paths.append(e.path)
-            fixes.append(
-                FileFix(
-                    e.path,
-                    e.uid,
-                    e.gid,
-                    e.mode,
-                    0,
-                    0,
-                    0o600,
-                    "secret: root-only on disk, handed to the service with LoadCredential=",
+    manual: list[str] = []
+    entries = [e for e in q.etc_entries_of(acc) if e.kind in (FileKind.FILE, FileKind.DIR)]
+    closed = [e for e in entries if e.kind is FileKind.DIR and not other_access(e, known)[1]]
+    closed_tops = [d for d in closed if not any(is_under(str(d.path), str(o.path)) and o != d for o in closed)]
+    dir_creds: set[str] = set()
+    manual_dirs: set[str] = set()
+    version = snap.host.systemd_version
+    for d in closed_tops:
+        inside = [e for e in snap.etc_entries if is_under(str(e.path), str(d.path)) and e.path != d.path]
+        flat = all(e.kind is FileKind.FILE and parent_of(e.path) == d.path for e in inside)
+        how = f"{d.uid}:{d.gid} {d.mode:04o}"
+        if flat and not dir_creds and (version is None or version >= CREDENTIAL_DIRECTORY_SYSTEMD):
+            dir_creds.add(str(d.path))
+            creds.append(
+                Credential(
+                    "",
+                    _cred_name(d.path),
+                    d.path,
+                    f"other users could not enter it ({how}): a directory credential keeps it that way",
+                    directory=True,
                 )
             )
-            creds.append(Credential("", name, e.path, f"looks secret ({hints[0].keyword})"))
             continue
+        manual_dirs.add(str(d.path))
+        why = (
+            "it has subdirectories (a directory credential flattens them)"
+            if not flat
+            else "only one directory credential per unit"
+            if dir_creds
+            else f"systemd {version} cannot load a directory as a credential (needs {CREDENTIAL_DIRECTORY_SYSTEMD})"
+        )
+        manual.append(
+            f"{d.path} ({how}) could not be entered by other users: it becomes root-owned with the same mode, "
+            f"so the dynamic user cannot enter it either, and {why}. Hand its files to the service with "
+            "LoadCredential= and point the daemon at $CREDENTIALS_DIRECTORY, or move them where the service "
+            "can read them; never widen the directory's mode"
+        )
+
+    def covered(path: str) -> str | None:
+        return next((d for d in (*dir_creds, *manual_dirs) if is_under(path, d)), None)
+
+    for e in entries:
+        hints = snap.secret_hints(e.path)
+        readable, enterable = other_access(e, known)
+        keep = e.mode & 0o777
+        how = f"{e.uid}:{e.gid} {e.mode:04o}"
+        under = covered(str(e.path))
         if e.kind is FileKind.DIR:
-            new_mode = 0o755
-            reason = "config directory: root-owned and traversable"
-        else:
-            new_mode = 0o755 if e.mode & 0o111 else 0o644
-            reason = "config: root-owned and world-readable (no secret found in it)"
+            if readable and enterable:
+                new_mode, reason = 0o755, "config directory: root-owned and traversable (others could list it before)"
+            elif under is not None and under in dir_creds:
+                new_mode, reason = keep, "others could not enter it: root-owned, mode kept; loaded as a credential"
+            elif under is not None:
+                new_mode, reason = keep, "others could not enter it: root-owned, mode kept (see the manual step)"
+            else:
+                new_mode, reason = keep, "others could not list it: root-owned, mode kept"
+            fixes.append(FileFix(e.path, e.uid, e.gid, e.mode, 0, 0, new_mode, reason))
+            continue
+        if hints or not readable:
+            if hints:
+                secret_paths.append(e.path)
+                new_mode = 0o600
+                why = f"looks secret ({hints[0].keyword})"
+            else:
+                new_mode = keep
+                why = f"other users could not read it ({how}" + (
+                    ", in a directory they could not enter)" if e.mode & 0o004 else ")"
+                )
+            kept = "root-only" if new_mode == 0o600 else "root-owned, mode kept"
+            if under is not None and under in dir_creds:
+                reason = f"{why}: {kept}, reaches the service with the credential of {under}"
+            elif under is not None:
+                reason = f"{why}: {kept}, inside {under} (see the manual step)"
+            else:
+                reason = f"{why}: {kept}, handed to the service with LoadCredential="
+                creds.append(Credential("", _cred_name(e.path), e.path, why))
+            fixes.append(FileFix(e.path, e.uid, e.gid, e.mode, 0, 0, new_mode, reason))
+            continue
+        new_mode = 0o755 if e.mode & 0o111 else 0o644
+        reason = "config: root-owned and world-readable (others could read it before, no secret found in it)"
         fixes.append(FileFix(e.path, e.uid, e.gid, e.mode, 0, 0, new_mode, reason))
-    return fixes, creds, secret_paths
+    return fixes, creds, secret_paths, manual
 
 
 def _sysusers_overrides(result: ScanResult, acc: Account, delete_group: bool) -> list[OverrideFile]:
@@ -469,7 +552,15 @@ def _leftovers(
     return out
 
 
-def _upgrade(result: ScanResult, acc: Account, units: list[Unit]) -> tuple[list[str], list[StatOverridePin]]:
+def _upgrade(
+    result: ScanResult, acc: Account, units: list[Unit], fixes: list[FileFix]
+) -> tuple[list[str], list[StatOverridePin]]:
+    """Package scripts that recreate the account, and the statoverride pins that make their chowns skip.
+
+    A pin is applied by dpkg at every upgrade: its mode is the one the plan leaves the path with (a
+    re-owned config keeps its kept mode), or the path's mode today; never one that lets more users in.
+    """
+    after = {str(f.path): f.new_mode for f in fixes}
     recreated: list[str] = []
     pins: dict[str, StatOverridePin] = {}
     for ref in result.queries.refs_to_account(acc):
@@ -486,6 +577,10 @@ def _upgrade(result: ScanResult, acc: Account, units: list[Unit]) -> tuple[list[
             fact = result.snapshot.path(ref.path)
             if fact is not None and fact.target is not None and fact.target.kind is FileKind.FILE:
                 mode = 0o644
+            if str(ref.path) in after:
+                mode = after[str(ref.path)]
+            elif fact is not None and fact.target is not None:
+                mode = fact.target.mode & 0o777
             pins.setdefault(
                 ref.path,
                 StatOverridePin(
@@ -512,7 +607,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
     else:
         group_note = f"primary group {grp.name if grp else acc.gid} is shared: only the user is deleted"
     units, unit_notes = _plan_units(q, acc)
-    fixes, creds, _secrets = _file_fixes(result, acc)
+    fixes, creds, _secrets, access_manual = _file_fixes(result, acc)
     supplementary = sorted(str(g.name) for g in q.groups_of(acc) if g.gid != acc.gid)
     unit_plans: list[UnitPlan] = []
     all_managed: list[ManagedDir] = []
@@ -523,7 +618,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         risks += refused_dirs
         all_managed += managed
         mode = _exec_mode(q, acc, unit)
-        unit_creds = [Credential(unit.name, c.name, c.path, c.reason) for c in creds]
+        unit_creds = [replace(c, unit=unit.name) for c in creds]
         own = (acc.name, str(acc.gid)) + ((str(grp.name),) if grp is not None and own_group else ())
         d = build_dropin(unit, acc.name, mode, managed, supplementary, unit_creds, own, runtime_sockets(q, acc))
         dpath = RelPath(f"/etc/systemd/system/{unit.name}.d/{DROPIN_NAME}")
@@ -561,6 +656,8 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
                 instances=tuple(sorted(u.name for u in snap.units if u.template == unit.name and u.enabled)),
             )
         )
+    for text_m in access_manual:
+        manual.append(ManualStep(f"M{len(manual) + 1}-{acc.name}", "plan", text_m))
     by_rule: dict[str, list[str]] = {}
     for f in av.findings:
         if f.effect is Effect.NEEDS_MANUAL or (f.effect is Effect.BLOCKS and options.force):
@@ -576,7 +673,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
     cron_overrides, suggested = _cron(result, acc)
     overrides += cron_overrides
     statoverrides = tuple(o for o in snap.statoverrides if o.user == acc.name or (delete_group and o.group == acc.name))
-    recreated, pins = _upgrade(result, acc, units)
+    recreated, pins = _upgrade(result, acc, units, fixes)
     fixed: set[str] = {str(f.path) for f in fixes}
     leftovers = _leftovers(result, acc, all_managed, fixed, delete_group)
     if any(m.key in ("StateDirectory", "CacheDirectory", "LogsDirectory") for m in all_managed):
@@ -626,7 +723,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         findings=av.findings,
         units=tuple(unit_plans),
         file_fixes=tuple(sorted(fixes)),
-        credentials=tuple(sorted(Credential(u.unit, c.name, c.path, c.reason) for u in unit_plans for c in creds)),
+        credentials=tuple(sorted(replace(c, unit=u.unit) for u in unit_plans for c in creds)),
         overrides=tuple(sorted(overrides)),
         statoverrides=statoverrides,
         pins=tuple(pins),

@@ -1120,11 +1120,11 @@ NSS_ACTION=none
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
 	c5751ac9ed85df589e39a6dff04414197c89305ead5a12a1a677d6853094deee files/dynmigrate-repair
-	c67e4cde04ff103d3b361e99ac1764d2687010cb2b51efe0d527ec82197a1dcb units/chrony.service/50-dynmigrate.conf
-	2308bc626d54f863273adc6a6e9d5bc5bf3235a2210a62e70727102ffb9fc2b1 units/knot.service/50-dynmigrate.conf
-	97c9a36437fe15324c7e7cbcc8a98892975fb2e1be1f334182c64b540c2e011b units/ledger.service/50-dynmigrate.conf
-	101278bf102ae90e38dadbb74d94197ca98d41b227f6308968a41fd15b4faab3 units/nslcd.service/50-dynmigrate.conf
-	b0a30af4719164b6a390f5b0b71d6444facabf54ca617326d8e73689e0bb48e5 units/snmpd.service/50-dynmigrate.conf
+	ad3370d071467ed5e042b26690dbe0dc0f579fbbc224de33414ae42fc62f9908 units/chrony.service/50-dynmigrate.conf
+	ebf76a6003b27c5f0811f8768eacb9faa859545077b775faa464714e05961dc6 units/knot.service/50-dynmigrate.conf
+	38a5c423469aaabb3b10876941707813839bb8b5c572cbe61639f5aa17c19502 units/ledger.service/50-dynmigrate.conf
+	89f863880523bd059545f6776d9b561ffcf6f10402c88651233b4c679db75d19 units/nslcd.service/50-dynmigrate.conf
+	1e8796945bf5bdd29cf4d976392844db78be7e4ef3fc1fac25575780f696076f units/snmpd.service/50-dynmigrate.conf
 )
 
 # shellcheck disable=SC2016,SC1003
@@ -1140,13 +1140,13 @@ load_account() {
 		A_MOVE=(/var/lib/snmp)
 		A_RUNTIME=(/run/snmpd)
 		A_FIX_PATH=(/etc/snmp/snmpd.conf)
-		A_FIX_MODE=(0644)
+		A_FIX_MODE=(0640)
 		A_OVR_TARGET=()
 		A_OVR_SOURCE=()
 		A_OVR_KIND=()
 		A_OVR_ORIG=()
 		A_UNIT_HASH=(538ff03f153d901ac59ff49b8374e3130994023e98ecf8b87762ba8407778ae7)
-		A_MIN_SYSTEMD=235
+		A_MIN_SYSTEMD=248
 		A_SO_USER=()
 		A_SO_GROUP=()
 		A_SO_MODE=()
@@ -1166,13 +1166,13 @@ load_account() {
 		A_MOVE=(/var/lib/chrony)
 		A_RUNTIME=(/run/chrony)
 		A_FIX_PATH=(/etc/chrony/chrony.keys)
-		A_FIX_MODE=(0644)
+		A_FIX_MODE=(0640)
 		A_OVR_TARGET=()
 		A_OVR_SOURCE=()
 		A_OVR_KIND=()
 		A_OVR_ORIG=()
 		A_UNIT_HASH=(7abba358fc761f71ddeb601a818b583c447953914948f45d7bd5df5626b0dba7)
-		A_MIN_SYSTEMD=235
+		A_MIN_SYSTEMD=248
 		A_SO_USER=()
 		A_SO_GROUP=()
 		A_SO_MODE=()
@@ -1192,13 +1192,13 @@ load_account() {
 		A_MOVE=(/var/lib/knot)
 		A_RUNTIME=(/run/knot)
 		A_FIX_PATH=(/etc/knot /etc/knot/knot.conf)
-		A_FIX_MODE=(0755 0600)
+		A_FIX_MODE=(0750 0600)
 		A_OVR_TARGET=()
 		A_OVR_SOURCE=()
 		A_OVR_KIND=()
 		A_OVR_ORIG=()
 		A_UNIT_HASH=(2077f9b1e49d4dc7f4d3125539a8a1b33471e061df5f951ed433083ed00fc807)
-		A_MIN_SYSTEMD=248
+		A_MIN_SYSTEMD=251
 		A_SO_USER=()
 		A_SO_GROUP=()
 		A_SO_MODE=()
@@ -1218,20 +1218,20 @@ load_account() {
 		A_MOVE=(/var/lib/ledger)
 		A_RUNTIME=()
 		A_FIX_PATH=(/etc/ledger /etc/ledger/.pgpass /etc/ledger/api.yaml /etc/ledger/app.env /etc/ledger/htpasswd /etc/ledger/keys /etc/ledger/keys/signing.key)
-		A_FIX_MODE=(0755 0600 0644 0644 0600 0755 0600)
+		A_FIX_MODE=(0750 0600 0644 0640 0600 0700 0600)
 		A_OVR_TARGET=()
 		A_OVR_SOURCE=()
 		A_OVR_KIND=()
 		A_OVR_ORIG=()
 		A_UNIT_HASH=(29a9907ada21581387b1f77dc54173aeca77e4859e855123220284984e255a70)
-		A_MIN_SYSTEMD=248
+		A_MIN_SYSTEMD=235
 		A_SO_USER=(ledger)
 		A_SO_GROUP=(ledger)
 		A_SO_MODE=(700)
 		A_SO_PATH=(/etc/ledger/keys)
 		A_PIN_PATH=(/etc/ledger/keys)
-		A_PIN_MODE=(755)
-		A_MANUAL=(DM110-ledger DM303-ledger)
+		A_PIN_MODE=(700)
+		A_MANUAL=(M1-ledger DM110-ledger DM303-ledger)
 		A_MANIFEST=(/etc/ledger /etc/ledger/.pgpass /etc/ledger/api.yaml /etc/ledger/app.env /etc/ledger/htpasswd /etc/ledger/keys /etc/ledger/keys/signing.key /var/lib/ledger)
 		;;
 	nslcd)
@@ -1244,13 +1244,13 @@ load_account() {
 		A_MOVE=()
 		A_RUNTIME=(/run/nslcd)
 		A_FIX_PATH=(/etc/nslcd.conf)
-		A_FIX_MODE=(0644)
+		A_FIX_MODE=(0640)
 		A_OVR_TARGET=()
 		A_OVR_SOURCE=()
 		A_OVR_KIND=()
 		A_OVR_ORIG=()
 		A_UNIT_HASH=(395958fa54d43d945eda618051e26eb3ebeea8ca797470f5cb431ae14f37993b)
-		A_MIN_SYSTEMD=235
+		A_MIN_SYSTEMD=248
 		A_SO_USER=()
 		A_SO_GROUP=()
 		A_SO_MODE=()
