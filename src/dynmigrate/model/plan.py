@@ -71,23 +71,17 @@ class FileFix:
 
 @dataclass(frozen=True, slots=True, order=True)
 class Credential:
-    """A file (or a flat directory of files) passed with LoadCredential= and bound back over its
-    original path: systemd reads it as root, so it stays unreadable to other users on disk."""
+    """A file passed with LoadCredential= and bound back over its original path: systemd reads it as
+    root, so it stays unreadable to other users on disk.
+
+    `directory` marks a directory other users could not enter whose every entry is such a file: the
+    unit sees an empty read-only tmpfs there (TemporaryFileSystem=) with the files bound into it."""
 
     unit: str
     name: str
     path: RelPath
     reason: str
-    directory: bool = False  # LoadCredential= of a directory (systemd >= 251): %d is bound over it
-
-    @property
-    def bind_source(self) -> str:
-        return "%d" if self.directory else f"%d/{self.name}"
-
-
-# systemd NEWS 251: "LoadCredential= now accepts a directory as the argument; all files from the
-# directory will be loaded as credentials" (each named after its path inside the directory).
-CREDENTIAL_DIRECTORY_SYSTEMD = 251
+    directory: bool = False
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -135,9 +135,8 @@ def account_section(a: AccountPlan, security: dict[str, tuple[str, str]]) -> lis
         for c in a.credentials:
             if c.directory:
                 out.append(
-                    f"- `{safe(c.path)}` for {safe(c.unit)}: `LoadCredential={safe(c.name)}:{safe(c.path)}` (a "
-                    "directory: every file in it) with `$CREDENTIALS_DIRECTORY` bound back over the path; or point "
-                    f"the daemon at `$CREDENTIALS_DIRECTORY/FILE` ({safe(c.reason)})"
+                    f"- `{safe(c.path)}` for {safe(c.unit)}: `TemporaryFileSystem={safe(c.path)}:ro`, with each of "
+                    f"its files bound in from its own credential ({safe(c.reason)})"
                 )
             else:
                 out.append(

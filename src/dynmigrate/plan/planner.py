@@ -14,7 +14,6 @@ from dynmigrate.model.accounts import Account
 from dynmigrate.model.common import Effect, RelPath, Verdict
 from dynmigrate.model.files import FileKind, PathInfo
 from dynmigrate.model.plan import (
-    CREDENTIAL_DIRECTORY_SYSTEMD,
     DROPIN_NAME,
     AccountPlan,
     Alternative,
@@ -203,9 +202,9 @@ def _file_fixes(result: ScanResult, acc: Account) -> tuple[list[FileFix], list[C
     """Configuration the account owned becomes root's, and never readable to more users than before.
 
     What others could read stays readable (0644/0755, as systemd expects configuration). What they
-    could not read keeps its permission bits and reaches the service through LoadCredential=: a file
-    as one credential, a directory others could not enter as a directory credential (flat ones, on
-    systemd >= 251) or a manual step.
+    could not read keeps its permission bits and reaches the service through LoadCredential=. A
+    directory they could not enter stays closed too: when the plan knows every entry of it and each
+    is a file, the unit sees a read-only tmpfs there with the files bound in; otherwise a manual step.
     """
     q = result.queries
     snap = result.snapshot
@@ -219,30 +218,31 @@ def _file_fixes(result: ScanResult, acc: Account) -> tuple[list[FileFix], list[C
     closed_tops = [d for d in closed if not any(is_under(str(d.path), str(o.path)) and o != d for o in closed)]
     dir_creds: set[str] = set()
     manual_dirs: set[str] = set()
-    version = snap.host.systemd_version
     for d in closed_tops:
         inside = [e for e in snap.etc_entries if is_under(str(e.path), str(d.path)) and e.path != d.path]
+        fact = snap.path(d.path)
         flat = all(e.kind is FileKind.FILE and parent_of(e.path) == d.path for e in inside)
+        listed = fact is not None and fact.entries == len(inside)
         how = f"{d.uid}:{d.gid} {d.mode:04o}"
-        if flat and not dir_creds and (version is None or version >= CREDENTIAL_DIRECTORY_SYSTEMD):
+        if flat and listed and inside:
             dir_creds.add(str(d.path))
             creds.append(
                 Credential(
                     "",
                     _cred_name(d.path),
                     d.path,
-                    f"other users could not enter it ({how}): a directory credential keeps it that way",
+                    f"other users could not enter it ({how}): each of its files is a credential",
                     directory=True,
                 )
             )
             continue
         manual_dirs.add(str(d.path))
         why = (
-            "it has subdirectories (a directory credential flattens them)"
+            "it has subdirectories"
             if not flat
-            else "only one directory credential per unit"
-            if dir_creds
-            else f"systemd {version} cannot load a directory as a credential (needs {CREDENTIAL_DIRECTORY_SYSTEMD})"
+            else "not every entry of it is known to the plan"
+            if not listed or not inside
+            else ""
         )
         manual.append(
             f"{d.path} ({how}) could not be entered by other users: it becomes root-owned with the same mode, "
@@ -264,7 +264,7 @@ def _file_fixes(result: ScanResult, acc: Account) -> tuple[list[FileFix], list[C
             if readable and enterable:
                 new_mode, reason = 0o755, "config directory: root-owned and traversable (others could list it before)"
             elif under is not None and under in dir_creds:
-                new_mode, reason = keep, "others could not enter it: root-owned, mode kept; loaded as a credential"
+                new_mode, reason = keep, "others could not enter it: root-owned, mode kept; the unit sees its files"
             elif under is not None:
                 new_mode, reason = keep, "others could not enter it: root-owned, mode kept (see the manual step)"
             else:
@@ -283,7 +283,8 @@ def _file_fixes(result: ScanResult, acc: Account) -> tuple[list[FileFix], list[C
                 )
             kept = "root-only" if new_mode == 0o600 else "root-owned, mode kept"
             if under is not None and under in dir_creds:
-                reason = f"{why}: {kept}, reaches the service with the credential of {under}"
+                reason = f"{why}: {kept}, bound into the unit's view of {under} with LoadCredential="
+                creds.append(Credential("", _cred_name(e.path), e.path, why))
             elif under is not None:
                 reason = f"{why}: {kept}, inside {under} (see the manual step)"
             else:
@@ -614,8 +615,15 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
     manual: list[ManualStep] = []
     risks: list[str] = list(unit_notes)
     for unit in units:
-        managed, refused_dirs = derive_directories(q, acc, unit)
+        managed, refused_dirs, dir_steps = derive_directories(q, acc, unit)
+        # systemd mounts a ConfigurationDirectory= over the unit's tmpfs (seen on 252): the closed
+        # directory is shown through TemporaryFileSystem= alone
+        shadowed = {str(c.path) for c in creds if c.directory}
+        managed = [m for m in managed if not (m.key == "ConfigurationDirectory" and str(m.path) in shadowed)]
         risks += refused_dirs
+        for text_m in dir_steps:
+            if text_m not in (m.text for m in manual):
+                manual.append(ManualStep(f"M{len(manual) + 1}-{acc.name}", "plan", text_m))
         all_managed += managed
         mode = _exec_mode(q, acc, unit)
         unit_creds = [replace(c, unit=unit.name) for c in creds]

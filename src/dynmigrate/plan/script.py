@@ -11,7 +11,7 @@ import shlex
 from importlib import resources
 
 from dynmigrate import __version__
-from dynmigrate.model.plan import CREDENTIAL_DIRECTORY_SYSTEMD, AccountPlan, MigrationPlan
+from dynmigrate.model.plan import AccountPlan, MigrationPlan
 
 
 def q(value: object) -> str:
@@ -59,8 +59,6 @@ def account_data(a: AccountPlan) -> str:
     min_systemd = 235  # StateDirectory= and friends, the '!' prefix
     if any("LoadCredential=" in u.dropin_text for u in a.units):
         min_systemd = 248  # LoadCredential= (247) and the %d specifier (248)
-    if any(c.directory for c in a.credentials):
-        min_systemd = CREDENTIAL_DIRECTORY_SYSTEMD  # LoadCredential= of a directory
     lines = [
         f"\t{q(a.account)})",
         f"\t\tA_NAME={q(a.account)} A_UID={a.uid} A_GID={a.gid} A_GROUP={q(a.group)} "

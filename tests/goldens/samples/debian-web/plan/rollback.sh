@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=974fb8d42d9d8d7f080eb8c941c85d200f9dadd341947881fd1ca151b6e79ee7
+LIB_SHA256=bcddd9a0bd1693a21c5a62509b3954bc87c19ab890ac650a82ef583bc561a281
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=0387f147513a546a3b39d1ef18c98f5b2d31eb77fff88f9a8cd5b623ba92375c
+LIB_SHA256=bfa6cfef4b57a269d62e35868c2b9ac63a0e6286d164529d3d00d53214414438
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

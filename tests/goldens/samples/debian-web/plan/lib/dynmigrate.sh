@@ -1126,8 +1126,8 @@ PLAN_FILES=(
 	29f68c666ffa7af684dd4daf2f7232d85779212bb29bf3f57ef1d406c87333b8 units/memcached.service/50-dynmigrate.conf
 	07ee74bed0095c059f57f6d7f88b7777ebb8fb93ead375d5c52b18d3ef19466e units/postgresql.service/50-dynmigrate.conf
 	49ff78faf1c5bdec4771e9bac1c28d53a1cbfad23e58b16eecff3fec5f61eb9b units/postgresql@.service/50-dynmigrate.conf
-	839a3a16eae68d9f1bd0708fb8f6a4512413e1db3b741571de69d8212605af06 units/redis-server.service/50-dynmigrate.conf
-	5af678bff28efa74a6604a3b0c0ddcfe446667caf31f7dbb35b960a8bd34775c units/redis-server@.service/50-dynmigrate.conf
+	04039a5f615ba0ac39d04a2fec9136094c304deec109ce24f23123ea69a7bb44 units/redis-server.service/50-dynmigrate.conf
+	31ae8646d264cdea203e4a5fcf8a0aeee92cd26eb273a5cb6b7443f375ff1684 units/redis-server@.service/50-dynmigrate.conf
 	2a11d9dee10ad258e2cd8399d86f1b1a78a0701932234ff5f2a64b9e2ce9e3fc units/shortlink.service/50-dynmigrate.conf
 )
 
@@ -1202,7 +1202,7 @@ load_account() {
 		A_OVR_KIND=()
 		A_OVR_ORIG=()
 		A_UNIT_HASH=(5264decaa899563bd974cabc1226ed6bee0dfaa87b9ef6cfeee51104e2180d0c 1b96fc23953e1491e0bae874d98ac792cedea7027a1431070744ea7c7e9dc053)
-		A_MIN_SYSTEMD=251
+		A_MIN_SYSTEMD=248
 		A_SO_USER=(redis)
 		A_SO_GROUP=(redis)
 		A_SO_MODE=(640)

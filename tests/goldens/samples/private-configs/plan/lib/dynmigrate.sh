@@ -1121,7 +1121,7 @@ PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
 	c5751ac9ed85df589e39a6dff04414197c89305ead5a12a1a677d6853094deee files/dynmigrate-repair
 	ad3370d071467ed5e042b26690dbe0dc0f579fbbc224de33414ae42fc62f9908 units/chrony.service/50-dynmigrate.conf
-	ebf76a6003b27c5f0811f8768eacb9faa859545077b775faa464714e05961dc6 units/knot.service/50-dynmigrate.conf
+	3908a4f868da4ab42b774ef406a3cb6fa0204806f7e3edb33861263463e39ddb units/knot.service/50-dynmigrate.conf
 	38a5c423469aaabb3b10876941707813839bb8b5c572cbe61639f5aa17c19502 units/ledger.service/50-dynmigrate.conf
 	89f863880523bd059545f6776d9b561ffcf6f10402c88651233b4c679db75d19 units/nslcd.service/50-dynmigrate.conf
 	1e8796945bf5bdd29cf4d976392844db78be7e4ef3fc1fac25575780f696076f units/snmpd.service/50-dynmigrate.conf
@@ -1198,7 +1198,7 @@ load_account() {
 		A_OVR_KIND=()
 		A_OVR_ORIG=()
 		A_UNIT_HASH=(2077f9b1e49d4dc7f4d3125539a8a1b33471e061df5f951ed433083ed00fc807)
-		A_MIN_SYSTEMD=251
+		A_MIN_SYSTEMD=248
 		A_SO_USER=()
 		A_SO_GROUP=()
 		A_SO_MODE=()
