@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NewType
@@ -63,3 +64,28 @@ def escape_path(path: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+# Names that hold secrets: a part of the name (split at _ . -) ending in one of these words
+# (DB_PASSWORD, PGPASSWORD, API_TOKEN, MY_SECRET, SSH_KEY, DB_PASS, --api-token, --password).
+_SECRET_WORD = r"(?:password|passwd|pass|pwd|token|secret|key)"
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?<![A-Za-z0-9_.-])(-{0,2}[A-Za-z0-9_.-]*?" + _SECRET_WORD + r")=(\"[^\"\n]*\"|'[^'\n]*'|[^\s\"'\n]+)",
+    re.IGNORECASE,
+)
+_SECRET_OPTION = re.compile(
+    r"(?<![A-Za-z0-9_.-])(--?[A-Za-z0-9-]*?" + _SECRET_WORD + r")([ \t]+)([^\s\"'-][^\s\"']*)", re.IGNORECASE
+)
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]+):([^/\s@]+)@")
+_SET_CREDENTIAL = re.compile(r"(SetCredential(?:Encrypted)?=[^:\s]*):(.*)")  # ID:VALUE (LoadCredential= is ID:PATH)
+MASK = "<masked>"
+
+
+def mask_secrets(text: str) -> str:
+    """TEXT with the values of secret-looking assignments, options and URL passwords replaced by
+    <masked>: the key and the place stay, the value goes (Environment=DB_PASSWORD=..., --password=...,
+    --api-token ..., PGPASSWORD=... in a cron line, SetCredential=ID:..., https://user:...@host)."""
+    text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}={MASK}", text)
+    text = _SECRET_OPTION.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    text = _SET_CREDENTIAL.sub(lambda m: f"{m.group(1)}:{MASK}", text)
+    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@", text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dynmigrate import __version__
-from dynmigrate.model.common import Effect
+from dynmigrate.model.common import Effect, mask_secrets
 from dynmigrate.model.plan import AccountPlan, MigrationPlan, UnitPlan
 from dynmigrate.render.common import finding_data, safe, sanitize
 
@@ -251,7 +251,7 @@ def render_report(plan: MigrationPlan, security: dict[str, tuple[str, str]]) -> 
     ]
     for a in plan.accounts:
         out += account_section(a, security)
-    return "\n".join(out).rstrip("\n") + "\n"
+    return mask_secrets("\n".join(out).rstrip("\n") + "\n")
 
 
 def userdel_plan(plan: MigrationPlan) -> str:

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from dynmigrate.app import ScanResult
+from dynmigrate.model.common import mask_secrets
 from dynmigrate.model.plan import MigrationPlan
 from dynmigrate.plan.ansible import PLAYBOOK
 from dynmigrate.plan.ansible import README as ANSIBLE_README
@@ -38,14 +39,15 @@ def plan_files(plan: MigrationPlan) -> dict[str, tuple[str, int]]:
         for u in a.units:
             base = f"units/{u.unit}"
             files[_check_rel(dropin_file(u.unit))] = (u.dropin_text, 0o644)
-            files[_check_rel(f"{base}/effective.before.service")] = (u.before, 0o644)
-            files[_check_rel(f"{base}/effective.after.service")] = (u.after, 0o644)
-            files[_check_rel(f"{base}/effective.diff")] = (u.diff, 0o644)
+            # review copies, never installed: secret values masked
+            files[_check_rel(f"{base}/effective.before.service")] = (mask_secrets(u.before), 0o644)
+            files[_check_rel(f"{base}/effective.after.service")] = (mask_secrets(u.after), 0o644)
+            files[_check_rel(f"{base}/effective.diff")] = (mask_secrets(u.diff), 0o644)
         for i, o in enumerate(a.overrides):
             if o.content is not None:
                 files[_check_rel(override_file(a.account, i))] = (o.content, 0o644)
         for name, text in a.suggested:
-            files[_check_rel(f"suggested/{name}")] = (text, 0o644)
+            files[_check_rel(f"suggested/{name}")] = (mask_secrets(text), 0o644)
     for alt in plan.alternatives:
         files[_check_rel(f"alternatives/{alt.unit}/50-dynmigrate.conf")] = (alt.dropin_text, 0o644)
     return files

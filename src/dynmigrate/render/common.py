@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dynmigrate import __version__
-from dynmigrate.model.common import Location, Verdict, escape_path
+from dynmigrate.model.common import Location, Verdict, escape_path, mask_secrets
 from dynmigrate.model.files import OwnedTree, PathInfo
 from dynmigrate.model.findings import Finding
 from dynmigrate.model.references import Reference
@@ -28,7 +28,7 @@ def safe(text: str) -> str:
 
 def sanitize(value: Any) -> Any:
     if isinstance(value, str):
-        return safe(value)
+        return safe(mask_secrets(value))
     if isinstance(value, dict):
         return {safe(str(k)): sanitize(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dynmigrate.app import ScanResult
+from dynmigrate.model.common import mask_secrets
 from dynmigrate.model.report import AccountVerdict
 from dynmigrate.model.units import DIRECTORY_KEYS, EXEC_KEYS
 from dynmigrate.render.common import safe
@@ -53,7 +54,7 @@ def explain_account(result: ScanResult, a: AccountVerdict) -> list[str]:
     for f in a.findings:
         where = f" at {safe(str(f.location))}" if f.location else ""
         out.append(f"  {f.rule} [{f.effect.value}] {safe(f.message)}{where}")
-    return out
+    return [mask_secrets(line) for line in out]
 
 
 def explain_unit(result: ScanResult, name: str) -> list[str] | None:
@@ -102,4 +103,4 @@ def explain_unit(result: ScanResult, name: str) -> list[str] | None:
         for lk in q.units_of(acc):
             if lk.unit == unit.name:
                 out.append(f"  {safe(acc)} via {lk.how} [{lk.confidence}] at {safe(lk.source)}: {safe(lk.detail)}")
-    return out
+    return [mask_secrets(line) for line in out]
