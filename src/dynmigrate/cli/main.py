@@ -16,8 +16,8 @@ from dynmigrate import __version__
 from dynmigrate.app import ScanResult, run_scan
 from dynmigrate.cli.consoles import StderrEvents, make_console
 from dynmigrate.collect.rootfs import RootError
-from dynmigrate.model.common import Verdict
-from dynmigrate.render.common import account_data, safe
+from dynmigrate.model.common import Verdict, escape
+from dynmigrate.render.common import account_data
 from dynmigrate.render.registry import SCAN_FORMATS, TEXT_FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -83,7 +83,7 @@ def scan_root(
     progress: bool = True,
 ) -> ScanResult:
     if not Path(root).is_dir():
-        fail(Exit.INPUT, f"ROOT {safe(root)} is not a directory")
+        fail(Exit.INPUT, f"ROOT {escape(root)} is not a directory")
     err = make_console(sys.stderr, color)
     try:
         with StderrEvents(err, enabled=progress and not no_progress) as events:
@@ -205,7 +205,7 @@ def explain(
     if lines is None and not name.endswith(".service"):
         lines = explain_unit(result, name + ".service")
     if lines is None:
-        fail(Exit.USAGE, f"no static system account or unit named {safe(name)} under {safe(root)}")
+        fail(Exit.USAGE, f"no static system account or unit named {escape(name)} under {escape(root)}")
         return
     if fmt == "json":
         click.echo(json.dumps({"unit": name, "lines": lines}, indent=2, ensure_ascii=False))

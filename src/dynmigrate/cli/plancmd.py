@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from dynmigrate.cli.main import Exit, fail, guarded, main, root_options, scan_root
-from dynmigrate.render.common import safe
+from dynmigrate.model.common import escape
 
 
 def _probes(values: tuple[str, ...]) -> dict[str, str]:
@@ -18,7 +18,7 @@ def _probes(values: tuple[str, ...]) -> dict[str, str]:
     for v in values:
         unit, sep, cmd = v.partition("=")
         if not sep or not unit or not cmd:
-            fail(Exit.USAGE, f"--probe takes UNIT=COMMAND, not {safe(v)}")
+            fail(Exit.USAGE, f"--probe takes UNIT=COMMAND, not {escape(v)}")
         out[unit] = cmd
     return out
 
@@ -87,14 +87,15 @@ def plan(
         fail(Exit.USAGE, str(exc))
         return
     for name, why in plan_.refused:
-        click.echo(f"dynmigrate: not planned: {safe(name)}: {safe(why)}", err=True)
+        click.echo(f"dynmigrate: not planned: {escape(name)}: {escape(why)}", err=True)
     if force:
         for a in plan_.accounts:
             if a.forced:
                 for f in a.findings:
                     if f.effect.value == "blocks":
                         click.echo(
-                            f"dynmigrate: --force overrides blocker of {safe(a.account)}: {f.rule} {safe(f.message)}",
+                            f"dynmigrate: --force overrides blocker of {escape(a.account)}: "
+                            f"{f.rule} {escape(f.message)}",
                             err=True,
                         )
     if not plan_.accounts and not plan_.alternatives:
@@ -111,9 +112,9 @@ def plan(
         fail(Exit.INPUT, str(exc))
         return
     if plan_.accounts:
-        click.echo(f"wrote {len(written)} files to {safe(str(out))}: review REPORT.md, then run migrate.sh stage0")
+        click.echo(f"wrote {len(written)} files to {escape(str(out))}: review REPORT.md, then run migrate.sh stage0")
     else:
-        click.echo(f"wrote {len(written)} files to {safe(str(out))}: nothing to migrate; REPORT.md lists the options")
+        click.echo(f"wrote {len(written)} files to {escape(str(out))}: nothing to migrate; REPORT.md lists the options")
     if any(w.startswith("blocked") for _, w in plan_.refused):
         sys.exit(int(Exit.REFUSED))
 
@@ -137,7 +138,7 @@ def verify(root: str, accounts: tuple[str, ...], repair: bool, no_walk: bool, fm
     from dynmigrate.plan.verify import repair as run_repair
 
     if not records(Path(root)):
-        fail(Exit.INPUT, f"no migrated accounts recorded under {safe(root)}/var/lib/dynmigrate/migrated")
+        fail(Exit.INPUT, f"no migrated accounts recorded under {escape(root)}/var/lib/dynmigrate/migrated")
     checks = verify_host(root, accounts, walk=not no_walk)
     if repair and not all(c.ok for c in checks):
         proc = run_repair(root)
@@ -151,7 +152,7 @@ def verify(root: str, accounts: tuple[str, ...], repair: bool, no_walk: bool, fm
         )
     else:
         for c in checks:
-            click.echo(f"{'ok  ' if c.ok else 'FAIL'} {safe(c.account)}: {safe(c.check)}: {safe(c.detail)}")
+            click.echo(f"{'ok  ' if c.ok else 'FAIL'} {escape(c.account)}: {escape(c.check)}: {escape(c.detail)}")
         bad = [c for c in checks if not c.ok]
         click.echo(f"{len(checks) - len(bad)}/{len(checks)} checks passed" + (": drift found" if bad else ""))
     if not all(c.ok for c in checks):

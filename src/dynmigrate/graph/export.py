@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from dynmigrate.graph.build import Graph
-from dynmigrate.render.common import sanitize
+from dynmigrate.model.common import escape, mask_secrets
 
 
 def _attrs(data: dict[str, Any]) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def graph_data(g: Graph) -> dict[str, Any]:
             e.get("detail", ""),
         ),
     )
-    return dict(sanitize({"schema_version": 1, "nodes": nodes, "edges": edges}))
+    return dict(escape(mask_secrets({"schema_version": 1, "nodes": nodes, "edges": edges})))
 
 
 def export_json(g: Graph) -> str:

@@ -11,7 +11,7 @@ from dynmigrate.app import ScanResult
 from dynmigrate.collect.rootfs import is_under, parent_of
 from dynmigrate.graph.queries import Queries, managed_slot
 from dynmigrate.model.accounts import Account
-from dynmigrate.model.common import Effect, RelPath, Verdict
+from dynmigrate.model.common import Effect, RelPath, Verdict, escape
 from dynmigrate.model.files import FileKind, PathInfo
 from dynmigrate.model.plan import (
     DROPIN_NAME,
@@ -69,17 +69,17 @@ def select_accounts(result: ScanResult, sel: Selection) -> list[AccountVerdict]:
     for name in sel.accounts:
         acc = report.account(name)
         if acc is None:
-            raise SelectionError(f"no static system account named {name}")
+            raise SelectionError(f"no static system account named {escape(name)}")
         chosen[acc.name] = acc
     for uname in sel.units:
         unit = result.snapshot.unit(uname) or result.snapshot.unit(uname + ".service")
         if unit is None:
-            raise SelectionError(f"no unit named {uname}")
+            raise SelectionError(f"no unit named {escape(uname)}")
         owners = [a for a in result.queries.accounts_of(unit.name) if report.account(a) is not None]
         if unit.template is not None and not owners:
             owners = [a for a in result.queries.accounts_of(unit.template) if report.account(a) is not None]
         if not owners:
-            raise SelectionError(f"no static system account runs {unit.name}")
+            raise SelectionError(f"no static system account runs {escape(unit.name)}")
         for owner in owners:
             av = report.account(owner)
             if av is not None:

@@ -1,11 +1,12 @@
-"""Helpers every renderer shares: safe strings and plain-data views of the report."""
+"""Helpers every renderer shares: plain-data views of the report (untrusted text goes through
+model.common.escape, secret values through model.common.mask_secrets)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from dynmigrate import __version__
-from dynmigrate.model.common import Location, Verdict, escape_path, mask_secrets
+from dynmigrate.model.common import Location, Verdict, escape, mask_secrets
 from dynmigrate.model.files import OwnedTree, PathInfo
 from dynmigrate.model.findings import Finding
 from dynmigrate.model.references import Reference
@@ -19,21 +20,6 @@ VERDICT_ORDER = (
     Verdict.ORPHAN,
     Verdict.NEVER,
 )
-
-
-def safe(text: str) -> str:
-    """Escape control characters and undecodable bytes so that output stays one line, valid UTF-8."""
-    return escape_path(text)
-
-
-def sanitize(value: Any) -> Any:
-    if isinstance(value, str):
-        return safe(mask_secrets(value))
-    if isinstance(value, dict):
-        return {safe(str(k)): sanitize(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [sanitize(v) for v in value]
-    return value
 
 
 def loc(location: Location | None) -> str | None:
@@ -142,4 +128,4 @@ def report_data(report: Report) -> dict[str, Any]:
         "host_findings": [finding_data(f) for f in report.host_findings],
         "stats": {"walked_entries": report.walked_entries, "units": report.unit_count},
     }
-    return dict(sanitize(data))
+    return dict(escape(mask_secrets(data)))

@@ -7,10 +7,9 @@ from typing import Any
 
 from dynmigrate import __version__
 from dynmigrate.engine.catalogue import load_catalogue
-from dynmigrate.model.common import Effect, Severity
+from dynmigrate.model.common import Effect, Severity, escape, mask_secrets
 from dynmigrate.model.findings import Finding
 from dynmigrate.model.report import Report
-from dynmigrate.render.common import sanitize
 
 LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
@@ -53,4 +52,4 @@ def render_sarif(report: Report) -> str:
             }
         ],
     }
-    return json.dumps(sanitize(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(escape(mask_secrets(data)), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
