@@ -222,3 +222,45 @@ def test_plan_never_widens_read_access(sample: str, in_repo: Path, scratch: Path
     after = nobody_access(root, paths)
     widened = {p: f"{before[p] or '-'} -> {after[p]}" for p in paths if set(after[p]) - set(before[p])}
     assert widened == {}
+
+
+def _acl_blob() -> bytes:
+    """system.posix_acl_access granting nobody read: user::rw- user:nobody:r-- group::r-- mask::r-- other::---."""
+    import struct
+
+    entries = [(1, 6, 0xFFFFFFFF), (2, 4, NOBODY), (4, 4, 0xFFFFFFFF), (0x10, 4, 0xFFFFFFFF), (0x20, 0, 0xFFFFFFFF)]
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perm, uid) for tag, perm, uid in entries)
+
+
+def test_a_path_with_an_acl_is_a_manual_step(tmp_path: Path) -> None:
+    """Mode bits do not tell who can read a path with an ACL: the plan leaves it alone and asks."""
+    from dynmigrate.app import analyse
+    from dynmigrate.collect.rootfs import OwnershipManifest
+    from dynmigrate.collect.snapshot import collect
+    from dynmigrate.plan.planner import PlanOptions, Selection, make_plan
+    from treebuilder import build
+
+    root = build(
+        tmp_path / "root",
+        {
+            "etc/passwd": "root:x:0:0:root:/root:/bin/bash\nfoo:x:120:120:Foo:/nonexistent:/usr/sbin/nologin\n",
+            "etc/group": "root:x:0:\nfoo:x:120:\n",
+            "etc/systemd/system/foo.service": "[Service]\nUser=foo\nExecStart=/usr/bin/foo -c /etc/foo/foo.conf\n",
+            "etc/foo/foo.conf": "listen 127.0.0.1\n",
+            "etc/foo/plain.conf": "x\n",
+        },
+    )
+    try:
+        os.setxattr(root / "etc/foo/foo.conf", "system.posix_acl_access", _acl_blob())
+    except OSError as exc:  # a filesystem without ACLs
+        pytest.skip(f"no POSIX ACLs here: {exc}")
+    manifest = OwnershipManifest.parse("/etc/foo/foo.conf\t120\t120\t0640\n/etc/foo/plain.conf\t120\t120\t0644\n")
+    result = analyse(collect(str(root), manifest=manifest))
+    plan = make_plan(result, Selection(accounts=("foo",)), PlanOptions())
+    acc = plan.accounts[0]
+    assert [f.path for f in acc.file_fixes] == ["/etc/foo/plain.conf"]
+    assert [m.text for m in acc.manual_steps if "ACL" in m.text] == [
+        "/etc/foo/foo.conf has an ACL (system.posix_acl_access): its mode bits do not tell who may read it, "
+        "so the plan leaves its owner and ACL as they are; re-own it by hand without widening the ACL, and "
+        "hand it to the service with LoadCredential= if the dynamic user must read it"
+    ]
