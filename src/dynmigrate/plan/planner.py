@@ -213,7 +213,15 @@ def _file_fixes(result: ScanResult, acc: Account) -> tuple[list[FileFix], list[C
     creds: list[Credential] = []
     secret_paths: list[RelPath] = []
     manual: list[str] = []
-    entries = [e for e in q.etc_entries_of(acc) if e.kind in (FileKind.FILE, FileKind.DIR)]
+    acls = set(snap.acl_paths)
+    for e in q.etc_entries_of(acc):
+        if e.path in acls:
+            manual.append(
+                f"{e.path} has an ACL (system.posix_acl_access): its mode bits do not tell who may read it, so the "
+                "plan leaves its owner and ACL as they are; re-own it by hand without widening the ACL, and hand "
+                "it to the service with LoadCredential= if the dynamic user must read it"
+            )
+    entries = [e for e in q.etc_entries_of(acc) if e.kind in (FileKind.FILE, FileKind.DIR) and e.path not in acls]
     closed = [e for e in entries if e.kind is FileKind.DIR and not other_access(e, known)[1]]
     closed_tops = [d for d in closed if not any(is_under(str(d.path), str(o.path)) and o != d for o in closed)]
     dir_creds: set[str] = set()
