@@ -179,7 +179,8 @@ def account_section(a: AccountPlan, security: dict[str, tuple[str, str]]) -> lis
         out.append(
             "Cron cannot run a job as a user that exists only while its unit runs. Stage 2 comments the "
             "jobs out in an /etc copy of the cron file; these units run them under the same dynamic user "
-            "(same `User=`, so the same UID as the service). Review, then install them from `suggested/`:"
+            "(same `User=`, so the same UID as the service). Review, then install them from `suggested/` "
+            "(a secret value in a job shows as `<masked>` there: copy it from the cron file):"
         )
         out.append("")
         out += [f"- `suggested/{escape(name)}`" for name, _ in a.suggested]
