@@ -109,10 +109,10 @@ def verify(c: Container, *args: str, check: bool = False) -> Any:
 # is listed as root, then tried by nobody itself (setpriv, util-linux, essential), so that a file
 # inside a directory nobody may enter but not list is judged too.
 NOBODY_PROBE = (
-    "find / -xdev -printf '%p\\n' 2>/dev/null >/tmp/dm-paths || true; cat /tmp/dm-paths; echo '--'; "
+    "f=$(mktemp); find / -xdev -printf '%p\\n' 2>/dev/null >\"$f\" || true; cat \"$f\"; echo '--'; "
     "setpriv --reuid=65534 --regid=65534 --clear-groups -- bash -c "
     '\'while IFS= read -r p; do [ -L "$p" ] && continue; [ -r "$p" ] && echo "r $p"; '
-    '[ -d "$p" ] && [ -x "$p" ] && echo "x $p"; done; true\' </tmp/dm-paths; rm -f /tmp/dm-paths'
+    '[ -d "$p" ] && [ -x "$p" ] && echo "x $p"; done; true\' <"$f"; rm -f "$f"'
 )
 
 
