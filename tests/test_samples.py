@@ -34,6 +34,7 @@ PLANS: dict[tuple[str, str], tuple[list[str], bool]] = {
     ("debian-web", "plan-www-data"): (["www-data"], False),
     ("units-maze", "plan"): (["webhook", "haproxy", "prometheus", "syncthing", "restic", "mosquitto"], False),
     ("leftovers", "plan"): (["zabbix"], True),
+    ("private-configs", "plan"): (["Debian-snmp", "_chrony", "knot", "ledger", "nslcd"], False),
 }
 SUFFIX = {"json": "json", "markdown": "md", "sarif": "sarif"}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +102,38 @@ def memcached_version(c: Container) -> str:
 
 def verify(c: Container, *args: str, check: bool = False) -> Any:
     return c.run(["bash", "-c", f"{PY} verify {' '.join(args)}"], check=check, timeout=300)
+
+
+# What the unprivileged `nobody` (no supplementary groups) can read ("r") and enter ("x"): every path
+# of the root filesystem (-xdev: not /proc, /sys, /run or /tmp, mounts of their own in the container)
+# is listed as root, then tried by nobody itself (setpriv, util-linux, essential), so that a file
+# inside a directory nobody may enter but not list is judged too.
+NOBODY_PROBE = (
+    "f=$(mktemp); find / -xdev -printf '%p\\n' 2>/dev/null >\"$f\" || true; cat \"$f\"; echo '--'; "
+    "setpriv --reuid=65534 --regid=65534 --clear-groups -- bash -c "
+    '\'while IFS= read -r p; do [ -L "$p" ] && continue; [ -r "$p" ] && echo "r $p"; '
+    '[ -d "$p" ] && [ -x "$p" ] && echo "x $p"; done; true\' <"$f"; rm -f "$f"'
+)
+
+
+@dataclass(frozen=True)
+class Access:
+    """Every path of the root filesystem, and what nobody could do with each."""
+
+    paths: frozenset[str]
+    allowed: frozenset[str]  # "r /path" and "x /dir"
+
+
+def nobody_access(c: Container) -> Access:
+    out = c.run(["bash", "-c", NOBODY_PROBE]).stdout.splitlines()
+    cut = out.index("--")
+    allowed = frozenset(out[cut + 1 :])
+    assert "r /etc/passwd" in allowed, "the nobody probe saw nothing"
+    assert "r /etc/shadow" not in allowed, "the probe did not run as nobody"
+    return Access(frozenset(out[:cut]), allowed)
+
+
+def widened(before: Access, after: Access) -> list[str]:
+    """What nobody can do now with a path that existed before and that it could not do then
+    (files created since, such as the drop-ins, are not widening)."""
+    return sorted(a for a in after.allowed - before.allowed if a.split(" ", 1)[1] in before.paths)

@@ -27,12 +27,14 @@ from e2e.dm import (
     manifest,
     memcached_version,
     migrate,
+    nobody_access,
     passwd,
     plan_into,
     redis_get,
     rollback,
     unit_uids,
     verify,
+    widened,
 )
 from e2e.harness import Container, ContainerFactory
 
@@ -55,6 +57,7 @@ def test_stages_then_rollback_of_every_stage(make_container: ContainerFactory) -
     c = prepared(make_container)
     before_pw = passwd(c)
     before_manifest = manifest(c, *DATA)
+    before_access = nobody_access(c)
     plan = plan_into(c, ACCOUNTS)
 
     migrate(c, "stage0")
@@ -92,6 +95,7 @@ def test_stages_then_rollback_of_every_stage(make_container: ContainerFactory) -
         assert files_owned_by(c, uid, gid) == []
     ledger = c.read_text("/var/lib/dynmigrate/retired-ids")
     assert f"{before_pw['redis'][2]}\t{before_pw['redis'][3]}\tredis\t" in ledger
+    assert widened(before_access, nobody_access(c)) == []
 
     result = verify(c)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -115,6 +119,7 @@ def test_stages_then_rollback_of_every_stage(make_container: ContainerFactory) -
     assert c.run(["cat", "/var/lib/dpkg/statoverride"]).stdout.count("redis redis 640 /etc/redis/redis.conf") == 1
     dropin = "/etc/systemd/system/redis-server.service.d/50-dynmigrate.conf"
     assert c.run(["test", "-e", dropin], check=False).returncode != 0
+    assert widened(before_access, nobody_access(c)) == []
 
 
 @pytest.mark.parametrize("stage", ["stage1", "stage2", "stage3"])
@@ -168,12 +173,14 @@ def test_stage2_interrupted(make_container: ContainerFactory, point: str, recove
 
 def _migrated_redis(make_container: ContainerFactory) -> tuple[Container, Path]:
     c = prepared(make_container)
+    before_access = nobody_access(c)
     plan = plan_into(c, ("redis",))
     for s in ("stage0", "stage1"):
         migrate(c, s)
     migrate(c, *confirms(plan), "stage2")
     migrate(c, "stage3")
     assert verify(c).returncode == 0
+    assert widened(before_access, nobody_access(c)) == []
     return c, plan
 
 

@@ -9,7 +9,7 @@ from typing import IO
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 
-from dynmigrate.render.common import safe
+from dynmigrate.model.common import escape
 
 PIPE_WIDTH = 140  # tables written to a file or pipe are not squeezed into 80 columns
 
@@ -50,13 +50,13 @@ class StderrEvents:
 
     def stage(self, name: str) -> None:
         if self.verbose:
-            print(f"dynmigrate: reading {safe(name)}", file=sys.stderr, flush=True)
+            print(f"dynmigrate: reading {escape(name)}", file=sys.stderr, flush=True)
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, description=f"reading {name}")
 
     def walk_progress(self, entries: int, current: str) -> None:
         if self.progress is not None and self.task is not None:
-            shown = safe(current)
+            shown = escape(current)
             if len(shown) > 60:
                 shown = "..." + shown[-57:]
             self.progress.update(self.task, description=f"walking: {entries} entries, {shown}")

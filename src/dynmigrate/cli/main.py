@@ -18,8 +18,7 @@ from dynmigrate import __version__
 from dynmigrate.app import ScanResult, run_scan
 from dynmigrate.cli.consoles import StderrEvents, make_console
 from dynmigrate.collect.rootfs import InputError, RootError
-from dynmigrate.model.common import Verdict
-from dynmigrate.render.common import safe
+from dynmigrate.model.common import Verdict, escape
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -131,10 +130,10 @@ def scan_root(
     verbose: int = 0,
 ) -> ScanResult:
     if not Path(root).is_dir():
-        fail(Exit.INPUT, f"ROOT {safe(root)} is not a directory")
+        fail(Exit.INPUT, f"ROOT {escape(root)} is not a directory")
     for option, value in (("--ownership", ownership), ("--policy", policy)):
         if value is not None and Path(value).is_dir():
-            fail(Exit.INPUT, f"{option} {safe(value)} is a directory, not a file")
+            fail(Exit.INPUT, f"{option} {escape(value)} is a directory, not a file")
     err = make_console(sys.stderr, color)
     started = time.monotonic()
     try:
@@ -143,7 +142,7 @@ def scan_root(
                 root, ownership=ownership, policy=policy, cross_filesystems=cross_filesystems, events=events
             )
     except (RootError, InputError) as exc:
-        fail(Exit.INPUT, safe(str(exc)))
+        fail(Exit.INPUT, escape(str(exc)))
         raise AssertionError("unreachable") from None
     except (OSError, ValueError) as exc:
         fail(Exit.INPUT, f"cannot read input: {exc}")
@@ -151,7 +150,7 @@ def scan_root(
     if verbose and not quiet:
         findings = len(result.findings)
         click.echo(
-            f"dynmigrate: read {safe(root)} in {time.monotonic() - started:.1f}s: {result.report.walked_entries} "
+            f"dynmigrate: read {escape(root)} in {time.monotonic() - started:.1f}s: {result.report.walked_entries} "
             f"entries, {result.report.unit_count} units, {len(result.report.accounts)} accounts, {findings} findings",
             err=True,
         )
@@ -175,7 +174,7 @@ def scan_config(config: ScanConfig) -> ScanResult:
 def check_output_file(output: str | None) -> None:
     """An output file that cannot be written is an input error (3), found before any work."""
     if output and Path(output).is_dir():
-        fail(Exit.INPUT, f"-o {safe(output)} is a directory, not a file")
+        fail(Exit.INPUT, f"-o {escape(output)} is a directory, not a file")
 
 
 def write_out(text: str, output: str | None) -> None:
@@ -183,7 +182,7 @@ def write_out(text: str, output: str | None) -> None:
         try:
             Path(output).write_text(text, encoding="utf-8", errors="surrogateescape")
         except OSError as exc:
-            fail(Exit.INPUT, f"cannot write {safe(output)}: {exc.strerror}")
+            fail(Exit.INPUT, f"cannot write {escape(output)}: {exc.strerror}")
     else:
         click.echo(text, nl=False)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from dynmigrate.cli.main import Exit, ScanConfig, common_options, fail, guarded, main, root_options, scan_config
-from dynmigrate.render.common import safe
+from dynmigrate.model.common import escape
 from dynmigrate.render.registry import FORMAT_HELP, FORMATS
 
 
@@ -19,7 +19,7 @@ def _probes(values: tuple[str, ...]) -> dict[str, str]:
     for v in values:
         unit, sep, cmd = v.partition("=")
         if not sep or not unit or not cmd:
-            fail(Exit.USAGE, f"--probe takes UNIT=COMMAND, not {safe(v)}")
+            fail(Exit.USAGE, f"--probe takes UNIT=COMMAND, not {escape(v)}")
         out[unit] = cmd
     return out
 
@@ -94,7 +94,7 @@ def plan(
         try:
             check_destination(Path(outdir), replace)  # before the scan: a refusal costs nothing
         except PlanWriteError as exc:
-            fail(Exit.INPUT, safe(str(exc)))
+            fail(Exit.INPUT, escape(str(exc)))
     config = ScanConfig(root, ownership, policy, cross_filesystems, color, no_progress, quiet, verbose)
     result = scan_config(config)
     try:
@@ -107,16 +107,14 @@ def plan(
         fail(Exit.USAGE, str(exc))
         return
     for name, why in plan_.refused:
-        click.echo(f"dynmigrate: not planned: {safe(name)}: {safe(why)}", err=True)
+        click.echo(f"dynmigrate: not planned: {escape(name)}: {escape(why)}", err=True)
     if force:
         for a in plan_.accounts:
             if a.forced:
                 for f in a.findings:
                     if f.effect.value == "blocks":
-                        click.echo(
-                            f"dynmigrate: --force overrides blocker of {safe(a.account)}: {f.rule} {safe(f.message)}",
-                            err=True,
-                        )
+                        what = f"{escape(a.account)}: {f.rule} {escape(f.message)}"
+                        click.echo(f"dynmigrate: --force overrides blocker of {what}", err=True)
     if not plan_.accounts and not plan_.alternatives:
         fail(
             Exit.REFUSED if any(w.startswith("blocked") for _, w in plan_.refused) else Exit.USAGE,
@@ -134,17 +132,19 @@ def plan(
     try:
         written = write_plan(result, plan_, out, security=security, replace=replace)
     except PlanWriteError as exc:
-        fail(Exit.INPUT, safe(str(exc)))
+        fail(Exit.INPUT, escape(str(exc)))
         return
     if verbose and not quiet:
         for rel in written:
-            click.echo(f"dynmigrate: wrote {safe(str(out / rel))}", err=True)
+            click.echo(f"dynmigrate: wrote {escape(str(out / rel))}", err=True)
     if not quiet:
         if plan_.accounts:
-            click.echo(f"wrote {len(written)} files to {safe(str(out))}: review REPORT.md, then run migrate.sh stage0")
+            click.echo(
+                f"wrote {len(written)} files to {escape(str(out))}: review REPORT.md, then run migrate.sh stage0"
+            )
         else:
             click.echo(
-                f"wrote {len(written)} files to {safe(str(out))}: nothing to migrate; REPORT.md lists the options"
+                f"wrote {len(written)} files to {escape(str(out))}: nothing to migrate; REPORT.md lists the options"
             )
     if any(w.startswith("blocked") for _, w in plan_.refused):
         sys.exit(int(Exit.REFUSED))
@@ -194,25 +194,25 @@ def verify(
     from dynmigrate.plan.verify import repair as run_repair
 
     if not Path(root).is_dir():
-        fail(Exit.INPUT, f"ROOT {safe(root)} is not a directory")
+        fail(Exit.INPUT, f"ROOT {escape(root)} is not a directory")
     if repair and os.path.realpath(root) != "/":
-        fail(Exit.USAGE, f"--repair works only on the live root /, not {safe(root)}: nothing under it is run")
+        fail(Exit.USAGE, f"--repair works only on the live root /, not {escape(root)}: nothing under it is run")
     try:
         if not records(root):
-            fail(Exit.INPUT, f"no migrated accounts recorded under {safe(root)}/var/lib/dynmigrate/migrated")
+            fail(Exit.INPUT, f"no migrated accounts recorded under {escape(root)}/var/lib/dynmigrate/migrated")
         checks = verify_host(root, accounts, walk=not no_walk)
     except RootError as exc:
-        fail(Exit.INPUT, safe(str(exc)))
+        fail(Exit.INPUT, escape(str(exc)))
         return
     if repair and not all(c.ok for c in checks):
         try:
             proc, origin = run_repair(root)
         except RepairRefused as exc:
-            fail(Exit.USAGE, safe(str(exc)))
+            fail(Exit.USAGE, escape(str(exc)))
             return
-        click.echo(f"dynmigrate: repair ran {safe(origin)}", err=True)
+        click.echo(f"dynmigrate: repair ran {escape(origin)}", err=True)
         for line in proc.stderr.splitlines():
-            click.echo(safe(line), err=True)
+            click.echo(escape(line), err=True)
         checks = verify_host(root, accounts, walk=not no_walk)
     if fmt == "json":
         click.echo(
@@ -224,7 +224,7 @@ def verify(
         for c in checks:
             if c.ok and quiet:
                 continue
-            click.echo(f"{'ok  ' if c.ok else 'FAIL'} {safe(c.account)}: {safe(c.check)}: {safe(c.detail)}")
+            click.echo(f"{'ok  ' if c.ok else 'FAIL'} {escape(c.account)}: {escape(c.check)}: {escape(c.detail)}")
         bad = [c for c in checks if not c.ok]
         click.echo(f"{len(checks) - len(bad)}/{len(checks)} checks passed" + (": drift found" if bad else ""))
     if not all(c.ok for c in checks):

@@ -23,7 +23,7 @@ from dynmigrate.cli.main import (
     scan_options,
     write_out,
 )
-from dynmigrate.render.common import safe
+from dynmigrate.model.common import escape
 from dynmigrate.render.registry import FORMAT_HELP, FORMATS
 
 FROM_REPORT_HELP = "Answer from a saved `scan --format json` report instead of reading ROOT again."
@@ -34,20 +34,20 @@ def load_report(path: str) -> dict[str, Any]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        fail(Exit.INPUT, f"cannot read {safe(path)}: {exc.strerror}")
+        fail(Exit.INPUT, f"cannot read {escape(path)}: {exc.strerror}")
         raise AssertionError("unreachable") from None
     except UnicodeDecodeError:
-        fail(Exit.INPUT, f"{safe(path)}: not UTF-8, not a dynmigrate JSON report")
+        fail(Exit.INPUT, f"{escape(path)}: not UTF-8, not a dynmigrate JSON report")
         raise AssertionError("unreachable") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        fail(Exit.INPUT, f"{safe(path)}:{exc.lineno}: not JSON ({exc.msg}); save one with scan --format json")
+        fail(Exit.INPUT, f"{escape(path)}:{exc.lineno}: not JSON ({exc.msg}); save one with scan --format json")
         raise AssertionError("unreachable") from None
     if not isinstance(data, dict) or data.get("schema_version") != 1 or "accounts" not in data:
-        fail(Exit.INPUT, f"{safe(path)}: not a dynmigrate scan report (scan --format json, schema_version 1)")
+        fail(Exit.INPUT, f"{escape(path)}: not a dynmigrate scan report (scan --format json, schema_version 1)")
     if not isinstance(data.get("evidence"), dict) or not {"units", "graph"} <= set(data["evidence"]):
-        fail(Exit.INPUT, f"{safe(path)}: the report has no evidence section; save it again with this version")
+        fail(Exit.INPUT, f"{escape(path)}: the report has no evidence section; save it again with this version")
     return dict(data)
 
 
@@ -110,8 +110,8 @@ def explain(
         return
     unit = find_unit(data["evidence"]["units"], wanted)
     if unit is None:
-        where = safe(from_report) if from_report else safe(str(root_))
-        fail(Exit.USAGE, f"no static system account or unit named {safe(wanted)} in {where}")
+        where = escape(from_report) if from_report else escape(str(root_))
+        fail(Exit.USAGE, f"no static system account or unit named {escape(wanted)} in {where}")
         return
     if fmt == "json":
         click.echo(json.dumps(unit, indent=2, sort_keys=True, ensure_ascii=False))

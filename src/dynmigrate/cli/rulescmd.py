@@ -7,7 +7,7 @@ import json
 import click
 
 from dynmigrate.cli.main import Exit, common_options, fail, guarded, main
-from dynmigrate.render.common import safe
+from dynmigrate.model.common import escape
 from dynmigrate.render.registry import FORMAT_HELP, FORMATS
 
 
@@ -32,7 +32,7 @@ def rules_cmd(rule_id: str | None, fmt: str, color: str, quiet: bool, verbose: i
         return
     rule = find_rule(rule_id)
     if rule is None:
-        fail(Exit.USAGE, f"no rule {safe(rule_id)} (dynmigrate rules lists them)")
+        fail(Exit.USAGE, f"no rule {escape(rule_id)} (dynmigrate rules lists them)")
         return
     if fmt == "json":
         data = rule_data(rule)

@@ -22,7 +22,7 @@ from dynmigrate.cli.main import (
     scan_config,
     write_out,
 )
-from dynmigrate.render.common import safe
+from dynmigrate.model.common import escape
 from dynmigrate.render.registry import FORMAT_HELP, FORMATS, TEXT_FORMATS
 
 
@@ -34,7 +34,9 @@ def rule_ids(values: tuple[str, ...], option: str) -> frozenset[str]:
     ids = {w.upper() for v in values for w in re.split(r"[\s,]+", v) if w}
     unknown = sorted(ids - known)
     if unknown:
-        fail(Exit.USAGE, f"{option}: unknown rule {', '.join(safe(u) for u in unknown)} (dynmigrate rules lists them)")
+        fail(
+            Exit.USAGE, f"{option}: unknown rule {', '.join(escape(u) for u in unknown)} (dynmigrate rules lists them)"
+        )
     return frozenset(ids)
 
 
@@ -106,16 +108,16 @@ def scan(
         try:
             entries = parse_baseline(Path(baseline).read_text(encoding="utf-8"), baseline)
         except OSError as exc:
-            fail(Exit.INPUT, f"cannot read baseline {safe(baseline)}: {exc.strerror}")
+            fail(Exit.INPUT, f"cannot read baseline {escape(baseline)}: {exc.strerror}")
         except (BaselineError, UnicodeDecodeError) as exc:
-            fail(Exit.INPUT, f"baseline {safe(str(exc))}")
+            fail(Exit.INPUT, f"baseline {escape(str(exc))}")
     result = scan_config(config)
     rules_only = Suppressions(ignored, selected, result.snapshot.policy.ignores)
     report = suppress(result.report, rules_only)
     if write_baseline:
         current = [f for a in report.accounts for f in a.findings] + list(report.host_findings)
         write_out(baseline_text(current), write_baseline)
-        note(config, f"wrote {len(current)} findings to the baseline {safe(write_baseline)}")
+        note(config, f"wrote {len(current)} findings to the baseline {escape(write_baseline)}")
     if entries:
         report = suppress(report, Suppressions(baseline=entries))
     if fmt == "table":
@@ -124,7 +126,7 @@ def scan(
                 with open(output, "w", encoding="utf-8", errors="surrogateescape") as fh:
                     render_table(report, make_console(fh, "never"), show_all=show_all)
             except OSError as exc:
-                fail(Exit.INPUT, f"cannot write {safe(output)}: {exc.strerror}")
+                fail(Exit.INPUT, f"cannot write {escape(output)}: {exc.strerror}")
         else:
             render_table(report, make_console(sys.stdout, color), show_all=show_all)
     else:

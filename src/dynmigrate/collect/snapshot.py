@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import os
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -727,6 +728,25 @@ SECRET_LINE = re.compile(
 PEM_PRIVATE = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 
 
+ACL_XATTRS = ("system.posix_acl_access", "system.posix_acl_default")
+
+
+def find_acls(fs: RootFS, entries: tuple[PathInfo, ...]) -> tuple[RelPath, ...]:
+    """Which of the service-owned /etc entries carry a POSIX ACL (their mode bits do not tell who
+    can read them). Read with getxattr on the entry itself, never following a link."""
+    out: list[RelPath] = []
+    for e in entries:
+        if e.kind not in (FileKind.FILE, FileKind.DIR):
+            continue
+        try:
+            names = os.listxattr(fs.host_path(e.path), follow_symlinks=False)
+        except OSError:
+            continue  # missing (a manifest-only entry), or a filesystem without xattrs
+        if any(n in ACL_XATTRS for n in names):
+            out.append(e.path)
+    return tuple(sorted(out))
+
+
 def find_secrets(fs: RootFS, entries: tuple[PathInfo, ...], problems: list[Problem]) -> list[SecretHint]:
     """Files under /etc owned by service accounts that look like secrets: by name or content.
 
@@ -864,6 +884,7 @@ def collect(
         trees, etc_entries, mountpoints, entries = data.trees, data.etc_entries, data.mountpoints, data.entries
 
     secrets = find_secrets(fs, etc_entries, problems)
+    acls = find_acls(fs, etc_entries)
     host = read_host(fs, packages, problems)
     retired = read_ledger(fs, problems)
     ev.stage("done")
@@ -886,6 +907,7 @@ def collect(
         retired=tuple(sorted(retired)),
         problems=tuple(sorted(set(problems))),
         secrets=tuple(sorted(set(secrets))),
+        acl_paths=acls,
         config_texts=tuple(sorted(texts.items())),
     )
 

@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dynmigrate.graph.build import Graph
-from dynmigrate.model.common import escape_path
-from dynmigrate.render.common import sanitize
+from dynmigrate.model.common import escape, mask_secrets
 
 
 def _attrs(data: dict[str, Any]) -> dict[str, Any]:
@@ -28,7 +27,7 @@ def graph_data(g: Graph) -> dict[str, Any]:
             e.get("detail", ""),
         ),
     )
-    return dict(sanitize({"schema_version": 1, "nodes": nodes, "edges": edges}))
+    return dict(escape(mask_secrets({"schema_version": 1, "nodes": nodes, "edges": edges})))
 
 
 def json_text(data: Mapping[str, Any]) -> str:
@@ -50,16 +49,16 @@ def neighbourhood(
     ids = {n["id"] for n in data["nodes"]}
     seeds: set[str] = set()
     for name in accounts:
-        if f"account:{escape_path(name)}" not in ids:
-            raise NeighbourhoodError(f"no account {escape_path(name)} in the graph")
-        seeds.add(f"account:{escape_path(name)}")
+        if f"account:{escape(name)}" not in ids:
+            raise NeighbourhoodError(f"no account {escape(name)} in the graph")
+        seeds.add(f"account:{escape(name)}")
     for name in units:
         for candidate in (name, f"{name}.service"):
-            if f"unit:{escape_path(candidate)}" in ids:
-                seeds.add(f"unit:{escape_path(candidate)}")
+            if f"unit:{escape(candidate)}" in ids:
+                seeds.add(f"unit:{escape(candidate)}")
                 break
         else:
-            raise NeighbourhoodError(f"no unit {escape_path(name)} in the graph")
+            raise NeighbourhoodError(f"no unit {escape(name)} in the graph")
     around: dict[str, set[str]] = {}
     for e in data["edges"]:
         around.setdefault(e["from"], set()).add(e["to"])

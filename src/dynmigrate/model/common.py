@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NewType
+from typing import Any, NewType, overload
 
 # Root-relative POSIX path, always starting with "/" ("/etc/passwd"). Raw bytes that are not
 # UTF-8 are kept losslessly with the surrogateescape error handler.
@@ -49,17 +50,84 @@ class Verdict(StrEnum):
     NEVER = "never-migrated"
 
 
-def escape_path(path: str) -> str:
-    """Printable form of a path that may hold newlines, control bytes or undecodable bytes."""
+# Characters that change what a terminal shows or where text seems to go: C0 controls, DEL, C1
+# controls (0x9b is a one-byte CSI), bidi embeddings, overrides, isolates and marks, zero-width
+# characters and the Unicode line/paragraph separators.
+_INVISIBLE = frozenset(
+    [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x061C, *range(0x200B, 0x2010), *range(0x2028, 0x202F)]
+).union(range(0x2060, 0x206A), [0xFEFF])
+_SHORT = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+@overload
+def escape(value: str, *, lines: bool = False) -> str: ...
+@overload
+def escape(value: dict[Any, Any], *, lines: bool = False) -> dict[str, Any]: ...
+@overload
+def escape(value: list[Any] | tuple[Any, ...], *, lines: bool = False) -> list[Any]: ...
+@overload
+def escape(value: object, *, lines: bool = False) -> object: ...
+def escape(value: object, *, lines: bool = False) -> object:
+    """Untrusted text made inert and visible: every invisible or terminal-controlling character as
+    \\xHH or \\uHHHH, a raw (surrogate-escaped) byte as \\xHH, a backslash doubled. `lines` is for
+    whole files (effective units, diffs): newlines, tabs and backslashes stay, so that they read as
+    the files they copy. Dicts, lists and tuples are escaped
+    throughout (keys too), other values are returned as they are."""
+    if isinstance(value, dict):
+        return {escape(str(k)): escape(v, lines=lines) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [escape(v, lines=lines) for v in value]
+    if not isinstance(value, str):
+        return value
     out: list[str] = []
-    for ch in path:
+    for ch in value:
         code = ord(ch)
         if 0xDC80 <= code <= 0xDCFF:  # surrogateescape'd raw byte
             out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch == "\\":
+        elif ch == "\\" and not lines:
             out.append("\\\\")
-        elif code < 0x20 or code == 0x7F:
-            out.append({"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(ch, f"\\x{code:02x}"))
+        elif lines and ch in "\n\t":
+            out.append(ch)
+        elif code in _INVISIBLE:
+            out.append(_SHORT.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"))
         else:
             out.append(ch)
     return "".join(out)
+
+
+# Names that hold secrets: a part of the name (split at _ . -) ending in one of these words
+# (DB_PASSWORD, PGPASSWORD, API_TOKEN, MY_SECRET, SSH_KEY, DB_PASS, --api-token, --password).
+_SECRET_WORD = r"(?:password|passwd|pass|pwd|token|secret|key)"
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?<![A-Za-z0-9_.-])(-{0,2}[A-Za-z0-9_.-]*?" + _SECRET_WORD + r")=(\"[^\"\n]*\"|'[^'\n]*'|[^\s\"'\n]+)",
+    re.IGNORECASE,
+)
+_SECRET_OPTION = re.compile(
+    r"(?<![A-Za-z0-9_.-])(--?[A-Za-z0-9-]*?" + _SECRET_WORD + r")([ \t]+)([^\s\"'-][^\s\"']*)", re.IGNORECASE
+)
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]+):([^/\s@]+)@")
+_SET_CREDENTIAL = re.compile(r"(SetCredential(?:Encrypted)?=[^:\s]*):(.*)")  # ID:VALUE (LoadCredential= is ID:PATH)
+MASK = "<masked>"
+
+
+@overload
+def mask_secrets(text: str) -> str: ...
+@overload
+def mask_secrets(text: dict[Any, Any]) -> dict[Any, Any]: ...
+@overload
+def mask_secrets(text: object) -> object: ...
+def mask_secrets(text: object) -> object:
+    """TEXT with the values of secret-looking assignments, options and URL passwords replaced by
+    <masked>: the key and the place stay, the value goes (Environment=DB_PASSWORD=..., --password=...,
+    --api-token ..., PGPASSWORD=... in a cron line, SetCredential=ID:..., https://user:...@host).
+    Dicts, lists and tuples are masked throughout."""
+    if isinstance(text, dict):
+        return {k: mask_secrets(v) for k, v in text.items()}
+    if isinstance(text, list | tuple):
+        return [mask_secrets(v) for v in text]
+    if not isinstance(text, str):
+        return text
+    text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}={MASK}", text)
+    text = _SECRET_OPTION.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    text = _SET_CREDENTIAL.sub(lambda m: f"{m.group(1)}:{MASK}", text)
+    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@", text)

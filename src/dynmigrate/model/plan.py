@@ -29,6 +29,7 @@ class ManagedDir:
     exists: bool
     declared: bool  # the unit already declares it
     why: str
+    before: str = ""  # "UID:GID MODE" on disk at plan time, when it exists
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +71,17 @@ class FileFix:
 
 @dataclass(frozen=True, slots=True, order=True)
 class Credential:
-    """A secret passed with LoadCredential= and bound back over its original path."""
+    """A file passed with LoadCredential= and bound back over its original path: systemd reads it as
+    root, so it stays unreadable to other users on disk.
+
+    `directory` marks a directory other users could not enter whose every entry is such a file: the
+    unit sees an empty read-only tmpfs there (TemporaryFileSystem=) with the files bound into it."""
 
     unit: str
     name: str
     path: RelPath
     reason: str
+    directory: bool = False
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -92,6 +92,7 @@ class Snapshot:
     retired: tuple[RetiredId, ...]
     problems: tuple[Problem, ...]
     secrets: tuple[SecretHint, ...] = ()
+    acl_paths: tuple[RelPath, ...] = ()  # service-owned paths under /etc that carry a POSIX ACL
     config_texts: tuple[tuple[RelPath, str], ...] = ()  # sysusers.d, tmpfiles.d, logrotate files (for overrides)
 
     def config_text(self, path: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from dynmigrate.model.common import escape_path
+from dynmigrate.model.common import escape
 from dynmigrate.model.plan import MigrationPlan
 
 PLAYBOOK = r"""---
@@ -70,11 +70,11 @@ PLAYBOOK = r"""---
 
 def ansible_readme(plan: MigrationPlan) -> str:
     """ansible/README.md for this plan: its accounts, and the manual steps stage 2 waits for."""
-    selection = " ".join(f"--account {shlex.quote(escape_path(a.account))}" for a in plan.accounts)
+    selection = " ".join(f"--account {shlex.quote(escape(a.account))}" for a in plan.accounts)
     steps = [m.id for a in plan.accounts for m in a.manual_steps]
     confirm = json.dumps({"dynmigrate_confirm": steps}, ensure_ascii=True)
     if plan.accounts:
-        names = ", ".join(f"`{escape_path(a.account)}`" for a in plan.accounts)
+        names = ", ".join(f"`{escape(a.account)}`" for a in plan.accounts)
         what = f"This plan migrates {names}."
     else:
         return (
@@ -107,7 +107,7 @@ def ansible_readme(plan: MigrationPlan) -> str:
     if steps:
         lines += [
             "Stage 2 waits for every manual step of this plan (REPORT.md's checklist): "
-            + ", ".join(f"`{escape_path(s)}`" for s in steps)
+            + ", ".join(f"`{escape(s)}`" for s in steps)
             + ". Confirm only what you checked on every host.",
             "",
         ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from dynmigrate.collect.rootfs import parent_of, rel
+from dynmigrate.collect.rootfs import is_under, parent_of, rel
 from dynmigrate.collect.snapshot import exec_argv
 from dynmigrate.graph.queries import Queries, managed_slot
 from dynmigrate.model.accounts import Account
@@ -19,6 +19,36 @@ from dynmigrate.model.units import DIRECTORY_BASES, DIRECTORY_KEYS, Unit
 # refused here, so that no odd byte from a scanned root ever reaches the scripts' data.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_.@%+:=-]+(/[A-Za-z0-9_.@%+:=-]+)*$")
 RESERVED = frozenset({"lock", "user", "systemd", "private", "shm", "log", "lib", "cache", "dbus", "sudo", "sshd"})
+# Directories under the bases that the distribution's own tools keep (never one service's to own).
+SYSTEM_DIRS = frozenset(
+    {
+        "dpkg",
+        "apt",
+        "aptitude",
+        "debconf",
+        "ucf",
+        "misc",
+        "pam",
+        "polkit-1",
+        "dhcp",
+        "man-db",
+        "sgml-base",
+        "xml-core",
+        "initramfs-tools",
+        "os-prober",
+        "logrotate",
+        "ldconfig",
+        "python",
+        "vim",
+        "containers",
+        "docker",
+        "machines",
+        "lxc",
+        "snapd",
+        "installer",
+        "journal",
+    }
+)
 KEY_ORDER = {
     k: i
     for i, k in enumerate(
@@ -31,10 +61,54 @@ def _mode_key(key: str) -> str:
     return f"{key}Mode"
 
 
-def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[ManagedDir], list[str]]:
-    """The managed directories a unit gets, and the names refused (with why)."""
+def swallowed(q: Queries, acc: Account, path: RelPath) -> str:
+    """Why PATH may not become a managed directory of ACC ("" when it may).
+
+    systemd re-owns the whole tree of a State/Cache/Logs/Runtime directory to the dynamic user at
+    every start where its top has another owner (facts F2.5). So the path must be the account's
+    alone: not a directory the system keeps, its top owned by the account (or its own group), and no
+    region of another owner below it. Root-owned entries are not regions of the walk: a root-owned top
+    is seen as such when anything below it was walked.
+    """
+    name = path.rsplit("/", 1)[-1]
+    if name in SYSTEM_DIRS:
+        return f"{path} belongs to the system, not to {acc.name}"
+    grp = q.primary_group(acc)
+    own_gid = grp.gid if grp is not None and str(grp.name) == str(acc.name) else None
+
+    def mine(uid: int, gid: int) -> bool:
+        return uid == acc.uid or (uid == 0 and own_gid is not None and gid == own_gid)
+
+    fact = q.snap.path(path)
+    below = [t for t in q.snap.trees if is_under(str(t.top.path), str(path))]
+    if fact is not None and fact.target is not None:
+        owner: tuple[int, int] = (fact.target.uid, fact.target.gid)
+    elif any(t.top.path == path for t in below):
+        top = next(t for t in below if t.top.path == path)
+        owner = (top.uid, top.gid)
+    elif below or any(is_under(str(p.path), str(path)) and p.exists for p in q.snap.paths):
+        owner = (0, 0)  # it exists, and no region of another owner starts at it
+    else:
+        return ""  # it does not exist: systemd creates it fresh
+    problems = []
+    if not mine(*owner):
+        problems.append(f"{path} is owned by {owner[0]}:{owner[1]}, not by {acc.name} alone")
+    others = sorted(f"{t.uid}:{t.gid} {t.top.path}" for t in below if t.top.path != path and not mine(t.uid, t.gid))
+    if others:
+        more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+        problems.append(f"holds files of other owners ({', '.join(others[:3])}{more})")
+    if not problems:
+        return ""
+    text = ", and ".join(problems)
+    return text if text.startswith("/") else f"{path} {text}"
+
+
+def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[ManagedDir], list[str], list[str]]:
+    """The managed directories a unit gets, the names refused (with why), and the manual steps for
+    directories that would swallow a tree that is not the account's alone."""
     found: dict[tuple[str, str], ManagedDir] = {}
     rejected: list[str] = []
+    manual: dict[tuple[str, str], str] = {}
     snap = q.snap
 
     def add(key: str, name: str, why: str, *, declared: bool = False, mode: int | None = None) -> None:
@@ -45,21 +119,45 @@ def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[Manag
             return
         k = (key, name)
         path = RelPath(f"{DIRECTORY_BASES[key]}/{name}")
+        if not declared and key != "ConfigurationDirectory" and "%" not in name:
+            problem = swallowed(q, acc, path)
+            if problem:
+                manual.setdefault(
+                    k,
+                    f"{key}={name} is not planned ({why}): {problem}; systemd would re-own the whole tree to the "
+                    "dynamic user at every start. Keep the path writable by hand (ReadWritePaths= and its owner), "
+                    "or move the service's files into a directory of their own",
+                )
+                return
         fact = snap.path(path)
         exists = fact is not None and fact.exists
         if key == "ConfigurationDirectory":
-            mode = None  # the plan re-owns it to root 0755, systemd's default (F2.5: never chowned)
+            # the plan re-owns it to root: 0755 (systemd's default) when others could list it, else its
+            # own mode, so that systemd does not warn about it (F2.5: never chowned, never chmodded)
+            mode = None
+            t = fact.target if fact is not None else None
+            if t is not None and t.kind is FileKind.DIR and t.mode & 0o005 != 0o005:
+                mode = t.mode & 0o777
         elif mode is None and fact is not None and fact.target is not None and fact.target.kind is FileKind.DIR:
             mode = fact.target.mode
         if mode == 0o755:
             mode = None
+        t = fact.target if fact is not None else None
+        before = f"{t.uid}:{t.gid} {t.mode:04o}" if t is not None else ""
         if k in found:
             old = found[k]
             found[k] = ManagedDir(
-                key, name, path, old.mode if old.mode is not None else mode, exists, old.declared or declared, old.why
+                key,
+                name,
+                path,
+                old.mode if old.mode is not None else mode,
+                exists,
+                old.declared or declared,
+                old.why,
+                before,
             )
             return
-        found[k] = ManagedDir(key, name, path, mode, exists, declared, why)
+        found[k] = ManagedDir(key, name, path, mode, exists, declared, why, before)
 
     template = unit.is_template
     # 1. what the unit already declares (modes from *DirectoryMode=)
@@ -128,7 +226,8 @@ def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[Manag
             slot = managed_slot(ref.path)
             if slot is not None and slot[0] != "ConfigurationDirectory":
                 add(slot[0], slot[1], f"tmpfiles.d creates {ref.path} for {acc.name} ({ref.location})")
-    return sorted(found.values(), key=lambda m: (KEY_ORDER[m.key], m.name)), rejected
+    steps = [text for k, text in sorted(manual.items()) if k not in found]
+    return sorted(found.values(), key=lambda m: (KEY_ORDER[m.key], m.name)), rejected, steps
 
 
 def _octal(text: str) -> bool:

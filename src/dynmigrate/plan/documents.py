@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from dynmigrate import __version__
-from dynmigrate.model.common import Effect
+from dynmigrate.model.common import Effect, escape, mask_secrets
 from dynmigrate.model.plan import AccountPlan, MigrationPlan, UnitPlan
-from dynmigrate.render.common import finding_data, safe, sanitize
+from dynmigrate.render.common import finding_data
 
 STAGE_TEXT = {
     "stage0": "preflight: systemd version, nss-systemd, no static account in 61184-65519, units exist and are not "
@@ -37,11 +37,11 @@ def _fence(text: str, lang: str = "") -> list[str]:
 
 
 def unit_section(u: UnitPlan) -> list[str]:
-    out = [f"### {safe(u.unit)}", ""]
-    out.append(f"- Drop-in: `{safe(u.dropin_path)}` (vendor unit `{safe(u.fragment)}` is never edited)")
+    out = [f"### {escape(u.unit)}", ""]
+    out.append(f"- Drop-in: `{escape(u.dropin_path)}` (vendor unit `{escape(u.fragment)}` is never edited)")
     out.append(f"- Identity: {u.exec_mode.value}")
     out.append(
-        f"- Health probe: `{safe(u.probe)}` ({u.probe_source})"
+        f"- Health probe: `{escape(u.probe)}` ({u.probe_source})"
         if u.probe
         else "- Health probe: none given: only `systemctl is-active` and the restart counter are checked, and "
         "active is not the same as working; pass `--probe UNIT=COMMAND`"
@@ -49,60 +49,114 @@ def unit_section(u: UnitPlan) -> list[str]:
     out.append("")
     out.append("Decisions:")
     out.append("")
-    out += [f"- {safe(d)}" for d in u.decisions]
+    out += [f"- {escape(d)}" for d in u.decisions]
     out.append("")
     out.append("Effective unit, before and after (`systemctl cat`):")
     out.append("")
-    out += _fence(u.diff or "(no change)", "diff")
+    out += _fence(escape(u.diff, lines=True) or "(no change)", "diff")
+    out.append("")
+    return out
+
+
+def _cell(text: str) -> str:
+    return escape(text).replace("|", "\\|")
+
+
+def mode_changes(a: AccountPlan) -> list[str]:
+    """Every owner and mode change the plan causes, before and after, and who makes it."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    for u in a.units:
+        for m in u.directories:
+            if m.key == "ConfigurationDirectory" or "%" in m.name:
+                continue
+            mode = f"{m.mode:04o}" if m.mode is not None else "0755"
+            if m.key in ("StateDirectory", "CacheDirectory", "LogsDirectory"):
+                base = str(m.path).rsplit("/", 1)[0]
+                after = f"dynamic UID {mode}, moved to {base}/private/{m.name} (parent 0700 root)"
+            else:
+                after = f"dynamic UID {mode}"
+            rows.append((str(m.path), m.before or "(created)", after, f"systemd, at each start of {u.unit}", m.key))
+    for fx in a.file_fixes:
+        rows.append((str(fx.path), f"{fx.uid}:{fx.gid} {fx.mode:04o}", f"0:0 {fx.new_mode:04o}", "stage 2", fx.reason))
+    for p in a.pins:
+        by = "dpkg, at each upgrade (statoverride pin)"
+        rows.append((str(p.path), "(as then)", f"0:0 {p.mode:04o}", by, p.reason))
+    for lf in a.leftovers:
+        new_uid = 0 if lf.uid == a.uid else lf.uid
+        new_gid = 0 if a.delete_group and lf.gid == a.gid else lf.gid
+        rows.append(
+            (
+                str(lf.path),
+                f"{lf.uid}:{lf.gid}",
+                f"{new_uid}:{new_gid}, modes unchanged",
+                "stage 3",
+                f"left over ({lf.entries} entries, each path re-owned)",
+            )
+        )
+    if not rows:
+        return []
+    out = [
+        "### Mode and owner changes",
+        "",
+        "No change lets other users read what they could not read before: what they could not read keeps "
+        "its mode and reaches the service through a credential or a manual step.",
+        "",
+        "| Path | Before | After | By | Why |",
+        "|---|---|---|---|---|",
+    ]
+    out += [f"| `{_cell(p)}` | {_cell(b)} | {_cell(af)} | {_cell(by)} | {_cell(why)} |" for p, b, af, by, why in rows]
     out.append("")
     return out
 
 
 def account_section(a: AccountPlan, security: dict[str, tuple[str, str]]) -> list[str]:
     out = [
-        f"## {safe(a.account)} (UID {a.uid}, GID {a.gid}): {a.verdict.value}" + (" (FORCED)" if a.forced else ""),
+        f"## {escape(a.account)} (UID {a.uid}, GID {a.gid}): {a.verdict.value}" + (" (FORCED)" if a.forced else ""),
         "",
     ]
-    out.append(f"- Units: {', '.join(safe(u.unit) for u in a.units)}")
-    out.append(f"- Group: {safe(a.group_note)}")
+    out.append(f"- Units: {', '.join(escape(u.unit) for u in a.units)}")
+    out.append(f"- Group: {escape(a.group_note)}")
     out.append("")
     out.append("### Evidence")
     out.append("")
     out += ["| Rule | Effect | Message | Where |", "|---|---|---|---|"]
     for f in a.findings:
-        where = safe(str(f.location)) if f.location else "-"
-        out.append(f"| {f.rule} | {f.effect.value} | {safe(f.message).replace('|', chr(92) + '|')} | {where} |")
+        where = escape(str(f.location)) if f.location else "-"
+        out.append(f"| {f.rule} | {f.effect.value} | {escape(f.message).replace('|', chr(92) + '|')} | {where} |")
     out.append("")
     for u in a.units:
         out += unit_section(u)
         if u.unit in security:
             before, after = security[u.unit]
             out += [f"`systemd-analyze security --offline=yes` exposure: before {before}, after {after}", ""]
-    if a.file_fixes or a.credentials:
-        out += ["### Configuration and secrets", ""]
-        for fx in a.file_fixes:
-            out.append(
-                f"- `{safe(fx.path)}`: {fx.uid}:{fx.gid} {fx.mode:04o} -> root:root {fx.new_mode:04o} "
-                f"({safe(fx.reason)})"
-            )
+    out += mode_changes(a)
+    if a.credentials:
+        out += ["### Credentials", ""]
         for c in a.credentials:
-            out.append(
-                f"- `{safe(c.path)}` for {safe(c.unit)}: `LoadCredential={safe(c.name)}:{safe(c.path)}` bound back "
-                f"over the path; or point the daemon at `$CREDENTIALS_DIRECTORY/{safe(c.name)}` ({safe(c.reason)})"
-            )
+            if c.directory:
+                out.append(
+                    f"- `{escape(c.path)}` for {escape(c.unit)}: `TemporaryFileSystem={escape(c.path)}:ro`, "
+                    f"with each of its files bound in from its own credential ({escape(c.reason)})"
+                )
+            else:
+                out.append(
+                    f"- `{escape(c.path)}` for {escape(c.unit)}: "
+                    f"`LoadCredential={escape(c.name)}:{escape(c.path)}` bound back over the path; or point the "
+                    f"daemon at `$CREDENTIALS_DIRECTORY/{escape(c.name)}` ({escape(c.reason)})"
+                )
         out.append("")
     if a.overrides or a.statoverrides or a.pins:
         out += ["### Overrides in /etc and dpkg", ""]
         for o in a.overrides:
             what = "symlink to /dev/null" if o.content is None else "file"
-            out.append(f"- `{safe(o.target)}` ({o.kind}, {what}): {safe(o.reason)}")
+            out.append(f"- `{escape(o.target)}` ({o.kind}, {what}): {escape(o.reason)}")
         for s in a.statoverrides:
             out.append(
-                f"- statoverride `{safe(s.user)} {safe(s.group)} {s.mode:o} {safe(s.path)}` is removed in stage "
+                f"- statoverride `{escape(s.user)} {escape(s.group)} {s.mode:o} {escape(s.path)}` is removed in stage "
                 "2 (dpkg would abort on an unknown user) and restored by the rollback"
             )
         for p in a.pins:
-            out.append(f"- pin `root root {p.mode:o} {safe(p.path)}`: {safe(p.reason)}")
+            out.append(f"- pin `root root {p.mode:o} {escape(p.path)}`: {escape(p.reason)}")
         out.append("")
     out += ["### Package upgrades", ""]
     if a.recreated_by:
@@ -111,7 +165,7 @@ def account_section(a: AccountPlan, security: dict[str, tuple[str, str]]) -> lis
             "account silently wins over DynamicUser=yes):"
         )
         out.append("")
-        out += [f"- {safe(r)}" for r in a.recreated_by]
+        out += [f"- {escape(r)}" for r in a.recreated_by]
         out.append("")
     out.append(
         "Guard: stage 2 installs `/usr/local/sbin/dynmigrate-repair` and an APT `DPkg::Post-Invoke` hook "
@@ -125,28 +179,29 @@ def account_section(a: AccountPlan, security: dict[str, tuple[str, str]]) -> lis
         out.append(
             "Cron cannot run a job as a user that exists only while its unit runs. Stage 2 comments the "
             "jobs out in an /etc copy of the cron file; these units run them under the same dynamic user "
-            "(same `User=`, so the same UID as the service). Review, then install them from `suggested/`:"
+            "(same `User=`, so the same UID as the service). Review, then install them from `suggested/` "
+            "(a secret value in a job shows as `<masked>` there: copy it from the cron file):"
         )
         out.append("")
-        out += [f"- `suggested/{safe(name)}`" for name, _ in a.suggested]
+        out += [f"- `suggested/{escape(name)}`" for name, _ in a.suggested]
         out.append("")
     if a.leftovers:
         out += ["### Files outside the managed directories (stage 3 re-owns them to root)", ""]
-        out += [f"- `{safe(lf.path)}` ({lf.uid}:{lf.gid}, {lf.entries} entries)" for lf in a.leftovers]
+        out += [f"- `{escape(lf.path)}` ({lf.uid}:{lf.gid}, {lf.entries} entries)" for lf in a.leftovers]
         out.append("")
     out += ["### Stages", ""]
     for stage, text in STAGE_TEXT.items():
-        out.append(f"- `migrate.sh --account {safe(a.account)} {stage}`: {text}")
-        out.append(f"  - rollback `rollback.sh --account {safe(a.account)} {stage}`: {ROLLBACK_TEXT[stage]}")
+        out.append(f"- `migrate.sh --account {escape(a.account)} {stage}`: {text}")
+        out.append(f"  - rollback `rollback.sh --account {escape(a.account)} {stage}`: {ROLLBACK_TEXT[stage]}")
     out.append("")
     out += ["### Risks", ""]
-    out += [f"- {safe(r)}" for r in a.risks] or ["- none recorded"]
+    out += [f"- {escape(r)}" for r in a.risks] or ["- none recorded"]
     out.append("")
     out += ["### Check by hand before stage 2", ""]
     if a.manual_steps:
         out.append("Stage 2 refuses to run until each is confirmed with `--confirm ID`:")
         out.append("")
-        out += [f"- [ ] `{m.id}`: {safe(m.text)}" for m in a.manual_steps]
+        out += [f"- [ ] `{m.id}`: {escape(m.text)}" for m in a.manual_steps]
     else:
         out.append("- [ ] nothing beyond the health checks (the service was judged convertible)")
     out.append(
@@ -158,8 +213,8 @@ def account_section(a: AccountPlan, security: dict[str, tuple[str, str]]) -> lis
 
 
 def render_report(plan: MigrationPlan, security: dict[str, tuple[str, str]]) -> str:
-    out = [f"# dynmigrate plan for {safe(plan.host)}", ""]
-    out.append(f"Scan of `{safe(plan.root)}`, dynmigrate {__version__}, plan schema {plan.schema_version}.")
+    out = [f"# dynmigrate plan for {escape(plan.host)}", ""]
+    out.append(f"Scan of `{escape(plan.root)}`, dynmigrate {__version__}, plan schema {plan.schema_version}.")
     out.append(
         f"systemd on the scanned root: {plan.systemd_version or 'unknown'}; "
         f"nss-systemd action in the preflight: {plan.nss_action}."
@@ -168,19 +223,19 @@ def render_report(plan: MigrationPlan, security: dict[str, tuple[str, str]]) -> 
     out += ["| Account | UID | Units | Verdict | Manual steps |", "|---|---|---|---|---|"]
     for a in plan.accounts:
         out.append(
-            f"| {safe(a.account)} | {a.uid} | {', '.join(safe(u.unit) for u in a.units)} | "
+            f"| {escape(a.account)} | {a.uid} | {', '.join(escape(u.unit) for u in a.units)} | "
             f"{a.verdict.value}{' (forced)' if a.forced else ''} | {len(a.manual_steps)} |"
         )
     out.append("")
     if plan.refused:
         out += ["Not planned:", ""]
-        out += [f"- {safe(name)}: {safe(why)}" for name, why in plan.refused]
+        out += [f"- {escape(name)}: {escape(why)}" for name, why in plan.refused]
         out.append("")
     if plan.alternatives:
         out += ["Options for accounts that must stay (drop-ins in `alternatives/`, not installed by the scripts):", ""]
         for alt in plan.alternatives:
-            out.append(f"- {safe(alt.unit)} under a new dynamic user `{safe(alt.new_name)}`:")
-            out += [f"  - {safe(step)}" for step in alt.steps]
+            out.append(f"- {escape(alt.unit)} under a new dynamic user `{escape(alt.new_name)}`:")
+            out += [f"  - {escape(step)}" for step in alt.steps]
         out.append("")
     out += [
         "How to run it (as root, on the host):",
@@ -197,7 +252,7 @@ def render_report(plan: MigrationPlan, security: dict[str, tuple[str, str]]) -> 
     ]
     for a in plan.accounts:
         out += account_section(a, security)
-    return "\n".join(out).rstrip("\n") + "\n"
+    return mask_secrets("\n".join(out).rstrip("\n") + "\n")
 
 
 def userdel_plan(plan: MigrationPlan) -> str:
@@ -221,7 +276,7 @@ def userdel_plan(plan: MigrationPlan) -> str:
             else f"  rollback: useradd -r -M -u {a.uid} -g {a.gid} -d {a.home} -s {a.shell} {a.account}"
         )
         out.append("")
-    return "\n".join(safe(line) for line in out)
+    return "\n".join(escape(line) for line in out)
 
 
 def plan_data(plan: MigrationPlan) -> dict[str, Any]:
@@ -323,4 +378,4 @@ def plan_data(plan: MigrationPlan) -> dict[str, Any]:
             for x in plan.alternatives
         ],
     }
-    return dict(sanitize(data))
+    return dict(escape(mask_secrets(data)))

@@ -134,7 +134,8 @@ def build_dropin(
             continue
         out.set(f"{m.key}Mode", f"{m.mode:04o}")
         out.decisions.append(f"{m.key}Mode={m.mode:04o}: keeps the existing mode of {m.path}")
-    # ReadWritePaths= now managed
+    # ReadWritePaths= now managed, or shadowed by a read-only tmpfs (a directory others could not enter)
+    shadowed = [str(c.path) for c in credentials if c.directory]
     for key in ("ReadWritePaths", "ReadWriteDirectories"):
         entries = unit.values("Service", key)
         if not entries:
@@ -148,7 +149,9 @@ def build_dropin(
             for word, value in pairs:
                 path = (word if raw else value).lstrip("-+")
                 slot = managed_slot(str(rel(path))) if path.startswith("/") else None
-                if slot is not None and any(m.key == slot[0] and m.name == slot[1] for m in managed):
+                is_managed = slot is not None and any(m.key == slot[0] and m.name == slot[1] for m in managed)
+                is_shadowed = path.startswith("/") and any(is_under(str(rel(path)), sh) for sh in shadowed)
+                if is_managed or is_shadowed:
                     dropped.append(word)
                 else:
                     keep.append(word)
@@ -156,7 +159,9 @@ def build_dropin(
             out.set(key, "")
             for word in keep:
                 out.set(key, word)
-            out.decisions.append(f"{key}= reset: {' '.join(dropped)} are managed directories now")
+            out.decisions.append(
+                f"{key}= reset: {' '.join(dropped)} are managed directories now (or read-only credentials)"
+            )
             if keep:
                 out.manual.append(
                     f"{unit.name}: {key}={' '.join(keep)} stays writable outside the managed directories; "
@@ -270,11 +275,19 @@ def build_dropin(
                 break
     # credentials for secrets
     for c in credentials:
+        if c.directory:
+            out.set("TemporaryFileSystem", f"{c.path}:ro")
+            out.decisions.append(
+                f"TemporaryFileSystem={c.path}:ro: other users could not enter {c.path} and the dynamic user "
+                "cannot either once it is root's; the unit sees an empty read-only directory there with each "
+                "of its files bound in from its credential"
+            )
+            continue
         out.set("LoadCredential", f"{c.name}:{c.path}")
         out.set("BindReadOnlyPaths", f"%d/{c.name}:{c.path}")
         out.decisions.append(
-            f"LoadCredential={c.name}:{c.path} and bound back over {c.path}: the secret stays root-only on disk "
-            "and the daemon reads it where it always did"
+            f"LoadCredential={c.name}:{c.path} and bound back over {c.path}: it stays root-only on disk and "
+            "the daemon reads it where it always did"
         )
     return out
 

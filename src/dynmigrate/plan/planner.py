@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from dynmigrate.app import ScanResult
-from dynmigrate.collect.rootfs import is_under
+from dynmigrate.collect.rootfs import is_under, parent_of
 from dynmigrate.graph.queries import Queries, managed_slot
 from dynmigrate.model.accounts import Account
-from dynmigrate.model.common import Effect, RelPath, Verdict
-from dynmigrate.model.files import FileKind
+from dynmigrate.model.common import Effect, RelPath, Verdict, escape
+from dynmigrate.model.files import FileKind, PathInfo
 from dynmigrate.model.plan import (
     DROPIN_NAME,
     AccountPlan,
@@ -69,17 +69,17 @@ def select_accounts(result: ScanResult, sel: Selection) -> list[AccountVerdict]:
     for name in sel.accounts:
         acc = report.account(name)
         if acc is None:
-            raise SelectionError(f"no static system account named {name}")
+            raise SelectionError(f"no static system account named {escape(name)}")
         chosen[acc.name] = acc
     for uname in sel.units:
         unit = result.snapshot.unit(uname) or result.snapshot.unit(uname + ".service")
         if unit is None:
-            raise SelectionError(f"no unit named {uname}")
+            raise SelectionError(f"no unit named {escape(uname)}")
         owners = [a for a in result.queries.accounts_of(unit.name) if report.account(a) is not None]
         if unit.template is not None and not owners:
             owners = [a for a in result.queries.accounts_of(unit.template) if report.account(a) is not None]
         if not owners:
-            raise SelectionError(f"no static system account runs {unit.name}")
+            raise SelectionError(f"no static system account runs {escape(unit.name)}")
         for owner in owners:
             av = report.account(owner)
             if av is not None:
@@ -178,40 +178,132 @@ def runtime_sockets(q: Queries, acc: Account) -> frozenset[str]:
     return frozenset(out)
 
 
-def _file_fixes(result: ScanResult, acc: Account) -> tuple[list[FileFix], list[Credential], list[RelPath]]:
+def other_access(info: PathInfo, known: Mapping[str, PathInfo]) -> tuple[bool, bool]:
+    """(can read, can enter) for an unprivileged other user, judged along the whole path.
+
+    Every ancestor must let others enter (x). Ancestors the snapshot does not list are root-owned
+    and the plan leaves them as they are: they are taken as enterable, which only ever keeps more
+    paths private, never fewer.
+    """
+    parent = parent_of(info.path)
+    while parent != "/":
+        anc = known.get(parent)
+        if anc is not None and anc.kind is FileKind.DIR and not anc.mode & 0o001:
+            return False, False
+        parent = parent_of(parent)
+    return bool(info.mode & 0o004), info.kind is FileKind.DIR and bool(info.mode & 0o001)
+
+
+def _cred_name(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", path.rsplit("/", 1)[-1])
+
+
+def _file_fixes(result: ScanResult, acc: Account) -> tuple[list[FileFix], list[Credential], list[RelPath], list[str]]:
+    """Configuration the account owned becomes root's, and never readable to more users than before.
+
+    What others could read stays readable (0644/0755, as systemd expects configuration). What they
+    could not read keeps its permission bits and reaches the service through LoadCredential=. A
+    directory they could not enter stays closed too: when the plan knows every entry of it and each
+    is a file, the unit sees a read-only tmpfs there with the files bound in; otherwise a manual step.
+    """
     q = result.queries
+    snap = result.snapshot
+    known = {str(e.path): e for e in snap.etc_entries}
     fixes: list[FileFix] = []
     creds: list[Credential] = []
     secret_paths: list[RelPath] = []
+    manual: list[str] = []
+    acls = set(snap.acl_paths)
     for e in q.etc_entries_of(acc):
-        if e.kind not in (FileKind.FILE, FileKind.DIR):
-            continue
-        hints = result.snapshot.secret_hints(e.path)
-        if e.kind is FileKind.FILE and hints:
-            name = re.sub(r"[^A-Za-z0-9_.-]", "_", e.path.rsplit("/", 1)[-1])
-            secret_paths.append(e.path)
-            fixes.append(
-                FileFix(
-                    e.path,
-                    e.uid,
-                    e.gid,
-                    e.mode,
-                    0,
-                    0,
-                    0o600,
-                    "secret: root-only on disk, handed to the service with LoadCredential=",
+        if e.path in acls:
+            manual.append(
+                f"{e.path} has an ACL (system.posix_acl_access): its mode bits do not tell who may read it, so the "
+                "plan leaves its owner and ACL as they are; re-own it by hand without widening the ACL, and hand "
+                "it to the service with LoadCredential= if the dynamic user must read it"
+            )
+    entries = [e for e in q.etc_entries_of(acc) if e.kind in (FileKind.FILE, FileKind.DIR) and e.path not in acls]
+    closed = [e for e in entries if e.kind is FileKind.DIR and not other_access(e, known)[1]]
+    closed_tops = [d for d in closed if not any(is_under(str(d.path), str(o.path)) and o != d for o in closed)]
+    dir_creds: set[str] = set()
+    manual_dirs: set[str] = set()
+    for d in closed_tops:
+        inside = [e for e in snap.etc_entries if is_under(str(e.path), str(d.path)) and e.path != d.path]
+        fact = snap.path(d.path)
+        flat = all(e.kind is FileKind.FILE and parent_of(e.path) == d.path for e in inside)
+        listed = fact is not None and fact.entries == len(inside)
+        how = f"{d.uid}:{d.gid} {d.mode:04o}"
+        if flat and listed and inside:
+            dir_creds.add(str(d.path))
+            creds.append(
+                Credential(
+                    "",
+                    _cred_name(d.path),
+                    d.path,
+                    f"other users could not enter it ({how}): each of its files is a credential",
+                    directory=True,
                 )
             )
-            creds.append(Credential("", name, e.path, f"looks secret ({hints[0].keyword})"))
             continue
+        manual_dirs.add(str(d.path))
+        why = (
+            "it has subdirectories"
+            if not flat
+            else "not every entry of it is known to the plan"
+            if not listed or not inside
+            else ""
+        )
+        manual.append(
+            f"{d.path} ({how}) could not be entered by other users: it becomes root-owned with the same mode, "
+            f"so the dynamic user cannot enter it either, and {why}. Hand its files to the service with "
+            "LoadCredential= and point the daemon at $CREDENTIALS_DIRECTORY, or move them where the service "
+            "can read them; never widen the directory's mode"
+        )
+
+    def covered(path: str) -> str | None:
+        return next((d for d in (*dir_creds, *manual_dirs) if is_under(path, d)), None)
+
+    for e in entries:
+        hints = snap.secret_hints(e.path)
+        readable, enterable = other_access(e, known)
+        keep = e.mode & 0o777
+        how = f"{e.uid}:{e.gid} {e.mode:04o}"
+        under = covered(str(e.path))
         if e.kind is FileKind.DIR:
-            new_mode = 0o755
-            reason = "config directory: root-owned and traversable"
-        else:
-            new_mode = 0o755 if e.mode & 0o111 else 0o644
-            reason = "config: root-owned and world-readable (no secret found in it)"
+            if readable and enterable:
+                new_mode, reason = 0o755, "config directory: root-owned and traversable (others could list it before)"
+            elif under is not None and under in dir_creds:
+                new_mode, reason = keep, "others could not enter it: root-owned, mode kept; the unit sees its files"
+            elif under is not None:
+                new_mode, reason = keep, "others could not enter it: root-owned, mode kept (see the manual step)"
+            else:
+                new_mode, reason = keep, "others could not list it: root-owned, mode kept"
+            fixes.append(FileFix(e.path, e.uid, e.gid, e.mode, 0, 0, new_mode, reason))
+            continue
+        if hints or not readable:
+            if hints:
+                secret_paths.append(e.path)
+                new_mode = 0o600
+                why = f"looks secret ({hints[0].keyword})"
+            else:
+                new_mode = keep
+                why = f"other users could not read it ({how}" + (
+                    ", in a directory they could not enter)" if e.mode & 0o004 else ")"
+                )
+            kept = "root-only" if new_mode == 0o600 else "root-owned, mode kept"
+            if under is not None and under in dir_creds:
+                reason = f"{why}: {kept}, bound into the unit's view of {under} with LoadCredential="
+                creds.append(Credential("", _cred_name(e.path), e.path, why))
+            elif under is not None:
+                reason = f"{why}: {kept}, inside {under} (see the manual step)"
+            else:
+                reason = f"{why}: {kept}, handed to the service with LoadCredential="
+                creds.append(Credential("", _cred_name(e.path), e.path, why))
+            fixes.append(FileFix(e.path, e.uid, e.gid, e.mode, 0, 0, new_mode, reason))
+            continue
+        new_mode = 0o755 if e.mode & 0o111 else 0o644
+        reason = "config: root-owned and world-readable (others could read it before, no secret found in it)"
         fixes.append(FileFix(e.path, e.uid, e.gid, e.mode, 0, 0, new_mode, reason))
-    return fixes, creds, secret_paths
+    return fixes, creds, secret_paths, manual
 
 
 def _sysusers_overrides(result: ScanResult, acc: Account, delete_group: bool) -> list[OverrideFile]:
@@ -469,7 +561,15 @@ def _leftovers(
     return out
 
 
-def _upgrade(result: ScanResult, acc: Account, units: list[Unit]) -> tuple[list[str], list[StatOverridePin]]:
+def _upgrade(
+    result: ScanResult, acc: Account, units: list[Unit], fixes: list[FileFix]
+) -> tuple[list[str], list[StatOverridePin]]:
+    """Package scripts that recreate the account, and the statoverride pins that make their chowns skip.
+
+    A pin is applied by dpkg at every upgrade: its mode is the one the plan leaves the path with (a
+    re-owned config keeps its kept mode), or the path's mode today; never one that lets more users in.
+    """
+    after = {str(f.path): f.new_mode for f in fixes}
     recreated: list[str] = []
     pins: dict[str, StatOverridePin] = {}
     for ref in result.queries.refs_to_account(acc):
@@ -486,6 +586,10 @@ def _upgrade(result: ScanResult, acc: Account, units: list[Unit]) -> tuple[list[
             fact = result.snapshot.path(ref.path)
             if fact is not None and fact.target is not None and fact.target.kind is FileKind.FILE:
                 mode = 0o644
+            if str(ref.path) in after:
+                mode = after[str(ref.path)]
+            elif fact is not None and fact.target is not None:
+                mode = fact.target.mode & 0o777
             pins.setdefault(
                 ref.path,
                 StatOverridePin(
@@ -512,18 +616,25 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
     else:
         group_note = f"primary group {grp.name if grp else acc.gid} is shared: only the user is deleted"
     units, unit_notes = _plan_units(q, acc)
-    fixes, creds, _secrets = _file_fixes(result, acc)
+    fixes, creds, _secrets, access_manual = _file_fixes(result, acc)
     supplementary = sorted(str(g.name) for g in q.groups_of(acc) if g.gid != acc.gid)
     unit_plans: list[UnitPlan] = []
     all_managed: list[ManagedDir] = []
     manual: list[ManualStep] = []
     risks: list[str] = list(unit_notes)
     for unit in units:
-        managed, refused_dirs = derive_directories(q, acc, unit)
+        managed, refused_dirs, dir_steps = derive_directories(q, acc, unit)
+        # systemd mounts a ConfigurationDirectory= over the unit's tmpfs (seen on 252): the closed
+        # directory is shown through TemporaryFileSystem= alone
+        shadowed = {str(c.path) for c in creds if c.directory}
+        managed = [m for m in managed if not (m.key == "ConfigurationDirectory" and str(m.path) in shadowed)]
         risks += refused_dirs
+        for text_m in dir_steps:
+            if text_m not in (m.text for m in manual):
+                manual.append(ManualStep(f"M{len(manual) + 1}-{acc.name}", "plan", text_m))
         all_managed += managed
         mode = _exec_mode(q, acc, unit)
-        unit_creds = [Credential(unit.name, c.name, c.path, c.reason) for c in creds]
+        unit_creds = [replace(c, unit=unit.name) for c in creds]
         own = (acc.name, str(acc.gid)) + ((str(grp.name),) if grp is not None and own_group else ())
         d = build_dropin(unit, acc.name, mode, managed, supplementary, unit_creds, own, runtime_sockets(q, acc))
         dpath = RelPath(f"/etc/systemd/system/{unit.name}.d/{DROPIN_NAME}")
@@ -561,6 +672,8 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
                 instances=tuple(sorted(u.name for u in snap.units if u.template == unit.name and u.enabled)),
             )
         )
+    for text_m in access_manual:
+        manual.append(ManualStep(f"M{len(manual) + 1}-{acc.name}", "plan", text_m))
     by_rule: dict[str, list[str]] = {}
     for f in av.findings:
         if f.effect is Effect.NEEDS_MANUAL or (f.effect is Effect.BLOCKS and options.force):
@@ -576,7 +689,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
     cron_overrides, suggested = _cron(result, acc)
     overrides += cron_overrides
     statoverrides = tuple(o for o in snap.statoverrides if o.user == acc.name or (delete_group and o.group == acc.name))
-    recreated, pins = _upgrade(result, acc, units)
+    recreated, pins = _upgrade(result, acc, units, fixes)
     fixed: set[str] = {str(f.path) for f in fixes}
     leftovers = _leftovers(result, acc, all_managed, fixed, delete_group)
     if any(m.key in ("StateDirectory", "CacheDirectory", "LogsDirectory") for m in all_managed):
@@ -626,7 +739,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         findings=av.findings,
         units=tuple(unit_plans),
         file_fixes=tuple(sorted(fixes)),
-        credentials=tuple(sorted(Credential(u.unit, c.name, c.path, c.reason) for u in unit_plans for c in creds)),
+        credentials=tuple(sorted(replace(c, unit=u.unit) for u in unit_plans for c in creds)),
         overrides=tuple(sorted(overrides)),
         statoverrides=statoverrides,
         pins=tuple(pins),

@@ -6,7 +6,7 @@ character but newline and tab is shown escaped: a hostile unit file cannot drive
 
 from __future__ import annotations
 
-from dynmigrate.model.common import escape_path
+from dynmigrate.model.common import escape
 from dynmigrate.model.plan import MigrationPlan
 from dynmigrate.plan.script import dropin_file
 
@@ -17,7 +17,7 @@ def printable(text: str) -> str:
     out = []
     for line in lines:
         parts = line.split("\t")
-        out.append("\t".join("".join(ch if ch == "\\" else escape_path(ch) for ch in p) for p in parts))
+        out.append("\t".join("".join(ch if ch == "\\" else escape(ch) for ch in p) for p in parts))
     return "\n".join(out)
 
 
@@ -27,15 +27,15 @@ def _block(title: str, text: str) -> list[str]:
 
 
 def render_preview(plan: MigrationPlan) -> str:
-    out: list[str] = [f"# dynmigrate plan --dry-run for {escape_path(plan.root)}: nothing was written\n"]
+    out: list[str] = [f"# dynmigrate plan --dry-run for {escape(plan.root)}: nothing was written\n"]
     for a in plan.accounts:
-        out.append(f"## {escape_path(a.account)} (UID {a.uid}): {a.verdict.value}\n")
+        out.append(f"## {escape(a.account)} (UID {a.uid}): {a.verdict.value}\n")
         for u in a.units:
             out += _block(f"{dropin_file(u.unit)} -> {u.dropin_path}", u.dropin_text)
             out += _block(f"units/{u.unit}/effective.diff", u.diff or "(no change)\n")
     for alt in plan.alternatives:
-        out.append(f"## {escape_path(alt.account)}: option, {escape_path(alt.unit)} as {escape_path(alt.new_name)}\n")
+        out.append(f"## {escape(alt.account)}: option, {escape(alt.unit)} as {escape(alt.new_name)}\n")
         out += _block(f"alternatives/{alt.unit}/50-dynmigrate.conf", alt.dropin_text)
     for name, why in plan.refused:
-        out.append(f"## not planned: {escape_path(name)}: {escape_path(why)}\n")
+        out.append(f"## not planned: {escape(name)}: {escape(why)}\n")
     return "\n".join(out)

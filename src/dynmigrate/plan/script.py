@@ -11,11 +11,25 @@ import shlex
 from importlib import resources
 
 from dynmigrate import __version__
+from dynmigrate.model.common import escape
 from dynmigrate.model.plan import AccountPlan, MigrationPlan
 
 
 def q(value: object) -> str:
-    return shlex.quote(str(value))
+    """One shell word with exactly VALUE's bytes. Text with characters a terminal acts on (ESC, C1,
+    bidi, zero-width, raw bytes) is written as $'...' with \\xHH escapes, so that the script shows
+    them inert and bash still reads back the same bytes."""
+    text = str(value)
+    if escape(text) == text.replace("\\", "\\\\"):
+        return shlex.quote(text)
+    out = []
+    for byte in text.encode("utf-8", "surrogateescape"):
+        ch = chr(byte)
+        if byte < 0x80 and ch.isprintable() and ch not in "'\\":
+            out.append(ch)
+        else:
+            out.append(f"\\x{byte:02x}")
+    return "$'" + "".join(out) + "'"
 
 
 def arr(name: str, values: list[str] | tuple[str, ...]) -> str:
@@ -117,8 +131,8 @@ def header(kind: str, plan: MigrationPlan) -> str:
     accounts = ", ".join(a.account for a in plan.accounts)
     return f"""#!/bin/bash
 # shellcheck source-path=SCRIPTDIR
-# dynmigrate {__version__}: {kind} script for host {plan.host} (accounts: {accounts}).
-# Generated from a scan of {plan.root}; review REPORT.md before running anything.
+# dynmigrate {__version__}: {kind} script for host {escape(plan.host)} (accounts: {escape(accounts)}).
+# Generated from a scan of {escape(plan.root)}; review REPORT.md before running anything.
 #
 #   {
         "migrate.sh [--account NAME]... [--confirm ID]... STAGE"

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from dynmigrate.app import ScanResult
+from dynmigrate.model.common import escape, mask_secrets
 from dynmigrate.model.plan import MigrationPlan
 from dynmigrate.plan.ansible import PLAYBOOK, ansible_readme
 from dynmigrate.plan.documents import plan_data, render_report, userdel_plan
@@ -32,6 +33,11 @@ def _check_rel(rel: str) -> str:
     return rel
 
 
+def review(text: str) -> str:
+    """A file for reviewers, never installed: secret values masked, untrusted text escaped."""
+    return escape(mask_secrets(text), lines=True)
+
+
 def plan_files(plan: MigrationPlan) -> dict[str, tuple[str, int]]:
     """Relative path -> (content, mode) of every file except the scripts and documents."""
     files: dict[str, tuple[str, int]] = {}
@@ -39,16 +45,17 @@ def plan_files(plan: MigrationPlan) -> dict[str, tuple[str, int]]:
         for u in a.units:
             base = f"units/{u.unit}"
             files[_check_rel(dropin_file(u.unit))] = (u.dropin_text, 0o644)
-            files[_check_rel(f"{base}/effective.before.service")] = (u.before, 0o644)
-            files[_check_rel(f"{base}/effective.after.service")] = (u.after, 0o644)
-            files[_check_rel(f"{base}/effective.diff")] = (u.diff, 0o644)
+            # review copies, never installed: secret values masked
+            files[_check_rel(f"{base}/effective.before.service")] = (review(u.before), 0o644)
+            files[_check_rel(f"{base}/effective.after.service")] = (review(u.after), 0o644)
+            files[_check_rel(f"{base}/effective.diff")] = (review(u.diff), 0o644)
         for i, o in enumerate(a.overrides):
             if o.content is not None:
                 files[_check_rel(override_file(a.account, i))] = (o.content, 0o644)
         for name, text in a.suggested:
-            files[_check_rel(f"suggested/{name}")] = (text, 0o644)
+            files[_check_rel(f"suggested/{name}")] = (review(text), 0o644)
     for alt in plan.alternatives:
-        files[_check_rel(f"alternatives/{alt.unit}/50-dynmigrate.conf")] = (alt.dropin_text, 0o644)
+        files[_check_rel(f"alternatives/{alt.unit}/50-dynmigrate.conf")] = (review(alt.dropin_text), 0o644)
     return files
 
 

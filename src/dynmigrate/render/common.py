@@ -1,4 +1,5 @@
-"""Helpers every renderer shares: safe strings and plain-data views of the report."""
+"""Helpers every renderer shares: plain-data views of the report (untrusted text goes through
+model.common.escape, secret values through model.common.mask_secrets)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from dynmigrate import __version__
 from dynmigrate.engine.catalogue import fix_of
-from dynmigrate.model.common import Location, Verdict, escape_path
+from dynmigrate.model.common import Location, Verdict, escape, mask_secrets
 from dynmigrate.model.files import OwnedTree, PathInfo
 from dynmigrate.model.findings import Finding
 from dynmigrate.model.references import Reference
@@ -20,21 +21,6 @@ VERDICT_ORDER = (
     Verdict.ORPHAN,
     Verdict.NEVER,
 )
-
-
-def safe(text: str) -> str:
-    """Escape control characters and undecodable bytes so that output stays one line, valid UTF-8."""
-    return escape_path(text)
-
-
-def sanitize(value: Any) -> Any:
-    if isinstance(value, str):
-        return safe(value)
-    if isinstance(value, dict):
-        return {safe(str(k)): sanitize(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [sanitize(v) for v in value]
-    return value
 
 
 def loc(location: Location | None) -> str | None:
@@ -157,4 +143,4 @@ def report_data(report: Report) -> dict[str, Any]:
         ],
         "evidence": dict(report.evidence),
     }
-    return dict(sanitize(data))
+    return dict(escape(mask_secrets(data)))

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from dynmigrate.engine.catalogue import fix_of
-from dynmigrate.model.common import Verdict
+from dynmigrate.model.common import Verdict, escape
 from dynmigrate.model.report import AccountVerdict, Report
-from dynmigrate.render.common import VERDICT_ORDER, safe, summary, suppressed_line
+from dynmigrate.render.common import VERDICT_ORDER, summary, suppressed_line
 
 
 def _cell(text: str) -> str:
-    return safe(text).replace("|", "\\|")
+    return escape(text).replace("|", "\\|")
 
 
 def account_section(a: AccountVerdict, level: int = 2) -> list[str]:
     h = "#" * level
-    out = [f"{h} {safe(a.name)} (UID {a.uid}): {a.verdict.value}", ""]
+    out = [f"{h} {escape(a.name)} (UID {a.uid}): {a.verdict.value}", ""]
     out.append(f"- Reason: {_cell(a.reason)}")
-    out.append(f"- Group: {safe(a.group)} (GID {a.gid}); shell {safe(a.shell) or '-'}; home {safe(a.home) or '-'}")
+    out.append(
+        f"- Group: {escape(a.group)} (GID {a.gid}); shell {escape(a.shell) or '-'}; home {escape(a.home) or '-'}"
+    )
     if a.units:
-        out.append(f"- Units: {', '.join(safe(u) for u in a.units)}")
+        out.append(f"- Units: {', '.join(escape(u) for u in a.units)}")
     out.append("")
     if a.links:
         out += ["| Unit | How | Confidence | Source | Detail |", "|---|---|---|---|---|"]
@@ -40,7 +42,7 @@ def account_section(a: AccountVerdict, level: int = 2) -> list[str]:
         out.append("")
         for t in a.trees:
             out.append(
-                f"- `{safe(t.top.path)}` {t.top.kind.value} {t.top.uid}:{t.top.gid} {t.top.mode_str()}"
+                f"- `{escape(t.top.path)}` {t.top.kind.value} {t.top.uid}:{t.top.gid} {t.top.mode_str()}"
                 f" ({t.entries} entries, {t.bytes} bytes)"
             )
         out.append("")
@@ -48,11 +50,11 @@ def account_section(a: AccountVerdict, level: int = 2) -> list[str]:
 
 
 def render_markdown(report: Report) -> str:
-    out = [f"# dynmigrate scan of `{safe(report.root)}`", ""]
+    out = [f"# dynmigrate scan of `{escape(report.root)}`", ""]
     host = report.host
-    out.append(f"- OS: {safe(host.pretty_name) or 'unknown'}")
-    out.append(f"- systemd: {host.systemd_version or 'unknown'} ({safe(host.systemd_version_source)})")
-    sources = "; ".join(safe(s) for s in report.system_range.sources)
+    out.append(f"- OS: {escape(host.pretty_name) or 'unknown'}")
+    out.append(f"- systemd: {host.systemd_version or 'unknown'} ({escape(host.systemd_version_source)})")
+    sources = "; ".join(escape(s) for s in report.system_range.sources)
     out.append(f"- System accounts: UID 1-{report.system_range.uid_max} ({sources})")
     out.append(f"- nss-systemd resolves dynamic users: {'yes' if report.nss.resolves_dynamic_users else 'no'}")
     out.append(f"- Walked {report.walked_entries} entries; {report.unit_count} units")

@@ -18,10 +18,9 @@ from urllib.parse import quote
 from dynmigrate import __version__
 from dynmigrate.engine.catalogue import Rule, fix_of, load_catalogue
 from dynmigrate.engine.suppress import fingerprint
-from dynmigrate.model.common import Effect, Severity
+from dynmigrate.model.common import Effect, Severity, escape, mask_secrets
 from dynmigrate.model.findings import Finding
 from dynmigrate.model.report import Report
-from dynmigrate.render.common import sanitize
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 # Where rule documentation is published; `dynmigrate rules DMnnn` prints the same text offline.
@@ -133,19 +132,21 @@ def render_sarif(report: Report) -> str:
         },
         "columnKind": "unicodeCodePoints",
         # everything below comes from the scanned root: escaped to one printable line per value
-        **sanitize(
-            {
-                "originalUriBaseIds": _root_bases(report.root),
-                "results": [_result(f, index, why) for f, why in sorted(located, key=lambda p: p[0].sort_key())],
-                "invocations": [
-                    {
-                        "executionSuccessful": True,
-                        "toolExecutionNotifications": [
-                            _notification(f) for f in sorted(unlocated, key=Finding.sort_key)
-                        ],
-                    }
-                ],
-            }
+        **escape(
+            mask_secrets(
+                {
+                    "originalUriBaseIds": _root_bases(report.root),
+                    "results": [_result(f, index, why) for f, why in sorted(located, key=lambda p: p[0].sort_key())],
+                    "invocations": [
+                        {
+                            "executionSuccessful": True,
+                            "toolExecutionNotifications": [
+                                _notification(f) for f in sorted(unlocated, key=Finding.sort_key)
+                            ],
+                        }
+                    ],
+                }
+            )
         ),
     }
     data = {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}

@@ -9,9 +9,9 @@ from rich.table import Table
 from rich.text import Text
 
 from dynmigrate.engine.catalogue import fix_of
-from dynmigrate.model.common import Verdict
+from dynmigrate.model.common import Verdict, escape
 from dynmigrate.model.report import AccountVerdict, Report
-from dynmigrate.render.common import VERDICT_ORDER, safe, summary, suppressed_line
+from dynmigrate.render.common import VERDICT_ORDER, summary, suppressed_line
 
 STYLE = {
     Verdict.CONVERTIBLE: "green",
@@ -28,7 +28,7 @@ def _short(text: str, limit: int = 90) -> str:
 
 
 def render_table(report: Report, console: Console, *, show_all: bool = False) -> None:
-    table = Table(title=f"dynmigrate scan of {safe(report.root)}", title_justify="left")
+    table = Table(title=f"dynmigrate scan of {escape(report.root)}", title_justify="left")
     table.add_column("Account", no_wrap=True)
     table.add_column("UID", justify="right")
     table.add_column("Units", max_width=40)
@@ -42,11 +42,11 @@ def render_table(report: Report, console: Console, *, show_all: bool = False) ->
         rows = keep
     for a in rows:
         table.add_row(
-            safe(a.name),
+            escape(a.name),
             str(a.uid),
-            safe(", ".join(a.units) or "-"),
+            escape(", ".join(a.units) or "-"),
             Text(a.verdict.value, style=STYLE[a.verdict]),
-            _short(safe(a.reason)),
+            _short(escape(a.reason)),
         )
     console.print(table)
     shown_rules = sorted({a.reason.split(":", 1)[0] for a in rows if re.match(r"DM\d{3}:", a.reason)})

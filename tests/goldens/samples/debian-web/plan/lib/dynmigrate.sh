@@ -1154,10 +1154,10 @@ PLAN_FILES=(
 	7fdc83a912ce556d049b7947cb326fe9ee3975eaaf00a7af3c90327bf79a1ef2 files/postgres/override-0
 	7383940705d9c3c8af3c4c410ef699c199a08cfeba92a70b72ea8373a86491a5 files/postgres/override-1
 	29f68c666ffa7af684dd4daf2f7232d85779212bb29bf3f57ef1d406c87333b8 units/memcached.service/50-dynmigrate.conf
-	06d6f6bfe2a64fac9cde0cea0b53f30369ec2202a01603a84d7977ea0c54670e units/postgresql.service/50-dynmigrate.conf
-	d94b7e86d645f1528a269e56aec4d038c853c74d55f23b524b233c85a865fc74 units/postgresql@.service/50-dynmigrate.conf
-	7bbdc015e1c1570cb298bae6cecf4375bdc8fb765d3fe3f0e4c675a10553b3db units/redis-server.service/50-dynmigrate.conf
-	981f9bd53438171734f90e8810481e882117570093a99f5ae605dcc4a30b44b6 units/redis-server@.service/50-dynmigrate.conf
+	07ee74bed0095c059f57f6d7f88b7777ebb8fb93ead375d5c52b18d3ef19466e units/postgresql.service/50-dynmigrate.conf
+	49ff78faf1c5bdec4771e9bac1c28d53a1cbfad23e58b16eecff3fec5f61eb9b units/postgresql@.service/50-dynmigrate.conf
+	04039a5f615ba0ac39d04a2fec9136094c304deec109ce24f23123ea69a7bb44 units/redis-server.service/50-dynmigrate.conf
+	31ae8646d264cdea203e4a5fcf8a0aeee92cd26eb273a5cb6b7443f375ff1684 units/redis-server@.service/50-dynmigrate.conf
 	2a11d9dee10ad258e2cd8399d86f1b1a78a0701932234ff5f2a64b9e2ce9e3fc units/shortlink.service/50-dynmigrate.conf
 )
 
@@ -1200,13 +1200,13 @@ load_account() {
 		A_MOVE=(/var/lib/postgresql /var/log/postgresql)
 		A_RUNTIME=(/run/postgresql)
 		A_FIX_PATH=(/etc/postgresql /etc/postgresql/15 /etc/postgresql/15/main /etc/postgresql/15/main/conf.d /etc/postgresql/15/main/environment /etc/postgresql/15/main/pg_ctl.conf /etc/postgresql/15/main/pg_hba.conf /etc/postgresql/15/main/pg_ident.conf /etc/postgresql/15/main/postgresql.conf /etc/postgresql/15/main/start.conf)
-		A_FIX_MODE=(0755 0755 0755 0755 0644 0644 0644 0644 0644 0644)
+		A_FIX_MODE=(0755 0755 0755 0755 0644 0644 0640 0640 0644 0644)
 		A_OVR_TARGET=(/etc/cron.d/pg-backup /etc/tmpfiles.d/postgresql-common.conf)
 		A_OVR_SOURCE=(files/postgres/override-0 files/postgres/override-1)
 		A_OVR_KIND=(cron-override tmpfiles-override)
 		A_OVR_ORIG=(d6c4ae5e1fe076cc8aa61f0f6deb5b67ac5a36051cde39f570f31cdd778a0097 '')
 		A_UNIT_HASH=(53119e0ea450ca56a07ff93c15ebbb99180f40eee262727483af6bed5cc86273 250014b0f655df1308a714be33159eceaf8fa30e205d0fab2f2658853d7791da)
-		A_MIN_SYSTEMD=235
+		A_MIN_SYSTEMD=248
 		A_SO_USER=()
 		A_SO_GROUP=()
 		A_SO_MODE=()
@@ -1226,19 +1226,19 @@ load_account() {
 		A_MOVE=(/var/lib/redis /var/log/redis)
 		A_RUNTIME=(/run/redis)
 		A_FIX_PATH=(/etc/redis /etc/redis/redis.conf)
-		A_FIX_MODE=(0755 0644)
+		A_FIX_MODE=(0770 0640)
 		A_OVR_TARGET=()
 		A_OVR_SOURCE=()
 		A_OVR_KIND=()
 		A_OVR_ORIG=()
 		A_UNIT_HASH=(5264decaa899563bd974cabc1226ed6bee0dfaa87b9ef6cfeee51104e2180d0c 1b96fc23953e1491e0bae874d98ac792cedea7027a1431070744ea7c7e9dc053)
-		A_MIN_SYSTEMD=235
+		A_MIN_SYSTEMD=248
 		A_SO_USER=(redis)
 		A_SO_GROUP=(redis)
 		A_SO_MODE=(640)
 		A_SO_PATH=(/etc/redis/redis.conf)
 		A_PIN_PATH=(/etc/redis /etc/redis/redis.conf /var/lib/redis /var/log/redis)
-		A_PIN_MODE=(755 644 755 755)
+		A_PIN_MODE=(770 640 750 750)
 		A_MANUAL=(DM110-redis DM208-redis)
 		A_MANIFEST=(/etc/redis /etc/redis/redis.conf /var/lib/redis /var/log/redis)
 		;;

@@ -1,0 +1,1361 @@
+# shellcheck shell=bash
+# dynmigrate 0.1.0: the library migrate.sh and rollback.sh source (they check its sha256 first).
+# Plan for host vault01, from a scan of samples/private-configs/root.
+
+# ---- dynmigrate shell library (shared by migrate.sh, rollback.sh and dynmigrate-repair) ----
+# Every value that came from the scanned host is single-quoted in the data section below;
+# nothing here evaluates text from the host except the health probes chosen at plan time.
+
+readonly DYN_MIN=61184
+readonly DYN_MAX=65519
+UNITS_STOPPED=0
+
+log() {
+	local line
+	line="$(date -u +%Y-%m-%dT%H:%M:%SZ) ${SCRIPT_NAME}[${STAGE:-main}]${A_NAME:+ ${A_NAME}}: $*"
+	printf '%s\n' "$line" >&2
+	if [ -d "$STATE" ]; then printf '%s\n' "$line" >>"$STATE/log"; fi
+}
+
+die() {
+	log "ERROR: $*"
+	exit 1
+}
+
+on_exit() {
+	# a stage that fails after stopping the units must not leave the service down
+	local rc=$?
+	if [ "$rc" != 0 ] && [ "$UNITS_STOPPED" = 1 ] && [ -n "$A_NAME" ]; then
+		if static_user_exists "$A_NAME"; then
+			log "the stage failed with the units stopped: starting them again (the account still exists)"
+			start_units || true
+		else
+			log "the stage failed after $A_NAME was deleted: the units are stopped; run this stage again, or" \
+				"roll it back with: rollback.sh --account $A_NAME ${STAGE:-stage2}"
+		fi
+	fi
+	return "$rc"
+}
+
+need_root() {
+	[ "$(id -u)" = 0 ] || die "must run as root"
+}
+
+systemd_version() {
+	systemctl --version | awk 'NR == 1 { print $2 + 0 }'
+}
+
+acct_dir() {
+	printf '%s/accounts/%s' "$STATE" "$A_NAME"
+}
+
+stage_done() {
+	[ -e "$(acct_dir)/stage$1.done" ]
+}
+
+mark_done() {
+	date -u +%Y-%m-%dT%H:%M:%SZ >"$(acct_dir)/stage$1.done"
+	log "stage $1 done"
+}
+
+unmark_done() {
+	rm -f -- "$(acct_dir)/stage$1.done"
+}
+
+# Names are compared as strings, never as patterns.
+passwd_field() {
+	# passwd_field FILE NAME N: field N of the line whose first field is NAME
+	awk -F: -v n="$2" -v f="$3" '$1 == n { print $f; exit }' "$1"
+}
+
+account_uid() {
+	getent passwd "$1" | cut -d: -f3
+}
+
+static_user_exists() {
+	# only /etc/passwd: a dynamic user resolved through nss-systemd does not count
+	[ -n "$(passwd_field /etc/passwd "$1" 1)" ]
+}
+
+static_group_exists() {
+	[ -n "$(passwd_field /etc/group "$1" 1)" ]
+}
+
+# Verify the files this script installs against the checksums recorded at plan time.
+verify_plan_files() {
+	local sum rel
+	while IFS= read -r sum && IFS= read -r rel; do
+		[ -f "$PLAN_DIR/$rel" ] || die "plan file missing: $rel"
+		[ "$(sha256sum <"$PLAN_DIR/$rel" | cut -d' ' -f1)" = "$sum" ] || die "plan file changed since planning: $rel"
+	done < <(printf '%s\n' "${PLAN_FILES[@]}")
+}
+
+# ---- paths --------------------------------------------------------------------------------
+
+managed_split() {
+	# managed_split PATH: MB=the managed base (/var/lib, /var/cache, /var/log, /run), MN=the name below it
+	# (systemd keeps StateDirectory=foo/bar as /var/lib/private/foo/bar)
+	MB="" MN=""
+	local b
+	for b in /var/lib /var/cache /var/log /run; do
+		case "$1" in "$b"/?*)
+			MB=$b
+			MN=${1#"$b"/}
+			return 0
+			;;
+		esac
+	done
+	return 1
+}
+
+expected_real() {
+	# where PATH really is: itself, or below MB/private/MN when PATH goes through a moved directory
+	local p=$1 d
+	for d in "${A_MOVE[@]}"; do
+		if [ -L "$d" ] && managed_split "$d"; then
+			case "$p" in
+			"$d") printf '%s' "$MB/private/$MN" && return 0 ;;
+			"$d"/*) printf '%s' "$MB/private/$MN/${p#"$d"/}" && return 0 ;;
+			esac
+		fi
+	done
+	printf '%s' "$p"
+}
+
+safe_path() {
+	# safe_path PATH: PATH reaches what it reached when it was recorded, through no symlink planted since
+	# (a service account that controls a directory could otherwise aim a chown/chmod at /etc/shadow)
+	local real p=${1%/}
+	real=$(realpath -e -- "$p" 2>/dev/null) || return 1
+	[ "$real" = "$(expected_real "$p")" ]
+}
+
+# ---- health -------------------------------------------------------------------------------
+
+unit_pids() {
+	# PIDs in the unit's cgroup, from /proc/PID/cgroup (any cgroup layout, inside a container too)
+	local cg f line
+	cg=$(systemctl show -p ControlGroup --value -- "$1" 2>/dev/null || true)
+	[ -n "$cg" ] || return 0
+	for f in /proc/[0-9]*/cgroup; do
+		while IFS= read -r line; do
+			if [ "${line#*:*:}" = "$cg" ]; then
+				f=${f#/proc/}
+				printf '%s\n' "${f%/cgroup}"
+				break
+			fi
+		done 2>/dev/null <"$f" || true
+	done
+}
+
+pid_uid() {
+	# the real UID of a process (nothing if it is gone)
+	local line ruid
+	while IFS= read -r line; do
+		case "$line" in Uid:*)
+			read -r ruid _ <<<"${line#Uid:}"
+			printf '%s\n' "$ruid"
+			return 0
+			;;
+		esac
+	done 2>/dev/null <"/proc/$1/status" || true
+}
+
+unit_uids() {
+	local pid
+	for pid in $(unit_pids "$1"); do pid_uid "$pid"; done | sort -un
+}
+
+main_uid() {
+	local pid
+	pid=$(systemctl show -p MainPID --value -- "$1")
+	[ -n "$pid" ] && [ "$pid" != 0 ] || return 1
+	pid_uid "$pid"
+}
+
+health() {
+	# health UNIT PROBE: active, not restarting, and the probe (if any) answers.
+	local unit=$1 probe=$2 state="" i before after
+	for i in $(seq 1 "$START_TIMEOUT"); do
+		state=$(systemctl is-active -- "$unit" || true)
+		case "$state" in active | failed) break ;; esac
+		sleep 1
+	done
+	if [ "$state" != active ]; then
+		log "$unit is $state after ${i}s"
+		journalctl -n 20 --no-pager --unit="$unit" >&2 || true
+		return 1
+	fi
+	before=$(systemctl show -p NRestarts --value -- "$unit")
+	sleep "$SETTLE"
+	after=$(systemctl show -p NRestarts --value -- "$unit")
+	state=$(systemctl is-active -- "$unit" || true)
+	if [ "$state" != active ] || [ "$before" != "$after" ]; then
+		log "$unit is not stable (state $state, restarts $before -> $after)"
+		journalctl -n 20 --no-pager --unit="$unit" >&2 || true
+		return 1
+	fi
+	if [ -n "$probe" ]; then
+		if ! timeout "$PROBE_TIMEOUT" bash -c "$probe" >/dev/null 2>&1; then
+			log "$unit is active but its probe failed: $probe (active is not the same as working)"
+			return 1
+		fi
+		log "$unit answers its probe"
+	fi
+	return 0
+}
+
+check_units() {
+	# check_units EXPECT: EXPECT is "dynamic" or a static UID
+	local expect=$1 i unit probe uids uid ok
+	for i in "${!A_RUN_UNITS[@]}"; do
+		unit=${A_RUN_UNITS[$i]}
+		probe=${A_RUN_PROBES[$i]}
+		health "$unit" "$probe" || return 1
+		uids=$(unit_uids "$unit")
+		[ -n "$uids" ] || uids=$(main_uid "$unit" || true)
+		ok=0
+		for uid in $uids; do
+			if [ "$expect" = dynamic ]; then
+				if [ "$uid" -ge "$DYN_MIN" ] && [ "$uid" -le "$DYN_MAX" ]; then ok=1; fi
+			elif [ "$uid" = "$expect" ]; then
+				ok=1
+			fi
+		done
+		if [ "$ok" != 1 ]; then
+			log "$unit runs with UID(s) $(echo "$uids" | tr '\n' ' ')but $expect was expected"
+			return 1
+		fi
+		log "$unit is healthy (UIDs: $(echo "$uids" | tr '\n' ' '))"
+	done
+}
+
+restart_units() {
+	local unit
+	for unit in "${A_RUN_UNITS[@]}"; do
+		log "restarting $unit"
+		systemctl restart -- "$unit" || true
+	done
+}
+
+start_units() {
+	local unit
+	for unit in "${A_RUN_UNITS[@]}"; do
+		log "starting $unit"
+		systemctl start -- "$unit" || true
+	done
+	UNITS_STOPPED=0
+}
+
+stop_units() {
+	local unit
+	UNITS_STOPPED=1
+	for unit in "${A_RUN_UNITS[@]}"; do
+		log "stopping $unit"
+		systemctl stop -- "$unit" || die "cannot stop $unit"
+	done
+}
+
+# ---- processes ----------------------------------------------------------------------------
+
+procs_of_uid() {
+	# PIDs and names of processes whose real or effective UID is $1 (no procps needed; a process
+	# that exits while it is read is skipped)
+	local want=$1 f line name ruid euid hit pid
+	for f in /proc/[0-9]*/status; do
+		name="" hit=0
+		while IFS= read -r line; do
+			case "$line" in
+			Name:*) name=${line#Name:} ;;
+			Uid:*)
+				read -r ruid euid _ <<<"${line#Uid:}"
+				if [ "$ruid" = "$want" ] || [ "$euid" = "$want" ]; then hit=1; fi
+				;;
+			esac
+		done 2>/dev/null <"$f" || true
+		if [ "$hit" = 1 ]; then
+			pid=${f#/proc/}
+			printf '%s %s\n' "${pid%/status}" "${name//[[:space:]]/}"
+		fi
+	done
+}
+
+stray_processes() {
+	# processes of the account's UID outside the cgroups of its units
+	local ours="" unit
+	for unit in "${A_RUN_UNITS[@]}" "${A_DROPIN_UNITS[@]}"; do
+		case "$unit" in *@.*) continue ;; esac  # a template has no cgroup of its own
+		ours="$ours $(unit_pids "$unit" | tr '\n' ' ')"
+	done
+	procs_of_uid "$A_UID" | while read -r pid name; do
+		case " $ours " in *" $pid "*) ;; *) printf '%s %s\n' "$pid" "$name" ;; esac
+	done
+}
+
+no_stray_processes() {
+	local left
+	left=$(stray_processes)
+	if [ -n "$left" ]; then
+		log "processes still run as UID $A_UID outside the units:"
+		printf '%s\n' "$left" >&2
+		return 1
+	fi
+}
+
+# ---- backups and manifests ----------------------------------------------------------------
+
+manifest_paths() {
+	# existing paths only, NUL-separated
+	local p
+	for p in "${A_MANIFEST[@]}"; do
+		if [ -e "$p" ] || [ -L "$p" ]; then printf '%s\0' "$p"; fi
+	done
+}
+
+write_manifest() {
+	# UID GID MODE TYPE PATH, NUL-terminated records, for every path involved (recursively)
+	local out=$1 p
+	: >"$out.tmp"
+	while IFS= read -r -d '' p; do
+		find "$p" -xdev -printf '%U\t%G\t%m\t%y\t%p\0' >>"$out.tmp" 2>/dev/null ||
+			log "WARNING: some entries below $p vanished while they were recorded"
+	done < <(manifest_paths)
+	mv -f -- "$out.tmp" "$out"
+}
+
+restore_manifest() {
+	# restore_manifest FILE: give every recorded path its recorded owner and mode back. Only paths
+	# that still reach what they reached (no symlink planted since) and still have their recorded
+	# type; runtime directories under /run that vanished with the unit are created again.
+	local file=$1 uid gid mode type path now
+	[ -s "$file" ] || return 0
+	while IFS=$'\t' read -r -d '' uid gid mode type path; do
+		if [ ! -e "$path" ] && [ ! -L "$path" ] && [ "$type" = d ]; then
+			case "$path" in
+			/run/* | /var/run/*)
+				mkdir -p -- "$path"
+				log "recreated runtime directory $path"
+				;;
+			esac
+		fi
+		[ -e "$path" ] || [ -L "$path" ] || continue
+		if [ "$type" = d ] && [ -L "$path" ] && [ "$(expected_real "$path")" != "$path" ]; then
+			path="$path/" # a moved directory, seen through its private/ symlink: restore the directory itself
+		fi
+		now=$(stat -c %F -- "$path")
+		case "$type:$now" in
+		d:directory | f:"regular file" | f:"regular empty file" | l:"symbolic link" | s:socket | p:fifo) ;;
+		c:"character special file" | b:"block special file") ;;
+		*)
+			log "WARNING: $path is a $now now, recorded as type $type: left as it is"
+			continue
+			;;
+		esac
+		if [ "$type" = l ]; then
+			chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
+			continue
+		fi
+		if ! safe_path "$path"; then
+			log "WARNING: $path resolves elsewhere than when it was recorded: not touched"
+			continue
+		fi
+		chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
+		chmod -- "$mode" "$path" || log "cannot chmod $path"
+	done <"$file"
+}
+
+data_list() {
+	# every file in the moved directories (for the "data intact" check); names are data, never code
+	local d entry
+	for d in "${A_MOVE[@]}"; do
+		if [ -d "$d/" ]; then
+			while IFS= read -r -d '' entry; do
+				printf '%s/%s\0' "$d" "$entry"
+			done < <(find "$d/" -xdev -type f -printf '%P\0')
+		fi
+	done | sort -z
+}
+
+backup_account() {
+	local dir d
+	dir=$(acct_dir)
+	install -d -m 0700 -- "$dir"
+	if [ -e "$dir/backup.done" ]; then
+		log "backup exists since $(cat "$dir/backup.done"): kept (never overwritten)"
+		return 0
+	fi
+	static_user_exists "$A_NAME" || die "no static account $A_NAME to back up"
+	awk -F: -v n="$A_NAME" '$1 == n' /etc/passwd >"$dir/passwd"
+	awk -F: -v n="$A_NAME" '$1 == n' /etc/shadow >"$dir/shadow"
+	awk -F: -v n="$A_GROUP" '$1 == n' /etc/group >"$dir/group"
+	if [ -f /etc/gshadow ]; then awk -F: -v n="$A_GROUP" '$1 == n' /etc/gshadow >"$dir/gshadow"; else : >"$dir/gshadow"; fi
+	awk -F: -v u="$A_NAME" '{ n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) print $1 }' /etc/group >"$dir/member-of"
+	if [ -f /var/lib/dpkg/statoverride ]; then
+		awk -v u="$A_NAME" -v g="$A_GROUP" '$1 == u || $2 == g' /var/lib/dpkg/statoverride >"$dir/statoverride"
+	else
+		: >"$dir/statoverride"
+	fi
+	: >"$dir/moved-dirs"
+	for d in "${A_MOVE[@]}"; do
+		# real directories, and absent ones: systemd creates those in private/ and links them, and
+		# after a rollback the static unit must find them where it looks, not behind private/ (0700)
+		if { [ -d "$d" ] && [ ! -L "$d" ]; } || { [ ! -e "$d" ] && [ ! -L "$d" ]; }; then
+			printf '%s\n' "$d" >>"$dir/moved-dirs"
+		fi
+	done
+	write_manifest "$dir/manifest"
+	chmod 0600 -- "$dir"/*
+	printf '%s\n' "$PLAN_ID" >"$dir/plan-id"
+	date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/backup.done"
+	log "backed up passwd/group/shadow/gshadow lines, statoverrides and an ownership manifest of $(tr -cd '\0' <"$dir/manifest" | wc -c) paths"
+}
+
+same_plan() {
+	# the state on this host was made by this plan (a rollback must use the plan that migrated)
+	local dir
+	dir=$(acct_dir)
+	[ -e "$dir/plan-id" ] || return 0
+	[ "$(cat "$dir/plan-id")" = "$PLAN_ID" ] ||
+		die "this host's state for $A_NAME was made by another plan ($(cat "$dir/plan-id")): use that plan folder"
+}
+
+check_data_intact() {
+	local dir missing current
+	dir=$(acct_dir)
+	[ -f "$dir/data.list" ] || return 0
+	current=$(mktemp)
+	data_list >"$current" || { rm -f -- "$current"; die "cannot list the data again"; }
+	missing=$(comm -z -23 "$dir/data.list" "$current" | tr '\0' '\n')
+	rm -f -- "$current"
+	if [ -n "$missing" ]; then
+		log "files missing after the move:"
+		printf '%s\n' "$missing" >&2
+		return 1
+	fi
+	log "data intact: every file there when the units stopped is still there"
+}
+
+# ---- directories --------------------------------------------------------------------------
+
+move_into_private() {
+	# systemd >= 236 does this itself at the first start; older ones need it done by hand
+	local d
+	for d in "${A_MOVE[@]}"; do
+		managed_split "$d" || continue
+		if [ -d "$d" ] && [ ! -L "$d" ]; then
+			mkdir -p -- "$MB/private/$(dirname -- "$MN")"
+			chmod 0700 -- "$MB/private"
+			mv -T -- "$d" "$MB/private/$MN"
+			ln -s -- "$(realpath -m --relative-to="$(dirname -- "$d")" "$MB/private/$MN")" "$d"
+			log "moved $d into $MB/private/$MN"
+		fi
+	done
+}
+
+move_back_one() {
+	if [ -L "$1" ] && [ -d "$MB/private/$MN" ]; then
+		rm -f -- "$1"
+		mv -T -- "$MB/private/$MN" "$1"
+		log "moved $MB/private/$MN back to $1"
+	elif [ ! -e "$1" ] && [ ! -L "$1" ] && [ -d "$MB/private/$MN" ]; then
+		mv -T -- "$MB/private/$MN" "$1"
+		log "moved $MB/private/$MN back to $1 (an earlier run stopped between its steps)"
+	elif [ -L "$1" ] && [ ! -e "$1" ]; then
+		log "WARNING: $1 is a dangling symlink; left as it is"
+	fi
+}
+
+move_back_from_private() {
+	# systemd moves private/X back only for directories the unit still declares (v243+); the vendor
+	# unit usually declares none of them, so this is done here, and only for directories that were
+	# real directories or absent before the migration (a unit already on DynamicUser keeps its
+	# private/ layout).
+	# Safe to re-run when killed between its steps.
+	local d list
+	list=$(acct_dir)/moved-dirs
+	for d in "${A_MOVE[@]}"; do
+		if [ -f "$list" ] && ! grep -Fxq -- "$d" "$list"; then continue; fi
+		managed_split "$d" && move_back_one "$d"
+	done
+	for d in "${A_RUNTIME[@]}"; do
+		managed_split "$d" && move_back_one "$d"
+	done
+	return 0
+}
+
+# ---- files installed by the plan ----------------------------------------------------------
+
+install_file() {
+	# install_file SOURCE TARGET: idempotent copy of a plan file, mode 0644
+	local src=$1 dst=$2
+	if [ -f "$dst" ] && cmp -s -- "$src" "$dst"; then return 0; fi
+	install -D -m 0644 -- "$src" "$dst"
+	log "installed $dst"
+}
+
+remove_ours() {
+	# remove_ours TARGET SOURCE: remove a file only if it is the one the plan installed
+	local dst=$1 src=$2
+	if [ -L "$dst" ] && [ "$(readlink -- "$dst")" = /dev/null ] && [ -z "$src" ]; then
+		rm -f -- "$dst"
+		log "removed mask $dst"
+	elif [ -f "$dst" ] && [ -n "$src" ] && cmp -s -- "$PLAN_DIR/$src" "$dst"; then
+		rm -f -- "$dst"
+		log "removed $dst"
+	elif [ -e "$dst" ] || [ -L "$dst" ]; then
+		log "WARNING: $dst was changed after dynmigrate installed it: left in place"
+	fi
+}
+
+install_dropins() {
+	local i dst
+	for i in "${!A_DROPIN_UNITS[@]}"; do
+		dst="/etc/systemd/system/${A_DROPIN_UNITS[$i]}.d/50-dynmigrate.conf"
+		install_file "$PLAN_DIR/${A_DROPIN_FILES[$i]}" "$dst"
+	done
+	systemctl daemon-reload
+}
+
+remove_dropins() {
+	local i dst
+	for i in "${!A_DROPIN_UNITS[@]}"; do
+		dst="/etc/systemd/system/${A_DROPIN_UNITS[$i]}.d/50-dynmigrate.conf"
+		remove_ours "$dst" "${A_DROPIN_FILES[$i]}"
+		rmdir --ignore-fail-on-non-empty -- "${dst%/*}" 2>/dev/null || true
+	done
+	systemctl daemon-reload
+}
+
+override_key() {
+	# a file name for the saved original of an override target
+	printf '%s' "$1" | sha256sum | cut -c1-16
+}
+
+check_overrides() {
+	# the targets are as they were when the plan was made (or already ours): refuse otherwise
+	local i t sum
+	for i in "${!A_OVR_TARGET[@]}"; do
+		t=${A_OVR_TARGET[$i]}
+		if [ -L "$t" ] && [ "$(readlink -- "$t")" = /dev/null ]; then continue; fi
+		[ -e "$t" ] || continue
+		if [ -n "${A_OVR_SOURCE[$i]}" ] && cmp -s -- "$PLAN_DIR/${A_OVR_SOURCE[$i]}" "$t"; then continue; fi
+		sum=$(sha256sum <"$t" | cut -d' ' -f1)
+		[ "$sum" = "${A_OVR_ORIG[$i]}" ] ||
+			die "$t changed since planning (or another plan edited it): re-plan before stage 2"
+	done
+}
+
+install_overrides() {
+	local i t dir
+	dir=$(acct_dir)
+	for i in "${!A_OVR_TARGET[@]}"; do
+		t=${A_OVR_TARGET[$i]}
+		if [ -e "$t" ] || [ -L "$t" ]; then
+			if [ ! -e "$dir/override-orig.$(override_key "$t")" ] && [ ! -e "$dir/override-premasked.$(override_key "$t")" ]; then
+				if [ -L "$t" ] && [ "$(readlink -- "$t")" = /dev/null ]; then
+					: >"$dir/override-premasked.$(override_key "$t")"
+				elif [ -z "${A_OVR_SOURCE[$i]}" ] || ! cmp -s -- "$PLAN_DIR/${A_OVR_SOURCE[$i]}" "$t"; then
+					cp -a -- "$t" "$dir/override-orig.$(override_key "$t")"
+				fi
+			fi
+		fi
+		if [ -z "${A_OVR_SOURCE[$i]}" ]; then
+			if [ "$(readlink -- "$t" 2>/dev/null)" != /dev/null ]; then
+				mkdir -p -- "${t%/*}"
+				rm -f -- "$t"
+				ln -s /dev/null "$t"
+				log "masked $t (${A_OVR_KIND[$i]})"
+			fi
+		else
+			install_file "$PLAN_DIR/${A_OVR_SOURCE[$i]}" "$t"
+		fi
+	done
+}
+
+remove_overrides() {
+	local i t dir key
+	dir=$(acct_dir)
+	for i in "${!A_OVR_TARGET[@]}"; do
+		t=${A_OVR_TARGET[$i]}
+		key=$(override_key "$t")
+		if [ -e "$dir/override-premasked.$key" ]; then
+			log "$t was masked before the migration: left masked"
+			continue
+		fi
+		remove_ours "$t" "${A_OVR_SOURCE[$i]}"
+		if [ -e "$dir/override-orig.$key" ] && [ ! -e "$t" ] && [ ! -L "$t" ]; then
+			cp -a -- "$dir/override-orig.$key" "$t"
+			log "restored the original $t"
+		fi
+	done
+}
+
+# ---- accounts -----------------------------------------------------------------------------
+
+SECRET_RE='^[[:space:]]*[A-Za-z0-9_.-]*(password|passwd|secret|token|api[_-]?key|requirepass|masterauth|private[_-]?key|auth[_-]?key|access[_-]?key)[A-Za-z0-9_.-]*[[:space:]]*([=:]|[[:space:]])[[:space:]]*[^[:space:]]'
+
+fix_files() {
+	local i p
+	for i in "${!A_FIX_PATH[@]}"; do
+		p=${A_FIX_PATH[$i]}
+		[ -e "$p" ] || continue
+		if [ -L "$p" ] || ! safe_path "$p"; then
+			die "$p is a symlink or resolves elsewhere now (planted since the plan?): refusing to chown/chmod it"
+		fi
+		if [ -f "$p" ] && [ $((0${A_FIX_MODE[$i]} & 044)) != 0 ] && grep -Eiq -- "$SECRET_RE" "$p" 2>/dev/null; then
+			die "$p holds a secret now (it did not when the plan was made): re-plan so that it gets LoadCredential="
+		fi
+		chown -h -- 0:0 "$p"
+		chmod -- "${A_FIX_MODE[$i]}" "$p"
+		log "re-owned $p to root, mode ${A_FIX_MODE[$i]}"
+	done
+}
+
+remove_statoverrides() {
+	# every statoverride naming the account or its group (the live list, not only the plan's), then
+	# root-owned pins where package scripts skip their chown when an override exists
+	local i user group mode path
+	command -v dpkg-statoverride >/dev/null || return 0
+	while read -r user group mode path; do
+		if [ "$user" = "$A_NAME" ] || { [ "$A_DELETE_GROUP" = 1 ] && [ "$group" = "$A_GROUP" ]; }; then
+			dpkg-statoverride --remove "$path"
+			log "removed statoverride '$user $group $mode $path' (restored by the rollback)"
+		fi
+	done < <(dpkg-statoverride --list 2>/dev/null || true)
+	for i in "${!A_PIN_PATH[@]}"; do
+		if ! dpkg-statoverride --list "${A_PIN_PATH[$i]}" >/dev/null 2>&1; then
+			dpkg-statoverride --add root root "${A_PIN_MODE[$i]}" "${A_PIN_PATH[$i]}"
+			log "pinned ${A_PIN_PATH[$i]} as root root ${A_PIN_MODE[$i]} so that package scripts skip their chown"
+		fi
+	done
+}
+
+restore_statoverrides() {
+	local i line user group mode path saved
+	command -v dpkg-statoverride >/dev/null || return 0
+	for i in "${!A_PIN_PATH[@]}"; do
+		line=$(dpkg-statoverride --list "${A_PIN_PATH[$i]}" 2>/dev/null || true)
+		if [ "$line" = "root root ${A_PIN_MODE[$i]} ${A_PIN_PATH[$i]}" ]; then
+			dpkg-statoverride --remove "${A_PIN_PATH[$i]}"
+			log "removed pin of ${A_PIN_PATH[$i]}"
+		fi
+	done
+	saved=$(acct_dir)/statoverride.before-stage2
+	[ -f "$saved" ] || saved=$(acct_dir)/statoverride
+	[ -f "$saved" ] || return 0
+	while read -r user group mode path; do
+		[ -n "$path" ] || continue
+		if [ "$user" = "$A_NAME" ] || [ "$group" = "$A_GROUP" ]; then
+			if ! dpkg-statoverride --list "$path" >/dev/null 2>&1; then
+				dpkg-statoverride --add "$user" "$group" "$mode" "$path"
+				log "restored statoverride of $path"
+			fi
+		fi
+	done <"$saved"
+}
+
+delete_account() {
+	if static_user_exists "$A_NAME"; then
+		[ "$(account_uid "$A_NAME")" = "$A_UID" ] || die "$A_NAME has UID $(account_uid "$A_NAME"), not $A_UID: refusing"
+		userdel -- "$A_NAME"
+		log "deleted user $A_NAME (files are never removed)"
+	fi
+	if [ "$A_DELETE_GROUP" = 1 ] && static_group_exists "$A_GROUP"; then
+		groupdel -- "$A_GROUP"
+		log "deleted group $A_GROUP"
+	fi
+	if command -v nscd >/dev/null; then nscd -i passwd -i group 2>/dev/null || true; fi
+}
+
+recreate_account() {
+	# from the backed-up lines: same UID/GID, home, shell, comment, password state and aging
+	local dir gid_line home shell gecos grp hash lastchg min max warn inactive expire
+	dir=$(acct_dir)
+	[ -s "$dir/passwd" ] || die "no backup of $A_NAME in $dir: cannot recreate it"
+	if ! static_group_exists "$A_GROUP" && [ -s "$dir/group" ]; then
+		gid_line=$(cut -d: -f3 "$dir/group")
+		if getent group "$gid_line" >/dev/null; then die "GID $gid_line is taken: $(getent group "$gid_line")"; fi
+		groupadd -g "$gid_line" -- "$A_GROUP"
+		log "recreated group $A_GROUP with GID $gid_line"
+	fi
+	if ! static_user_exists "$A_NAME"; then
+		if getent passwd "$A_UID" >/dev/null; then die "UID $A_UID is taken: $(getent passwd "$A_UID" | cut -d: -f1)"; fi
+		home=$(cut -d: -f6 "$dir/passwd")
+		shell=$(cut -d: -f7 "$dir/passwd")
+		gecos=$(cut -d: -f5 "$dir/passwd")
+		useradd -r -M -u "$A_UID" -g "$A_GID" -d "$home" -s "$shell" -c "$gecos" -- "$A_NAME"
+		if [ -s "$dir/shadow" ]; then
+			IFS=: read -r _ hash lastchg min max warn inactive expire _ <"$dir/shadow" || true
+			if [ -n "$hash" ]; then usermod -p "$hash" -- "$A_NAME"; fi
+			chage ${lastchg:+-d "$lastchg"} ${min:+-m "$min"} ${max:+-M "$max"} ${warn:+-W "$warn"} \
+				${inactive:+-I "$inactive"} ${expire:+-E "$expire"} -- "$A_NAME" 2>/dev/null ||
+				log "WARNING: password aging not restored"
+		fi
+		log "recreated user $A_NAME with UID $A_UID and GID $A_GID"
+	fi
+	while read -r grp; do
+		if [ -n "$grp" ] && static_group_exists "$grp"; then usermod -a -G "$grp" -- "$A_NAME"; fi
+	done <"$dir/member-of"
+	[ "$(account_uid "$A_NAME")" = "$A_UID" ] || die "recreated $A_NAME does not have UID $A_UID"
+}
+
+nss_line_has_systemd() {
+	# nss_line_has_systemd DB: the DB line of nsswitch.conf lists systemd (comments ignored)
+	sed -e 's/#.*//' /etc/nsswitch.conf | awk -v db="$1:" '$1 == db { for (i = 2; i <= NF; i++) if ($i == "systemd") f = 1 } END { exit !f }'
+}
+
+nss_lib_present() {
+	ldconfig -p 2>/dev/null | grep 'libnss_systemd\.so\.2' >/dev/null
+}
+
+nss_ok() {
+	nss_line_has_systemd passwd && nss_line_has_systemd group && nss_lib_present
+}
+
+ensure_nss_systemd() {
+	local deb want have f
+	if nss_ok; then return 0; fi
+	install -d -m 0700 -- "$STATE"
+	if [ ! -e "$STATE/nsswitch.conf.orig" ]; then
+		cp -a /etc/nsswitch.conf "$STATE/nsswitch.conf.orig"
+		log "saved /etc/nsswitch.conf"
+	fi
+	if ! nss_lib_present; then
+		want=$(dpkg-query -W -f='${Version}' systemd 2>/dev/null || true)
+		deb=""
+		for f in /var/cache/apt/archives/libnss-systemd_*.deb; do
+			have=$(dpkg-deb -f "$f" Version 2>/dev/null || true)
+			if [ -n "$want" ] && [ "$have" = "$want" ]; then deb=$f; fi
+		done
+		if [ -n "$deb" ]; then
+			log "installing libnss-systemd $want from the local apt cache"
+			(umask 022 && DEBIAN_FRONTEND=noninteractive dpkg -i -- "$deb" >&2) || die "dpkg -i $deb failed"
+		else
+			log "installing libnss-systemd with apt-get"
+			(umask 022 && DYNMIGRATE_SKIP_REPAIR=1 DEBIAN_FRONTEND=noninteractive apt-get install -y libnss-systemd >&2) ||
+				die "cannot install libnss-systemd"
+		fi
+		touch "$STATE/nss-installed-by-dynmigrate"
+	fi
+	if ! nss_line_has_systemd passwd || ! nss_line_has_systemd group; then
+		sed -i -E '/^(passwd|group):/ { s/[[:space:]]*#.*$//; / systemd( |$)/! s/[[:space:]]*$/ systemd/ }' /etc/nsswitch.conf
+		log "added systemd to the passwd and group lines of /etc/nsswitch.conf"
+	fi
+	nss_ok || die "nss-systemd is still not usable"
+}
+
+restore_nss() {
+	if [ -e "$STATE/nsswitch.conf.orig" ]; then
+		cp -a -- "$STATE/nsswitch.conf.orig" /etc/nsswitch.conf
+		rm -f -- "$STATE/nsswitch.conf.orig"
+		log "restored /etc/nsswitch.conf (libnss-systemd stays installed; it is harmless)"
+	fi
+}
+
+# ---- stages (migrate) and their rollbacks ---------------------------------------------------
+
+crashpoint() {
+	# fault injection for the end-to-end tests: DYNMIGRATE_CRASH_AT=NAME kills the script here
+	if [ "${DYNMIGRATE_CRASH_AT:-}" = "$1" ]; then
+		log "crash point $1 reached (DYNMIGRATE_CRASH_AT): killing myself"
+		kill -KILL $$
+	fi
+}
+
+confirmed_all() {
+	local id missing=()
+	for id in "${A_MANUAL[@]}"; do
+		[ -n "${CONFIRMED[$id]:-}" ] || missing+=("$id")
+	done
+	if [ "${#missing[@]}" -gt 0 ]; then
+		log "manual steps not confirmed (see REPORT.md, then pass --confirm ID for each):"
+		printf '  %s\n' "${missing[@]}" >&2
+		return 1
+	fi
+}
+
+unit_hash() {
+	# the unit as systemd has it loaded, comments and blank lines aside (compared with the plan's view)
+	systemctl cat -- "$1" 2>/dev/null | sed -e '/^[[:space:]]*[#;]/d' -e 's/[[:space:]]*$//' -e '/^$/d' |
+		sha256sum | cut -d' ' -f1
+}
+
+preflight_checks() {
+	# read-only checks: nothing on the host changes before all of them pass
+	local v i unit gid d
+	v=$(systemd_version)
+	log "preflight on systemd $v"
+	[ "$v" -ge "$A_MIN_SYSTEMD" ] ||
+		die "systemd $v is too old for this plan's drop-ins (they need $A_MIN_SYSTEMD; StateDirectory= needs 235)"
+	if [ "$v" -lt 236 ]; then log "systemd < 236: stage 1 moves the data into private/ itself"; fi
+	if [ "$v" -lt 243 ]; then log "systemd < 243: no automatic move back; the rollback moves data itself"; fi
+	if awk -F: -v a="$DYN_MIN" -v b="$DYN_MAX" '$3 >= a && $3 <= b { f = 1; print "  static account " $1 " has UID " $3 } END { exit !f }' /etc/passwd >&2; then
+		die "static accounts inside the dynamic range $DYN_MIN-$DYN_MAX"
+	fi
+	if awk -F: -v a="$DYN_MIN" -v b="$DYN_MAX" '$3 >= a && $3 <= b { f = 1; print "  static group " $1 " has GID " $3 } END { exit !f }' /etc/group >&2; then
+		die "static groups inside the dynamic range $DYN_MIN-$DYN_MAX"
+	fi
+	for i in "${!A_DROPIN_UNITS[@]}"; do
+		unit=${A_DROPIN_UNITS[$i]}
+		systemctl cat -- "$unit" >/dev/null 2>&1 || die "unit $unit not found"
+		case "$(systemctl is-enabled -- "$unit" 2>/dev/null || true)" in
+		masked | masked-runtime) die "unit $unit is masked" ;;
+		esac
+		if ! stage_done 1 && [ "$(unit_hash "$unit")" != "${A_UNIT_HASH[$i]}" ]; then
+			die "unit $unit differs from the one the plan was made for (its file or drop-ins changed): plan again"
+		fi
+	done
+	if static_user_exists "$A_NAME"; then
+		[ "$(account_uid "$A_NAME")" = "$A_UID" ] ||
+			die "unexpected owner: $A_NAME has UID $(account_uid "$A_NAME"), the plan was made for UID $A_UID"
+		gid=$(passwd_field /etc/passwd "$A_NAME" 4)
+		[ "$gid" = "$A_GID" ] || die "unexpected group: $A_NAME has GID $gid, the plan was made for GID $A_GID"
+	elif ! stage_done 2; then
+		die "account $A_NAME does not exist and stage 2 never ran here"
+	fi
+	if [ "$A_DELETE_GROUP" = 0 ] && static_group_exists "$A_NAME"; then
+		die "a static group $A_NAME would stay after the user is deleted: the dynamic user $A_NAME cannot start (EILSEQ)"
+	fi
+	if ! stage_done 1; then
+		for d in "${A_MOVE[@]}"; do
+			if [ ! -d "$d" ] || [ -L "$d" ]; then continue; fi
+			managed_split "$d" || continue
+			if mountpoint -q -- "$d"; then die "$d is a mount point: systemd cannot rename() it into $MB/private"; fi
+			if [ "$(stat -c %d -- "$d")" != "$(stat -c %d -- "$MB")" ]; then
+				die "$d is on another filesystem than $MB: the move into private/ fails with EXDEV"
+			fi
+			if [ -e "$MB/private/$MN" ]; then die "$MB/private/$MN exists already: the move into private/ would fail"; fi
+		done
+	fi
+}
+
+run_stage0() {
+	preflight_checks
+	if nss_ok; then
+		log "nss-systemd resolves dynamic users"
+	else
+		log "nss-systemd is not usable (the scan said: $NSS_ACTION): enabling it"
+		ensure_nss_systemd
+	fi
+	backup_account
+	mark_done 0
+}
+
+undo_stage0() {
+	local other
+	if stage_done 1 || stage_done 2 || stage_done 3; then die "later stages are done: roll them back first"; fi
+	unmark_done 0
+	other=$(find "$STATE/accounts" -mindepth 2 -maxdepth 2 -name 'stage[0-3].done' -print -quit 2>/dev/null || true)
+	if [ -z "$other" ]; then restore_nss; fi
+	if [ -d "$(acct_dir)" ]; then
+		mv -T -- "$(acct_dir)" "$(acct_dir).rolled-back.$(date -u +%Y%m%dT%H%M%SZ)"
+		log "preflight undone; its backup is kept in $(acct_dir).rolled-back.*"
+	fi
+}
+
+stage2_in_flight() {
+	[ -e "$(acct_dir)/stage2.started" ] && ! stage_done 2
+}
+
+run_stage1() {
+	local d
+	stage_done 0 || die "run stage0 (preflight) first"
+	[ -e "$(acct_dir)/backup.done" ] || die "the backup is missing: run stage0 first"
+	same_plan
+	if stage2_in_flight; then
+		die "stage 2 was interrupted: run stage2 again, or roll it back (rollback.sh --account $A_NAME stage2)"
+	fi
+	if [ "$(systemd_version)" -lt 236 ]; then
+		stop_units
+		move_into_private
+	fi
+	install_dropins
+	crashpoint stage1-installed
+	restart_units
+	UNITS_STOPPED=0
+	if ! check_units "$A_UID"; then
+		die "health check failed with the drop-ins installed; roll back: rollback.sh --account $A_NAME stage1"
+	fi
+	for d in "${A_MOVE[@]}"; do
+		if [ -e "$d" ] && [ ! -L "$d" ]; then
+			log "WARNING: $d has not moved into private/ (is the unit running?)"
+		fi
+	done
+	mark_done 1
+}
+
+undo_stage1() {
+	same_plan
+	stage_done 2 && die "stage 2 is done: roll back stage2 first"
+	if stage2_in_flight; then die "stage 2 was interrupted: roll it back first (rollback.sh --account $A_NAME stage2)"; fi
+	stop_units
+	remove_dropins
+	crashpoint undo1-dropins-removed
+	move_back_from_private
+	crashpoint undo1-moved-back
+	reown_idmapped_files
+	restore_manifest "$(acct_dir)/manifest"
+	restore_runtime
+	start_units
+	if ! check_units "$A_UID"; then
+		die "after the rollback the service is not healthy: see the journal"
+	fi
+	unmark_done 1
+}
+
+restore_runtime() {
+	# runtime directories systemd removed at stop (RuntimeDirectory= of the drop-in): let tmpfiles
+	# create them again where the vendor configuration does
+	local d
+	command -v systemd-tmpfiles >/dev/null || return 0
+	for d in "${A_RUNTIME[@]}"; do
+		if [ ! -e "$d" ]; then systemd-tmpfiles --create --prefix="$d" >/dev/null 2>&1 || true; fi
+	done
+}
+
+write_record() {
+	# what verify and dynmigrate-repair need to know about this migrated account
+	install -d -m 0700 -- "$STATE/migrated"
+	{
+		printf '# dynmigrate migration record, written %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+		declare -p A_NAME A_UID A_GID A_GROUP A_DELETE_GROUP A_RUN_UNITS A_RUN_PROBES A_DROPIN_UNITS A_FIX_PATH \
+			A_FIX_MODE A_OVR_TARGET A_OVR_SOURCE A_OVR_KIND A_PIN_PATH A_PIN_MODE A_MOVE | sed 's/^declare /declare -g /'
+	} >"$STATE/migrated/$A_NAME.env.tmp"
+	mv -f -- "$STATE/migrated/$A_NAME.env.tmp" "$STATE/migrated/$A_NAME.env"
+	install -m 0600 -- "$PLAN_DIR/accounts/$A_NAME.json" "$STATE/migrated/$A_NAME.json"
+}
+
+install_guard() {
+	write_record
+	install -D -m 0755 -- "$PLAN_DIR/files/dynmigrate-repair" /usr/local/sbin/dynmigrate-repair
+	if [ -d /etc/apt/apt.conf.d ]; then
+		install_file "$PLAN_DIR/files/80dynmigrate-repair" /etc/apt/apt.conf.d/80dynmigrate-repair
+	fi
+	log "installed the upgrade guard: /usr/local/sbin/dynmigrate-repair runs after every apt/dpkg run"
+}
+
+remove_guard() {
+	rm -f -- "$STATE/migrated/$A_NAME.env" "$STATE/migrated/$A_NAME.json"
+	if [ -z "$(find "$STATE/migrated" -name '*.env' -print -quit 2>/dev/null || true)" ]; then
+		remove_ours /etc/apt/apt.conf.d/80dynmigrate-repair files/80dynmigrate-repair
+		if [ -f /usr/local/sbin/dynmigrate-repair ] && cmp -s -- "$PLAN_DIR/files/dynmigrate-repair" /usr/local/sbin/dynmigrate-repair; then
+			rm -f -- /usr/local/sbin/dynmigrate-repair
+			log "removed /usr/local/sbin/dynmigrate-repair"
+		fi
+	fi
+}
+
+run_stage2() {
+	local dir
+	dir=$(acct_dir)
+	stage_done 1 || die "run stage1 (sandbox) first"
+	[ -e "$dir/backup.done" ] || die "the backup is missing: refusing to delete $A_NAME"
+	same_plan
+	confirmed_all || die "stage 2 refused until every manual step is confirmed"
+	if [ "${#A_RUN_UNITS[@]}" = 0 ]; then log "no unit of $A_NAME is enabled: nothing is restarted or checked"; fi
+	if static_user_exists "$A_NAME"; then
+		[ "$(account_uid "$A_NAME")" = "$A_UID" ] ||
+			die "unexpected owner: $A_NAME has UID $(account_uid "$A_NAME"), the plan was made for UID $A_UID"
+		no_stray_processes || die "stop those processes first (they would keep the old UID)"
+	fi
+	if [ "$A_DELETE_GROUP" = 0 ] && static_group_exists "$A_NAME"; then
+		die "a static group $A_NAME would stay after the user is deleted: the dynamic user $A_NAME cannot start (EILSEQ)"
+	fi
+	check_overrides
+	stop_units
+	if static_user_exists "$A_NAME"; then
+		no_stray_processes || die "stop those processes first (they would keep the old UID)"
+	fi
+	if [ ! -e "$dir/stage2-backup.done" ]; then
+		if [ -f /var/lib/dpkg/statoverride ]; then cp -a /var/lib/dpkg/statoverride "$dir/statoverride.before-stage2"; fi
+		cp -a /etc/passwd "$dir/passwd.before-stage2"
+		cp -a /etc/group "$dir/group.before-stage2"
+		data_list >"$dir/data.list"
+		date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/stage2-backup.done"
+		log "saved statoverride, passwd, group and the list of data files as they were before stage 2"
+	fi
+	crashpoint stage2-after-backup
+	: >"$dir/stage2.started"
+	fix_files
+	remove_statoverrides
+	install_overrides
+	install_guard
+	crashpoint stage2-before-userdel
+	delete_account
+	crashpoint stage2-after-userdel
+	crashpoint stage2-before-start
+	start_units
+	if ! check_units dynamic; then
+		die "the service does not run under a dynamic UID; roll back: rollback.sh --account $A_NAME stage2"
+	fi
+	check_data_intact || die "data check failed; roll back: rollback.sh --account $A_NAME stage2"
+	mark_done 2
+}
+
+reown_dynamic_files() {
+	# files the dynamic UID owns in the moved directories go back to the static account, so that
+	# systemd finds the right owner at the top and the manifest restores the rest exactly
+	local d
+	for d in "${A_MOVE[@]}"; do
+		[ -d "$d/" ] || continue
+		find "$d/" -xdev -uid "+$((DYN_MIN - 1))" -uid "-$((DYN_MAX + 1))" -exec chown -h -- "$A_UID" {} + 2>/dev/null || true
+		find "$d/" -xdev -gid "+$((DYN_MIN - 1))" -gid "-$((DYN_MAX + 1))" -exec chgrp -h -- "$A_GID" {} + 2>/dev/null || true
+	done
+	reown_idmapped_files
+}
+
+reown_idmapped_files() {
+	# systemd >= 257 id-maps a private directory it created (or found owned by root) instead of
+	# chowning it: on disk it and what the service writes there belong to 65534:65534 (nobody),
+	# mapped to the service's UID inside the unit only. A static unit finds such a tree unwritable,
+	# so nobody's entries in a tree whose top is 65534:65534 go back to the account (the manifest
+	# then restores every recorded path exactly). Directories of other owners, and ones that
+	# belonged to nobody before the migration (the stage-0 manifest says so), are left alone.
+	local d manifest
+	[ "$A_UID" != 65534 ] || return 0
+	manifest=$(acct_dir)/manifest
+	for d in "${A_MOVE[@]}" "${A_RUNTIME[@]}"; do
+		[ -d "$d/" ] || continue
+		[ "$(stat -c %u:%g -- "$d/")" = 65534:65534 ] || continue
+		if [ -f "$manifest" ] && tr '\0' '\n' <"$manifest" |
+			awk -F'\t' -v p="$d" '$5 == p && $1 == 65534 && $2 == 65534 { f = 1 } END { exit !f }'; then
+			continue
+		fi
+		find "$d/" -xdev -uid 65534 -exec chown -h -- "$A_UID" {} + 2>/dev/null || true
+		find "$d/" -xdev -gid 65534 -exec chgrp -h -- "$A_GID" {} + 2>/dev/null || true
+		log "$d was id-mapped (65534:65534 on disk): its entries of nobody belong to $A_NAME again"
+	done
+}
+
+undo_stage2() {
+	same_plan
+	stage_done 3 && die "stage 3 is done: roll back stage3 first"
+	stop_units
+	recreate_account
+	crashpoint undo2-recreated
+	reown_dynamic_files
+	remove_overrides
+	restore_statoverrides
+	remove_guard
+	restore_manifest "$(acct_dir)/manifest"
+	restore_runtime
+	start_units
+	if ! check_units "$A_UID"; then
+		die "after the rollback the service does not run as $A_NAME ($A_UID): see the journal"
+	fi
+	unmark_done 2
+	rm -f -- "$(acct_dir)/stage2.started" "$(acct_dir)/stage2-backup.done"
+}
+
+leftover_roots() {
+	# every mounted local, writable filesystem (like find -xdev per mount); pseudo, network and
+	# read-only filesystems are skipped (another host's files on NFS are not ours to re-own)
+	findmnt -rn -o TARGET,FSTYPE,OPTIONS | while read -r target fstype options; do
+		case ",$options," in *,ro,*) continue ;; esac
+		case "$fstype" in
+		proc | sysfs | devtmpfs | devpts | cgroup | cgroup2 | securityfs | debugfs | tracefs | pstore | bpf | mqueue | \
+			hugetlbfs | configfs | fusectl | binfmt_misc | autofs | efivarfs | rpc_pipefs | nsfs | ramfs | squashfs | overlay | \
+			nfs | nfs4 | cifs | smb3 | smbfs | 9p | ceph | glusterfs | lustre | afs | fuse | fuse.*) ;;
+		*) printf '%b\0' "$target" ;;
+		esac
+	done
+}
+
+run_stage3() {
+	local dir out uid gid mode type path top d n=0 failed=0
+	stage_done 2 || die "run stage2 (release) first"
+	same_plan
+	if static_user_exists "$A_NAME"; then
+		die "a static $A_NAME is back (a package upgrade?): run dynmigrate-repair or dynmigrate verify --repair first"
+	fi
+	if getent passwd "$A_UID" >/dev/null; then
+		die "UID $A_UID belongs to $(getent passwd "$A_UID" | cut -d: -f1) now: its files are not leftovers"
+	fi
+	if [ "$A_DELETE_GROUP" = 1 ] && getent group "$A_GID" >/dev/null; then
+		die "GID $A_GID belongs to group $(getent group "$A_GID" | cut -d: -f1) now: its files are not leftovers"
+	fi
+	dir=$(acct_dir)
+	out="$dir/stage3.manifest"
+	if [ ! -e "$out" ]; then
+		leftover_roots | while IFS= read -r -d '' root; do
+			if [ "$A_DELETE_GROUP" = 1 ]; then
+				find "$root" -xdev \( -uid "$A_UID" -o -gid "$A_GID" \) -printf '%U\t%G\t%m\t%y\t%p\0' 2>/dev/null || true
+			else
+				find "$root" -xdev -uid "$A_UID" -printf '%U\t%G\t%m\t%y\t%p\0' 2>/dev/null || true
+			fi
+		done >"$out.tmp"
+		mv -f -- "$out.tmp" "$out"
+	fi
+	crashpoint stage3-found
+	while IFS=$'\t' read -r -d '' uid gid mode type path; do
+		[ -e "$path" ] || [ -L "$path" ] || continue
+		if [ "$type" != l ] && [ "$(realpath -e -- "$path" 2>/dev/null || true)" != "$path" ]; then
+			log "WARNING: $path resolves elsewhere now: not touched"
+			failed=$((failed + 1))
+			continue
+		fi
+		top=""
+		for d in "${A_MOVE[@]}"; do
+			managed_split "$d" || continue
+			case "$path" in "$MB/private/$MN" | "$MB/private/$MN"/*) top="$MB/private/$MN" ;; esac
+		done
+		if [ -n "$top" ]; then
+			chown -h -- "$(stat -c %u:%g -- "$top")" "$path" || failed=$((failed + 1))
+		else
+			if [ "$uid" = "$A_UID" ]; then chown -h -- 0 "$path" || failed=$((failed + 1)); fi
+			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GID" ]; then chgrp -h -- 0 "$path" || failed=$((failed + 1)); fi
+		fi
+		n=$((n + 1))
+	done <"$out"
+	log "re-owned $n leftover path(s) of UID $A_UID / GID $A_GID (listed in $out; nothing deleted)"
+	if [ "$failed" != 0 ]; then log "WARNING: $failed path(s) could not be re-owned (read-only, immutable?): see above"; fi
+	touch "$STATE/retired-ids"
+	if ! awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '$1 == u && $3 == n { f = 1 } END { exit !f }' "$STATE/retired-ids"; then
+		printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)" >>"$STATE/retired-ids"
+		log "UID $A_UID added to the retired-UID ledger $STATE/retired-ids"
+	fi
+	check_units dynamic || die "the service is not healthy after the cleanup; roll back: rollback.sh --account $A_NAME stage3"
+	mark_done 3
+}
+
+undo_stage3() {
+	local out uid gid mode type path
+	same_plan
+	out="$(acct_dir)/stage3.manifest"
+	if [ -s "$out" ]; then
+		while IFS=$'\t' read -r -d '' uid gid mode type path; do
+			[ -e "$path" ] || [ -L "$path" ] || continue
+			chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
+			# chown clears setuid/setgid bits: give the recorded mode back
+			if [ "$type" != l ]; then chmod -- "$mode" "$path" || log "cannot chmod $path"; fi
+		done <"$out"
+		mv -f -- "$out" "$out.undone"
+		log "restored the owners and modes of the stage-3 paths"
+	fi
+	if [ -f "$STATE/retired-ids" ]; then
+		awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '!($1 == u && $3 == n)' "$STATE/retired-ids" >"$STATE/retired-ids.tmp"
+		mv -f -- "$STATE/retired-ids.tmp" "$STATE/retired-ids"
+	fi
+	unmark_done 3
+}
+
+# ---- data: written by dynmigrate at plan time; every value is quoted ----
+# Values are literal on purpose: '$' and backticks inside single quotes must not expand
+# (hence the shellcheck directives SC2016/SC1003 below).
+# shellcheck disable=SC2016,SC1003
+ACCOUNTS=(Debian-snmp _chrony knot ledger nslcd)
+NSS_ACTION=none
+# sha256 and path of every plan file this script installs
+# shellcheck disable=SC2016,SC1003
+PLAN_FILES=(
+	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
+	c29daad96efabc2edcc986ceedbb8267afe732416f4b02525d39711551e240bc files/dynmigrate-repair
+	ad3370d071467ed5e042b26690dbe0dc0f579fbbc224de33414ae42fc62f9908 units/chrony.service/50-dynmigrate.conf
+	3908a4f868da4ab42b774ef406a3cb6fa0204806f7e3edb33861263463e39ddb units/knot.service/50-dynmigrate.conf
+	38a5c423469aaabb3b10876941707813839bb8b5c572cbe61639f5aa17c19502 units/ledger.service/50-dynmigrate.conf
+	89f863880523bd059545f6776d9b561ffcf6f10402c88651233b4c679db75d19 units/nslcd.service/50-dynmigrate.conf
+	1e8796945bf5bdd29cf4d976392844db78be7e4ef3fc1fac25575780f696076f units/snmpd.service/50-dynmigrate.conf
+)
+
+# shellcheck disable=SC2016,SC1003
+load_account() {
+	case "$1" in
+	Debian-snmp)
+		A_NAME=Debian-snmp A_UID=110 A_GID=115 A_GROUP=Debian-snmp A_DELETE_GROUP=1
+		A_HOME=/var/lib/snmp A_SHELL=/usr/sbin/nologin A_GECOS=''
+		A_DROPIN_UNITS=(snmpd.service)
+		A_DROPIN_FILES=(units/snmpd.service/50-dynmigrate.conf)
+		A_RUN_UNITS=(snmpd.service)
+		A_RUN_PROBES=('')
+		A_MOVE=(/var/lib/snmp)
+		A_RUNTIME=(/run/snmpd)
+		A_FIX_PATH=(/etc/snmp/snmpd.conf)
+		A_FIX_MODE=(0640)
+		A_OVR_TARGET=()
+		A_OVR_SOURCE=()
+		A_OVR_KIND=()
+		A_OVR_ORIG=()
+		A_UNIT_HASH=(538ff03f153d901ac59ff49b8374e3130994023e98ecf8b87762ba8407778ae7)
+		A_MIN_SYSTEMD=248
+		A_SO_USER=()
+		A_SO_GROUP=()
+		A_SO_MODE=()
+		A_SO_PATH=()
+		A_PIN_PATH=()
+		A_PIN_MODE=()
+		A_MANUAL=()
+		A_MANIFEST=(/etc/snmp/snmpd.conf /var/lib/snmp)
+		;;
+	_chrony)
+		A_NAME=_chrony A_UID=111 A_GID=116 A_GROUP=_chrony A_DELETE_GROUP=1
+		A_HOME=/var/lib/chrony A_SHELL=/usr/sbin/nologin A_GECOS='Chrony daemon,,,'
+		A_DROPIN_UNITS=(chrony.service)
+		A_DROPIN_FILES=(units/chrony.service/50-dynmigrate.conf)
+		A_RUN_UNITS=(chrony.service)
+		A_RUN_PROBES=('')
+		A_MOVE=(/var/lib/chrony)
+		A_RUNTIME=(/run/chrony)
+		A_FIX_PATH=(/etc/chrony/chrony.keys)
+		A_FIX_MODE=(0640)
+		A_OVR_TARGET=()
+		A_OVR_SOURCE=()
+		A_OVR_KIND=()
+		A_OVR_ORIG=()
+		A_UNIT_HASH=(7abba358fc761f71ddeb601a818b583c447953914948f45d7bd5df5626b0dba7)
+		A_MIN_SYSTEMD=248
+		A_SO_USER=()
+		A_SO_GROUP=()
+		A_SO_MODE=()
+		A_SO_PATH=()
+		A_PIN_PATH=()
+		A_PIN_MODE=()
+		A_MANUAL=()
+		A_MANIFEST=(/etc/chrony/chrony.keys /var/lib/chrony)
+		;;
+	knot)
+		A_NAME=knot A_UID=112 A_GID=117 A_GROUP=knot A_DELETE_GROUP=1
+		A_HOME=/var/lib/knot A_SHELL=/usr/sbin/nologin A_GECOS='Knot DNS server,,,'
+		A_DROPIN_UNITS=(knot.service)
+		A_DROPIN_FILES=(units/knot.service/50-dynmigrate.conf)
+		A_RUN_UNITS=(knot.service)
+		A_RUN_PROBES=('')
+		A_MOVE=(/var/lib/knot)
+		A_RUNTIME=(/run/knot)
+		A_FIX_PATH=(/etc/knot /etc/knot/knot.conf)
+		A_FIX_MODE=(0750 0600)
+		A_OVR_TARGET=()
+		A_OVR_SOURCE=()
+		A_OVR_KIND=()
+		A_OVR_ORIG=()
+		A_UNIT_HASH=(2077f9b1e49d4dc7f4d3125539a8a1b33471e061df5f951ed433083ed00fc807)
+		A_MIN_SYSTEMD=248
+		A_SO_USER=()
+		A_SO_GROUP=()
+		A_SO_MODE=()
+		A_SO_PATH=()
+		A_PIN_PATH=()
+		A_PIN_MODE=()
+		A_MANUAL=(DM303-knot)
+		A_MANIFEST=(/etc/knot /etc/knot/knot.conf /var/lib/knot)
+		;;
+	ledger)
+		A_NAME=ledger A_UID=113 A_GID=118 A_GROUP=ledger A_DELETE_GROUP=1
+		A_HOME=/var/lib/ledger A_SHELL=/usr/sbin/nologin A_GECOS='Ledger API,,,'
+		A_DROPIN_UNITS=(ledger.service)
+		A_DROPIN_FILES=(units/ledger.service/50-dynmigrate.conf)
+		A_RUN_UNITS=(ledger.service)
+		A_RUN_PROBES=('')
+		A_MOVE=(/var/lib/ledger)
+		A_RUNTIME=()
+		A_FIX_PATH=(/etc/ledger /etc/ledger/.pgpass /etc/ledger/api.yaml /etc/ledger/app.env /etc/ledger/htpasswd /etc/ledger/keys /etc/ledger/keys/signing.key)
+		A_FIX_MODE=(0750 0600 0644 0640 0600 0700 0600)
+		A_OVR_TARGET=()
+		A_OVR_SOURCE=()
+		A_OVR_KIND=()
+		A_OVR_ORIG=()
+		A_UNIT_HASH=(29a9907ada21581387b1f77dc54173aeca77e4859e855123220284984e255a70)
+		A_MIN_SYSTEMD=235
+		A_SO_USER=(ledger)
+		A_SO_GROUP=(ledger)
+		A_SO_MODE=(700)
+		A_SO_PATH=(/etc/ledger/keys)
+		A_PIN_PATH=(/etc/ledger/keys)
+		A_PIN_MODE=(700)
+		A_MANUAL=(M1-ledger DM110-ledger DM303-ledger)
+		A_MANIFEST=(/etc/ledger /etc/ledger/.pgpass /etc/ledger/api.yaml /etc/ledger/app.env /etc/ledger/htpasswd /etc/ledger/keys /etc/ledger/keys/signing.key /var/lib/ledger)
+		;;
+	nslcd)
+		A_NAME=nslcd A_UID=114 A_GID=119 A_GROUP=nslcd A_DELETE_GROUP=1
+		A_HOME=/run/nslcd A_SHELL=/usr/sbin/nologin A_GECOS='nslcd name service LDAP connection daemon,,,'
+		A_DROPIN_UNITS=(nslcd.service)
+		A_DROPIN_FILES=(units/nslcd.service/50-dynmigrate.conf)
+		A_RUN_UNITS=(nslcd.service)
+		A_RUN_PROBES=('')
+		A_MOVE=()
+		A_RUNTIME=(/run/nslcd)
+		A_FIX_PATH=(/etc/nslcd.conf)
+		A_FIX_MODE=(0640)
+		A_OVR_TARGET=()
+		A_OVR_SOURCE=()
+		A_OVR_KIND=()
+		A_OVR_ORIG=()
+		A_UNIT_HASH=(395958fa54d43d945eda618051e26eb3ebeea8ca797470f5cb431ae14f37993b)
+		A_MIN_SYSTEMD=248
+		A_SO_USER=()
+		A_SO_GROUP=()
+		A_SO_MODE=()
+		A_SO_PATH=()
+		A_PIN_PATH=()
+		A_PIN_MODE=()
+		A_MANUAL=()
+		A_MANIFEST=(/etc/nslcd.conf)
+		;;
+	*) die "no such account in this plan: $1" ;;
+	esac
+}
+
+usage() {
+	sed -n '3,9p' "$0" | sed 's/^# \{0,1\}//'
+	printf 'accounts in this plan: %s\n' "${ACCOUNTS[*]}"
+}
+
+dynmigrate_main() {
+	# dynmigrate_main PREFIX ACTION ARGS...: PREFIX run (migrate.sh) or undo (rollback.sh)
+	local prefix=$1 action=$2 stage="" acct selected=() known
+	shift 2
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--account)
+			[ $# -ge 2 ] || die "--account needs a name"
+			selected+=("$2")
+			shift
+			;;
+		--account=*) selected+=("${1#--account=}") ;;
+		--confirm)
+			[ $# -ge 2 ] || die "--confirm needs a step id"
+			CONFIRMED[$2]=1
+			shift
+			;;
+		--confirm=*) CONFIRMED[${1#--confirm=}]=1 ;;
+		-h | --help)
+			usage
+			return 0
+			;;
+		stage0 | stage1 | stage2 | stage3 | preflight | sandbox | release | cleanup)
+			stage=$1
+			;;
+		*) die "unknown argument: $1 (see --help)" ;;
+		esac
+		shift
+	done
+	case "$stage" in
+	preflight) stage=stage0 ;;
+	sandbox) stage=stage1 ;;
+	release) stage=stage2 ;;
+	cleanup) stage=stage3 ;;
+	"")
+		usage >&2
+		return 2
+		;;
+	esac
+	if [ "${#selected[@]}" -eq 0 ]; then selected=("${ACCOUNTS[@]}"); fi
+	for acct in "${selected[@]}"; do
+		known=0
+		for a in "${ACCOUNTS[@]}"; do [ "$a" != "$acct" ] || known=1; done
+		[ "$known" = 1 ] || die "account $acct is not in this plan (${ACCOUNTS[*]})"
+	done
+	need_root
+	install -d -m 0700 -- "$STATE" "$STATE/accounts"
+	verify_plan_files
+	exec 9>"$STATE/lock"
+	flock -n 9 || die "another dynmigrate script is running (lock $STATE/lock)"
+	STAGE=$stage
+	for acct in "${selected[@]}"; do
+		load_account "$acct"
+		install -d -m 0700 -- "$(acct_dir)"
+		log "$action $stage"
+		"${prefix}_$stage"
+	done
+	A_NAME=""
+	log "$action $stage finished for: ${selected[*]}"
+}

@@ -1,0 +1,34 @@
+#!/bin/bash
+# shellcheck source-path=SCRIPTDIR
+# dynmigrate 0.1.0: migration script for host vault01 (accounts: Debian-snmp, _chrony, knot, ledger, nslcd).
+# Generated from a scan of samples/private-configs/root; review REPORT.md before running anything.
+#
+#   migrate.sh [--account NAME]... [--confirm ID]... STAGE
+#
+# Stages: stage0 (preflight), stage1 (sandbox), stage2 (release the account), stage3 (cleanup).
+# Every stage is idempotent: after an interruption, run it again.
+set -euo pipefail
+shopt -s nullglob
+umask 077
+export LC_ALL=C
+SCRIPT_NAME=migrate.sh
+STATE=${DYNMIGRATE_STATE:-/var/lib/dynmigrate}
+PLAN_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+START_TIMEOUT=${DYNMIGRATE_START_TIMEOUT:-60}
+SETTLE=${DYNMIGRATE_SETTLE:-5}
+PROBE_TIMEOUT=${DYNMIGRATE_PROBE_TIMEOUT:-30}
+STAGE=""
+A_NAME=""
+declare -A CONFIRMED=()
+
+LIB="$PLAN_DIR/lib/dynmigrate.sh"
+LIB_SHA256=65fe57a86ea6357b7cc23d65bfda84c3593d9ed3d6ccbb3d9c601288a9d656ec
+if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
+	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
+	exit 1
+fi
+PLAN_ID=$LIB_SHA256
+# shellcheck source=lib/dynmigrate.sh
+source "$LIB"
+trap on_exit EXIT
+dynmigrate_main run running "$@"

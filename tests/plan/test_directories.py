@@ -1,0 +1,85 @@
+"""A managed directory never swallows a shared tree: systemd re-owns the whole tree to the dynamic
+user at every start (facts F2.5), so only a path the account owns entirely may become one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plan.test_planner import dropin, plan_for
+
+SERVICE = "[Service]\nUser=foo\nExecStart=/usr/bin/foo\n"
+SHARED_TREE = {
+    "var/lib/shared/x-sessions/s1": "session",
+    "var/lib/shared/other/data": "someone else's",
+    "var/lib/shared/root-owned.db": "root's",
+    "var/cache/shared/x/c1": "cache",
+    "var/cache/shared/index": "root's",
+}
+SHARED_OWNERS = (
+    "/var/lib/shared/x-sessions\t120\t120\t0700\n/var/lib/shared/x-sessions/s1\t120\t120\t0600\n"
+    "/var/lib/shared/other\t121\t121\t0755\n/var/lib/shared/other/data\t121\t121\t0644\n"
+    "/var/cache/shared/x\t120\t120\t0755\n/var/cache/shared/x/c1\t120\t120\t0644\n"
+)
+
+
+def manual_texts(tmp_path: Path, unit: str, manifest: str = SHARED_OWNERS) -> tuple[list[str], list[str]]:
+    plan = plan_for(tmp_path, {**SHARED_TREE, "etc/systemd/system/foo.service": unit}, manifest)
+    return dropin(plan), [m.text for m in plan.accounts[0].manual_steps]
+
+
+def test_read_write_path_inside_a_shared_tree_is_not_a_state_directory(tmp_path: Path) -> None:
+    lines, manual = manual_texts(tmp_path, SERVICE + "ReadWritePaths=-/var/lib/shared/x-sessions\n")
+    assert not [line for line in lines if line.startswith("StateDirectory=")]
+    assert [m for m in manual if m.startswith("StateDirectory=shared is not planned")] == [
+        "StateDirectory=shared is not planned (ReadWritePaths=/var/lib/shared/x-sessions at "
+        "/etc/systemd/system/foo.service:4): /var/lib/shared is owned by 0:0, not by foo alone, and holds "
+        "files of other owners (121:121 /var/lib/shared/other); systemd would re-own the whole tree to the "
+        "dynamic user at every start. Keep the path writable by hand (ReadWritePaths= and its owner), or "
+        "move the service's files into a directory of their own"
+    ]
+
+
+def test_mkdir_inside_a_shared_cache_is_not_a_cache_directory(tmp_path: Path) -> None:
+    lines, manual = manual_texts(tmp_path, SERVICE + "ExecStartPre=/bin/mkdir -p /var/cache/shared/x\n")
+    assert not [line for line in lines if line.startswith("CacheDirectory=")]
+    assert [m.split(":", 1)[0] for m in manual if m.startswith("CacheDirectory=shared is not planned")] == [
+        "CacheDirectory=shared is not planned (ExecStartPre=mkdir ... /var/cache/shared/x at "
+        "/etc/systemd/system/foo.service"
+    ]
+    assert any("/var/cache/shared is owned by 0:0, not by foo alone" in m for m in manual)
+
+
+def test_tmpfiles_line_under_a_distribution_directory_is_not_a_state_directory(tmp_path: Path) -> None:
+    plan = plan_for(
+        tmp_path,
+        {
+            "etc/systemd/system/foo.service": SERVICE,
+            "usr/lib/tmpfiles.d/foo.conf": "d /var/lib/dpkg/x 0755 foo foo -\n",
+            "var/lib/dpkg/status": "",
+        },
+    )
+    assert not [line for line in dropin(plan) if line.startswith("StateDirectory=")]
+    manual = [m.text for m in plan.accounts[0].manual_steps]
+    assert any(
+        m.startswith("StateDirectory=dpkg is not planned (tmpfiles.d creates /var/lib/dpkg/x for foo")
+        and "/var/lib/dpkg belongs to the system, not to foo" in m
+        for m in manual
+    ), manual
+
+
+def test_a_directory_the_account_owns_entirely_is_still_managed(tmp_path: Path) -> None:
+    plan = plan_for(
+        tmp_path,
+        {"etc/systemd/system/foo.service": SERVICE + "ReadWritePaths=/var/lib/foo\n", "var/lib/foo/db": "x"},
+        "/var/lib/foo\t120\t120\t0750\n/var/lib/foo/db\t120\t120\t0640\n",
+    )
+    assert dropin(plan) == [
+        "[Service]",
+        "DynamicUser=yes",
+        "User=foo",
+        "SupplementaryGroups=ssl-cert",
+        "StateDirectory=foo",
+        "StateDirectoryMode=0750",
+        "ReadWritePaths=",
+    ]
+    assert not [m for m in plan.accounts[0].manual_steps if "not planned" in m.text]
