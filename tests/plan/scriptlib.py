@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 IS_ROOT = os.geteuid() == 0
+# root's PATH on a Debian host (not the test runner's, which may hold version-manager shims)
+ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # An account that exists nowhere: the functions under test only act on the paths a test creates.
 TEST_UID = 4242
 TEST_GID = 4243
@@ -88,7 +90,7 @@ class Sandbox:
 
     def wrap(self, name: str, before: str) -> Path:
         """bin/NAME runs BEFORE (bash) and then the real NAME with the same arguments."""
-        real = shutil.which(name, path=os.defpath + ":/usr/local/bin:/usr/bin:/bin")
+        real = shutil.which(name, path=ROOT_PATH)
         assert real, f"{name} not found"
         return self.stub(name, f'{before}\nexec {q(real)} "$@"\n')
 
@@ -144,7 +146,7 @@ class Sandbox:
     def run(self, body: str, *, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """Source the library, then run BODY (bash) with the stubs first on PATH."""
         script = self.preamble() + library() + "\n" + f"mkdir -p -- {q(self.state)}/accounts/dmtestsvc\n" + body
-        env = {**os.environ, "PATH": f"{self.bin}:{os.environ.get('PATH', os.defpath)}"}
+        env = {**os.environ, "PATH": f"{self.bin}:{ROOT_PATH}"}
         return subprocess.run(
             ["bash", "-c", script], capture_output=True, text=True, env=env, timeout=timeout, check=False
         )

@@ -38,6 +38,13 @@ for a in "$@"; do
 done
 """
 
+SWAP_ALWAYS = """
+if [ ! -e {marker} ]; then
+	: >{marker}
+	mv -- {victim} {victim}.moved && ln -s -- {target} {victim}
+fi
+"""
+
 SWAPPER = r"""
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
@@ -96,14 +103,23 @@ def test_restore_never_follows_a_link_swapped_in_before_a_command(tmp_path: Path
     os.chown(f, 0, 0)
     f.chmod(0o600)
     marker = tmp_path / "swapped"
-    sb.wrap(command, SWAP.format(marker=q(marker), victim=q(f), target=q(shadow)))
+    # python3 is called once for all paths: its stub swaps unconditionally, before the helper opens
+    swap = SWAP_ALWAYS if command == "python3" else SWAP
+    sb.wrap(command, swap.format(marker=q(marker), victim=q(f), target=q(shadow)))
     res = sb.run(f"restore_manifest {q(manifest)}")
-    assert marker.exists(), f"the {command} stub never ran: the test proved nothing\n{res.stderr}"
+    assert marker.exists(), f"the {command} stub never swapped: the test proved nothing\n{res.stderr}"
     assert owner_mode(shadow) == (0, 0, oct(0o100600)), res.stderr
     assert f.is_symlink()
     assert owner_mode(d) == (TEST_UID, TEST_GID, oct(0o40777))  # the directory itself was restored
     assert res.returncode == 0, res.stderr
-    assert f"{f}" in res.stderr
+    moved = f.with_name(f.name + ".moved")
+    if command in ("chown", "chmod"):
+        # swapped after the inode was checked and opened: the change landed on the recorded inode
+        assert owner_mode(moved) == (TEST_UID, TEST_GID, oct(0o100666)), res.stderr
+    else:
+        # swapped before the check: refused, and the recorded inode keeps the migration's owner
+        assert f"WARNING: {f} is of type l now, recorded as type f: left as it is" in res.stderr
+        assert owner_mode(moved) == (0, 0, oct(0o100600))
 
 
 @pytest.mark.parametrize("helper", HELPERS)
@@ -140,7 +156,7 @@ def test_restore_refuses_a_replaced_inode(tmp_path: Path, helper: str) -> None:
     sb.arrays["A_MANIFEST"] = [str(d)]
     manifest = sb.state / "manifest"
     assert sb.run(f"write_manifest {q(manifest)}").returncode == 0
-    f.unlink()
+    f.rename(d / "kept")  # kept, so that the new file cannot get the freed inode number
     f.write_text("another file\n", encoding="utf-8")
     os.chown(f, 0, 0)
     f.chmod(0o600)
@@ -161,7 +177,7 @@ def test_restore_races_a_renameat2_exchange_and_never_loses(tmp_path: Path, help
     assert sb.run(f"write_manifest {q(manifest)}").returncode == 0
     link = d / "other"
     link.symlink_to(shadow)
-    iterations = 300
+    iterations = 200
     swapper = subprocess.Popen(
         [sys.executable, "-c", SWAPPER, str(f), str(link)], stdout=subprocess.PIPE, start_new_session=True
     )

@@ -135,6 +135,7 @@ undo_stage1() {
 	stage_done 2 && die "stage 2 is done: roll back stage2 first"
 	if stage2_in_flight; then die "stage 2 was interrupted: roll it back first (rollback.sh --account $A_NAME stage2)"; fi
 	stop_units
+	no_processes_of "$A_UID" || die "stop those processes first: owners and modes are restored only while nothing runs as $A_NAME"
 	remove_dropins
 	crashpoint undo1-dropins-removed
 	move_back_from_private
@@ -240,18 +241,26 @@ run_stage2() {
 reown_dynamic_files() {
 	# files the dynamic UID owns in the moved directories go back to the static account, so that
 	# systemd finds the right owner at the top and the manifest restores the rest exactly
-	local d
+	local d uid gid mode type dev ino path
 	for d in "${A_MOVE[@]}"; do
 		[ -d "$d/" ] || continue
-		find "$d/" -xdev -uid "+$((DYN_MIN - 1))" -uid "-$((DYN_MAX + 1))" -exec chown -h -- "$A_UID" {} + 2>/dev/null || true
-		find "$d/" -xdev -gid "+$((DYN_MIN - 1))" -gid "-$((DYN_MAX + 1))" -exec chgrp -h -- "$A_GID" {} + 2>/dev/null || true
-	done
+		find "$d/" -xdev \( \( -uid "+$((DYN_MIN - 1))" -uid "-$((DYN_MAX + 1))" \) -o \
+			\( -gid "+$((DYN_MIN - 1))" -gid "-$((DYN_MAX + 1))" \) \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
+	done | while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
+		if [ "$uid" -ge "$DYN_MIN" ] && [ "$uid" -le "$DYN_MAX" ]; then uid=$A_UID; else uid=-; fi
+		if [ "$gid" -ge "$DYN_MIN" ] && [ "$gid" -le "$DYN_MAX" ]; then gid=$A_GID; else gid=-; fi
+		attr_record "$uid" "$gid" - "$type" "$dev" "$ino" - "$path"
+	done | set_attrs || log "WARNING: some files of the dynamic UID were left as they are (see above)"
 }
 
 undo_stage2() {
+	local dyn
 	same_plan
 	stage_done 3 && die "stage 3 is done: roll back stage3 first"
+	dyn=$(dynamic_uids)
 	stop_units
+	# shellcheck disable=SC2086 # one UID per word
+	no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
 	recreate_account
 	crashpoint undo2-recreated
 	reown_dynamic_files
@@ -283,7 +292,7 @@ leftover_roots() {
 }
 
 run_stage3() {
-	local dir out uid gid mode type path top d n=0 failed=0
+	local dir out uid gid mode type dev ino path top d owner n dyn
 	stage_done 2 || die "run stage2 (release) first"
 	same_plan
 	if static_user_exists "$A_NAME"; then
@@ -300,58 +309,67 @@ run_stage3() {
 	if [ ! -e "$out" ]; then
 		leftover_roots | while IFS= read -r -d '' root; do
 			if [ "$A_DELETE_GROUP" = 1 ]; then
-				find "$root" -xdev \( -uid "$A_UID" -o -gid "$A_GID" \) -printf '%U\t%G\t%m\t%y\t%p\0' 2>/dev/null || true
+				find "$root" -xdev \( -uid "$A_UID" -o -gid "$A_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 			else
-				find "$root" -xdev -uid "$A_UID" -printf '%U\t%G\t%m\t%y\t%p\0' 2>/dev/null || true
+				find "$root" -xdev -uid "$A_UID" -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 			fi
 		done >"$out.tmp"
 		mv -f -- "$out.tmp" "$out"
 	fi
 	crashpoint stage3-found
-	while IFS=$'\t' read -r -d '' uid gid mode type path; do
+	# owners change only while nothing runs as the old or the dynamic UID
+	dyn=$(dynamic_uids)
+	stop_units
+	# shellcheck disable=SC2086 # one UID per word
+	no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+	while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
 		[ -e "$path" ] || [ -L "$path" ] || continue
-		if [ "$type" != l ] && [ "$(realpath -e -- "$path" 2>/dev/null || true)" != "$path" ]; then
-			log "WARNING: $path resolves elsewhere now: not touched"
-			failed=$((failed + 1))
-			continue
-		fi
 		top=""
 		for d in "${A_MOVE[@]}"; do
 			managed_split "$d" || continue
 			case "$path" in "$MB/private/$MN" | "$MB/private/$MN"/*) top="$MB/private/$MN" ;; esac
 		done
 		if [ -n "$top" ]; then
-			chown -h -- "$(stat -c %u:%g -- "$top")" "$path" || failed=$((failed + 1))
+			owner=$(stat -c '%u %g' -- "$top")
+			uid=${owner% *} gid=${owner#* }
 		else
-			if [ "$uid" = "$A_UID" ]; then chown -h -- 0 "$path" || failed=$((failed + 1)); fi
-			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GID" ]; then chgrp -h -- 0 "$path" || failed=$((failed + 1)); fi
+			if [ "$uid" = "$A_UID" ]; then uid=0; else uid=-; fi
+			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GID" ]; then gid=0; else gid=-; fi
 		fi
-		n=$((n + 1))
-	done <"$out"
-	log "re-owned $n leftover path(s) of UID $A_UID / GID $A_GID (listed in $out; nothing deleted)"
-	if [ "$failed" != 0 ]; then log "WARNING: $failed path(s) could not be re-owned (read-only, immutable?): see above"; fi
+		# the mode is left to chown, which drops setuid/setgid bits: never a set-ID file for root
+		attr_record "$uid" "$gid" - "$type" "$dev" "$ino" - "$path"
+	done <"$out" | set_attrs || log "WARNING: some paths could not be re-owned (changed since they were found, read-only, immutable?): see above"
+	n=$(tr -cd '\0' <"$out" | wc -c)
+	log "re-owned the $n leftover path(s) of UID $A_UID / GID $A_GID (listed in $out; nothing deleted)"
 	touch "$STATE/retired-ids"
 	if ! awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '$1 == u && $3 == n { f = 1 } END { exit !f }' "$STATE/retired-ids"; then
 		printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)" >>"$STATE/retired-ids"
 		log "UID $A_UID added to the retired-UID ledger $STATE/retired-ids"
 	fi
+	start_units
 	check_units dynamic || die "the service is not healthy after the cleanup; roll back: rollback.sh --account $A_NAME stage3"
 	mark_done 3
 }
 
 undo_stage3() {
-	local out uid gid mode type path
+	local out uid gid mode type dev ino path dyn
 	same_plan
 	out="$(acct_dir)/stage3.manifest"
 	if [ -s "$out" ]; then
-		while IFS=$'\t' read -r -d '' uid gid mode type path; do
+		dyn=$(dynamic_uids)
+		stop_units
+		# shellcheck disable=SC2086 # one UID per word
+		no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+		while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
 			[ -e "$path" ] || [ -L "$path" ] || continue
-			chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
-			# chown clears setuid/setgid bits: give the recorded mode back
-			if [ "$type" != l ]; then chmod -- "$mode" "$path" || log "cannot chmod $path"; fi
-		done <"$out"
+			# chown clears setuid/setgid bits: the recorded mode is given back, on the recorded inode only
+			if [ "$type" = l ]; then mode=-; fi
+			attr_record "$uid" "$gid" "$mode" "$type" "$dev" "$ino" - "$path"
+		done <"$out" | set_attrs || log "WARNING: some stage-3 paths were left as they are (see above)"
 		mv -f -- "$out" "$out.undone"
 		log "restored the owners and modes of the stage-3 paths"
+		start_units
+		check_units dynamic || die "the service is not healthy after the rollback of stage 3: see the journal"
 	fi
 	if [ -f "$STATE/retired-ids" ]; then
 		awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '!($1 == u && $3 == n)' "$STATE/retired-ids" >"$STATE/retired-ids.tmp"

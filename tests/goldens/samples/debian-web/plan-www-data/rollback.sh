@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=7466fa45ce4ea35d00a42ee0e61bc0eb794c6b1f53cd82057cbdcb19560987d2
+LIB_SHA256=69275b11b4f21f8b7822169c6a39967a5e7f1082aa90193d60c6aab9fae303e6
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=3be8c6204bec039aecec237b7d47b350a973b5756d080b69ab0c3eacf04fcaec
+LIB_SHA256=af96b24419b4d260d2f4d8200317bbeb73981654b93c6cc19946d6d3e051bd36
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=6219f69e988cda00eff51907180338ebc72599e558c1658d791273a88e7fbcc5
+LIB_SHA256=6c8f53a53f945ac917ae26f90681b0cd1ff96553ef0dc5dbee92b2ff6df8a14a
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -29,6 +29,9 @@ on_exit() {
 		if static_user_exists "$A_NAME"; then
 			log "the stage failed with the units stopped: starting them again (the account still exists)"
 			start_units || true
+		elif [ "${STAGE:-}" = stage3 ]; then
+			log "the stage failed with the units stopped: starting them again (under their dynamic UID)"
+			start_units || true
 		else
 			log "the stage failed after $A_NAME was deleted: the units are stopped; run this stage again, or" \
 				"roll it back with: rollback.sh --account $A_NAME ${STAGE:-stage2}"
@@ -128,6 +131,162 @@ safe_path() {
 	local real p=${1%/}
 	real=$(realpath -e -- "$p" 2>/dev/null) || return 1
 	[ "$real" = "$(expected_real "$p")" ]
+}
+
+# ---- owners and modes: only ever on the recorded inode, never through a link ----------------
+# set_attrs reads records of 8 NUL-terminated fields on stdin:
+#   UID GID MODE TYPE DEV INO EXPECT PATH
+# UID, GID, MODE: the new values, "-" = leave as it is (MODE is octal; never applied to a link).
+# TYPE: what PATH must be (find's %y: f d l p s c b). DEV, INO: the recorded inode ("-" = none
+# recorded). EXPECT: where the opened file must really be (readlink of its fd), "-" = no check.
+# PATH is opened with O_PATH|O_NOFOLLOW (python3), its fd checked against TYPE/DEV/INO/EXPECT,
+# and chown/chmod act on that fd through /proc/self/fd: a link swapped in at any moment is
+# refused, never followed. Prints one line per refused path; status 1 if any was refused.
+# Call it only when no process of the old or the new UID runs (see no_processes_of).
+
+SET_ATTRS_PY='
+import os, stat, sys
+TYPES = {b"f": stat.S_IFREG, b"d": stat.S_IFDIR, b"l": stat.S_IFLNK, b"p": stat.S_IFIFO,
+         b"s": stat.S_IFSOCK, b"c": stat.S_IFCHR, b"b": stat.S_IFBLK}
+NAMES = {v: k.decode() for k, v in TYPES.items()}
+fields = sys.stdin.buffer.read().split(b"\0")[:-1]
+refused = 0
+for i in range(0, len(fields) - 7, 8):
+    uid, gid, mode, kind, dev, ino, expect, path = fields[i:i + 8]
+    name = path.decode("utf-8", "backslashreplace")
+    try:
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        print(f"{name}: cannot open it ({e.strerror}): left as it is")
+        refused += 1
+        continue
+    try:
+        st = os.fstat(fd)
+        proc = f"/proc/self/fd/{fd}"
+        why = ""
+        have = NAMES.get(stat.S_IFMT(st.st_mode), "?")
+        if stat.S_IFMT(st.st_mode) != TYPES.get(kind):
+            why = f"is of type {have} now, recorded as type {kind.decode()}"
+        elif dev != b"-" and (st.st_dev, st.st_ino) != (int(dev), int(ino)):
+            why = "is another file than the one recorded (its inode changed)"
+        elif expect != b"-" and os.readlink(proc.encode()) != expect:
+            why = "resolves elsewhere than when it was recorded"
+        if why:
+            print(f"{name} {why}: left as it is")
+            refused += 1
+            continue
+        if uid != b"-" or gid != b"-":
+            os.chown(proc, -1 if uid == b"-" else int(uid), -1 if gid == b"-" else int(gid))
+        if mode != b"-" and kind != b"l":
+            os.chmod(proc, int(mode, 8))
+    except OSError as e:
+        print(f"{name}: {e.strerror}: owner or mode not changed")
+        refused += 1
+    finally:
+        os.close(fd)
+sys.exit(1 if refused else 0)
+'
+
+# The fallback without a usable python3 (bash cannot open with O_NOFOLLOW): lstat, open in a child
+# under a timeout (a FIFO swapped in cannot block it), then check the fd's inode against the
+# recorded one (or the lstat'ed one) before chown/chmod act on the fd. Links, sockets and devices
+# are never opened: chown -h (which never follows), then the inode is checked again.
+# shellcheck disable=SC2016 # expanded by the child bash that runs it
+SET_ATTR_FD='
+if [ "$6" = p ]; then exec 3<>"$1"; else exec 3<"$1"; fi
+if [ "$(stat -L -c "%d %i" /proc/self/fd/3)" != "$2" ]; then
+	printf "%s is another file than the one recorded (its inode changed): left as it is\n" "$1"
+	exit 1
+fi
+if [ "$5" != - ] && [ "$(readlink /proc/self/fd/3)" != "$5" ]; then
+	printf "%s resolves elsewhere than when it was recorded: left as it is\n" "$1"
+	exit 1
+fi
+if [ -n "$3" ]; then chown -- "$3" /proc/self/fd/3 || exit 1; fi
+if [ "$4" != - ]; then chmod -- "$4" /proc/self/fd/3 || exit 1; fi
+'
+
+type_letter() {
+	case "$1" in
+	directory) echo d ;;
+	"regular file" | "regular empty file") echo f ;;
+	"symbolic link") echo l ;;
+	fifo) echo p ;;
+	socket) echo s ;;
+	"character special file") echo c ;;
+	"block special file") echo b ;;
+	*) echo "?" ;;
+	esac
+}
+
+set_attrs_sh() {
+	local uid gid mode kind dev ino expect path now ndev nino ntype own refused=0
+	while IFS= read -r -d '' uid && IFS= read -r -d '' gid && IFS= read -r -d '' mode && IFS= read -r -d '' kind &&
+		IFS= read -r -d '' dev && IFS= read -r -d '' ino && IFS= read -r -d '' expect && IFS= read -r -d '' path; do
+		if ! now=$(stat -c '%d %i %F' -- "$path" 2>/dev/null); then
+			printf '%s: cannot stat it: left as it is\n' "$path"
+			refused=1
+			continue
+		fi
+		read -r ndev nino ntype <<<"$now"
+		ntype=$(type_letter "$ntype")
+		if [ "$ntype" != "$kind" ]; then
+			printf '%s is of type %s now, recorded as type %s: left as it is\n' "$path" "$ntype" "$kind"
+			refused=1
+			continue
+		fi
+		if [ "$dev" != - ] && [ "$ndev $nino" != "$dev $ino" ]; then
+			printf '%s is another file than the one recorded (its inode changed): left as it is\n' "$path"
+			refused=1
+			continue
+		fi
+		dev=$ndev ino=$nino
+		own=""
+		if [ "$uid" != - ]; then own=$uid; fi
+		if [ "$gid" != - ]; then own=$own:$gid; fi
+		case "$kind" in
+		f | d | p)
+			timeout 10 bash -c "$SET_ATTR_FD" _ "$path" "$dev $ino" "$own" "$mode" "$expect" "$kind" || refused=1
+			;;
+		*)
+			if [ -n "$own" ] && ! chown -h -- "$own" "$path"; then refused=1; fi
+			if [ "$(stat -c '%d %i' -- "$path" 2>/dev/null)" != "$dev $ino" ]; then
+				printf '%s changed while its owner was set (a link or file swapped in?)\n' "$path"
+				refused=1
+			elif [ "$mode" != - ] && [ "$kind" != l ] && [ "$((8#$(stat -c %a -- "$path")))" != "$((8#$mode))" ]; then
+				printf '%s: mode %s not restored (a %s is never opened without python3)\n' "$path" "$mode" "$kind"
+				refused=1
+			fi
+			;;
+		esac
+	done
+	return "$refused"
+}
+
+attrs_python() {
+	# the python3 helper needs os.O_PATH (Linux, python >= 3.4); probed once
+	if [ -z "${DM_PY:-}" ]; then
+		if (cd / && python3 -I -c 'import os; os.O_PATH') >/dev/null 2>&1; then DM_PY=1; else DM_PY=0; fi
+	fi
+	[ "$DM_PY" = 1 ]
+}
+
+set_attrs() {
+	local out rc=0 line
+	if attrs_python; then
+		out=$(cd / && python3 -I -c "$SET_ATTRS_PY") || rc=$?
+	else
+		out=$(set_attrs_sh) || rc=$?
+	fi
+	if [ -n "$out" ]; then
+		while IFS= read -r line; do log "WARNING: $line"; done <<<"$out"
+	fi
+	return "$rc"
+}
+
+attr_record() {
+	# attr_record UID GID MODE TYPE DEV INO EXPECT PATH: one record for set_attrs
+	printf '%s\0' "$@"
 }
 
 # ---- health -------------------------------------------------------------------------------
@@ -258,6 +417,27 @@ stop_units() {
 
 # ---- processes ----------------------------------------------------------------------------
 
+no_processes_of() {
+	# no_processes_of UID...: nothing runs as any of them (owners and modes change only then)
+	local uid left=""
+	for uid in "$@"; do left+=$(procs_of_uid "$uid"); done
+	if [ -n "$left" ]; then
+		log "processes of UID(s) $* still run:"
+		printf '%s\n' "$left" >&2
+		return 1
+	fi
+}
+
+dynamic_uids() {
+	# the dynamic UIDs the account's units run under now (call it before stopping them)
+	local unit uid
+	for unit in "${A_RUN_UNITS[@]}"; do
+		for uid in $(unit_uids "$unit"); do
+			if [ "$uid" -ge "$DYN_MIN" ] && [ "$uid" -le "$DYN_MAX" ]; then printf '%s\n' "$uid"; fi
+		done
+	done | sort -un
+}
+
 procs_of_uid() {
 	# PIDs and names of processes whose real or effective UID is $1 (no procps needed; a process
 	# that exits while it is read is skipped)
@@ -312,29 +492,33 @@ manifest_paths() {
 	done
 }
 
+MANIFEST_FORMAT='%U\t%G\t%m\t%y\t%D\t%i\t%p\0'
+
 write_manifest() {
-	# UID GID MODE TYPE PATH, NUL-terminated records, for every path involved (recursively)
+	# UID GID MODE TYPE DEV INODE PATH, NUL-terminated records, for every path involved (recursively)
 	local out=$1 p
 	: >"$out.tmp"
 	while IFS= read -r -d '' p; do
-		find "$p" -xdev -printf '%U\t%G\t%m\t%y\t%p\0' >>"$out.tmp" 2>/dev/null ||
+		find "$p" -xdev -printf "$MANIFEST_FORMAT" >>"$out.tmp" 2>/dev/null ||
 			log "WARNING: some entries below $p vanished while they were recorded"
 	done < <(manifest_paths)
 	mv -f -- "$out.tmp" "$out"
 }
 
 restore_manifest() {
-	# restore_manifest FILE: give every recorded path its recorded owner and mode back. Only paths
-	# that still reach what they reached (no symlink planted since) and still have their recorded
-	# type; runtime directories under /run that vanished with the unit are created again.
-	local file=$1 uid gid mode type path now
+	# restore_manifest FILE: give every recorded path its recorded owner and mode back, on the
+	# recorded inode only (a path replaced or turned into a link since is left as it is); runtime
+	# directories under /run that vanished with the unit are created again.
+	local file=$1 uid gid mode type dev ino path expect
 	[ -s "$file" ] || return 0
-	while IFS=$'\t' read -r -d '' uid gid mode type path; do
+	while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
+		expect=-
 		if [ ! -e "$path" ] && [ ! -L "$path" ] && [ "$type" = d ]; then
 			case "$path" in
 			/run/* | /var/run/*)
 				mkdir -p -- "$path"
 				log "recreated runtime directory $path"
+				dev=- ino=- expect=$(realpath -e -- "$path")
 				;;
 			esac
 		fi
@@ -342,26 +526,9 @@ restore_manifest() {
 		if [ "$type" = d ] && [ -L "$path" ] && [ "$(expected_real "$path")" != "$path" ]; then
 			path="$path/" # a moved directory, seen through its private/ symlink: restore the directory itself
 		fi
-		now=$(stat -c %F -- "$path")
-		case "$type:$now" in
-		d:directory | f:"regular file" | f:"regular empty file" | l:"symbolic link" | s:socket | p:fifo) ;;
-		c:"character special file" | b:"block special file") ;;
-		*)
-			log "WARNING: $path is a $now now, recorded as type $type: left as it is"
-			continue
-			;;
-		esac
-		if [ "$type" = l ]; then
-			chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
-			continue
-		fi
-		if ! safe_path "$path"; then
-			log "WARNING: $path resolves elsewhere than when it was recorded: not touched"
-			continue
-		fi
-		chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
-		chmod -- "$mode" "$path" || log "cannot chmod $path"
-	done <"$file"
+		if [ "$type" = l ]; then mode=-; fi
+		attr_record "$uid" "$gid" "$mode" "$type" "$dev" "$ino" "$expect" "$path"
+	done <"$file" | set_attrs || log "WARNING: some recorded paths were left as they are (see above)"
 }
 
 data_list() {
@@ -590,18 +757,20 @@ remove_overrides() {
 SECRET_RE='^[[:space:]]*[A-Za-z0-9_.-]*(password|passwd|secret|token|api[_-]?key|requirepass|masterauth|private[_-]?key|auth[_-]?key|access[_-]?key)[A-Za-z0-9_.-]*[[:space:]]*([=:]|[[:space:]])[[:space:]]*[^[:space:]]'
 
 fix_files() {
-	local i p
+	# callers stop every process of the account first
+	local i p kind
 	for i in "${!A_FIX_PATH[@]}"; do
 		p=${A_FIX_PATH[$i]}
-		[ -e "$p" ] || continue
+		[ -e "$p" ] || [ -L "$p" ] || continue
 		if [ -L "$p" ] || ! safe_path "$p"; then
 			die "$p is a symlink or resolves elsewhere now (planted since the plan?): refusing to chown/chmod it"
 		fi
 		if [ -f "$p" ] && [ $((0${A_FIX_MODE[$i]} & 044)) != 0 ] && grep -Eiq -- "$SECRET_RE" "$p" 2>/dev/null; then
 			die "$p holds a secret now (it did not when the plan was made): re-plan so that it gets LoadCredential="
 		fi
-		chown -h -- 0:0 "$p"
-		chmod -- "${A_FIX_MODE[$i]}" "$p"
+		if [ -d "$p" ]; then kind=d; elif [ -f "$p" ]; then kind=f; else die "$p is neither a file nor a directory now: refusing"; fi
+		attr_record 0 0 "${A_FIX_MODE[$i]}" "$kind" - - "$(expected_real "$p")" "$p" | set_attrs ||
+			die "$p changed while it was re-owned (a link swapped in?): refusing"
 		log "re-owned $p to root, mode ${A_FIX_MODE[$i]}"
 	done
 }
@@ -884,6 +1053,7 @@ undo_stage1() {
 	stage_done 2 && die "stage 2 is done: roll back stage2 first"
 	if stage2_in_flight; then die "stage 2 was interrupted: roll it back first (rollback.sh --account $A_NAME stage2)"; fi
 	stop_units
+	no_processes_of "$A_UID" || die "stop those processes first: owners and modes are restored only while nothing runs as $A_NAME"
 	remove_dropins
 	crashpoint undo1-dropins-removed
 	move_back_from_private
@@ -989,18 +1159,26 @@ run_stage2() {
 reown_dynamic_files() {
 	# files the dynamic UID owns in the moved directories go back to the static account, so that
 	# systemd finds the right owner at the top and the manifest restores the rest exactly
-	local d
+	local d uid gid mode type dev ino path
 	for d in "${A_MOVE[@]}"; do
 		[ -d "$d/" ] || continue
-		find "$d/" -xdev -uid "+$((DYN_MIN - 1))" -uid "-$((DYN_MAX + 1))" -exec chown -h -- "$A_UID" {} + 2>/dev/null || true
-		find "$d/" -xdev -gid "+$((DYN_MIN - 1))" -gid "-$((DYN_MAX + 1))" -exec chgrp -h -- "$A_GID" {} + 2>/dev/null || true
-	done
+		find "$d/" -xdev \( \( -uid "+$((DYN_MIN - 1))" -uid "-$((DYN_MAX + 1))" \) -o \
+			\( -gid "+$((DYN_MIN - 1))" -gid "-$((DYN_MAX + 1))" \) \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
+	done | while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
+		if [ "$uid" -ge "$DYN_MIN" ] && [ "$uid" -le "$DYN_MAX" ]; then uid=$A_UID; else uid=-; fi
+		if [ "$gid" -ge "$DYN_MIN" ] && [ "$gid" -le "$DYN_MAX" ]; then gid=$A_GID; else gid=-; fi
+		attr_record "$uid" "$gid" - "$type" "$dev" "$ino" - "$path"
+	done | set_attrs || log "WARNING: some files of the dynamic UID were left as they are (see above)"
 }
 
 undo_stage2() {
+	local dyn
 	same_plan
 	stage_done 3 && die "stage 3 is done: roll back stage3 first"
+	dyn=$(dynamic_uids)
 	stop_units
+	# shellcheck disable=SC2086 # one UID per word
+	no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
 	recreate_account
 	crashpoint undo2-recreated
 	reown_dynamic_files
@@ -1032,7 +1210,7 @@ leftover_roots() {
 }
 
 run_stage3() {
-	local dir out uid gid mode type path top d n=0 failed=0
+	local dir out uid gid mode type dev ino path top d owner n dyn
 	stage_done 2 || die "run stage2 (release) first"
 	same_plan
 	if static_user_exists "$A_NAME"; then
@@ -1049,58 +1227,67 @@ run_stage3() {
 	if [ ! -e "$out" ]; then
 		leftover_roots | while IFS= read -r -d '' root; do
 			if [ "$A_DELETE_GROUP" = 1 ]; then
-				find "$root" -xdev \( -uid "$A_UID" -o -gid "$A_GID" \) -printf '%U\t%G\t%m\t%y\t%p\0' 2>/dev/null || true
+				find "$root" -xdev \( -uid "$A_UID" -o -gid "$A_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 			else
-				find "$root" -xdev -uid "$A_UID" -printf '%U\t%G\t%m\t%y\t%p\0' 2>/dev/null || true
+				find "$root" -xdev -uid "$A_UID" -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 			fi
 		done >"$out.tmp"
 		mv -f -- "$out.tmp" "$out"
 	fi
 	crashpoint stage3-found
-	while IFS=$'\t' read -r -d '' uid gid mode type path; do
+	# owners change only while nothing runs as the old or the dynamic UID
+	dyn=$(dynamic_uids)
+	stop_units
+	# shellcheck disable=SC2086 # one UID per word
+	no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+	while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
 		[ -e "$path" ] || [ -L "$path" ] || continue
-		if [ "$type" != l ] && [ "$(realpath -e -- "$path" 2>/dev/null || true)" != "$path" ]; then
-			log "WARNING: $path resolves elsewhere now: not touched"
-			failed=$((failed + 1))
-			continue
-		fi
 		top=""
 		for d in "${A_MOVE[@]}"; do
 			managed_split "$d" || continue
 			case "$path" in "$MB/private/$MN" | "$MB/private/$MN"/*) top="$MB/private/$MN" ;; esac
 		done
 		if [ -n "$top" ]; then
-			chown -h -- "$(stat -c %u:%g -- "$top")" "$path" || failed=$((failed + 1))
+			owner=$(stat -c '%u %g' -- "$top")
+			uid=${owner% *} gid=${owner#* }
 		else
-			if [ "$uid" = "$A_UID" ]; then chown -h -- 0 "$path" || failed=$((failed + 1)); fi
-			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GID" ]; then chgrp -h -- 0 "$path" || failed=$((failed + 1)); fi
+			if [ "$uid" = "$A_UID" ]; then uid=0; else uid=-; fi
+			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GID" ]; then gid=0; else gid=-; fi
 		fi
-		n=$((n + 1))
-	done <"$out"
-	log "re-owned $n leftover path(s) of UID $A_UID / GID $A_GID (listed in $out; nothing deleted)"
-	if [ "$failed" != 0 ]; then log "WARNING: $failed path(s) could not be re-owned (read-only, immutable?): see above"; fi
+		# the mode is left to chown, which drops setuid/setgid bits: never a set-ID file for root
+		attr_record "$uid" "$gid" - "$type" "$dev" "$ino" - "$path"
+	done <"$out" | set_attrs || log "WARNING: some paths could not be re-owned (changed since they were found, read-only, immutable?): see above"
+	n=$(tr -cd '\0' <"$out" | wc -c)
+	log "re-owned the $n leftover path(s) of UID $A_UID / GID $A_GID (listed in $out; nothing deleted)"
 	touch "$STATE/retired-ids"
 	if ! awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '$1 == u && $3 == n { f = 1 } END { exit !f }' "$STATE/retired-ids"; then
 		printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)" >>"$STATE/retired-ids"
 		log "UID $A_UID added to the retired-UID ledger $STATE/retired-ids"
 	fi
+	start_units
 	check_units dynamic || die "the service is not healthy after the cleanup; roll back: rollback.sh --account $A_NAME stage3"
 	mark_done 3
 }
 
 undo_stage3() {
-	local out uid gid mode type path
+	local out uid gid mode type dev ino path dyn
 	same_plan
 	out="$(acct_dir)/stage3.manifest"
 	if [ -s "$out" ]; then
-		while IFS=$'\t' read -r -d '' uid gid mode type path; do
+		dyn=$(dynamic_uids)
+		stop_units
+		# shellcheck disable=SC2086 # one UID per word
+		no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+		while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
 			[ -e "$path" ] || [ -L "$path" ] || continue
-			chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
-			# chown clears setuid/setgid bits: give the recorded mode back
-			if [ "$type" != l ]; then chmod -- "$mode" "$path" || log "cannot chmod $path"; fi
-		done <"$out"
+			# chown clears setuid/setgid bits: the recorded mode is given back, on the recorded inode only
+			if [ "$type" = l ]; then mode=-; fi
+			attr_record "$uid" "$gid" "$mode" "$type" "$dev" "$ino" - "$path"
+		done <"$out" | set_attrs || log "WARNING: some stage-3 paths were left as they are (see above)"
 		mv -f -- "$out" "$out.undone"
 		log "restored the owners and modes of the stage-3 paths"
+		start_units
+		check_units dynamic || die "the service is not healthy after the rollback of stage 3: see the journal"
 	fi
 	if [ -f "$STATE/retired-ids" ]; then
 		awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '!($1 == u && $3 == n)' "$STATE/retired-ids" >"$STATE/retired-ids.tmp"
@@ -1119,7 +1306,7 @@ NSS_ACTION=none
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	c5751ac9ed85df589e39a6dff04414197c89305ead5a12a1a677d6853094deee files/dynmigrate-repair
+	6aa213767066684018862ca8296b07ef4b3c7c11aee0c47606a9dd61c925513a files/dynmigrate-repair
 	231ace1d824107e81c593297a64952a0dfe96887f25b786b7b3e3d5441728e33 files/memcache/override-0
 	7fdc83a912ce556d049b7947cb326fe9ee3975eaaf00a7af3c90327bf79a1ef2 files/postgres/override-0
 	7383940705d9c3c8af3c4c410ef699c199a08cfeba92a70b72ea8373a86491a5 files/postgres/override-1
