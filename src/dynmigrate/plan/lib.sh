@@ -539,12 +539,38 @@ data_list() {
 	done | sort -z
 }
 
+BACKUP_FILES=(passwd shadow group gshadow member-of statoverride moved-dirs manifest plan-id)
+
+seal() {
+	# seal MARKER FILE...: write MARKER (its first line the date, then the sha256 of every FILE);
+	# a backup counts only with its marker, and only while every file still has its recorded hash
+	local dir=$1 marker=$2
+	shift 2
+	{
+		date -u +%Y-%m-%dT%H:%M:%SZ
+		(cd "$dir" && sha256sum -- "$@")
+	} >"$dir/$marker.tmp"
+	mv -f -- "$dir/$marker.tmp" "$dir/$marker"
+}
+
+backup_intact() {
+	# backup_intact MARKER: the files MARKER seals are all there with their recorded content
+	local dir sums
+	dir=$(acct_dir)
+	[ -e "$dir/$1" ] || die "the backup is missing ($dir/$1): run stage0 first"
+	sums=$(tail -n +2 "$dir/$1")
+	[ -n "$sums" ] || die "$dir/$1 records no checksums (made by an older dynmigrate?): refusing to rely on it"
+	(cd "$dir" && sha256sum --quiet --strict -c - <<<"$sums" >&2) ||
+		die "the backup in $dir was changed or deleted since it was made (see above): refusing"
+}
+
 backup_account() {
 	local dir d
 	dir=$(acct_dir)
 	install -d -m 0700 -- "$dir"
 	if [ -e "$dir/backup.done" ]; then
-		log "backup exists since $(cat "$dir/backup.done"): kept (never overwritten)"
+		log "backup exists since $(head -n 1 "$dir/backup.done"): kept (never overwritten)"
+		backup_intact backup.done
 		return 0
 	fi
 	static_user_exists "$A_NAME" || die "no static account $A_NAME to back up"
@@ -565,7 +591,7 @@ backup_account() {
 	write_manifest "$dir/manifest"
 	chmod 0600 -- "$dir"/*
 	printf '%s\n' "$PLAN_ID" >"$dir/plan-id"
-	date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/backup.done"
+	seal "$dir" backup.done "${BACKUP_FILES[@]}"
 	log "backed up passwd/group/shadow/gshadow lines, statoverrides and an ownership manifest of $(tr -cd '\0' <"$dir/manifest" | wc -c) paths"
 }
 

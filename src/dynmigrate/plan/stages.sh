@@ -21,9 +21,23 @@ confirmed_all() {
 }
 
 unit_hash() {
-	# the unit as systemd has it loaded, comments and blank lines aside (compared with the plan's view)
-	systemctl cat -- "$1" 2>/dev/null | sed -e '/^[[:space:]]*[#;]/d' -e 's/[[:space:]]*$//' -e '/^$/d' |
-		sha256sum | cut -d' ' -f1
+	# the unit as systemd has it loaded, without the plan's own drop-in, comments and blank lines aside
+	# (compared with the plan's view)
+	systemctl cat -- "$1" 2>/dev/null |
+		awk -v ours="/etc/systemd/system/$1.d/50-dynmigrate.conf" '/^# \// { skip = ($2 == ours) } !skip' |
+		sed -e '/^[[:space:]]*[#;]/d' -e 's/[[:space:]]*$//' -e '/^$/d' | sha256sum | cut -d' ' -f1
+}
+
+units_unchanged() {
+	# before every stage: each unit is still the one the plan was made for (its drop-in aside)
+	local i unit
+	for i in "${!A_DROPIN_UNITS[@]}"; do
+		unit=${A_DROPIN_UNITS[$i]}
+		systemctl cat -- "$unit" >/dev/null 2>&1 || die "unit $unit not found"
+		if [ "$(unit_hash "$unit")" != "${A_UNIT_HASH[$i]}" ]; then
+			die "unit $unit differs from the one the plan was made for (its file or drop-ins changed): plan again"
+		fi
+	done
 }
 
 preflight_checks() {
@@ -47,10 +61,8 @@ preflight_checks() {
 		case "$(systemctl is-enabled -- "$unit" 2>/dev/null || true)" in
 		masked | masked-runtime) die "unit $unit is masked" ;;
 		esac
-		if ! stage_done 1 && [ "$(unit_hash "$unit")" != "${A_UNIT_HASH[$i]}" ]; then
-			die "unit $unit differs from the one the plan was made for (its file or drop-ins changed): plan again"
-		fi
 	done
+	units_unchanged
 	if static_user_exists "$A_NAME"; then
 		[ "$(account_uid "$A_NAME")" = "$A_UID" ] ||
 			die "unexpected owner: $A_NAME has UID $(account_uid "$A_NAME"), the plan was made for UID $A_UID"
@@ -108,6 +120,8 @@ run_stage1() {
 	stage_done 0 || die "run stage0 (preflight) first"
 	[ -e "$(acct_dir)/backup.done" ] || die "the backup is missing: run stage0 first"
 	same_plan
+	backup_intact backup.done
+	units_unchanged
 	if stage2_in_flight; then
 		die "stage 2 was interrupted: run stage2 again, or roll it back (rollback.sh --account $A_NAME stage2)"
 	fi
@@ -132,6 +146,7 @@ run_stage1() {
 
 undo_stage1() {
 	same_plan
+	if [ -e "$(acct_dir)/backup.done" ]; then backup_intact backup.done; fi
 	stage_done 2 && die "stage 2 is done: roll back stage2 first"
 	if stage2_in_flight; then die "stage 2 was interrupted: roll it back first (rollback.sh --account $A_NAME stage2)"; fi
 	stop_units
@@ -197,6 +212,9 @@ run_stage2() {
 	stage_done 1 || die "run stage1 (sandbox) first"
 	[ -e "$dir/backup.done" ] || die "the backup is missing: refusing to delete $A_NAME"
 	same_plan
+	backup_intact backup.done
+	if [ -e "$dir/stage2-backup.done" ]; then backup_intact stage2-backup.done; fi
+	units_unchanged
 	confirmed_all || die "stage 2 refused until every manual step is confirmed"
 	if [ "${#A_RUN_UNITS[@]}" = 0 ]; then log "no unit of $A_NAME is enabled: nothing is restarted or checked"; fi
 	if static_user_exists "$A_NAME"; then
@@ -217,7 +235,11 @@ run_stage2() {
 		cp -a /etc/passwd "$dir/passwd.before-stage2"
 		cp -a /etc/group "$dir/group.before-stage2"
 		data_list >"$dir/data.list"
-		date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/stage2-backup.done"
+		if [ -f "$dir/statoverride.before-stage2" ]; then
+			seal "$dir" stage2-backup.done passwd.before-stage2 group.before-stage2 data.list statoverride.before-stage2
+		else
+			seal "$dir" stage2-backup.done passwd.before-stage2 group.before-stage2 data.list
+		fi
 		log "saved statoverride, passwd, group and the list of data files as they were before stage 2"
 	fi
 	crashpoint stage2-after-backup
@@ -257,6 +279,8 @@ undo_stage2() {
 	local dyn
 	same_plan
 	stage_done 3 && die "stage 3 is done: roll back stage3 first"
+	if [ -e "$(acct_dir)/backup.done" ]; then backup_intact backup.done; fi
+	if [ -e "$(acct_dir)/stage2-backup.done" ]; then backup_intact stage2-backup.done; fi
 	dyn=$(dynamic_uids)
 	stop_units
 	# shellcheck disable=SC2086 # one UID per word
@@ -295,6 +319,9 @@ run_stage3() {
 	local dir out uid gid mode type dev ino path top d owner n dyn
 	stage_done 2 || die "run stage2 (release) first"
 	same_plan
+	backup_intact backup.done
+	backup_intact stage2-backup.done
+	units_unchanged
 	if static_user_exists "$A_NAME"; then
 		die "a static $A_NAME is back (a package upgrade?): run dynmigrate-repair or dynmigrate verify --repair first"
 	fi

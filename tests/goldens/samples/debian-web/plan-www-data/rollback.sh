@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=69275b11b4f21f8b7822169c6a39967a5e7f1082aa90193d60c6aab9fae303e6
+LIB_SHA256=d373adabb586abd2a532b2cb43a99baa5182e3f2699e77605dd726f3f0d8888c
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

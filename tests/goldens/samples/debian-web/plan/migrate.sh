@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=7a71bcd3af301a19738a4b2303fa3844bf9de4e22b8490b7eb477b686fb5d8f5
+LIB_SHA256=2f38da3ac46253ce81b6f2c4207cdfcba97176be60369a1c8d927a31a2e3d906
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=af96b24419b4d260d2f4d8200317bbeb73981654b93c6cc19946d6d3e051bd36
+LIB_SHA256=357fbe388d0d978e8c93e2f6e43ade55f5756f8088e6a20e6115e561f82e9b5a
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
