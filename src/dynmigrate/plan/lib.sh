@@ -858,13 +858,24 @@ recreate_account() {
 	local dir gid_line home shell gecos grp hash lastchg min max warn inactive expire
 	dir=$(acct_dir)
 	[ -s "$dir/passwd" ] || die "no backup of $A_NAME in $dir: cannot recreate it"
-	if ! static_group_exists "$A_GROUP" && [ -s "$dir/group" ]; then
+	# any partial state: the group or the user may exist already (an interrupted run, a package
+	# script); what exists must have the recorded IDs, what is missing is created
+	if [ -s "$dir/group" ]; then
 		gid_line=$(cut -d: -f3 "$dir/group")
-		if getent group "$gid_line" >/dev/null; then die "GID $gid_line is taken: $(getent group "$gid_line")"; fi
-		groupadd -g "$gid_line" -- "$A_GROUP"
-		log "recreated group $A_GROUP with GID $gid_line"
+		if static_group_exists "$A_GROUP"; then
+			[ "$(passwd_field /etc/group "$A_GROUP" 3)" = "$gid_line" ] ||
+				die "group $A_GROUP exists with GID $(passwd_field /etc/group "$A_GROUP" 3), not $gid_line: fix it by hand, then run the rollback again"
+		else
+			if getent group "$gid_line" >/dev/null; then die "GID $gid_line is taken: $(getent group "$gid_line")"; fi
+			groupadd -g "$gid_line" -- "$A_GROUP"
+			log "recreated group $A_GROUP with GID $gid_line"
+		fi
 	fi
-	if ! static_user_exists "$A_NAME"; then
+	if static_user_exists "$A_NAME"; then
+		[ "$(account_uid "$A_NAME")" = "$A_UID" ] ||
+			die "user $A_NAME exists with UID $(account_uid "$A_NAME"), not $A_UID: fix it by hand, then run the rollback again"
+		log "user $A_NAME exists already with UID $A_UID"
+	else
 		if getent passwd "$A_UID" >/dev/null; then die "UID $A_UID is taken: $(getent passwd "$A_UID" | cut -d: -f1)"; fi
 		home=$(cut -d: -f6 "$dir/passwd")
 		shell=$(cut -d: -f7 "$dir/passwd")

@@ -247,10 +247,11 @@ run_stage2() {
 	fix_files
 	remove_statoverrides
 	install_overrides
-	install_guard
 	crashpoint stage2-before-userdel
 	delete_account
 	crashpoint stage2-after-userdel
+	# the guard deletes a static account that comes back: only once this one is really gone
+	install_guard
 	crashpoint stage2-before-start
 	start_units
 	if ! check_units dynamic; then
@@ -285,12 +286,13 @@ undo_stage2() {
 	stop_units
 	# shellcheck disable=SC2086 # one UID per word
 	no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+	# first the guard: an apt run during the rollback must not delete the account it recreates
+	remove_guard
 	recreate_account
 	crashpoint undo2-recreated
 	reown_dynamic_files
 	remove_overrides
 	restore_statoverrides
-	remove_guard
 	restore_manifest "$(acct_dir)/manifest"
 	restore_runtime
 	start_units

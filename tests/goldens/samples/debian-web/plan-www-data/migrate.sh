@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=d373adabb586abd2a532b2cb43a99baa5182e3f2699e77605dd726f3f0d8888c
+LIB_SHA256=7e875806e0d2b8062f33c39c43dac4560712202244a393eb64d2df49cc19ab95
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

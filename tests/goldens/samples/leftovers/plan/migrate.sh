@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=357fbe388d0d978e8c93e2f6e43ade55f5756f8088e6a20e6115e561f82e9b5a
+LIB_SHA256=74960a2061595742a0f471b5f272b288876d851bcf00ff148e6b641569887016
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=8447df3f4d8141ed3fe26c541c12f0a6d85b06e7998a46af1973d9c1d1958a9d
+LIB_SHA256=cc30f63ef820ad56e3ef7e33be03be010a0aff51c5d74a1629564a4b1757902c
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -862,13 +862,24 @@ recreate_account() {
 	local dir gid_line home shell gecos grp hash lastchg min max warn inactive expire
 	dir=$(acct_dir)
 	[ -s "$dir/passwd" ] || die "no backup of $A_NAME in $dir: cannot recreate it"
-	if ! static_group_exists "$A_GROUP" && [ -s "$dir/group" ]; then
+	# any partial state: the group or the user may exist already (an interrupted run, a package
+	# script); what exists must have the recorded IDs, what is missing is created
+	if [ -s "$dir/group" ]; then
 		gid_line=$(cut -d: -f3 "$dir/group")
-		if getent group "$gid_line" >/dev/null; then die "GID $gid_line is taken: $(getent group "$gid_line")"; fi
-		groupadd -g "$gid_line" -- "$A_GROUP"
-		log "recreated group $A_GROUP with GID $gid_line"
+		if static_group_exists "$A_GROUP"; then
+			[ "$(passwd_field /etc/group "$A_GROUP" 3)" = "$gid_line" ] ||
+				die "group $A_GROUP exists with GID $(passwd_field /etc/group "$A_GROUP" 3), not $gid_line: fix it by hand, then run the rollback again"
+		else
+			if getent group "$gid_line" >/dev/null; then die "GID $gid_line is taken: $(getent group "$gid_line")"; fi
+			groupadd -g "$gid_line" -- "$A_GROUP"
+			log "recreated group $A_GROUP with GID $gid_line"
+		fi
 	fi
-	if ! static_user_exists "$A_NAME"; then
+	if static_user_exists "$A_NAME"; then
+		[ "$(account_uid "$A_NAME")" = "$A_UID" ] ||
+			die "user $A_NAME exists with UID $(account_uid "$A_NAME"), not $A_UID: fix it by hand, then run the rollback again"
+		log "user $A_NAME exists already with UID $A_UID"
+	else
 		if getent passwd "$A_UID" >/dev/null; then die "UID $A_UID is taken: $(getent passwd "$A_UID" | cut -d: -f1)"; fi
 		home=$(cut -d: -f6 "$dir/passwd")
 		shell=$(cut -d: -f7 "$dir/passwd")
@@ -1191,10 +1202,11 @@ run_stage2() {
 	fix_files
 	remove_statoverrides
 	install_overrides
-	install_guard
 	crashpoint stage2-before-userdel
 	delete_account
 	crashpoint stage2-after-userdel
+	# the guard deletes a static account that comes back: only once this one is really gone
+	install_guard
 	crashpoint stage2-before-start
 	start_units
 	if ! check_units dynamic; then
@@ -1229,12 +1241,13 @@ undo_stage2() {
 	stop_units
 	# shellcheck disable=SC2086 # one UID per word
 	no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+	# first the guard: an apt run during the rollback must not delete the account it recreates
+	remove_guard
 	recreate_account
 	crashpoint undo2-recreated
 	reown_dynamic_files
 	remove_overrides
 	restore_statoverrides
-	remove_guard
 	restore_manifest "$(acct_dir)/manifest"
 	restore_runtime
 	start_units
@@ -1359,7 +1372,7 @@ NSS_ACTION=none
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	73fa2bc6b76f32f3638498a71b1cd9d3e7cc8552a9e29926e5c549bef398c6ec files/dynmigrate-repair
+	29db306c62943c61bc04f3de366487303e91f7e0a098728e0d9886bfb5c6e8fc files/dynmigrate-repair
 	83362a7d542d42d8a552ce71b99abaa6bd7a0b549aafe6e643ee122987485412 units/haproxy.service/50-dynmigrate.conf
 	45dfb13b4fb0a044a17b188a12bc76e0830402d18c9c06a7f396ee0b2c0f6ffc units/mosquitto.service/50-dynmigrate.conf
 	d06835ef8d804542c7580ee41f2b744c6e7e043780f8e888dc36db9448f7b5de units/prometheus-node-exporter.service/50-dynmigrate.conf
