@@ -212,9 +212,12 @@ def test_stage3_rollback_does_not_chmod_through_a_planted_link(tmp_path: Path, h
     shadow = sensitive(tmp_path)
     d, f = service_dir(tmp_path)
     sb = sandbox(tmp_path, helper)
-    (sb.state / "accounts/dmtestsvc").mkdir(parents=True)
-    for n in (0, 1, 2):
-        (sb.state / f"accounts/dmtestsvc/stage{n}.done").write_text("x\n", encoding="utf-8")
+    # stages 0 to 2 as far as stage 3 relies on them: their markers and sealed backups
+    setup = sb.run(
+        "static_user_exists() { true; }\nbackup_account\n"
+        'seal "$(acct_dir)" stage2-backup.done plan-id\nfor n in 0 1 2; do mark_done "$n"; done'
+    )
+    assert setup.returncode == 0, setup.stderr
     # the leftovers are searched on the test's directory only, not on the machine's filesystems
     res = sb.run(f"leftover_roots() {{ printf '%s\\0' {q(d)}; }}\nrun_stage3")
     assert res.returncode == 0, res.stderr
