@@ -628,6 +628,7 @@ move_into_private() {
 	for d in "${A_MOVE[@]}"; do
 		managed_split "$d" || continue
 		if [ -d "$d" ] && [ ! -L "$d" ]; then
+			if [ -L "$MB/private" ]; then die "$MB/private is a symlink: refusing to move data through it"; fi
 			mkdir -p -- "$MB/private/$(dirname -- "$MN")"
 			chmod 0700 -- "$MB/private"
 			mv -T -- "$d" "$MB/private/$MN"

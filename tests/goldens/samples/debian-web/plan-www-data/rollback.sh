@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=7e875806e0d2b8062f33c39c43dac4560712202244a393eb64d2df49cc19ab95
+LIB_SHA256=a25f657bd196d46a792c6056dc059983907c85153d815cfc1d6d6ad2cb220259
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

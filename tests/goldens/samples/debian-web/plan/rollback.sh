@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=8156be8f6d98dadba31e82f1a8ec3cd3e4b0d4109fef8a94ed693b32373a47db
+LIB_SHA256=0a9462bda4265073f78a99918ee1d7c8acecc7e0737bce5fb10ddcc9b996b47d
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=74960a2061595742a0f471b5f272b288876d851bcf00ff148e6b641569887016
+LIB_SHA256=098a6fb9191cd08a7b74af2fadcf350a05fba3b6c19d8b2a815ca87e6d8b8b82
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

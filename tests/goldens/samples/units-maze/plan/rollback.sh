@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=cc30f63ef820ad56e3ef7e33be03be010a0aff51c5d74a1629564a4b1757902c
+LIB_SHA256=e284bf03adb88127f685f701ca0249d0d7df9205c97ba51e4556b4d28d9b3752
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -632,6 +632,7 @@ move_into_private() {
 	for d in "${A_MOVE[@]}"; do
 		managed_split "$d" || continue
 		if [ -d "$d" ] && [ ! -L "$d" ]; then
+			if [ -L "$MB/private" ]; then die "$MB/private is a symlink: refusing to move data through it"; fi
 			mkdir -p -- "$MB/private/$(dirname -- "$MN")"
 			chmod 0700 -- "$MB/private"
 			mv -T -- "$d" "$MB/private/$MN"
@@ -1372,7 +1373,7 @@ NSS_ACTION=none
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	29db306c62943c61bc04f3de366487303e91f7e0a098728e0d9886bfb5c6e8fc files/dynmigrate-repair
+	ee07689eaef481e1767a512403c3cc22fcab92a50d4b45314e3cce7fa40f4a68 files/dynmigrate-repair
 	231ace1d824107e81c593297a64952a0dfe96887f25b786b7b3e3d5441728e33 files/memcache/override-0
 	7fdc83a912ce556d049b7947cb326fe9ee3975eaaf00a7af3c90327bf79a1ef2 files/postgres/override-0
 	7383940705d9c3c8af3c4c410ef699c199a08cfeba92a70b72ea8373a86491a5 files/postgres/override-1

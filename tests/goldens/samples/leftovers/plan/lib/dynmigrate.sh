@@ -632,6 +632,7 @@ move_into_private() {
 	for d in "${A_MOVE[@]}"; do
 		managed_split "$d" || continue
 		if [ -d "$d" ] && [ ! -L "$d" ]; then
+			if [ -L "$MB/private" ]; then die "$MB/private is a symlink: refusing to move data through it"; fi
 			mkdir -p -- "$MB/private/$(dirname -- "$MN")"
 			chmod 0700 -- "$MB/private"
 			mv -T -- "$d" "$MB/private/$MN"
@@ -1372,7 +1373,7 @@ NSS_ACTION=install
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	29db306c62943c61bc04f3de366487303e91f7e0a098728e0d9886bfb5c6e8fc files/dynmigrate-repair
+	ee07689eaef481e1767a512403c3cc22fcab92a50d4b45314e3cce7fa40f4a68 files/dynmigrate-repair
 	6bc2224ca8d90fae7cfbbee2bb0b6eb1ad7b662fef828a46720acef6bebe0047 files/zabbix/override-0
 	39e2c34436a46080f3ef41d852ef01b0b31626196b8aa14e62a6d92c2c8842fb files/zabbix/override-1
 	9e21c5999f3b6bec914299f35dd8d4ee45327b591fcfbd3be97cc7744cb2cd78 units/zabbix-agent.service/50-dynmigrate.conf
