@@ -475,3 +475,26 @@ def test_interrupted_stage2_then_apt_then_rollback(make_container: ContainerFact
     assert main_uid(c, "redis-server") == int(before_pw["redis"][2])
     assert manifest(c, *DATA) == before_manifest
     assert redis_get(c, "dm:key") == "written-before-migration"
+
+
+def test_later_stages_recheck_the_unit_and_the_backup(make_container: ContainerFactory) -> None:
+    """A unit changed after stage 0, and a backup emptied behind its done-marker, stop stages 1 and 2."""
+    c = prepared(make_container)
+    plan = plan_into(c, ("redis",))
+    migrate(c, "stage0")
+    override = "/etc/systemd/system/redis-server.service.d/override.conf"
+    c.run(["mkdir", "-p", override.rsplit("/", 1)[0]])
+    c.run(["bash", "-c", f"printf '[Service]\\nReadWritePaths=/etc\\n' >{override}"])
+    c.run(["systemctl", "daemon-reload"])
+    res = migrate(c, "stage1", check=False)
+    assert res.returncode != 0
+    assert "unit redis-server.service differs from the one the plan was made for" in res.stderr
+    c.run(["rm", override])
+    c.run(["systemctl", "daemon-reload"])
+    migrate(c, "stage1")
+    c.run(["rm", "/var/lib/dynmigrate/accounts/redis/passwd", "/var/lib/dynmigrate/accounts/redis/manifest"])
+    res = migrate(c, *confirms(plan), "stage2", check=False)
+    assert res.returncode != 0
+    assert "the backup in /var/lib/dynmigrate/accounts/redis was changed or deleted since it was made" in res.stderr
+    assert passwd(c)["redis"][2] == "101"
+    assert c.run(["systemctl", "is-active", "redis-server"]).stdout.strip() == "active"
