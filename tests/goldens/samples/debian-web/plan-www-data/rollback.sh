@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=a25f657bd196d46a792c6056dc059983907c85153d815cfc1d6d6ad2cb220259
+LIB_SHA256=0f80079e2fcac143ae4cc01ab5732720f88df17d94d3680a8660ab11f4b94bf3
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

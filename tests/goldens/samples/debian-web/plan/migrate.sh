@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=0a9462bda4265073f78a99918ee1d7c8acecc7e0737bce5fb10ddcc9b996b47d
+LIB_SHA256=a6ff2c9a3f89da4dcc8c61e365836d6be50cc12f9dcc13f06f01144d84137043
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=098a6fb9191cd08a7b74af2fadcf350a05fba3b6c19d8b2a815ca87e6d8b8b82
+LIB_SHA256=7a85804dc37ba30ee58322b68167a820519bd1f99e04b3620becdbabb11368d8
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=e284bf03adb88127f685f701ca0249d0d7df9205c97ba51e4556b4d28d9b3752
+LIB_SHA256=dfaeb93daca1ba3906b3ed5f682a7ee52f49d9042a3d4cda6ddf8fe903b03cdf
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -1373,7 +1373,7 @@ NSS_ACTION=none
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	ee07689eaef481e1767a512403c3cc22fcab92a50d4b45314e3cce7fa40f4a68 files/dynmigrate-repair
+	e698e8a5fc653a8e7c407717b3734719053bf58d721f00f21d212d43ad02d21b files/dynmigrate-repair
 )
 
 # shellcheck disable=SC2016,SC1003

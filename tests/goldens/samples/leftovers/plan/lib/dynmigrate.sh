@@ -1373,7 +1373,7 @@ NSS_ACTION=install
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	ee07689eaef481e1767a512403c3cc22fcab92a50d4b45314e3cce7fa40f4a68 files/dynmigrate-repair
+	e698e8a5fc653a8e7c407717b3734719053bf58d721f00f21d212d43ad02d21b files/dynmigrate-repair
 	6bc2224ca8d90fae7cfbbee2bb0b6eb1ad7b662fef828a46720acef6bebe0047 files/zabbix/override-0
 	39e2c34436a46080f3ef41d852ef01b0b31626196b8aa14e62a6d92c2c8842fb files/zabbix/override-1
 	9e21c5999f3b6bec914299f35dd8d4ee45327b591fcfbd3be97cc7744cb2cd78 units/zabbix-agent.service/50-dynmigrate.conf

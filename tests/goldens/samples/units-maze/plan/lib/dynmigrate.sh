@@ -1373,7 +1373,7 @@ NSS_ACTION=none
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	ee07689eaef481e1767a512403c3cc22fcab92a50d4b45314e3cce7fa40f4a68 files/dynmigrate-repair
+	e698e8a5fc653a8e7c407717b3734719053bf58d721f00f21d212d43ad02d21b files/dynmigrate-repair
 	83362a7d542d42d8a552ce71b99abaa6bd7a0b549aafe6e643ee122987485412 units/haproxy.service/50-dynmigrate.conf
 	45dfb13b4fb0a044a17b188a12bc76e0830402d18c9c06a7f396ee0b2c0f6ffc units/mosquitto.service/50-dynmigrate.conf
 	d06835ef8d804542c7580ee41f2b744c6e7e043780f8e888dc36db9448f7b5de units/prometheus-node-exporter.service/50-dynmigrate.conf
