@@ -530,3 +530,120 @@ def test_program_in_a_root_owned_state_directory_still_runs(make_container: Cont
     assert main_uid(c, "dmexec") == int(uid)
     assert c.wait_for(["grep", "-x", uid, "/var/lib/dmexec/data/uid"]).returncode == 0
     assert manifest(c, "/var/lib/dmexec") == before
+
+
+SHADOW_STAT = ["stat", "-c", "%u:%g %a %i", "/etc/shadow"]
+
+
+def test_stage3_rollback_does_not_chmod_through_a_planted_link(make_container: ContainerFactory) -> None:
+    """A directory the account made 0777 before the migration; after stage 3 a file in it is
+    replaced by a link to /etc/shadow: the rollback of stage 3 leaves /etc/shadow as it was."""
+    c = prepared(make_container)
+    c.run(["bash", "-c", "mkdir -m 0777 /srv/drop && echo x >/srv/drop/f && chmod 0666 /srv/drop/f"])
+    c.run(["chown", "-R", "redis:redis", "/srv/drop"])
+    c.run(["chmod", "0777", "/srv/drop"])
+    ids = c.run(["stat", "-c", "%u:%g", "/srv/drop"]).stdout.strip()
+    plan = plan_into(c, ("redis",))
+    for s in ("stage0", "stage1"):
+        migrate(c, s)
+    migrate(c, *confirms(plan), "stage2")
+    migrate(c, "stage3")
+    assert c.run(["stat", "-c", "%u %a", "/srv/drop/f"]).stdout.split() == ["0", "666"]
+    shadow_before = c.run(SHADOW_STAT).stdout
+    c.run(["bash", "-c", "rm /srv/drop/f && ln -s /etc/shadow /srv/drop/f"])
+    res = rollback(c, "stage3")
+    assert c.run(SHADOW_STAT).stdout == shadow_before
+    assert "/srv/drop/f is of type l now, recorded as type f: left as it is" in res.stderr
+    assert c.run(["stat", "-c", "%u:%g %a", "/srv/drop"]).stdout.strip() == f"{ids} 777"
+
+
+RACER = r"""
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+a, b = (os.fsencode(p) for p in sys.argv[1:3])
+end = time.monotonic() + float(sys.argv[3])
+while time.monotonic() < end:
+    libc.renameat2(-100, a, -100, b, 2)  # AT_FDCWD, RENAME_EXCHANGE; fails harmlessly while moved
+"""
+
+
+def test_rollback_of_stage1_races_a_renameat2_exchange(make_container: ContainerFactory) -> None:
+    """While a process exchanges a recorded file and a link to /etc/shadow (renameat2), stage 1 is
+    rolled back and done again many times: /etc/shadow never changes owner or mode."""
+    c = prepared(make_container)
+    spool = "/var/lib/redis/spool"
+    c.run(["bash", "-c", f"mkdir -m 0777 {spool} && echo x >{spool}/f && chmod 0666 {spool}/f"])
+    c.run(["chown", "-R", "redis:redis", spool])
+    c.run(["chmod", "0777", spool])
+    c.run(["ln", "-s", "/etc/shadow", f"{spool}/lnk"])
+    plan_into(c, ("redis",))
+    migrate(c, "stage0")
+    shadow_before = c.run(SHADOW_STAT).stdout
+    c.root.joinpath("root/racer.py").write_text(RACER, encoding="utf-8")
+    c.run(["bash", "-c", f"nohup python3 /root/racer.py {spool}/f {spool}/lnk 1800 >/dev/null 2>&1 &"])
+    rounds = 12
+    try:
+        for i in range(rounds):
+            migrate(c, "stage1")
+            rollback(c, "stage1")
+            assert c.run(SHADOW_STAT).stdout == shadow_before, f"lost the race in round {i + 1}"
+    finally:
+        c.run(["pkill", "-f", "racer.py"], check=False)
+    assert redis_get(c, "dm:key") == "written-before-migration"
+
+
+@pytest.mark.parametrize("point", ["stage2-before-userdel", "stage2-after-userdel"])
+def test_interrupted_stage2_then_apt_then_rollback(make_container: ContainerFactory, point: str) -> None:
+    """Stage 2 dies, an apt run follows (its hook and the package scripts run), and the rollback
+    still brings back the account exactly: no guard was active for an account that still existed."""
+    c = prepared(make_container)
+    before_pw = passwd(c)
+    before_manifest = manifest(c, *DATA)
+    plan = plan_into(c, ("redis",))
+    migrate(c, "stage0")
+    migrate(c, "stage1")
+    crashed = c.run(
+        ["/root/plan/migrate.sh", *confirms(plan), "stage2"],
+        check=False,
+        env={"DYNMIGRATE_SETTLE": "2", "DYNMIGRATE_CRASH_AT": point},
+        timeout=300,
+    )
+    assert f"crash point {point} reached" in crashed.stderr
+    assert c.run(["test", "-e", "/etc/apt/apt.conf.d/80dynmigrate-repair"], check=False).returncode != 0
+    apt = c.run(
+        ["apt-get", "install", "--reinstall", "-y", "--no-download", "redis-tools", "redis-server"],
+        env={"DEBIAN_FRONTEND": "noninteractive"},
+        timeout=600,
+        check=False,
+    )
+    assert "drift" not in apt.stdout + apt.stderr
+    rollback(c, "stage2")
+    rollback(c, "stage1")
+    assert passwd(c)["redis"] == before_pw["redis"]
+    assert main_uid(c, "redis-server") == int(before_pw["redis"][2])
+    assert manifest(c, *DATA) == before_manifest
+    assert redis_get(c, "dm:key") == "written-before-migration"
+
+
+def test_later_stages_recheck_the_unit_and_the_backup(make_container: ContainerFactory) -> None:
+    """A unit changed after stage 0, and a backup emptied behind its done-marker, stop stages 1 and 2."""
+    c = prepared(make_container)
+    uid = passwd(c)["redis"][2]
+    plan = plan_into(c, ("redis",))
+    migrate(c, "stage0")
+    override = "/etc/systemd/system/redis-server.service.d/override.conf"
+    c.run(["mkdir", "-p", override.rsplit("/", 1)[0]])
+    c.run(["bash", "-c", f"printf '[Service]\\nReadWritePaths=/etc\\n' >{override}"])
+    c.run(["systemctl", "daemon-reload"])
+    res = migrate(c, "stage1", check=False)
+    assert res.returncode != 0
+    assert "unit redis-server.service differs from the one the plan was made for" in res.stderr
+    c.run(["rm", override])
+    c.run(["systemctl", "daemon-reload"])
+    migrate(c, "stage1")
+    c.run(["rm", "/var/lib/dynmigrate/accounts/redis/passwd", "/var/lib/dynmigrate/accounts/redis/manifest"])
+    res = migrate(c, *confirms(plan), "stage2", check=False)
+    assert res.returncode != 0
+    assert "the backup in /var/lib/dynmigrate/accounts/redis was changed or deleted since it was made" in res.stderr
+    assert passwd(c)["redis"][2] == uid
+    assert c.run(["systemctl", "is-active", "redis-server"]).stdout.strip() == "active"

@@ -92,9 +92,13 @@ POLICY_LIMIT = 1024 * 1024
 
 
 def _policy_line_without_key(text: str) -> int:
-    """The number of the first line configparser would reject for lacking "=" or ":" (0: none)."""
+    """The number of the first line configparser would reject for lacking "=" or ":" (0: none).
+
+    Lines are split at "\\n" only, as configparser splits them (not at the other line breaks
+    str.splitlines knows, such as a vertical tab).
+    """
     in_option = False
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(text.split("\n"), 1):
         stripped = line.strip()
         if not stripped or stripped[0] in "#;":
             continue

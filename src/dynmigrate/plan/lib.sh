@@ -25,6 +25,9 @@ on_exit() {
 		if static_user_exists "$A_NAME"; then
 			log "the stage failed with the units stopped: starting them again (the account still exists)"
 			start_units || true
+		elif [ "${STAGE:-}" = stage3 ]; then
+			log "the stage failed with the units stopped: starting them again (under their dynamic UID)"
+			start_units || true
 		else
 			log "the stage failed after $A_NAME was deleted: the units are stopped; run this stage again, or" \
 				"roll it back with: rollback.sh --account $A_NAME ${STAGE:-stage2}"
@@ -124,6 +127,162 @@ safe_path() {
 	local real p=${1%/}
 	real=$(realpath -e -- "$p" 2>/dev/null) || return 1
 	[ "$real" = "$(expected_real "$p")" ]
+}
+
+# ---- owners and modes: only ever on the recorded inode, never through a link ----------------
+# set_attrs reads records of 8 NUL-terminated fields on stdin:
+#   UID GID MODE TYPE DEV INO EXPECT PATH
+# UID, GID, MODE: the new values, "-" = leave as it is (MODE is octal; never applied to a link).
+# TYPE: what PATH must be (find's %y: f d l p s c b). DEV, INO: the recorded inode ("-" = none
+# recorded). EXPECT: where the opened file must really be (readlink of its fd), "-" = no check.
+# PATH is opened with O_PATH|O_NOFOLLOW (python3), its fd checked against TYPE/DEV/INO/EXPECT,
+# and chown/chmod act on that fd through /proc/self/fd: a link swapped in at any moment is
+# refused, never followed. Prints one line per refused path; status 1 if any was refused.
+# Call it only when no process of the old or the new UID runs (see no_processes_of).
+
+SET_ATTRS_PY='
+import os, stat, sys
+TYPES = {b"f": stat.S_IFREG, b"d": stat.S_IFDIR, b"l": stat.S_IFLNK, b"p": stat.S_IFIFO,
+         b"s": stat.S_IFSOCK, b"c": stat.S_IFCHR, b"b": stat.S_IFBLK}
+NAMES = {v: k.decode() for k, v in TYPES.items()}
+fields = sys.stdin.buffer.read().split(b"\0")[:-1]
+refused = 0
+for i in range(0, len(fields) - 7, 8):
+    uid, gid, mode, kind, dev, ino, expect, path = fields[i:i + 8]
+    name = path.decode("utf-8", "backslashreplace")
+    try:
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        print(f"{name}: cannot open it ({e.strerror}): left as it is")
+        refused += 1
+        continue
+    try:
+        st = os.fstat(fd)
+        proc = f"/proc/self/fd/{fd}"
+        why = ""
+        have = NAMES.get(stat.S_IFMT(st.st_mode), "?")
+        if stat.S_IFMT(st.st_mode) != TYPES.get(kind):
+            why = f"is of type {have} now, recorded as type {kind.decode()}"
+        elif dev != b"-" and (st.st_dev, st.st_ino) != (int(dev), int(ino)):
+            why = "is another file than the one recorded (its inode changed)"
+        elif expect != b"-" and os.readlink(proc.encode()) != expect:
+            why = "resolves elsewhere than when it was recorded"
+        if why:
+            print(f"{name} {why}: left as it is")
+            refused += 1
+            continue
+        if uid != b"-" or gid != b"-":
+            os.chown(proc, -1 if uid == b"-" else int(uid), -1 if gid == b"-" else int(gid))
+        if mode != b"-" and kind != b"l":
+            os.chmod(proc, int(mode, 8))
+    except OSError as e:
+        print(f"{name}: {e.strerror}: owner or mode not changed")
+        refused += 1
+    finally:
+        os.close(fd)
+sys.exit(1 if refused else 0)
+'
+
+# The fallback without a usable python3 (bash cannot open with O_NOFOLLOW): lstat, open in a child
+# under a timeout (a FIFO swapped in cannot block it), then check the fd's inode against the
+# recorded one (or the lstat'ed one) before chown/chmod act on the fd. Links, sockets and devices
+# are never opened: chown -h (which never follows), then the inode is checked again.
+# shellcheck disable=SC2016 # expanded by the child bash that runs it
+SET_ATTR_FD='
+if [ "$6" = p ]; then exec 3<>"$1"; else exec 3<"$1"; fi
+if [ "$(stat -L -c "%d %i" /proc/self/fd/3)" != "$2" ]; then
+	printf "%s is another file than the one recorded (its inode changed): left as it is\n" "$1"
+	exit 1
+fi
+if [ "$5" != - ] && [ "$(readlink /proc/self/fd/3)" != "$5" ]; then
+	printf "%s resolves elsewhere than when it was recorded: left as it is\n" "$1"
+	exit 1
+fi
+if [ -n "$3" ]; then chown -- "$3" /proc/self/fd/3 || exit 1; fi
+if [ "$4" != - ]; then chmod -- "$4" /proc/self/fd/3 || exit 1; fi
+'
+
+type_letter() {
+	case "$1" in
+	directory) echo d ;;
+	"regular file" | "regular empty file") echo f ;;
+	"symbolic link") echo l ;;
+	fifo) echo p ;;
+	socket) echo s ;;
+	"character special file") echo c ;;
+	"block special file") echo b ;;
+	*) echo "?" ;;
+	esac
+}
+
+set_attrs_sh() {
+	local uid gid mode kind dev ino expect path now ndev nino ntype own refused=0
+	while IFS= read -r -d '' uid && IFS= read -r -d '' gid && IFS= read -r -d '' mode && IFS= read -r -d '' kind &&
+		IFS= read -r -d '' dev && IFS= read -r -d '' ino && IFS= read -r -d '' expect && IFS= read -r -d '' path; do
+		if ! now=$(stat -c '%d %i %F' -- "$path" 2>/dev/null); then
+			printf '%s: cannot stat it: left as it is\n' "$path"
+			refused=1
+			continue
+		fi
+		read -r ndev nino ntype <<<"$now"
+		ntype=$(type_letter "$ntype")
+		if [ "$ntype" != "$kind" ]; then
+			printf '%s is of type %s now, recorded as type %s: left as it is\n' "$path" "$ntype" "$kind"
+			refused=1
+			continue
+		fi
+		if [ "$dev" != - ] && [ "$ndev $nino" != "$dev $ino" ]; then
+			printf '%s is another file than the one recorded (its inode changed): left as it is\n' "$path"
+			refused=1
+			continue
+		fi
+		dev=$ndev ino=$nino
+		own=""
+		if [ "$uid" != - ]; then own=$uid; fi
+		if [ "$gid" != - ]; then own=$own:$gid; fi
+		case "$kind" in
+		f | d | p)
+			timeout 10 bash -c "$SET_ATTR_FD" _ "$path" "$dev $ino" "$own" "$mode" "$expect" "$kind" || refused=1
+			;;
+		*)
+			if [ -n "$own" ] && ! chown -h -- "$own" "$path"; then refused=1; fi
+			if [ "$(stat -c '%d %i' -- "$path" 2>/dev/null)" != "$dev $ino" ]; then
+				printf '%s changed while its owner was set (a link or file swapped in?)\n' "$path"
+				refused=1
+			elif [ "$mode" != - ] && [ "$kind" != l ] && [ "$((8#$(stat -c %a -- "$path")))" != "$((8#$mode))" ]; then
+				printf '%s: mode %s not restored (a %s is never opened without python3)\n' "$path" "$mode" "$kind"
+				refused=1
+			fi
+			;;
+		esac
+	done
+	return "$refused"
+}
+
+attrs_python() {
+	# the python3 helper needs os.O_PATH (Linux, python >= 3.4); probed once
+	if [ -z "${DM_PY:-}" ]; then
+		if (cd / && python3 -I -c 'import os; os.O_PATH') >/dev/null 2>&1; then DM_PY=1; else DM_PY=0; fi
+	fi
+	[ "$DM_PY" = 1 ]
+}
+
+set_attrs() {
+	local out rc=0 line
+	if attrs_python; then
+		out=$(cd / && python3 -I -c "$SET_ATTRS_PY") || rc=$?
+	else
+		out=$(set_attrs_sh) || rc=$?
+	fi
+	if [ -n "$out" ]; then
+		while IFS= read -r line; do log "WARNING: $line"; done <<<"$out"
+	fi
+	return "$rc"
+}
+
+attr_record() {
+	# attr_record UID GID MODE TYPE DEV INO EXPECT PATH: one record for set_attrs
+	printf '%s\0' "$@"
 }
 
 # ---- health -------------------------------------------------------------------------------
@@ -254,6 +413,27 @@ stop_units() {
 
 # ---- processes ----------------------------------------------------------------------------
 
+no_processes_of() {
+	# no_processes_of UID...: nothing runs as any of them (owners and modes change only then)
+	local uid left=""
+	for uid in "$@"; do left+=$(procs_of_uid "$uid"); done
+	if [ -n "$left" ]; then
+		log "processes of UID(s) $* still run:"
+		printf '%s\n' "$left" >&2
+		return 1
+	fi
+}
+
+dynamic_uids() {
+	# the dynamic UIDs the account's units run under now (call it before stopping them)
+	local unit uid
+	for unit in "${A_RUN_UNITS[@]}"; do
+		for uid in $(unit_uids "$unit"); do
+			if [ "$uid" -ge "$DYN_MIN" ] && [ "$uid" -le "$DYN_MAX" ]; then printf '%s\n' "$uid"; fi
+		done
+	done | sort -un
+}
+
 procs_of_uid() {
 	# PIDs and names of processes whose real or effective UID is $1 (no procps needed; a process
 	# that exits while it is read is skipped)
@@ -308,29 +488,33 @@ manifest_paths() {
 	done
 }
 
+MANIFEST_FORMAT='%U\t%G\t%m\t%y\t%D\t%i\t%p\0'
+
 write_manifest() {
-	# UID GID MODE TYPE PATH, NUL-terminated records, for every path involved (recursively)
+	# UID GID MODE TYPE DEV INODE PATH, NUL-terminated records, for every path involved (recursively)
 	local out=$1 p
 	: >"$out.tmp"
 	while IFS= read -r -d '' p; do
-		find "$p" -xdev -printf '%U\t%G\t%m\t%y\t%p\0' >>"$out.tmp" 2>/dev/null ||
+		find "$p" -xdev -printf "$MANIFEST_FORMAT" >>"$out.tmp" 2>/dev/null ||
 			log "WARNING: some entries below $p vanished while they were recorded"
 	done < <(manifest_paths)
 	mv -f -- "$out.tmp" "$out"
 }
 
 restore_manifest() {
-	# restore_manifest FILE: give every recorded path its recorded owner and mode back. Only paths
-	# that still reach what they reached (no symlink planted since) and still have their recorded
-	# type; runtime directories under /run that vanished with the unit are created again.
-	local file=$1 uid gid mode type path now
+	# restore_manifest FILE: give every recorded path its recorded owner and mode back, on the
+	# recorded inode only (a path replaced or turned into a link since is left as it is); runtime
+	# directories under /run that vanished with the unit are created again.
+	local file=$1 uid gid mode type dev ino path expect
 	[ -s "$file" ] || return 0
-	while IFS=$'\t' read -r -d '' uid gid mode type path; do
+	while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
+		expect=-
 		if [ ! -e "$path" ] && [ ! -L "$path" ] && [ "$type" = d ]; then
 			case "$path" in
 			/run/* | /var/run/*)
 				mkdir -p -- "$path"
 				log "recreated runtime directory $path"
+				dev=- ino=- expect=$(realpath -e -- "$path")
 				;;
 			esac
 		fi
@@ -338,26 +522,9 @@ restore_manifest() {
 		if [ "$type" = d ] && [ -L "$path" ] && [ "$(expected_real "$path")" != "$path" ]; then
 			path="$path/" # a moved directory, seen through its private/ symlink: restore the directory itself
 		fi
-		now=$(stat -c %F -- "$path")
-		case "$type:$now" in
-		d:directory | f:"regular file" | f:"regular empty file" | l:"symbolic link" | s:socket | p:fifo) ;;
-		c:"character special file" | b:"block special file") ;;
-		*)
-			log "WARNING: $path is a $now now, recorded as type $type: left as it is"
-			continue
-			;;
-		esac
-		if [ "$type" = l ]; then
-			chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
-			continue
-		fi
-		if ! safe_path "$path"; then
-			log "WARNING: $path resolves elsewhere than when it was recorded: not touched"
-			continue
-		fi
-		chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
-		chmod -- "$mode" "$path" || log "cannot chmod $path"
-	done <"$file"
+		if [ "$type" = l ]; then mode=-; fi
+		attr_record "$uid" "$gid" "$mode" "$type" "$dev" "$ino" "$expect" "$path"
+	done <"$file" | set_attrs || log "WARNING: some recorded paths were left as they are (see above)"
 }
 
 data_list() {
@@ -372,12 +539,38 @@ data_list() {
 	done | sort -z
 }
 
+BACKUP_FILES=(passwd shadow group gshadow member-of statoverride moved-dirs manifest plan-id)
+
+seal() {
+	# seal MARKER FILE...: write MARKER (its first line the date, then the sha256 of every FILE);
+	# a backup counts only with its marker, and only while every file still has its recorded hash
+	local dir=$1 marker=$2
+	shift 2
+	{
+		date -u +%Y-%m-%dT%H:%M:%SZ
+		(cd "$dir" && sha256sum -- "$@")
+	} >"$dir/$marker.tmp"
+	mv -f -- "$dir/$marker.tmp" "$dir/$marker"
+}
+
+backup_intact() {
+	# backup_intact MARKER: the files MARKER seals are all there with their recorded content
+	local dir sums
+	dir=$(acct_dir)
+	[ -e "$dir/$1" ] || die "the backup is missing ($dir/$1): run stage0 first"
+	sums=$(tail -n +2 "$dir/$1")
+	[ -n "$sums" ] || die "$dir/$1 records no checksums (made by an older dynmigrate?): refusing to rely on it"
+	(cd "$dir" && sha256sum --quiet --strict -c - <<<"$sums" >&2) ||
+		die "the backup in $dir was changed or deleted since it was made (see above): refusing"
+}
+
 backup_account() {
 	local dir d
 	dir=$(acct_dir)
 	install -d -m 0700 -- "$dir"
 	if [ -e "$dir/backup.done" ]; then
-		log "backup exists since $(cat "$dir/backup.done"): kept (never overwritten)"
+		log "backup exists since $(head -n 1 "$dir/backup.done"): kept (never overwritten)"
+		backup_intact backup.done
 		return 0
 	fi
 	static_user_exists "$A_NAME" || die "no static account $A_NAME to back up"
@@ -402,7 +595,7 @@ backup_account() {
 	write_manifest "$dir/manifest"
 	chmod 0600 -- "$dir"/*
 	printf '%s\n' "$PLAN_ID" >"$dir/plan-id"
-	date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/backup.done"
+	seal "$dir" backup.done "${BACKUP_FILES[@]}"
 	log "backed up passwd/group/shadow/gshadow lines, statoverrides and an ownership manifest of $(tr -cd '\0' <"$dir/manifest" | wc -c) paths"
 }
 
@@ -439,6 +632,7 @@ move_into_private() {
 	for d in "${A_MOVE[@]}"; do
 		managed_split "$d" || continue
 		if [ -d "$d" ] && [ ! -L "$d" ]; then
+			if [ -L "$MB/private" ]; then die "$MB/private is a symlink: refusing to move data through it"; fi
 			mkdir -p -- "$MB/private/$(dirname -- "$MN")"
 			chmod 0700 -- "$MB/private"
 			mv -T -- "$d" "$MB/private/$MN"
@@ -591,18 +785,20 @@ remove_overrides() {
 SECRET_RE='^[[:space:]]*[A-Za-z0-9_.-]*(password|passwd|secret|token|api[_-]?key|requirepass|masterauth|private[_-]?key|auth[_-]?key|access[_-]?key)[A-Za-z0-9_.-]*[[:space:]]*([=:]|[[:space:]])[[:space:]]*[^[:space:]]'
 
 fix_files() {
-	local i p
+	# callers stop every process of the account first
+	local i p kind
 	for i in "${!A_FIX_PATH[@]}"; do
 		p=${A_FIX_PATH[$i]}
-		[ -e "$p" ] || continue
+		[ -e "$p" ] || [ -L "$p" ] || continue
 		if [ -L "$p" ] || ! safe_path "$p"; then
 			die "$p is a symlink or resolves elsewhere now (planted since the plan?): refusing to chown/chmod it"
 		fi
 		if [ -f "$p" ] && [ $((0${A_FIX_MODE[$i]} & 044)) != 0 ] && grep -Eiq -- "$SECRET_RE" "$p" 2>/dev/null; then
 			die "$p holds a secret now (it did not when the plan was made): re-plan so that it gets LoadCredential="
 		fi
-		chown -h -- 0:0 "$p"
-		chmod -- "${A_FIX_MODE[$i]}" "$p"
+		if [ -d "$p" ]; then kind=d; elif [ -f "$p" ]; then kind=f; else die "$p is neither a file nor a directory now: refusing"; fi
+		attr_record 0 0 "${A_FIX_MODE[$i]}" "$kind" - - "$(expected_real "$p")" "$p" | set_attrs ||
+			die "$p changed while it was re-owned (a link swapped in?): refusing"
 		log "re-owned $p to root, mode ${A_FIX_MODE[$i]}"
 	done
 }
@@ -668,13 +864,24 @@ recreate_account() {
 	local dir gid_line home shell gecos grp hash lastchg min max warn inactive expire
 	dir=$(acct_dir)
 	[ -s "$dir/passwd" ] || die "no backup of $A_NAME in $dir: cannot recreate it"
-	if ! static_group_exists "$A_GROUP" && [ -s "$dir/group" ]; then
+	# any partial state: the group or the user may exist already (an interrupted run, a package
+	# script); what exists must have the recorded IDs, what is missing is created
+	if [ -s "$dir/group" ]; then
 		gid_line=$(cut -d: -f3 "$dir/group")
-		if getent group "$gid_line" >/dev/null; then die "GID $gid_line is taken: $(getent group "$gid_line")"; fi
-		groupadd -g "$gid_line" -- "$A_GROUP"
-		log "recreated group $A_GROUP with GID $gid_line"
+		if static_group_exists "$A_GROUP"; then
+			[ "$(passwd_field /etc/group "$A_GROUP" 3)" = "$gid_line" ] ||
+				die "group $A_GROUP exists with GID $(passwd_field /etc/group "$A_GROUP" 3), not $gid_line: fix it by hand, then run the rollback again"
+		else
+			if getent group "$gid_line" >/dev/null; then die "GID $gid_line is taken: $(getent group "$gid_line")"; fi
+			groupadd -g "$gid_line" -- "$A_GROUP"
+			log "recreated group $A_GROUP with GID $gid_line"
+		fi
 	fi
-	if ! static_user_exists "$A_NAME"; then
+	if static_user_exists "$A_NAME"; then
+		[ "$(account_uid "$A_NAME")" = "$A_UID" ] ||
+			die "user $A_NAME exists with UID $(account_uid "$A_NAME"), not $A_UID: fix it by hand, then run the rollback again"
+		log "user $A_NAME exists already with UID $A_UID"
+	else
 		if getent passwd "$A_UID" >/dev/null; then die "UID $A_UID is taken: $(getent passwd "$A_UID" | cut -d: -f1)"; fi
 		home=$(cut -d: -f6 "$dir/passwd")
 		shell=$(cut -d: -f7 "$dir/passwd")

@@ -14,7 +14,7 @@ remove_named_statoverrides() {
 }
 
 repair_one() {
-	local uid dir
+	local uid dir dyn
 	dir=$(acct_dir)
 	install -d -m 0700 -- "$dir"
 	if ! static_user_exists "$A_NAME" && { [ "$A_DELETE_GROUP" != 1 ] || ! static_group_exists "$A_GROUP"; }; then
@@ -28,10 +28,14 @@ repair_one() {
 		awk -F: -v n="$A_NAME" '$1 == n' /etc/passwd
 		awk -F: -v n="$A_GROUP" '$1 == n' /etc/group
 	} >>"$dir/drift-accounts"
+	dyn=$(dynamic_uids)
 	stop_units
 	if [ -n "$uid" ] && [ -n "$(procs_of_uid "$uid")" ]; then
 		die "processes of UID $uid still run: not repaired"
 	fi
+	# owners and modes change only while nothing runs as the dynamic UID either
+	# shellcheck disable=SC2086 # one UID per word
+	no_processes_of $dyn || die "processes of the dynamic UID still run: not repaired"
 	remove_named_statoverrides
 	fix_files
 	if static_user_exists "$A_NAME"; then userdel -- "$A_NAME" && log "deleted the recreated user $A_NAME"; fi

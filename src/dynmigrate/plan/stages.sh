@@ -21,9 +21,23 @@ confirmed_all() {
 }
 
 unit_hash() {
-	# the unit as systemd has it loaded, comments and blank lines aside (compared with the plan's view)
-	systemctl cat -- "$1" 2>/dev/null | sed -e '/^[[:space:]]*[#;]/d' -e 's/[[:space:]]*$//' -e '/^$/d' |
-		sha256sum | cut -d' ' -f1
+	# the unit as systemd has it loaded, without the plan's own drop-in, comments and blank lines aside
+	# (compared with the plan's view)
+	systemctl cat -- "$1" 2>/dev/null |
+		awk -v ours="/etc/systemd/system/$1.d/50-dynmigrate.conf" '/^# \// { skip = ($2 == ours) } !skip' |
+		sed -e '/^[[:space:]]*[#;]/d' -e 's/[[:space:]]*$//' -e '/^$/d' | sha256sum | cut -d' ' -f1
+}
+
+units_unchanged() {
+	# before every stage: each unit is still the one the plan was made for (its drop-in aside)
+	local i unit
+	for i in "${!A_DROPIN_UNITS[@]}"; do
+		unit=${A_DROPIN_UNITS[$i]}
+		systemctl cat -- "$unit" >/dev/null 2>&1 || die "unit $unit not found"
+		if [ "$(unit_hash "$unit")" != "${A_UNIT_HASH[$i]}" ]; then
+			die "unit $unit differs from the one the plan was made for (its file or drop-ins changed): plan again"
+		fi
+	done
 }
 
 preflight_checks() {
@@ -47,10 +61,8 @@ preflight_checks() {
 		case "$(systemctl is-enabled -- "$unit" 2>/dev/null || true)" in
 		masked | masked-runtime) die "unit $unit is masked" ;;
 		esac
-		if ! stage_done 1 && [ "$(unit_hash "$unit")" != "${A_UNIT_HASH[$i]}" ]; then
-			die "unit $unit differs from the one the plan was made for (its file or drop-ins changed): plan again"
-		fi
 	done
+	units_unchanged
 	if static_user_exists "$A_NAME"; then
 		[ "$(account_uid "$A_NAME")" = "$A_UID" ] ||
 			die "unexpected owner: $A_NAME has UID $(account_uid "$A_NAME"), the plan was made for UID $A_UID"
@@ -108,6 +120,8 @@ run_stage1() {
 	stage_done 0 || die "run stage0 (preflight) first"
 	[ -e "$(acct_dir)/backup.done" ] || die "the backup is missing: run stage0 first"
 	same_plan
+	backup_intact backup.done
+	units_unchanged
 	if stage2_in_flight; then
 		die "stage 2 was interrupted: run stage2 again, or roll it back (rollback.sh --account $A_NAME stage2)"
 	fi
@@ -132,9 +146,11 @@ run_stage1() {
 
 undo_stage1() {
 	same_plan
+	if [ -e "$(acct_dir)/backup.done" ]; then backup_intact backup.done; fi
 	stage_done 2 && die "stage 2 is done: roll back stage2 first"
 	if stage2_in_flight; then die "stage 2 was interrupted: roll it back first (rollback.sh --account $A_NAME stage2)"; fi
 	stop_units
+	no_processes_of "$A_UID" || die "stop those processes first: owners and modes are restored only while nothing runs as $A_NAME"
 	remove_dropins
 	crashpoint undo1-dropins-removed
 	move_back_from_private
@@ -197,6 +213,9 @@ run_stage2() {
 	stage_done 1 || die "run stage1 (sandbox) first"
 	[ -e "$dir/backup.done" ] || die "the backup is missing: refusing to delete $A_NAME"
 	same_plan
+	backup_intact backup.done
+	if [ -e "$dir/stage2-backup.done" ]; then backup_intact stage2-backup.done; fi
+	units_unchanged
 	confirmed_all || die "stage 2 refused until every manual step is confirmed"
 	if [ "${#A_RUN_UNITS[@]}" = 0 ]; then log "no unit of $A_NAME is enabled: nothing is restarted or checked"; fi
 	if static_user_exists "$A_NAME"; then
@@ -217,7 +236,11 @@ run_stage2() {
 		cp -a /etc/passwd "$dir/passwd.before-stage2"
 		cp -a /etc/group "$dir/group.before-stage2"
 		data_list >"$dir/data.list"
-		date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/stage2-backup.done"
+		if [ -f "$dir/statoverride.before-stage2" ]; then
+			seal "$dir" stage2-backup.done passwd.before-stage2 group.before-stage2 data.list statoverride.before-stage2
+		else
+			seal "$dir" stage2-backup.done passwd.before-stage2 group.before-stage2 data.list
+		fi
 		log "saved statoverride, passwd, group and the list of data files as they were before stage 2"
 	fi
 	crashpoint stage2-after-backup
@@ -225,10 +248,11 @@ run_stage2() {
 	fix_files
 	remove_statoverrides
 	install_overrides
-	install_guard
 	crashpoint stage2-before-userdel
 	delete_account
 	crashpoint stage2-after-userdel
+	# the guard deletes a static account that comes back: only once this one is really gone
+	install_guard
 	crashpoint stage2-before-start
 	start_units
 	if ! check_units dynamic; then
@@ -241,12 +265,16 @@ run_stage2() {
 reown_dynamic_files() {
 	# files the dynamic UID owns in the moved directories go back to the static account, so that
 	# systemd finds the right owner at the top and the manifest restores the rest exactly
-	local d
+	local d uid gid mode type dev ino path
 	for d in "${A_MOVE[@]}"; do
 		[ -d "$d/" ] || continue
-		find "$d/" -xdev -uid "+$((DYN_MIN - 1))" -uid "-$((DYN_MAX + 1))" -exec chown -h -- "$A_UID" {} + 2>/dev/null || true
-		find "$d/" -xdev -gid "+$((DYN_MIN - 1))" -gid "-$((DYN_MAX + 1))" -exec chgrp -h -- "$A_GID" {} + 2>/dev/null || true
-	done
+		find "$d/" -xdev \( \( -uid "+$((DYN_MIN - 1))" -uid "-$((DYN_MAX + 1))" \) -o \
+			\( -gid "+$((DYN_MIN - 1))" -gid "-$((DYN_MAX + 1))" \) \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
+	done | while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
+		if [ "$uid" -ge "$DYN_MIN" ] && [ "$uid" -le "$DYN_MAX" ]; then uid=$A_UID; else uid=-; fi
+		if [ "$gid" -ge "$DYN_MIN" ] && [ "$gid" -le "$DYN_MAX" ]; then gid=$A_GID; else gid=-; fi
+		attr_record "$uid" "$gid" - "$type" "$dev" "$ino" - "$path"
+	done | set_attrs || log "WARNING: some files of the dynamic UID were left as they are (see above)"
 	reown_idmapped_files
 }
 
@@ -255,34 +283,45 @@ reown_idmapped_files() {
 	# chowning it: on disk it and what the service writes there belong to 65534:65534 (nobody),
 	# mapped to the service's UID inside the unit only. A static unit finds such a tree unwritable,
 	# so nobody's entries in a tree whose top is 65534:65534 go back to the account (the manifest
-	# then restores every recorded path exactly). Directories of other owners, and ones that
-	# belonged to nobody before the migration (the stage-0 manifest says so), are left alone.
-	local d manifest
+	# then restores every recorded path exactly), on the recorded inodes like every other change.
+	# Directories of other owners, and ones that belonged to nobody before the migration (the
+	# stage-0 manifest says so), are left alone.
+	local d manifest uid gid mode type dev ino path
 	[ "$A_UID" != 65534 ] || return 0
 	manifest=$(acct_dir)/manifest
 	for d in "${A_MOVE[@]}" "${A_RUNTIME[@]}"; do
 		[ -d "$d/" ] || continue
 		[ "$(stat -c %u:%g -- "$d/")" = 65534:65534 ] || continue
 		if [ -f "$manifest" ] && tr '\0' '\n' <"$manifest" |
-			awk -F'\t' -v p="$d" '$5 == p && $1 == 65534 && $2 == 65534 { f = 1 } END { exit !f }'; then
+			awk -F'\t' -v p="$d" '($7 == p || $7 == p "/") && $1 == 65534 && $2 == 65534 { f = 1 } END { exit !f }'; then
 			continue
 		fi
-		find "$d/" -xdev -uid 65534 -exec chown -h -- "$A_UID" {} + 2>/dev/null || true
-		find "$d/" -xdev -gid 65534 -exec chgrp -h -- "$A_GID" {} + 2>/dev/null || true
 		log "$d was id-mapped (65534:65534 on disk): its entries of nobody belong to $A_NAME again"
-	done
+		find "$d/" -xdev \( -uid 65534 -o -gid 65534 \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
+	done | while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
+		if [ "$uid" = 65534 ]; then uid=$A_UID; else uid=-; fi
+		if [ "$gid" = 65534 ]; then gid=$A_GID; else gid=-; fi
+		attr_record "$uid" "$gid" - "$type" "$dev" "$ino" - "$path"
+	done | set_attrs || log "WARNING: some id-mapped files were left as they are (see above)"
 }
 
 undo_stage2() {
+	local dyn
 	same_plan
 	stage_done 3 && die "stage 3 is done: roll back stage3 first"
+	if [ -e "$(acct_dir)/backup.done" ]; then backup_intact backup.done; fi
+	if [ -e "$(acct_dir)/stage2-backup.done" ]; then backup_intact stage2-backup.done; fi
+	dyn=$(dynamic_uids)
 	stop_units
+	# shellcheck disable=SC2086 # one UID per word
+	no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+	# first the guard: an apt run during the rollback must not delete the account it recreates
+	remove_guard
 	recreate_account
 	crashpoint undo2-recreated
 	reown_dynamic_files
 	remove_overrides
 	restore_statoverrides
-	remove_guard
 	restore_manifest "$(acct_dir)/manifest"
 	restore_runtime
 	start_units
@@ -308,9 +347,12 @@ leftover_roots() {
 }
 
 run_stage3() {
-	local dir out uid gid mode type path top d n=0 failed=0
+	local dir out uid gid mode type dev ino path top d owner n dyn
 	stage_done 2 || die "run stage2 (release) first"
 	same_plan
+	backup_intact backup.done
+	backup_intact stage2-backup.done
+	units_unchanged
 	if static_user_exists "$A_NAME"; then
 		die "a static $A_NAME is back (a package upgrade?): run dynmigrate-repair or dynmigrate verify --repair first"
 	fi
@@ -325,58 +367,67 @@ run_stage3() {
 	if [ ! -e "$out" ]; then
 		leftover_roots | while IFS= read -r -d '' root; do
 			if [ "$A_DELETE_GROUP" = 1 ]; then
-				find "$root" -xdev \( -uid "$A_UID" -o -gid "$A_GID" \) -printf '%U\t%G\t%m\t%y\t%p\0' 2>/dev/null || true
+				find "$root" -xdev \( -uid "$A_UID" -o -gid "$A_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 			else
-				find "$root" -xdev -uid "$A_UID" -printf '%U\t%G\t%m\t%y\t%p\0' 2>/dev/null || true
+				find "$root" -xdev -uid "$A_UID" -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 			fi
 		done >"$out.tmp"
 		mv -f -- "$out.tmp" "$out"
 	fi
 	crashpoint stage3-found
-	while IFS=$'\t' read -r -d '' uid gid mode type path; do
+	# owners change only while nothing runs as the old or the dynamic UID
+	dyn=$(dynamic_uids)
+	stop_units
+	# shellcheck disable=SC2086 # one UID per word
+	no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+	while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
 		[ -e "$path" ] || [ -L "$path" ] || continue
-		if [ "$type" != l ] && [ "$(realpath -e -- "$path" 2>/dev/null || true)" != "$path" ]; then
-			log "WARNING: $path resolves elsewhere now: not touched"
-			failed=$((failed + 1))
-			continue
-		fi
 		top=""
 		for d in "${A_MOVE[@]}"; do
 			managed_split "$d" || continue
 			case "$path" in "$MB/private/$MN" | "$MB/private/$MN"/*) top="$MB/private/$MN" ;; esac
 		done
 		if [ -n "$top" ]; then
-			chown -h -- "$(stat -c %u:%g -- "$top")" "$path" || failed=$((failed + 1))
+			owner=$(stat -c '%u %g' -- "$top")
+			uid=${owner% *} gid=${owner#* }
 		else
-			if [ "$uid" = "$A_UID" ]; then chown -h -- 0 "$path" || failed=$((failed + 1)); fi
-			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GID" ]; then chgrp -h -- 0 "$path" || failed=$((failed + 1)); fi
+			if [ "$uid" = "$A_UID" ]; then uid=0; else uid=-; fi
+			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GID" ]; then gid=0; else gid=-; fi
 		fi
-		n=$((n + 1))
-	done <"$out"
-	log "re-owned $n leftover path(s) of UID $A_UID / GID $A_GID (listed in $out; nothing deleted)"
-	if [ "$failed" != 0 ]; then log "WARNING: $failed path(s) could not be re-owned (read-only, immutable?): see above"; fi
+		# the mode is left to chown, which drops setuid/setgid bits: never a set-ID file for root
+		attr_record "$uid" "$gid" - "$type" "$dev" "$ino" - "$path"
+	done <"$out" | set_attrs || log "WARNING: some paths could not be re-owned (changed since they were found, read-only, immutable?): see above"
+	n=$(tr -cd '\0' <"$out" | wc -c)
+	log "re-owned the $n leftover path(s) of UID $A_UID / GID $A_GID (listed in $out; nothing deleted)"
 	touch "$STATE/retired-ids"
 	if ! awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '$1 == u && $3 == n { f = 1 } END { exit !f }' "$STATE/retired-ids"; then
 		printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)" >>"$STATE/retired-ids"
 		log "UID $A_UID added to the retired-UID ledger $STATE/retired-ids"
 	fi
+	start_units
 	check_units dynamic || die "the service is not healthy after the cleanup; roll back: rollback.sh --account $A_NAME stage3"
 	mark_done 3
 }
 
 undo_stage3() {
-	local out uid gid mode type path
+	local out uid gid mode type dev ino path dyn
 	same_plan
 	out="$(acct_dir)/stage3.manifest"
 	if [ -s "$out" ]; then
-		while IFS=$'\t' read -r -d '' uid gid mode type path; do
+		dyn=$(dynamic_uids)
+		stop_units
+		# shellcheck disable=SC2086 # one UID per word
+		no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+		while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
 			[ -e "$path" ] || [ -L "$path" ] || continue
-			chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
-			# chown clears setuid/setgid bits: give the recorded mode back
-			if [ "$type" != l ]; then chmod -- "$mode" "$path" || log "cannot chmod $path"; fi
-		done <"$out"
+			# chown clears setuid/setgid bits: the recorded mode is given back, on the recorded inode only
+			if [ "$type" = l ]; then mode=-; fi
+			attr_record "$uid" "$gid" "$mode" "$type" "$dev" "$ino" - "$path"
+		done <"$out" | set_attrs || log "WARNING: some stage-3 paths were left as they are (see above)"
 		mv -f -- "$out" "$out.undone"
 		log "restored the owners and modes of the stage-3 paths"
+		start_units
+		check_units dynamic || die "the service is not healthy after the rollback of stage 3: see the journal"
 	fi
 	if [ -f "$STATE/retired-ids" ]; then
 		awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '!($1 == u && $3 == n)' "$STATE/retired-ids" >"$STATE/retired-ids.tmp"

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=81576605ef6a1bf19c7a15be75808084bff61440ba01fa985b4fb0f247ab83f6
+LIB_SHA256=599f52ce4852dbfb56a6c0aad42116b61c24e3ff01df4f22a59a311ce81c0d6a
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

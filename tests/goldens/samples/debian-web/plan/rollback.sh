@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=89b6c3319fc0a88e2f483f86878b66277f1f254cdcda6018227d15ad537214bf
+LIB_SHA256=f4b4608813aea0cbdaace68acde44b1c8742f2d892c2241040d00bff7698bb6d
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=bc6329f316c8b04c73121e43db914eb389aba1fc8a6b67e5ee2c9527b37307f5
+LIB_SHA256=753cd955f4ea11f25bb50f1ab8e2de0dd0b7e8d9be55182d1c290e832d6e1892
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=65fe57a86ea6357b7cc23d65bfda84c3593d9ed3d6ccbb3d9c601288a9d656ec
+LIB_SHA256=5aa226f05a8dde991e3c1b6034e18f41aeef447e8d36334ea135eca19bc63ae2
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=7cb004d962059758cccbf6d1fce651aa7a6bafebe47358893ea9621db6759b1e
+LIB_SHA256=2c9132c7e5fc9f589ecb234d4ec4be68cd35b6782708865f9e3cfb4846dd73ce
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -29,6 +29,9 @@ on_exit() {
 		if static_user_exists "$A_NAME"; then
 			log "the stage failed with the units stopped: starting them again (the account still exists)"
 			start_units || true
+		elif [ "${STAGE:-}" = stage3 ]; then
+			log "the stage failed with the units stopped: starting them again (under their dynamic UID)"
+			start_units || true
 		else
 			log "the stage failed after $A_NAME was deleted: the units are stopped; run this stage again, or" \
 				"roll it back with: rollback.sh --account $A_NAME ${STAGE:-stage2}"
@@ -128,6 +131,162 @@ safe_path() {
 	local real p=${1%/}
 	real=$(realpath -e -- "$p" 2>/dev/null) || return 1
 	[ "$real" = "$(expected_real "$p")" ]
+}
+
+# ---- owners and modes: only ever on the recorded inode, never through a link ----------------
+# set_attrs reads records of 8 NUL-terminated fields on stdin:
+#   UID GID MODE TYPE DEV INO EXPECT PATH
+# UID, GID, MODE: the new values, "-" = leave as it is (MODE is octal; never applied to a link).
+# TYPE: what PATH must be (find's %y: f d l p s c b). DEV, INO: the recorded inode ("-" = none
+# recorded). EXPECT: where the opened file must really be (readlink of its fd), "-" = no check.
+# PATH is opened with O_PATH|O_NOFOLLOW (python3), its fd checked against TYPE/DEV/INO/EXPECT,
+# and chown/chmod act on that fd through /proc/self/fd: a link swapped in at any moment is
+# refused, never followed. Prints one line per refused path; status 1 if any was refused.
+# Call it only when no process of the old or the new UID runs (see no_processes_of).
+
+SET_ATTRS_PY='
+import os, stat, sys
+TYPES = {b"f": stat.S_IFREG, b"d": stat.S_IFDIR, b"l": stat.S_IFLNK, b"p": stat.S_IFIFO,
+         b"s": stat.S_IFSOCK, b"c": stat.S_IFCHR, b"b": stat.S_IFBLK}
+NAMES = {v: k.decode() for k, v in TYPES.items()}
+fields = sys.stdin.buffer.read().split(b"\0")[:-1]
+refused = 0
+for i in range(0, len(fields) - 7, 8):
+    uid, gid, mode, kind, dev, ino, expect, path = fields[i:i + 8]
+    name = path.decode("utf-8", "backslashreplace")
+    try:
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        print(f"{name}: cannot open it ({e.strerror}): left as it is")
+        refused += 1
+        continue
+    try:
+        st = os.fstat(fd)
+        proc = f"/proc/self/fd/{fd}"
+        why = ""
+        have = NAMES.get(stat.S_IFMT(st.st_mode), "?")
+        if stat.S_IFMT(st.st_mode) != TYPES.get(kind):
+            why = f"is of type {have} now, recorded as type {kind.decode()}"
+        elif dev != b"-" and (st.st_dev, st.st_ino) != (int(dev), int(ino)):
+            why = "is another file than the one recorded (its inode changed)"
+        elif expect != b"-" and os.readlink(proc.encode()) != expect:
+            why = "resolves elsewhere than when it was recorded"
+        if why:
+            print(f"{name} {why}: left as it is")
+            refused += 1
+            continue
+        if uid != b"-" or gid != b"-":
+            os.chown(proc, -1 if uid == b"-" else int(uid), -1 if gid == b"-" else int(gid))
+        if mode != b"-" and kind != b"l":
+            os.chmod(proc, int(mode, 8))
+    except OSError as e:
+        print(f"{name}: {e.strerror}: owner or mode not changed")
+        refused += 1
+    finally:
+        os.close(fd)
+sys.exit(1 if refused else 0)
+'
+
+# The fallback without a usable python3 (bash cannot open with O_NOFOLLOW): lstat, open in a child
+# under a timeout (a FIFO swapped in cannot block it), then check the fd's inode against the
+# recorded one (or the lstat'ed one) before chown/chmod act on the fd. Links, sockets and devices
+# are never opened: chown -h (which never follows), then the inode is checked again.
+# shellcheck disable=SC2016 # expanded by the child bash that runs it
+SET_ATTR_FD='
+if [ "$6" = p ]; then exec 3<>"$1"; else exec 3<"$1"; fi
+if [ "$(stat -L -c "%d %i" /proc/self/fd/3)" != "$2" ]; then
+	printf "%s is another file than the one recorded (its inode changed): left as it is\n" "$1"
+	exit 1
+fi
+if [ "$5" != - ] && [ "$(readlink /proc/self/fd/3)" != "$5" ]; then
+	printf "%s resolves elsewhere than when it was recorded: left as it is\n" "$1"
+	exit 1
+fi
+if [ -n "$3" ]; then chown -- "$3" /proc/self/fd/3 || exit 1; fi
+if [ "$4" != - ]; then chmod -- "$4" /proc/self/fd/3 || exit 1; fi
+'
+
+type_letter() {
+	case "$1" in
+	directory) echo d ;;
+	"regular file" | "regular empty file") echo f ;;
+	"symbolic link") echo l ;;
+	fifo) echo p ;;
+	socket) echo s ;;
+	"character special file") echo c ;;
+	"block special file") echo b ;;
+	*) echo "?" ;;
+	esac
+}
+
+set_attrs_sh() {
+	local uid gid mode kind dev ino expect path now ndev nino ntype own refused=0
+	while IFS= read -r -d '' uid && IFS= read -r -d '' gid && IFS= read -r -d '' mode && IFS= read -r -d '' kind &&
+		IFS= read -r -d '' dev && IFS= read -r -d '' ino && IFS= read -r -d '' expect && IFS= read -r -d '' path; do
+		if ! now=$(stat -c '%d %i %F' -- "$path" 2>/dev/null); then
+			printf '%s: cannot stat it: left as it is\n' "$path"
+			refused=1
+			continue
+		fi
+		read -r ndev nino ntype <<<"$now"
+		ntype=$(type_letter "$ntype")
+		if [ "$ntype" != "$kind" ]; then
+			printf '%s is of type %s now, recorded as type %s: left as it is\n' "$path" "$ntype" "$kind"
+			refused=1
+			continue
+		fi
+		if [ "$dev" != - ] && [ "$ndev $nino" != "$dev $ino" ]; then
+			printf '%s is another file than the one recorded (its inode changed): left as it is\n' "$path"
+			refused=1
+			continue
+		fi
+		dev=$ndev ino=$nino
+		own=""
+		if [ "$uid" != - ]; then own=$uid; fi
+		if [ "$gid" != - ]; then own=$own:$gid; fi
+		case "$kind" in
+		f | d | p)
+			timeout 10 bash -c "$SET_ATTR_FD" _ "$path" "$dev $ino" "$own" "$mode" "$expect" "$kind" || refused=1
+			;;
+		*)
+			if [ -n "$own" ] && ! chown -h -- "$own" "$path"; then refused=1; fi
+			if [ "$(stat -c '%d %i' -- "$path" 2>/dev/null)" != "$dev $ino" ]; then
+				printf '%s changed while its owner was set (a link or file swapped in?)\n' "$path"
+				refused=1
+			elif [ "$mode" != - ] && [ "$kind" != l ] && [ "$((8#$(stat -c %a -- "$path")))" != "$((8#$mode))" ]; then
+				printf '%s: mode %s not restored (a %s is never opened without python3)\n' "$path" "$mode" "$kind"
+				refused=1
+			fi
+			;;
+		esac
+	done
+	return "$refused"
+}
+
+attrs_python() {
+	# the python3 helper needs os.O_PATH (Linux, python >= 3.4); probed once
+	if [ -z "${DM_PY:-}" ]; then
+		if (cd / && python3 -I -c 'import os; os.O_PATH') >/dev/null 2>&1; then DM_PY=1; else DM_PY=0; fi
+	fi
+	[ "$DM_PY" = 1 ]
+}
+
+set_attrs() {
+	local out rc=0 line
+	if attrs_python; then
+		out=$(cd / && python3 -I -c "$SET_ATTRS_PY") || rc=$?
+	else
+		out=$(set_attrs_sh) || rc=$?
+	fi
+	if [ -n "$out" ]; then
+		while IFS= read -r line; do log "WARNING: $line"; done <<<"$out"
+	fi
+	return "$rc"
+}
+
+attr_record() {
+	# attr_record UID GID MODE TYPE DEV INO EXPECT PATH: one record for set_attrs
+	printf '%s\0' "$@"
 }
 
 # ---- health -------------------------------------------------------------------------------
@@ -258,6 +417,27 @@ stop_units() {
 
 # ---- processes ----------------------------------------------------------------------------
 
+no_processes_of() {
+	# no_processes_of UID...: nothing runs as any of them (owners and modes change only then)
+	local uid left=""
+	for uid in "$@"; do left+=$(procs_of_uid "$uid"); done
+	if [ -n "$left" ]; then
+		log "processes of UID(s) $* still run:"
+		printf '%s\n' "$left" >&2
+		return 1
+	fi
+}
+
+dynamic_uids() {
+	# the dynamic UIDs the account's units run under now (call it before stopping them)
+	local unit uid
+	for unit in "${A_RUN_UNITS[@]}"; do
+		for uid in $(unit_uids "$unit"); do
+			if [ "$uid" -ge "$DYN_MIN" ] && [ "$uid" -le "$DYN_MAX" ]; then printf '%s\n' "$uid"; fi
+		done
+	done | sort -un
+}
+
 procs_of_uid() {
 	# PIDs and names of processes whose real or effective UID is $1 (no procps needed; a process
 	# that exits while it is read is skipped)
@@ -312,29 +492,33 @@ manifest_paths() {
 	done
 }
 
+MANIFEST_FORMAT='%U\t%G\t%m\t%y\t%D\t%i\t%p\0'
+
 write_manifest() {
-	# UID GID MODE TYPE PATH, NUL-terminated records, for every path involved (recursively)
+	# UID GID MODE TYPE DEV INODE PATH, NUL-terminated records, for every path involved (recursively)
 	local out=$1 p
 	: >"$out.tmp"
 	while IFS= read -r -d '' p; do
-		find "$p" -xdev -printf '%U\t%G\t%m\t%y\t%p\0' >>"$out.tmp" 2>/dev/null ||
+		find "$p" -xdev -printf "$MANIFEST_FORMAT" >>"$out.tmp" 2>/dev/null ||
 			log "WARNING: some entries below $p vanished while they were recorded"
 	done < <(manifest_paths)
 	mv -f -- "$out.tmp" "$out"
 }
 
 restore_manifest() {
-	# restore_manifest FILE: give every recorded path its recorded owner and mode back. Only paths
-	# that still reach what they reached (no symlink planted since) and still have their recorded
-	# type; runtime directories under /run that vanished with the unit are created again.
-	local file=$1 uid gid mode type path now
+	# restore_manifest FILE: give every recorded path its recorded owner and mode back, on the
+	# recorded inode only (a path replaced or turned into a link since is left as it is); runtime
+	# directories under /run that vanished with the unit are created again.
+	local file=$1 uid gid mode type dev ino path expect
 	[ -s "$file" ] || return 0
-	while IFS=$'\t' read -r -d '' uid gid mode type path; do
+	while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
+		expect=-
 		if [ ! -e "$path" ] && [ ! -L "$path" ] && [ "$type" = d ]; then
 			case "$path" in
 			/run/* | /var/run/*)
 				mkdir -p -- "$path"
 				log "recreated runtime directory $path"
+				dev=- ino=- expect=$(realpath -e -- "$path")
 				;;
 			esac
 		fi
@@ -342,26 +526,9 @@ restore_manifest() {
 		if [ "$type" = d ] && [ -L "$path" ] && [ "$(expected_real "$path")" != "$path" ]; then
 			path="$path/" # a moved directory, seen through its private/ symlink: restore the directory itself
 		fi
-		now=$(stat -c %F -- "$path")
-		case "$type:$now" in
-		d:directory | f:"regular file" | f:"regular empty file" | l:"symbolic link" | s:socket | p:fifo) ;;
-		c:"character special file" | b:"block special file") ;;
-		*)
-			log "WARNING: $path is a $now now, recorded as type $type: left as it is"
-			continue
-			;;
-		esac
-		if [ "$type" = l ]; then
-			chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
-			continue
-		fi
-		if ! safe_path "$path"; then
-			log "WARNING: $path resolves elsewhere than when it was recorded: not touched"
-			continue
-		fi
-		chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
-		chmod -- "$mode" "$path" || log "cannot chmod $path"
-	done <"$file"
+		if [ "$type" = l ]; then mode=-; fi
+		attr_record "$uid" "$gid" "$mode" "$type" "$dev" "$ino" "$expect" "$path"
+	done <"$file" | set_attrs || log "WARNING: some recorded paths were left as they are (see above)"
 }
 
 data_list() {
@@ -376,12 +543,38 @@ data_list() {
 	done | sort -z
 }
 
+BACKUP_FILES=(passwd shadow group gshadow member-of statoverride moved-dirs manifest plan-id)
+
+seal() {
+	# seal MARKER FILE...: write MARKER (its first line the date, then the sha256 of every FILE);
+	# a backup counts only with its marker, and only while every file still has its recorded hash
+	local dir=$1 marker=$2
+	shift 2
+	{
+		date -u +%Y-%m-%dT%H:%M:%SZ
+		(cd "$dir" && sha256sum -- "$@")
+	} >"$dir/$marker.tmp"
+	mv -f -- "$dir/$marker.tmp" "$dir/$marker"
+}
+
+backup_intact() {
+	# backup_intact MARKER: the files MARKER seals are all there with their recorded content
+	local dir sums
+	dir=$(acct_dir)
+	[ -e "$dir/$1" ] || die "the backup is missing ($dir/$1): run stage0 first"
+	sums=$(tail -n +2 "$dir/$1")
+	[ -n "$sums" ] || die "$dir/$1 records no checksums (made by an older dynmigrate?): refusing to rely on it"
+	(cd "$dir" && sha256sum --quiet --strict -c - <<<"$sums" >&2) ||
+		die "the backup in $dir was changed or deleted since it was made (see above): refusing"
+}
+
 backup_account() {
 	local dir d
 	dir=$(acct_dir)
 	install -d -m 0700 -- "$dir"
 	if [ -e "$dir/backup.done" ]; then
-		log "backup exists since $(cat "$dir/backup.done"): kept (never overwritten)"
+		log "backup exists since $(head -n 1 "$dir/backup.done"): kept (never overwritten)"
+		backup_intact backup.done
 		return 0
 	fi
 	static_user_exists "$A_NAME" || die "no static account $A_NAME to back up"
@@ -406,7 +599,7 @@ backup_account() {
 	write_manifest "$dir/manifest"
 	chmod 0600 -- "$dir"/*
 	printf '%s\n' "$PLAN_ID" >"$dir/plan-id"
-	date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/backup.done"
+	seal "$dir" backup.done "${BACKUP_FILES[@]}"
 	log "backed up passwd/group/shadow/gshadow lines, statoverrides and an ownership manifest of $(tr -cd '\0' <"$dir/manifest" | wc -c) paths"
 }
 
@@ -443,6 +636,7 @@ move_into_private() {
 	for d in "${A_MOVE[@]}"; do
 		managed_split "$d" || continue
 		if [ -d "$d" ] && [ ! -L "$d" ]; then
+			if [ -L "$MB/private" ]; then die "$MB/private is a symlink: refusing to move data through it"; fi
 			mkdir -p -- "$MB/private/$(dirname -- "$MN")"
 			chmod 0700 -- "$MB/private"
 			mv -T -- "$d" "$MB/private/$MN"
@@ -595,18 +789,20 @@ remove_overrides() {
 SECRET_RE='^[[:space:]]*[A-Za-z0-9_.-]*(password|passwd|secret|token|api[_-]?key|requirepass|masterauth|private[_-]?key|auth[_-]?key|access[_-]?key)[A-Za-z0-9_.-]*[[:space:]]*([=:]|[[:space:]])[[:space:]]*[^[:space:]]'
 
 fix_files() {
-	local i p
+	# callers stop every process of the account first
+	local i p kind
 	for i in "${!A_FIX_PATH[@]}"; do
 		p=${A_FIX_PATH[$i]}
-		[ -e "$p" ] || continue
+		[ -e "$p" ] || [ -L "$p" ] || continue
 		if [ -L "$p" ] || ! safe_path "$p"; then
 			die "$p is a symlink or resolves elsewhere now (planted since the plan?): refusing to chown/chmod it"
 		fi
 		if [ -f "$p" ] && [ $((0${A_FIX_MODE[$i]} & 044)) != 0 ] && grep -Eiq -- "$SECRET_RE" "$p" 2>/dev/null; then
 			die "$p holds a secret now (it did not when the plan was made): re-plan so that it gets LoadCredential="
 		fi
-		chown -h -- 0:0 "$p"
-		chmod -- "${A_FIX_MODE[$i]}" "$p"
+		if [ -d "$p" ]; then kind=d; elif [ -f "$p" ]; then kind=f; else die "$p is neither a file nor a directory now: refusing"; fi
+		attr_record 0 0 "${A_FIX_MODE[$i]}" "$kind" - - "$(expected_real "$p")" "$p" | set_attrs ||
+			die "$p changed while it was re-owned (a link swapped in?): refusing"
 		log "re-owned $p to root, mode ${A_FIX_MODE[$i]}"
 	done
 }
@@ -672,13 +868,24 @@ recreate_account() {
 	local dir gid_line home shell gecos grp hash lastchg min max warn inactive expire
 	dir=$(acct_dir)
 	[ -s "$dir/passwd" ] || die "no backup of $A_NAME in $dir: cannot recreate it"
-	if ! static_group_exists "$A_GROUP" && [ -s "$dir/group" ]; then
+	# any partial state: the group or the user may exist already (an interrupted run, a package
+	# script); what exists must have the recorded IDs, what is missing is created
+	if [ -s "$dir/group" ]; then
 		gid_line=$(cut -d: -f3 "$dir/group")
-		if getent group "$gid_line" >/dev/null; then die "GID $gid_line is taken: $(getent group "$gid_line")"; fi
-		groupadd -g "$gid_line" -- "$A_GROUP"
-		log "recreated group $A_GROUP with GID $gid_line"
+		if static_group_exists "$A_GROUP"; then
+			[ "$(passwd_field /etc/group "$A_GROUP" 3)" = "$gid_line" ] ||
+				die "group $A_GROUP exists with GID $(passwd_field /etc/group "$A_GROUP" 3), not $gid_line: fix it by hand, then run the rollback again"
+		else
+			if getent group "$gid_line" >/dev/null; then die "GID $gid_line is taken: $(getent group "$gid_line")"; fi
+			groupadd -g "$gid_line" -- "$A_GROUP"
+			log "recreated group $A_GROUP with GID $gid_line"
+		fi
 	fi
-	if ! static_user_exists "$A_NAME"; then
+	if static_user_exists "$A_NAME"; then
+		[ "$(account_uid "$A_NAME")" = "$A_UID" ] ||
+			die "user $A_NAME exists with UID $(account_uid "$A_NAME"), not $A_UID: fix it by hand, then run the rollback again"
+		log "user $A_NAME exists already with UID $A_UID"
+	else
 		if getent passwd "$A_UID" >/dev/null; then die "UID $A_UID is taken: $(getent passwd "$A_UID" | cut -d: -f1)"; fi
 		home=$(cut -d: -f6 "$dir/passwd")
 		shell=$(cut -d: -f7 "$dir/passwd")
@@ -775,9 +982,23 @@ confirmed_all() {
 }
 
 unit_hash() {
-	# the unit as systemd has it loaded, comments and blank lines aside (compared with the plan's view)
-	systemctl cat -- "$1" 2>/dev/null | sed -e '/^[[:space:]]*[#;]/d' -e 's/[[:space:]]*$//' -e '/^$/d' |
-		sha256sum | cut -d' ' -f1
+	# the unit as systemd has it loaded, without the plan's own drop-in, comments and blank lines aside
+	# (compared with the plan's view)
+	systemctl cat -- "$1" 2>/dev/null |
+		awk -v ours="/etc/systemd/system/$1.d/50-dynmigrate.conf" '/^# \// { skip = ($2 == ours) } !skip' |
+		sed -e '/^[[:space:]]*[#;]/d' -e 's/[[:space:]]*$//' -e '/^$/d' | sha256sum | cut -d' ' -f1
+}
+
+units_unchanged() {
+	# before every stage: each unit is still the one the plan was made for (its drop-in aside)
+	local i unit
+	for i in "${!A_DROPIN_UNITS[@]}"; do
+		unit=${A_DROPIN_UNITS[$i]}
+		systemctl cat -- "$unit" >/dev/null 2>&1 || die "unit $unit not found"
+		if [ "$(unit_hash "$unit")" != "${A_UNIT_HASH[$i]}" ]; then
+			die "unit $unit differs from the one the plan was made for (its file or drop-ins changed): plan again"
+		fi
+	done
 }
 
 preflight_checks() {
@@ -801,10 +1022,8 @@ preflight_checks() {
 		case "$(systemctl is-enabled -- "$unit" 2>/dev/null || true)" in
 		masked | masked-runtime) die "unit $unit is masked" ;;
 		esac
-		if ! stage_done 1 && [ "$(unit_hash "$unit")" != "${A_UNIT_HASH[$i]}" ]; then
-			die "unit $unit differs from the one the plan was made for (its file or drop-ins changed): plan again"
-		fi
 	done
+	units_unchanged
 	if static_user_exists "$A_NAME"; then
 		[ "$(account_uid "$A_NAME")" = "$A_UID" ] ||
 			die "unexpected owner: $A_NAME has UID $(account_uid "$A_NAME"), the plan was made for UID $A_UID"
@@ -862,6 +1081,8 @@ run_stage1() {
 	stage_done 0 || die "run stage0 (preflight) first"
 	[ -e "$(acct_dir)/backup.done" ] || die "the backup is missing: run stage0 first"
 	same_plan
+	backup_intact backup.done
+	units_unchanged
 	if stage2_in_flight; then
 		die "stage 2 was interrupted: run stage2 again, or roll it back (rollback.sh --account $A_NAME stage2)"
 	fi
@@ -886,9 +1107,11 @@ run_stage1() {
 
 undo_stage1() {
 	same_plan
+	if [ -e "$(acct_dir)/backup.done" ]; then backup_intact backup.done; fi
 	stage_done 2 && die "stage 2 is done: roll back stage2 first"
 	if stage2_in_flight; then die "stage 2 was interrupted: roll it back first (rollback.sh --account $A_NAME stage2)"; fi
 	stop_units
+	no_processes_of "$A_UID" || die "stop those processes first: owners and modes are restored only while nothing runs as $A_NAME"
 	remove_dropins
 	crashpoint undo1-dropins-removed
 	move_back_from_private
@@ -951,6 +1174,9 @@ run_stage2() {
 	stage_done 1 || die "run stage1 (sandbox) first"
 	[ -e "$dir/backup.done" ] || die "the backup is missing: refusing to delete $A_NAME"
 	same_plan
+	backup_intact backup.done
+	if [ -e "$dir/stage2-backup.done" ]; then backup_intact stage2-backup.done; fi
+	units_unchanged
 	confirmed_all || die "stage 2 refused until every manual step is confirmed"
 	if [ "${#A_RUN_UNITS[@]}" = 0 ]; then log "no unit of $A_NAME is enabled: nothing is restarted or checked"; fi
 	if static_user_exists "$A_NAME"; then
@@ -971,7 +1197,11 @@ run_stage2() {
 		cp -a /etc/passwd "$dir/passwd.before-stage2"
 		cp -a /etc/group "$dir/group.before-stage2"
 		data_list >"$dir/data.list"
-		date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/stage2-backup.done"
+		if [ -f "$dir/statoverride.before-stage2" ]; then
+			seal "$dir" stage2-backup.done passwd.before-stage2 group.before-stage2 data.list statoverride.before-stage2
+		else
+			seal "$dir" stage2-backup.done passwd.before-stage2 group.before-stage2 data.list
+		fi
 		log "saved statoverride, passwd, group and the list of data files as they were before stage 2"
 	fi
 	crashpoint stage2-after-backup
@@ -979,10 +1209,11 @@ run_stage2() {
 	fix_files
 	remove_statoverrides
 	install_overrides
-	install_guard
 	crashpoint stage2-before-userdel
 	delete_account
 	crashpoint stage2-after-userdel
+	# the guard deletes a static account that comes back: only once this one is really gone
+	install_guard
 	crashpoint stage2-before-start
 	start_units
 	if ! check_units dynamic; then
@@ -995,12 +1226,16 @@ run_stage2() {
 reown_dynamic_files() {
 	# files the dynamic UID owns in the moved directories go back to the static account, so that
 	# systemd finds the right owner at the top and the manifest restores the rest exactly
-	local d
+	local d uid gid mode type dev ino path
 	for d in "${A_MOVE[@]}"; do
 		[ -d "$d/" ] || continue
-		find "$d/" -xdev -uid "+$((DYN_MIN - 1))" -uid "-$((DYN_MAX + 1))" -exec chown -h -- "$A_UID" {} + 2>/dev/null || true
-		find "$d/" -xdev -gid "+$((DYN_MIN - 1))" -gid "-$((DYN_MAX + 1))" -exec chgrp -h -- "$A_GID" {} + 2>/dev/null || true
-	done
+		find "$d/" -xdev \( \( -uid "+$((DYN_MIN - 1))" -uid "-$((DYN_MAX + 1))" \) -o \
+			\( -gid "+$((DYN_MIN - 1))" -gid "-$((DYN_MAX + 1))" \) \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
+	done | while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
+		if [ "$uid" -ge "$DYN_MIN" ] && [ "$uid" -le "$DYN_MAX" ]; then uid=$A_UID; else uid=-; fi
+		if [ "$gid" -ge "$DYN_MIN" ] && [ "$gid" -le "$DYN_MAX" ]; then gid=$A_GID; else gid=-; fi
+		attr_record "$uid" "$gid" - "$type" "$dev" "$ino" - "$path"
+	done | set_attrs || log "WARNING: some files of the dynamic UID were left as they are (see above)"
 	reown_idmapped_files
 }
 
@@ -1009,34 +1244,45 @@ reown_idmapped_files() {
 	# chowning it: on disk it and what the service writes there belong to 65534:65534 (nobody),
 	# mapped to the service's UID inside the unit only. A static unit finds such a tree unwritable,
 	# so nobody's entries in a tree whose top is 65534:65534 go back to the account (the manifest
-	# then restores every recorded path exactly). Directories of other owners, and ones that
-	# belonged to nobody before the migration (the stage-0 manifest says so), are left alone.
-	local d manifest
+	# then restores every recorded path exactly), on the recorded inodes like every other change.
+	# Directories of other owners, and ones that belonged to nobody before the migration (the
+	# stage-0 manifest says so), are left alone.
+	local d manifest uid gid mode type dev ino path
 	[ "$A_UID" != 65534 ] || return 0
 	manifest=$(acct_dir)/manifest
 	for d in "${A_MOVE[@]}" "${A_RUNTIME[@]}"; do
 		[ -d "$d/" ] || continue
 		[ "$(stat -c %u:%g -- "$d/")" = 65534:65534 ] || continue
 		if [ -f "$manifest" ] && tr '\0' '\n' <"$manifest" |
-			awk -F'\t' -v p="$d" '$5 == p && $1 == 65534 && $2 == 65534 { f = 1 } END { exit !f }'; then
+			awk -F'\t' -v p="$d" '($7 == p || $7 == p "/") && $1 == 65534 && $2 == 65534 { f = 1 } END { exit !f }'; then
 			continue
 		fi
-		find "$d/" -xdev -uid 65534 -exec chown -h -- "$A_UID" {} + 2>/dev/null || true
-		find "$d/" -xdev -gid 65534 -exec chgrp -h -- "$A_GID" {} + 2>/dev/null || true
 		log "$d was id-mapped (65534:65534 on disk): its entries of nobody belong to $A_NAME again"
-	done
+		find "$d/" -xdev \( -uid 65534 -o -gid 65534 \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
+	done | while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
+		if [ "$uid" = 65534 ]; then uid=$A_UID; else uid=-; fi
+		if [ "$gid" = 65534 ]; then gid=$A_GID; else gid=-; fi
+		attr_record "$uid" "$gid" - "$type" "$dev" "$ino" - "$path"
+	done | set_attrs || log "WARNING: some id-mapped files were left as they are (see above)"
 }
 
 undo_stage2() {
+	local dyn
 	same_plan
 	stage_done 3 && die "stage 3 is done: roll back stage3 first"
+	if [ -e "$(acct_dir)/backup.done" ]; then backup_intact backup.done; fi
+	if [ -e "$(acct_dir)/stage2-backup.done" ]; then backup_intact stage2-backup.done; fi
+	dyn=$(dynamic_uids)
 	stop_units
+	# shellcheck disable=SC2086 # one UID per word
+	no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+	# first the guard: an apt run during the rollback must not delete the account it recreates
+	remove_guard
 	recreate_account
 	crashpoint undo2-recreated
 	reown_dynamic_files
 	remove_overrides
 	restore_statoverrides
-	remove_guard
 	restore_manifest "$(acct_dir)/manifest"
 	restore_runtime
 	start_units
@@ -1062,9 +1308,12 @@ leftover_roots() {
 }
 
 run_stage3() {
-	local dir out uid gid mode type path top d n=0 failed=0
+	local dir out uid gid mode type dev ino path top d owner n dyn
 	stage_done 2 || die "run stage2 (release) first"
 	same_plan
+	backup_intact backup.done
+	backup_intact stage2-backup.done
+	units_unchanged
 	if static_user_exists "$A_NAME"; then
 		die "a static $A_NAME is back (a package upgrade?): run dynmigrate-repair or dynmigrate verify --repair first"
 	fi
@@ -1079,58 +1328,67 @@ run_stage3() {
 	if [ ! -e "$out" ]; then
 		leftover_roots | while IFS= read -r -d '' root; do
 			if [ "$A_DELETE_GROUP" = 1 ]; then
-				find "$root" -xdev \( -uid "$A_UID" -o -gid "$A_GID" \) -printf '%U\t%G\t%m\t%y\t%p\0' 2>/dev/null || true
+				find "$root" -xdev \( -uid "$A_UID" -o -gid "$A_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 			else
-				find "$root" -xdev -uid "$A_UID" -printf '%U\t%G\t%m\t%y\t%p\0' 2>/dev/null || true
+				find "$root" -xdev -uid "$A_UID" -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 			fi
 		done >"$out.tmp"
 		mv -f -- "$out.tmp" "$out"
 	fi
 	crashpoint stage3-found
-	while IFS=$'\t' read -r -d '' uid gid mode type path; do
+	# owners change only while nothing runs as the old or the dynamic UID
+	dyn=$(dynamic_uids)
+	stop_units
+	# shellcheck disable=SC2086 # one UID per word
+	no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+	while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
 		[ -e "$path" ] || [ -L "$path" ] || continue
-		if [ "$type" != l ] && [ "$(realpath -e -- "$path" 2>/dev/null || true)" != "$path" ]; then
-			log "WARNING: $path resolves elsewhere now: not touched"
-			failed=$((failed + 1))
-			continue
-		fi
 		top=""
 		for d in "${A_MOVE[@]}"; do
 			managed_split "$d" || continue
 			case "$path" in "$MB/private/$MN" | "$MB/private/$MN"/*) top="$MB/private/$MN" ;; esac
 		done
 		if [ -n "$top" ]; then
-			chown -h -- "$(stat -c %u:%g -- "$top")" "$path" || failed=$((failed + 1))
+			owner=$(stat -c '%u %g' -- "$top")
+			uid=${owner% *} gid=${owner#* }
 		else
-			if [ "$uid" = "$A_UID" ]; then chown -h -- 0 "$path" || failed=$((failed + 1)); fi
-			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GID" ]; then chgrp -h -- 0 "$path" || failed=$((failed + 1)); fi
+			if [ "$uid" = "$A_UID" ]; then uid=0; else uid=-; fi
+			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GID" ]; then gid=0; else gid=-; fi
 		fi
-		n=$((n + 1))
-	done <"$out"
-	log "re-owned $n leftover path(s) of UID $A_UID / GID $A_GID (listed in $out; nothing deleted)"
-	if [ "$failed" != 0 ]; then log "WARNING: $failed path(s) could not be re-owned (read-only, immutable?): see above"; fi
+		# the mode is left to chown, which drops setuid/setgid bits: never a set-ID file for root
+		attr_record "$uid" "$gid" - "$type" "$dev" "$ino" - "$path"
+	done <"$out" | set_attrs || log "WARNING: some paths could not be re-owned (changed since they were found, read-only, immutable?): see above"
+	n=$(tr -cd '\0' <"$out" | wc -c)
+	log "re-owned the $n leftover path(s) of UID $A_UID / GID $A_GID (listed in $out; nothing deleted)"
 	touch "$STATE/retired-ids"
 	if ! awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '$1 == u && $3 == n { f = 1 } END { exit !f }' "$STATE/retired-ids"; then
 		printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)" >>"$STATE/retired-ids"
 		log "UID $A_UID added to the retired-UID ledger $STATE/retired-ids"
 	fi
+	start_units
 	check_units dynamic || die "the service is not healthy after the cleanup; roll back: rollback.sh --account $A_NAME stage3"
 	mark_done 3
 }
 
 undo_stage3() {
-	local out uid gid mode type path
+	local out uid gid mode type dev ino path dyn
 	same_plan
 	out="$(acct_dir)/stage3.manifest"
 	if [ -s "$out" ]; then
-		while IFS=$'\t' read -r -d '' uid gid mode type path; do
+		dyn=$(dynamic_uids)
+		stop_units
+		# shellcheck disable=SC2086 # one UID per word
+		no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+		while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
 			[ -e "$path" ] || [ -L "$path" ] || continue
-			chown -h -- "$uid:$gid" "$path" || log "cannot chown $path"
-			# chown clears setuid/setgid bits: give the recorded mode back
-			if [ "$type" != l ]; then chmod -- "$mode" "$path" || log "cannot chmod $path"; fi
-		done <"$out"
+			# chown clears setuid/setgid bits: the recorded mode is given back, on the recorded inode only
+			if [ "$type" = l ]; then mode=-; fi
+			attr_record "$uid" "$gid" "$mode" "$type" "$dev" "$ino" - "$path"
+		done <"$out" | set_attrs || log "WARNING: some stage-3 paths were left as they are (see above)"
 		mv -f -- "$out" "$out.undone"
 		log "restored the owners and modes of the stage-3 paths"
+		start_units
+		check_units dynamic || die "the service is not healthy after the rollback of stage 3: see the journal"
 	fi
 	if [ -f "$STATE/retired-ids" ]; then
 		awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '!($1 == u && $3 == n)' "$STATE/retired-ids" >"$STATE/retired-ids.tmp"
@@ -1149,7 +1407,7 @@ NSS_ACTION=none
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	c29daad96efabc2edcc986ceedbb8267afe732416f4b02525d39711551e240bc files/dynmigrate-repair
+	455f43c069a9c2a5bdddf154f9f13d145f4e1939cf5ad6e167d4f7b4e3193512 files/dynmigrate-repair
 	231ace1d824107e81c593297a64952a0dfe96887f25b786b7b3e3d5441728e33 files/memcache/override-0
 	7fdc83a912ce556d049b7947cb326fe9ee3975eaaf00a7af3c90327bf79a1ef2 files/postgres/override-0
 	7383940705d9c3c8af3c4c410ef699c199a08cfeba92a70b72ea8373a86491a5 files/postgres/override-1
