@@ -26,7 +26,7 @@ from dynmigrate.collect import ownership
 from dynmigrate.collect.ownership import OwnershipData, walk_ownership
 from dynmigrate.collect.rootfs import OwnershipManifest, RootFS
 from dynmigrate.model.common import Location, RelPath
-from dynmigrate.model.files import FileKind, OwnedTree, PathInfo
+from dynmigrate.model.files import FileKind, NestedRoot, OwnedTree, PathInfo
 from dynmigrate.model.findings import Problem
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,6 +102,7 @@ class Reference:
         self.etc: list[PathInfo] = []
         self.mounts: list[str] = []
         self.problems: list[Problem] = []
+        self.nested: list[NestedRoot] = []
 
     def host(self, path: str) -> str:
         return self.root + ("" if path == "/" else path)
@@ -168,7 +169,26 @@ class Reference:
                     names.add(p.rsplit("/", 1)[1])
         return sorted(names)
 
-    def walk_dir(self, path: str, real: bool, key: tuple[int, int], region: RefRegion | None, depth: int) -> None:
+    def os_root(self, path: str) -> str | None:
+        for steps in (("etc", "etc/os-release"), ("usr", "usr/lib", "usr/lib/os-release")):
+            for i, rel in enumerate(steps):
+                full = path + "/" + rel
+                try:
+                    info = self.info(full, os.lstat(self.host(full)))
+                except OSError:
+                    break
+                if info.uid != 0:
+                    break
+                if i < len(steps) - 1:
+                    if info.kind.value != "dir" or info.mode & 0o022:
+                        break
+                elif info.kind.value in ("file", "symlink"):
+                    return f"an operating system root ({rel})"
+        return None
+
+    def walk_dir(
+        self, path: str, real: bool, key: tuple[int, int], region: RefRegion | None, depth: int, trusted: bool
+    ) -> None:
         started: dict[tuple[int, int], RefRegion] = {}
         for name in self.children(path, real):
             child = ("" if path == "/" else path) + "/" + name
@@ -210,12 +230,16 @@ class Reference:
                 continue
             if s is None:
                 if depth + 1 <= self.max_depth:
-                    self.walk_dir(child, False, ckey, cregion, depth + 1)
+                    self.walk_dir(child, False, ckey, cregion, depth + 1, False)
                 continue
             if child in self.skip:
                 continue
             if info.mountpoint:
                 self.mounts.append(child)
+                continue
+            ctrusted = trusted and info.uid == 0 and not info.mode & 0o022
+            if ctrusted and child in STORES:
+                self.nested.append(NestedRoot(RelPath(child), "container storage"))
                 continue
             if depth + 1 > self.max_depth:
                 self.problems.append(Problem(Location(RelPath(child)), "deeper than 400 levels: not descended"))
@@ -223,7 +247,11 @@ class Reference:
             if not os.access(self.host(child), os.R_OK):
                 self.problems.append(Problem(Location(RelPath(child)), "permission denied: not descended"))
                 continue
-            self.walk_dir(child, True, ckey, cregion, depth + 1)
+            reason = self.os_root(child) if ctrusted else None
+            if reason is not None:
+                self.nested.append(NestedRoot(RelPath(child), reason))
+                continue
+            self.walk_dir(child, True, ckey, cregion, depth + 1, ctrusted)
 
     def run(self) -> tuple[OwnershipData, list[Problem]]:
         top = self.info("/", os.lstat(self.root))
@@ -233,7 +261,7 @@ class Reference:
             region = RefRegion(top)
             self.regions.append(region)
             self.add(region, top)
-        self.walk_dir("/", True, key, region, 0)
+        self.walk_dir("/", True, key, region, 0, top.uid == 0 and not top.mode & 0o022)
         trees = tuple(
             sorted(
                 (
@@ -253,10 +281,25 @@ class Reference:
             )
         )
         data = OwnershipData(
-            trees, tuple(sorted(self.etc)), tuple(RelPath(m) for m in sorted(self.mounts)), self.count, False
+            trees,
+            tuple(sorted(self.etc)),
+            tuple(RelPath(m) for m in sorted(self.mounts)),
+            self.count,
+            False,
+            tuple(sorted(self.nested)),
         )
         return data, sorted(self.problems)
 
+
+STORES = {
+    "/var/lib/docker",
+    "/var/lib/containers",
+    "/var/lib/containerd",
+    "/var/lib/machines",
+    "/var/lib/lxc",
+    "/var/lib/lxd",
+    "/var/lib/incus",
+}
 
 # --- trees -----------------------------------------------------------------------------------
 
@@ -339,6 +382,24 @@ def make_tree(root: Path) -> None:
     # skipped by policy
     (root / "skipme/x").mkdir(parents=True)
     owned(root / "skipme/x", 120, 120)
+    # other systems' trees: skipped where only root could have made them, walked otherwise
+    for os_root, marker in (
+        ("var/lib/machines/deb", "etc/os-release"),  # a container store
+        ("srv/chroot", "etc/os-release"),
+        ("srv/usrroot", "usr/lib/os-release"),
+        ("var/lib/app/planted", "etc/os-release"),  # inside a region an account owns
+        ("srv/pub/jail", "etc/os-release"),  # below a world-writable directory
+        ("srv/badetc", "etc/os-release"),  # its etc belongs to an account
+        ("srv/linketc", "usr/lib/os-release"),  # its usr is a symlink
+    ):
+        (root / os_root / marker).parent.mkdir(parents=True, exist_ok=True)
+        (root / os_root / marker).write_text("ID=debian\n")
+        (root / os_root / "var/lib/svc").mkdir(parents=True)
+        owned(root / os_root / "var/lib/svc", 120, 120)
+    os.chmod(root / "srv/pub", 0o1777)
+    owned(root / "srv/badetc/etc", 120, 120)
+    shutil.move(root / "srv/linketc/usr", root / "srv/linketc/real-usr")
+    os.symlink("real-usr", root / "srv/linketc/usr")
     # plain bulk for the helper processes
     for t in range(12):
         for d in range(8):
@@ -381,6 +442,19 @@ def test_fast_walk_equals_reference(tree: Path, jobs: int, monkeypatch: pytest.M
     # the tree has what the comparison is meant to cover
     assert Problem(Location(RelPath("/deep" + "/d" * 400)), "deeper than 400 levels: not descended") in problems
     assert {t.top.path for t in data.trees} >= {"/var/lib/app", "/var/lib/pida", "/home/u", "/etc/redis"}
+    assert data.nested_roots == (
+        NestedRoot(RelPath("/srv/chroot"), "an operating system root (etc/os-release)"),
+        NestedRoot(RelPath("/srv/usrroot"), "an operating system root (usr/lib/os-release)"),
+        NestedRoot(RelPath("/var/lib/machines"), "container storage"),
+    )
+    walked = {t.top.path for t in data.trees}
+    assert {
+        "/var/lib/app/planted/var/lib/svc",
+        "/srv/pub/jail/var/lib/svc",
+        "/srv/badetc/etc",
+        "/srv/linketc/var/lib/svc",
+    } <= walked
+    assert not any(p.startswith(("/srv/chroot/", "/srv/usrroot/", "/var/lib/machines/")) for p in walked)
     app = next(t for t in data.trees if t.top.path == "/var/lib/app")
     assert app.truncated_special > 0
     assert all(e.uid != 0 or e.gid != 0 for e in data.etc_entries)

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from dynmigrate.collect.rootfs import RootFS, normal_mode
 from dynmigrate.model.common import Location, RelPath
-from dynmigrate.model.files import FileKind, OwnedTree, PathInfo
+from dynmigrate.model.files import FileKind, NestedRoot, OwnedTree, PathInfo
 from dynmigrate.model.findings import Problem
 
 MAX_DEPTH = 400
@@ -57,6 +57,22 @@ PSEUDO_FS = frozenset(
         "ramfs",
     }
 )
+# Where container engines and machine managers keep other systems' trees (their UIDs belong to
+# other user namespaces or images, not to this host's accounts).
+CONTAINER_STORES = frozenset(
+    {
+        "/var/lib/docker",
+        "/var/lib/containers",
+        "/var/lib/containerd",
+        "/var/lib/machines",
+        "/var/lib/lxc",
+        "/var/lib/lxd",
+        "/var/lib/incus",
+    }
+)
+# An operating system root: a directory with one of these, each step owned by root.
+OS_RELEASE = (("etc", "etc/os-release"), ("usr", "usr/lib", "usr/lib/os-release"))
+_MARKER_DIRS = frozenset(chain[0] for chain in OS_RELEASE)
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
@@ -71,6 +87,7 @@ class OwnershipData:
     mountpoints: tuple[RelPath, ...]
     entries: int
     crossed_filesystems: bool
+    nested_roots: tuple[NestedRoot, ...] = ()
 
 
 @dataclass(slots=True)
@@ -147,6 +164,7 @@ class _Frame:
     key: tuple[int, int]
     region: _Region | None
     depth: int
+    trusted: bool  # root owns this directory and every one above it, and none is group/other-writable
     started: dict[tuple[int, int], _Region] | None = None
 
 
@@ -186,6 +204,7 @@ class _Walker:
         self.regions: list[_Region] = []
         self.etc_entries: list[PathInfo] = []
         self.mountpoints: list[RelPath] = []
+        self.nested: list[NestedRoot] = []
         self.count = 0
 
     # -- entries ----------------------------------------------------------------------------
@@ -211,14 +230,19 @@ class _Walker:
             mountpoint=kind is FileKind.DIR and s.st_dev != self.fs.root_dev,
         )
 
-    def _list(self, fd: int, path: RelPath, key: tuple[int, int], region: _Region | None) -> list[tuple[str, _Item]]:
+    def _list(
+        self, fd: int, path: RelPath, key: tuple[int, int], region: _Region | None, detect: bool = False
+    ) -> list[tuple[str, _Item]] | None:
         """Stat every entry of the directory open as fd; return what is left to do, in reverse order.
 
         Without a manifest, in a directory that 0:0 owns, entries that 0:0 owns are only counted
-        here and their directories (same filesystem) come back as (name, None): descend, no
-        region. Every other entry comes back with its stat result, sorted by name.
+        here and their directories (same filesystem, not group/other-writable) come back as
+        (name, inode): descend, no region. Every other entry comes back with its stat result,
+        sorted by name. With detect, a directory that turns out to be an operating system root
+        is recorded as a nested root and nothing of its listing is kept (None).
         """
         problems = self.problems
+        mark = len(problems)
         slow: list[tuple[str, _Item]] = []
         dirs: list[tuple[str, _Item]] = []
         n = 0
@@ -241,7 +265,7 @@ class _Walker:
                         n += 1
                         if fast and s.st_uid == 0 and s.st_gid == 0:
                             if s.st_mode & _S_IFMT == _S_IFDIR:
-                                if s.st_dev == root_dev:
+                                if s.st_dev == root_dev and not s.st_mode & 0o022:
                                     dirs.append((e.name, s.st_ino))
                                 else:
                                     slow.append((e.name, s))
@@ -275,6 +299,12 @@ class _Walker:
                     continue
                 n += 1
                 slow.append((name, item))
+        if detect and fd >= 0 and any(name in _MARKER_DIRS for name, _ in (*dirs, *slow)):
+            reason = self._os_root(fd, path)
+            if reason is not None:
+                del problems[mark:]
+                self.nested.append(NestedRoot(path, reason))
+                return None
         self.count += n
         if self.progress is not None and self.count >= self.next_report:
             self.progress.walk_progress(self.count, path)
@@ -284,6 +314,26 @@ class _Walker:
             dirs.sort(key=_name, reverse=True)
             return dirs + slow
         return slow
+
+    def _os_root(self, fd: int, path: RelPath) -> str | None:
+        """Why the directory open as fd is another system's root, or None. Every step to the
+        os-release file must be root's and not writable by others: an account that could plant
+        one must not be able to hide its files from the walk."""
+        for steps in OS_RELEASE:
+            for i, rel in enumerate(steps):
+                try:
+                    s = os.stat(rel, dir_fd=fd, follow_symlinks=False)
+                except OSError:
+                    break
+                info = self.info_for(RelPath(f"{path}/{rel}"), s)
+                if info.uid != 0:
+                    break
+                if i < len(steps) - 1:
+                    if info.kind is not FileKind.DIR or info.mode & 0o022:
+                        break
+                elif info.kind in (FileKind.FILE, FileKind.SYMLINK):
+                    return f"an operating system root ({steps[-1]})"
+        return None
 
     # -- the walk ---------------------------------------------------------------------------
 
@@ -335,7 +385,8 @@ class _Walker:
             return None
         if not real:
             if self.manifest is not None and frame.depth + 1 <= MAX_DEPTH:
-                return _Frame(-1, path + "/", self._list(-1, path, key, region), key, region, frame.depth + 1)
+                todo = self._list(-1, path, key, region) or []
+                return _Frame(-1, path + "/", todo, key, region, frame.depth + 1, False)
             return None
         if path in self.skip:
             return None
@@ -343,18 +394,32 @@ class _Walker:
             self.mountpoints.append(path)
             if not self.cross or self.fs.host_path(path) in self.pseudo:
                 return None
-        return self.descend(frame, name, path, key, region)
+        trusted = frame.trusted and info.uid == 0 and not info.mode & 0o022
+        return self.descend(frame, name, path, key, region, trusted)
+
+    def store(self, path: RelPath, trusted: bool) -> bool:
+        """Record a container store that nobody but root could have made; True if it is one."""
+        if trusted and path in CONTAINER_STORES:
+            self.nested.append(NestedRoot(path, "container storage"))
+            return True
+        return False
 
     def descend(
-        self, frame: _Frame, name: str, path: RelPath, key: tuple[int, int], region: _Region | None
+        self, frame: _Frame, name: str, path: RelPath, key: tuple[int, int], region: _Region | None, trusted: bool
     ) -> _Frame | None:
+        if self.store(path, trusted):
+            return None
         if frame.depth + 1 > MAX_DEPTH:
             self.problems.append(Problem(Location(path), f"deeper than {MAX_DEPTH} levels: not descended"))
             return None
         fd = self.open_dir(name, frame.fd, path)
         if fd is None:
             return None
-        return _Frame(fd, path + "/", self._list(fd, path, key, region), key, region, frame.depth + 1)
+        todo = self._list(fd, path, key, region, trusted)
+        if todo is None:
+            os.close(fd)
+            return None
+        return _Frame(fd, path + "/", todo, key, region, frame.depth + 1, trusted)
 
     def run(self, stack: list[_Frame]) -> None:
         """Walk until the stack is empty, handing directories to idle helpers when there are any."""
@@ -374,7 +439,8 @@ class _Walker:
                 name, item = frame.todo.pop()
                 if isinstance(item, int):
                     path = RelPath(frame.prefix + name)
-                    child = None if path in self.skip else self.descend(frame, name, path, (0, 0), None)
+                    skipped = path in self.skip
+                    child = None if skipped else self.descend(frame, name, path, (0, 0), None, frame.trusted)
                 else:
                     child = self.entry(frame, name, item)
                 if child is not None:
@@ -403,12 +469,14 @@ class _Walker:
                     del todo[0]
                     path = RelPath(frame.prefix + name)
                     if path not in self.skip:
-                        self.pool.put((path, ino, frame.depth + 1))
+                        self.pool.put((path, ino, frame.depth + 1, frame.trusted))
                     return
 
     def run_task(self, root_fd: int, task: _Task) -> None:
         """Walk one directory handed over by another process (opened again, component by component)."""
-        path, ino, depth = task
+        path, ino, depth, trusted = task
+        if self.store(path, trusted):
+            return
         fd = os.dup(root_fd)
         try:
             for comp in path.split("/")[1:]:
@@ -425,19 +493,24 @@ class _Walker:
             os.close(fd)
             self.problems.append(Problem(Location(path), "changed during the walk: not descended"))
             return
-        self.run([_Frame(fd, path + "/", self._list(fd, path, (0, 0), None), (0, 0), None, depth)])
+        todo = self._list(fd, path, (0, 0), None, trusted)
+        if todo is None:
+            os.close(fd)
+            return
+        self.run([_Frame(fd, path + "/", todo, (0, 0), None, depth, trusted)])
 
     def result(self) -> _Result:
         return _Result(
             trees=[r.freeze() for r in self.regions],
             etc_entries=self.etc_entries,
             mountpoints=self.mountpoints,
+            nested=self.nested,
             problems=self.problems,
             count=self.count,
         )
 
 
-_Task = tuple[RelPath, int, int]  # a directory's path, its inode, its depth
+_Task = tuple[RelPath, int, int, bool]  # a directory's path, inode, depth, and whether it is trusted
 
 
 @dataclass(slots=True)
@@ -445,6 +518,7 @@ class _Result:
     trees: list[OwnedTree]
     etc_entries: list[PathInfo]
     mountpoints: list[RelPath]
+    nested: list[NestedRoot]
     problems: list[Problem]
     count: int
 
@@ -522,6 +596,7 @@ class _Pool:
         walker.pool = self
         walker.progress = None
         walker.regions, walker.etc_entries, walker.mountpoints, walker.problems = [], [], [], []
+        walker.nested = []
         walker.count = 0
         root_fd = walker.root_fd
         try:
@@ -612,6 +687,7 @@ def walk_ownership(
             mountpoints=tuple(sorted(m for r in results for m in r.mountpoints)),
             entries=sum(r.count for r in results),
             crossed_filesystems=cross_filesystems,
+            nested_roots=tuple(sorted(n for r in results for n in r.nested)),
         ),
         sorted(p for r in results for p in r.problems),
     )
@@ -635,7 +711,9 @@ def _walk(
             region.add(root_info)
             walker.regions.append(region)
         fd = os.dup(walker.root_fd)
-        walker.run([_Frame(fd, "/", walker._list(fd, RelPath("/"), key, region), key, region, 0)])
+        trusted = root_info.uid == 0 and not root_info.mode & 0o022
+        todo = walker._list(fd, RelPath("/"), key, region) or []
+        walker.run([_Frame(fd, "/", todo, key, region, 0, trusted)])
         if walker.pool is None:
             return [walker.result()]
         others = walker.pool.drain()
