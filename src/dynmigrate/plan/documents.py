@@ -322,5 +322,6 @@ def plan_data(plan: MigrationPlan) -> dict[str, Any]:
             }
             for x in plan.alternatives
         ],
+        "skip_trees": list(plan.skip_trees),
     }
     return dict(sanitize(data))

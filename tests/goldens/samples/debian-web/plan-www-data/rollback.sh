@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=7466fa45ce4ea35d00a42ee0e61bc0eb794c6b1f53cd82057cbdcb19560987d2
+LIB_SHA256=8630efaa7a4322f2d03d124f1dd43f8261ffa9abac79a7c52b44e3407c2a7252
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=f2b55a2a8e366617c4c71ea623b31e27504162e88f544421ffbea5148b7151bb
+LIB_SHA256=4ac382d1ac48e24f419e51aaf3115d908656b7184017029b826e2476fd35da65
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

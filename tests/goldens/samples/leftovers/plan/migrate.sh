@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=3be8c6204bec039aecec237b7d47b350a973b5756d080b69ab0c3eacf04fcaec
+LIB_SHA256=3df2e675449f68dabc5b6a7456b7f488a5f3213a3159aab356a8f3273da6f73c
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=6219f69e988cda00eff51907180338ebc72599e558c1658d791273a88e7fbcc5
+LIB_SHA256=33d8f78156363674d4b22ed57b3ba823e7afd73bc096483981d7853996fce866
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
