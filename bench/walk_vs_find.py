@@ -6,7 +6,9 @@
 
 Each run, alternating: `find TREE -xdev -printf '%U %G %m %p\\n' > /dev/null`, the walk through
 the code path `scan` uses (walk_ownership with the scan's arguments, in a fresh interpreter, so
-the time includes its start), and a whole `dynmigrate scan TREE --format json`. Every command
+the time includes its start), and a whole `dynmigrate scan TREE --format json`. When the walk
+skips other systems' trees (container stores, nested OS roots: DM308), the entry count is checked
+against a find that prunes the same trees; the timed find still walks everything. Every command
 runs as a child of GNU time, which reports its peak RSS (the largest process of its tree: the
 walk's helpers are children of the walk). The walk must count exactly as many entries as find
 prints lines (find also prints TREE itself). Then the unit reader: 10,000 generated units with
@@ -42,6 +44,8 @@ class NoEvents:  # what scan passes without a terminal (collect.snapshot.NoEvent
 start = time.perf_counter()
 data, problems = walk_ownership(RootFS(sys.argv[1]), cross_filesystems=False, skip=(), progress=NoEvents())
 print(data.entries, len(data.trees), len(problems), f"{time.perf_counter() - start:.3f}")
+sys.stdout.flush()
+sys.stdout.buffer.write(b"".join(n.path.encode("utf-8", "surrogateescape") + b"\\0" for n in data.nested_roots))
 """
 
 
@@ -98,6 +102,17 @@ def stats(name: str, samples: list[Sample]) -> float:
     return med
 
 
+def find_lines_without(root: str, nested: list[str]) -> int:
+    """What find prints when it does not enter the trees the walk skipped (it prints their tops)."""
+    from dynmigrate.plan.script import find_pattern
+
+    prune: list[str] = []
+    for path in nested:
+        prune += ["-path", find_pattern(root.rstrip("/") + path), "-prune", "-print", "-o"]
+    out = subprocess.run(["find", root, "-xdev", *prune, "-print"], capture_output=True, check=False).stdout
+    return out.count(b"\n")
+
+
 def bench_tree(root: str, runs: int) -> bool:
     find = ["find", root, "-xdev", "-printf", "%U %G %m %p\\n"]
     walk = [sys.executable, "-c", WALK_CHILD, root]
@@ -112,7 +127,12 @@ def bench_tree(root: str, runs: int) -> bool:
             finds.append(run_child(find, null.fileno()))
             walks.append(run_child(walk))
             scans.append(run_child(scan, null.fileno()))
-            entries, trees, problems, inner = walks[-1].out.split()
+            summary, _, nested_raw = walks[-1].out.partition(b"\n")
+            entries, trees, problems, inner = summary.split()
+            nested = [n.decode("utf-8", "surrogateescape") for n in nested_raw.split(b"\0") if n]
+            if nested and i == 0:
+                print(f"the walk skipped {len(nested)} other systems' trees (DM308): {', '.join(nested)}")
+                lines = find_lines_without(root, nested)
             same = int(entries) + 1 == lines
             ok = ok and same
             print(
