@@ -12,7 +12,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import multiprocessing as mp
+
+# what the helper processes need, imported up front (a walk may run with privileges dropped,
+# where the standard library is no longer readable)
+import multiprocessing.connection
+import multiprocessing.popen_fork
 import multiprocessing.queues
+import multiprocessing.sharedctypes
+import multiprocessing.synchronize
 import os
 import queue
 import resource
@@ -456,7 +463,10 @@ class _Walker:
     def start_pool(self) -> None:
         self.split_after = sys.maxsize
         if self.jobs > 1:
-            self.pool = _Pool(self, self.jobs - 1)
+            try:
+                self.pool = _Pool(self, self.jobs - 1)
+            except (OSError, ImportError):  # no processes to be had: walk alone
+                self.pool = None
 
     def share(self, stack: list[_Frame]) -> None:
         """Give an idle helper the plain root-owned directory nearest to the top of the tree."""
