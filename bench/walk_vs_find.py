@@ -1,56 +1,229 @@
-"""Benchmark: dynmigrate's ownership walk against GNU find over the same tree, in the same run.
+"""Benchmark: the ownership walk and a whole scan against GNU find, over the same tree, same run.
 
-    python bench/walk_vs_find.py [ROOT] [--runs N]
+    python bench/walk_vs_find.py                      # builds a 1,000,000-entry tree in a temp dir
+    python bench/walk_vs_find.py --entries 200000     # smaller
+    python bench/walk_vs_find.py --root /             # an existing tree (a host, a Debian root)
 
-Both walk ROOT without crossing filesystems and stat every entry (find prints owner, group,
-mode, size and path; the walk records owned regions). Machines here are noisy: the script
-prints every run, the medians, and the ratio of medians; quote the ratio, not seconds.
+Each run, alternating: `find TREE -xdev -printf '%U %G %m %p\\n' > /dev/null`, the walk through
+the code path `scan` uses (walk_ownership with the scan's arguments, in a fresh interpreter, so
+the time includes its start), and a whole `dynmigrate scan TREE --format json`. When the walk
+skips other systems' trees (container stores, nested OS roots: DM308), the entry count is checked
+against a find that prunes the same trees; the timed find still walks everything. Every command
+runs as a child of GNU time, which reports its peak RSS (the largest process of its tree: the
+walk's helpers are children of the walk). The walk must count exactly as many entries as find
+prints lines (find also prints TREE itself). Then the unit reader: 10,000 generated units with
+drop-ins. The machine is shared and noisy: quote the medians' ratios, not seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tree import SYSTEM_UIDS, build_tree
+
+GNU_TIME = "/usr/bin/time"  # Debian package "time"
+
+WALK_CHILD = """
+import sys, time
 from dynmigrate.collect.ownership import walk_ownership
 from dynmigrate.collect.rootfs import RootFS
+class NoEvents:  # what scan passes without a terminal (collect.snapshot.NoEvents, without its imports)
+    def walk_progress(self, entries, current):
+        return None
+start = time.perf_counter()
+data, problems = walk_ownership(RootFS(sys.argv[1]), cross_filesystems=False, skip=(), progress=NoEvents())
+print(data.entries, len(data.trees), len(problems), f"{time.perf_counter() - start:.3f}")
+sys.stdout.flush()
+sys.stdout.buffer.write(b"".join(n.path.encode("utf-8", "surrogateescape") + b"\\0" for n in data.nested_roots))
+"""
 
 
-def time_find(root: str) -> tuple[float, int]:
-    start = time.perf_counter()
-    proc = subprocess.run(["find", root, "-xdev", "-printf", "%U %G %m %s %p\\0"], capture_output=True, check=False)
-    elapsed = time.perf_counter() - start
-    return elapsed, proc.stdout.count(b"\0")
+@dataclass(slots=True)
+class Sample:
+    seconds: float
+    cpu: float  # user + system of the whole process tree
+    rss_mb: float
+    out: bytes
 
 
-def time_walk(root: str) -> tuple[float, int]:
-    start = time.perf_counter()
-    data, _problems = walk_ownership(RootFS(root))
-    return time.perf_counter() - start, data.entries
+def run_child(argv: list[str], stdout: int | None = subprocess.PIPE) -> Sample:
+    """Run argv under GNU time: a peak RSS read by wait4 in this process would include this
+    interpreter's own, which the child inherits until exec."""
+    with tempfile.NamedTemporaryFile(prefix="dynmigrate-bench-time-") as report:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [GNU_TIME, "-q", "-o", report.name, "-f", "%x %U %S %M", *argv],
+            stdout=stdout,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        elapsed = time.perf_counter() - start
+        code, user, system, rss_kb = Path(report.name).read_text(encoding="utf-8").split()[-4:]
+    if int(code) not in (0, 1):
+        raise SystemExit(f"{argv[0]} exited {code}")
+    return Sample(elapsed, float(user) + float(system), int(rss_kb) / 1024, proc.stdout or b"")
+
+
+def add_accounts(tree: Path) -> None:
+    """An /etc with the tree's system accounts and a unit each, so `scan` has work to do."""
+    etc = tree / "etc"
+    (etc / "systemd/system").mkdir(parents=True, exist_ok=True)
+    users = ["root:x:0:0:root:/root:/bin/bash"]
+    groups = ["root:x:0:"]
+    for uid in SYSTEM_UIDS:
+        users.append(f"svc{uid}:x:{uid}:{uid}::/nonexistent:/usr/sbin/nologin")
+        groups.append(f"svc{uid}:x:{uid}:")
+        (etc / f"systemd/system/svc{uid}.service").write_text(
+            f"[Service]\nUser=svc{uid}\nExecStart=/usr/bin/svc{uid}\n", encoding="utf-8"
+        )
+    (etc / "passwd").write_text("\n".join(users) + "\n", encoding="utf-8")
+    (etc / "group").write_text("\n".join(groups) + "\n", encoding="utf-8")
+
+
+def stats(name: str, samples: list[Sample]) -> float:
+    secs = [s.seconds for s in samples]
+    med = statistics.median(secs)
+    print(
+        f"  {name:<6} min {min(secs):7.2f}s  median {med:7.2f}s  max {max(secs):7.2f}s  "
+        f"cpu median {statistics.median(s.cpu for s in samples):6.2f}s  "
+        f"peak RSS {max(s.rss_mb for s in samples):7.1f} MB"
+    )
+    return med
+
+
+def find_lines_without(root: str, nested: list[str]) -> int:
+    """What find prints when it does not enter the trees the walk skipped (it prints their tops)."""
+    from dynmigrate.plan.script import find_pattern
+
+    prune: list[str] = []
+    for path in nested:
+        prune += ["-path", find_pattern(root.rstrip("/") + path), "-prune", "-print", "-o"]
+    out = subprocess.run(["find", root, "-xdev", *prune, "-print"], capture_output=True, check=False).stdout
+    return out.count(b"\n")
+
+
+def bench_tree(root: str, runs: int) -> bool:
+    find = ["find", root, "-xdev", "-printf", "%U %G %m %p\\n"]
+    walk = [sys.executable, "-c", WALK_CHILD, root]
+    scan = [sys.executable, "-m", "dynmigrate", "scan", root, "--format", "json", "--no-progress"]
+    finds: list[Sample] = []
+    walks: list[Sample] = []
+    insides: list[float] = []
+    scans: list[Sample] = []
+    lines = subprocess.run(find, capture_output=True, check=False).stdout.count(b"\n")  # warms the cache
+    ok = True
+    with open(os.devnull, "wb") as null:
+        for i in range(runs):
+            finds.append(run_child(find, null.fileno()))
+            walks.append(run_child(walk))
+            scans.append(run_child(scan, null.fileno()))
+            summary, _, nested_raw = walks[-1].out.partition(b"\n")
+            entries, trees, problems, inner = summary.split()
+            nested = [n.decode("utf-8", "surrogateescape") for n in nested_raw.split(b"\0") if n]
+            if nested and i == 0:
+                print(f"the walk skipped {len(nested)} other systems' trees (DM308): {', '.join(nested)}")
+                lines = find_lines_without(root, nested)
+            insides.append(float(inner))
+            same = int(entries) + 1 == lines
+            ok = ok and same
+            print(
+                f"run {i + 1}: find {finds[-1].seconds:6.2f}s  walk {walks[-1].seconds:6.2f}s "
+                f"(inside {float(inner):.2f}s)  scan {scans[-1].seconds:6.2f}s  "
+                f"walk entries {int(entries)} + ROOT {'==' if same else '!='} find lines {lines}; "
+                f"{int(trees)} owned regions, {int(problems)} problems",
+                flush=True,
+            )
+    mf = stats("find", finds)
+    mw = stats("walk", walks)
+    ms = stats("scan", scans)
+    mi = statistics.median(insides)
+    print(f"  walk inside its process (without interpreter start and imports): median {mi:7.2f}s")
+    print(f"  ratio of medians: walk/find {mw / mf:.2f}   scan/find {ms / mf:.2f}   walk inside/find {mi / mf:.2f}")
+    return ok
+
+
+def bench_units(count: int, runs: int) -> None:
+    from dynmigrate.collect.rootfs import RootFS
+    from dynmigrate.collect.units import load_units
+
+    with tempfile.TemporaryDirectory(prefix="dynmigrate-units-") as tmp:
+        system = Path(tmp) / "etc/systemd/system"
+        lib = Path(tmp) / "usr/lib/systemd/system"
+        system.mkdir(parents=True)
+        lib.mkdir(parents=True)
+        for i in range(count):
+            (lib / f"svc{i}.service").write_text(
+                f"[Unit]\nDescription=service {i}\nAfter=network.target\n\n[Service]\n"
+                f"User=svc{i % 50}\nExecStart=/usr/bin/svc{i} --config /etc/svc{i}.conf\n"
+                f"StateDirectory=svc{i}\nEnvironment=A={i} B=two\n\n[Install]\nWantedBy=multi-user.target\n",
+                encoding="utf-8",
+            )
+            dropin = system / f"svc{i}.service.d"
+            dropin.mkdir()
+            (dropin / "override.conf").write_text(
+                f"[Service]\nExecStart=\nExecStart=/usr/bin/svc{i} --fast\nRestart=on-failure\n", encoding="utf-8"
+            )
+        times = []
+        loaded = 0
+        for _ in range(runs):
+            start = time.perf_counter()
+            loaded = len(load_units(RootFS(tmp)).units)
+            times.append(time.perf_counter() - start)
+        print(
+            f"unit reader: {count} units with {count} drop-ins: {loaded} units loaded, "
+            f"min {min(times):.2f}s median {statistics.median(times):.2f}s (target < 2 s)"
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", nargs="?", default="/")
+    parser.add_argument("--root", help="an existing tree to walk instead of a generated one")
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--units", type=int, default=10_000, help="units for the reader benchmark (0: skip)")
+    parser.add_argument("--unit-runs", type=int, default=3)
     args = parser.parse_args()
-    finds: list[float] = []
-    walks: list[float] = []
-    n_find = n_walk = 0
-    time_find(args.root)  # warm the dentry cache once for both
-    for i in range(args.runs):
-        f, n_find = time_find(args.root)
-        w, n_walk = time_walk(args.root)
-        finds.append(f)
-        walks.append(w)
-        print(f"run {i + 1}: find {f:.3f}s ({n_find} entries)  dynmigrate walk {w:.3f}s ({n_walk} entries)")
-    mf, mw = statistics.median(finds), statistics.median(walks)
-    print(f"median: find {mf:.3f}s, dynmigrate walk {mw:.3f}s")
-    print(f"ratio walk/find (medians): {mw / mf:.2f}x over {n_walk} entries")
-    return 0
+    if not os.access(GNU_TIME, os.X_OK):
+        raise SystemExit(f"{GNU_TIME} is missing: apt-get install time")
+    load = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f} at start; python {sys.version.split()[0]}")
+    ok = True
+    if args.root:
+        print(f"tree: {args.root}")
+        ok = bench_tree(args.root, args.runs)
+    else:
+        tmp = tempfile.mkdtemp(prefix="dynmigrate-bench-")
+        try:
+            tree = Path(tmp) / "tree"
+            start = time.perf_counter()
+            built = build_tree(str(tree), args.entries, args.seed)
+            add_accounts(tree)
+            print(
+                f"tree: {built.entries} entries (seed {args.seed}), {built.system_owned} owned by system "
+                f"accounts ({built.system_dirs} directories), {built.setuid} setuid/setgid; "
+                f"built in {time.perf_counter() - start:.0f}s"
+            )
+            ok = bench_tree(str(tree), args.runs)
+        finally:
+            shutil.rmtree(tmp)
+    if args.units:
+        bench_units(args.units, args.unit_runs)
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    if not ok:
+        print("MISMATCH: the walk did not count what find printed")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

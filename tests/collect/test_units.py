@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -164,14 +165,31 @@ def test_a_file_vanishing_during_the_walk_is_a_problem(tmp_path: Path, monkeypat
     from dynmigrate.collect import ownership
 
     build(tmp_path, {"var/lib/a/gone": "x", "var/lib/a/kept": "y"})
-    real_stat = os.stat
+    real_scandir = os.scandir
 
-    def flaky(name: str, *args: object, **kwargs: object) -> os.stat_result:
-        if name == "gone":
-            raise FileNotFoundError(name)
-        return real_stat(name, *args, **kwargs)  # type: ignore[arg-type]
+    class Gone:
+        """The entry readdir returned, removed before its stat (the walk stats through DirEntry.stat)."""
 
-    monkeypatch.setattr(os, "stat", flaky)  # the walk calls os.stat(name, dir_fd=...)
+        name = "gone"
+
+        def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+            raise FileNotFoundError(self.name)
+
+    class Flaky:
+        def __init__(self, fd: int) -> None:
+            self.it = real_scandir(fd)
+
+        def __enter__(self) -> Flaky:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.it.close()
+
+        def __iter__(self) -> Iterator[object]:
+            for entry in self.it:
+                yield Gone() if entry.name == "gone" else entry
+
+    monkeypatch.setattr(os, "scandir", Flaky)
     data, problems = ownership.walk_ownership(RootFS(tmp_path))
     assert [(str(p.location), p.message) for p in problems] == [("/var/lib/a/gone", "vanished during the walk")]
     assert data.entries == 4  # var, var/lib, var/lib/a, var/lib/a/kept; not the vanished one

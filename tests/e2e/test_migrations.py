@@ -647,3 +647,36 @@ def test_later_stages_recheck_the_unit_and_the_backup(make_container: ContainerF
     assert "the backup in /var/lib/dynmigrate/accounts/redis was changed or deleted since it was made" in res.stderr
     assert passwd(c)["redis"][2] == uid
     assert c.run(["systemctl", "is-active", "redis-server"]).stdout.strip() == "active"
+
+
+def test_stage3_leaves_other_systems_trees_alone(make_container: ContainerFactory) -> None:
+    """A machine image and a chroot whose own files carry redis's numbers are not re-owned; an
+    os-release planted where anyone can write hides nothing (issue 10, item 12)."""
+    c = prepared(make_container)
+    pw = passwd(c)
+    uid, gid = int(pw["redis"][2]), int(pw["redis"][3])
+    setup = f"""set -e
+mkdir -p /var/lib/machines/web/etc /var/lib/machines/web/var/lib/x /srv/chroot/etc /srv/chroot/data
+echo ID=debian > /var/lib/machines/web/etc/os-release
+echo ID=debian > /srv/chroot/etc/os-release
+touch /var/lib/machines/web/var/lib/x/db /srv/chroot/data/db
+chown {uid}:{gid} /var/lib/machines/web/var/lib/x/db /srv/chroot/data/db
+mkdir -p /var/tmp/planted/etc /srv/left
+echo ID=debian > /var/tmp/planted/etc/os-release
+touch /var/tmp/planted/leftover /srv/left/file
+chown -R {uid}:{gid} /var/tmp/planted /srv/left/file
+"""
+    c.run(["bash", "-c", setup])
+    plan = plan_into(c, ACCOUNTS)
+    assert json.loads((plan / "plan.json").read_text())["skip_trees"] == ["/srv/chroot", "/var/lib/machines"]
+    migrate(c, "stage0")
+    migrate(c, "stage1")
+    migrate(c, *confirms(plan), "stage2")
+    migrate(c, "stage3")
+    assert files_owned_by(c, uid, gid) == ["/srv/chroot/data/db", "/var/lib/machines/web/var/lib/x/db"]
+    owners = c.run(["stat", "-c", "%u:%g %n", "/var/tmp/planted/leftover", "/srv/left/file"]).stdout.split("\n")
+    assert [line.split()[0] for line in owners if line] == ["0:0", "0:0"]
+    result = verify(c)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rollback(c, "stage3")
+    assert c.run(["stat", "-c", "%u:%g", "/var/tmp/planted/leftover"]).stdout.strip() == f"{uid}:{gid}"

@@ -17,7 +17,7 @@ from dynmigrate.collect.shellwords import split_words
 from dynmigrate.collect.units import load_units
 from dynmigrate.model.accounts import AccountData
 from dynmigrate.model.common import Location, RelPath
-from dynmigrate.model.files import FileKind, OwnedTree, PathInfo
+from dynmigrate.model.files import FileKind, NestedRoot, OwnedTree, PathInfo
 from dynmigrate.model.findings import Problem
 from dynmigrate.model.references import Action, Package, Reference, RefKind, StatOverride, Target
 from dynmigrate.model.snapshot import HostInfo, PathFact, Policy, RetiredId, SecretHint, Snapshot
@@ -881,11 +881,13 @@ def collect(
     etc_entries: tuple[PathInfo, ...] = ()
     mountpoints: tuple[RelPath, ...] = ()
     entries = 0
+    nested: tuple[NestedRoot, ...] = ()
     if walk:
         ev.stage("walk")
         data, probs = walk_ownership(fs, cross_filesystems=cross_filesystems, skip=policy.skip_paths, progress=ev)
         problems += probs
         trees, etc_entries, mountpoints, entries = data.trees, data.etc_entries, data.mountpoints, data.entries
+        nested = data.nested_roots
 
     secrets = find_secrets(fs, etc_entries, problems)
     acls = find_acls(fs, etc_entries)
@@ -913,6 +915,7 @@ def collect(
         secrets=tuple(sorted(set(secrets))),
         acl_paths=acls,
         config_texts=tuple(sorted(texts.items())),
+        nested_roots=nested,
     )
 
 

@@ -103,6 +103,15 @@ class PathInfo:
 
 
 @dataclass(frozen=True, slots=True, order=True)
+class NestedRoot:
+    """Another system's tree inside ROOT (a container store, a chroot, a machine image): the
+    walk does not descend, because its UIDs are not this host's accounts."""
+
+    path: RelPath
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, order=True)
 class OwnedTree:
     """A region of the tree with one owner: its top entry and the same-owner entries below it.
 

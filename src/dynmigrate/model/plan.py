@@ -183,3 +183,4 @@ class MigrationPlan:
     refused: tuple[tuple[str, str], ...]  # (account, why) selected but not planned
     schema_version: int = PLAN_SCHEMA_VERSION
     alternatives: tuple[Alternative, ...] = ()
+    skip_trees: tuple[RelPath, ...] = ()  # other systems' trees (DM308): stage 3 does not search them

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from dynmigrate.model.accounts import AccountData
 from dynmigrate.model.common import RelPath
-from dynmigrate.model.files import OwnedTree, PathInfo
+from dynmigrate.model.files import NestedRoot, OwnedTree, PathInfo
 from dynmigrate.model.findings import Problem
 from dynmigrate.model.references import Package, Reference, StatOverride
 from dynmigrate.model.units import Unit
@@ -94,6 +94,7 @@ class Snapshot:
     secrets: tuple[SecretHint, ...] = ()
     acl_paths: tuple[RelPath, ...] = ()  # service-owned paths under /etc that carry a POSIX ACL
     config_texts: tuple[tuple[RelPath, str], ...] = ()  # sysusers.d, tmpfiles.d, logrotate files (for overrides)
+    nested_roots: tuple[NestedRoot, ...] = ()  # other systems' trees the walk did not enter
 
     def config_text(self, path: str) -> str:
         for p, text in self.config_texts:

@@ -377,5 +377,6 @@ def plan_data(plan: MigrationPlan) -> dict[str, Any]:
             }
             for x in plan.alternatives
         ],
+        "skip_trees": list(plan.skip_trees),
     }
     return dict(escape(mask_secrets(data)))

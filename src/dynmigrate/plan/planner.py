@@ -788,6 +788,7 @@ def make_plan(result: ScanResult, sel: Selection, options: PlanOptions) -> Migra
         accounts=tuple(planned),
         refused=tuple(refused),
         alternatives=tuple(sorted(alternatives)),
+        skip_trees=tuple(n.path for n in result.snapshot.nested_roots),
     )
 
 

@@ -56,6 +56,11 @@ def unit_hash(effective: str) -> str:
     return hashlib.sha256(body.encode("utf-8", "surrogateescape")).hexdigest()
 
 
+def find_pattern(path: str) -> str:
+    """A path as a find -path pattern that matches only itself (glob characters escaped)."""
+    return "".join("\\" + c if c in "\\*?[" else c for c in path)
+
+
 def account_data(a: AccountPlan) -> str:
     runs = list(a.run_units)
     moved = sorted(
@@ -115,6 +120,9 @@ def data_section(plan: MigrationPlan, files: list[tuple[str, str]]) -> str:
         "# shellcheck disable=SC2016,SC1003",
         arr("ACCOUNTS", [a.account for a in plan.accounts]),
         f"NSS_ACTION={q(plan.nss_action)}",
+        "# other systems' trees (DM308) stage 3 does not search, and the same as find -path patterns",
+        arr("SKIP_TREES", list(plan.skip_trees)),
+        arr("SKIP_PATTERNS", [find_pattern(p) for p in plan.skip_trees]),
         "# sha256 and path of every plan file this script installs",
         "# shellcheck disable=SC2016,SC1003",
         "PLAN_FILES=(",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dynmigrate.collect.ownership import walk_ownership
+from dynmigrate.collect.ownership import OwnershipData, walk_ownership
 from dynmigrate.collect.rootfs import RootError, RootFS, rel
 from dynmigrate.model.accounts import DYNAMIC_UID_MAX, DYNAMIC_UID_MIN
 from dynmigrate.model.files import FileKind
@@ -113,18 +113,22 @@ def unit_uids(unit: str, runner: Runner) -> list[int]:
     return sorted(uids)
 
 
-def verify_account(root: Path, rec: dict[str, Any], runner: Runner, *, live: bool, walk: bool) -> list[Check]:
+def verify_account(
+    root: Path, rec: dict[str, Any], runner: Runner, *, live: bool, walk: bool, owned: OwnershipData | None = None
+) -> list[Check]:
     a = rec["account"]
     name = a["account"]
     if a.get("broken"):
         return [Check(name, "record", False, "the migration record cannot be read")]
     try:
-        return _verify_account(RootFS(root), a, runner, live=live, walk=walk)
+        return _verify_account(RootFS(root), a, runner, live=live, walk=walk, owned=owned)
     except (KeyError, TypeError, ValueError, AttributeError):
         return [Check(name, "record", False, "the migration record is malformed")]
 
 
-def _verify_account(fs: RootFS, a: dict[str, Any], runner: Runner, *, live: bool, walk: bool) -> list[Check]:
+def _verify_account(
+    fs: RootFS, a: dict[str, Any], runner: Runner, *, live: bool, walk: bool, owned: OwnershipData | None
+) -> list[Check]:
     name = a["account"]
     checks: list[Check] = []
     back = _lines_named(fs, "/etc/passwd", name)
@@ -202,14 +206,19 @@ def _verify_account(fs: RootFS, a: dict[str, Any], runner: Runner, *, live: bool
                 )
             )
     if walk:
-        data, _problems = walk_ownership(fs)
+        data = owned if owned is not None else walk_ownership(fs)[0]
         old = [t for t in data.trees if t.uid == a["uid"] or (a["delete_group"] and t.gid == a["gid"])]
+        skipped = ""
+        if data.nested_roots:  # the trees stage 3 does not search either (DM308)
+            first = data.nested_roots[0]
+            count = len(data.nested_roots)
+            skipped = f" (not searched: {count} other system tree(s), e.g. {first.path}, {first.reason})"
         checks.append(
             Check(
                 name,
                 "no file of the old UID",
                 not old,
-                "none" if not old else f"{len(old)} path(s), e.g. {old[0].top.path}: run stage3",
+                ("none" if not old else f"{len(old)} path(s), e.g. {old[0].top.path}: run stage3") + skipped,
             )
         )
     return checks
@@ -221,11 +230,14 @@ def verify_host(
     base = Path(root)
     live = os.path.realpath(root) == "/"
     out: list[Check] = []
+    owned: OwnershipData | None = None  # one walk for every account
     for rec in records(base):
         name = rec["account"]["account"]
         if accounts and name not in accounts:
             continue
-        out += verify_account(base, rec, runner, live=live, walk=walk)
+        if walk and owned is None and not rec["account"].get("broken"):
+            owned = walk_ownership(RootFS(root))[0]
+        out += verify_account(base, rec, runner, live=live, walk=walk, owned=owned)
     return out
 
 

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=599f52ce4852dbfb56a6c0aad42116b61c24e3ff01df4f22a59a311ce81c0d6a
+LIB_SHA256=6af376f5e27e92ecfce6b33d714d391502d4fcfb8d5cd70d51b1e2e4c6deabe0
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=f4b4608813aea0cbdaace68acde44b1c8742f2d892c2241040d00bff7698bb6d
+LIB_SHA256=77d2549a177cc603825a6827833c140ba83196a811e1025742525e53a4fb65aa
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

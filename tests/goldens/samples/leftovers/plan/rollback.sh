@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=753cd955f4ea11f25bb50f1ab8e2de0dd0b7e8d9be55182d1c290e832d6e1892
+LIB_SHA256=ccec2d76a5a746efea83263706a5a09a0615e99790b912bc8534b92037046246
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

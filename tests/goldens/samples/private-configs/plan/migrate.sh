@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=5aa226f05a8dde991e3c1b6034e18f41aeef447e8d36334ea135eca19bc63ae2
+LIB_SHA256=2d8d73472f7db9cc4e206963d66d20258c37bb48544d1544e408d3195dcfdaeb
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

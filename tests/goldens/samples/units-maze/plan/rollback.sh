@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=2c9132c7e5fc9f589ecb234d4ec4be68cd35b6782708865f9e3cfb4846dd73ce
+LIB_SHA256=79093977eebc22878bcb78a2fa9a0e66e095b2f9e291bdb96b0f47ec965e9fff
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

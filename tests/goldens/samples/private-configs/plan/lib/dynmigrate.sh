@@ -1307,6 +1307,32 @@ leftover_roots() {
 	done
 }
 
+trusted_tree() {
+	# $1: a tree the plan skips (DM308). True if it and every directory above it are still
+	# directories (not links) that root owns and nobody else can write, as at plan time.
+	local p=$1 owner perm
+	while :; do
+		[ -d "$p" ] && [ ! -L "$p" ] || return 1
+		read -r owner perm < <(stat -c '%u %a' -- "$p") || return 1
+		[ "$owner" = 0 ] && (((8#$perm & 8#022) == 0)) || return 1
+		[ "$p" = / ] && return 0
+		p=$(dirname -- "$p")
+	done
+}
+
+skip_prunes() {
+	# fills PRUNE with find arguments that prune the plan's other-system trees still trusted
+	local i
+	PRUNE=()
+	for i in "${!SKIP_TREES[@]}"; do
+		if trusted_tree "${SKIP_TREES[$i]}"; then
+			PRUNE+=(-path "${SKIP_PATTERNS[$i]}" -prune -o)
+		else
+			log "WARNING: ${SKIP_TREES[$i]} is no longer a tree only root can write: searched for leftovers too"
+		fi
+	done
+}
+
 run_stage3() {
 	local dir out uid gid mode type dev ino path top d owner n dyn
 	stage_done 2 || die "run stage2 (release) first"
@@ -1326,11 +1352,12 @@ run_stage3() {
 	dir=$(acct_dir)
 	out="$dir/stage3.manifest"
 	if [ ! -e "$out" ]; then
+		skip_prunes
 		leftover_roots | while IFS= read -r -d '' root; do
 			if [ "$A_DELETE_GROUP" = 1 ]; then
-				find "$root" -xdev \( -uid "$A_UID" -o -gid "$A_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
+				find "$root" -xdev "${PRUNE[@]}" \( -uid "$A_UID" -o -gid "$A_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 			else
-				find "$root" -xdev -uid "$A_UID" -printf "$MANIFEST_FORMAT" 2>/dev/null || true
+				find "$root" -xdev "${PRUNE[@]}" -uid "$A_UID" -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 			fi
 		done >"$out.tmp"
 		mv -f -- "$out.tmp" "$out"
@@ -1403,6 +1430,9 @@ undo_stage3() {
 # shellcheck disable=SC2016,SC1003
 ACCOUNTS=(Debian-snmp _chrony knot ledger nslcd)
 NSS_ACTION=none
+# other systems' trees (DM308) stage 3 does not search, and the same as find -path patterns
+SKIP_TREES=()
+SKIP_PATTERNS=()
 # sha256 and path of every plan file this script installs
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
