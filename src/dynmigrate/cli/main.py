@@ -267,3 +267,6 @@ def rules_cmd(fmt: str) -> None:
 
 
 from dynmigrate.cli import plancmd  # noqa: E402,F401  (registers plan and verify)
+
+# isort: split
+from dynmigrate.cli import rehearsecmd  # noqa: E402,F401  (registers rehearse)
