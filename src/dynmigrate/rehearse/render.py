@@ -27,7 +27,7 @@ def _rows(r: Rehearsal) -> list[tuple[str, ...]]:
             _uid(a),
             safe(a.probe_answer),
             safe(a.rollback),
-            f"{a.facts.seconds:.0f} s",
+            f"{a.facts.seconds:.0f} s" if a.facts.stages else "-",
         )
         for a in r.accounts
     ]

@@ -50,6 +50,7 @@ STAGES = ("stage0", "stage1", "stage2", "stage3")
 NOT_DEDICATED_RULES = frozenset({"DM102", "DM106", "DM109"})
 ERROR_LINE = re.compile(r"error|fail|refus|cannot|denied|not found|no such", re.IGNORECASE)
 STEP_TIMEOUT = 900.0
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
 
 LIMITS = (
     "the copy has a private network without uplink: services that need the network, other hosts or "
@@ -193,11 +194,15 @@ done | LC_ALL=C sort
 
 
 def first_error(out: str, err: str) -> str:
-    lines = [x.strip() for x in (err + "\n" + out).splitlines() if x.strip()]
-    for line in lines:
-        if ERROR_LINE.search(line):
-            return line[:300]
-    return lines[-1][:300] if lines else ""
+    """The line that says why a script failed: its own ERROR line, else an error-like line, else its last."""
+    lines = [TIMESTAMP.sub("", x.strip()) for x in err.splitlines() if x.strip()]
+    lines += [TIMESTAMP.sub("", x.strip()) for x in out.splitlines() if x.strip()]
+    found = next((x for x in lines if "ERROR:" in x), None) or next((x for x in lines if ERROR_LINE.search(x)), None)
+    if found is not None:
+        return found[:300]
+    errors = [x for x in err.splitlines() if x.strip()]
+    last = errors[-1] if errors else (lines[-1] if lines else "")
+    return TIMESTAMP.sub("", last.strip())[:300]
 
 
 def check_unit(c: Container, unit: str, probe: str) -> UnitCheck:
