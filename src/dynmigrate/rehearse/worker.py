@@ -569,7 +569,9 @@ def main() -> None:
         print(json.dumps({"rehearsal": to_json_data(rehearsal)}), flush=True)
         with contextlib.suppress(OSError):
             os.close(1)
-        td.container.nspawn.wait()
+        # poll rather than wait(): a SIGTERM handler must be able to poll the same process
+        while td.container.nspawn.poll() is None:
+            time.sleep(0.5)
         td.run(graceful=False)
         return
     td.run(graceful=True)
