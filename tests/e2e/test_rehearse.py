@@ -273,3 +273,40 @@ def test_sigkill_leaves_nothing(root: Path, marker: str, delay: float) -> None:
     assert tmpdir not in Path("/proc/self/mountinfo").read_text()
     assert rehearsal_cgroups() <= cgroups_before
     assert manifest(root) == before
+
+
+def test_keep_and_before_stage2(root: Path) -> None:
+    """--before-stage2 runs inside the copy (MANUAL-OK); --keep leaves it running until `kill WORKER`."""
+    before = manifest(root)
+    proc = subprocess.run(
+        cli(str(root), "--account", "memcache", "--keep", "--before-stage2", "echo done > /root/manual-step"),
+        env={**os.environ, **ENV},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert (
+        "memcache: MANUAL-OK: worked after the manual steps (DM110-memcache, DM201-memcache, DM502-memcache)" in lines
+    )
+    enter = next(x for x in lines if x.startswith("kept: the copy is still running; enter it with: nsenter -t "))
+    remove = next(x for x in lines if x.startswith("remove it (power off, unmount, delete the folder) with: kill "))
+    init, worker = int(enter.split()[-2]), int(remove.split()[-1])
+    tmpdir = next(x.split()[-1] for x in proc.stderr.splitlines() if x.startswith("rehearse: temporary folder"))
+    try:
+        inside = subprocess.run(
+            ["nsenter", "-t", str(init), "-a", "cat", "/root/manual-step"], capture_output=True, text=True, check=False
+        )
+        assert inside.stdout == "done\n"
+        assert os.path.isdir(tmpdir)
+    finally:
+        procs = descendants(worker) | {(worker, (_stat(worker) or (0, 0))[1])}
+        os.kill(worker, signal.SIGTERM)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (os.path.exists(tmpdir) or _stat(worker) is not None):
+        time.sleep(0.5)
+    assert not os.path.exists(tmpdir)
+    assert {(pid, start) for pid, start in procs if (_stat(pid) or (0, -1))[1] == start} == set()
+    assert manifest(root) == before

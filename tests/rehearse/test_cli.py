@@ -56,3 +56,15 @@ def test_missing_tools_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         3,
         "dynmigrate: rehearse needs systemd-nspawn (apt-get install systemd-container util-linux)\n",
     )
+
+
+def test_inside_root() -> None:
+    from dynmigrate.rehearse.launch import inside
+
+    assert [inside(p, "/srv/img") for p in ("/srv/img", "/srv/img/etc/x", "/srv/image2/x", "/root/r.txt")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert inside("/root/report.txt", "/") is False  # rehearsing the host: the report is the operator's

@@ -39,8 +39,9 @@ def check_environment(root: str) -> None:
 
 
 def inside(path: str, root: str) -> bool:
+    """path lies in the image ROOT (for the running host, /, a report file is the operator's own)."""
     p, r = os.path.realpath(path), os.path.realpath(root)
-    return r == "/" or p == r or p.startswith(r.rstrip("/") + "/")
+    return r != "/" and (p == r or p.startswith(r + "/"))
 
 
 def _temp_parent() -> str:

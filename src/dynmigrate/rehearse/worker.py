@@ -50,6 +50,7 @@ STAGES = ("stage0", "stage1", "stage2", "stage3")
 NOT_DEDICATED_RULES = frozenset({"DM102", "DM106", "DM109"})
 ERROR_LINE = re.compile(r"error|fail|refus|cannot|denied|not found|no such", re.IGNORECASE)
 STEP_TIMEOUT = 900.0
+SETTLE_TIMEOUT = 30.0
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
 
 LIMITS = (
@@ -220,6 +221,19 @@ def check_unit(c: Container, unit: str, probe: str) -> UnitCheck:
     return UnitCheck(unit, active, uids, probe, proc.returncode == 0, answer)
 
 
+def settled_check(c: Container, unit: str, probe: str, timeout: float = SETTLE_TIMEOUT) -> UnitCheck:
+    """check_unit, repeated until the unit is active and its probe answers, or the timeout passes.
+
+    A daemon of Type=simple is "active" before it listens; the scripts wait the same way.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check_unit(c, unit, probe)
+        if (result.active and result.probe_ok is not False) or time.monotonic() >= deadline:
+            return result
+        time.sleep(1.0)
+
+
 def run_step(c: Container, name: str, argv: Sequence[str] | str, env: dict[str, str]) -> Step:
     say(name)
     started = time.monotonic()
@@ -284,34 +298,27 @@ def _os_release(root: Path) -> str:
     return ""
 
 
-def _idmap(merged: Path, scratch: Path, systemd: int | None) -> str:
+def _idmap(systemd: int | None, error: str) -> str:
     """Whether systemd >= 257's id-mapped private directories can work on this overlay."""
-    target = scratch / "idmap"
-    target.mkdir()
-    proc = _host_run(["mount", "--bind", "-o", "X-mount.idmap=0:10000000:65536", str(merged / "var"), str(target)])
-    works = proc == 0
-    if works:
-        overlay.umount(str(target))
     if systemd is None or systemd < 257:
-        can = "can" if works else "cannot"
-        return f"not used by systemd {systemd or '?'} (they came in 257); this overlay {can} be id-mapped"
-    if works:
+        seen = "can be id-mapped" if not error else f"cannot be id-mapped ({error})"
+        return f"not used by systemd {systemd or '?'} (they came in 257); this overlay {seen}"
+    if not error:
         return f"systemd {systemd} id-maps new private directories here as on a real filesystem"
     return (
-        f"systemd {systemd} cannot id-map private directories on this overlay (the kernel refuses an id-mapped "
-        "mount of it), so it chowns them: on the real filesystem new private directories are owned by 65534 "
-        "on disk and mapped; owners seen here differ from that"
+        f"systemd {systemd} cannot id-map private directories on this overlay ({error}), so it chowns them: "
+        "on the real filesystem new private directories are owned by 65534 on disk and mapped; owners seen "
+        "here differ from that"
     )
 
 
-def _host_run(argv: Sequence[str]) -> int:
-    import subprocess
-
-    return subprocess.run(list(argv), check=False, capture_output=True, env={"PATH": overlay_path()}).returncode
-
-
-def overlay_path() -> str:
-    return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+def upper_bytes(top: Path) -> int:
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in (*dirnames, *filenames):
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
 
 
 def mount_layers(req: Request, tmp: Path, td: Teardown, host: bool) -> tuple[Path, list[str]]:
@@ -402,6 +409,8 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
                 "rename them): " + ", ".join(seeded)
             )
     systemd = result.snapshot.host.systemd_version
+    idmap_error = overlay.idmap_error(str(merged / "var"))
+    idmap_refused = bool(idmap_error)
     env = Environment(
         root=req.root,
         mode="host" if host else "image",
@@ -411,7 +420,7 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
         overlay_options=overlay.HOST_OPTIONS if host else overlay.IMAGE_OPTIONS,
         layers=tuple(points),
         private_users=not host,
-        idmap=_idmap(merged, tmp, systemd),
+        idmap=_idmap(systemd, idmap_error),
         notes=tuple(notes),
     )
     planned = {a.account: a for a in plan.accounts}
@@ -451,7 +460,7 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
     say("booted")
 
     # health before any change: a service that does not work in the copy is not rehearsed
-    before = {a.account: tuple(check_unit(c, unit, probe) for unit, probe in a.run_units) for a in plan.accounts}
+    before = {a.account: tuple(settled_check(c, unit, probe) for unit, probe in a.run_units) for a in plan.accounts}
     broken = [n for n, cs in before.items() if not cs or any(not x.active or x.probe_ok is False for x in cs)]
     working = [a.account for a in plan.accounts if a.account not in broken]
     if broken and working:
@@ -470,6 +479,14 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
     plan_accounts = [a for a in plan.accounts if a.account in working]
     if plan_accounts:
         facts.update(migrate_and_roll_back(c, req, plan_accounts, facts))
+    used = upper_bytes(tmp / "layers")
+    notes.append(f"the upper layers held {used / 2**20:.0f} MiB at the end (on a tmpfs: memory)")
+    if not host and idmap_refused:
+        notes.append(
+            "systemd-nspawn chowned the copy into its user namespace's range (this overlay cannot be "
+            "id-mapped), so the upper layer holds a copy of every file of ROOT: the tmpfs needs that much memory"
+        )
+    env = replace(env, notes=tuple(notes))
     kept: tuple[str, ...] = ()
     if req.keep:
         kept = keep_message(c, tmp)
@@ -501,7 +518,7 @@ def migrate_and_roll_back(
         if not step.ok:
             break
     reached = [s.name.split()[-1] for s in stages if s.name.startswith("migrate.sh")]
-    migrated = {a.account: tuple(check_unit(c, u, p) for u, p in a.run_units) for a in accounts}
+    migrated = {a.account: tuple(settled_check(c, u, p) for u, p in a.run_units) for a in accounts}
     rollbacks: list[Step] = []
     for stage in reversed(reached):
         step = run_step(c, f"rollback.sh {stage}", [f"{PLAN_FOLDER}/rollback.sh", stage], env)
@@ -511,7 +528,7 @@ def migrate_and_roll_back(
     out: dict[str, AccountFacts] = {}
     seconds = round(time.monotonic() - started, 1)
     for a in accounts:
-        restored = tuple(check_unit(c, u, p) for u, p in a.run_units)
+        restored = tuple(settled_check(c, u, p) for u, p in a.run_units)
         diff = manifest_diff(manifests_before[a.account], manifest(c, a))
         out[a.account] = replace(
             facts[a.account],
