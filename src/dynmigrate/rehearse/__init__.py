@@ -1,6 +1,7 @@
 """dynmigrate rehearse: run the whole migration on a throwaway overlay copy and report what happened.
 
 model.py      the result (pure data) and its JSON form
+request.py    what the CLI asks the worker for
 classify.py   observed facts -> outcome class (pure)
 render.py     table, json and markdown
 overlay.py    overlay layers and options, kernel feature checks (pure parts tested without root)

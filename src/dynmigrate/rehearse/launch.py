@@ -9,7 +9,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
+from typing import IO
 
 from dynmigrate.rehearse.container import PATH, children, stat
 from dynmigrate.rehearse.model import Rehearsal, from_json_data
@@ -64,6 +66,16 @@ def _host_pid_of_init(unshare_pid: int) -> tuple[int, int]:
     return workers[0].pid, init
 
 
+def _relay(stream: IO[str] | None) -> None:
+    """Copy the worker's progress lines to stderr as they come."""
+    if stream is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        for line in stream:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+
 def rehearse(req_args: dict[str, object]) -> Rehearsal:
     """Run a rehearsal; req_args are Request fields except tmpdir, parent_pidfd and script_env."""
     root = str(req_args["root"])
@@ -89,11 +101,21 @@ def rehearse(req_args: dict[str, object]) -> Rehearsal:
     ]
     env = {"PATH": PATH, "LANG": "C.UTF-8", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
+        # stderr through a pipe relayed here, never inherited: a copy kept with --keep must not
+        # hold the caller's stderr open (a caller that captures it would wait for ever)
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, pass_fds=(pidfd,), env=env
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            pass_fds=(pidfd,),
+            env=env,
         )
         assert proc.stdin is not None
         assert proc.stdout is not None
+        relay = threading.Thread(target=_relay, args=(proc.stderr,), daemon=True)
+        relay.start()
         sys.stderr.write(f"rehearse: worker {proc.pid}\n")
         sys.stderr.flush()
         proc.stdin.write(req.to_json())
@@ -101,6 +123,7 @@ def rehearse(req_args: dict[str, object]) -> Rehearsal:
         line = proc.stdout.readline()
         if not req.keep:
             proc.wait()
+            relay.join(timeout=10)
     finally:
         os.close(pidfd)
     if not req.keep or not line:

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-PLAN_FOLDER = "/root/dynmigrate-rehearsal"  # inside the copy
+PLAN_FOLDER = "/dynmigrate-rehearsal"  # inside the copy, made by the worker (never an entry of the image)
 # Passed through from the caller's environment to the scripts (the settle and start timeouts).
 SCRIPT_ENV = ("DYNMIGRATE_SETTLE", "DYNMIGRATE_START_TIMEOUT", "DYNMIGRATE_PROBE_TIMEOUT")
 

@@ -288,16 +288,6 @@ def _dedicated(av: AccountVerdict) -> bool:
     return not any(f.rule in NOT_DEDICATED_RULES and f.effect is Effect.BLOCKS for f in av.findings)
 
 
-def _os_release(root: Path) -> str:
-    for rel in ("etc/os-release", "usr/lib/os-release"):
-        with contextlib.suppress(OSError):
-            text = (root / rel).read_text(encoding="utf-8", errors="replace")
-            m = re.search(r'^PRETTY_NAME="?([^"\n]*)"?', text, re.MULTILINE)
-            if m:
-                return m.group(1)
-    return ""
-
-
 def _idmap(systemd: int | None, error: str) -> str:
     """Whether systemd >= 257's id-mapped private directories can work on this overlay."""
     if systemd is None or systemd < 257:
@@ -409,12 +399,12 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
                 "rename them): " + ", ".join(seeded)
             )
     systemd = result.snapshot.host.systemd_version
-    idmap_error = overlay.idmap_error(str(merged / "var"))
+    idmap_error = overlay.idmap_error(str(merged))
     idmap_refused = bool(idmap_error)
     env = Environment(
         root=req.root,
         mode="host" if host else "image",
-        os_release=_os_release(merged),
+        os_release=result.snapshot.host.pretty_name,
         systemd_version=systemd,
         kernel=os.uname().release,
         overlay_options=overlay.HOST_OPTIONS if host else overlay.IMAGE_OPTIONS,
@@ -469,12 +459,16 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
     if not host:
         base = int(Path(f"/proc/{c.init.pid if c.init else 0}/uid_map").read_text().split()[1])
     if working:
+        folder = merged / PLAN_FOLDER.lstrip("/")
         try:
-            write_plan(result, plan, merged / PLAN_FOLDER.lstrip("/"), security=False)
-        except PlanWriteError as exc:
-            raise RehearseError(str(exc)) from None
+            # a new directory at the top of the copy: mkdir never follows a symlink the image
+            # may have put there, and nothing below it comes from the image
+            folder.mkdir(mode=0o700)
+            write_plan(result, plan, folder, security=False)
+        except (PlanWriteError, OSError) as exc:
+            raise RehearseError(f"cannot write the plan into the copy: {exc}") from None
         if base:
-            shift_owner(merged / PLAN_FOLDER.lstrip("/"), base)
+            shift_owner(folder, base)
     facts = {n: replace(f, before=before.get(n, ())) for n, f in base_facts.items()}
     plan_accounts = [a for a in plan.accounts if a.account in working]
     if plan_accounts:
@@ -584,8 +578,11 @@ def main() -> None:
     if req.keep and td.container is not None and td.container.nspawn is not None:
         disarmed.set()
         print(json.dumps({"rehearsal": to_json_data(rehearsal)}), flush=True)
-        with contextlib.suppress(OSError):
-            os.close(1)
+        # let go of the caller's pipes: a caller that captures them waits for their end
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
         # poll rather than wait(): a SIGTERM handler must be able to poll the same process
         while td.container.nspawn.poll() is None:
             time.sleep(0.5)
