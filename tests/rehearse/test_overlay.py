@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
+
 import pytest
 
+from dynmigrate.rehearse import overlay
 from dynmigrate.rehearse.overlay import escape_option, host_layers, overlay_data, parse_mountinfo
 from dynmigrate.rehearse.worker import first_error, manifest_diff
 
@@ -77,3 +82,37 @@ def test_first_error_prefers_an_error_line() -> None:
         "migrate.sh[stage2] redis: ERROR: a process of UID 101 runs"
     )
     assert first_error("", "") == ""
+
+
+@pytest.mark.parametrize(
+    ("errno_", "host", "params", "message"),
+    [
+        (errno.ENODEV, True, {}, "this kernel has no overlayfs (modprobe overlay)"),
+        (
+            errno.EINVAL,
+            True,
+            {},
+            "this kernel's overlayfs lacks metacopy and redirect_dir: rehearsing the running host needs both "
+            "(systemd renames state directories into private/, and a chown must not copy file data)",
+        ),
+        (
+            errno.EINVAL,
+            True,
+            {"redirect_dir": "N"},
+            "this kernel's overlayfs lacks metacopy: rehearsing the running host needs both "
+            "(systemd renames state directories into private/, and a chown must not copy file data)",
+        ),
+        (errno.EINVAL, False, {}, "cannot mount an overlay: Invalid argument"),
+    ],
+)
+def test_missing_overlay_features_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, errno_: int, host: bool, params: dict[str, str], message: str
+) -> None:
+    def refuse(*args: object) -> None:
+        raise OSError(errno_, os.strerror(errno_))
+
+    monkeypatch.setattr(overlay, "mount", refuse)
+    monkeypatch.setattr(overlay, "_parameter", lambda name: params.get(name, ""))
+    with pytest.raises(overlay.OverlayError) as caught:
+        overlay.check_overlay(tmp_path, host=host)
+    assert str(caught.value) == message
