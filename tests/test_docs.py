@@ -54,14 +54,18 @@ class Line:
 
 
 def code_lines(doc: Path) -> list[Line]:
-    """Lines of fenced and indented code blocks, with `\\` continuations joined."""
+    """Lines of fenced and indented code blocks, with `\\` continuations joined (```text blocks,
+    which show output, left out)."""
     out: list[Line] = []
     lines = doc.read_text(encoding="utf-8").split("\n")
-    fenced = indented = False
+    fenced = indented = output = False
     pending: Line | None = None
     for n, raw in enumerate(lines, 1):
         if raw.startswith("```"):
             fenced = not fenced
+            output = fenced and raw.strip() == "```text"  # a program's output, not commands
+            continue
+        if output:
             continue
         is_code = fenced or (raw.startswith("    ") and (indented or n < 2 or not lines[n - 2].strip()))
         indented = bool(raw.startswith("    ") and is_code and not fenced) or (indented and not raw.strip())
@@ -112,6 +116,13 @@ class Runner:
     def dynmigrate(self, line: Line, argv: list[str]) -> None:
         args = list(argv[1:])
         command = args[0]
+        if command == "rehearse":
+            # boots a copy of the root (root only, minutes): the e2e tests run it; here its
+            # options must parse exactly as written
+            cmd = main.commands["rehearse"]
+            with cmd.make_context("rehearse", args[1:]) as ctx:
+                assert ctx.params["root"], line
+            return
         if command != "rules" and len(args) > 1 and args[1] in SCRATCH_ROOTS:
             args[1] = SAMPLE
             if command != "verify" and "--ownership" not in args:

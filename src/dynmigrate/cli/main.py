@@ -220,6 +220,7 @@ COMMAND_MODULES = (
     "reviewcmd",  # explain, graph
     "rulescmd",  # rules
     "plancmd",  # plan, verify
+    "rehearsecmd",  # rehearse
 )
 for _module in COMMAND_MODULES:
     importlib.import_module(f"dynmigrate.cli.{_module}")

@@ -24,5 +24,6 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "graph": ("json", "dot"),
     "rules": ("text", "json"),
     "verify": ("text", "json"),
+    "rehearse": ("table", "json", "markdown"),  # dynmigrate.rehearse.render.REHEARSAL_FORMATS
 }
 FORMAT_HELP = "Output format."

@@ -1,0 +1,88 @@
+"""dynmigrate rehearse (the engine is dynmigrate.rehearse)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from dynmigrate.cli.main import Exit, check_output_file, common_options, fail, guarded, main, write_out
+from dynmigrate.model.common import escape
+from dynmigrate.render.registry import FORMAT_HELP, FORMATS
+
+
+@main.command()
+@click.argument("root")
+@click.option("--account", "accounts", multiple=True, help="Rehearse this account (repeatable).")
+@click.option("--unit", "units", multiple=True, help="Rehearse the accounts this unit runs as (repeatable).")
+@click.option("--all-convertible", is_flag=True, help="Rehearse every account whose verdict is convertible.")
+@click.option("--force", is_flag=True, help="Also rehearse blocked accounts (their outcome stays REFUSED).")
+@click.option("--before-stage2", default="", metavar="CMD", help="Run CMD inside the copy before stage 2.")
+@click.option("--keep", is_flag=True, help="Leave the booted copy running; print how to enter and remove it.")
+@click.option("--probe", "probes", multiple=True, metavar="UNIT=COMMAND", help="Health probe (repeatable).")
+@click.option("--policy", metavar="FILE", help="Site policy file ([probes] used).")
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS["rehearse"]), default="table", show_default=True, help=FORMAT_HELP
+)
+@click.option("-o", "--output", metavar="FILE", help="Write the report to a file.")
+@common_options
+@guarded
+def rehearse(
+    root: str,
+    accounts: tuple[str, ...],
+    units: tuple[str, ...],
+    all_convertible: bool,
+    force: bool,
+    before_stage2: str,
+    keep: bool,
+    probes: tuple[str, ...],
+    policy: str | None,
+    fmt: str,
+    output: str | None,
+    color: str,
+    quiet: bool,
+    verbose: int,
+) -> None:
+    """Run the whole migration on a throwaway overlay copy of ROOT, roll it back, report what happened.
+
+    ROOT is never written. Needs root, overlayfs and systemd-nspawn.
+    """
+    from dynmigrate.cli.plancmd import _probes
+    from dynmigrate.rehearse.launch import CannotRehearse, inside
+    from dynmigrate.rehearse.launch import rehearse as run
+    from dynmigrate.rehearse.model import Outcome
+    from dynmigrate.rehearse.render import REHEARSAL_FORMATS
+
+    if not Path(root).is_dir():
+        fail(Exit.INPUT, f"ROOT {escape(root)} is not a directory")
+    if policy is not None and Path(policy).is_dir():
+        fail(Exit.INPUT, f"--policy {escape(policy)} is a directory, not a file")
+    check_output_file(output)
+    if not (units or accounts or all_convertible):
+        fail(Exit.USAGE, "choose what to rehearse: --unit UNIT, --account NAME or --all-convertible")
+    if output and inside(output, root):
+        fail(Exit.USAGE, f"-o {escape(output)} is inside ROOT, which a rehearsal never writes")
+    try:
+        result = run(
+            {
+                "root": root,
+                "accounts": accounts,
+                "units": units,
+                "all_convertible": all_convertible,
+                "force": force,
+                "before_stage2": before_stage2,
+                "keep": keep,
+                "probes": _probes(probes),
+                "policy": policy,
+            }
+        )
+    except CannotRehearse as exc:
+        fail(Exit.USAGE if exc.usage else Exit.INPUT, escape(str(exc)))
+        return
+    write_out(REHEARSAL_FORMATS[fmt](result), output)
+    outcomes = {a.outcome for a in result.accounts}
+    if outcomes & {Outcome.FAIL, Outcome.BROKEN_BEFORE}:
+        sys.exit(int(Exit.FINDINGS))
+    if Outcome.REFUSED in outcomes:
+        sys.exit(int(Exit.REFUSED))

@@ -1,0 +1,124 @@
+"""A rehearsal as text: table (terminal), json (machines, the truth corpus), markdown (reviews)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from dynmigrate import __version__
+from dynmigrate.model.common import escape, mask_secrets
+from dynmigrate.rehearse.model import AccountResult, Rehearsal, to_json_data
+
+
+def _uid(a: AccountResult) -> str:
+    return "-" if a.dynamic_uid is None else str(a.dynamic_uid)
+
+
+def _journal(a: AccountResult) -> str:
+    return a.facts.journal_error or "-"
+
+
+def _rows(r: Rehearsal) -> list[tuple[str, ...]]:
+    return [
+        (
+            escape(a.facts.account),
+            a.outcome.value,
+            a.facts.verdict,
+            _uid(a),
+            escape(a.probe_answer),
+            escape(a.rollback),
+            f"{a.facts.seconds:.0f} s" if a.facts.stages else "-",
+        )
+        for a in r.accounts
+    ]
+
+
+HEADERS = ("account", "outcome", "verdict", "dynamic UID", "probe", "rollback", "time")
+
+
+def _environment_lines(r: Rehearsal) -> list[str]:
+    e = r.environment
+    systemd = f"systemd {e.systemd_version}" if e.systemd_version else "systemd (version unknown)"
+    lines = [
+        f"root {escape(e.root)} ({e.mode}; {escape(e.os_release) or 'unknown OS'}, {systemd}, "
+        f"kernel {escape(e.kernel)})",
+        f"overlay {e.overlay_options}; layers: {', '.join(escape(x) for x in e.layers)}",
+        "user namespace: --private-users=pick" if e.private_users else "user namespace: none (the running host)",
+        f"id-mapped private directories: {escape(e.idmap)}",
+    ]
+    lines += [escape(n) for n in e.notes]
+    return lines
+
+
+def render_table(r: Rehearsal) -> str:
+    rows = _rows(r)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(HEADERS)]
+    out = [f"dynmigrate {__version__} rehearsal ({r.seconds:.0f} s)"]
+    out += [f"  {line}" for line in _environment_lines(r)]
+    out.append("")
+    if r.error:
+        out.append(f"the rehearsal could not finish: {escape(r.error)}")
+        out.append("")
+    out.append("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=True)).rstrip())
+    for row in rows:
+        out.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    out.append("")
+    for a in r.accounts:
+        out.append(f"{escape(a.facts.account)}: {a.outcome.value}: {escape(a.why)}")
+        for s in (*a.facts.stages, *a.facts.rollbacks):
+            state = "ok" if s.ok else f"FAILED (exit {s.exit_code}): {escape(s.error)}"
+            out.append(f"  {s.name:<18} {s.seconds:6.1f} s  {state}")
+        out.append(f"  first journal error: {escape(_journal(a))}")
+    if r.limits:
+        out.append("")
+        out.append("limits of this rehearsal:")
+        out += [f"  - {escape(x)}" for x in r.limits]
+    if r.kept:
+        out.append("")
+        out += [escape(x) for x in r.kept]
+    return "\n".join(out) + "\n"
+
+
+def render_json(r: Rehearsal) -> str:
+    data = escape(mask_secrets(to_json_data(r)))
+    data["tool"] = {"name": "dynmigrate", "version": __version__}
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _md(text: str) -> str:
+    return escape(text).replace("|", "\\|")
+
+
+def render_markdown(r: Rehearsal) -> str:
+    out = [f"# Rehearsal of the migration ({r.seconds:.0f} s)", ""]
+    out += [f"- {_md(line)}" for line in _environment_lines(r)]
+    out.append("")
+    if r.error:
+        out += [f"**The rehearsal could not finish:** {_md(r.error)}", ""]
+    out.append("| " + " | ".join(HEADERS) + " |")
+    out.append("|" + "---|" * len(HEADERS))
+    for row in _rows(r):
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+    out.append("")
+    for a in r.accounts:
+        out += [f"## {_md(a.facts.account)}: {a.outcome.value}", "", _md(a.why), ""]
+        steps = (*a.facts.stages, *a.facts.rollbacks)
+        if steps:
+            out += ["| step | seconds | result |", "|---|---|---|"]
+            for s in steps:
+                state = "ok" if s.ok else f"failed (exit {s.exit_code}): {_md(s.error)}"
+                out.append(f"| {s.name} | {s.seconds:.1f} | {state} |")
+            out.append("")
+        out += [f"First journal error: `{_md(_journal(a))}`", ""]
+    if r.limits:
+        out += ["## Limits", ""] + [f"- {_md(x)}" for x in r.limits] + [""]
+    if r.kept:
+        out += ["## Kept", ""] + [f"    {escape(x)}" for x in r.kept] + [""]
+    return "\n".join(out)
+
+
+REHEARSAL_FORMATS: dict[str, Callable[[Rehearsal], str]] = {
+    "table": render_table,
+    "json": render_json,
+    "markdown": render_markdown,
+}

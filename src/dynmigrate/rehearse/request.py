@@ -1,0 +1,36 @@
+"""What the CLI asks the worker to rehearse (sent to it as JSON on stdin)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PLAN_FOLDER = "/dynmigrate-rehearsal"  # inside the copy, made by the worker (never an entry of the image)
+# Passed through from the caller's environment to the scripts (the settle and start timeouts).
+SCRIPT_ENV = ("DYNMIGRATE_SETTLE", "DYNMIGRATE_START_TIMEOUT", "DYNMIGRATE_PROBE_TIMEOUT")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    root: str
+    tmpdir: str  # an empty folder the worker mounts its tmpfs on (and removes)
+    parent_pidfd: int  # the CLI's pidfd: when it becomes readable the CLI is gone
+    accounts: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()
+    all_convertible: bool = False
+    force: bool = False
+    before_stage2: str = ""
+    keep: bool = False
+    probes: dict[str, str] = field(default_factory=dict)
+    policy: str | None = None
+    script_env: dict[str, str] = field(default_factory=dict)
+    boot_timeout: float = 180.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Request:
+        d: dict[str, Any] = json.loads(text)
+        return cls(**{**d, "accounts": tuple(d["accounts"]), "units": tuple(d["units"])})

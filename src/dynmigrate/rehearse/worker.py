@@ -1,0 +1,596 @@
+"""The rehearsal itself. Runs as pid 1 of its own pid namespace, in its own mount namespace.
+
+Started by launch.py under ``unshare --mount --propagation private --pid --fork --mount-proc``:
+every mount made here is invisible to the host and disappears with the namespace, and when this
+process ends the kernel kills everything in its pid namespace, the booted copy included. A
+watchdog thread watches the CLI through a pidfd: when the CLI dies (even by SIGKILL) it kills
+the copy, unmounts the tmpfs and removes the temporary folder before exiting.
+
+Protocol: a Request as JSON on stdin; progress lines ("rehearse: ...") on stderr; the Rehearsal
+as one JSON line on stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import select
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from dynmigrate.app import ScanResult, run_scan
+from dynmigrate.model.common import Effect, Verdict
+from dynmigrate.model.plan import AccountPlan, MigrationPlan
+from dynmigrate.model.report import AccountVerdict
+from dynmigrate.plan.planner import PlanOptions, Selection, SelectionError, make_plan
+from dynmigrate.plan.write import PlanWriteError, write_plan
+from dynmigrate.rehearse import overlay
+from dynmigrate.rehearse.classify import classify
+from dynmigrate.rehearse.container import BootError, Container
+from dynmigrate.rehearse.model import (
+    AccountFacts,
+    Environment,
+    Rehearsal,
+    Step,
+    UnitCheck,
+    to_json_data,
+)
+from dynmigrate.rehearse.request import PLAN_FOLDER, Request
+
+STAGES = ("stage0", "stage1", "stage2", "stage3")
+# Accounts that are not a service's own: nothing to migrate (N/A), whatever else blocks them.
+NOT_DEDICATED_RULES = frozenset({"DM102", "DM106", "DM109"})
+ERROR_LINE = re.compile(r"error|fail|refus|cannot|denied|not found|no such", re.IGNORECASE)
+STEP_TIMEOUT = 900.0
+SETTLE_TIMEOUT = 30.0
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
+
+LIMITS = (
+    "the copy has a private network without uplink: services that need the network, other hosts or "
+    "hardware can fail here and work on the real host (or the other way round)",
+    "the copy holds what ROOT held when it was mounted; state that lives elsewhere (other disks not "
+    "layered, remote databases, secrets from a vault) is missing",
+    "a lower layer that changes while mounted gives undefined results: rehearse a live host at a quiet "
+    "moment, or rehearse a snapshot of it",
+    "all selected accounts are migrated together with one plan, as an operator would run it: a stage "
+    "that fails fails for every account in it, and their times are the same",
+)
+
+
+class RehearseError(Exception):
+    def __init__(self, message: str, *, usage: bool = False) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+def say(message: str) -> None:
+    sys.stderr.write(f"rehearse: {message}\n")
+    sys.stderr.flush()
+
+
+# ------------------------------------------------------------------------------------ teardown
+
+
+class Teardown:
+    """Everything to undo, in one place: run by the normal path, a signal or the watchdog."""
+
+    def __init__(self, tmpdir: Path) -> None:
+        self.tmpdir = tmpdir
+        self.mounted: list[str] = []
+        self.cgroups: list[Path] = []
+        self.container: Container | None = None
+        self.lock = threading.Lock()
+        self.done = False
+
+    def run(self, *, graceful: bool) -> None:
+        with self.lock:
+            if self.done:
+                return
+            self.done = True
+            if graceful and self.container is not None:
+                say("powering the copy off")
+                self.container.shutdown()
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(-1, signal.SIGKILL)  # pid 1 of this namespace: every other process in it
+                _reap_all()
+            for point in reversed(self.mounted):
+                with contextlib.suppress(OSError):
+                    overlay.umount(point)
+            leave_cgroups(self.cgroups)
+            with contextlib.suppress(OSError):
+                self.tmpdir.rmdir()
+
+
+def _reap_all(timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.05)
+
+
+def watch_parent(pidfd: int, teardown: Teardown, disarmed: threading.Event) -> None:
+    """Thread: when the CLI is gone, kill the copy, clean up and end the namespace."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    while True:
+        if poller.poll(500) and not disarmed.is_set():
+            teardown.run(graceful=False)
+            os._exit(137)
+        if disarmed.is_set():
+            return
+
+
+# ------------------------------------------------------------------------------------ cgroups
+
+
+def enter_cgroups(name: str) -> list[Path]:
+    """Move this process into a child of its systemd cgroups (named and unified hierarchy).
+
+    A user-namespaced container needs a cgroup it may own; the one this process started in may be
+    the root cgroup (a host whose PID 1 is not systemd), which systemd-nspawn cannot hand over.
+    """
+    made: list[Path] = []
+    for line in Path("/proc/self/cgroup").read_text(encoding="utf-8").splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controllers == "name=systemd":
+            base = Path("/sys/fs/cgroup/systemd")
+        elif controllers == "":
+            unified = Path("/sys/fs/cgroup/unified")
+            base = unified if unified.is_dir() else Path("/sys/fs/cgroup")
+        else:
+            continue
+        child = base / path.lstrip("/") / name
+        try:
+            child.mkdir()
+            (child / "cgroup.procs").write_text(f"{os.getpid()}\n", encoding="ascii")
+        except OSError as exc:
+            raise RehearseError(f"cannot make a cgroup for the copy at {child}: {exc.strerror}") from None
+        made.append(child)
+    return made
+
+
+def leave_cgroups(made: Sequence[Path]) -> None:
+    for child in made:
+        with contextlib.suppress(OSError):
+            (child.parent / "cgroup.procs").write_text(f"{os.getpid()}\n", encoding="ascii")
+        for sub in sorted((p for p in child.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                sub.rmdir()
+        with contextlib.suppress(OSError):
+            child.rmdir()
+
+
+# ------------------------------------------------------------------------------------ in the copy
+
+UIDS_SCRIPT = r"""
+cg=$(systemctl show -p ControlGroup --value -- "$1")
+[ -n "$cg" ] || exit 0
+for f in /proc/[0-9]*/cgroup; do
+  if awk -F: -v cg="$cg" '$3 == cg { found = 1 } END { exit !found }' "$f" 2>/dev/null; then
+    pid=${f#/proc/}; pid=${pid%/cgroup}
+    awk '/^Uid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null
+  fi
+done | sort -un
+"""
+
+MANIFEST_SCRIPT = r"""
+for p in "$@"; do
+  [ -e "$p" ] || [ -L "$p" ] || continue
+  find "$p" -printf '%y %U %G %m %p\n' 2>/dev/null
+done | LC_ALL=C sort
+"""
+
+
+def first_error(out: str, err: str) -> str:
+    """The line that says why a script failed: its own ERROR line, else an error-like line, else its last."""
+    lines = [TIMESTAMP.sub("", x.strip()) for x in err.splitlines() if x.strip()]
+    lines += [TIMESTAMP.sub("", x.strip()) for x in out.splitlines() if x.strip()]
+    found = next((x for x in lines if "ERROR:" in x), None) or next((x for x in lines if ERROR_LINE.search(x)), None)
+    if found is not None:
+        return found[:300]
+    errors = [x for x in err.splitlines() if x.strip()]
+    last = errors[-1] if errors else (lines[-1] if lines else "")
+    return TIMESTAMP.sub("", last.strip())[:300]
+
+
+def check_unit(c: Container, unit: str, probe: str) -> UnitCheck:
+    active = c.run(["systemctl", "is-active", "--quiet", unit], timeout=30).returncode == 0
+    uids = tuple(int(x) for x in c.run(["bash", "-c", UIDS_SCRIPT, "uids", unit], timeout=30).stdout.split())
+    if not probe:
+        return UnitCheck(unit, active, uids, "", None, "")
+    proc = c.run(["bash", "-c", probe], timeout=60)
+    text = (proc.stdout.strip() or proc.stderr.strip()).splitlines()
+    answer = text[0][:200] if text else ""
+    if proc.returncode == 0:
+        answer = answer or "answered (exit 0)"
+    else:
+        answer = f"exit {proc.returncode}" + (f": {answer}" if answer else "")
+    return UnitCheck(unit, active, uids, probe, proc.returncode == 0, answer)
+
+
+def settled_check(c: Container, unit: str, probe: str, timeout: float = SETTLE_TIMEOUT) -> UnitCheck:
+    """check_unit, repeated until the unit is active and its probe answers, or the timeout passes.
+
+    A daemon of Type=simple is "active" before it listens; the scripts wait the same way.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check_unit(c, unit, probe)
+        if (result.active and result.probe_ok is not False) or time.monotonic() >= deadline:
+            return result
+        time.sleep(1.0)
+
+
+def run_step(c: Container, name: str, argv: Sequence[str] | str, env: dict[str, str]) -> Step:
+    say(name)
+    started = time.monotonic()
+    proc = c.run(argv, env=env, timeout=STEP_TIMEOUT)
+    ok = proc.returncode == 0
+    error = "" if ok else first_error(proc.stdout, proc.stderr)
+    return Step(name, ok, proc.returncode, round(time.monotonic() - started, 1), error)
+
+
+def identity(c: Container, a: AccountPlan) -> tuple[str, str]:
+    pw = c.run(["getent", "passwd", a.account], timeout=30).stdout.strip()
+    gr = c.run(["getent", "group", a.group], timeout=30).stdout.strip()
+    return pw, gr
+
+
+def manifest(c: Container, a: AccountPlan) -> list[str]:
+    return c.run(["bash", "-c", MANIFEST_SCRIPT, "manifest", *a.manifest_paths], timeout=120).stdout.splitlines()
+
+
+def manifest_diff(before: Sequence[str], after: Sequence[str]) -> list[str]:
+    """Entries that were there before and are gone or changed (type, owner, group, mode).
+
+    New files are not a difference: the service writes while it runs (redis saves on stop).
+    """
+    now = {line.split(" ", 4)[-1]: line for line in after}
+    out: list[str] = []
+    for line in before:
+        path = line.split(" ", 4)[-1]
+        if path not in now:
+            out.append(f"gone: {line}")
+        elif now[path] != line:
+            out.append(f"was {line}, now {now[path]}")
+    return out
+
+
+def journal_error(c: Container, units: Sequence[str], since: str) -> str:
+    if not units:
+        return ""
+    args = ["journalctl", "-q", "--no-pager", "-o", "cat", "-p", "err", f"--since=@{since}"]
+    for u in units:
+        args += ["-u", u]
+    lines = [x.strip() for x in c.run(args, timeout=60).stdout.splitlines() if x.strip()]
+    return lines[0][:300] if lines else ""
+
+
+# ------------------------------------------------------------------------------------ the rehearsal
+
+
+def _dedicated(av: AccountVerdict) -> bool:
+    if av.verdict in (Verdict.NOT_SERVICE, Verdict.ORPHAN, Verdict.NEVER):
+        return False
+    return not any(f.rule in NOT_DEDICATED_RULES and f.effect is Effect.BLOCKS for f in av.findings)
+
+
+def _idmap(systemd: int | None, error: str) -> str:
+    """Whether systemd >= 257's id-mapped private directories can work on this overlay."""
+    if systemd is None or systemd < 257:
+        seen = "can be id-mapped" if not error else f"cannot be id-mapped ({error})"
+        return f"not used by systemd {systemd or '?'} (they came in 257); this overlay {seen}"
+    if not error:
+        return f"systemd {systemd} id-maps new private directories here as on a real filesystem"
+    return (
+        f"systemd {systemd} cannot id-map private directories on this overlay ({error}), so it chowns them: "
+        "on the real filesystem new private directories are owned by 65534 on disk and mapped; owners seen "
+        "here differ from that"
+    )
+
+
+def upper_bytes(top: Path) -> int:
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in (*dirnames, *filenames):
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
+
+
+def mount_layers(req: Request, tmp: Path, td: Teardown, host: bool) -> tuple[Path, list[str]]:
+    merged = tmp / "merged"
+    merged.mkdir()
+    if host:
+        mounts = overlay.parse_mountinfo(Path("/proc/self/mountinfo").read_text(encoding="utf-8"))
+        points = overlay.host_layers(mounts, skip=(str(tmp),))
+    else:
+        points = ["/"]
+    for n, point in enumerate(points):
+        lower = req.root if point == "/" else point
+        layer = tmp / "layers" / str(n)
+        (layer / "upper").mkdir(parents=True)
+        (layer / "work").mkdir()
+        target = merged / point.lstrip("/") if point != "/" else merged
+        if not target.is_dir():
+            continue  # nothing to lay it over in the copy
+        data = overlay.overlay_data(lower, str(layer / "upper"), str(layer / "work"), host=host)
+        try:
+            overlay.mount("dynmigrate-rehearsal", str(target), "overlay", 0, data)
+        except OSError as exc:
+            raise RehearseError(f"cannot lay an overlay over {lower}: {exc.strerror}") from None
+        td.mounted.append(str(target))
+    return merged, points
+
+
+MOVED_KEYS = ("StateDirectory", "CacheDirectory", "LogsDirectory")  # what systemd renames into private/
+
+
+def renamed_dirs(plan: MigrationPlan) -> list[str]:
+    return sorted(
+        {d.path for a in plan.accounts for u in a.units for d in u.directories if d.exists and d.key in MOVED_KEYS}
+    )
+
+
+def plan_for(result: ScanResult, req: Request, accounts: Sequence[str] | None = None) -> MigrationPlan:
+    sel = (
+        Selection(accounts=tuple(accounts))
+        if accounts is not None
+        else Selection(req.units, req.accounts, req.all_convertible)
+    )
+    try:
+        return make_plan(result, sel, PlanOptions(force=req.force, probes=req.probes))
+    except SelectionError as exc:
+        raise RehearseError(str(exc), usage=True) from None
+
+
+def shift_owner(top: Path, base: int) -> None:
+    """Hand a folder written from outside to the copy's root (its user namespace starts at base)."""
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in (*dirnames, *filenames):
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            os.chown(p, st.st_uid + base, st.st_gid + base, follow_symlinks=False)
+    st = os.lstat(top)
+    os.chown(top, st.st_uid + base, st.st_gid + base)
+
+
+def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal:
+    started = time.monotonic()
+    tmp = Path(req.tmpdir)
+    host = os.path.realpath(req.root) == "/"
+    overlay.mount("dynmigrate-rehearsal", str(tmp), "tmpfs", 0, "mode=0700")
+    td.mounted.append(str(tmp))
+    try:
+        overlay.check_overlay(tmp / "check", host=host)
+    except overlay.OverlayError as exc:
+        raise RehearseError(str(exc)) from None
+    merged, points = mount_layers(req, tmp, td, host)
+    say(f"copy of {req.root} mounted")
+    result = run_scan(str(merged), policy=req.policy)
+    plan = plan_for(result, req)
+    notes: list[str] = []
+    if not host:
+        seeded = renamed_dirs(plan)
+        if seeded:
+            # without redirect_dir, overlayfs refuses to rename a directory of the lower layer
+            # (EXDEV): copy the ones systemd moves into private/ up first, as opaque directories
+            overlay.umount(str(merged))
+            td.mounted.remove(str(merged))
+            overlay.seed_upper(Path(req.root), tmp / "layers" / "0" / "upper", seeded)
+            data = overlay.overlay_data(req.root, str(tmp / "layers/0/upper"), str(tmp / "layers/0/work"), host=False)
+            overlay.mount("dynmigrate-rehearsal", str(merged), "overlay", 0, data)
+            td.mounted.append(str(merged))
+            notes.append(
+                "copied into the upper layer first (an image gets no redirect_dir, so overlayfs cannot "
+                "rename them): " + ", ".join(seeded)
+            )
+    systemd = result.snapshot.host.systemd_version
+    idmap_error = overlay.idmap_error(str(merged))
+    idmap_refused = bool(idmap_error)
+    env = Environment(
+        root=req.root,
+        mode="host" if host else "image",
+        os_release=result.snapshot.host.pretty_name,
+        systemd_version=systemd,
+        kernel=os.uname().release,
+        overlay_options=overlay.HOST_OPTIONS if host else overlay.IMAGE_OPTIONS,
+        layers=tuple(points),
+        private_users=not host,
+        idmap=_idmap(systemd, idmap_error),
+        notes=tuple(notes),
+    )
+    planned = {a.account: a for a in plan.accounts}
+    refused = dict(plan.refused)
+    selected = sorted({*planned, *refused})
+    base_facts: dict[str, AccountFacts] = {}
+    for name in selected:
+        av = result.report.account(name)
+        assert av is not None
+        base_facts[name] = AccountFacts(
+            account=name,
+            verdict=av.verdict.value,
+            reason=av.reason,
+            units=av.units,
+            planned=name in planned,
+            forced=name in planned and planned[name].forced,
+            not_planned_why=refused.get(name, ""),
+            dedicated=_dedicated(av),
+            manual_steps=tuple(m.id for m in planned[name].manual_steps) if name in planned else (),
+            static_uid=av.uid,
+        )
+    if not planned:
+        accounts = tuple(classify(f) for f in base_facts.values())
+        return Rehearsal(env, accounts, round(time.monotonic() - started, 1), limits=LIMITS)
+
+    extra: list[str] = []
+    if not host:
+        extra = ["--private-users=pick", "--private-users-ownership=auto"]
+        td.cgroups = enter_cgroups(f"dynmigrate-rehearse-{uuid.uuid4().hex[:8]}")
+    c = Container(merged, machine=f"dm-rehearse-{uuid.uuid4().hex[:8]}", log=tmp / "nspawn.log", extra=extra)
+    td.container = c
+    say("booting the copy")
+    try:
+        c.boot(req.boot_timeout)
+    except BootError as exc:
+        raise RehearseError(f"the copy did not boot: {exc}") from None
+    say("booted")
+
+    # health before any change: a service that does not work in the copy is not rehearsed
+    before = {a.account: tuple(settled_check(c, unit, probe) for unit, probe in a.run_units) for a in plan.accounts}
+    broken = [n for n, cs in before.items() if not cs or any(not x.active or x.probe_ok is False for x in cs)]
+    working = [a.account for a in plan.accounts if a.account not in broken]
+    if broken and working:
+        plan = plan_for(result, req, working)
+    base = 0
+    if not host:
+        base = int(Path(f"/proc/{c.init.pid if c.init else 0}/uid_map").read_text().split()[1])
+    if working:
+        folder = merged / PLAN_FOLDER.lstrip("/")
+        try:
+            # a new directory at the top of the copy: mkdir never follows a symlink the image
+            # may have put there, and nothing below it comes from the image
+            folder.mkdir(mode=0o700)
+            write_plan(result, plan, folder, security=False)
+        except (PlanWriteError, OSError) as exc:
+            raise RehearseError(f"cannot write the plan into the copy: {exc}") from None
+        if base:
+            shift_owner(folder, base)
+    facts = {n: replace(f, before=before.get(n, ())) for n, f in base_facts.items()}
+    plan_accounts = [a for a in plan.accounts if a.account in working]
+    if plan_accounts:
+        facts.update(migrate_and_roll_back(c, req, plan_accounts, facts))
+    used = upper_bytes(tmp / "layers")
+    notes.append(f"the upper layers held {used / 2**20:.0f} MiB at the end (on a tmpfs: memory)")
+    if not host and idmap_refused:
+        notes.append(
+            "systemd-nspawn chowned the copy into its user namespace's range (this overlay cannot be "
+            "id-mapped), so the upper layer holds a copy of every file of ROOT: the tmpfs needs that much memory"
+        )
+    env = replace(env, notes=tuple(notes))
+    kept: tuple[str, ...] = ()
+    if req.keep:
+        kept = keep_message(c, tmp)
+    accounts = tuple(classify(facts[n]) for n in selected)
+    return Rehearsal(env, accounts, round(time.monotonic() - started, 1), kept=kept, limits=LIMITS)
+
+
+def migrate_and_roll_back(
+    c: Container, req: Request, accounts: Sequence[AccountPlan], facts: dict[str, AccountFacts]
+) -> dict[str, AccountFacts]:
+    started = time.monotonic()
+    env = dict(req.script_env)
+    since = c.run(["date", "+%s"], timeout=30).stdout.strip() or "0"
+    ids_before = {a.account: identity(c, a) for a in accounts}
+    manifests_before = {a.account: manifest(c, a) for a in accounts}
+    confirms = [f"--confirm={m.id}" for a in accounts for m in a.manual_steps]
+    stages: list[Step] = []
+    manual_done = False
+    for stage in STAGES:
+        if stage == "stage2" and req.before_stage2:
+            step = run_step(c, "before-stage2", ["/bin/sh", "-c", req.before_stage2], env)
+            stages.append(step)
+            if not step.ok:
+                break
+            manual_done = True
+        args = confirms if stage == "stage2" else []
+        step = run_step(c, f"migrate.sh {stage}", [f"{PLAN_FOLDER}/migrate.sh", *args, stage], env)
+        stages.append(step)
+        if not step.ok:
+            break
+    reached = [s.name.split()[-1] for s in stages if s.name.startswith("migrate.sh")]
+    migrated = {a.account: tuple(settled_check(c, u, p) for u, p in a.run_units) for a in accounts}
+    rollbacks: list[Step] = []
+    for stage in reversed(reached):
+        step = run_step(c, f"rollback.sh {stage}", [f"{PLAN_FOLDER}/rollback.sh", stage], env)
+        rollbacks.append(step)
+        if not step.ok:
+            break
+    out: dict[str, AccountFacts] = {}
+    seconds = round(time.monotonic() - started, 1)
+    for a in accounts:
+        restored = tuple(settled_check(c, u, p) for u, p in a.run_units)
+        diff = manifest_diff(manifests_before[a.account], manifest(c, a))
+        out[a.account] = replace(
+            facts[a.account],
+            manual_done=manual_done,
+            stages=tuple(stages),
+            migrated=migrated[a.account],
+            rollbacks=tuple(rollbacks),
+            restored=restored,
+            account_restored=identity(c, a) == ids_before[a.account],
+            manifest_restored=not diff,
+            manifest_diff=tuple(diff[:20]),
+            journal_error=journal_error(c, [u for u, _ in a.run_units], since),
+            seconds=seconds,
+        )
+    return out
+
+
+def keep_message(c: Container, tmp: Path) -> tuple[str, ...]:
+    # pids of this namespace mean nothing outside: the CLI translates them (launch.py)
+    init = c.init.pid if c.init else 0
+    return (
+        f"kept: the copy is still running (container init {init} in the rehearsal's pid namespace)",
+        f"merged tree: {tmp / 'merged'} (inside the rehearsal's mount namespace)",
+    )
+
+
+def main() -> None:
+    req = Request.from_json(sys.stdin.read())
+    td = Teardown(Path(req.tmpdir))
+    disarmed = threading.Event()
+    threading.Thread(target=watch_parent, args=(req.parent_pidfd, td, disarmed), daemon=True).start()
+
+    def on_signal(signum: int, frame: object) -> None:
+        td.run(graceful=True)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        rehearsal = rehearse(req, td, disarmed)
+    except RehearseError as exc:
+        td.run(graceful=True)
+        print(json.dumps({"error": str(exc), "usage": exc.usage}), flush=True)
+        sys.exit(0)
+    except OSError as exc:
+        td.run(graceful=True)
+        print(json.dumps({"error": str(exc)}), flush=True)
+        sys.exit(0)
+    except BaseException as exc:
+        td.run(graceful=True)
+        print(json.dumps({"error": f"internal error ({type(exc).__name__}: {exc}); this is a bug"}), flush=True)
+        sys.exit(0)
+    if req.keep and td.container is not None and td.container.nspawn is not None:
+        disarmed.set()
+        print(json.dumps({"rehearsal": to_json_data(rehearsal)}), flush=True)
+        # let go of the caller's pipes: a caller that captures them waits for their end
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
+        # poll rather than wait(): a SIGTERM handler must be able to poll the same process
+        while td.container.nspawn.poll() is None:
+            time.sleep(0.5)
+        td.run(graceful=False)
+        return
+    td.run(graceful=True)
+    print(json.dumps({"rehearsal": to_json_data(rehearsal)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Rehearsal reports in every format: whole outputs against goldens, and a lossless JSON round trip."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from conftest import GOLDENS, Golden
+from dynmigrate.rehearse.classify import classify
+from dynmigrate.rehearse.model import Environment, Rehearsal, Step, UnitCheck, from_json_data, to_json_data
+from dynmigrate.rehearse.render import REHEARSAL_FORMATS
+from rehearse.facts import STAGES, redis
+
+ENV = Environment(
+    root="/srv/images/bookworm",
+    mode="image",
+    os_release="Debian GNU/Linux 12 (bookworm)",
+    systemd_version=252,
+    kernel="6.1.0-28-amd64",
+    overlay_options="redirect_dir=off,metacopy=off",
+    layers=("/",),
+    private_users=True,
+    idmap="not used by systemd 252 (they came in 257); this overlay can be id-mapped",
+    notes=("copied into the upper layer first (...): /var/lib/redis",),
+)
+
+
+def sample() -> Rehearsal:
+    memcached = UnitCheck("memcached.service", True, (65089,), "printf version | nc", True, "VERSION 1.6.18")
+    memcache = replace(
+        redis(),
+        account="memcache",
+        units=("memcached.service",),
+        manual_steps=("DM110-memcache", "DM201-memcache"),
+        before=(replace(memcached, uids=(104,)),),
+        migrated=(memcached,),
+        restored=(replace(memcached, uids=(104,)),),
+        static_uid=104,
+    )
+    broken = replace(
+        redis(),
+        account="lp|daemon",
+        stages=(*STAGES[:1], Step("migrate.sh stage1", False, 1, 7.5, "Job for x.service failed\twith\x1b[31m")),
+        migrated=(UnitCheck("x.service", False, (), "", None, ""),),
+        rollbacks=(Step("rollback.sh stage1", True, 0, 1.0), Step("rollback.sh stage0", True, 0, 0.5)),
+        journal_error="x.service: Failed to set up special execution directory in /var/lib: Invalid cross-device link",
+    )
+    avahi = replace(
+        redis(),
+        account="avahi",
+        verdict="blocked",
+        reason="DM205: avahi-daemon.service owns bus name org.freedesktop.Avahi",
+        units=("avahi-daemon.service",),
+        manual_steps=(),
+        static_uid=107,
+        account_restored=None,
+        manifest_restored=None,
+        seconds=0.0,
+        planned=False,
+        not_planned_why="blocked: DM205 avahi-daemon.service owns bus name org.freedesktop.Avahi",
+        before=(),
+        stages=(),
+        migrated=(),
+        rollbacks=(),
+        restored=(),
+    )
+    return Rehearsal(
+        environment=ENV,
+        accounts=tuple(classify(f) for f in (avahi, broken, memcache, redis())),
+        seconds=61.4,
+        limits=("the copy has a private network without uplink",),
+    )
+
+
+@pytest.mark.parametrize("fmt", sorted(REHEARSAL_FORMATS))
+def test_formats(fmt: str, golden: Golden) -> None:
+    suffix = {"table": "txt", "json": "json", "markdown": "md"}[fmt]
+    golden.check(GOLDENS / "rehearse" / f"rehearsal.{suffix}", REHEARSAL_FORMATS[fmt](sample()))
+
+
+def test_json_round_trip() -> None:
+    r = replace(sample(), kept=("kept: enter it with: nsenter -t 1234 -a",), error="")
+    assert from_json_data(json.loads(json.dumps(to_json_data(r)))) == r
