@@ -16,15 +16,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from e2e.harness import build_root, default_spec, fresh_copy, remove_tree
+from e2e.harness import fresh_copy, remove_tree
 
 # Suites the rehearsal is tested on. Debian 13 (trixie) joins once the harness builds it.
-SUITES = ("bookworm",)
 ENV = {"DYNMIGRATE_SETTLE": "2", "DYNMIGRATE_START_TIMEOUT": "60"}
 Entry = tuple[str, int, int, int, int, int, int, tuple[tuple[str, bytes], ...]]
 
@@ -58,11 +56,10 @@ def manifest(root: Path) -> dict[str, Entry]:
     return out
 
 
-@pytest.fixture(params=SUITES)
-def root(request: pytest.FixtureRequest, e2e_root: Path, tmp_path: Path) -> Iterator[Path]:
-    suite = request.param
-    cached = e2e_root if suite == default_spec().suite else build_root(replace(default_spec(), suite=suite))
-    copy = fresh_copy(tmp_path / "lower", cached, tmpfs=True)
+@pytest.fixture
+def root(e2e_root: Path, tmp_path: Path) -> Iterator[Path]:
+    """A copy of the suite's cached root (the `suite` fixture picks it), to lay the overlay on."""
+    copy = fresh_copy(tmp_path / "lower", e2e_root, tmpfs=True)
     try:
         yield copy
     finally:
@@ -157,6 +154,7 @@ def test_rehearsal_of_redis_and_memcached(root: Path, tmp_path: Path) -> None:
     assert not os.path.exists(tmpdir)
 
 
+@pytest.mark.suites("bookworm")  # refused before anything boots: one suite says it
 def test_unknown_account_is_a_usage_error(root: Path) -> None:
     proc = subprocess.run(cli(str(root), "--account", "nosuch"), capture_output=True, text=True, check=False)
     assert (proc.returncode, proc.stderr.splitlines()[-1]) == (2, "dynmigrate: no static system account named nosuch")
@@ -226,6 +224,7 @@ def rehearsal_cgroups() -> set[str]:
     return found
 
 
+@pytest.mark.suites("bookworm")  # the tool's own teardown: the same on every suite
 @pytest.mark.parametrize(
     ("marker", "delay"),
     [("booting the copy", 1.0), ("migrate.sh stage2", 3.0), ("rollback.sh stage1", 2.0)],
@@ -275,6 +274,7 @@ def test_sigkill_leaves_nothing(root: Path, marker: str, delay: float) -> None:
     assert manifest(root) == before
 
 
+@pytest.mark.suites("bookworm")
 def test_keep_and_before_stage2(root: Path) -> None:
     """--before-stage2 runs inside the copy (MANUAL-OK); --keep leaves it running until `kill WORKER`."""
     before = manifest(root)
