@@ -493,15 +493,18 @@ exec sleep infinity
 """
 
 
-def test_program_in_a_root_owned_state_directory_still_runs(make_container: ContainerFactory, suite: str) -> None:
-    """A root-owned state directory with the unit's program in it: systemd 257 re-owns it to
-    65534 and id-maps it noexec; the plan's ExecPaths= lets the program run, and the rollbacks
-    give the tree its owners back."""
+def test_program_in_its_state_directory_still_runs(make_container: ContainerFactory) -> None:
+    """A state directory the account owns entirely, with the unit's program in it: systemd 257
+    mounts managed directories noexec under DynamicUser; the plan's ExecPaths= lets the program
+    run under the dynamic UID, and the rollbacks give the tree its owners back. (A root-owned
+    directory with the program in it never becomes a managed directory: systemd would hand the
+    program to the service, so the plan makes that a manual step.)"""
     c = make_container(prepare=install_dynmigrate)
     c.run(["useradd", "--system", "--shell", "/usr/sbin/nologin", "dmexec"])
-    c.run(["install", "-d", "-m", "0755", "/var/lib/dmexec"])
+    c.run(["install", "-d", "-o", "dmexec", "-g", "dmexec", "-m", "0755", "/var/lib/dmexec"])
     c.run(["install", "-d", "-o", "dmexec", "-g", "dmexec", "-m", "0750", "/var/lib/dmexec/data"])
     c.run(["sh", "-c", "cat > /var/lib/dmexec/run && chmod 0755 /var/lib/dmexec/run"], input=DMEXEC_RUN)
+    c.run(["chown", "dmexec:dmexec", "/var/lib/dmexec/run"])
     c.run(["sh", "-c", "cat > /etc/systemd/system/dmexec.service"], input=DMEXEC_UNIT)
     c.run(["systemctl", "enable", "--now", "dmexec.service"])
     uid = passwd(c)["dmexec"][2]
@@ -514,12 +517,6 @@ def test_program_in_a_root_owned_state_directory_still_runs(make_container: Cont
 
     migrate(c, "stage0")
     migrate(c, "stage1")
-    if suite == "trixie":
-        assert owner(c, "/var/lib/private/dmexec") == (65534, 65534)
-        pid = c.run(["systemctl", "show", "-p", "MainPID", "--value", "dmexec"]).stdout.strip()
-        mounts = [m for m in c.read_text(f"/proc/{pid}/mountinfo").splitlines() if " /var/lib/private/dmexec " in m]
-        assert mounts, "no mount of the state directory in the unit"
-        assert all("idmapped" in m and "noexec" not in m.split(" - ")[0] for m in mounts), mounts
     migrate(c, *confirms(plan), "stage2")
     dyn = main_uid(c, "dmexec")
     assert dynamic(dyn)

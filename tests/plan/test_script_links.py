@@ -148,10 +148,32 @@ def test_restore_gives_back_owner_and_mode_of_untouched_paths(tmp_path: Path, he
 
 
 @pytest.mark.parametrize("helper", HELPERS)
-def test_restore_refuses_a_replaced_inode(tmp_path: Path, helper: str) -> None:
-    """Same name, same type, another inode (a hard link or a copy put in its place): not touched."""
+def test_restore_refuses_a_hard_link_to_another_file_in_its_place(tmp_path: Path, helper: str) -> None:
+    """Same name, same type, another inode that is also linked elsewhere (a hard link to a root-only
+    file put in its place): not touched, so the other file keeps its owner and mode."""
+    need_root()
+    shadow = sensitive(tmp_path)
+    d, f = service_dir(tmp_path)
+    sb = sandbox(tmp_path, helper)
+    sb.arrays["A_MANIFEST"] = [str(d)]
+    manifest = sb.state / "manifest"
+    assert sb.run(f"write_manifest {q(manifest)}").returncode == 0
+    f.rename(d / "kept")  # kept, so that the new file cannot get the freed inode number
+    os.link(shadow, f)
+    res = sb.run(f"restore_manifest {q(manifest)}")
+    assert res.returncode == 0, res.stderr
+    assert owner_mode(shadow) == (0, 0, oct(0o100600))
+    assert f"{f} is another file than the one recorded" in res.stderr
+
+
+@pytest.mark.parametrize("helper", HELPERS)
+def test_restore_gives_a_replaced_single_link_file_its_owner_without_set_id_bits(tmp_path: Path, helper: str) -> None:
+    """A file rewritten since it was recorded (sed -i, an editor, a package upgrade: a new inode
+    whose only link is the recorded path) gets the recorded owner back, and the recorded mode
+    without set-ID bits: otherwise a rollback leaves the static service unable to read it."""
     need_root()
     d, f = service_dir(tmp_path)
+    f.chmod(0o4755)
     sb = sandbox(tmp_path, helper)
     sb.arrays["A_MANIFEST"] = [str(d)]
     manifest = sb.state / "manifest"
@@ -162,8 +184,8 @@ def test_restore_refuses_a_replaced_inode(tmp_path: Path, helper: str) -> None:
     f.chmod(0o600)
     res = sb.run(f"restore_manifest {q(manifest)}")
     assert res.returncode == 0, res.stderr
-    assert owner_mode(f) == (0, 0, oct(0o100600))
-    assert f"{f} is another file than the one recorded" in res.stderr
+    assert owner_mode(f) == (TEST_UID, TEST_GID, oct(0o100755))
+    assert f"{f} was replaced since it was recorded: its only link, changed all the same" in res.stderr
 
 
 @pytest.mark.parametrize("helper", HELPERS)

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=77d2549a177cc603825a6827833c140ba83196a811e1025742525e53a4fb65aa
+LIB_SHA256=59a71c3687973c4a4a88189c0e8a9b8a741396f82c8242e6bf7e754c7b4453ca
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

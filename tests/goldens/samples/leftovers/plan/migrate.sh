@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=ccec2d76a5a746efea83263706a5a09a0615e99790b912bc8534b92037046246
+LIB_SHA256=4e0715d880a4176669902115dd6f2f04650670b47d7d2e250b3b1de3aadc952a
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

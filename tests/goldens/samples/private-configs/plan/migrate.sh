@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=2d8d73472f7db9cc4e206963d66d20258c37bb48544d1544e408d3195dcfdaeb
+LIB_SHA256=09b22d6dbf7f6f252abe263b2ab795e804aba061d01a6ba90d72a25bfd594b20
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=79093977eebc22878bcb78a2fa9a0e66e095b2f9e291bdb96b0f47ec965e9fff
+LIB_SHA256=e3dec621ec23bbee74644f3203d7dd5ca515e638548a911711a745185f98dbce
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -168,8 +168,16 @@ for i in range(0, len(fields) - 7, 8):
         if stat.S_IFMT(st.st_mode) != TYPES.get(kind):
             why = f"is of type {have} now, recorded as type {kind.decode()}"
         elif dev != b"-" and (st.st_dev, st.st_ino) != (int(dev), int(ino)):
-            why = "is another file than the one recorded (its inode changed)"
-        elif expect != b"-" and os.readlink(proc.encode()) != expect:
+            # a regular file replaced since (sed -i, an editor, a package upgrade) is the file at
+            # PATH when PATH is its only link and no symlink leads to it: then it is changed too,
+            # without set-ID bits; anything else (a hard link to another file, a link) is refused
+            if (kind == b"f" and stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_dev == int(dev)
+                    and os.readlink(proc.encode()) == path):
+                print(f"{name} was replaced since it was recorded: its only link, changed all the same")
+                mode = b"-" if mode == b"-" else b"%o" % (int(mode, 8) & 0o1777)
+            else:
+                why = "is another file than the one recorded (its inode changed)"
+        if not why and expect != b"-" and os.readlink(proc.encode()) != expect:
             why = "resolves elsewhere than when it was recorded"
         if why:
             print(f"{name} {why}: left as it is")
@@ -236,9 +244,17 @@ set_attrs_sh() {
 			continue
 		fi
 		if [ "$dev" != - ] && [ "$ndev $nino" != "$dev $ino" ]; then
-			printf '%s is another file than the one recorded (its inode changed): left as it is\n' "$path"
-			refused=1
-			continue
+			# as in the python helper: a replaced regular file that is PATH's only link is changed too
+			if [ "$kind" = f ] && [ "$ndev" = "$dev" ] && [ "$(stat -c %h -- "$path" 2>/dev/null)" = 1 ] &&
+				[ "$(realpath -e -- "$path" 2>/dev/null)" = "$path" ]; then
+				printf '%s was replaced since it was recorded: its only link, changed all the same\n' "$path"
+				expect=$path
+				if [ "$mode" != - ]; then mode=$(printf '%o' "$((8#$mode & 8#1777))"); fi
+			else
+				printf '%s is another file than the one recorded (its inode changed): left as it is\n' "$path"
+				refused=1
+				continue
+			fi
 		fi
 		dev=$ndev ino=$nino
 		own=""
@@ -1437,7 +1453,7 @@ SKIP_PATTERNS=()
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	455f43c069a9c2a5bdddf154f9f13d145f4e1939cf5ad6e167d4f7b4e3193512 files/dynmigrate-repair
+	26c493fa57f3b6a77dbcdae996de6982ddefe2dbd0cb65570619c09a5f2a894f files/dynmigrate-repair
 )
 
 # shellcheck disable=SC2016,SC1003
