@@ -401,10 +401,19 @@ check_units() {
 	done
 }
 
+reset_start_limit() {
+	# reset-failed also resets the unit's start rate limit counter; the health check that follows
+	# still sees a unit that keeps failing
+	systemctl reset-failed -- "$1" 2>/dev/null || true
+}
+
 restart_units() {
 	local unit
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "restarting $unit"
+		# the stages and rollbacks start a unit several times within seconds: clear the start
+		# rate limit (5 starts in 10 s by default) they may have used up, or systemd refuses
+		reset_start_limit "$unit"
 		systemctl restart -- "$unit" || true
 	done
 }
@@ -413,6 +422,7 @@ start_units() {
 	local unit
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "starting $unit"
+		reset_start_limit "$unit"
 		systemctl start -- "$unit" || true
 	done
 	UNITS_STOPPED=0

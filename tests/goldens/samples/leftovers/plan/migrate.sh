@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=4e0715d880a4176669902115dd6f2f04650670b47d7d2e250b3b1de3aadc952a
+LIB_SHA256=ee8be83b0fad7e2d84304c44cd825e7b003f1ad216a62288358472e86da62cb0
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=09b22d6dbf7f6f252abe263b2ab795e804aba061d01a6ba90d72a25bfd594b20
+LIB_SHA256=ff8b58e6f19ea6db83f89106afff2922d20d2da37625fea3ebc122acf7fe56dd
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -405,10 +405,19 @@ check_units() {
 	done
 }
 
+reset_start_limit() {
+	# reset-failed also resets the unit's start rate limit counter; the health check that follows
+	# still sees a unit that keeps failing
+	systemctl reset-failed -- "$1" 2>/dev/null || true
+}
+
 restart_units() {
 	local unit
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "restarting $unit"
+		# the stages and rollbacks start a unit several times within seconds: clear the start
+		# rate limit (5 starts in 10 s by default) they may have used up, or systemd refuses
+		reset_start_limit "$unit"
 		systemctl restart -- "$unit" || true
 	done
 }
@@ -417,6 +426,7 @@ start_units() {
 	local unit
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "starting $unit"
+		reset_start_limit "$unit"
 		systemctl start -- "$unit" || true
 	done
 	UNITS_STOPPED=0
@@ -1453,7 +1463,7 @@ SKIP_PATTERNS=()
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	26c493fa57f3b6a77dbcdae996de6982ddefe2dbd0cb65570619c09a5f2a894f files/dynmigrate-repair
+	af1cc14a46a17063bd5c1a8c8a2683c28c5e5b88d0a15243ce82ab36975340b4 files/dynmigrate-repair
 	6bc2224ca8d90fae7cfbbee2bb0b6eb1ad7b662fef828a46720acef6bebe0047 files/zabbix/override-0
 	39e2c34436a46080f3ef41d852ef01b0b31626196b8aa14e62a6d92c2c8842fb files/zabbix/override-1
 	9e21c5999f3b6bec914299f35dd8d4ee45327b591fcfbd3be97cc7744cb2cd78 units/zabbix-agent.service/50-dynmigrate.conf

@@ -405,10 +405,19 @@ check_units() {
 	done
 }
 
+reset_start_limit() {
+	# reset-failed also resets the unit's start rate limit counter; the health check that follows
+	# still sees a unit that keeps failing
+	systemctl reset-failed -- "$1" 2>/dev/null || true
+}
+
 restart_units() {
 	local unit
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "restarting $unit"
+		# the stages and rollbacks start a unit several times within seconds: clear the start
+		# rate limit (5 starts in 10 s by default) they may have used up, or systemd refuses
+		reset_start_limit "$unit"
 		systemctl restart -- "$unit" || true
 	done
 }
@@ -417,6 +426,7 @@ start_units() {
 	local unit
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "starting $unit"
+		reset_start_limit "$unit"
 		systemctl start -- "$unit" || true
 	done
 	UNITS_STOPPED=0
@@ -1453,7 +1463,7 @@ SKIP_PATTERNS=()
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
 	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	26c493fa57f3b6a77dbcdae996de6982ddefe2dbd0cb65570619c09a5f2a894f files/dynmigrate-repair
+	af1cc14a46a17063bd5c1a8c8a2683c28c5e5b88d0a15243ce82ab36975340b4 files/dynmigrate-repair
 	83362a7d542d42d8a552ce71b99abaa6bd7a0b549aafe6e643ee122987485412 units/haproxy.service/50-dynmigrate.conf
 	45dfb13b4fb0a044a17b188a12bc76e0830402d18c9c06a7f396ee0b2c0f6ffc units/mosquitto.service/50-dynmigrate.conf
 	d06835ef8d804542c7580ee41f2b744c6e7e043780f8e888dc36db9448f7b5de units/prometheus-node-exporter.service/50-dynmigrate.conf
