@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -114,6 +116,19 @@ class Golden:
                 )
             )
             pytest.fail(f"output differs from golden:\n{diff[:20000]}")
+
+
+def ci_mode() -> bool:
+    """True under CI (env CI set to anything but empty/0/false/no): a check that cannot run fails there."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_tool(name: str) -> None:
+    """Skip the rest of a test when the tool NAME is not installed; under CI, which installs it, fail."""
+    if shutil.which(name) is None:
+        if ci_mode():
+            pytest.fail(f"{name} is not installed and CI is set: CI installs it (.ci/run)", pytrace=False)
+        pytest.skip(f"{name} not installed")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import GOLDENS, REPO, Golden, plan_sample
+from conftest import GOLDENS, REPO, Golden, plan_sample, require_tool
 from dynmigrate.app import ScanResult, run_scan
 from dynmigrate.cli.consoles import make_console
 from dynmigrate.cli.main import main
@@ -27,14 +27,15 @@ from dynmigrate.render.registry import TEXT_FORMATS
 from dynmigrate.render.table import render_table
 
 SAMPLES = sorted(p.name for p in (REPO / "samples").iterdir() if (p / "root").is_dir())
-# What each sample's plan golden plans (accounts, --force for a blocked one where it shows something).
-PLANS: dict[tuple[str, str], tuple[list[str], bool]] = {
-    ("debian-web", "plan"): (["shortlink", "redis", "memcache", "postgres"], False),
-    # a base account that must stay: no migration, but options under new dynamic names
-    ("debian-web", "plan-www-data"): (["www-data"], False),
-    ("units-maze", "plan"): (["webhook", "haproxy", "prometheus", "syncthing", "restic", "mosquitto"], False),
-    ("leftovers", "plan"): (["zabbix"], True),
-    ("private-configs", "plan"): (["Debian-snmp", "_chrony", "knot", "ledger", "nslcd"], False),
+# What each sample's plan golden plans (accounts, --force for a blocked one where it shows something)
+# and the exit code `plan` must give for it: 0 when every account is planned, 4 when one is refused.
+PLANS: dict[tuple[str, str], tuple[list[str], bool, int]] = {
+    ("debian-web", "plan"): (["shortlink", "redis", "memcache", "postgres"], False, 0),
+    # a base account that must stay: no migration (refused, exit 4), but options under new dynamic names
+    ("debian-web", "plan-www-data"): (["www-data"], False, 4),
+    ("units-maze", "plan"): (["webhook", "haproxy", "prometheus", "syncthing", "restic", "mosquitto"], False, 0),
+    ("leftovers", "plan"): (["zabbix"], True, 0),
+    ("private-configs", "plan"): (["Debian-snmp", "_chrony", "knot", "ledger", "nslcd"], False, 0),
 }
 SUFFIX = {"json": "json", "markdown": "md", "sarif": "sarif"}
 
@@ -67,7 +68,7 @@ def test_scan_formats(name: str, in_repo: Path, golden: Golden) -> None:
 
 @pytest.mark.parametrize(("name", "label"), sorted(PLANS))
 def test_plan_folder(name: str, label: str, in_repo: Path, golden: Golden, tmp_path: Path) -> None:
-    accounts, force = PLANS[name, label]
+    accounts, force, code = PLANS[name, label]
     out = tmp_path / "plan"
     args = [
         "plan",
@@ -84,7 +85,7 @@ def test_plan_folder(name: str, label: str, in_repo: Path, golden: Golden, tmp_p
     if force:
         args.append("--force")
     res = CliRunner().invoke(main, args)
-    assert res.exit_code in (0, 4), res.output + res.stderr
+    assert res.exit_code == code, res.output + res.stderr
     files = sorted(p for p in out.rglob("*") if p.is_file())
     listing = "".join(f"{p.relative_to(out)} {oct(p.stat().st_mode & 0o777)}\n" for p in files)
     base = GOLDENS / "samples" / name / label
@@ -102,20 +103,21 @@ def test_plan_folder(name: str, label: str, in_repo: Path, golden: Golden, tmp_p
         if p != marker:
             golden.check(base / p.relative_to(out), p.read_text(encoding="utf-8", errors="surrogateescape"))
     golden.check(GOLDENS / "samples" / name / f"{label}.stderr", res.stderr)
-    if shutil.which("shellcheck"):  # CI installs it: the generated scripts are shellcheck-clean
-        sc = subprocess.run(
-            ["shellcheck", "-x", "migrate.sh", "rollback.sh", "files/dynmigrate-repair"],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=out,
-        )
-        assert sc.returncode == 0, sc.stdout
     data = json.loads((out / "plan.json").read_text())
     planned = {a["account"] for a in data["accounts"]}
     refused = {r["account"] for r in data["refused"]}
     assert planned | refused == set(accounts)
     assert not planned & refused
+    assert bool(refused) == (code == 4)
+    require_tool("shellcheck")  # last: without it (outside CI) the rest above has still been checked
+    sc = subprocess.run(
+        ["shellcheck", "-x", "migrate.sh", "rollback.sh", "files/dynmigrate-repair"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=out,
+    )
+    assert sc.returncode == 0, sc.stdout
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
