@@ -15,9 +15,9 @@ import pytest
 
 from conftest import REPO, plan_sample
 from dynmigrate.collect.rootfs import RootFS
-from dynmigrate.collect.snapshot import exec_argv
 from dynmigrate.collect.units import load_units
 from dynmigrate.model.units import EXEC_KEYS
+from dynmigrate.model.unitsyntax import exec_argv
 
 ANALYZE = shutil.which("systemd-analyze")
 HOST_UNITS = next(

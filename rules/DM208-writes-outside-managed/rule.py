@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dynmigrate.collect.rootfs import rel
 from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
 from dynmigrate.graph.queries import managed_slot
+from dynmigrate.model.paths import rel
 
 ID = "DM208"
 NAME = "writes-outside-managed"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dynmigrate.collect.rootfs import is_under, rel
 from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+from dynmigrate.model.paths import is_under, rel
 
 ID = "DM210"
 NAME = "pidfile-outside-runtime"

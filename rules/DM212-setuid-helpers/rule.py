@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dynmigrate.collect.snapshot import exec_argv
 from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
 from dynmigrate.model.units import EXEC_KEYS
+from dynmigrate.model.unitsyntax import exec_argv
 
 ID = "DM212"
 NAME = "setuid-helpers"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dynmigrate.collect.rootfs import is_under
 from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
 from dynmigrate.model.accounts import DYNAMIC_UID_MAX, DYNAMIC_UID_MIN
 from dynmigrate.model.common import Location
+from dynmigrate.model.paths import is_under
 
 ID = "DM306"
 NAME = "orphaned-files"

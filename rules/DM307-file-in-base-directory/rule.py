@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dynmigrate.collect.rootfs import parent_of
 from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
 from dynmigrate.model.common import Location
+from dynmigrate.model.paths import parent_of
 
 ID = "DM307"
 NAME = "file-in-base-directory"

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from dynmigrate.collect.rootfs import OwnershipManifest
 from dynmigrate.collect.snapshot import Events, collect
 from dynmigrate.engine.api import RuleContext
 from dynmigrate.engine.catalogue import load_catalogue
 from dynmigrate.engine.evidence import make_evidence
+from dynmigrate.engine.result import ScanResult
 from dynmigrate.engine.runner import run_rules
 from dynmigrate.engine.verdicts import make_report
-from dynmigrate.graph.build import Graph, build_graph
+from dynmigrate.graph.build import build_graph
 from dynmigrate.graph.queries import Queries
-from dynmigrate.model.findings import Finding
-from dynmigrate.model.report import Report
 from dynmigrate.model.snapshot import Snapshot
-
-
-@dataclass(frozen=True, slots=True)
-class ScanResult:
-    snapshot: Snapshot
-    graph: Graph
-    queries: Queries
-    findings: tuple[Finding, ...]
-    report: Report
 
 
 def analyse(snapshot: Snapshot) -> ScanResult:
@@ -46,3 +36,6 @@ def run_scan(
     manifest = OwnershipManifest.load(ownership) if ownership else None
     snap = collect(root, manifest=manifest, policy_file=policy, cross_filesystems=cross_filesystems, events=events)
     return analyse(snap)
+
+
+__all__ = ["ScanResult", "analyse", "run_scan"]  # ScanResult lives in engine/ (the stages below import it there)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dynmigrate.collect.unitfile import parse_unit_text, render_unit
+from dynmigrate.collect.unitfile import parse_unit_text
 from dynmigrate.model.common import RelPath
+from dynmigrate.model.unitsyntax import render_unit
 
 P = RelPath("/u.service")
 

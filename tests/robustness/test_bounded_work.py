@@ -25,11 +25,11 @@ from hypothesis import strategies as st
 from dynmigrate.collect import references as R
 from dynmigrate.collect.accounts import parse_passwd, read_accounts
 from dynmigrate.collect.rootfs import RootFS
-from dynmigrate.collect.shellwords import split_words
 from dynmigrate.collect.snapshot import SECRET_LINE, parse_policy
 from dynmigrate.collect.unitfile import parse_unit_text
 from dynmigrate.model.common import RelPath
 from dynmigrate.model.references import Target
+from dynmigrate.model.shellwords import split_words
 from robustness_stats import count
 from treebuilder import build
 

@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from dynmigrate.collect import accounts as A
 from dynmigrate.collect import references as R
 from dynmigrate.collect.snapshot import parse_policy
-from dynmigrate.collect.unitfile import parse_unit_text, render_unit
+from dynmigrate.collect.unitfile import parse_unit_text
 from dynmigrate.model.common import RelPath
 from dynmigrate.model.findings import Problem
+from dynmigrate.model.unitsyntax import render_unit
 from robustness_stats import count
 
 P = RelPath("/etc/x")

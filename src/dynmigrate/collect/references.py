@@ -13,11 +13,11 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dynmigrate.collect.rootfs import RootError, RootFS, rel
-from dynmigrate.collect.shellwords import split_words
+from dynmigrate.collect.rootfs import RootError, RootFS
 from dynmigrate.collect.xmlsafe import UnsafeXML, parse_xml
 from dynmigrate.model.common import Location, RelPath
 from dynmigrate.model.findings import Problem
+from dynmigrate.model.paths import rel
 from dynmigrate.model.references import (
     Action,
     Reference,
@@ -25,6 +25,7 @@ from dynmigrate.model.references import (
     StatOverride,
     Target,
 )
+from dynmigrate.model.shellwords import split_words
 
 Parsed = tuple[list[Reference], list[Problem]]
 NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"

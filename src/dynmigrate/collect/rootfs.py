@@ -18,6 +18,7 @@ from pathlib import Path
 
 from dynmigrate.model.common import RelPath
 from dynmigrate.model.files import FileKind, PathInfo
+from dynmigrate.model.paths import parent_of, rel
 
 MAX_SYMLINKS = 40  # what the Linux kernel allows (ELOOP beyond)
 DEFAULT_READ_LIMIT = 4 * 1024 * 1024  # config files bigger than this are refused, not read
@@ -34,37 +35,6 @@ class RootError(Exception):
 
 class InputError(ValueError):
     """An input cannot be used at all (exit 3): the message names the file and line, in the user's terms."""
-
-
-def rel(path: str) -> RelPath:
-    """Normalise a path written inside the scanned system to a root-relative "/a/b" string.
-
-    Purely lexical: "." and empty components vanish, ".." pops but never above the root.
-    """
-    parts: list[str] = []
-    for comp in path.split("/"):
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(comp)
-    return RelPath("/" + "/".join(parts))
-
-
-def parent_of(path: RelPath) -> RelPath:
-    if path == "/":
-        return path
-    head = path.rsplit("/", 1)[0]
-    return RelPath(head or "/")
-
-
-def is_under(path: str, prefix: str) -> bool:
-    """True if path equals prefix or lies below it (both root-relative)."""
-    if prefix == "/":
-        return True
-    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,21 +12,21 @@ from typing import Protocol
 from dynmigrate.collect import references as R
 from dynmigrate.collect.accounts import read_accounts
 from dynmigrate.collect.ownership import walk_ownership
-from dynmigrate.collect.rootfs import InputError, OwnershipManifest, RootError, RootFS, is_under, parent_of, rel
-from dynmigrate.collect.shellwords import split_words
+from dynmigrate.collect.rootfs import InputError, OwnershipManifest, RootError, RootFS
 from dynmigrate.collect.units import load_units
 from dynmigrate.model.accounts import AccountData
 from dynmigrate.model.common import Location, RelPath
 from dynmigrate.model.files import FileKind, NestedRoot, OwnedTree, PathInfo
 from dynmigrate.model.findings import Problem
+from dynmigrate.model.paths import parent_of, rel
 from dynmigrate.model.references import Action, Package, Reference, RefKind, StatOverride, Target
 from dynmigrate.model.snapshot import HostInfo, PathFact, Policy, RetiredId, SecretHint, Snapshot
 from dynmigrate.model.units import DIRECTORY_BASES, DIRECTORY_KEYS, EXEC_KEYS, Unit
+from dynmigrate.model.unitsyntax import exec_argv, expand_env, unit_environment
 
 POLICY_PATH = "/etc/dynmigrate.ini"
 LEDGER_PATH = "/var/lib/dynmigrate/retired-ids"
 SCRIPT_LIMIT = 512 * 1024
-EXEC_PREFIX = re.compile(r"^[@\-:+!|]+")
 
 
 class Events(Protocol):
@@ -43,46 +43,6 @@ class NoEvents:
 
     def walk_progress(self, entries: int, current: str) -> None:
         return None
-
-
-ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def unit_environment(unit: Unit) -> dict[str, str]:
-    """Environment= assignments of a unit (EnvironmentFile= is not read: it may hold secrets)."""
-    env: dict[str, str] = {}
-    for d in unit.values("Service", "Environment"):
-        try:
-            words = split_words(d.value)
-        except ValueError:
-            words = d.value.split()
-        for w in words:
-            k, sep, v = w.partition("=")
-            if sep and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k):
-                env[k] = v
-    return env
-
-
-def expand_env(value: str, env: dict[str, str]) -> str:
-    """systemd's $VAR / ${VAR} substitution in Exec lines, for the variables the unit sets."""
-    if "$" not in value or not env:
-        return value
-    return ENV_REF.sub(lambda m: env.get(m.group(1) or m.group(2), m.group(0)), value)
-
-
-def exec_argv(value: str) -> list[str]:
-    """The argv of an Exec*= value, without systemd's prefixes (@-:+!|)."""
-    stripped = EXEC_PREFIX.sub("", value.strip())
-    try:
-        argv = split_words(stripped)
-    except ValueError:
-        argv = stripped.split()
-    return argv
-
-
-def exec_prefix(value: str) -> str:
-    m = EXEC_PREFIX.match(value.strip())
-    return m.group(0) if m else ""
 
 
 # -- site policy (the one place configparser is the right tool) -----------------------------
@@ -919,4 +879,4 @@ def collect(
     )
 
 
-__all__ = ["Events", "NoEvents", "collect", "exec_argv", "exec_prefix", "is_under", "parse_policy"]
+__all__ = ["Events", "NoEvents", "collect", "parse_policy"]

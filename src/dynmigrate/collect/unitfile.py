@@ -17,14 +17,10 @@ from __future__ import annotations
 from dynmigrate.model.common import Location, RelPath
 from dynmigrate.model.findings import Problem
 from dynmigrate.model.units import Directive, UnitFile
+from dynmigrate.model.unitsyntax import ends_with_unescaped_backslash
 
 LONG_LINE_MAX = 1024 * 1024  # systemd's LONG_LINE_MAX
 COMMENTS = "#;"
-
-
-def _ends_with_unescaped_backslash(line: str) -> bool:
-    n = len(line) - len(line.rstrip("\\"))
-    return n % 2 == 1
 
 
 def parse_unit_text(text: str, path: RelPath) -> tuple[UnitFile, list[Problem]]:
@@ -57,7 +53,7 @@ def parse_unit_text(text: str, path: RelPath) -> tuple[UnitFile, list[Problem]]:
             start = pending_line
         else:
             start = lineno
-        continued = _ends_with_unescaped_backslash(line)
+        continued = ends_with_unescaped_backslash(line)
         if pending is not None:
             pending_size += len(line)
             if pending_size > LONG_LINE_MAX:
@@ -122,25 +118,3 @@ def parse_unit_text(text: str, path: RelPath) -> tuple[UnitFile, list[Problem]]:
 
 def _short(text: str, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
-def render_unit(sections: list[tuple[str, list[tuple[str, str]]]], header: str = "") -> str:
-    """Write a unit file or drop-in. parse_unit_text(render_unit(x)) gives x back.
-
-    Values must not contain newlines (a value that needs several lines is several directives).
-    """
-    out: list[str] = []
-    if header:
-        out.extend(f"# {line}" if line else "#" for line in header.split("\n"))
-        out.append("")
-    for i, (name, items) in enumerate(sections):
-        if i:
-            out.append("")
-        out.append(f"[{name}]")
-        for key, value in items:
-            if "\n" in value or "\n" in key:
-                raise ValueError(f"{key}: newline in a unit value")
-            if value.endswith("\\") and _ends_with_unescaped_backslash(value):
-                raise ValueError(f"{key}: value ends in a backslash")
-            out.append(f"{key}={value}")
-    return "\n".join(out) + "\n"

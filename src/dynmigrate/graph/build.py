@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import networkx as nx
 
-from dynmigrate.collect.rootfs import parent_of, rel
-from dynmigrate.collect.snapshot import exec_argv
 from dynmigrate.graph.kinds import EdgeKind, How, NodeKind, node_id
 from dynmigrate.model.common import Location
+from dynmigrate.model.paths import parent_of, rel
 from dynmigrate.model.references import Action, RefKind, Target
 from dynmigrate.model.snapshot import Snapshot
 from dynmigrate.model.units import DIRECTORY_BASES, DIRECTORY_KEYS, LoadState, Unit
+from dynmigrate.model.unitsyntax import exec_argv
 
 if TYPE_CHECKING:
     Graph: TypeAlias = nx.MultiDiGraph[str]

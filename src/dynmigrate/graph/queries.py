@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dynmigrate.collect.rootfs import is_under
 from dynmigrate.graph.build import Graph
 from dynmigrate.graph.kinds import CONFIDENCE_ORDER, EdgeKind, NodeKind, node_id
 from dynmigrate.model.accounts import NOBODY_NAMES, Account, Group
 from dynmigrate.model.common import Location, RelPath
 from dynmigrate.model.files import OwnedTree, PathInfo
+from dynmigrate.model.paths import is_under
 from dynmigrate.model.references import Action, Reference, RefKind, Target
 from dynmigrate.model.report import Link
 from dynmigrate.model.snapshot import Snapshot

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import re
 
-from dynmigrate.collect.rootfs import is_under, parent_of, rel
-from dynmigrate.collect.snapshot import exec_argv
 from dynmigrate.graph.queries import Queries, managed_slot
 from dynmigrate.model.accounts import Account
 from dynmigrate.model.common import RelPath
 from dynmigrate.model.files import FileKind
+from dynmigrate.model.paths import is_under, parent_of, rel
 from dynmigrate.model.plan import ManagedDir
 from dynmigrate.model.references import RefKind, Target
 from dynmigrate.model.units import DIRECTORY_BASES, DIRECTORY_KEYS, Unit
+from dynmigrate.model.unitsyntax import exec_argv
 
 # Names under the bases that belong to the system, never to one service.
 # Directory names as systemd accepts them (specifiers allowed for templates): anything else is

@@ -7,14 +7,13 @@ import re
 from dataclasses import dataclass, field
 
 from dynmigrate import __version__
-from dynmigrate.collect.rootfs import is_under, rel
-from dynmigrate.collect.snapshot import exec_argv, expand_env, unit_environment
-from dynmigrate.collect.unitfile import render_unit
 from dynmigrate.graph.queries import managed_slot
 from dynmigrate.model.common import RelPath
+from dynmigrate.model.paths import is_under, rel
 from dynmigrate.model.plan import DROPIN_NAME, Credential, ExecMode, ManagedDir
 from dynmigrate.model.snapshot import Snapshot
 from dynmigrate.model.units import DIRECTORY_KEYS, EXEC_KEYS, Directive, Unit, parse_bool
+from dynmigrate.model.unitsyntax import exec_argv, expand_env, render_unit, unit_environment
 
 PREFIX_RE = re.compile(r"^([@\-:+!|]*)(.*)$", re.S)
 TMP_RE = re.compile(r"(?:^|[\s=:'\"])/(?:var/)?tmp(?:/|$|[\s'\"])")

@@ -7,12 +7,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from dynmigrate.app import ScanResult
-from dynmigrate.collect.rootfs import is_under, parent_of
+from dynmigrate.engine.result import ScanResult
 from dynmigrate.graph.queries import Queries, managed_slot
 from dynmigrate.model.accounts import Account
 from dynmigrate.model.common import Effect, RelPath, Verdict, escape
 from dynmigrate.model.files import FileKind, PathInfo
+from dynmigrate.model.paths import is_under, parent_of
 from dynmigrate.model.plan import (
     DROPIN_NAME,
     AccountPlan,

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from dynmigrate.collect.ownership import OwnershipData, walk_ownership
-from dynmigrate.collect.rootfs import RootError, RootFS, rel
+from dynmigrate.collect.rootfs import RootError, RootFS
 from dynmigrate.model.accounts import DYNAMIC_UID_MAX, DYNAMIC_UID_MIN
 from dynmigrate.model.files import FileKind
+from dynmigrate.model.paths import rel
 from dynmigrate.plan.script import render_repair
 
 STATE = "var/lib/dynmigrate"

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from dynmigrate.app import ScanResult
+from dynmigrate.engine.result import ScanResult
 from dynmigrate.model.common import escape, mask_secrets
 from dynmigrate.model.plan import MigrationPlan
 from dynmigrate.plan.ansible import PLAYBOOK, ansible_readme

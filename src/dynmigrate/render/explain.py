@@ -2,7 +2,7 @@
 
 Rendered from plain data (the account as `--format json` writes it, the unit evidence of
 engine/evidence.py), so that a saved report (`--from-report`) explains exactly as a fresh scan.
-The data is already escaped (render.common.sanitize); nothing here escapes again.
+The data is already escaped (model.common.escape); nothing here escapes again.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dynmigrate.app import ScanResult
 from dynmigrate.engine.evidence import unit_evidence
+from dynmigrate.engine.result import ScanResult
 from dynmigrate.model.common import escape, mask_secrets
 from dynmigrate.model.report import AccountVerdict
 from dynmigrate.render.common import account_data
