@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,6 +25,10 @@ from dynmigrate.cli.main import (
 )
 from dynmigrate.model.common import escape
 from dynmigrate.render.registry import FORMAT_HELP, FORMATS, TEXT_FORMATS
+
+if TYPE_CHECKING:
+    from dynmigrate.engine.suppress import BaselineEntry
+    from dynmigrate.model.report import Report
 
 
 def rule_ids(values: tuple[str, ...], option: str) -> frozenset[str]:
@@ -90,27 +95,12 @@ def scan(
     Suppressions (--ignore, --select, [ignore] in the site policy, --baseline) change the report
     only: suppressed findings are counted in its summary, and verdicts and plans still count them.
     """
-    from dynmigrate.engine.suppress import (
-        BaselineEntry,
-        BaselineError,
-        Suppressions,
-        baseline_text,
-        parse_baseline,
-        suppress,
-    )
-    from dynmigrate.render.table import render_table
+    from dynmigrate.engine.suppress import Suppressions, baseline_text, suppress
 
     check_output_file(output)
     config = ScanConfig(root, ownership, policy, cross_filesystems, color, no_progress, quiet, verbose)
     ignored, selected = rule_ids(ignore, "--ignore"), rule_ids(select, "--select")
-    entries: tuple[BaselineEntry, ...] = ()
-    if baseline:
-        try:
-            entries = parse_baseline(Path(baseline).read_text(encoding="utf-8"), baseline)
-        except OSError as exc:
-            fail(Exit.INPUT, f"cannot read baseline {escape(baseline)}: {exc.strerror}")
-        except (BaselineError, UnicodeDecodeError) as exc:
-            fail(Exit.INPUT, f"baseline {escape(str(exc))}")
+    entries = _read_baseline(baseline) if baseline else ()
     result = scan_config(config)
     rules_only = Suppressions(ignored, selected, result.snapshot.policy.ignores)
     report = suppress(result.report, rules_only)
@@ -120,17 +110,36 @@ def scan(
         note(config, f"wrote {len(current)} findings to the baseline {escape(write_baseline)}")
     if entries:
         report = suppress(report, Suppressions(baseline=entries))
-    if fmt == "table":
-        if output:
-            try:
-                with open(output, "w", encoding="utf-8", errors="surrogateescape") as fh:
-                    render_table(report, make_console(fh, "never"), show_all=show_all)
-            except OSError as exc:
-                fail(Exit.INPUT, f"cannot write {escape(output)}: {exc.strerror}")
-        else:
-            render_table(report, make_console(sys.stdout, color), show_all=show_all)
-    else:
-        write_out(TEXT_FORMATS[fmt](report), output)
+    _write_report(report, fmt, output, show_all, color)
     bad = FAIL_ON[fail_on]
     if any(a.verdict in bad for a in report.accounts):
         sys.exit(int(Exit.FINDINGS))
+
+
+def _read_baseline(baseline: str) -> tuple[BaselineEntry, ...]:
+    from dynmigrate.engine.suppress import BaselineError, parse_baseline
+
+    entries: tuple[BaselineEntry, ...] = ()
+    try:
+        entries = parse_baseline(Path(baseline).read_text(encoding="utf-8"), baseline)
+    except OSError as exc:
+        fail(Exit.INPUT, f"cannot read baseline {escape(baseline)}: {exc.strerror}")
+    except (BaselineError, UnicodeDecodeError) as exc:
+        fail(Exit.INPUT, f"baseline {escape(str(exc))}")
+    return entries
+
+
+def _write_report(report: Report, fmt: str, output: str | None, show_all: bool, color: str) -> None:
+    """The report in FMT, to OUTPUT or stdout (the table through rich, coloured only on stdout)."""
+    from dynmigrate.render.table import render_table
+
+    if fmt != "table":
+        write_out(TEXT_FORMATS[fmt](report), output)
+    elif output:
+        try:
+            with open(output, "w", encoding="utf-8", errors="surrogateescape") as fh:
+                render_table(report, make_console(fh, "never"), show_all=show_all)
+        except OSError as exc:
+            fail(Exit.INPUT, f"cannot write {escape(output)}: {exc.strerror}")
+    else:
+        render_table(report, make_console(sys.stdout, color), show_all=show_all)

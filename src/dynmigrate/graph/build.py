@@ -180,7 +180,13 @@ def _add_runs_as(g: Graph, snap: Snapshot) -> None:
     services = [u for u in snap.units if u.type == "service"]
     for unit in services:
         _user_link(g, snap, unit)
-    # exec arguments, wrapper scripts and daemon configs (collected as references with unit=)
+    _runs_as_by_reference(g, snap)
+    _runs_as_by_package(g, snap, services)
+    _runs_as_by_directory_owner(g, snap, services)
+
+
+def _runs_as_by_reference(g: Graph, snap: Snapshot) -> None:
+    """Exec arguments, wrapper scripts and daemon configs (collected as references with unit=)."""
     for ref in snap.references:
         if not ref.unit or ref.action is not Action.SWITCHES_TO:
             continue
@@ -203,7 +209,10 @@ def _add_runs_as(g: Graph, snap: Snapshot) -> None:
                 confidence=ref.confidence or "likely",
                 detail=ref.detail,
             )
-    # the package that ships the unit creates a related account
+
+
+def _runs_as_by_package(g: Graph, snap: Snapshot, services: list[Unit]) -> None:
+    """The package that ships the unit creates a related account."""
     creators: dict[str, list[tuple[str, str, Location]]] = {}
     for ref in snap.references:
         if ref.kind is RefKind.PACKAGE_SCRIPT and ref.action is Action.CREATES and ref.target is Target.USER:
@@ -243,7 +252,10 @@ def _add_runs_as(g: Graph, snap: Snapshot) -> None:
                     detail=f"package {pkg} ships the unit; {source_pkg} creates {name} ({detail[:60]})"
                     + ("" if related else "; the names are unrelated"),
                 )
-    # ownership of the unit's declared or conventional directories
+
+
+def _runs_as_by_directory_owner(g: Graph, snap: Snapshot, services: list[Unit]) -> None:
+    """Ownership of the unit's declared or conventional directories."""
     for unit in services:
         for path, how_detail in _unit_dirs(unit):
             for fact_path in (path,):
