@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+from dynmigrate.engine.api import Confidence, Effect, Hit, RuleContext, Severity
 
 ID = "DM102"
 NAME = "shared-account"
@@ -18,9 +18,9 @@ FACTS = ("F1.10", "F4.9")
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        units = [ctx.q.unit(u) for u in ctx.q.unit_names_of(acc.name, min_confidence="likely")]
+        units = ctx.q.units_running_as(acc.name, min_confidence=Confidence.LIKELY)
         # instances of one template count once, and a template nobody instantiates runs nothing
-        distinct = sorted({u.template or u.name for u in units if u is not None and not u.is_template})
+        distinct = sorted({u.template or u.name for u in units if not u.is_template})
         if len(distinct) > 1:
             yield Hit(
                 acc.name,

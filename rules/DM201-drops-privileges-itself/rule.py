@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+from dynmigrate.engine.api import Confidence, Effect, Hit, RuleContext, Severity
 
 ID = "DM201"
 NAME = "drops-privileges-itself"
@@ -18,9 +18,9 @@ FACTS = ("F1.9", "F4.3")
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        for name in ctx.q.unit_names_of(acc.name, min_confidence="likely"):
-            unit = ctx.q.unit(name)
-            if unit is None or unit.type != "service" or unit.value("Service", "User") is not None:
+        for unit in ctx.q.units_running_as(acc.name, min_confidence=Confidence.LIKELY):
+            name = unit.name
+            if unit.type != "service" or unit.value("Service", "User") is not None:
                 continue
             if unit.flag("Service", "DynamicUser"):
                 continue  # systemd already runs it as the (same-named) user: DM202

@@ -18,10 +18,8 @@ FACTS = ("F1.7", "F5.5")
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        for name in ctx.q.unit_names_of(acc.name):
-            unit = ctx.q.unit(name)
-            if unit is None:
-                continue
+        for unit in ctx.q.units_running_as(acc.name):
+            name = unit.name
             d = unit.value("Service", "DynamicUser")
             if d is not None and unit.flag("Service", "DynamicUser"):
                 yield Hit(

@@ -18,9 +18,9 @@ FACTS = ("F1.8", "F6.11")
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        for name in ctx.q.unit_names_of(acc.name):
-            unit = ctx.q.unit(name)
-            d = unit.value("Service", "User") if unit else None
+        for unit in ctx.q.units_running_as(acc.name):
+            name = unit.name
+            d = unit.value("Service", "User")
             if d is not None and d.value.isdigit():
                 yield Hit(
                     acc.name,

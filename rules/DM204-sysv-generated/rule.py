@@ -18,11 +18,9 @@ FACTS = ("F4.14",)
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        for name in ctx.q.unit_names_of(acc.name):
-            unit = ctx.q.unit(name)
-            if unit is not None and (
-                unit.source_path.startswith("/etc/init.d/") or (unit.generated and unit.source_path)
-            ):
+        for unit in ctx.q.units_running_as(acc.name):
+            name = unit.name
+            if unit.source_path.startswith("/etc/init.d/") or (unit.generated and unit.source_path):
                 yield Hit(
                     acc.name,
                     f"{name} is generated from {unit.source_path}: write a native unit first",

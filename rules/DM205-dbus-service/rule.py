@@ -18,10 +18,8 @@ FACTS = ("F4.1",)
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        for name in ctx.q.unit_names_of(acc.name):
-            unit = ctx.q.unit(name)
-            if unit is None:
-                continue
+        for unit in ctx.q.units_running_as(acc.name):
+            name = unit.name
             if unit.prefix in ("dbus", "dbus-broker") or "dbus" in unit.aliases or "dbus.service" in unit.aliases:
                 yield Hit(
                     acc.name,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+from dynmigrate.engine.api import Confidence, Effect, Hit, RuleContext, Severity
 from dynmigrate.graph.queries import managed_slot
 from dynmigrate.model.paths import rel
 
@@ -23,10 +23,8 @@ FACTS = ("F1.15", "F2.13", "F3.5", "F4.6")
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        for name in ctx.q.unit_names_of(acc.name, min_confidence="likely"):
-            unit = ctx.q.unit(name)
-            if unit is None:
-                continue
+        for unit in ctx.q.units_running_as(acc.name, min_confidence=Confidence.LIKELY):
+            name = unit.name
             for key in ("ReadWritePaths", "ReadWriteDirectories"):
                 for d in unit.values("Service", key):
                     for word in d.value.split():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+from dynmigrate.engine.api import Confidence, Effect, Hit, RuleContext, Severity
 
 ID = "DM209"
 NAME = "exec-fixups"
@@ -22,10 +22,8 @@ FIXUP = re.compile(r"(^|[\s/])(chown|chgrp|chmod|mkdir|install)\b")
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        for name in ctx.q.unit_names_of(acc.name, min_confidence="likely"):
-            unit = ctx.q.unit(name)
-            if unit is None:
-                continue
+        for unit in ctx.q.units_running_as(acc.name, min_confidence=Confidence.LIKELY):
+            name = unit.name
             for key in ("ExecStartPre", "ExecStartPost"):
                 for d in unit.values("Service", key):
                     m = FIXUP.search(d.value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+from dynmigrate.engine.api import Confidence, Effect, Hit, RuleContext, Severity
 from dynmigrate.model.paths import is_under, rel
 
 ID = "DM210"
@@ -19,10 +19,8 @@ FACTS = ("F4.6", "F2.9")
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        for name in ctx.q.unit_names_of(acc.name, min_confidence="likely"):
-            unit = ctx.q.unit(name)
-            if unit is None:
-                continue
+        for unit in ctx.q.units_running_as(acc.name, min_confidence=Confidence.LIKELY):
+            name = unit.name
             pid = unit.value("Service", "PIDFile")
             if pid is None or not pid.value.startswith("/"):
                 continue

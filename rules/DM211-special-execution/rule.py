@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+from dynmigrate.engine.api import Confidence, Effect, Hit, RuleContext, Severity
 
 ID = "DM211"
 NAME = "special-execution"
@@ -18,10 +18,8 @@ FACTS = ("F1.14", "F4.13")
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        for name in ctx.q.unit_names_of(acc.name, min_confidence="likely"):
-            unit = ctx.q.unit(name)
-            if unit is None:
-                continue
+        for unit in ctx.q.units_running_as(acc.name, min_confidence=Confidence.LIKELY):
+            name = unit.name
             for key in ("RootDirectory", "RootImage"):
                 d = unit.value("Service", key)
                 if d is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+from dynmigrate.engine.api import Confidence, Effect, Hit, RuleContext, Severity
 from dynmigrate.model.units import EXEC_KEYS
 from dynmigrate.model.unitsyntax import exec_argv
 
@@ -21,10 +21,8 @@ HELPERS = frozenset({"sudo", "su", "ping", "ping6", "sendmail", "postdrop", "new
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        for name in ctx.q.unit_names_of(acc.name, min_confidence="likely"):
-            unit = ctx.q.unit(name)
-            if unit is None:
-                continue
+        for unit in ctx.q.units_running_as(acc.name, min_confidence=Confidence.LIKELY):
+            name = unit.name
             for key in EXEC_KEYS:
                 for d in unit.values("Service", key):
                     if d.value.lstrip().startswith(("+", "!", "-+", "-!", "@+", "@!")):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+from dynmigrate.engine.api import Confidence, Effect, Hit, RuleContext, Severity
 
 ID = "DM213"
 NAME = "uncertain-link"
@@ -19,7 +19,7 @@ FACTS = ("F4.3",)
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
         links = ctx.q.units_of(acc.name)
-        if links and all(link.confidence == "possible" for link in links):
+        if links and all(link.confidence is Confidence.POSSIBLE for link in links):
             first = links[0]
             units = sorted({link.unit for link in links})
             yield Hit(

@@ -20,8 +20,8 @@ FACTS = ("F2.10", "F2.12")
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        units = [ctx.q.unit(u) for u in ctx.q.unit_names_of(acc.name)]
-        names = {str(acc.name), *(u.prefix for u in units if u is not None)}
+        units = ctx.q.units_running_as(acc.name)
+        names = {str(acc.name), *(u.prefix for u in units)}
         for base in ("/var/lib", "/var/cache", "/var/log"):
             for name in sorted(names):
                 fact = ctx.snap.path(f"{base}/{name}")

@@ -35,9 +35,9 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
     if version is None or version < 255 or _bus_daemon(ctx) != "dbus-daemon":
         return
     for acc in ctx.service_accounts():
-        for name in ctx.q.unit_names_of(acc.name):
-            unit = ctx.q.unit(name)
-            if unit is None or unit.prefix in ("dbus", "dbus-broker"):
+        for unit in ctx.q.units_running_as(acc.name):
+            name = unit.name
+            if unit.prefix in ("dbus", "dbus-broker"):
                 continue
             bus = unit.value("Service", "BusName")
             typ = unit.value("Service", "Type")

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from dynmigrate.graph.queries import Queries
 from dynmigrate.model.accounts import Account
-from dynmigrate.model.common import Effect, Location, RuleId, Severity
+from dynmigrate.model.common import Confidence, Effect, Location, RuleId, Severity
 from dynmigrate.model.snapshot import Snapshot
 
-__all__ = ["Account", "Effect", "Hit", "Location", "RuleContext", "RuleMeta", "Severity"]
+__all__ = ["Account", "Confidence", "Effect", "Hit", "Location", "RuleContext", "RuleMeta", "Severity"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TypeAlias
 import networkx as nx
 
 from dynmigrate.graph.kinds import EdgeKind, How, NodeKind, node_id
-from dynmigrate.model.common import Location
+from dynmigrate.model.common import Confidence, Location
 from dynmigrate.model.paths import parent_of, rel
 from dynmigrate.model.references import Action, RefKind, Target
 from dynmigrate.model.snapshot import Snapshot
@@ -107,7 +107,7 @@ def _user_link(g: Graph, snap: Snapshot, unit: Unit) -> None:
                 EdgeKind.RUNS_AS,
                 _src(dyn.location),
                 how=How.USER_DIRECTIVE.value,
-                confidence="certain",
+                confidence=Confidence.CERTAIN,
                 detail=f"DynamicUser=yes without User=: the name is the unit's prefix {unit.prefix}, and the "
                 "static account of that name wins (F1.7, F1.9)",
             )
@@ -128,7 +128,7 @@ def _user_link(g: Graph, snap: Snapshot, unit: Unit) -> None:
                     EdgeKind.RUNS_AS,
                     _src(d.location),
                     how=How.USER_DIRECTIVE.value,
-                    confidence="certain",
+                    confidence=Confidence.CERTAIN,
                     detail=f"User={value}",
                 )
         else:
@@ -143,7 +143,7 @@ def _user_link(g: Graph, snap: Snapshot, unit: Unit) -> None:
                     EdgeKind.RUNS_AS,
                     _src(d.location),
                     how=How.GROUP_DIRECTIVE.value,
-                    confidence="certain",
+                    confidence=Confidence.CERTAIN,
                     detail=f"Group={value}",
                 )
 
@@ -192,7 +192,7 @@ def _runs_as_by_reference(g: Graph, snap: Snapshot) -> None:
             continue
         how = {
             RefKind.DAEMON_CONFIG: How.DAEMON_CONFIG,
-            RefKind.EXEC_ARGUMENT: How.EXEC_ARGUMENT if ref.confidence == "certain" else How.WRAPPER_SCRIPT,
+            RefKind.EXEC_ARGUMENT: How.EXEC_ARGUMENT if ref.confidence == Confidence.CERTAIN else How.WRAPPER_SCRIPT,
         }.get(ref.kind)
         if how is None:
             continue
@@ -206,7 +206,7 @@ def _runs_as_by_reference(g: Graph, snap: Snapshot) -> None:
                 EdgeKind.RUNS_AS,
                 _src(ref.location),
                 how=how.value,
-                confidence=ref.confidence or "likely",
+                confidence=ref.confidence or Confidence.LIKELY,
                 detail=ref.detail,
             )
 
@@ -248,7 +248,7 @@ def _runs_as_by_package(g: Graph, snap: Snapshot, services: list[Unit]) -> None:
                     EdgeKind.RUNS_AS,
                     _src(loc),
                     how=How.PACKAGE.value,
-                    confidence="possible",
+                    confidence=Confidence.POSSIBLE,
                     detail=f"package {pkg} ships the unit; {source_pkg} creates {name} ({detail[:60]})"
                     + ("" if related else "; the names are unrelated"),
                 )
@@ -273,7 +273,7 @@ def _runs_as_by_directory_owner(g: Graph, snap: Snapshot, services: list[Unit]) 
                     EdgeKind.RUNS_AS,
                     fact_path,
                     how=How.DIRECTORY_OWNERSHIP.value,
-                    confidence="possible",
+                    confidence=Confidence.POSSIBLE,
                     detail=f"{how_detail} {fact_path} is owned by {acc.name}",
                 )
 

@@ -38,8 +38,5 @@ class How(StrEnum):
     SOCKET = "socket"
 
 
-CONFIDENCE_ORDER = {"certain": 0, "likely": 1, "possible": 2}
-
-
 def node_id(kind: NodeKind, name: str) -> str:
     return f"{kind.value}:{name}"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dynmigrate.graph.build import Graph
-from dynmigrate.graph.kinds import CONFIDENCE_ORDER, EdgeKind, NodeKind, node_id
+from dynmigrate.graph.kinds import EdgeKind, NodeKind, node_id
 from dynmigrate.model.accounts import NOBODY_NAMES, Account, Group
-from dynmigrate.model.common import Location, RelPath
+from dynmigrate.model.common import CONFIDENCE_ORDER, Confidence, Location, RelPath
 from dynmigrate.model.files import OwnedTree, PathInfo
 from dynmigrate.model.paths import is_under
 from dynmigrate.model.references import Action, Reference, RefKind, Target
@@ -127,7 +127,7 @@ class Queries:
                 Link(
                     self.g.nodes[src]["name"],
                     str(data.get("how", "")),
-                    str(data.get("confidence", "")),
+                    Confidence(data["confidence"]),  # every runs-as edge has one (graph/build.py)
                     str(data.get("source", "")),
                     str(data.get("detail", "")),
                 )
@@ -135,10 +135,15 @@ class Queries:
         return sorted(set(links), key=lambda lk: (lk.unit, lk.rank, lk.how, lk.source, lk.detail))
 
     def unit_names_of(
-        self, account: str, *, min_confidence: str = "possible", include_masked: bool = False
+        self, account: str, *, min_confidence: Confidence = Confidence.POSSIBLE, include_masked: bool = False
     ) -> list[str]:
         limit = CONFIDENCE_ORDER[min_confidence]
         return sorted({lk.unit for lk in self.units_of(account, include_masked=include_masked) if lk.rank <= limit})
+
+    def units_running_as(self, account: str, *, min_confidence: Confidence = Confidence.POSSIBLE) -> list[Unit]:
+        """The units linked to the account at least this surely, by name; masked units run nothing."""
+        names = self.unit_names_of(account, min_confidence=min_confidence)
+        return [unit for name in names if (unit := self._units.get(name)) is not None]
 
     def best_link(self, account: str, unit: str) -> Link | None:
         links = [lk for lk in self.units_of(account) if lk.unit == unit]

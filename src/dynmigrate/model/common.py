@@ -41,6 +41,18 @@ class Effect(StrEnum):
     INFORMS = "informs"
 
 
+class Confidence(StrEnum):
+    """How sure a link between a unit and an account is, best first."""
+
+    CERTAIN = "certain"
+    LIKELY = "likely"
+    POSSIBLE = "possible"
+
+
+# rank of a confidence, best first (0); keyed by value so that a plain string from a saved report ranks too
+CONFIDENCE_ORDER: dict[str, int] = {c.value: i for i, c in enumerate(Confidence)}
+
+
 class Verdict(StrEnum):
     CONVERTIBLE = "convertible"
     NEEDS_MANUAL = "needs-manual-steps"

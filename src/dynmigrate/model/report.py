@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynmigrate.model.accounts import NssConfig, SystemRange
-from dynmigrate.model.common import Verdict
+from dynmigrate.model.common import CONFIDENCE_ORDER, Confidence, Verdict
 from dynmigrate.model.files import OwnedTree
 from dynmigrate.model.findings import Finding
 from dynmigrate.model.references import Reference
 from dynmigrate.model.snapshot import HostInfo
 
 SCHEMA_VERSION = 1
-CONFIDENCE_ORDER = {"certain": 0, "likely": 1, "possible": 2}
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -23,7 +22,7 @@ class Link:
 
     unit: str
     how: str
-    confidence: str
+    confidence: Confidence
     source: str
     detail: str
 

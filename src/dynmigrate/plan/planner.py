@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from dynmigrate.engine.result import ScanResult
 from dynmigrate.graph.queries import Queries, managed_slot
 from dynmigrate.model.accounts import Account
-from dynmigrate.model.common import Effect, RelPath, Verdict, escape
+from dynmigrate.model.common import Confidence, Effect, RelPath, Verdict, escape
 from dynmigrate.model.files import FileKind, PathInfo
 from dynmigrate.model.paths import is_under, parent_of
 from dynmigrate.model.plan import (
@@ -101,7 +101,7 @@ def _plan_units(q: Queries, acc: Account) -> tuple[list[Unit], list[str]]:
     """
     notes: list[str] = []
     links = q.units_of(acc.name)
-    strong = [lk for lk in links if lk.confidence in ("certain", "likely")]
+    strong = [lk for lk in links if lk.confidence in (Confidence.CERTAIN, Confidence.LIKELY)]
     chosen = strong or links
     names = sorted({lk.unit for lk in chosen})
     for weak in sorted({lk.unit for lk in links} - set(names)):
@@ -800,7 +800,7 @@ def _alternatives(result: ScanResult, av: AccountVerdict) -> list[Alternative]:
     q = result.queries
     taken = {a.name for a in result.snapshot.accounts.accounts} | {g.name for g in result.snapshot.accounts.groups}
     out: list[Alternative] = []
-    for name in q.unit_names_of(av.name, min_confidence="likely"):
+    for name in q.unit_names_of(av.name, min_confidence=Confidence.LIKELY):
         unit = q.unit(name)
         if unit is None or unit.fragment is None or unit.is_template:
             continue
