@@ -91,20 +91,25 @@ def escape(value: object, *, lines: bool = False) -> object:
         return [escape(v, lines=lines) for v in value]
     if not isinstance(value, str):
         return value
-    out: list[str] = []
-    for ch in value:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # surrogateescape'd raw byte
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch == "\\" and not lines:
-            out.append("\\\\")
-        elif lines and ch in "\n\t":
-            out.append(ch)
-        elif code in _INVISIBLE:
-            out.append(_SHORT.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"))
-        else:
-            out.append(ch)
-    return "".join(out)
+    return (_TO_ESCAPE_IN_LINES if lines else _TO_ESCAPE).sub(_escaped, value)
+
+
+def _escaped(m: re.Match[str]) -> str:
+    ch = m.group(0)
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # surrogateescape'd raw byte
+        return f"\\x{code - 0xDC00:02x}"
+    if ch == "\\":
+        return "\\\\"
+    return _SHORT.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+# One pass of a compiled pattern instead of a Python loop per character: most text needs nothing.
+_SURROGATES = "\udc80-\udcff"
+_TO_ESCAPE = re.compile(f"[\\\\{_SURROGATES}{''.join(re.escape(chr(c)) for c in sorted(_INVISIBLE))}]")
+_TO_ESCAPE_IN_LINES = re.compile(
+    f"[{_SURROGATES}{''.join(re.escape(chr(c)) for c in sorted(_INVISIBLE - {0x0A, 0x09}))}]"
+)
 
 
 # Names that hold secrets: a part of the name (split at _ . -) ending in one of these words
@@ -120,6 +125,8 @@ _SECRET_OPTION = re.compile(
 _URL_PASSWORD = re.compile(r"(://[^/\s:@]+):([^/\s@]+)@")
 _SET_CREDENTIAL = re.compile(r"(SetCredential(?:Encrypted)?=[^:\s]*):(.*)")  # ID:VALUE (LoadCredential= is ID:PATH)
 MASK = "<masked>"
+# Every pattern above needs one of these: text without any is returned as it is, without four passes.
+_MAYBE_SECRET = re.compile(_SECRET_WORD + r"|://|SetCredential", re.IGNORECASE)
 
 
 @overload
@@ -137,7 +144,7 @@ def mask_secrets(text: object) -> object:
         return {k: mask_secrets(v) for k, v in text.items()}
     if isinstance(text, list | tuple):
         return [mask_secrets(v) for v in text]
-    if not isinstance(text, str):
+    if not isinstance(text, str) or not _MAYBE_SECRET.search(text):
         return text
     text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}={MASK}", text)
     text = _SECRET_OPTION.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
