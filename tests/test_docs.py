@@ -159,7 +159,7 @@ class Runner:
         assert Path(self.plans[folder] / Path(argv[0]).name).is_file(), line
 
     def tool(self, line: Line, argv: list[str]) -> None:
-        """ruff, mypy, pytest, python: every path they name exists, every pytest option is known."""
+        """ruff, mypy, lint-imports, pytest, python: every path they name exists, every pytest option is known."""
         for a in argv[1:]:
             if a.startswith("-") or ("/" not in a and not (REPO / a).exists()):
                 continue
@@ -200,7 +200,7 @@ def run_doc(doc: Path, scratch: Path) -> int:
                 runner.dynmigrate(line, argv)
             elif name in ("migrate.sh", "rollback.sh"):
                 runner.script(line, argv)
-            elif name in ("pytest", "ruff", "mypy", "python"):
+            elif name in ("pytest", "ruff", "mypy", "python", "lint-imports"):
                 runner.tool(line, argv)
             elif argv[0] == ".ci/run":
                 assert os.access(REPO / ".ci/run", os.X_OK), line
