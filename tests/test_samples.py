@@ -20,6 +20,7 @@ from conftest import GOLDENS, REPO, Golden, plan_sample, require_tool
 from dynmigrate.app import ScanResult, run_scan
 from dynmigrate.cli.consoles import make_console
 from dynmigrate.cli.main import main
+from dynmigrate.engine.catalogue import load_catalogue, rule_docs
 from dynmigrate.graph.export import export_dot, export_json
 from dynmigrate.plan.write import MARKER
 from dynmigrate.render.explain import explain_account, explain_unit
@@ -52,7 +53,7 @@ def test_scan_formats(name: str, in_repo: Path, golden: Golden) -> None:
     render_table(result.report, make_console(buf, "never"), show_all=True)
     golden.check(base / "scan.txt", buf.getvalue())
     for fmt, render in TEXT_FORMATS.items():
-        golden.check(base / f"scan.{SUFFIX[fmt]}", render(result.report))
+        golden.check(base / f"scan.{SUFFIX[fmt]}", render(result.report, rule_docs(load_catalogue())))
     golden.check(base / "graph.json", export_json(result.graph))
     golden.check(base / "graph.dot", export_dot(result.graph))
     explained: list[str] = []

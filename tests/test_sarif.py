@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from conftest import REPO
 from dynmigrate.app import run_scan
 from dynmigrate.cli.main import main
-from dynmigrate.engine.catalogue import load_catalogue
+from dynmigrate.engine.catalogue import load_catalogue, rule_docs
 from dynmigrate.render.sarif import render_sarif
 
 SCHEMA = json.loads((REPO / "tests/schemas/sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
@@ -53,7 +53,7 @@ def test_the_schema_rejects_what_code_scanning_rejects() -> None:
 @pytest.mark.parametrize("name", SAMPLES)
 def test_sample_sarif_is_valid_and_complete(name: str, in_repo: Path) -> None:
     result = run_scan(f"samples/{name}/root", ownership=f"samples/{name}/ownership.tsv")
-    log = json.loads(render_sarif(result.report))
+    log = json.loads(render_sarif(result.report, rule_docs(load_catalogue())))
     validate(log)
     run = log["runs"][0]
     assert run["originalUriBaseIds"]["ROOT"]["uri"] == f"samples/{name}/root/"
@@ -108,7 +108,8 @@ def test_fingerprints_do_not_move_with_lines(in_repo: Path, tmp_path: Path) -> N
     shutil.copytree("samples/debian-web/root", root, symlinks=True)
 
     def prints() -> dict[tuple[str, str], tuple[str, int]]:
-        log = json.loads(render_sarif(run_scan(str(root), ownership="samples/debian-web/ownership.tsv").report))
+        report = run_scan(str(root), ownership="samples/debian-web/ownership.tsv").report
+        log = json.loads(render_sarif(report, rule_docs(load_catalogue())))
         return {
             (r["ruleId"], r["partialFingerprints"]["dynmigrateFinding/v1"]): (
                 r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],

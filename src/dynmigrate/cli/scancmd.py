@@ -131,10 +131,11 @@ def _read_baseline(baseline: str) -> tuple[BaselineEntry, ...]:
 
 def _write_report(report: Report, fmt: str, output: str | None, show_all: bool, color: str) -> None:
     """The report in FMT, to OUTPUT or stdout (the table through rich, coloured only on stdout)."""
+    from dynmigrate.engine.catalogue import load_catalogue, rule_docs
     from dynmigrate.render.table import render_table
 
     if fmt != "table":
-        write_out(TEXT_FORMATS[fmt](report), output)
+        write_out(TEXT_FORMATS[fmt](report, rule_docs(load_catalogue())), output)
     elif output:
         try:
             with open(output, "w", encoding="utf-8", errors="surrogateescape") as fh:

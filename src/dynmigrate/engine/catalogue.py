@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -36,6 +37,21 @@ class Rule:
     meta: RuleMeta
     check: CheckFn
     directory: Path
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDoc:
+    """What a renderer shows of a rule: metadata, folder name and README, read before rendering."""
+
+    meta: RuleMeta
+    folder: str
+    readme: str
+
+
+def rule_docs(rules: Iterable[Rule]) -> tuple[RuleDoc, ...]:
+    return tuple(
+        RuleDoc(r.meta, r.directory.name, (r.directory / "README.md").read_text(encoding="utf-8")) for r in rules
+    )
 
 
 def catalogue_dir() -> Path:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
 from dynmigrate import __version__
-from dynmigrate.engine.catalogue import Rule, fix_of, load_catalogue
+from dynmigrate.engine.catalogue import CRASH_FIX, RuleDoc
 from dynmigrate.engine.suppress import fingerprint
 from dynmigrate.model.common import Effect, Severity, escape, mask_secrets
 from dynmigrate.model.findings import Finding
@@ -60,32 +61,32 @@ def _section(readme: str, heading: str) -> str:
     return " ".join(m.group(1).split()) if m else ""
 
 
-def _rule(rule: Rule) -> dict[str, Any]:
+def _rule(rule: RuleDoc) -> dict[str, Any]:
     m = rule.meta
-    readme = (rule.directory / "README.md").read_text(encoding="utf-8")
+    readme = rule.readme
     return {
         "id": m.id,
         "name": m.name,
         "shortDescription": {"text": m.summary},
         "fullDescription": {"text": _section(readme, "What it detects") or m.summary},
         "help": {"text": f"Fix: {m.fix} (dynmigrate rules {m.id} has the whole documentation.)", "markdown": readme},
-        "helpUri": f"{DOCS_BASE}{rule.directory.name}/README.md",
+        "helpUri": f"{DOCS_BASE}{rule.folder}/README.md",
         "defaultConfiguration": {"level": LEVEL[m.severity] if m.effect is not Effect.INFORMS else "note"},
         "properties": {"effect": m.effect.value, "tags": list(m.tags), "facts": list(m.facts)},
     }
 
 
-def _message(f: Finding) -> str:
-    return f"{f.subject + ': ' if f.subject else ''}{f.message}; fix: {fix_of(f.rule)}"
+def _message(f: Finding, fixes: Mapping[str, str]) -> str:
+    return f"{f.subject + ': ' if f.subject else ''}{f.message}; fix: {fixes.get(f.rule, CRASH_FIX)}"
 
 
-def _result(f: Finding, index: dict[str, int], why: str | None) -> dict[str, Any]:
+def _result(f: Finding, index: dict[str, int], why: str | None, fixes: Mapping[str, str]) -> dict[str, Any]:
     assert f.location is not None
     region = {"startLine": f.location.line or 1}  # a finding about a whole file points at its start
     result: dict[str, Any] = {
         "ruleId": f.rule,
         "level": LEVEL[f.severity] if f.effect is not Effect.INFORMS else "note",
-        "message": {"text": _message(f)},
+        "message": {"text": _message(f, fixes)},
         "locations": [
             {
                 "physicalLocation": {
@@ -104,16 +105,17 @@ def _result(f: Finding, index: dict[str, int], why: str | None) -> dict[str, Any
     return result
 
 
-def _notification(f: Finding) -> dict[str, Any]:
+def _notification(f: Finding, fixes: Mapping[str, str]) -> dict[str, Any]:
     return {
         "descriptor": {"id": f.rule},
         "level": LEVEL[f.severity],
-        "message": {"text": _message(f)},
+        "message": {"text": _message(f, fixes)},
     }
 
 
-def render_sarif(report: Report) -> str:
-    catalogue = load_catalogue()
+def render_sarif(report: Report, catalogue: Sequence[RuleDoc]) -> str:
+    """The SARIF log of REPORT; CATALOGUE (rule_docs of the loaded rules) is passed in, never read here."""
+    fixes: dict[str, str] = {r.meta.id: r.meta.fix for r in catalogue}
     index: dict[str, int] = {r.meta.id: i for i, r in enumerate(catalogue)}
     findings: list[tuple[Finding, str | None]] = [(f, None) for a in report.accounts for f in a.findings]
     findings += [(f, None) for f in report.host_findings]
@@ -136,12 +138,14 @@ def render_sarif(report: Report) -> str:
             mask_secrets(
                 {
                     "originalUriBaseIds": _root_bases(report.root),
-                    "results": [_result(f, index, why) for f, why in sorted(located, key=lambda p: p[0].sort_key())],
+                    "results": [
+                        _result(f, index, why, fixes) for f, why in sorted(located, key=lambda p: p[0].sort_key())
+                    ],
                     "invocations": [
                         {
                             "executionSuccessful": True,
                             "toolExecutionNotifications": [
-                                _notification(f) for f in sorted(unlocated, key=Finding.sort_key)
+                                _notification(f, fixes) for f in sorted(unlocated, key=Finding.sort_key)
                             ],
                         }
                     ],
