@@ -302,9 +302,29 @@ def render_scripts(plan: MigrationPlan, files: list[tuple[str, str]]) -> tuple[s
     return migrate, rollback, repair, library
 
 
-APT_HOOK = """// Written by dynmigrate: after every dpkg run, undo a package script's re-creation of a
-// migrated account (the static account would silently win over DynamicUser=yes).
-DPkg::Post-Invoke {
-  "if [ -x /usr/local/sbin/dynmigrate-repair ]; then /usr/local/sbin/dynmigrate-repair --from-apt || true; fi";
-};
-"""
+INSTALLED_REPAIR = "/usr/local/sbin/dynmigrate-repair"
+REPAIR_STATE = "/var/lib/dynmigrate"
+
+
+def apt_hook(repair_sha256: str) -> str:
+    """The APT hook stage 2 installs. It runs a private copy of the installed dynmigrate-repair (in
+    root's own state folder, never the path itself, which could change between the check and the
+    run), and only while the copy has the sha256 the plan recorded for it."""
+    command = (
+        f"if [ -e {INSTALLED_REPAIR} ] && [ -d {REPAIR_STATE} ]; then "
+        f"t=$(mktemp -p {REPAIR_STATE} repair.XXXXXX) || exit 0; "
+        f"cat -- {INSTALLED_REPAIR} >$t; chmod 0700 $t; "
+        f"if [ $(sha256sum <$t | cut -c1-64) = {repair_sha256} ]; then /bin/bash $t --from-apt || true; "
+        f"else echo 'dynmigrate: {INSTALLED_REPAIR} does not have the sha256 the plan recorded: "
+        "not run (run dynmigrate verify --repair)' >&2; fi; "
+        "rm -f -- $t; fi"
+    )
+    assert '"' not in command  # an apt.conf string cannot hold a double quote
+    return (
+        "// Written by dynmigrate: after every dpkg run, undo a package script's re-creation of a\n"
+        "// migrated account (the static account would silently win over DynamicUser=yes).\n"
+        f"// Runs {INSTALLED_REPAIR} only while it has the sha256 the plan recorded.\n"
+        "DPkg::Post-Invoke {\n"
+        f'  "{command}";\n'
+        "};\n"
+    )

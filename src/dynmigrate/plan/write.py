@@ -16,7 +16,7 @@ from dynmigrate.model.common import escape, mask_secrets
 from dynmigrate.model.plan import MigrationPlan
 from dynmigrate.plan.ansible import PLAYBOOK, ansible_readme
 from dynmigrate.plan.documents import plan_data, render_report, userdel_plan
-from dynmigrate.plan.script import APT_HOOK, LIB_PATH, dropin_file, override_file, render_repair, render_scripts
+from dynmigrate.plan.script import LIB_PATH, apt_hook, dropin_file, override_file, render_repair, render_scripts
 
 SAFE_REL = re.compile(r"^[A-Za-z0-9@._:+\\/-]+$")
 MARKER = ".dynmigrate-plan"  # marks a folder dynmigrate wrote, and lists its files (see check_replaceable)
@@ -207,8 +207,8 @@ def write_plan(
     repair_text = ""
     files_sha: list[tuple[str, str]] = []
     # the scripts check what they install against these checksums
-    hook = ("files/80dynmigrate-repair", APT_HOOK)
     repair_text = render_repair()
+    hook = ("files/80dynmigrate-repair", apt_hook(_sha256(repair_text)))
     files["files/dynmigrate-repair"] = (repair_text, 0o755)
     files[hook[0]] = (hook[1], 0o644)
     for rel in sorted(files):

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=ee8be83b0fad7e2d84304c44cd825e7b003f1ad216a62288358472e86da62cb0
+LIB_SHA256=bced1ade90eaa8c6a2b51f1aa00b80ef18dc2d6e20192a9ff311f6f3b683508a
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

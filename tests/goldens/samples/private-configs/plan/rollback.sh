@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=ff8b58e6f19ea6db83f89106afff2922d20d2da37625fea3ebc122acf7fe56dd
+LIB_SHA256=236c98a0c40e17fa1a08c6b075528bd4d02d4af5f7775f7675f4e7c110b39019
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -816,17 +816,23 @@ SECRET_RE='^[[:space:]]*[A-Za-z0-9_.-]*(password|passwd|secret|token|api[_-]?key
 
 fix_files() {
 	# callers stop every process of the account first
-	local i p kind
+	local i p kind other cur
 	for i in "${!A_FIX_PATH[@]}"; do
 		p=${A_FIX_PATH[$i]}
 		[ -e "$p" ] || [ -L "$p" ] || continue
 		if [ -L "$p" ] || ! safe_path "$p"; then
 			die "$p is a symlink or resolves elsewhere now (planted since the plan?): refusing to chown/chmod it"
 		fi
-		if [ -f "$p" ] && [ $((0${A_FIX_MODE[$i]} & 044)) != 0 ] && grep -Eiq -- "$SECRET_RE" "$p" 2>/dev/null; then
+		if [ -d "$p" ]; then kind=d other=005; elif [ -f "$p" ]; then kind=f other=004; else die "$p is neither a file nor a directory now: refusing"; fi
+		# never make readable (or, for a directory, listable or enterable) to other users what was not:
+		# its mode may have changed since planning (the planner judged the mode it saw then)
+		cur=$(stat -c %a -- "$p") || die "cannot stat $p"
+		if [ $((0${A_FIX_MODE[$i]} & ~8#$cur & other)) != 0 ]; then
+			die "$p is mode $cur now and others could not read it (the plan would make it ${A_FIX_MODE[$i]}): re-plan"
+		fi
+		if [ "$kind" = f ] && [ $((0${A_FIX_MODE[$i]} & 004)) != 0 ] && grep -Eiq -- "$SECRET_RE" "$p" 2>/dev/null; then
 			die "$p holds a secret now (it did not when the plan was made): re-plan so that it gets LoadCredential="
 		fi
-		if [ -d "$p" ]; then kind=d; elif [ -f "$p" ]; then kind=f; else die "$p is neither a file nor a directory now: refusing"; fi
 		attr_record 0 0 "${A_FIX_MODE[$i]}" "$kind" - - "$(expected_real "$p")" "$p" | set_attrs ||
 			die "$p changed while it was re-owned (a link swapped in?): refusing"
 		log "re-owned $p to root, mode ${A_FIX_MODE[$i]}"
@@ -1462,8 +1468,8 @@ SKIP_PATTERNS=()
 # sha256 and path of every plan file this script installs
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
-	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	af1cc14a46a17063bd5c1a8c8a2683c28c5e5b88d0a15243ce82ab36975340b4 files/dynmigrate-repair
+	8ac332723dcf5ee7c5fc3c57c64999db826bc0c79686b5726774f2c2ff04ecac files/80dynmigrate-repair
+	4ff2b19a8f5fb3aad0385c57d2b668bf43ec36c5dc2c9f044f4382da7c53b993 files/dynmigrate-repair
 	ad3370d071467ed5e042b26690dbe0dc0f579fbbc224de33414ae42fc62f9908 units/chrony.service/50-dynmigrate.conf
 	3908a4f868da4ab42b774ef406a3cb6fa0204806f7e3edb33861263463e39ddb units/knot.service/50-dynmigrate.conf
 	38a5c423469aaabb3b10876941707813839bb8b5c572cbe61639f5aa17c19502 units/ledger.service/50-dynmigrate.conf
