@@ -45,6 +45,8 @@ README_COUNTS = (
     (re.compile(r"([\d,]+) generated inputs over"), "generated inputs"),
     (re.compile(r"generated inputs over (\d+) readers and writers"), "readers and writers"),
     (re.compile(r"round-trips (\d+) generated files"), "round-tripped unit files"),
+    (re.compile(r"\*\*Bounded work\*\* \(`test_bounded_work.py`\): (\d+) worst cases"), "bounded-work worst cases"),
+    (re.compile(r"like\s+`shlex.split` \(([\d,]+) generated lines per run\)"), "generated shell-word lines"),
 )
 _deselected_robustness: list[str] = []
 _count_errors: list[str] = []
@@ -63,6 +65,8 @@ def _counted() -> dict[str, int]:
         "generated inputs": sum(props.values()),
         "readers and writers": len(props),
         "round-tripped unit files": COUNTS.get("property:unit-roundtrip", 0),
+        "bounded-work worst cases": len([k for k in COUNTS if k.startswith("hostile:bounded work: ")]),
+        "generated shell-word lines": COUNTS.get("property:split_words", 0),
     }
 
 

@@ -149,6 +149,9 @@ class Runner:
         plan = json.loads((self.plans[folder] / "plan.json").read_text(encoding="utf-8"))
         stage = argv[-1]
         assert stage in ("stage0", "stage1", "stage2", "stage3"), line
+        options = [a for i, a in enumerate(argv[1:-1], 1) if argv[i - 1] not in ("--confirm", "--account")]
+        known = ("--dry-run", "--confirm", "--account", "--confirm=", "--account=")
+        assert all(a in known or a.startswith(known[3:]) for a in options), f"{line}: unknown option"
         confirmed = {argv[i + 1] for i, a in enumerate(argv) if a == "--confirm"}
         confirmed |= {a.split("=", 1)[1] for a in argv if a.startswith("--confirm=")}
         steps = {m["id"] for a in plan["accounts"] for m in a["manual_steps"]}

@@ -22,6 +22,7 @@ from typing import NoReturn
 
 import pytest
 
+from e2e.dm import check_access
 from e2e.harness import (
     Container,
     ContainerFactory,
@@ -83,6 +84,8 @@ def make_container(e2e_root: Path, tmp_path: Path, request: pytest.FixtureReques
     factory = ContainerFactory(e2e_root, tmp_path, request.node.name)
     try:
         yield factory
+        # every migration a test ran: nothing nobody could not read before the plan became readable
+        assert check_access(factory.made) == [], "read access widened (what nobody can read or enter now)"
     finally:
         factory.close()
 

@@ -29,7 +29,12 @@ def install_dynmigrate(root: Path) -> None:
 
 
 def plan_into(c: Container, accounts: tuple[str, ...], *, force: bool = False, folder: str = "root/plan") -> Path:
-    """Scan the container's root from the host (read-only) and write the plan into it."""
+    """Scan the container's root from the host (read-only) and write the plan into it.
+
+    The first plan written into a running container records what `nobody` can read and enter; at
+    the end of the test (make_container's teardown: check_access) nothing may have become readable."""
+    if c.running and id(c) not in ACCESS_BEFORE:
+        ACCESS_BEFORE[id(c)] = (c, nobody_access(c))
     result = run_scan(str(c.root))
     plan = make_plan(result, Selection(accounts=accounts), PlanOptions(force=force))
     out = c.root / folder
@@ -131,6 +136,23 @@ def nobody_access(c: Container) -> Access:
     assert "r /etc/passwd" in allowed, "the nobody probe saw nothing"
     assert "r /etc/shadow" not in allowed, "the probe did not run as nobody"
     return Access(frozenset(out[:cut]), allowed)
+
+
+# containers a plan was written into, and nobody's access before (see plan_into, check_access)
+ACCESS_BEFORE: dict[int, tuple[Container, Access]] = {}
+
+
+def check_access(made: list[Container]) -> list[str]:
+    """For every container of a test that a plan was written into and that still runs: what nobody
+    can read or enter now that it could not before the plan (every e2e migration, whatever else the
+    test checks)."""
+    out: list[str] = []
+    for c in made:
+        entry = ACCESS_BEFORE.pop(id(c), None)
+        if entry is None or entry[0] is not c or not c.running:
+            continue
+        out += widened(entry[1], nobody_access(c))
+    return out
 
 
 def widened(before: Access, after: Access) -> list[str]:

@@ -836,6 +836,10 @@ class ContainerFactory:
             container.boot()
         return container
 
+    @property
+    def made(self) -> list[Container]:
+        return list(self._made)
+
     def close(self) -> None:
         """Shut every container down, then delete the root copies of the stopped ones."""
         errors: list[BaseException] = []

@@ -59,7 +59,8 @@ def _probes(values: tuple[str, ...]) -> dict[str, str]:
     "--security/--no-security",
     default=True,
     show_default=True,
-    help="Show systemd-analyze security exposure before/after (when systemd-analyze is installed).",
+    help="Show systemd-analyze security exposure before/after and what improved, per unit (when "
+    "systemd-analyze is installed).",
 )
 @guarded
 def plan(
@@ -82,7 +83,12 @@ def plan(
     no_builtin_probes: bool,
     security: bool,
 ) -> None:
-    """Write drop-ins, rewritten units, diffs, staged scripts with rollback and a review report."""
+    """Write drop-ins, rewritten units, diffs, staged scripts with rollback and a review report.
+
+    The folder's migrate.sh and rollback.sh run one STAGE (stage0 to stage3) as root; with
+    --dry-run STAGE they print every command that stage would run, in order and with its values,
+    and change nothing.
+    """
     from dynmigrate.plan.planner import PlanOptions, Selection, SelectionError, make_plan
     from dynmigrate.plan.write import PlanWriteError, check_destination, write_plan
 

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from dynmigrate.model.common import RelPath, Verdict
+from dynmigrate.model.files import OwnedTree
 from dynmigrate.model.findings import Finding
-from dynmigrate.model.references import StatOverride
+from dynmigrate.model.references import Reference, StatOverride
+from dynmigrate.model.report import Link
 
 PLAN_SCHEMA_VERSION = 1
 DROPIN_NAME = "50-dynmigrate.conf"
@@ -149,6 +151,11 @@ class AccountPlan:
     recreated_by: tuple[str, ...]  # package scripts that would recreate the account
     manifest_paths: tuple[RelPath, ...]  # every path whose ownership stage 0 records
     suggested: tuple[tuple[str, str], ...] = ()  # unit files offered to the operator, not installed
+    # the scan's evidence for the verdict (shown for every account, convertible ones too)
+    reason: str = ""
+    links: tuple[Link, ...] = ()  # units that run as the account, and how that is known
+    trees: tuple[OwnedTree, ...] = ()  # paths it owns
+    references: tuple[Reference, ...] = ()  # places outside unit files that name it
 
     @property
     def run_units(self) -> tuple[tuple[str, str], ...]:

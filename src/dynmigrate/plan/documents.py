@@ -7,6 +7,7 @@ from typing import Any
 from dynmigrate import __version__
 from dynmigrate.model.common import Effect, escape, mask_secrets
 from dynmigrate.model.plan import AccountPlan, MigrationPlan, UnitPlan
+from dynmigrate.plan.security import Exposure, Security
 from dynmigrate.render.common import finding_data
 
 STAGE_TEXT = {
@@ -24,7 +25,7 @@ STAGE_TEXT = {
 ROLLBACK_TEXT = {
     "stage0": "restore /etc/nsswitch.conf if the preflight changed it (the backup is kept)",
     "stage1": "remove the drop-ins, move private/X back to X by hand (systemd only does it for directories the "
-    "vendor unit declares), restore ownership from the manifest, restart",
+    "unit still declares), restore ownership from the manifest, restart",
     "stage2": "recreate the group and the account with the same GID/UID (and password state), remove the "
     "overrides and pins, restore the statoverrides and the ownership manifest, restart as the static user",
     "stage3": "give every re-owned path its recorded owner back; remove the ledger line",
@@ -36,9 +37,18 @@ def _fence(text: str, lang: str = "") -> list[str]:
     return [f"{ticks}{lang}", text.rstrip("\n"), ticks]
 
 
+def unit_file_kind(fragment: str) -> str:
+    """Whose unit file it is, from where it lies (a unit in /etc is the admin's, not the vendor's)."""
+    if fragment.startswith(("/etc/", "/run/")):
+        return "local unit file" if fragment.startswith("/etc/") else "runtime unit file"
+    return "vendor unit file"
+
+
 def unit_section(u: UnitPlan) -> list[str]:
     out = [f"### {escape(u.unit)}", ""]
-    out.append(f"- Drop-in: `{escape(u.dropin_path)}` (vendor unit `{escape(u.fragment)}` is never edited)")
+    out.append(
+        f"- Drop-in: `{escape(u.dropin_path)}` ({unit_file_kind(u.fragment)} `{escape(u.fragment)}` is never edited)"
+    )
     out.append(f"- Identity: {u.exec_mode.value}")
     out.append(
         f"- Health probe: `{escape(u.probe)}` ({u.probe_source})"
@@ -109,7 +119,62 @@ def mode_changes(a: AccountPlan) -> list[str]:
     return out
 
 
-def account_section(a: AccountPlan, security: dict[str, tuple[str, str]]) -> list[str]:
+def exposure_lines(unit: str, security: Security) -> list[str]:
+    """The unit's exposure before and after, and what improved (systemd's own words per check)."""
+    e: Exposure | None = security.units.get(unit)
+    if e is None:
+        return [f"`systemd-analyze security`: {escape(security.note)}", ""]
+    out = [
+        f"`systemd-analyze security --offline=yes` exposure: before {e.before}, after {e.after} "
+        "(0.0 is tight, 10.0 exposed)",
+        "",
+    ]
+    for title, changes in (("Improved", e.improved), ("Worse", e.worse)):
+        if changes:
+            out += [f"{title}:", ""]
+            out += [
+                f"- {escape(c.name)} ({c.exposure_before:.1f} -> {c.exposure_after:.1f}): {escape(c.after)}"
+                for c in changes
+            ]
+            out.append("")
+    if not e.improved and not e.worse:
+        out += ["No check changed.", ""]
+    return out
+
+
+def evidence_lines(a: AccountPlan) -> list[str]:
+    """What the scan found about the account, whatever its verdict: how its units are linked to it, what
+    it owns, what names it outside unit files, and the findings."""
+    out = ["### Evidence", "", f"Verdict: {a.verdict.value} ({escape(a.reason)})", ""]
+    out += ["Units that run as it:", ""]
+    out += [
+        f"- {escape(lk.unit)} via {escape(lk.how)} [{lk.confidence}] at `{escape(lk.source)}`: {escape(lk.detail)}"
+        for lk in a.links
+    ] or ["- none found"]
+    out += ["", "Paths it owns:", ""]
+    out += [
+        f"- `{escape(t.top.path)}` {t.top.kind.value} {t.top.uid}:{t.top.gid} {t.top.mode_str()}: {t.files} files, "
+        f"{t.dirs} dirs, {t.others} other, {t.bytes} bytes"
+        for t in a.trees
+    ] or ["- none"]
+    out += ["", "References outside unit files:", ""]
+    out += [
+        f"- {r.kind.value} {r.action.value} ({r.target.value} {escape(r.name)}) at `{escape(str(r.location))}`: "
+        f"{escape(r.detail)}"
+        for r in a.references
+    ] or ["- none"]
+    out += ["", "Findings:", ""]
+    if not a.findings:
+        return [*out, "- none: no rule found anything that stands in the way", ""]
+    out += ["| Rule | Effect | Message | Where |", "|---|---|---|---|"]
+    for f in a.findings:
+        where = escape(str(f.location)) if f.location else "-"
+        out.append(f"| {f.rule} | {f.effect.value} | {escape(f.message).replace('|', chr(92) + '|')} | {where} |")
+    out.append("")
+    return out
+
+
+def account_section(a: AccountPlan, security: Security) -> list[str]:
     out = [
         f"## {escape(a.account)} (UID {a.uid}, GID {a.gid}): {a.verdict.value}" + (" (FORCED)" if a.forced else ""),
         "",
@@ -117,18 +182,10 @@ def account_section(a: AccountPlan, security: dict[str, tuple[str, str]]) -> lis
     out.append(f"- Units: {', '.join(escape(u.unit) for u in a.units)}")
     out.append(f"- Group: {escape(a.group_note)}")
     out.append("")
-    out.append("### Evidence")
-    out.append("")
-    out += ["| Rule | Effect | Message | Where |", "|---|---|---|---|"]
-    for f in a.findings:
-        where = escape(str(f.location)) if f.location else "-"
-        out.append(f"| {f.rule} | {f.effect.value} | {escape(f.message).replace('|', chr(92) + '|')} | {where} |")
-    out.append("")
+    out += evidence_lines(a)
     for u in a.units:
         out += unit_section(u)
-        if u.unit in security:
-            before, after = security[u.unit]
-            out += [f"`systemd-analyze security --offline=yes` exposure: before {before}, after {after}", ""]
+        out += exposure_lines(u.unit, security)
     out += mode_changes(a)
     if a.credentials:
         out += ["### Credentials", ""]
@@ -212,7 +269,7 @@ def account_section(a: AccountPlan, security: dict[str, tuple[str, str]]) -> lis
     return out
 
 
-def render_report(plan: MigrationPlan, security: dict[str, tuple[str, str]]) -> str:
+def render_report(plan: MigrationPlan, security: Security) -> str:
     out = [f"# dynmigrate plan for {escape(plan.host)}", ""]
     out.append(f"Scan of `{escape(plan.root)}`, dynmigrate {__version__}, plan schema {plan.schema_version}.")
     out.append(
@@ -241,6 +298,7 @@ def render_report(plan: MigrationPlan, security: dict[str, tuple[str, str]]) -> 
         "How to run it (as root, on the host):",
         "",
         "```",
+        "./migrate.sh --dry-run stage0   # every command a stage would run, with its values; nothing changes",
         "./migrate.sh stage0          # preflight and backups",
         "./migrate.sh stage1          # sandbox: drop-ins with the static account still there",
         "./migrate.sh --confirm ID... stage2   # release the account",

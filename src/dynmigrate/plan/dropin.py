@@ -87,10 +87,18 @@ def build_dropin(
     raw = unit.is_template  # templates keep their specifiers
     out.set("DynamicUser", "yes")
     out.set("User", account)
-    out.decisions.append(
-        f"User={account}: without it the dynamic user would be named after the unit ({unit.prefix}), "
-        "and the data, configs and the daemon's own switch all use the old name"
-    )
+    if unit.prefix == account:
+        out.decisions.append(
+            f"User={account}: the unit's name would give the same dynamic user ({unit.prefix}, facts F1.9); set "
+            "explicitly so that it does not depend on the unit's name and every unit of the account shares it (F1.10)"
+        )
+    else:
+        out.decisions.append(
+            f"User={account}: without it the dynamic user would be named after the unit ({unit.prefix}, facts "
+            "F1.9), and the data, configs"
+            + (" and the daemon's own switch all" if exec_mode is ExecMode.BANG else "")
+            + " use the old name"
+        )
     group = unit.value("Service", "Group")
     if group is not None and group.value in own_group_names:
         out.set("Group", account)
@@ -204,7 +212,7 @@ def build_dropin(
         out.decisions.append("PermissionsStartOnly= translated to '+' prefixes on every line but ExecStart=")
     if exec_mode is ExecMode.BANG:
         out.decisions.append(
-            "no User= in the vendor unit: the daemon starts as root and switches to the account itself, so every "
+            "no User= in the unit: the daemon starts as root and switches to the account itself, so every "
             "Exec line keeps that with the '!' prefix (the dynamic user is allocated and resolvable by name; the "
             "sandbox still applies). Not chosen: running it unprivileged, which means removing the daemon's own "
             "switch; some daemons refuse that (Debian's memcached wrapper exits unless it is root) and it cannot "

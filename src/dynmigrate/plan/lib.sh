@@ -5,12 +5,86 @@
 readonly DYN_MIN=61184
 readonly DYN_MAX=65519
 UNITS_STOPPED=0
+DRY_RUN=0  # set by --dry-run only (never from the environment: the APT hook runs this library too)
+DRY_FD=1
+
+# ---- every change to the host goes through run, run_to or run_append ----------------------
+# With --dry-run they print the command with its values (`+ CMD ARGS`, shell-quoted) on stdout
+# instead of running it, in the order the stage would run it; everything else (reads, the checks
+# before a change) runs as in a real stage, so a dry run stops where the stage would stop. A check
+# of what a printed command would have done (a health check after a restart) goes through
+# check_after and is printed too. tests/plan/test_dry_run_script.py fails on a command that changes
+# the host without them.
+
+dry_print() {
+	# dry_print [--to FILE|--append-to FILE] CMD ARGS...: the command as a shell line, values quoted
+	local out redirect=""
+	case "$1" in
+	--to) printf -v redirect ' > %q' "$2" && shift 2 ;;
+	--append-to) printf -v redirect ' >> %q' "$2" && shift 2 ;;
+	esac
+	printf -v out ' %q' "$@"
+	printf '+%s%s\n' "$out" "$redirect" >&"$DRY_FD"
+}
+
+run() {
+	# run CMD ARGS...: a command that changes the host
+	if [ "$DRY_RUN" = 1 ]; then
+		dry_print "$@"
+		return 0
+	fi
+	"$@"
+}
+
+run_to() {
+	# run_to FILE CMD ARGS...: CMD's output replaces FILE
+	local file=$1
+	shift
+	if [ "$DRY_RUN" = 1 ]; then
+		dry_print --to "$file" "$@"
+		return 0
+	fi
+	"$@" >"$file"
+}
+
+run_append() {
+	# run_append FILE CMD ARGS...: CMD's output is appended to FILE
+	local file=$1
+	shift
+	if [ "$DRY_RUN" = 1 ]; then
+		dry_print --append-to "$file" "$@"
+		return 0
+	fi
+	"$@" >>"$file"
+}
+
+dry_list() {
+	# dry_list CMD ARGS...: a dry run's own temporary file (in /tmp) with CMD's output; prints its name
+	local file
+	file=$(mktemp -t dynmigrate-dry-run.XXXXXX)
+	"$@" >"$file"
+	printf '%s' "$file"
+}
+
+dry_forget() {
+	rm -f -- "$1"
+}
+
+check_after() {
+	# check_after CMD ARGS...: a check of what the commands before it did (printed in a dry run)
+	if [ "$DRY_RUN" = 1 ]; then
+		dry_print check: "$@"
+		return 0
+	fi
+	"$@"
+}
 
 log() {
 	local line
 	line="$(date -u +%Y-%m-%dT%H:%M:%SZ) ${SCRIPT_NAME}[${STAGE:-main}]${A_NAME:+ ${A_NAME}}: $*"
+	if [ "$DRY_RUN" = 1 ]; then line="(dry run) $line"; fi
 	printf '%s\n' "$line" >&2
-	if [ -d "$STATE" ]; then printf '%s\n' "$line" >>"$STATE/log"; fi
+	if [ "$DRY_RUN" = 0 ] && [ -d "$STATE" ]; then printf '%s\n' "$line" >>"$STATE/log"; fi
 }
 
 die() {
@@ -53,12 +127,12 @@ stage_done() {
 }
 
 mark_done() {
-	date -u +%Y-%m-%dT%H:%M:%SZ >"$(acct_dir)/stage$1.done"
+	run_to "$(acct_dir)/stage$1.done" date -u +%Y-%m-%dT%H:%M:%SZ
 	log "stage $1 done"
 }
 
 unmark_done() {
-	rm -f -- "$(acct_dir)/stage$1.done"
+	run rm -f -- "$(acct_dir)/stage$1.done"
 }
 
 # Names are compared as strings, never as patterns.
@@ -285,6 +359,10 @@ attrs_python() {
 
 set_attrs() {
 	local out rc=0 line
+	if [ "$DRY_RUN" = 1 ]; then
+		set_attrs_print
+		return 0
+	fi
 	if attrs_python; then
 		out=$(cd / && python3 -I -c "$SET_ATTRS_PY") || rc=$?
 	else
@@ -294,6 +372,15 @@ set_attrs() {
 		while IFS= read -r line; do log "WARNING: $line"; done <<<"$out"
 	fi
 	return "$rc"
+}
+
+set_attrs_print() {
+	# what set_attrs would change, one line per record (a dry run)
+	local uid gid mode kind dev ino expect path
+	while IFS= read -r -d '' uid && IFS= read -r -d '' gid && IFS= read -r -d '' mode && IFS= read -r -d '' kind &&
+		IFS= read -r -d '' dev && IFS= read -r -d '' ino && IFS= read -r -d '' expect && IFS= read -r -d '' path; do
+		dry_print set_attrs "owner=$uid:$gid" "mode=$mode" "type=$kind" "inode=$dev:$ino" "resolves-to=$expect" "$path"
+	done
 }
 
 attr_record() {
@@ -404,7 +491,7 @@ check_units() {
 reset_start_limit() {
 	# reset-failed also resets the unit's start rate limit counter; the health check that follows
 	# still sees a unit that keeps failing
-	systemctl reset-failed -- "$1" 2>/dev/null || true
+	run systemctl reset-failed -- "$1" 2>/dev/null || true
 }
 
 restart_units() {
@@ -414,7 +501,7 @@ restart_units() {
 		# the stages and rollbacks start a unit several times within seconds: clear the start
 		# rate limit (5 starts in 10 s by default) they may have used up, or systemd refuses
 		reset_start_limit "$unit"
-		systemctl restart -- "$unit" || true
+		run systemctl restart -- "$unit" || true
 	done
 }
 
@@ -423,7 +510,7 @@ start_units() {
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "starting $unit"
 		reset_start_limit "$unit"
-		systemctl start -- "$unit" || true
+		run systemctl start -- "$unit" || true
 	done
 	UNITS_STOPPED=0
 }
@@ -433,7 +520,7 @@ stop_units() {
 	UNITS_STOPPED=1
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "stopping $unit"
-		systemctl stop -- "$unit" || die "cannot stop $unit"
+		run systemctl stop -- "$unit" || die "cannot stop $unit"
 	done
 }
 
@@ -538,13 +625,13 @@ restore_manifest() {
 		if [ ! -e "$path" ] && [ ! -L "$path" ] && [ "$type" = d ]; then
 			case "$path" in
 			/run/* | /var/run/*)
-				mkdir -p -- "$path"
+				run mkdir -p -- "$path"
 				log "recreated runtime directory $path"
-				dev=- ino=- expect=$(realpath -e -- "$path")
+				dev=- ino=- expect=$(realpath -m -- "$path")
 				;;
 			esac
 		fi
-		[ -e "$path" ] || [ -L "$path" ] || continue
+		[ -e "$path" ] || [ -L "$path" ] || [ "$expect" != - ] || continue
 		if [ "$type" = d ] && [ -L "$path" ] && [ "$(expected_real "$path")" != "$path" ]; then
 			path="$path/" # a moved directory, seen through its private/ symlink: restore the directory itself
 		fi
@@ -590,39 +677,43 @@ backup_intact() {
 		die "the backup in $dir was changed or deleted since it was made (see above): refusing"
 }
 
+# shellcheck disable=SC2016 # awk programs, run or printed by run_to
 backup_account() {
 	local dir d
 	dir=$(acct_dir)
-	install -d -m 0700 -- "$dir"
+	run install -d -m 0700 -- "$dir"
 	if [ -e "$dir/backup.done" ]; then
 		log "backup exists since $(head -n 1 "$dir/backup.done"): kept (never overwritten)"
 		backup_intact backup.done
 		return 0
 	fi
 	static_user_exists "$A_NAME" || die "no static account $A_NAME to back up"
-	awk -F: -v n="$A_NAME" '$1 == n' /etc/passwd >"$dir/passwd"
-	awk -F: -v n="$A_NAME" '$1 == n' /etc/shadow >"$dir/shadow"
-	awk -F: -v n="$A_GROUP" '$1 == n' /etc/group >"$dir/group"
-	if [ -f /etc/gshadow ]; then awk -F: -v n="$A_GROUP" '$1 == n' /etc/gshadow >"$dir/gshadow"; else : >"$dir/gshadow"; fi
-	awk -F: -v u="$A_NAME" '{ n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) print $1 }' /etc/group >"$dir/member-of"
+	run_to "$dir/passwd" awk -F: -v n="$A_NAME" '$1 == n' /etc/passwd
+	run_to "$dir/shadow" awk -F: -v n="$A_NAME" '$1 == n' /etc/shadow
+	run_to "$dir/group" awk -F: -v n="$A_GROUP" '$1 == n' /etc/group
+	if [ -f /etc/gshadow ]; then run_to "$dir/gshadow" awk -F: -v n="$A_GROUP" '$1 == n' /etc/gshadow; else run_to "$dir/gshadow" true; fi
+	run_to "$dir/member-of" awk -F: -v u="$A_NAME" '{ n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) print $1 }' /etc/group
 	if [ -f /var/lib/dpkg/statoverride ]; then
-		awk -v u="$A_NAME" -v g="$A_GROUP" '$1 == u || $2 == g' /var/lib/dpkg/statoverride >"$dir/statoverride"
+		run_to "$dir/statoverride" awk -v u="$A_NAME" -v g="$A_GROUP" '$1 == u || $2 == g' /var/lib/dpkg/statoverride
 	else
-		: >"$dir/statoverride"
+		run_to "$dir/statoverride" true
 	fi
-	: >"$dir/moved-dirs"
+	run_to "$dir/moved-dirs" true
 	for d in "${A_MOVE[@]}"; do
 		# real directories, and absent ones: systemd creates those in private/ and links them, and
 		# after a rollback the static unit must find them where it looks, not behind private/ (0700)
 		if { [ -d "$d" ] && [ ! -L "$d" ]; } || { [ ! -e "$d" ] && [ ! -L "$d" ]; }; then
-			printf '%s\n' "$d" >>"$dir/moved-dirs"
+			run_append "$dir/moved-dirs" printf '%s\n' "$d"
 		fi
 	done
-	write_manifest "$dir/manifest"
-	chmod 0600 -- "$dir"/*
-	printf '%s\n' "$PLAN_ID" >"$dir/plan-id"
-	seal "$dir" backup.done "${BACKUP_FILES[@]}"
-	log "backed up passwd/group/shadow/gshadow lines, statoverrides and an ownership manifest of $(tr -cd '\0' <"$dir/manifest" | wc -c) paths"
+	run write_manifest "$dir/manifest"
+	run chmod 0600 -- "$dir/passwd" "$dir/shadow" "$dir/group" "$dir/gshadow" "$dir/member-of" "$dir/statoverride" \
+		"$dir/moved-dirs" "$dir/manifest"
+	run_to "$dir/plan-id" printf '%s\n' "$PLAN_ID"
+	run seal "$dir" backup.done "${BACKUP_FILES[@]}"
+	if [ "$DRY_RUN" = 0 ]; then
+		log "backed up passwd/group/shadow/gshadow lines, statoverrides and an ownership manifest of $(tr -cd '\0' <"$dir/manifest" | wc -c) paths"
+	fi
 }
 
 same_plan() {
@@ -659,10 +750,10 @@ move_into_private() {
 		managed_split "$d" || continue
 		if [ -d "$d" ] && [ ! -L "$d" ]; then
 			if [ -L "$MB/private" ]; then die "$MB/private is a symlink: refusing to move data through it"; fi
-			mkdir -p -- "$MB/private/$(dirname -- "$MN")"
-			chmod 0700 -- "$MB/private"
-			mv -T -- "$d" "$MB/private/$MN"
-			ln -s -- "$(realpath -m --relative-to="$(dirname -- "$d")" "$MB/private/$MN")" "$d"
+			run mkdir -p -- "$MB/private/$(dirname -- "$MN")"
+			run chmod 0700 -- "$MB/private"
+			run mv -T -- "$d" "$MB/private/$MN"
+			run ln -s -- "$(realpath -m --relative-to="$(dirname -- "$d")" "$MB/private/$MN")" "$d"
 			log "moved $d into $MB/private/$MN"
 		fi
 	done
@@ -670,11 +761,11 @@ move_into_private() {
 
 move_back_one() {
 	if [ -L "$1" ] && [ -d "$MB/private/$MN" ]; then
-		rm -f -- "$1"
-		mv -T -- "$MB/private/$MN" "$1"
+		run rm -f -- "$1"
+		run mv -T -- "$MB/private/$MN" "$1"
 		log "moved $MB/private/$MN back to $1"
 	elif [ ! -e "$1" ] && [ ! -L "$1" ] && [ -d "$MB/private/$MN" ]; then
-		mv -T -- "$MB/private/$MN" "$1"
+		run mv -T -- "$MB/private/$MN" "$1"
 		log "moved $MB/private/$MN back to $1 (an earlier run stopped between its steps)"
 	elif [ -L "$1" ] && [ ! -e "$1" ]; then
 		log "WARNING: $1 is a dangling symlink; left as it is"
@@ -705,7 +796,7 @@ install_file() {
 	# install_file SOURCE TARGET: idempotent copy of a plan file, mode 0644
 	local src=$1 dst=$2
 	if [ -f "$dst" ] && cmp -s -- "$src" "$dst"; then return 0; fi
-	install -D -m 0644 -- "$src" "$dst"
+	run install -D -m 0644 -- "$src" "$dst"
 	log "installed $dst"
 }
 
@@ -713,10 +804,10 @@ remove_ours() {
 	# remove_ours TARGET SOURCE: remove a file only if it is the one the plan installed
 	local dst=$1 src=$2
 	if [ -L "$dst" ] && [ "$(readlink -- "$dst")" = /dev/null ] && [ -z "$src" ]; then
-		rm -f -- "$dst"
+		run rm -f -- "$dst"
 		log "removed mask $dst"
 	elif [ -f "$dst" ] && [ -n "$src" ] && cmp -s -- "$PLAN_DIR/$src" "$dst"; then
-		rm -f -- "$dst"
+		run rm -f -- "$dst"
 		log "removed $dst"
 	elif [ -e "$dst" ] || [ -L "$dst" ]; then
 		log "WARNING: $dst was changed after dynmigrate installed it: left in place"
@@ -729,7 +820,7 @@ install_dropins() {
 		dst="/etc/systemd/system/${A_DROPIN_UNITS[$i]}.d/50-dynmigrate.conf"
 		install_file "$PLAN_DIR/${A_DROPIN_FILES[$i]}" "$dst"
 	done
-	systemctl daemon-reload
+	run systemctl daemon-reload
 }
 
 remove_dropins() {
@@ -737,9 +828,9 @@ remove_dropins() {
 	for i in "${!A_DROPIN_UNITS[@]}"; do
 		dst="/etc/systemd/system/${A_DROPIN_UNITS[$i]}.d/50-dynmigrate.conf"
 		remove_ours "$dst" "${A_DROPIN_FILES[$i]}"
-		rmdir --ignore-fail-on-non-empty -- "${dst%/*}" 2>/dev/null || true
+		run rmdir --ignore-fail-on-non-empty -- "${dst%/*}" 2>/dev/null || true
 	done
-	systemctl daemon-reload
+	run systemctl daemon-reload
 }
 
 override_key() {
@@ -769,17 +860,17 @@ install_overrides() {
 		if [ -e "$t" ] || [ -L "$t" ]; then
 			if [ ! -e "$dir/override-orig.$(override_key "$t")" ] && [ ! -e "$dir/override-premasked.$(override_key "$t")" ]; then
 				if [ -L "$t" ] && [ "$(readlink -- "$t")" = /dev/null ]; then
-					: >"$dir/override-premasked.$(override_key "$t")"
+					run_to "$dir/override-premasked.$(override_key "$t")" true
 				elif [ -z "${A_OVR_SOURCE[$i]}" ] || ! cmp -s -- "$PLAN_DIR/${A_OVR_SOURCE[$i]}" "$t"; then
-					cp -a -- "$t" "$dir/override-orig.$(override_key "$t")"
+					run cp -a -- "$t" "$dir/override-orig.$(override_key "$t")"
 				fi
 			fi
 		fi
 		if [ -z "${A_OVR_SOURCE[$i]}" ]; then
 			if [ "$(readlink -- "$t" 2>/dev/null)" != /dev/null ]; then
-				mkdir -p -- "${t%/*}"
-				rm -f -- "$t"
-				ln -s /dev/null "$t"
+				run mkdir -p -- "${t%/*}"
+				run rm -f -- "$t"
+				run ln -s /dev/null "$t"
 				log "masked $t (${A_OVR_KIND[$i]})"
 			fi
 		else
@@ -800,7 +891,7 @@ remove_overrides() {
 		fi
 		remove_ours "$t" "${A_OVR_SOURCE[$i]}"
 		if [ -e "$dir/override-orig.$key" ] && [ ! -e "$t" ] && [ ! -L "$t" ]; then
-			cp -a -- "$dir/override-orig.$key" "$t"
+			run cp -a -- "$dir/override-orig.$key" "$t"
 			log "restored the original $t"
 		fi
 	done
@@ -812,17 +903,23 @@ SECRET_RE='^[[:space:]]*[A-Za-z0-9_.-]*(password|passwd|secret|token|api[_-]?key
 
 fix_files() {
 	# callers stop every process of the account first
-	local i p kind
+	local i p kind other cur
 	for i in "${!A_FIX_PATH[@]}"; do
 		p=${A_FIX_PATH[$i]}
 		[ -e "$p" ] || [ -L "$p" ] || continue
 		if [ -L "$p" ] || ! safe_path "$p"; then
 			die "$p is a symlink or resolves elsewhere now (planted since the plan?): refusing to chown/chmod it"
 		fi
-		if [ -f "$p" ] && [ $((0${A_FIX_MODE[$i]} & 044)) != 0 ] && grep -Eiq -- "$SECRET_RE" "$p" 2>/dev/null; then
+		if [ -d "$p" ]; then kind=d other=005; elif [ -f "$p" ]; then kind=f other=004; else die "$p is neither a file nor a directory now: refusing"; fi
+		# never make readable (or, for a directory, listable or enterable) to other users what was not:
+		# its mode may have changed since planning (the planner judged the mode it saw then)
+		cur=$(stat -c %a -- "$p") || die "cannot stat $p"
+		if [ $((0${A_FIX_MODE[$i]} & ~8#$cur & other)) != 0 ]; then
+			die "$p is mode $cur now and others could not read it (the plan would make it ${A_FIX_MODE[$i]}): re-plan"
+		fi
+		if [ "$kind" = f ] && [ $((0${A_FIX_MODE[$i]} & 004)) != 0 ] && grep -Eiq -- "$SECRET_RE" "$p" 2>/dev/null; then
 			die "$p holds a secret now (it did not when the plan was made): re-plan so that it gets LoadCredential="
 		fi
-		if [ -d "$p" ]; then kind=d; elif [ -f "$p" ]; then kind=f; else die "$p is neither a file nor a directory now: refusing"; fi
 		attr_record 0 0 "${A_FIX_MODE[$i]}" "$kind" - - "$(expected_real "$p")" "$p" | set_attrs ||
 			die "$p changed while it was re-owned (a link swapped in?): refusing"
 		log "re-owned $p to root, mode ${A_FIX_MODE[$i]}"
@@ -836,13 +933,13 @@ remove_statoverrides() {
 	command -v dpkg-statoverride >/dev/null || return 0
 	while read -r user group mode path; do
 		if [ "$user" = "$A_NAME" ] || { [ "$A_DELETE_GROUP" = 1 ] && [ "$group" = "$A_GROUP" ]; }; then
-			dpkg-statoverride --remove "$path"
+			run dpkg-statoverride --remove "$path"
 			log "removed statoverride '$user $group $mode $path' (restored by the rollback)"
 		fi
 	done < <(dpkg-statoverride --list 2>/dev/null || true)
 	for i in "${!A_PIN_PATH[@]}"; do
 		if ! dpkg-statoverride --list "${A_PIN_PATH[$i]}" >/dev/null 2>&1; then
-			dpkg-statoverride --add root root "${A_PIN_MODE[$i]}" "${A_PIN_PATH[$i]}"
+			run dpkg-statoverride --add root root "${A_PIN_MODE[$i]}" "${A_PIN_PATH[$i]}"
 			log "pinned ${A_PIN_PATH[$i]} as root root ${A_PIN_MODE[$i]} so that package scripts skip their chown"
 		fi
 	done
@@ -854,7 +951,7 @@ restore_statoverrides() {
 	for i in "${!A_PIN_PATH[@]}"; do
 		line=$(dpkg-statoverride --list "${A_PIN_PATH[$i]}" 2>/dev/null || true)
 		if [ "$line" = "root root ${A_PIN_MODE[$i]} ${A_PIN_PATH[$i]}" ]; then
-			dpkg-statoverride --remove "${A_PIN_PATH[$i]}"
+			run dpkg-statoverride --remove "${A_PIN_PATH[$i]}"
 			log "removed pin of ${A_PIN_PATH[$i]}"
 		fi
 	done
@@ -865,7 +962,7 @@ restore_statoverrides() {
 		[ -n "$path" ] || continue
 		if [ "$user" = "$A_NAME" ] || [ "$group" = "$A_GROUP" ]; then
 			if ! dpkg-statoverride --list "$path" >/dev/null 2>&1; then
-				dpkg-statoverride --add "$user" "$group" "$mode" "$path"
+				run dpkg-statoverride --add "$user" "$group" "$mode" "$path"
 				log "restored statoverride of $path"
 			fi
 		fi
@@ -875,14 +972,14 @@ restore_statoverrides() {
 delete_account() {
 	if static_user_exists "$A_NAME"; then
 		[ "$(account_uid "$A_NAME")" = "$A_UID" ] || die "$A_NAME has UID $(account_uid "$A_NAME"), not $A_UID: refusing"
-		userdel -- "$A_NAME"
+		run userdel -- "$A_NAME"
 		log "deleted user $A_NAME (files are never removed)"
 	fi
 	if [ "$A_DELETE_GROUP" = 1 ] && static_group_exists "$A_GROUP"; then
-		groupdel -- "$A_GROUP"
+		run groupdel -- "$A_GROUP"
 		log "deleted group $A_GROUP"
 	fi
-	if command -v nscd >/dev/null; then nscd -i passwd -i group 2>/dev/null || true; fi
+	if command -v nscd >/dev/null; then run nscd -i passwd -i group 2>/dev/null || true; fi
 }
 
 recreate_account() {
@@ -899,7 +996,7 @@ recreate_account() {
 				die "group $A_GROUP exists with GID $(passwd_field /etc/group "$A_GROUP" 3), not $gid_line: fix it by hand, then run the rollback again"
 		else
 			if getent group "$gid_line" >/dev/null; then die "GID $gid_line is taken: $(getent group "$gid_line")"; fi
-			groupadd -g "$gid_line" -- "$A_GROUP"
+			run groupadd -g "$gid_line" -- "$A_GROUP"
 			log "recreated group $A_GROUP with GID $gid_line"
 		fi
 	fi
@@ -912,20 +1009,24 @@ recreate_account() {
 		home=$(cut -d: -f6 "$dir/passwd")
 		shell=$(cut -d: -f7 "$dir/passwd")
 		gecos=$(cut -d: -f5 "$dir/passwd")
-		useradd -r -M -u "$A_UID" -g "$A_GID" -d "$home" -s "$shell" -c "$gecos" -- "$A_NAME"
+		run useradd -r -M -u "$A_UID" -g "$A_GID" -d "$home" -s "$shell" -c "$gecos" -- "$A_NAME"
 		if [ -s "$dir/shadow" ]; then
 			IFS=: read -r _ hash lastchg min max warn inactive expire _ <"$dir/shadow" || true
-			if [ -n "$hash" ]; then usermod -p "$hash" -- "$A_NAME"; fi
-			chage ${lastchg:+-d "$lastchg"} ${min:+-m "$min"} ${max:+-M "$max"} ${warn:+-W "$warn"} \
+			if [ -n "$hash" ]; then run usermod -p "$hash" -- "$A_NAME"; fi
+			run chage ${lastchg:+-d "$lastchg"} ${min:+-m "$min"} ${max:+-M "$max"} ${warn:+-W "$warn"} \
 				${inactive:+-I "$inactive"} ${expire:+-E "$expire"} -- "$A_NAME" 2>/dev/null ||
 				log "WARNING: password aging not restored"
 		fi
 		log "recreated user $A_NAME with UID $A_UID and GID $A_GID"
 	fi
 	while read -r grp; do
-		if [ -n "$grp" ] && static_group_exists "$grp"; then usermod -a -G "$grp" -- "$A_NAME"; fi
+		if [ -n "$grp" ] && static_group_exists "$grp"; then run usermod -a -G "$grp" -- "$A_NAME"; fi
 	done <"$dir/member-of"
-	[ "$(account_uid "$A_NAME")" = "$A_UID" ] || die "recreated $A_NAME does not have UID $A_UID"
+	check_after recreated_has_uid || die "recreated $A_NAME does not have UID $A_UID"
+}
+
+recreated_has_uid() {
+	[ "$(account_uid "$A_NAME")" = "$A_UID" ]
 }
 
 nss_line_has_systemd() {
@@ -944,9 +1045,9 @@ nss_ok() {
 ensure_nss_systemd() {
 	local deb want have f
 	if nss_ok; then return 0; fi
-	install -d -m 0700 -- "$STATE"
+	run install -d -m 0700 -- "$STATE"
 	if [ ! -e "$STATE/nsswitch.conf.orig" ]; then
-		cp -a /etc/nsswitch.conf "$STATE/nsswitch.conf.orig"
+		run cp -a /etc/nsswitch.conf "$STATE/nsswitch.conf.orig"
 		log "saved /etc/nsswitch.conf"
 	fi
 	if ! nss_lib_present; then
@@ -958,25 +1059,25 @@ ensure_nss_systemd() {
 		done
 		if [ -n "$deb" ]; then
 			log "installing libnss-systemd $want from the local apt cache"
-			(umask 022 && DEBIAN_FRONTEND=noninteractive dpkg -i -- "$deb" >&2) || die "dpkg -i $deb failed"
+			(umask 022 && run env DEBIAN_FRONTEND=noninteractive dpkg -i -- "$deb" >&2) || die "dpkg -i $deb failed"
 		else
 			log "installing libnss-systemd with apt-get"
-			(umask 022 && DYNMIGRATE_SKIP_REPAIR=1 DEBIAN_FRONTEND=noninteractive apt-get install -y libnss-systemd >&2) ||
+			(umask 022 && run env DYNMIGRATE_SKIP_REPAIR=1 DEBIAN_FRONTEND=noninteractive apt-get install -y libnss-systemd >&2) ||
 				die "cannot install libnss-systemd"
 		fi
-		touch "$STATE/nss-installed-by-dynmigrate"
+		run touch "$STATE/nss-installed-by-dynmigrate"
 	fi
 	if ! nss_line_has_systemd passwd || ! nss_line_has_systemd group; then
-		sed -i -E '/^(passwd|group):/ { s/[[:space:]]*#.*$//; / systemd( |$)/! s/[[:space:]]*$/ systemd/ }' /etc/nsswitch.conf
+		run sed -i -E '/^(passwd|group):/ { s/[[:space:]]*#.*$//; / systemd( |$)/! s/[[:space:]]*$/ systemd/ }' /etc/nsswitch.conf
 		log "added systemd to the passwd and group lines of /etc/nsswitch.conf"
 	fi
-	nss_ok || die "nss-systemd is still not usable"
+	check_after nss_ok || die "nss-systemd is still not usable"
 }
 
 restore_nss() {
 	if [ -e "$STATE/nsswitch.conf.orig" ]; then
-		cp -a -- "$STATE/nsswitch.conf.orig" /etc/nsswitch.conf
-		rm -f -- "$STATE/nsswitch.conf.orig"
+		run cp -a -- "$STATE/nsswitch.conf.orig" /etc/nsswitch.conf
+		run rm -f -- "$STATE/nsswitch.conf.orig"
 		log "restored /etc/nsswitch.conf (libnss-systemd stays installed; it is harmless)"
 	fi
 }

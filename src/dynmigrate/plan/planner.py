@@ -750,6 +750,10 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         recreated_by=tuple(recreated),
         manifest_paths=tuple(RelPath(p) for p in manifest),
         suggested=tuple(suggested),
+        reason=av.reason,
+        links=av.links,
+        trees=av.trees,
+        references=tuple(r for r in av.references if not r.unit),
     )
 
 

@@ -143,13 +143,14 @@ def header(kind: str, plan: MigrationPlan) -> str:
 # Generated from a scan of {escape(plan.root)}; review REPORT.md before running anything.
 #
 #   {
-        "migrate.sh [--account NAME]... [--confirm ID]... STAGE"
+        "migrate.sh [--account NAME]... [--confirm ID]... [--dry-run] STAGE"
         if kind == "migration"
-        else "rollback.sh [--account NAME]... STAGE"
+        else "rollback.sh [--account NAME]... [--dry-run] STAGE"
     }
 #
 # Stages: stage0 (preflight), stage1 (sandbox), stage2 (release the account), stage3 (cleanup).
-# Every stage is idempotent: after an interruption, run it again.
+# Every stage is idempotent: after an interruption, run it again. --dry-run prints every command
+# that would change the host, in order and with its values, and changes nothing.
 set -euo pipefail
 shopt -s nullglob
 umask 077
@@ -191,6 +192,7 @@ dynmigrate_main() {
 			shift
 			;;
 		--confirm=*) CONFIRMED[${1#--confirm=}]=1 ;;
+		--dry-run) DRY_RUN=1 ;;
 		-h | --help)
 			usage
 			return 0
@@ -219,19 +221,29 @@ dynmigrate_main() {
 		[ "$known" = 1 ] || die "account $acct is not in this plan (${ACCOUNTS[*]})"
 	done
 	need_root
-	install -d -m 0700 -- "$STATE" "$STATE/accounts"
+	if [ "$DRY_RUN" = 1 ]; then
+		exec 8>&1
+		DRY_FD=8
+		log "dry run: every command that would change the host is printed, not run; checks and reads run"
+	fi
+	run install -d -m 0700 -- "$STATE" "$STATE/accounts"
 	verify_plan_files
-	exec 9>"$STATE/lock"
-	flock -n 9 || die "another dynmigrate script is running (lock $STATE/lock)"
+	if [ "$DRY_RUN" = 0 ]; then
+		exec 9>"$STATE/lock"
+		flock -n 9 || die "another dynmigrate script is running (lock $STATE/lock)"
+	elif [ -e "$STATE/lock" ]; then
+		exec 9<"$STATE/lock"
+		flock -n 9 || die "another dynmigrate script is running (lock $STATE/lock)"
+	fi
 	STAGE=$stage
 	for acct in "${selected[@]}"; do
 		load_account "$acct"
-		install -d -m 0700 -- "$(acct_dir)"
+		run install -d -m 0700 -- "$(acct_dir)"
 		log "$action $stage"
 		"${prefix}_$stage"
 	done
 	A_NAME=""
-	log "$action $stage finished for: ${selected[*]}"
+	log "$action $stage finished for: ${selected[*]}$([ "$DRY_RUN" = 0 ] || echo ' (dry run: nothing changed)')"
 }
 """
 
@@ -302,9 +314,29 @@ def render_scripts(plan: MigrationPlan, files: list[tuple[str, str]]) -> tuple[s
     return migrate, rollback, repair, library
 
 
-APT_HOOK = """// Written by dynmigrate: after every dpkg run, undo a package script's re-creation of a
-// migrated account (the static account would silently win over DynamicUser=yes).
-DPkg::Post-Invoke {
-  "if [ -x /usr/local/sbin/dynmigrate-repair ]; then /usr/local/sbin/dynmigrate-repair --from-apt || true; fi";
-};
-"""
+INSTALLED_REPAIR = "/usr/local/sbin/dynmigrate-repair"
+REPAIR_STATE = "/var/lib/dynmigrate"
+
+
+def apt_hook(repair_sha256: str) -> str:
+    """The APT hook stage 2 installs. It runs a private copy of the installed dynmigrate-repair (in
+    root's own state folder, never the path itself, which could change between the check and the
+    run), and only while the copy has the sha256 the plan recorded for it."""
+    command = (
+        f"if [ -e {INSTALLED_REPAIR} ] && [ -d {REPAIR_STATE} ]; then "
+        f"t=$(mktemp -p {REPAIR_STATE} repair.XXXXXX) || exit 0; "
+        f"cat -- {INSTALLED_REPAIR} >$t; chmod 0700 $t; "
+        f"if [ $(sha256sum <$t | cut -c1-64) = {repair_sha256} ]; then /bin/bash $t --from-apt || true; "
+        f"else echo 'dynmigrate: {INSTALLED_REPAIR} does not have the sha256 the plan recorded: "
+        "not run (run dynmigrate verify --repair)' >&2; fi; "
+        "rm -f -- $t; fi"
+    )
+    assert '"' not in command  # an apt.conf string cannot hold a double quote
+    return (
+        "// Written by dynmigrate: after every dpkg run, undo a package script's re-creation of a\n"
+        "// migrated account (the static account would silently win over DynamicUser=yes).\n"
+        f"// Runs {INSTALLED_REPAIR} only while it has the sha256 the plan recorded.\n"
+        "DPkg::Post-Invoke {\n"
+        f'  "{command}";\n'
+        "};\n"
+    )

@@ -106,7 +106,7 @@ undo_stage0() {
 	other=$(find "$STATE/accounts" -mindepth 2 -maxdepth 2 -name 'stage[0-3].done' -print -quit 2>/dev/null || true)
 	if [ -z "$other" ]; then restore_nss; fi
 	if [ -d "$(acct_dir)" ]; then
-		mv -T -- "$(acct_dir)" "$(acct_dir).rolled-back.$(date -u +%Y%m%dT%H%M%SZ)"
+		run mv -T -- "$(acct_dir)" "$(acct_dir).rolled-back.$(date -u +%Y%m%dT%H%M%SZ)"
 		log "preflight undone; its backup is kept in $(acct_dir).rolled-back.*"
 	fi
 }
@@ -133,11 +133,11 @@ run_stage1() {
 	crashpoint stage1-installed
 	restart_units
 	UNITS_STOPPED=0
-	if ! check_units "$A_UID"; then
+	if ! check_after check_units "$A_UID"; then
 		die "health check failed with the drop-ins installed; roll back: rollback.sh --account $A_NAME stage1"
 	fi
 	for d in "${A_MOVE[@]}"; do
-		if [ -e "$d" ] && [ ! -L "$d" ]; then
+		if [ "$DRY_RUN" = 0 ] && [ -e "$d" ] && [ ! -L "$d" ]; then
 			log "WARNING: $d has not moved into private/ (is the unit running?)"
 		fi
 	done
@@ -150,7 +150,7 @@ undo_stage1() {
 	stage_done 2 && die "stage 2 is done: roll back stage2 first"
 	if stage2_in_flight; then die "stage 2 was interrupted: roll it back first (rollback.sh --account $A_NAME stage2)"; fi
 	stop_units
-	no_processes_of "$A_UID" || die "stop those processes first: owners and modes are restored only while nothing runs as $A_NAME"
+	check_after no_processes_of "$A_UID" || die "stop those processes first: owners and modes are restored only while nothing runs as $A_NAME"
 	remove_dropins
 	crashpoint undo1-dropins-removed
 	move_back_from_private
@@ -159,7 +159,7 @@ undo_stage1() {
 	restore_manifest "$(acct_dir)/manifest"
 	restore_runtime
 	start_units
-	if ! check_units "$A_UID"; then
+	if ! check_after check_units "$A_UID"; then
 		die "after the rollback the service is not healthy: see the journal"
 	fi
 	unmark_done 1
@@ -171,25 +171,27 @@ restore_runtime() {
 	local d
 	command -v systemd-tmpfiles >/dev/null || return 0
 	for d in "${A_RUNTIME[@]}"; do
-		if [ ! -e "$d" ]; then systemd-tmpfiles --create --prefix="$d" >/dev/null 2>&1 || true; fi
+		if [ ! -e "$d" ]; then run systemd-tmpfiles --create --prefix="$d" >/dev/null 2>&1 || true; fi
 	done
+}
+
+record_text() {
+	printf '# dynmigrate migration record, written %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	declare -p A_NAME A_UID A_GID A_GROUP A_DELETE_GROUP A_RUN_UNITS A_RUN_PROBES A_DROPIN_UNITS A_FIX_PATH \
+		A_FIX_MODE A_OVR_TARGET A_OVR_SOURCE A_OVR_KIND A_PIN_PATH A_PIN_MODE A_MOVE | sed 's/^declare /declare -g /'
 }
 
 write_record() {
 	# what verify and dynmigrate-repair need to know about this migrated account
-	install -d -m 0700 -- "$STATE/migrated"
-	{
-		printf '# dynmigrate migration record, written %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-		declare -p A_NAME A_UID A_GID A_GROUP A_DELETE_GROUP A_RUN_UNITS A_RUN_PROBES A_DROPIN_UNITS A_FIX_PATH \
-			A_FIX_MODE A_OVR_TARGET A_OVR_SOURCE A_OVR_KIND A_PIN_PATH A_PIN_MODE A_MOVE | sed 's/^declare /declare -g /'
-	} >"$STATE/migrated/$A_NAME.env.tmp"
-	mv -f -- "$STATE/migrated/$A_NAME.env.tmp" "$STATE/migrated/$A_NAME.env"
-	install -m 0600 -- "$PLAN_DIR/accounts/$A_NAME.json" "$STATE/migrated/$A_NAME.json"
+	run install -d -m 0700 -- "$STATE/migrated"
+	run_to "$STATE/migrated/$A_NAME.env.tmp" record_text
+	run mv -f -- "$STATE/migrated/$A_NAME.env.tmp" "$STATE/migrated/$A_NAME.env"
+	run install -m 0600 -- "$PLAN_DIR/accounts/$A_NAME.json" "$STATE/migrated/$A_NAME.json"
 }
 
 install_guard() {
 	write_record
-	install -D -m 0755 -- "$PLAN_DIR/files/dynmigrate-repair" /usr/local/sbin/dynmigrate-repair
+	run install -D -m 0755 -- "$PLAN_DIR/files/dynmigrate-repair" /usr/local/sbin/dynmigrate-repair
 	if [ -d /etc/apt/apt.conf.d ]; then
 		install_file "$PLAN_DIR/files/80dynmigrate-repair" /etc/apt/apt.conf.d/80dynmigrate-repair
 	fi
@@ -197,11 +199,11 @@ install_guard() {
 }
 
 remove_guard() {
-	rm -f -- "$STATE/migrated/$A_NAME.env" "$STATE/migrated/$A_NAME.json"
+	run rm -f -- "$STATE/migrated/$A_NAME.env" "$STATE/migrated/$A_NAME.json"
 	if [ -z "$(find "$STATE/migrated" -name '*.env' -print -quit 2>/dev/null || true)" ]; then
 		remove_ours /etc/apt/apt.conf.d/80dynmigrate-repair files/80dynmigrate-repair
 		if [ -f /usr/local/sbin/dynmigrate-repair ] && cmp -s -- "$PLAN_DIR/files/dynmigrate-repair" /usr/local/sbin/dynmigrate-repair; then
-			rm -f -- /usr/local/sbin/dynmigrate-repair
+			run rm -f -- /usr/local/sbin/dynmigrate-repair
 			log "removed /usr/local/sbin/dynmigrate-repair"
 		fi
 	fi
@@ -232,19 +234,19 @@ run_stage2() {
 		no_stray_processes || die "stop those processes first (they would keep the old UID)"
 	fi
 	if [ ! -e "$dir/stage2-backup.done" ]; then
-		if [ -f /var/lib/dpkg/statoverride ]; then cp -a /var/lib/dpkg/statoverride "$dir/statoverride.before-stage2"; fi
-		cp -a /etc/passwd "$dir/passwd.before-stage2"
-		cp -a /etc/group "$dir/group.before-stage2"
-		data_list >"$dir/data.list"
-		if [ -f "$dir/statoverride.before-stage2" ]; then
-			seal "$dir" stage2-backup.done passwd.before-stage2 group.before-stage2 data.list statoverride.before-stage2
+		if [ -f /var/lib/dpkg/statoverride ]; then run cp -a /var/lib/dpkg/statoverride "$dir/statoverride.before-stage2"; fi
+		run cp -a /etc/passwd "$dir/passwd.before-stage2"
+		run cp -a /etc/group "$dir/group.before-stage2"
+		run_to "$dir/data.list" data_list
+		if [ -f /var/lib/dpkg/statoverride ]; then
+			run seal "$dir" stage2-backup.done passwd.before-stage2 group.before-stage2 data.list statoverride.before-stage2
 		else
-			seal "$dir" stage2-backup.done passwd.before-stage2 group.before-stage2 data.list
+			run seal "$dir" stage2-backup.done passwd.before-stage2 group.before-stage2 data.list
 		fi
 		log "saved statoverride, passwd, group and the list of data files as they were before stage 2"
 	fi
 	crashpoint stage2-after-backup
-	: >"$dir/stage2.started"
+	run_to "$dir/stage2.started" true
 	fix_files
 	remove_statoverrides
 	install_overrides
@@ -255,10 +257,10 @@ run_stage2() {
 	install_guard
 	crashpoint stage2-before-start
 	start_units
-	if ! check_units dynamic; then
+	if ! check_after check_units dynamic; then
 		die "the service does not run under a dynamic UID; roll back: rollback.sh --account $A_NAME stage2"
 	fi
-	check_data_intact || die "data check failed; roll back: rollback.sh --account $A_NAME stage2"
+	check_after check_data_intact || die "data check failed; roll back: rollback.sh --account $A_NAME stage2"
 	mark_done 2
 }
 
@@ -314,7 +316,7 @@ undo_stage2() {
 	dyn=$(dynamic_uids)
 	stop_units
 	# shellcheck disable=SC2086 # one UID per word
-	no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+	check_after no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
 	# first the guard: an apt run during the rollback must not delete the account it recreates
 	remove_guard
 	recreate_account
@@ -325,11 +327,11 @@ undo_stage2() {
 	restore_manifest "$(acct_dir)/manifest"
 	restore_runtime
 	start_units
-	if ! check_units "$A_UID"; then
+	if ! check_after check_units "$A_UID"; then
 		die "after the rollback the service does not run as $A_NAME ($A_UID): see the journal"
 	fi
 	unmark_done 2
-	rm -f -- "$(acct_dir)/stage2.started" "$(acct_dir)/stage2-backup.done"
+	run rm -f -- "$(acct_dir)/stage2.started" "$(acct_dir)/stage2-backup.done"
 }
 
 leftover_roots() {
@@ -372,6 +374,19 @@ skip_prunes() {
 	done
 }
 
+find_leftovers() {
+	# records (MANIFEST_FORMAT) of every path of the old UID (and GID) on every real filesystem
+	local root
+	skip_prunes
+	leftover_roots | while IFS= read -r -d '' root; do
+		if [ "$A_DELETE_GROUP" = 1 ]; then
+			find "$root" -xdev "${PRUNE[@]}" \( -uid "$A_UID" -o -gid "$A_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
+		else
+			find "$root" -xdev "${PRUNE[@]}" -uid "$A_UID" -printf "$MANIFEST_FORMAT" 2>/dev/null || true
+		fi
+	done
+}
+
 run_stage3() {
 	local dir out uid gid mode type dev ino path top d owner n dyn
 	stage_done 2 || die "run stage2 (release) first"
@@ -391,22 +406,19 @@ run_stage3() {
 	dir=$(acct_dir)
 	out="$dir/stage3.manifest"
 	if [ ! -e "$out" ]; then
-		skip_prunes
-		leftover_roots | while IFS= read -r -d '' root; do
-			if [ "$A_DELETE_GROUP" = 1 ]; then
-				find "$root" -xdev "${PRUNE[@]}" \( -uid "$A_UID" -o -gid "$A_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
-			else
-				find "$root" -xdev "${PRUNE[@]}" -uid "$A_UID" -printf "$MANIFEST_FORMAT" 2>/dev/null || true
-			fi
-		done >"$out.tmp"
-		mv -f -- "$out.tmp" "$out"
+		run_to "$out.tmp" find_leftovers
+		run mv -f -- "$out.tmp" "$out"
+		if [ "$DRY_RUN" = 1 ]; then
+			# the search is a read: a dry run keeps what it finds in a temporary file, to print each change
+			out=$(dry_list find_leftovers)
+		fi
 	fi
 	crashpoint stage3-found
 	# owners change only while nothing runs as the old or the dynamic UID
 	dyn=$(dynamic_uids)
 	stop_units
 	# shellcheck disable=SC2086 # one UID per word
-	no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+	check_after no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
 	while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
 		[ -e "$path" ] || [ -L "$path" ] || continue
 		top=""
@@ -425,17 +437,22 @@ run_stage3() {
 		attr_record "$uid" "$gid" - "$type" "$dev" "$ino" - "$path"
 	done <"$out" | set_attrs || log "WARNING: some paths could not be re-owned (changed since they were found, read-only, immutable?): see above"
 	n=$(tr -cd '\0' <"$out" | wc -c)
+	if [ "$out" != "$dir/stage3.manifest" ]; then
+		dry_forget "$out"
+		out=$dir/stage3.manifest
+	fi
 	log "re-owned the $n leftover path(s) of UID $A_UID / GID $A_GID (listed in $out; nothing deleted)"
-	touch "$STATE/retired-ids"
-	if ! awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '$1 == u && $3 == n { f = 1 } END { exit !f }' "$STATE/retired-ids"; then
-		printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)" >>"$STATE/retired-ids"
+	run touch "$STATE/retired-ids"
+	if ! awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '$1 == u && $3 == n { f = 1 } END { exit !f }' "$STATE/retired-ids" 2>/dev/null; then
+		run_append "$STATE/retired-ids" printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)"
 		log "UID $A_UID added to the retired-UID ledger $STATE/retired-ids"
 	fi
 	start_units
-	check_units dynamic || die "the service is not healthy after the cleanup; roll back: rollback.sh --account $A_NAME stage3"
+	check_after check_units dynamic || die "the service is not healthy after the cleanup; roll back: rollback.sh --account $A_NAME stage3"
 	mark_done 3
 }
 
+# shellcheck disable=SC2016 # an awk program, run or printed by run_to
 undo_stage3() {
 	local out uid gid mode type dev ino path dyn
 	same_plan
@@ -444,21 +461,21 @@ undo_stage3() {
 		dyn=$(dynamic_uids)
 		stop_units
 		# shellcheck disable=SC2086 # one UID per word
-		no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+		check_after no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
 		while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
 			[ -e "$path" ] || [ -L "$path" ] || continue
 			# chown clears setuid/setgid bits: the recorded mode is given back, on the recorded inode only
 			if [ "$type" = l ]; then mode=-; fi
 			attr_record "$uid" "$gid" "$mode" "$type" "$dev" "$ino" - "$path"
 		done <"$out" | set_attrs || log "WARNING: some stage-3 paths were left as they are (see above)"
-		mv -f -- "$out" "$out.undone"
+		run mv -f -- "$out" "$out.undone"
 		log "restored the owners and modes of the stage-3 paths"
 		start_units
-		check_units dynamic || die "the service is not healthy after the rollback of stage 3: see the journal"
+		check_after check_units dynamic || die "the service is not healthy after the rollback of stage 3: see the journal"
 	fi
 	if [ -f "$STATE/retired-ids" ]; then
-		awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '!($1 == u && $3 == n)' "$STATE/retired-ids" >"$STATE/retired-ids.tmp"
-		mv -f -- "$STATE/retired-ids.tmp" "$STATE/retired-ids"
+		run_to "$STATE/retired-ids.tmp" awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '!($1 == u && $3 == n)' "$STATE/retired-ids"
+		run mv -f -- "$STATE/retired-ids.tmp" "$STATE/retired-ids"
 	fi
 	unmark_done 3
 }

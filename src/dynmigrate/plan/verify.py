@@ -23,10 +23,9 @@ from dynmigrate.collect.rootfs import RootError, RootFS
 from dynmigrate.model.accounts import DYNAMIC_UID_MAX, DYNAMIC_UID_MIN
 from dynmigrate.model.files import FileKind
 from dynmigrate.model.paths import rel
-from dynmigrate.plan.script import render_repair
+from dynmigrate.plan.script import INSTALLED_REPAIR, render_repair
 
 STATE = "var/lib/dynmigrate"
-INSTALLED_REPAIR = "/usr/local/sbin/dynmigrate-repair"
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
 

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -16,7 +15,8 @@ from dynmigrate.model.common import escape, mask_secrets
 from dynmigrate.model.plan import MigrationPlan
 from dynmigrate.plan.ansible import PLAYBOOK, ansible_readme
 from dynmigrate.plan.documents import plan_data, render_report, userdel_plan
-from dynmigrate.plan.script import APT_HOOK, LIB_PATH, dropin_file, override_file, render_repair, render_scripts
+from dynmigrate.plan.script import LIB_PATH, apt_hook, dropin_file, override_file, render_repair, render_scripts
+from dynmigrate.plan.security import NOT_MEASURED, measure
 
 SAFE_REL = re.compile(r"^[A-Za-z0-9@._:+\\/-]+$")
 MARKER = ".dynmigrate-plan"  # marks a folder dynmigrate wrote, and lists its files (see check_replaceable)
@@ -57,56 +57,6 @@ def plan_files(plan: MigrationPlan) -> dict[str, tuple[str, int]]:
     for alt in plan.alternatives:
         files[_check_rel(f"alternatives/{alt.unit}/50-dynmigrate.conf")] = (review(alt.dropin_text), 0o644)
     return files
-
-
-def security_scores(result: ScanResult, plan: MigrationPlan) -> dict[str, tuple[str, str]]:
-    """systemd-analyze security --offline=yes exposure before and after, in a throwaway root."""
-    tool = shutil.which("systemd-analyze")
-    if tool is None:
-        return {}
-    scores: dict[str, tuple[str, str]] = {}
-    for a in plan.accounts:
-        for u in a.units:
-            if "@." in u.unit:
-                continue
-            unit = result.snapshot.unit(u.unit)
-            if unit is None or unit.fragment is None:
-                continue
-            pair = []
-            for with_dropin in (False, True):
-                with tempfile.TemporaryDirectory(prefix="dynmigrate-sec-") as tmp:
-                    sysdir = Path(tmp, "etc/systemd/system")
-                    ddir = sysdir / f"{u.unit}.d"
-                    ddir.mkdir(parents=True)
-                    (sysdir / u.unit).write_text(
-                        result.snapshot.unit_text(unit.fragment) or "", encoding="utf-8", errors="surrogateescape"
-                    )
-                    for i, p in enumerate(unit.dropins):
-                        (ddir / p.rsplit("/", 1)[-1]).write_text(
-                            result.snapshot.unit_text(p) or "", encoding="utf-8", errors="surrogateescape"
-                        )
-                        del i
-                    if with_dropin:
-                        (ddir / "50-dynmigrate.conf").write_text(
-                            u.dropin_text, encoding="utf-8", errors="surrogateescape"
-                        )
-                    try:
-                        proc = subprocess.run(
-                            [tool, "security", "--offline=yes", f"--root={tmp}", "--no-pager", "--", u.unit],
-                            capture_output=True,
-                            text=True,
-                            timeout=60,
-                            check=False,
-                        )
-                    except (OSError, subprocess.TimeoutExpired):
-                        break
-                    m = re.search(r"Overall exposure level for \S+: ([0-9.]+ \S+)", proc.stdout + proc.stderr)
-                    if m is None:
-                        break
-                    pair.append(re.sub(r"\x1b\[[0-9;]*m", "", m.group(1)))
-            if len(pair) == 2:
-                scores[u.unit] = (pair[0], pair[1])
-    return scores
 
 
 def _sha256(content: str) -> str:
@@ -207,8 +157,8 @@ def write_plan(
     repair_text = ""
     files_sha: list[tuple[str, str]] = []
     # the scripts check what they install against these checksums
-    hook = ("files/80dynmigrate-repair", APT_HOOK)
     repair_text = render_repair()
+    hook = ("files/80dynmigrate-repair", apt_hook(_sha256(repair_text)))
     files["files/dynmigrate-repair"] = (repair_text, 0o755)
     files[hook[0]] = (hook[1], 0o644)
     for rel in sorted(files):
@@ -216,7 +166,7 @@ def write_plan(
         if rel.startswith(("units/", "files/")) and not rel.endswith((".before.service", ".after.service", ".diff")):
             files_sha.append((_sha256(content), rel))
     migrate, rollback, _, library = render_scripts(plan, files_sha)
-    scores = security_scores(result, plan) if security else {}
+    scores = measure(result, plan) if security else NOT_MEASURED
     docs = {
         "migrate.sh": (migrate, 0o755),
         "rollback.sh": (rollback, 0o755),

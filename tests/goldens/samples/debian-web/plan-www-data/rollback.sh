@@ -3,10 +3,11 @@
 # dynmigrate 0.1.0: rollback script for host web01 (accounts: ).
 # Generated from a scan of samples/debian-web/root; review REPORT.md before running anything.
 #
-#   rollback.sh [--account NAME]... STAGE
+#   rollback.sh [--account NAME]... [--dry-run] STAGE
 #
 # Stages: stage0 (preflight), stage1 (sandbox), stage2 (release the account), stage3 (cleanup).
-# Every stage is idempotent: after an interruption, run it again.
+# Every stage is idempotent: after an interruption, run it again. --dry-run prints every command
+# that would change the host, in order and with its values, and changes nothing.
 set -euo pipefail
 shopt -s nullglob
 umask 077
@@ -22,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=e2d53543756fc2f7d8cad9de27c1732fe1ca249c1655d32a118a33f49fb5c075
+LIB_SHA256=5178b1fb9b20caa14d97875361de4594a58252613bed43efe4951d9094a61c3a
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

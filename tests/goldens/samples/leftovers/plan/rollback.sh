@@ -3,10 +3,11 @@
 # dynmigrate 0.1.0: rollback script for host mon01 (accounts: zabbix).
 # Generated from a scan of samples/leftovers/root; review REPORT.md before running anything.
 #
-#   rollback.sh [--account NAME]... STAGE
+#   rollback.sh [--account NAME]... [--dry-run] STAGE
 #
 # Stages: stage0 (preflight), stage1 (sandbox), stage2 (release the account), stage3 (cleanup).
-# Every stage is idempotent: after an interruption, run it again.
+# Every stage is idempotent: after an interruption, run it again. --dry-run prints every command
+# that would change the host, in order and with its values, and changes nothing.
 set -euo pipefail
 shopt -s nullglob
 umask 077
@@ -22,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=ee8be83b0fad7e2d84304c44cd825e7b003f1ad216a62288358472e86da62cb0
+LIB_SHA256=ae74869e23809716f2b616492d0fd15981e447c06459b86a8a03b0a2219d316e
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

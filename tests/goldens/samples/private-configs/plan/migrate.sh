@@ -3,10 +3,11 @@
 # dynmigrate 0.1.0: migration script for host vault01 (accounts: Debian-snmp, _chrony, knot, ledger, nslcd).
 # Generated from a scan of samples/private-configs/root; review REPORT.md before running anything.
 #
-#   migrate.sh [--account NAME]... [--confirm ID]... STAGE
+#   migrate.sh [--account NAME]... [--confirm ID]... [--dry-run] STAGE
 #
 # Stages: stage0 (preflight), stage1 (sandbox), stage2 (release the account), stage3 (cleanup).
-# Every stage is idempotent: after an interruption, run it again.
+# Every stage is idempotent: after an interruption, run it again. --dry-run prints every command
+# that would change the host, in order and with its values, and changes nothing.
 set -euo pipefail
 shopt -s nullglob
 umask 077
@@ -22,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=ff8b58e6f19ea6db83f89106afff2922d20d2da37625fea3ebc122acf7fe56dd
+LIB_SHA256=d7e81bc7df8844d0f78c50ebfbbbfbab7994b40b76b00709acabdcc1cc493b86
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -3,10 +3,11 @@
 # dynmigrate 0.1.0: rollback script for host iot-gw01 (accounts: haproxy, mosquitto, prometheus, restic, syncthing, webhook).
 # Generated from a scan of samples/units-maze/root; review REPORT.md before running anything.
 #
-#   rollback.sh [--account NAME]... STAGE
+#   rollback.sh [--account NAME]... [--dry-run] STAGE
 #
 # Stages: stage0 (preflight), stage1 (sandbox), stage2 (release the account), stage3 (cleanup).
-# Every stage is idempotent: after an interruption, run it again.
+# Every stage is idempotent: after an interruption, run it again. --dry-run prints every command
+# that would change the host, in order and with its values, and changes nothing.
 set -euo pipefail
 shopt -s nullglob
 umask 077
@@ -22,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=8f043a9e8c7e56c59615bb84cdc8e6c91bb528fb3eef729129ff75dc27e951a6
+LIB_SHA256=1fa07f56d29295fc29bb8ad78f13efbad0a1a24addab61f6b50bb28a63cf3469
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
