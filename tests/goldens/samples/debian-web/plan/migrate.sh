@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=a5b79ceae3e8e3b28e7b84d1a301e97956166a5d97d5ecc451211a621f5b8c34
+LIB_SHA256=fc6dcd63567fb8ee93794d476b10d3281a44f1a924493ec8436760a8a1066701
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=ff8b58e6f19ea6db83f89106afff2922d20d2da37625fea3ebc122acf7fe56dd
+LIB_SHA256=2bbe830bf8207c0637a03542f6e85cda758dbe4c53082f485488969f1664b0a0
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
