@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import REPO, Golden
-from dynmigrate.app import analyse
+from dynmigrate.app import ScanResult, analyse
 from dynmigrate.collect.rootfs import OwnershipManifest
 from dynmigrate.collect.snapshot import collect
 from dynmigrate.engine.catalogue import load_catalogue, validate_catalogue
@@ -42,7 +43,8 @@ def _cases() -> list[tuple[str, str, Path]]:
     return out
 
 
-def case_findings(rule_id: str, case: Path) -> list[dict[str, Any]]:
+@cache
+def case_result(case: Path) -> ScanResult:
     manifest_path = case / "ownership.tsv"
     policy = case / "dynmigrate.ini"
     snap = collect(
@@ -50,11 +52,16 @@ def case_findings(rule_id: str, case: Path) -> list[dict[str, Any]]:
         manifest=OwnershipManifest.load(manifest_path) if manifest_path.exists() else None,
         policy_file=str(policy) if policy.exists() else None,
     )
-    result = analyse(snap)
+    return analyse(snap)
+
+
+def case_findings(rule_id: str, case: Path) -> list[dict[str, Any]]:
+    result = case_result(case)
     return [
         {
             "rule": f.rule,
             "subject": f.subject,
+            "effect": f.effect.value,
             "file": f.location.file if f.location else None,
             "line": f.location.line if f.location else None,
             "message": f.message,
@@ -64,10 +71,16 @@ def case_findings(rule_id: str, case: Path) -> list[dict[str, Any]]:
     ]
 
 
+def case_verdicts(case: Path) -> dict[str, str]:
+    """The verdict of every account with a unit or a finding: what the effects add up to."""
+    report = case_result(case).report
+    return {a.name: f"{a.verdict.value}: {a.reason}" for a in report.accounts if a.units or a.findings}
+
+
 @pytest.mark.parametrize(("rule_id", "kind", "case"), _cases(), ids=lambda v: v.name if isinstance(v, Path) else v)
 def test_rule_case(rule_id: str, kind: str, case: Path, golden: Golden) -> None:
     got = case_findings(rule_id, case)
-    text = json.dumps({"findings": got}, indent=2, sort_keys=True) + "\n"
+    text = json.dumps({"findings": got, "verdicts": case_verdicts(case)}, indent=2, sort_keys=True) + "\n"
     golden.check(case / "expected.json", text)
     if kind == "good":
         assert got == [], f"{rule_id} must not fire on good case {case.name}"

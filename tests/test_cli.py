@@ -27,6 +27,9 @@ def tiny_root(tmp_path: Path, *, blocked: bool = False) -> Path:
         "etc/systemd/system/foo.service": "[Service]\nUser=foo\nExecStart=/usr/bin/foo\n",
     }
     if blocked:
+        # the policy blocks because the service needs its bus name (BusName=)
+        unit = "[Service]\nUser=foo\nBusName=org.example.Foo\nExecStart=/usr/bin/foo\n"
+        tree["etc/systemd/system/foo.service"] = unit
         tree["usr/share/dbus-1/system.d/foo.conf"] = policy
     return build(root, tree)
 
@@ -66,7 +69,8 @@ def test_exit_codes(tmp_path: Path) -> None:
     out_dir = tmp_path / "plan"
     code, _, err = run("plan", str(blocked), "--account", "foo", "-o", str(out_dir))
     assert code == 4
-    assert "blocked: DM403" in err
+    assert "blocked: DM205" in err
+    assert "DM403 D-Bus policy: may own org.example.Foo, and foo.service owns bus name" in err
     assert not out_dir.exists()
     code, _, _ = run("plan", str(ok), "--account", "foo", "-o", str(out_dir))
     assert code == 0

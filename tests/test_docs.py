@@ -154,7 +154,7 @@ class Runner:
         assert all(a in known or a.startswith(known[3:]) for a in options), f"{line}: unknown option"
         confirmed = {argv[i + 1] for i, a in enumerate(argv) if a == "--confirm"}
         confirmed |= {a.split("=", 1)[1] for a in argv if a.startswith("--confirm=")}
-        steps = {m["id"] for a in plan["accounts"] for m in a["manual_steps"]}
+        steps = {i for a in plan["accounts"] for i in a["confirm"]}
         if stage == "stage2":
             assert confirmed == steps, f"{line}: stage 2 needs --confirm for exactly {sorted(steps)}"
         else:
@@ -283,4 +283,4 @@ def test_ansible_readme_is_written_from_its_plan(plan: Path) -> None:
         line.text for line in code_lines(plan / "ansible" / "README.md") if "dynmigrate_confirm" in line.text
     )
     extra = json.loads(shlex.split(confirm)[-1])
-    assert extra == {"dynmigrate_confirm": [m["id"] for a in data["accounts"] for m in a["manual_steps"]]}
+    assert extra == {"dynmigrate_confirm": [i for a in data["accounts"] for i in a["confirm"]]}

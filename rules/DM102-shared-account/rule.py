@@ -9,10 +9,10 @@ from dynmigrate.engine.api import Confidence, Effect, Hit, RuleContext, Severity
 ID = "DM102"
 NAME = "shared-account"
 SEVERITY = Severity.WARNING
-EFFECT = Effect.NEEDS_MANUAL
+EFFECT = Effect.ACKNOWLEDGE
 TAGS = ("accounts", "units")
 SUMMARY = "Several units run as the account: they must move together under one User= name."
-FIX = "Migrate all units of the account together, with the same User= name in each drop-in."
+FIX = "None needed: the plan migrates every unit of the account together, with the same User= name."
 FACTS = ("F1.10", "F4.9")
 
 

@@ -9,10 +9,10 @@ from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
 ID = "DM103"
 NAME = "login-shell"
 SEVERITY = Severity.WARNING
-EFFECT = Effect.NEEDS_MANUAL
+EFFECT = Effect.ACKNOWLEDGE
 TAGS = ("accounts",)
 SUMMARY = "The account has a login shell: people or scripts may su to it, which a dynamic user does not allow."
-FIX = "Set the shell to /usr/sbin/nologin once nothing su's to the account."
+FIX = "None needed: userdel ends logins; acknowledge that nobody su's to it (DM105/DM405 show real ones)."
 FACTS = ("F1.6", "F4.5")
 
 

@@ -10,10 +10,10 @@ from dynmigrate.model.references import Action, RefKind, Target
 ID = "DM110"
 NAME = "recreated-by-package"
 SEVERITY = Severity.WARNING
-EFFECT = Effect.NEEDS_MANUAL
+EFFECT = Effect.ACKNOWLEDGE
 TAGS = ("accounts", "packages", "debian")
 SUMMARY = "adduser/useradd in a postinst recreates the account on upgrade, and a static account silently wins."
-FIX = "Keep the upgrade guard the plan installs (or pin the package); confirm the step in stage 2."
+FIX = "None needed: keep the upgrade guard and pins stage 2 installs; acknowledge it in stage 2."
 FACTS = ("F1.7", "F5.4", "F5.5")
 
 

@@ -9,7 +9,7 @@ from dynmigrate.engine.api import Confidence, Effect, Hit, RuleContext, Severity
 ID = "DM201"
 NAME = "drops-privileges-itself"
 SEVERITY = Severity.WARNING
-EFFECT = Effect.NEEDS_MANUAL
+EFFECT = Effect.INFORMS
 TAGS = ("units", "process-model")
 SUMMARY = "No User= in the unit; the daemon switches to the account itself (-u, config, wrapper, package)."
 FIX = "None needed: the drop-in keeps the daemon's own switch (User= plus the ! prefix)."

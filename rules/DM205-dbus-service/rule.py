@@ -1,4 +1,4 @@
-"""The unit is a D-Bus service (Type=dbus or BusName=)."""
+"""The unit is a D-Bus service that needs its bus name (BusName=, Type=dbus, or D-Bus activated)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ NAME = "dbus-service"
 SEVERITY = Severity.ERROR
 EFFECT = Effect.BLOCKS
 TAGS = ("units", "dbus")
-SUMMARY = "A service that owns a bus name cannot use DynamicUser: bus policies name static users."
+SUMMARY = (
+    "A service that needs its bus name (BusName=, Type=dbus, D-Bus activated) cannot use DynamicUser: "
+    "bus policies name static users."
+)
 FIX = "Keep the static account; harden the unit with the settings DynamicUser implies."
 FACTS = ("F4.1",)
 
@@ -28,9 +31,7 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                     (name,),
                 )
                 continue
-            bus = unit.value("Service", "BusName")
-            typ = unit.value("Service", "Type")
-            if bus is not None:
-                yield Hit(acc.name, f"{name} owns bus name {bus.value}", bus.location, (name,))
-            elif typ is not None and typ.value == "dbus":
-                yield Hit(acc.name, f"{name} is Type=dbus", typ.location, (name,))
+            required = ctx.q.bus_requirement(name)
+            if required is not None:
+                why, loc = required
+                yield Hit(acc.name, f"{name} {why}: it cannot run without its bus name", loc, (name,))

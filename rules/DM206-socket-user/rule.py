@@ -12,7 +12,10 @@ NAME = "socket-user"
 SEVERITY = Severity.ERROR
 EFFECT = Effect.BLOCKS
 TAGS = ("units", "sockets")
-SUMMARY = "SocketUser=/SocketGroup= are resolved when the socket is created: the name must stay static."
+SUMMARY = (
+    "SocketUser=/SocketGroup= are resolved when the socket is created: the name must stay static "
+    "(informs only when nothing starts the socket)."
+)
 FIX = "Keep the account static, or drop SocketUser= when the service checks access itself."
 FACTS = ("F4.7",)
 
@@ -24,5 +27,16 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
         if grp is not None and str(grp.name) == str(acc.name):
             refs += ctx.q.refs_to(grp.name, Target.GROUP)
         for ref in refs:
-            if ref.kind is RefKind.SOCKET:
+            if ref.kind is not RefKind.SOCKET:
+                continue
+            if ctx.q.pulled_in_by(ref.unit):
                 yield Hit(acc.name, f"{ref.unit} sets {ref.detail}", ref.location, (ref.unit,))
+            else:
+                yield Hit(
+                    acc.name,
+                    f"{ref.unit} sets {ref.detail}, but it is not enabled and no unit wants it: it never starts "
+                    "unless someone starts it by hand (keep it that way, or drop SocketUser=)",
+                    ref.location,
+                    (ref.unit,),
+                    Effect.INFORMS,
+                )

@@ -35,10 +35,11 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                         if slot is not None and slot[0] == "ConfigurationDirectory":
                             yield Hit(
                                 acc.name,
-                                f"{name}: {key}={path} lets it write its configuration; ConfigurationDirectory= is "
-                                "never made writable (nor chowned), so such writes fail",
+                                f"{name}: {key}={path} lets it write its configuration; the plan gives the "
+                                "configuration to root, so runtime rewrites of it fail (the daemon still reads it)",
                                 d.location,
                                 (name,),
+                                Effect.ACKNOWLEDGE,
                             )
                         elif slot is None:
                             yield Hit(

@@ -11,12 +11,12 @@ from dynmigrate.model.common import Location
 ID = "DM301"
 NAME = "files-outside-managed"
 SEVERITY = Severity.WARNING
-EFFECT = Effect.NEEDS_MANUAL
+EFFECT = Effect.ACKNOWLEDGE
 TAGS = ("files",)
 SUMMARY = (
     "Files owned by the account outside /var/lib, /var/cache, /var/log, /run and /etc become orphans after userdel."
 )
-FIX = "Move the data into a managed directory, or give it to root."
+FIX = "None needed if the daemon only reads them (stage 3 gives them to root); move what it writes."
 FACTS = ("F3.1", "F3.2", "F1.15")
 
 

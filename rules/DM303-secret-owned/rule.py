@@ -11,13 +11,13 @@ from dynmigrate.model.files import FileKind
 ID = "DM303"
 NAME = "secret-owned"
 SEVERITY = Severity.WARNING
-EFFECT = Effect.NEEDS_MANUAL
+EFFECT = Effect.ACKNOWLEDGE
 TAGS = ("files", "secrets")
 SUMMARY = (
-    "A secret owned by the account must not become world-readable: pass it with "
-    "LoadCredential= and change the daemon's config."
+    "A secret owned by the account must not become world-readable: the plan keeps it root-only and "
+    "binds it back with LoadCredential=."
 )
-FIX = "Pass the secret with LoadCredential=; keep the file root-owned and 0600."
+FIX = "None needed: the plan keeps it root-only and binds it back into the unit with LoadCredential=."
 FACTS = ("F3.4",)
 
 

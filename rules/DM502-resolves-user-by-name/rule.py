@@ -9,7 +9,7 @@ from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
 ID = "DM502"
 NAME = "resolves-user-by-name"
 SEVERITY = Severity.WARNING
-EFFECT = Effect.NEEDS_MANUAL
+EFFECT = Effect.INFORMS
 TAGS = ("environment", "nss", "process-model")
 SUMMARY = "The daemon switches to its user by name; without nss-systemd that lookup fails under DynamicUser."
 FIX = "Add systemd to passwd and group in /etc/nsswitch.conf (stage 0 does it)."

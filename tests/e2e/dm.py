@@ -51,9 +51,10 @@ def rollback(c: Container, *args: str, check: bool = True) -> Any:
 
 
 def confirms(plan_dir: Path) -> list[str]:
-    """--confirm for every manual step of the plan (the test plays the operator who checked them)."""
+    """--confirm for every acknowledgement and manual step of the plan (the test plays the operator
+    who checked them)."""
     data = json.loads((plan_dir / "plan.json").read_text())
-    return [f"--confirm={m['id']}" for a in data["accounts"] for m in a["manual_steps"]]
+    return [f"--confirm={i}" for a in data["accounts"] for i in a["confirm"]]
 
 
 def passwd(c: Container) -> dict[str, list[str]]:

@@ -20,6 +20,7 @@ from dynmigrate.model.findings import Problem
 from dynmigrate.model.paths import rel
 from dynmigrate.model.references import (
     Action,
+    BusActivation,
     Reference,
     RefKind,
     StatOverride,
@@ -493,7 +494,8 @@ _SEPARATOR = re.compile(r";|&&|\|\||\|")
 EXPANDED_MAX = 64 * 1024  # a variable or command line that expands beyond this stays literal
 CALLED_LINES_MAX = 20_000  # lines read inside function calls, per script (calls can fan out)
 _ACCOUNT_TOOLS = {"adduser", "addgroup", "useradd", "groupadd"}
-_TRACKED = _ACCOUNT_TOOLS | {"systemd-sysusers", "chown", "chgrp", "dpkg-statoverride"}
+_REMOVE_TOOLS = {"deluser", "delgroup", "userdel", "groupdel"}
+_TRACKED = _ACCOUNT_TOOLS | _REMOVE_TOOLS | {"systemd-sysusers", "chown", "chgrp", "dpkg-statoverride"}
 # options of adduser/useradd that take a value (so that the value is not taken as the name)
 _ADDUSER_VALUE_OPTS = {
     "--home",
@@ -680,7 +682,7 @@ def _account_command(cmd: str, words: list[str], loc: Location, guards: list[str
     guard_text = " ".join(guards)
     by_override = "dpkg-statoverride" in guard_text and "--list" in guard_text
     by_getent = "getent" in guard_text or "id " in guard_text
-    if cmd in _ACCOUNT_TOOLS:
+    if cmd in _ACCOUNT_TOOLS or cmd in _REMOVE_TOOLS:
         args: list[str] = []
         system = False
         group_too = False
@@ -702,13 +704,13 @@ def _account_command(cmd: str, words: list[str], loc: Location, guards: list[str
         if not args or not NAME_RE.match(args[0]):
             return None
         names: list[tuple[str, Target]] = []
-        if cmd in ("addgroup", "groupadd"):
+        if cmd in ("addgroup", "groupadd", "delgroup", "groupdel"):
             names.append((args[0], Target.GROUP))
-        elif cmd == "adduser" and len(args) == 2:
-            return None  # "adduser USER GROUP" adds a member, creates nothing
+        elif cmd in ("adduser", "deluser") and len(args) == 2:
+            return None  # "adduser USER GROUP" adds a member, creates nothing ("deluser USER GROUP" removes one)
         else:
             names.append((args[0], Target.USER))
-            if group_too or cmd == "useradd":
+            if group_too or cmd in ("useradd", "userdel"):
                 names.append((args[0], Target.GROUP))
         del system
         return ScriptAction(cmd, tuple(names), "", loc, _cmdline(words), by_override, by_getent)
@@ -853,6 +855,19 @@ DBUS_DIRS = (
     "/usr/share/dbus-1/system.d",
     "/usr/local/share/dbus-1/system.d",
 )
+DBUS_SERVICE_DIRS = (
+    "/usr/local/share/dbus-1/system-services",
+    "/usr/share/dbus-1/system-services",
+    "/lib/dbus-1/system-services",
+)
+# systemd-udevd's rule directories, earlier ones win for the same file name
+UDEV_DIRS = (
+    "/etc/udev/rules.d",
+    "/run/udev/rules.d",
+    "/usr/local/lib/udev/rules.d",
+    "/usr/lib/udev/rules.d",
+    "/lib/udev/rules.d",
+)
 POLKIT_DIRS = ("/etc/polkit-1/rules.d", "/usr/share/polkit-1/rules.d", "/usr/local/share/polkit-1/rules.d")
 PKLA_DIRS = ("/etc/polkit-1/localauthority", "/var/lib/polkit-1/localauthority")
 
@@ -927,3 +942,46 @@ def files_recursive(fs: RootFS, directory: str, suffix: str, problems: list[Prob
         elif name.endswith(suffix):
             out.append(p)
     return out
+
+
+# -- udev rules and D-Bus activation files -----------------------------------------------------
+
+_UDEV_OWNER = re.compile(r'(?<![A-Za-z_])(OWNER|GROUP)\s*+:?=\s*+"([^"]*+)"')
+
+
+def parse_udev_rules(text: str, path: RelPath) -> Parsed:
+    """OWNER="name" and GROUP="name" assignments: udevd resolves them when it loads its rules."""
+    refs: list[Reference] = []
+    for lineno, line in _logical_lines(text):
+        if line.lstrip().startswith("#"):
+            continue
+        for m in _UDEV_OWNER.finditer(line):
+            name = m.group(2)
+            if not NAME_RE.match(name) or name == "root":
+                continue
+            target = Target.USER if m.group(1) == "OWNER" else Target.GROUP
+            detail = " ".join(line.split())
+            detail = detail if len(detail) <= 120 else detail[:117] + "..."
+            refs.append(Reference(name, target, RefKind.UDEV, Action.OWNS_PATH, Location(path, lineno), detail))
+    return refs, []
+
+
+def parse_bus_activation(text: str, path: RelPath) -> list[BusActivation]:
+    """Name= and SystemdService= of a [D-BUS Service] file."""
+    name, unit, line = "", "", 0
+    section = ""
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        stripped = raw.strip()
+        if stripped.startswith("["):
+            section = stripped
+            continue
+        key, sep, value = stripped.partition("=")
+        if not sep or section != "[D-BUS Service]":
+            continue
+        if key.strip() == "Name":
+            name, line = value.strip(), lineno
+        elif key.strip() == "SystemdService":
+            unit = value.strip()
+    if not name or not unit:
+        return []
+    return [BusActivation(name, unit, Location(path, line))]

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from dynmigrate.collect import references as R
-from dynmigrate.collect.accounts import read_accounts
+from dynmigrate.collect.accounts import parse_nsswitch, read_accounts
 from dynmigrate.collect.ownership import walk_ownership
 from dynmigrate.collect.rootfs import InputError, OwnershipManifest, RootError, RootFS
 from dynmigrate.collect.units import load_units
@@ -19,7 +19,17 @@ from dynmigrate.model.common import Location, RelPath
 from dynmigrate.model.files import FileKind, NestedRoot, OwnedTree, PathInfo
 from dynmigrate.model.findings import Problem
 from dynmigrate.model.paths import parent_of, rel
-from dynmigrate.model.references import Action, Package, Reference, RefKind, StatOverride, Target
+from dynmigrate.model.references import (
+    Action,
+    BusActivation,
+    NssOverride,
+    Package,
+    Reference,
+    RefKind,
+    StatOverride,
+    Target,
+)
+from dynmigrate.model.shellwords import split_words
 from dynmigrate.model.snapshot import HostInfo, PathFact, Policy, RetiredId, SecretHint, Snapshot
 from dynmigrate.model.units import DIRECTORY_BASES, DIRECTORY_KEYS, EXEC_KEYS, Unit
 from dynmigrate.model.unitsyntax import exec_argv, expand_env, unit_environment
@@ -286,6 +296,10 @@ def read_references(
             refs += found
             problems += probs
 
+    # udev rules (OWNER=/GROUP=), /etc > /run > /usr/lib precedence by file name
+    udev = R.overlay_dir(fs, R.UDEV_DIRS, ".rules", problems)
+    _each(fs, list(udev.winners), R.parse_udev_rules, refs, problems)
+
     # polkit
     for d in R.POLKIT_DIRS:
         _each(fs, _dir_files(fs, d, problems, ".rules"), lambda t, p: R.parse_polkit(t, p, known), refs, problems)
@@ -405,7 +419,7 @@ def read_packages(
                 if "/sysusers.d/" in line and line.endswith(".conf"):
                     sysusers_confs.setdefault(line.rsplit("/", 1)[-1], []).append(RelPath(line))
             files[pkg] = keep
-        elif ext in ("postinst", "preinst", "config"):
+        elif ext in ("postinst", "preinst", "config", "postrm"):
             scripts.setdefault(pkg, []).append(path)
     # sysusers declarations by file name, for "systemd-sysusers foo.conf" in scripts
     sysusers_by_conf: dict[str, list[Reference]] = {}
@@ -417,7 +431,11 @@ def read_packages(
     packages: list[Package] = []
     for pkg in sorted(set(files) | set(scripts) | set(status)):
         version, depends = status.get(pkg, ("", ()))
-        packages.append(Package(pkg, depends, tuple(files.get(pkg, ())), tuple(sorted(scripts.get(pkg, ()))), version))
+        packages.append(
+            Package(
+                pkg, depends, tuple(files.get(pkg, ())), tuple(sorted(scripts.get(pkg, ()))), version, pkg in status
+            )
+        )
         for spath in sorted(scripts.get(pkg, ())):
             stext = _read(fs, spath, problems, limit=SCRIPT_LIMIT)
             if stext is None:
@@ -443,6 +461,8 @@ def read_packages(
                     continue
                 if act.tool in ("adduser", "addgroup", "useradd", "groupadd"):
                     action = Action.CREATES
+                elif act.tool in ("deluser", "delgroup", "userdel", "groupdel"):
+                    action = Action.REMOVES
                 elif act.tool.startswith("dpkg-statoverride"):
                     action = Action.OWNS_PATH
                 else:
@@ -462,6 +482,116 @@ def read_packages(
                         )
                     )
     return packages, refs, overrides
+
+
+# -- D-Bus activation and nsswitch.conf files units use instead of /etc's ----------------------
+
+
+def read_bus_activations(fs: RootFS, problems: list[Problem]) -> list[BusActivation]:
+    out: list[BusActivation] = []
+    seen: set[str] = set()
+    for d in R.DBUS_SERVICE_DIRS:
+        for p in _dir_files(fs, d, [], ".service"):
+            name = p.rsplit("/", 1)[-1]
+            if name in seen:
+                continue  # an earlier directory's file of the same name wins
+            seen.add(name)
+            text = _read(fs, p, problems)
+            if text is not None:
+                out += R.parse_bus_activation(text, p)
+    return out
+
+
+def _nss_passwd(fs: RootFS, path: str, problems: list[Problem]) -> tuple[str, ...] | None:
+    """passwd's sources in an nsswitch.conf under ROOT; glibc's default (files) when it is absent."""
+    if not fs.exists(path):
+        return ("files",)
+    text = _optional_text(fs, path, problems)
+    if text is None:
+        return None
+    dbs, _ = parse_nsswitch(text, RelPath(path))
+    return dbs["passwd"][0] if "passwd" in dbs else ("files",)
+
+
+_NssCandidate = tuple[
+    str, str, bool, Location, bool
+]  # (nsswitch.conf, how, inside another root, directive, must exist)
+
+
+def _dir_value(fs: RootFS, value: str) -> str | None:
+    """An absolute directory an argument or assignment names (its value after "="), if it exists."""
+    value = value.split("=", 1)[-1]
+    if value.startswith("/") and len(value) > 1 and fs.is_dir(value.rstrip("/")):
+        return value.rstrip("/")
+    return None
+
+
+def _chroot_candidates(fs: RootFS, unit: Unit) -> list[_NssCandidate]:
+    """RootDirectory=, and directories an Exec*= argument or Environment= value names."""
+    out: list[_NssCandidate] = []
+    root_dir = unit.value("Service", "RootDirectory")
+    if root_dir is not None and root_dir.value.startswith("/") and root_dir.value.rstrip("/"):
+        top = root_dir.value.rstrip("/")
+        if fs.is_dir(top):
+            out.append((f"{top}/etc/nsswitch.conf", f"RootDirectory={top}", True, root_dir.location, False))
+    for key in EXEC_KEYS:
+        for d in unit.values("Service", key):
+            for arg in exec_argv(d.value)[1:]:
+                base = _dir_value(fs, arg)
+                if base is not None:
+                    how = f"chroot directory {base} ({key}= argument)"
+                    out.append((f"{base}/etc/nsswitch.conf", how, True, d.location, True))
+    for d in unit.values("Service", "Environment"):
+        try:
+            words = split_words(d.value)
+        except ValueError:
+            continue  # an unclosed quote: systemd refuses the line too
+        for word in words:
+            base = _dir_value(fs, word)
+            if base is not None:
+                how = f"chroot directory {base} (Environment= {word.split('=', 1)[0]})"
+                out.append((f"{base}/etc/nsswitch.conf", how, True, d.location, True))
+    return out
+
+
+def _bind_candidates(unit: Unit) -> list[_NssCandidate]:
+    """BindPaths=/BindReadOnlyPaths= over /etc/nsswitch.conf or /etc."""
+    out: list[_NssCandidate] = []
+    for key in ("BindPaths", "BindReadOnlyPaths"):
+        for d in unit.values("Service", key):
+            for word in d.value.split():
+                src, _, rest = word.lstrip("-+").partition(":")
+                dest = rest.split(":", 1)[0] or src
+                if not src.startswith("/"):
+                    continue
+                if dest.rstrip("/") == "/etc/nsswitch.conf":
+                    out.append((src, f"{key}={word}", False, d.location, True))
+                elif dest.rstrip("/") == "/etc":
+                    out.append((f"{src.rstrip('/')}/nsswitch.conf", f"{key}={word}", False, d.location, True))
+    return out
+
+
+def read_nss_overrides(fs: RootFS, units: tuple[Unit, ...], problems: list[Problem]) -> list[NssOverride]:
+    """nsswitch.conf files a unit's daemon reads instead of /etc/nsswitch.conf: in its RootDirectory=,
+    in a directory an Exec*= argument or Environment= value names that holds etc/nsswitch.conf (a
+    chroot the daemon enters itself), or bound over /etc/nsswitch.conf (BindPaths=)."""
+    out: list[NssOverride] = []
+    for unit in units:
+        if unit.is_template or unit.type != "service":
+            continue
+        seen: set[str] = set()
+        for path, how, chroot, loc, must_exist in (*_chroot_candidates(fs, unit), *_bind_candidates(unit)):
+            if path in seen or (must_exist and not fs.exists(path)):
+                continue
+            seen.add(path)
+            try:
+                passwd = _nss_passwd(fs, path, problems)
+            except RootError as exc:
+                problems.append(Problem(Location(RelPath(path)), exc.reason))
+                continue
+            if passwd is not None:
+                out.append(NssOverride(unit.name, RelPath(path), how, chroot, passwd, loc))
+    return sorted(out)
 
 
 # -- links from units to accounts (units without User=) -------------------------------------
@@ -849,6 +979,8 @@ def collect(
         trees, etc_entries, mountpoints, entries = data.trees, data.etc_entries, data.mountpoints, data.entries
         nested = data.nested_roots
 
+    activations = read_bus_activations(fs, problems)
+    nss_overrides = read_nss_overrides(fs, loaded.units, problems)
     secrets = find_secrets(fs, etc_entries, problems)
     acls = find_acls(fs, etc_entries)
     host = read_host(fs, packages, problems)
@@ -876,6 +1008,8 @@ def collect(
         acl_paths=acls,
         config_texts=tuple(sorted(texts.items())),
         nested_roots=nested,
+        bus_activations=tuple(sorted(activations)),
+        nss_overrides=tuple(nss_overrides),
     )
 
 

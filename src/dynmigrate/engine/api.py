@@ -15,12 +15,15 @@ __all__ = ["Account", "Confidence", "Effect", "Hit", "Location", "RuleContext", 
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """What a rule reports; the runner stamps it with the rule's id, severity and effect."""
+    """What a rule reports; the runner stamps it with the rule's id, severity and effect. `effect`
+    is for the rules whose effect depends on the evidence (a bus name the service requires blocks,
+    one it can live without does not): it must not be stronger than the rule's EFFECT."""
 
     subject: str
     message: str
     location: Location | None = None
     related: tuple[str, ...] = ()
+    effect: Effect | None = None
 
 
 @dataclass(frozen=True, slots=True)

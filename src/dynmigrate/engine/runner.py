@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from dynmigrate.engine.api import RuleContext
 from dynmigrate.engine.catalogue import Rule
-from dynmigrate.model.common import Effect, RuleId, Severity
+from dynmigrate.model.common import EFFECT_RANK, Effect, RuleId, Severity
 from dynmigrate.model.findings import Finding
 from dynmigrate.model.snapshot import Snapshot
 
@@ -31,8 +31,12 @@ def run_rules(ctx: RuleContext, rules: Sequence[Rule]) -> list[Finding]:
             )
             continue
         for hit in hits:
+            # a hit may weaken its rule's effect (evidence that matters less), never strengthen it
+            effect = meta.effect
+            if hit.effect is not None and EFFECT_RANK[hit.effect] > EFFECT_RANK[meta.effect]:
+                effect = hit.effect
             findings.append(
-                Finding(hit.subject, meta.id, meta.severity, meta.effect, hit.message, hit.location, hit.related)
+                Finding(hit.subject, meta.id, meta.severity, effect, hit.message, hit.location, hit.related)
             )
     return sorted(set(findings), key=Finding.sort_key)
 

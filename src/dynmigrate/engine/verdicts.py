@@ -6,12 +6,10 @@ from collections.abc import Sequence
 
 from dynmigrate.graph.queries import Queries
 from dynmigrate.model.accounts import NOBODY_NAMES, Account
-from dynmigrate.model.common import Effect, Verdict
+from dynmigrate.model.common import EFFECT_RANK, Effect, Verdict
 from dynmigrate.model.findings import Finding
 from dynmigrate.model.report import AccountVerdict, Report
 from dynmigrate.model.snapshot import Snapshot
-
-EFFECT_RANK = {Effect.BLOCKS: 0, Effect.NEEDS_MANUAL: 1, Effect.INFORMS: 2}
 
 
 def decide(acc: Account, q: Queries, findings: Sequence[Finding]) -> tuple[Verdict, str]:
@@ -25,14 +23,26 @@ def decide(acc: Account, q: Queries, findings: Sequence[Finding]) -> tuple[Verdi
     if not q.units_of(acc.name):
         if q.is_base_account(acc):
             return Verdict.NOT_SERVICE, "no unit runs as it (a base-passwd account: kept)"
-        if not q.uses(acc) and not q.trees_of(acc):
-            return Verdict.ORPHAN, "no unit runs as it, nothing references it, it owns nothing"
-        return Verdict.NOT_SERVICE, "no unit runs as it"
+        if q.uses(acc) or q.trees_of(acc):
+            return Verdict.NOT_SERVICE, "no unit runs as it"
+        gone = q.removed_creators(acc)
+        if gone:
+            return Verdict.ORPHAN, (
+                f"no unit runs as it, it owns nothing, and only {', '.join(gone)} named it, which is no longer "
+                "installed (dpkg status)"
+            )
+        return Verdict.NOT_SERVICE, (
+            "no unit runs as it (kept: finding no link is no proof that nothing uses it; orphan needs the "
+            "package that created it to be gone)"
+        )
     ranked = sorted(
         (f for f in findings if f.effect is not Effect.INFORMS),
         key=lambda f: (EFFECT_RANK[f.effect], f.rule, f.message),
     )
-    if not ranked:
+    acks = sorted({str(f.rule) for f in ranked if f.effect is Effect.ACKNOWLEDGE})
+    if not ranked or ranked[0].effect is Effect.ACKNOWLEDGE:
+        if acks:
+            return Verdict.CONVERTIBLE, f"the plan handles everything; stage 2 asks to acknowledge {', '.join(acks)}"
         return Verdict.CONVERTIBLE, "nothing stands in the way"
     worst = ranked[0]
     verdict = Verdict.BLOCKED if worst.effect is Effect.BLOCKS else Verdict.NEEDS_MANUAL

@@ -8,7 +8,7 @@ from dynmigrate.model.accounts import NOBODY_NAMES, Account, Group
 from dynmigrate.model.common import CONFIDENCE_ORDER, Confidence, Location, RelPath
 from dynmigrate.model.files import OwnedTree, PathInfo
 from dynmigrate.model.paths import is_under
-from dynmigrate.model.references import Action, Reference, RefKind, Target
+from dynmigrate.model.references import Action, BusActivation, Reference, RefKind, Target
 from dynmigrate.model.report import Link
 from dynmigrate.model.snapshot import Snapshot
 from dynmigrate.model.units import LoadState, Unit
@@ -89,6 +89,46 @@ class Queries:
 
     def unit(self, name: str) -> Unit | None:
         return self._units.get(name)
+
+    def bus_activation(self, name: str) -> BusActivation | None:
+        """The D-Bus service file that starts this unit (by its name or an alias) when its bus name is called."""
+        unit = self.unit(name)
+        names = {name, *(unit.aliases if unit is not None else ())}
+        return next((a for a in self.snap.bus_activations if a.unit in names), None)
+
+    def bus_requirement(self, name: str) -> tuple[str, Location | None] | None:
+        """Why the service cannot run without owning its bus name: BusName= (systemd waits for the
+        name), Type=dbus (the same), or D-Bus activation (callers start it by that name). None when
+        the service can run without the bus."""
+        unit = self.unit(name)
+        if unit is None:
+            return None
+        bus = unit.value("Service", "BusName")
+        if bus is not None:
+            return f"owns bus name {bus.value}", bus.location
+        typ = unit.value("Service", "Type")
+        if typ is not None and typ.value == "dbus":
+            return "is Type=dbus", typ.location
+        act = self.bus_activation(name)
+        if act is not None:
+            return f"is D-Bus activated as {act.bus_name}", act.location
+        return None
+
+    def pulled_in_by(self, name: str) -> list[str]:
+        """Why a unit starts at all: "enabled" (a .wants/.requires link), or the units that name it in
+        Wants=, Requires=, BindsTo=, Upholds= or Sockets=. Empty: nothing starts it but a person."""
+        unit = self.unit(name)
+        if unit is None:
+            return []
+        names = {name, *unit.aliases}
+        out = ["enabled"] if unit.enabled else []
+        for other in self.snap.units:
+            if other.name in names or other.is_template:
+                continue
+            keys = [("Unit", k) for k in ("Wants", "Requires", "BindsTo", "Upholds")] + [("Service", "Sockets")]
+            if any(names & set(d.value.split()) for sec, key in keys for d in other.values(sec, key)):
+                out.append(str(other.name))
+        return out
 
     def link_location(self, link: Link) -> Location | None:
         """Where the evidence of a link is: its source file and line (`file:line` or `file`)."""
@@ -200,6 +240,19 @@ class Queries:
         if grp is not None and str(grp.name) == str(acc.name):
             out += self.refs_to(grp.name, Target.GROUP)
         return sorted(set(out))
+
+    def removed_creators(self, acc: Account) -> list[str]:
+        """Positive evidence that nothing uses the account: the packages whose maintainer scripts
+        create (or purge) it, when every one of them is no longer installed (dpkg status) and nothing
+        else names it: no installed package's script, unit, config, cron, sudoers, D-Bus, tmpfiles or
+        sysusers file. Empty when that is not proven (no dpkg status, no such package, another name)."""
+        installed = {p.name for p in self.snap.packages if p.installed}
+        if not installed:
+            return []  # no dpkg status read: nothing is known about what is installed
+        refs = self.refs_to_account(acc)
+        if any(r.kind is not RefKind.PACKAGE_SCRIPT or not r.package or r.package in installed for r in refs):
+            return []
+        return sorted({r.package for r in refs})
 
     def uses(self, acc: Account) -> list[Reference]:
         """References that use the account (not ones that merely create or declare it)."""

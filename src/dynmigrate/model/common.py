@@ -34,10 +34,16 @@ class Severity(StrEnum):
 
 
 class Effect(StrEnum):
-    """What a finding does to its account's verdict."""
+    """What a finding does to its account's verdict.
+
+    BLOCKS: it cannot work under DynamicUser, for the reason the finding proves (verdict blocked).
+    NEEDS_MANUAL: a person must change something the plan cannot; the plan says exactly what
+    (verdict needs-manual-steps). ACKNOWLEDGE: the plan handles it itself, and stage 2 asks the
+    operator to acknowledge it with --confirm (the verdict stays convertible). INFORMS: evidence only."""
 
     BLOCKS = "blocks"
     NEEDS_MANUAL = "needs-manual-step"
+    ACKNOWLEDGE = "acknowledge"
     INFORMS = "informs"
 
 
@@ -51,6 +57,10 @@ class Confidence(StrEnum):
 
 # rank of a confidence, best first (0); keyed by value so that a plain string from a saved report ranks too
 CONFIDENCE_ORDER: dict[str, int] = {c.value: i for i, c in enumerate(Confidence)}
+
+
+# Strongest first: the worst effect of an account's findings decides its verdict.
+EFFECT_RANK = {Effect.BLOCKS: 0, Effect.NEEDS_MANUAL: 1, Effect.ACKNOWLEDGE: 2, Effect.INFORMS: 3}
 
 
 class Verdict(StrEnum):

@@ -109,6 +109,10 @@ class StatOverridePin:
 
 @dataclass(frozen=True, slots=True, order=True)
 class ManualStep:
+    """Something stage 2 waits for: in `manual_steps` a change a person must make (the text says
+    exactly what), in `acknowledgements` something the plan does itself that the operator confirms
+    having read. Stage 2 refuses until every id of both is given with --confirm."""
+
     id: str  # e.g. "DM103-postgres"; stage 2 refuses until each is confirmed
     rule: str
     text: str
@@ -146,7 +150,7 @@ class AccountPlan:
     pins: tuple[StatOverridePin, ...]
     supplementary_groups: tuple[str, ...]
     leftovers: tuple[Leftover, ...]
-    manual_steps: tuple[ManualStep, ...]
+    manual_steps: tuple[ManualStep, ...]  # a person must change something the plan cannot
     risks: tuple[str, ...]
     recreated_by: tuple[str, ...]  # package scripts that would recreate the account
     manifest_paths: tuple[RelPath, ...]  # every path whose ownership stage 0 records
@@ -156,6 +160,12 @@ class AccountPlan:
     links: tuple[Link, ...] = ()  # units that run as the account, and how that is known
     trees: tuple[OwnedTree, ...] = ()  # paths it owns
     references: tuple[Reference, ...] = ()  # places outside unit files that name it
+    acknowledgements: tuple[ManualStep, ...] = ()  # the plan handles it; the operator confirms it in stage 2
+
+    @property
+    def confirm_ids(self) -> tuple[str, ...]:
+        """Every id stage 2 requires with --confirm: acknowledgements, then manual steps."""
+        return tuple(m.id for m in (*self.acknowledgements, *self.manual_steps))
 
     @property
     def run_units(self) -> tuple[tuple[str, str], ...]:

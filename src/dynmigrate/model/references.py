@@ -22,6 +22,7 @@ class RefKind(StrEnum):
     STATOVERRIDE = "dpkg-statoverride"
     DAEMON_CONFIG = "daemon-config"
     EXEC_ARGUMENT = "exec-argument"
+    UDEV = "udev-rule"
 
 
 class Target(StrEnum):
@@ -37,6 +38,7 @@ class Action(StrEnum):
     OWNS_NAME = "owns-bus-name"  # D-Bus own=
     OWNS_PATH = "owns-path"  # tmpfiles/logrotate create/statoverride give it a path
     CREATES = "creates-account"  # adduser/useradd/sysusers would (re)create it
+    REMOVES = "removes-account"  # deluser/userdel in a package script (its purge)
     CHOWNS = "chowns"  # a package script chowns paths to it
     LOGIN = "login"  # ssh keys: someone logs in as it
     SOCKET = "socket-owner"  # SocketUser=/SocketGroup=
@@ -60,6 +62,29 @@ class Reference:
 
 
 @dataclass(frozen=True, slots=True, order=True)
+class BusActivation:
+    """A D-Bus system service file: the bus starts `unit` when someone calls `bus_name`."""
+
+    bus_name: str
+    unit: str  # SystemdService=, often an alias (dbus-org.freedesktop.X.service)
+    location: Location
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class NssOverride:
+    """An nsswitch.conf a unit's daemon uses instead of /etc/nsswitch.conf: the one inside a root it
+    runs in (RootDirectory=, or a directory it is told to chroot into), or one bound over
+    /etc/nsswitch.conf. `passwd` is that file's sources for passwd ("files", ...)."""
+
+    unit: str
+    path: RelPath  # the nsswitch.conf under ROOT
+    how: str  # "RootDirectory=/srv/x", "chroot directory /var/spool/x (exec argument)", "BindReadOnlyPaths=..."
+    chroot: bool  # inside another root, where nss-systemd cannot reach systemd at all
+    passwd: tuple[str, ...]
+    location: Location  # the directive that makes the daemon use it
+
+
+@dataclass(frozen=True, slots=True, order=True)
 class StatOverride:
     user: str
     group: str
@@ -70,10 +95,12 @@ class StatOverride:
 
 @dataclass(frozen=True, slots=True, order=True)
 class Package:
-    """An installed dpkg package, with what dynmigrate needs from it."""
+    """A dpkg package (installed, or removed with its maintainer scripts still in
+    /var/lib/dpkg/info), with what dynmigrate needs from it."""
 
     name: str
     depends: tuple[str, ...]
     files: tuple[RelPath, ...]  # only unit files, sysusers.d, tmpfiles.d, init scripts, configs
     scripts: tuple[RelPath, ...]  # maintainer scripts present in /var/lib/dpkg/info
     version: str = ""
+    installed: bool = True  # dpkg status lists it as installed; False: only files in /var/lib/dpkg/info are left

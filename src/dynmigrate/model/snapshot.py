@@ -8,7 +8,7 @@ from dynmigrate.model.accounts import AccountData
 from dynmigrate.model.common import RelPath
 from dynmigrate.model.files import NestedRoot, OwnedTree, PathInfo
 from dynmigrate.model.findings import Problem
-from dynmigrate.model.references import Package, Reference, StatOverride
+from dynmigrate.model.references import BusActivation, NssOverride, Package, Reference, StatOverride
 from dynmigrate.model.units import Unit
 
 
@@ -95,6 +95,8 @@ class Snapshot:
     acl_paths: tuple[RelPath, ...] = ()  # service-owned paths under /etc that carry a POSIX ACL
     config_texts: tuple[tuple[RelPath, str], ...] = ()  # sysusers.d, tmpfiles.d, logrotate files (for overrides)
     nested_roots: tuple[NestedRoot, ...] = ()  # other systems' trees the walk did not enter
+    bus_activations: tuple[BusActivation, ...] = ()  # D-Bus system service files (activation by bus name)
+    nss_overrides: tuple[NssOverride, ...] = ()  # nsswitch.conf files units use instead of /etc's
 
     def config_text(self, path: str) -> str:
         for p, text in self.config_texts:

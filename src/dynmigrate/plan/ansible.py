@@ -71,7 +71,7 @@ PLAYBOOK = r"""---
 def ansible_readme(plan: MigrationPlan) -> str:
     """ansible/README.md for this plan: its accounts, and the manual steps stage 2 waits for."""
     selection = " ".join(f"--account {shlex.quote(escape(a.account))}" for a in plan.accounts)
-    steps = [m.id for a in plan.accounts for m in a.manual_steps]
+    steps = [i for a in plan.accounts for i in a.confirm_ids]
     confirm = json.dumps({"dynmigrate_confirm": steps}, ensure_ascii=True)
     if plan.accounts:
         names = ", ".join(f"`{escape(a.account)}`" for a in plan.accounts)
@@ -106,17 +106,17 @@ def ansible_readme(plan: MigrationPlan) -> str:
     ]
     if steps:
         lines += [
-            "Stage 2 waits for every manual step of this plan (REPORT.md's checklist): "
+            "Stage 2 waits for every acknowledgement and manual step of this plan (REPORT.md's checklist): "
             + ", ".join(f"`{escape(s)}`" for s in steps)
             + ". Confirm only what you checked on every host.",
             "",
         ]
     else:
-        lines += ["This plan has no manual step: stage 2 needs no confirmation.", ""]
+        lines += ["This plan has no acknowledgement and no manual step: stage 2 needs no confirmation.", ""]
     lines += [
         "Variables: `dynmigrate_plans` (folder holding `plans/<host>/`), `dynmigrate_plan_dest` (where the",
         "plan is copied on each host, default `/var/lib/dynmigrate/plan`), `dynmigrate_waves`,",
-        "`dynmigrate_max_fail_percent`, `dynmigrate_confirm` (manual-step ids confirmed for stage 2),",
+        "`dynmigrate_max_fail_percent`, `dynmigrate_confirm` (ids confirmed for stage 2),",
         "`dynmigrate_auto_rollback` (default true), `dynmigrate_verify` (run `dynmigrate verify`,",
         "needs dynmigrate on the hosts).",
     ]

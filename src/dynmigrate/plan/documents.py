@@ -255,12 +255,22 @@ def account_section(a: AccountPlan, security: Security) -> list[str]:
     out += [f"- {escape(r)}" for r in a.risks] or ["- none recorded"]
     out.append("")
     out += ["### Check by hand before stage 2", ""]
-    if a.manual_steps:
-        out.append("Stage 2 refuses to run until each is confirmed with `--confirm ID`:")
+    if a.confirm_ids:
+        out.append(
+            "Stage 2 refuses to run until each is confirmed with `--confirm ID` "
+            f"(`{' '.join('--confirm ' + escape(i) for i in a.confirm_ids)}`)."
+        )
         out.append("")
+    if a.manual_steps:
+        out += ["Manual steps: a person must do these; the plan cannot:", ""]
         out += [f"- [ ] `{m.id}`: {escape(m.text)}" for m in a.manual_steps]
-    else:
-        out.append("- [ ] nothing beyond the health checks (the service was judged convertible)")
+        out.append("")
+    if a.acknowledgements:
+        out += ["Acknowledgements: the plan handles these itself; confirm that you read them:", ""]
+        out += [f"- [ ] `{m.id}`: {escape(m.text)}" for m in a.acknowledgements]
+        out.append("")
+    if not a.manual_steps:
+        out.append("- [ ] no manual step: nothing beyond the health checks")
     out.append(
         "- [ ] after stage 1, the journal of each unit has no permission errors "
         "(`journalctl -u UNIT -b`), and the service really works (not only `active`)"
@@ -277,11 +287,15 @@ def render_report(plan: MigrationPlan, security: Security) -> str:
         f"nss-systemd action in the preflight: {plan.nss_action}."
     )
     out.append("")
-    out += ["| Account | UID | Units | Verdict | Manual steps |", "|---|---|---|---|---|"]
+    out += [
+        "| Account | UID | Units | Verdict | Manual steps | Acknowledgements |",
+        "|---|---|---|---|---|---|",
+    ]
     for a in plan.accounts:
         out.append(
             f"| {escape(a.account)} | {a.uid} | {', '.join(escape(u.unit) for u in a.units)} | "
-            f"{a.verdict.value}{' (forced)' if a.forced else ''} | {len(a.manual_steps)} |"
+            f"{a.verdict.value}{' (forced)' if a.forced else ''} | {len(a.manual_steps)} | "
+            f"{len(a.acknowledgements)} |"
         )
     out.append("")
     if plan.refused:
@@ -319,10 +333,10 @@ def userdel_plan(plan: MigrationPlan) -> str:
         out.append(f"account {a.account} (UID {a.uid}, GID {a.gid})")
         out.append(
             "  preconditions: stages 0 and 1 done; backup present; UID still matches; units stopped; no "
-            "process of the UID left; every manual step confirmed"
+            "process of the UID left; every acknowledgement and manual step confirmed"
         )
-        for m in a.manual_steps:
-            out.append(f"  confirm: {m.id}")
+        for i in a.confirm_ids:
+            out.append(f"  confirm: {i}")
         for s in a.statoverrides:
             out.append(f"  dpkg-statoverride --remove {s.path}   # saved: {s.user} {s.group} {s.mode:o}")
         out.append(f"  userdel {a.account}")
@@ -409,7 +423,9 @@ def plan_data(plan: MigrationPlan) -> dict[str, Any]:
                 "leftovers": [
                     {"path": lf.path, "uid": lf.uid, "gid": lf.gid, "entries": lf.entries} for lf in a.leftovers
                 ],
+                "acknowledgements": [{"id": m.id, "rule": m.rule, "text": m.text} for m in a.acknowledgements],
                 "manual_steps": [{"id": m.id, "rule": m.rule, "text": m.text} for m in a.manual_steps],
+                "confirm": list(a.confirm_ids),
                 "risks": list(a.risks),
                 "recreated_by": list(a.recreated_by),
                 "manifest_paths": list(a.manifest_paths),

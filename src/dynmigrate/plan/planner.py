@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from dynmigrate.engine.catalogue import fix_of
 from dynmigrate.engine.result import ScanResult
 from dynmigrate.graph.queries import Queries, managed_slot
 from dynmigrate.model.accounts import Account
@@ -675,11 +676,20 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
     for text_m in access_manual:
         manual.append(ManualStep(f"M{len(manual) + 1}-{acc.name}", "plan", text_m))
     by_rule: dict[str, list[str]] = {}
+    ack_by_rule: dict[str, list[str]] = {}
     for f in av.findings:
         if f.effect is Effect.NEEDS_MANUAL or (f.effect is Effect.BLOCKS and options.force):
             by_rule.setdefault(str(f.rule), []).append(f.message)
+        elif f.effect is Effect.ACKNOWLEDGE:
+            ack_by_rule.setdefault(str(f.rule), []).append(f.message)
     for rule, messages in sorted(by_rule.items()):
-        manual.append(ManualStep(f"{rule}-{acc.name}", rule, "; ".join(dict.fromkeys(messages))))
+        # what to do comes with what was found: the rule's one-line fix
+        text = "; ".join(dict.fromkeys(messages))
+        manual.append(ManualStep(f"{rule}-{acc.name}", rule, f"{text}. To do: {fix_of(rule)}"))
+    acks = [
+        ManualStep(f"{rule}-{acc.name}", rule, "; ".join(dict.fromkeys(messages)))
+        for rule, messages in sorted(ack_by_rule.items())
+    ]
     overrides = _sysusers_overrides(result, acc, delete_group)
     overrides += _tmpfiles_overrides(result, acc, all_managed)
     lr_manual: list[str] = []
@@ -716,7 +726,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
             break
     manifest = sorted({*(m.path for m in all_managed if m.exists), *fixed, *(lf.path for lf in leftovers)})
     if not any(u.enabled or u.instances for u in unit_plans):
-        manual.append(
+        acks.append(
             ManualStep(
                 f"NORUN-{acc.name}",
                 "plan",
@@ -734,7 +744,9 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         gecos=acc.gecos,
         delete_group=delete_group,
         group_note=group_note,
-        verdict=av.verdict,
+        # a manual step only planning finds (a closed directory, an ACL, a later drop-in) makes the
+        # plan's verdict what it is, whatever the scan said
+        verdict=Verdict.NEEDS_MANUAL if av.verdict is Verdict.CONVERTIBLE and manual else av.verdict,
         forced=options.force and av.verdict is Verdict.BLOCKED,
         findings=av.findings,
         units=tuple(unit_plans),
@@ -754,6 +766,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         links=av.links,
         trees=av.trees,
         references=tuple(r for r in av.references if not r.unit),
+        acknowledgements=tuple(acks),
     )
 
 
@@ -851,7 +864,10 @@ def _one_override_per_target(plans: list[AccountPlan]) -> list[AccountPlan]:
                         f"{plan.account} by hand ({o.reason}), or migrate {plan.account} with a plan of its own",
                     )
                 )
+        verdict = Verdict.NEEDS_MANUAL if extra and plan.verdict is Verdict.CONVERTIBLE else plan.verdict
         out.append(
-            replace(plan, overrides=tuple(keep), manual_steps=plan.manual_steps + tuple(extra)) if extra else plan
+            replace(plan, overrides=tuple(keep), manual_steps=plan.manual_steps + tuple(extra), verdict=verdict)
+            if extra
+            else plan
         )
     return out

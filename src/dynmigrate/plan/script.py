@@ -105,7 +105,7 @@ def account_data(a: AccountPlan) -> str:
         "\t\t" + arr("A_SO_PATH", [str(s.path) for s in a.statoverrides]),
         "\t\t" + arr("A_PIN_PATH", [str(p.path) for p in a.pins]),
         "\t\t" + arr("A_PIN_MODE", [f"{p.mode:o}" for p in a.pins]),
-        "\t\t" + arr("A_MANUAL", [m.id for m in a.manual_steps]),
+        "\t\t" + arr("A_MANUAL", list(a.confirm_ids)),
         "\t\t" + arr("A_MANIFEST", [str(p) for p in a.manifest_paths]),
         "\t\t;;",
     ]

@@ -14,7 +14,7 @@ confirmed_all() {
 		[ -n "${CONFIRMED[$id]:-}" ] || missing+=("$id")
 	done
 	if [ "${#missing[@]}" -gt 0 ]; then
-		log "manual steps not confirmed (see REPORT.md, then pass --confirm ID for each):"
+		log "acknowledgements or manual steps not confirmed (see REPORT.md, then pass --confirm ID for each):"
 		printf '  %s\n' "${missing[@]}" >&2
 		return 1
 	fi
@@ -218,7 +218,7 @@ run_stage2() {
 	backup_intact backup.done
 	if [ -e "$dir/stage2-backup.done" ]; then backup_intact stage2-backup.done; fi
 	units_unchanged
-	confirmed_all || die "stage 2 refused until every manual step is confirmed"
+	confirmed_all || die "stage 2 refused until every acknowledgement and manual step is confirmed"
 	if [ "${#A_RUN_UNITS[@]}" = 0 ]; then log "no unit of $A_NAME is enabled: nothing is restarted or checked"; fi
 	if static_user_exists "$A_NAME"; then
 		[ "$(account_uid "$A_NAME")" = "$A_UID" ] ||

@@ -429,7 +429,7 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
             forced=name in planned and planned[name].forced,
             not_planned_why=refused.get(name, ""),
             dedicated=_dedicated(av),
-            manual_steps=tuple(m.id for m in planned[name].manual_steps) if name in planned else (),
+            manual_steps=planned[name].confirm_ids if name in planned else (),
             static_uid=av.uid,
         )
     if not planned:
@@ -496,7 +496,7 @@ def migrate_and_roll_back(
     since = c.run(["date", "+%s"], timeout=30).stdout.strip() or "0"
     ids_before = {a.account: identity(c, a) for a in accounts}
     manifests_before = {a.account: manifest(c, a) for a in accounts}
-    confirms = [f"--confirm={m.id}" for a in accounts for m in a.manual_steps]
+    confirms = [f"--confirm={i}" for a in accounts for i in a.confirm_ids]
     stages: list[Step] = []
     manual_done = False
     for stage in STAGES:

@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=14e707121979c2458947f9d4b3c5e60873f43c312dc6846a46df59ef3b2b0189
+LIB_SHA256=5058c704619dda5499b38b5196ba09e4320cc7650eec77933d35f63b4400db00
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

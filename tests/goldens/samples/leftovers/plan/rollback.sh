@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=ae74869e23809716f2b616492d0fd15981e447c06459b86a8a03b0a2219d316e
+LIB_SHA256=746192a1f67b6fea4a69cb392d9b7ca2648cada7c4e7bb45797d9143657cdeaf
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=d7e81bc7df8844d0f78c50ebfbbbfbab7994b40b76b00709acabdcc1cc493b86
+LIB_SHA256=e634294545429683120771688fe99c21781bd2d2a3a94186247fe9470d2b2fde
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=1fa07f56d29295fc29bb8ad78f13efbad0a1a24addab61f6b50bb28a63cf3469
+LIB_SHA256=402923eacbbbc696dc2236c2392d4429f168e89e3c706f090681a0aaef8a7b12
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

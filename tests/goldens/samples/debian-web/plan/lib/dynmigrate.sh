@@ -1102,7 +1102,7 @@ confirmed_all() {
 		[ -n "${CONFIRMED[$id]:-}" ] || missing+=("$id")
 	done
 	if [ "${#missing[@]}" -gt 0 ]; then
-		log "manual steps not confirmed (see REPORT.md, then pass --confirm ID for each):"
+		log "acknowledgements or manual steps not confirmed (see REPORT.md, then pass --confirm ID for each):"
 		printf '  %s\n' "${missing[@]}" >&2
 		return 1
 	fi
@@ -1306,7 +1306,7 @@ run_stage2() {
 	backup_intact backup.done
 	if [ -e "$dir/stage2-backup.done" ]; then backup_intact stage2-backup.done; fi
 	units_unchanged
-	confirmed_all || die "stage 2 refused until every manual step is confirmed"
+	confirmed_all || die "stage 2 refused until every acknowledgement and manual step is confirmed"
 	if [ "${#A_RUN_UNITS[@]}" = 0 ]; then log "no unit of $A_NAME is enabled: nothing is restarted or checked"; fi
 	if static_user_exists "$A_NAME"; then
 		[ "$(account_uid "$A_NAME")" = "$A_UID" ] ||
@@ -1619,7 +1619,7 @@ load_account() {
 		A_SO_PATH=()
 		A_PIN_PATH=()
 		A_PIN_MODE=()
-		A_MANUAL=(DM110-memcache DM201-memcache)
+		A_MANUAL=(DM110-memcache)
 		A_MANIFEST=()
 		;;
 	postgres)
@@ -1645,7 +1645,7 @@ load_account() {
 		A_SO_PATH=()
 		A_PIN_PATH=()
 		A_PIN_MODE=()
-		A_MANUAL=(DM103-postgres DM104-postgres DM110-postgres DM213-postgres DM301-postgres DM401-postgres)
+		A_MANUAL=(DM103-postgres DM110-postgres DM301-postgres DM104-postgres DM116-postgres DM213-postgres DM401-postgres)
 		A_MANIFEST=(/etc/postgresql /etc/postgresql/15 /etc/postgresql/15/main /etc/postgresql/15/main/conf.d /etc/postgresql/15/main/environment /etc/postgresql/15/main/pg_ctl.conf /etc/postgresql/15/main/pg_hba.conf /etc/postgresql/15/main/pg_ident.conf /etc/postgresql/15/main/postgresql.conf /etc/postgresql/15/main/start.conf /var/backups/postgresql /var/lib/postgresql /var/log/postgresql)
 		;;
 	redis)

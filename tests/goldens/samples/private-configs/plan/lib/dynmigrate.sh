@@ -1102,7 +1102,7 @@ confirmed_all() {
 		[ -n "${CONFIRMED[$id]:-}" ] || missing+=("$id")
 	done
 	if [ "${#missing[@]}" -gt 0 ]; then
-		log "manual steps not confirmed (see REPORT.md, then pass --confirm ID for each):"
+		log "acknowledgements or manual steps not confirmed (see REPORT.md, then pass --confirm ID for each):"
 		printf '  %s\n' "${missing[@]}" >&2
 		return 1
 	fi
@@ -1306,7 +1306,7 @@ run_stage2() {
 	backup_intact backup.done
 	if [ -e "$dir/stage2-backup.done" ]; then backup_intact stage2-backup.done; fi
 	units_unchanged
-	confirmed_all || die "stage 2 refused until every manual step is confirmed"
+	confirmed_all || die "stage 2 refused until every acknowledgement and manual step is confirmed"
 	if [ "${#A_RUN_UNITS[@]}" = 0 ]; then log "no unit of $A_NAME is enabled: nothing is restarted or checked"; fi
 	if static_user_exists "$A_NAME"; then
 		[ "$(account_uid "$A_NAME")" = "$A_UID" ] ||
@@ -1693,7 +1693,7 @@ load_account() {
 		A_SO_PATH=(/etc/ledger/keys)
 		A_PIN_PATH=(/etc/ledger/keys)
 		A_PIN_MODE=(700)
-		A_MANUAL=(M1-ledger DM110-ledger DM303-ledger)
+		A_MANUAL=(DM110-ledger DM303-ledger M1-ledger)
 		A_MANIFEST=(/etc/ledger /etc/ledger/.pgpass /etc/ledger/api.yaml /etc/ledger/app.env /etc/ledger/htpasswd /etc/ledger/keys /etc/ledger/keys/signing.key /var/lib/ledger)
 		;;
 	nslcd)

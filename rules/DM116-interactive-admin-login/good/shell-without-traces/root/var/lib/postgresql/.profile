@@ -1,0 +1,1 @@
+# only a profile: no trace of an interactive session
