@@ -61,7 +61,7 @@ def parse_unit_text(text: str, path: RelPath) -> tuple[UnitFile, list[Problem]]:
             start = pending_line
         else:
             start = lineno
-        continued = line.endswith("\\") and _ends_with_unescaped_backslash(line)
+        continued = _ends_with_unescaped_backslash(line)
         if pending is not None:
             pending_size += len(line)
             if pending_size > LONG_LINE_MAX:
