@@ -216,18 +216,9 @@ class RootFS:
         Missing components are allowed at the end (the result is then lexical for the rest).
         Raises RootError for symlink loops.
         """
-        # the common case: a plain path whose directory this scan has resolved already
-        parent, _, leaf = path.rpartition("/")
-        if leaf and path[:1] == "/" and "/." not in path and "//" not in path and (parent or "/") in self._dirs:
-            if not follow_last:
-                return RelPath(path)
-            info = self._lstat_raw(RelPath(path))
-            if info is None:
-                return RelPath(path)
-            if not st.S_ISLNK(info.st_mode):
-                if st.S_ISDIR(info.st_mode):
-                    self._dirs[RelPath(path)] = (info.st_dev, info.st_ino)
-                return RelPath(path)
+        known = self._resolve_known(path, follow_last)
+        if known is not None:
+            return known
         pending = [c for c in path.split("/") if c not in ("", ".")]
         pending.reverse()
         done: list[str] = []
@@ -273,6 +264,23 @@ class RootFS:
                 self._dirs[candidate] = (info.st_dev, info.st_ino)
             done.append(comp)
         return RelPath("/" + "/".join(done))
+
+    def _resolve_known(self, path: str, follow_last: bool) -> RelPath | None:
+        """The common case: a plain absolute path whose directory this scan has resolved already
+        (one lstat, or none). None when the whole walk is needed."""
+        parent, _, leaf = path.rpartition("/")
+        if not leaf or path[:1] != "/" or "/." in path or "//" in path or (parent or "/") not in self._dirs:
+            return None
+        if not follow_last:
+            return RelPath(path)
+        info = self._lstat_raw(RelPath(path))
+        if info is None:
+            return RelPath(path)
+        if st.S_ISLNK(info.st_mode):
+            return None
+        if st.S_ISDIR(info.st_mode):
+            self._dirs[RelPath(path)] = (info.st_dev, info.st_ino)
+        return RelPath(path)
 
     def _open_dir(self, real: RelPath) -> int:
         """An fd of the resolved directory real, checked to be the inode resolve() recorded there.
