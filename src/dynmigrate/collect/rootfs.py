@@ -9,19 +9,27 @@ expected is reported, never opened, and never blocks.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat as st
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from dynmigrate.model.common import RelPath
 from dynmigrate.model.files import FileKind, PathInfo
 from dynmigrate.model.paths import parent_of, rel
 
+_T = TypeVar("_T")
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 MAX_SYMLINKS = 40  # what the Linux kernel allows (ELOOP beyond)
 DEFAULT_READ_LIMIT = 4 * 1024 * 1024  # config files bigger than this are refused, not read
+
+
+class _Stale(Exception):
+    """A directory resolve() recorded is no longer the one on disk: the tree changed during the scan."""
 
 
 class RootError(Exception):
@@ -139,8 +147,14 @@ class RootFS:
         if not st.S_ISDIR(st_root.st_mode):
             raise RootError(os.fspath(root), "not a directory")
         self.root = real
+        self._prefix = real.rstrip("/") + "/"  # host_path without os.path.join's cost per call
         self.manifest = manifest
         self.root_dev = st_root.st_dev
+        # Directories this scan has seen as real directories (lstat, not a symlink), by their resolved
+        # path, with (st_dev, st_ino): resolve() skips their lstat, and every open through them checks
+        # that the directory it got is still that inode (_open_dir), so a directory replaced by a
+        # symlink after it was cached is never followed out of ROOT.
+        self._dirs: dict[RelPath, tuple[int, int]] = {RelPath("/"): (st_root.st_dev, st_root.st_ino)}
 
     # -- path handling -------------------------------------------------------------------
 
@@ -148,7 +162,7 @@ class RootFS:
         """The path on the scanning machine for a root-relative path (no resolution)."""
         if path == "/":
             return self.root
-        return os.path.join(self.root, path.lstrip("/"))
+        return self._prefix + path.lstrip("/")
 
     def _lstat_raw(self, path: RelPath) -> os.stat_result | None:
         if "\x00" in path:
@@ -172,6 +186,9 @@ class RootFS:
         Missing components are allowed at the end (the result is then lexical for the rest).
         Raises RootError for symlink loops.
         """
+        known = self._resolve_known(path, follow_last)
+        if known is not None:
+            return known
         pending = [c for c in path.split("/") if c not in ("", ".")]
         pending.reverse()
         done: list[str] = []
@@ -186,6 +203,9 @@ class RootFS:
             if not pending and not follow_last:
                 done.append(comp)
                 break
+            if candidate in self._dirs:
+                done.append(comp)
+                continue
             info = self._lstat_raw(candidate)
             if info is None:
                 # the rest does not exist: finish lexically
@@ -210,8 +230,66 @@ class RootFS:
                 parts = [c for c in target.split("/") if c not in ("", ".")]
                 pending.extend(reversed(parts))
                 continue
+            if st.S_ISDIR(info.st_mode):
+                self._dirs[candidate] = (info.st_dev, info.st_ino)
             done.append(comp)
         return RelPath("/" + "/".join(done))
+
+    def _resolve_known(self, path: str, follow_last: bool) -> RelPath | None:
+        """The common case: a plain absolute path whose directory this scan has resolved already
+        (one lstat, or none). None when the whole walk is needed."""
+        parent, _, leaf = path.rpartition("/")
+        if not leaf or path[:1] != "/" or "/." in path or "//" in path or (parent or "/") not in self._dirs:
+            return None
+        if not follow_last:
+            return RelPath(path)
+        info = self._lstat_raw(RelPath(path))
+        if info is None:
+            return RelPath(path)
+        if st.S_ISLNK(info.st_mode):
+            return None
+        if st.S_ISDIR(info.st_mode):
+            self._dirs[RelPath(path)] = (info.st_dev, info.st_ino)
+        return RelPath(path)
+
+    def _open_dir(self, real: RelPath) -> int:
+        """An fd of the resolved directory real, checked to be the inode resolve() recorded there.
+
+        Raises _Stale when the tree changed since (the directory replaced, or a symlink now where
+        it was), OSError for what open() raises otherwise (ENOENT, ENOTDIR, EACCES).
+        """
+        expected = self._dirs.get(real)
+        try:
+            fd = os.open(self.host_path(real), DIR_FLAGS)
+        except OSError as exc:
+            if expected is not None and exc.errno in (errno.ELOOP, errno.ENOENT, errno.ENOTDIR):
+                raise _Stale from None
+            raise
+        try:
+            fst = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        if (fst.st_dev, fst.st_ino) != expected:
+            os.close(fd)
+            raise _Stale
+        return fd
+
+    def _check_parent(self, real: RelPath) -> None:
+        """Raise _Stale when the directory holding real is no longer the one resolve() recorded."""
+        with contextlib.suppress(OSError):
+            os.close(self._open_dir(RelPath(real.rpartition("/")[0] or "/")))
+
+    def _twice(self, path: str, operation: Callable[[str], _T]) -> _T:
+        """Run operation(path); when the tree changed under the cache, forget it and run it again."""
+        try:
+            return operation(path)
+        except _Stale:
+            self._dirs = {RelPath("/"): self._dirs[RelPath("/")]}
+        try:
+            return operation(path)
+        except _Stale:
+            raise RootError(path, "changed while reading, not followed") from None
 
     # -- metadata ------------------------------------------------------------------------
 
@@ -292,6 +370,9 @@ class RootFS:
 
     def listdir(self, path: str) -> list[str]:
         """Sorted entry names of a directory (following symlinks inside ROOT)."""
+        return self._twice(path, self._listdir)
+
+    def _listdir(self, path: str) -> list[str]:
         real = self.resolve(path)
         if "\x00" in real:
             raise RootError(real, "no such directory")
@@ -300,8 +381,11 @@ class RootFS:
         if virtual is not None and virtual.kind is FileKind.DIR and self.manifest is not None:
             return sorted(self.manifest.virtual_children.get(real, ()))
         try:
-            with os.scandir(self.host_path(real)) as it:
-                names.update(entry.name for entry in it)
+            fd = self._open_dir(real)
+            try:
+                names.update(os.listdir(fd))
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             raise RootError(real, "no such directory") from None
         except NotADirectoryError:
@@ -309,6 +393,8 @@ class RootFS:
         except OSError as exc:
             if exc.errno in (errno.EACCES, errno.EPERM):
                 raise RootError(real, "permission denied") from None
+            if exc.errno == errno.ELOOP:
+                raise RootError(real, "changed into a symlink while reading, not followed") from None
             raise RootError(real, exc.strerror or str(exc)) from None
         if self.manifest is not None:
             names.update(self.manifest.virtual_children.get(real, ()))
@@ -316,15 +402,26 @@ class RootFS:
 
     def read_bytes(self, path: str, limit: int = DEFAULT_READ_LIMIT) -> bytes:
         """Contents of a regular file inside ROOT, refusing anything else."""
+        return self._twice(path, lambda p: self._read_bytes(p, limit))
+
+    def _read_bytes(self, path: str, limit: int) -> bytes:
         real = self.resolve(path)
-        info = self.lstat(real)
-        if info is None:
-            raise RootError(real, "no such file")
-        if info.kind is not FileKind.FILE:
-            raise RootError(real, f"not a regular file ({info.kind.value}), not opened")
+        raw = self._lstat_raw(real)
+        if raw is None or not st.S_ISREG(raw.st_mode) or self.manifest is not None:
+            info = self.lstat(real)
+            if info is None or info.kind is not FileKind.FILE:
+                self._check_parent(real)  # the answer may come from a directory that changed since
+                if info is None:
+                    raise RootError(real, "no such file")
+                raise RootError(real, f"not a regular file ({info.kind.value}), not opened")
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        parent, _, name = real.rpartition("/")
         try:
-            fd = os.open(self.host_path(real), flags)
+            dir_fd = self._open_dir(RelPath(parent or "/"))
+            try:
+                fd = os.open(name, flags, dir_fd=dir_fd)
+            finally:
+                os.close(dir_fd)
         except OSError as exc:
             if exc.errno in (errno.EACCES, errno.EPERM):
                 raise RootError(real, "permission denied") from None

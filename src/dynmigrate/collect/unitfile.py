@@ -14,6 +14,8 @@ shows each one):
 
 from __future__ import annotations
 
+import re
+
 from dynmigrate.model.common import Location, RelPath
 from dynmigrate.model.findings import Problem
 from dynmigrate.model.units import Directive, UnitFile
@@ -21,6 +23,7 @@ from dynmigrate.model.unitsyntax import ends_with_unescaped_backslash
 
 LONG_LINE_MAX = 1024 * 1024  # systemd's LONG_LINE_MAX
 COMMENTS = "#;"
+UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept by surrogateescape
 
 
 def parse_unit_text(text: str, path: RelPath) -> tuple[UnitFile, list[Problem]]:
@@ -34,6 +37,7 @@ def parse_unit_text(text: str, path: RelPath) -> tuple[UnitFile, list[Problem]]:
     if text.startswith("\ufeff"):
         text = text[1:]
     section: str | None = None
+    undecodable = not text.isascii() and UNDECODABLE.search(text) is not None
     # a continued line is kept as pieces and joined once (joining as it grows was quadratic)
     pending: list[str] | None = None
     pending_size = 0
@@ -76,7 +80,7 @@ def parse_unit_text(text: str, path: RelPath) -> tuple[UnitFile, list[Problem]]:
         if not stripped or stripped[0] in COMMENTS:
             continue
         loc = Location(path, start)
-        if any(0xDC80 <= ord(c) <= 0xDCFF for c in stripped):
+        if undecodable and UNDECODABLE.search(stripped):
             problems.append(Problem(loc, "line is not valid UTF-8: ignored"))
             continue
         if stripped.startswith(".include"):
@@ -99,7 +103,7 @@ def parse_unit_text(text: str, path: RelPath) -> tuple[UnitFile, list[Problem]]:
             problems.append(Problem(loc, f"missing '=' in {_short(stripped)}: ignored"))
             continue
         key = key.strip()
-        if not key or any(c.isspace() for c in key):
+        if not key or key.split() != [key]:  # whitespace inside the key (str.isspace's)
             problems.append(Problem(loc, f"invalid key {_short(key)}: ignored"))
             continue
         value = value.strip()

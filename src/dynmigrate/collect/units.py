@@ -168,6 +168,11 @@ class UnitLoader:
         self.files: dict[RelPath, UnitFile] = {}
         self.texts: dict[RelPath, str] = {}
         self.index = _Index()
+        # per load: a drop-in directory is listed once, and a drop-in path checked once, however
+        # many units share it (type-level "service.d", prefix "foo-.service.d", templates)
+        self._listings: dict[RelPath, list[str]] = {}
+        self._checked: dict[RelPath, RelPath | None] = {}
+        self._classified: dict[RelPath, tuple[str, RelPath | None, str | None]] = {}
 
     def _problem(self, path: str, message: str, line: int = 0) -> None:
         self.problems.append(Problem(Location(RelPath(path), line), message))
@@ -211,7 +216,13 @@ class UnitLoader:
                     self.index.entries[name] = _Entry(name, path, directory)
 
     def _classify(self, entry: _Entry) -> tuple[str, RelPath | None, str | None]:
-        """("masked"|"alias"|"file"|"missing"|"error", resolved path, alias target name)."""
+        """("masked"|"alias"|"file"|"missing"|"error", resolved path, alias target name), once per entry."""
+        known = self._classified.get(entry.path)
+        if known is None:
+            known = self._classified[entry.path] = self._classify_once(entry)
+        return known
+
+    def _classify_once(self, entry: _Entry) -> tuple[str, RelPath | None, str | None]:
         try:
             info = self.fs.lstat(entry.path)
         except RootError as exc:
@@ -277,44 +288,59 @@ class UnitLoader:
         names.append(utype)
         return list(dict.fromkeys(names))
 
-    def _dropins(self, name: str, aliases: list[str]) -> list[RelPath]:
+    def _listing(self, dpath: RelPath) -> list[str]:
+        names = self._listings.get(dpath)
+        if names is None:
+            try:
+                names = self.fs.listdir(dpath)
+            except RootError as exc:
+                self._problem(dpath, exc.reason)
+                names = []
+            self._listings[dpath] = names
+        return names
+
+    def _check_dropin(self, path: RelPath) -> RelPath | None:
+        """The resolved path to read for a drop-in, or None when it adds nothing (masked, empty)."""
+        if path in self._checked:
+            return self._checked[path]
+        real: RelPath | None = None
+        try:
+            info = self.fs.lstat(path)
+            resolved = self.fs.resolve(path)
+        except RootError as exc:
+            self._problem(path, exc.reason)
+            info = None
+        if info is not None and not (
+            resolved == "/dev/null" or (info.kind is FileKind.SYMLINK and info.link_target == "/dev/null")
+        ):
+            # a masked drop-in hides the same-named lower one and adds nothing
+            target = info if resolved == path else self.fs.lstat(resolved)
+            if target is not None and target.kind is not FileKind.FILE:
+                self._problem(path, f"drop-in is a {target.kind.value}: ignored")
+            elif target is not None and target.size > 0:
+                real = resolved
+        self._checked[path] = real
+        return real
+
+    def _dropins(self, name: str, aliases: list[str]) -> list[tuple[RelPath, RelPath]]:
+        """(path, resolved path) of every drop-in that applies, by file name."""
         stems = self._dropin_names(name, aliases)
         chosen: dict[str, tuple[tuple[int, int], RelPath]] = {}
         for specificity, stem in enumerate(stems):
             for prio, dpath in self.index.dropin_dirs.get(stem, []):
-                try:
-                    files = self.fs.listdir(dpath)
-                except RootError as exc:
-                    self._problem(dpath, exc.reason)
-                    continue
-                for fname in files:
+                for fname in self._listing(dpath):
                     if not fname.endswith(".conf"):
                         continue
                     rank = (prio, specificity)
                     current = chosen.get(fname)
                     if current is None or rank < current[0]:
                         chosen[fname] = (rank, RelPath(f"{dpath}/{fname}"))
-        out: list[RelPath] = []
+        out: list[tuple[RelPath, RelPath]] = []
         for fname in sorted(chosen):
             path = chosen[fname][1]
-            try:
-                info = self.fs.lstat(path)
-                real = self.fs.resolve(path)
-            except RootError as exc:
-                self._problem(path, exc.reason)
-                continue
-            if info is None:
-                continue
-            if real == "/dev/null" or (info.kind is FileKind.SYMLINK and info.link_target == "/dev/null"):
-                continue  # a masked drop-in hides the same-named lower one and adds nothing
-            target = self.fs.lstat(real)
-            if target is None or target.kind is not FileKind.FILE:
-                if target is not None:
-                    self._problem(path, f"drop-in is a {target.kind.value}: ignored")
-                continue
-            if target.size == 0:
-                continue
-            out.append(path)
+            real = self._check_dropin(path)
+            if real is not None:
+                out.append((path, real))
         return out
 
     def _assemble(
@@ -338,7 +364,6 @@ class UnitLoader:
                 fragment = real
         else:
             state = LoadState.NOT_FOUND
-        table = specifier_table(name)
         directives: list[Directive] = []
         dropins: list[RelPath] = []
         if state is LoadState.LOADED and fragment is not None:
@@ -347,19 +372,26 @@ class UnitLoader:
                 state = LoadState.BAD
             else:
                 directives.extend(unit_file.directives)
-            dropins = self._dropins(name, aliases)
-            for dpath in dropins:
-                real = self.fs.resolve(dpath)
+            found = self._dropins(name, aliases)
+            dropins = [dpath for dpath, _ in found]
+            for dpath, real in found:
                 dfile = self._read_file(real, DROPIN_LIMIT)
                 if dfile is not None and real != dpath and real in self.texts:
                     self.texts[dpath] = self.texts[real]
-                if dfile is not None:
+                if dfile is not None and real == dpath:
+                    directives.extend(dfile.directives)  # already located at dpath
+                elif dfile is not None:
                     directives.extend(
                         Directive(d.section, d.key, d.value, Location(dpath, d.location.line), d.raw)
                         for d in dfile.directives
                     )
+        # the specifier table only for units that use one (building it unescapes the name)
+        table = specifier_table(name) if any("%" in d.raw for d in directives) else {}
         expanded = tuple(
-            Directive(d.section, d.key, expand_specifiers(d.raw, table), d.location, d.raw) for d in directives
+            d
+            if d.value == d.raw and "%" not in d.raw
+            else Directive(d.section, d.key, expand_specifiers(d.raw, table), d.location, d.raw)
+            for d in directives
         )
         generated = fragment_entry is not None and fragment_entry.dir in GENERATOR_DIRS
         source = ""
