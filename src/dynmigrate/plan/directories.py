@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from dynmigrate.collect.rootfs import is_under, parent_of, rel
-from dynmigrate.collect.snapshot import exec_argv
+from dynmigrate.collect.snapshot import exec_argv, unit_environment
 from dynmigrate.graph.queries import Queries, managed_slot
 from dynmigrate.model.accounts import Account
 from dynmigrate.model.common import RelPath
@@ -201,6 +201,16 @@ def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[Manag
         parent = parent_of(RelPath(ppath))
         if parent not in ("/run",) and parent.startswith("/run/"):
             add("RuntimeDirectory", parent[len("/run/") :], f"PIDFile={pid.value} at {pid.location}")
+    # 4b. files Environment= points into a /run subdirectory (a PID file or control socket the
+    # daemon takes from a variable): /run is read-only under DynamicUser, even for root
+    for var, value in sorted(unit_environment(unit).items()):
+        for piece in re.split(r"[\s:=]+", value):
+            p = piece.replace("/var/run/", "/run/", 1)
+            if not p.startswith("/run/") or "%" in p or p.count("/") < 3:
+                continue
+            name = p.split("/")[2]
+            where = next((d.location for d in unit.values("Service", "Environment") if f"{var}=" in d.value), None)
+            add("RuntimeDirectory", name, f"Environment={var}={piece}" + (f" at {where}" if where else ""))
     # 5. what the account really owns under the managed bases
     for tree in q.trees_of(acc):
         if tree.top.kind is not FileKind.DIR:

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=e2d53543756fc2f7d8cad9de27c1732fe1ca249c1655d32a118a33f49fb5c075
+LIB_SHA256=5a5a89bc240f944fbd0283646744d1e16593d8696c82c546b34e6cf8cec1cb65
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

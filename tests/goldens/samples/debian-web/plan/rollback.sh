@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=a5b79ceae3e8e3b28e7b84d1a301e97956166a5d97d5ecc451211a621f5b8c34
+LIB_SHA256=7aa5b69fd7e8c9223612acde6171f243ef538826821c2d191fdfeafa3d21bfad
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=ee8be83b0fad7e2d84304c44cd825e7b003f1ad216a62288358472e86da62cb0
+LIB_SHA256=5f0f577eaf75f8e774179759de9982e8200638c2115c3a785ee0e1200f83f949
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=ff8b58e6f19ea6db83f89106afff2922d20d2da37625fea3ebc122acf7fe56dd
+LIB_SHA256=e9f486fdb4b30325390f9c7be805e9c5c3d0f6820513146710b2ee1b78cc48e5
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

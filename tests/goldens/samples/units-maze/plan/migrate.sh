@@ -22,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=8f043a9e8c7e56c59615bb84cdc8e6c91bb528fb3eef729129ff75dc27e951a6
+LIB_SHA256=a0ee592a7924b9ff8be8ae84caadcc44358ffe1db25fed8eadb95e0629eb687b
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
