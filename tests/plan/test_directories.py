@@ -83,3 +83,18 @@ def test_a_directory_the_account_owns_entirely_is_still_managed(tmp_path: Path) 
         "ReadWritePaths=",
     ]
     assert not [m for m in plan.accounts[0].manual_steps if "not planned" in m.text]
+
+
+def test_a_pid_file_from_an_environment_variable_gets_its_runtime_directory(tmp_path: Path) -> None:
+    unit = "[Service]\nEnvironment=PIDFILE=/var/run/food/food.pid LANG=C\nExecStart=/usr/sbin/food -u foo -p $PIDFILE\n"
+    plan = plan_for(tmp_path, {"etc/systemd/system/foo.service": unit})
+    assert "RuntimeDirectory=food" in dropin(plan)
+    assert "RuntimeDirectory=food: Environment=PIDFILE=/var/run/food/food.pid at /etc/systemd/system/foo.service:2" in (
+        plan.accounts[0].units[0].decisions
+    )
+
+
+def test_a_file_straight_in_run_from_a_variable_is_no_runtime_directory(tmp_path: Path) -> None:
+    unit = "[Service]\nEnvironment=PIDFILE=/run/food.pid\nExecStart=/usr/sbin/food -u foo -p $PIDFILE\n"
+    plan = plan_for(tmp_path, {"etc/systemd/system/foo.service": unit})
+    assert not [line for line in dropin(plan) if line.startswith("RuntimeDirectory=")]

@@ -191,3 +191,45 @@ def test_private_tmp_set_by_the_unit_or_unused_is_left_alone(tmp_path: Path) -> 
     ):
         plan = plan_for(tmp_path / str(i), {"etc/systemd/system/foo.service": unit})
         assert not any(line.startswith("PrivateTmp=") for line in dropin(plan)), unit
+
+
+HOME_PASSWD = "root:x:0:0:root:/root:/bin/bash\nfoo:x:120:120:Foo:/var/lib/foo:/usr/sbin/nologin\n"
+HOME_MANIFEST = "/var/lib\t0\t0\t0755\td\n/var/lib/foo\t120\t120\t0750\td\n/var/lib/foo/settings\t120\t120\t0640\tf\n"
+
+
+def test_home_in_a_state_directory_stays_the_daemons_home(tmp_path: Path) -> None:
+    """A dynamic user's home is /: a daemon that reads $HOME keeps its old home, now a managed directory."""
+    unit = "[Service]\nUser=foo\nExecStart=/usr/bin/foo\n"
+    plan = plan_for(
+        tmp_path,
+        {"etc/passwd": HOME_PASSWD, "etc/systemd/system/foo.service": unit, "var/lib/foo/settings": "x"},
+        HOME_MANIFEST,
+    )
+    assert dropin(plan) == [
+        "[Service]",
+        "DynamicUser=yes",
+        "User=foo",
+        "SupplementaryGroups=ssl-cert",
+        "StateDirectory=foo",
+        "StateDirectoryMode=0750",
+        "Environment=HOME=/var/lib/foo",
+    ]
+    decisions = plan.accounts[0].units[0].decisions
+    assert any(
+        d.startswith("Environment=HOME=/var/lib/foo: the account's home is a managed directory") for d in decisions
+    )
+
+
+def test_home_set_by_the_unit_or_outside_managed_directories_is_left_alone(tmp_path: Path) -> None:
+    own = "[Service]\nUser=foo\nEnvironment=HOME=/srv/foo\nExecStart=/usr/bin/foo\n"
+    plan = plan_for(
+        tmp_path,
+        {"etc/passwd": HOME_PASSWD, "etc/systemd/system/foo.service": own, "var/lib/foo/settings": "x"},
+        HOME_MANIFEST,
+    )
+    assert not any(line.startswith("Environment=") for line in dropin(plan))
+    elsewhere = "[Service]\nUser=foo\nExecStart=/usr/bin/foo\n"
+    plan = plan_for(
+        tmp_path / "b", {"etc/systemd/system/foo.service": elsewhere, "var/lib/foo/settings": "x"}, HOME_MANIFEST
+    )
+    assert not any(line.startswith("Environment=") for line in dropin(plan))

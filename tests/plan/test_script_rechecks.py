@@ -50,6 +50,7 @@ def sandbox(tmp: Path, *, delete: str = ": >{gone};") -> tuple[Sandbox, Path, st
 cat) cat {q(unit_file)} ;;
 --version) echo 'systemd 252 (252.33-1~deb12u1)' ;;
 is-enabled) echo enabled ;;
+is-active) echo inactive; exit 3 ;;
 show) echo "" ;;
 daemon-reload | restart | start | stop) ;;
 *) echo "systemctl $*" >>{q(sb.calls)}; exit 97 ;;

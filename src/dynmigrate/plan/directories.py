@@ -12,7 +12,7 @@ from dynmigrate.model.paths import is_under, parent_of, rel
 from dynmigrate.model.plan import ManagedDir
 from dynmigrate.model.references import RefKind, Target
 from dynmigrate.model.units import DIRECTORY_BASES, DIRECTORY_KEYS, Unit
-from dynmigrate.model.unitsyntax import exec_argv
+from dynmigrate.model.unitsyntax import exec_argv, unit_environment
 
 # Names under the bases that belong to the system, never to one service.
 # Directory names as systemd accepts them (specifiers allowed for templates): anything else is
@@ -201,6 +201,16 @@ def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[Manag
         parent = parent_of(RelPath(ppath))
         if parent not in ("/run",) and parent.startswith("/run/"):
             add("RuntimeDirectory", parent[len("/run/") :], f"PIDFile={pid.value} at {pid.location}")
+    # 4b. files Environment= points into a /run subdirectory (a PID file or control socket the
+    # daemon takes from a variable): /run is read-only under DynamicUser, even for root
+    for var, value in sorted(unit_environment(unit).items()):
+        for piece in re.split(r"[\s:=]+", value):
+            p = piece.replace("/var/run/", "/run/", 1)
+            if not p.startswith("/run/") or "%" in p or p.count("/") < 3:
+                continue
+            name = p.split("/")[2]
+            where = next((d.location for d in unit.values("Service", "Environment") if f"{var}=" in d.value), None)
+            add("RuntimeDirectory", name, f"Environment={var}={piece}" + (f" at {where}" if where else ""))
     # 5. what the account really owns under the managed bases
     for tree in q.trees_of(acc):
         if tree.top.kind is not FileKind.DIR:

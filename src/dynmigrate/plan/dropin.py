@@ -82,6 +82,7 @@ def build_dropin(
     credentials: list[Credential],
     own_group_names: tuple[str, ...] = (),
     runtime_sockets: frozenset[str] = frozenset(),
+    home: str = "",
 ) -> DropIn:
     out = DropIn()
     raw = unit.is_template  # templates keep their specifiers
@@ -280,6 +281,20 @@ def build_dropin(
                     "DynamicUser= implies from systemd 257 on is not shared between the unit's commands"
                 )
                 break
+    # HOME: systemd sets it from the user record, and a dynamic user's home is / (facts F1.6); a
+    # daemon that keeps files or settings under $HOME would silently start on its defaults. When the
+    # old home is one of the unit's managed directories, the unit keeps it.
+    if (
+        exec_mode is ExecMode.USER
+        and home
+        and "HOME" not in unit_environment(unit)
+        and any(str(m.path) == home.rstrip("/") and m.key in ("StateDirectory", "CacheDirectory") for m in managed)
+    ):
+        out.set("Environment", f"HOME={home.rstrip('/')}")
+        out.decisions.append(
+            f"Environment=HOME={home.rstrip('/')}: the account's home is a managed directory now; a dynamic "
+            "user's home is /, where the daemon would find none of the files it keeps under $HOME"
+        )
     # credentials for secrets
     for c in credentials:
         if c.directory:

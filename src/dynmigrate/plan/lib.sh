@@ -79,6 +79,8 @@ check_after() {
 	"$@"
 }
 
+A_TRIGGERS=()
+
 log() {
 	local line
 	line="$(date -u +%Y-%m-%dT%H:%M:%SZ) ${SCRIPT_NAME}[${STAGE:-main}]${A_NAME:+ ${A_NAME}}: $*"
@@ -469,6 +471,10 @@ check_units() {
 	for i in "${!A_RUN_UNITS[@]}"; do
 		unit=${A_RUN_UNITS[$i]}
 		probe=${A_RUN_PROBES[$i]}
+		if skipped_by_condition "$unit"; then
+			log "$unit was skipped by its start conditions (Condition*=): not meant to run here, not checked"
+			continue
+		fi
 		health "$unit" "$probe" || return 1
 		uids=$(unit_uids "$unit")
 		[ -n "$uids" ] || uids=$(main_uid "$unit" || true)
@@ -486,6 +492,98 @@ check_units() {
 		fi
 		log "$unit is healthy (UIDs: $(echo "$uids" | tr '\n' ' '))"
 	done
+}
+
+skipped_by_condition() {
+	# the unit was started and systemd skipped it: a Condition*= did not hold (not a failure)
+	local state
+	state=$(systemctl show -p ActiveState -p ConditionResult -p ConditionTimestampMonotonic -- "$1" 2>/dev/null || true)
+	case "$state" in *ActiveState=inactive*) ;; *) return 1 ;; esac
+	case "$state" in *ConditionResult=no*) ;; *) return 1 ;; esac
+	case "$state" in *ConditionTimestampMonotonic=0*) return 1 ;; esac
+	return 0
+}
+
+account_units() {
+	# every unit of the account that can run: the drop-in units, a template replaced by its loaded
+	# instances (a template itself never runs)
+	local unit
+	for unit in "${A_DROPIN_UNITS[@]}"; do
+		case "$unit" in
+		*@.*)
+			systemctl list-units --all --plain --no-legend --full -- "${unit%%@.*}@*.${unit##*.}" 2>/dev/null |
+				awk '{ print $1 }'
+			;;
+		*) printf '%s\n' "$unit" ;;
+		esac
+	done
+}
+
+active_units() {
+	# the account's units that run now (started at boot, by hand, by a socket, by D-Bus)
+	local unit
+	while IFS= read -r unit; do
+		case "$(systemctl is-active -- "$unit" 2>/dev/null || true)" in
+		active | activating | reloading) printf '%s\n' "$unit" ;;
+		esac
+	done < <(account_units)
+}
+
+active_triggers() {
+	# the active units that start the account's units on demand (sockets, paths, timers)
+	local unit t
+	while IFS= read -r unit; do
+		for t in $(systemctl show -p TriggeredBy --value -- "$unit" 2>/dev/null || true); do
+			if systemctl is-active --quiet -- "$t"; then printf '%s\n' "$t"; fi
+		done
+	done < <(account_units) | sort -u
+}
+
+probe_of() {
+	# the probe planned for UNIT, or for the template it is an instance of
+	local i template=$1
+	case "$1" in *@?*.*) template="${1%%@*}@.${1##*.}" ;; esac
+	for i in "${!A_DROPIN_UNITS[@]}"; do
+		if [ "${A_DROPIN_UNITS[$i]}" = "$1" ]; then printf '%s' "${A_DROPIN_PROBES[$i]}" && return 0; fi
+	done
+	for i in "${!A_DROPIN_UNITS[@]}"; do
+		if [ "${A_DROPIN_UNITS[$i]}" = "$template" ]; then printf '%s' "${A_DROPIN_PROBES[$i]}" && return 0; fi
+	done
+}
+
+running_units() {
+	# The units a stage stops, starts and checks: the plan's enabled ones, and every unit of the
+	# account that runs now or ran when stage 0 recorded them (a unit that ships disabled and was
+	# started by hand, by a socket or by D-Bus): what ran keeps running, with the drop-in, and none
+	# keeps the old UID busy at userdel; a unit that ran nowhere stays stopped. Sockets and other
+	# units that start them on demand are stopped first and started again last (A_TRIGGERS).
+	local unit u have record kind
+	record=$(acct_dir)/units-at-start
+	A_TRIGGERS=()
+	while read -r kind unit; do
+		[ -n "$unit" ] || continue
+		if [ "$kind" = trigger ]; then
+			have=0
+			for u in "${A_TRIGGERS[@]}"; do [ "$u" != "$unit" ] || have=1; done
+			[ "$have" = 1 ] || A_TRIGGERS+=("$unit")
+			continue
+		fi
+		have=0
+		for u in "${A_RUN_UNITS[@]}"; do [ "$u" != "$unit" ] || have=1; done
+		[ "$have" = 0 ] || continue
+		A_RUN_UNITS+=("$unit")
+		A_RUN_PROBES+=("$(probe_of "$unit")")
+		log "$unit is not enabled but runs (started by hand, a socket or D-Bus): it is restarted and checked too"
+	done < <(
+		if [ -f "$record" ]; then cat -- "$record"; fi
+		units_record
+	)
+}
+
+units_record() {
+	# what runs now, one "unit NAME" or "trigger NAME" per line (stage 0 keeps it with the backup)
+	active_units | sed 's/^/unit /'
+	active_triggers | sed 's/^/trigger /'
 }
 
 reset_start_limit() {
@@ -507,6 +605,11 @@ restart_units() {
 
 start_units() {
 	local unit
+	# a socket refuses to start while its service runs: what starts units on demand comes first
+	for unit in "${A_TRIGGERS[@]}"; do
+		log "starting $unit (it starts units of $A_NAME on demand)"
+		run systemctl start -- "$unit" || true
+	done
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "starting $unit"
 		reset_start_limit "$unit"
@@ -518,6 +621,11 @@ start_units() {
 stop_units() {
 	local unit
 	UNITS_STOPPED=1
+	# first what would start them again on demand
+	for unit in "${A_TRIGGERS[@]}"; do
+		log "stopping $unit (it starts units of $A_NAME on demand)"
+		run systemctl stop -- "$unit" || die "cannot stop $unit"
+	done
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "stopping $unit"
 		run systemctl stop -- "$unit" || die "cannot stop $unit"
@@ -652,7 +760,7 @@ data_list() {
 	done | sort -z
 }
 
-BACKUP_FILES=(passwd shadow group gshadow member-of statoverride moved-dirs manifest plan-id)
+BACKUP_FILES=(passwd shadow group gshadow member-of statoverride moved-dirs manifest plan-id units-at-start)
 
 seal() {
 	# seal MARKER FILE...: write MARKER (its first line the date, then the sha256 of every FILE);
@@ -707,8 +815,9 @@ backup_account() {
 		fi
 	done
 	run write_manifest "$dir/manifest"
+	run_to "$dir/units-at-start" units_record
 	run chmod 0600 -- "$dir/passwd" "$dir/shadow" "$dir/group" "$dir/gshadow" "$dir/member-of" "$dir/statoverride" \
-		"$dir/moved-dirs" "$dir/manifest"
+		"$dir/moved-dirs" "$dir/manifest" "$dir/units-at-start"
 	run_to "$dir/plan-id" printf '%s\n' "$PLAN_ID"
 	run seal "$dir" backup.done "${BACKUP_FILES[@]}"
 	if [ "$DRY_RUN" = 0 ]; then
@@ -785,7 +894,16 @@ move_back_from_private() {
 		managed_split "$d" && move_back_one "$d"
 	done
 	for d in "${A_RUNTIME[@]}"; do
-		managed_split "$d" && move_back_one "$d"
+		managed_split "$d" || continue
+		# RuntimeDirectoryPreserve=restart under DynamicUser: at stop systemd removes
+		# /run/private/NAME but leaves its link /run/NAME -> private/NAME behind, and the static unit
+		# then fails to create its runtime directory there. Only that link, dangling, is removed.
+		if [ -L "$d" ] && [ ! -e "$d" ] && [ "$(realpath -m -- "$d")" = "$MB/private/$MN" ]; then
+			run rm -f -- "$d"
+			log "removed $d, a link into $MB/private that systemd left dangling when it removed the runtime directory"
+			continue
+		fi
+		move_back_one "$d"
 	done
 	return 0
 }

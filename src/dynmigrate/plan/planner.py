@@ -637,7 +637,9 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         mode = _exec_mode(q, acc, unit)
         unit_creds = [replace(c, unit=unit.name) for c in creds]
         own = (acc.name, str(acc.gid)) + ((str(grp.name),) if grp is not None and own_group else ())
-        d = build_dropin(unit, acc.name, mode, managed, supplementary, unit_creds, own, runtime_sockets(q, acc))
+        d = build_dropin(
+            unit, acc.name, mode, managed, supplementary, unit_creds, own, runtime_sockets(q, acc), acc.home
+        )
         dpath = RelPath(f"/etc/systemd/system/{unit.name}.d/{DROPIN_NAME}")
         text = dropin_text(unit, acc.name, acc.uid, d.items)
         before = systemctl_cat(snap, unit)

@@ -87,6 +87,7 @@ def account_data(a: AccountPlan) -> str:
         f"\t\tA_HOME={q(a.home)} A_SHELL={q(a.shell)} A_GECOS={q(a.gecos)}",
         "\t\t" + arr("A_DROPIN_UNITS", [u.unit for u in a.units]),
         "\t\t" + arr("A_DROPIN_FILES", [dropin_file(u.unit) for u in a.units]),
+        "\t\t" + arr("A_DROPIN_PROBES", [u.probe for u in a.units]),
         "\t\t" + arr("A_RUN_UNITS", [r[0] for r in runs]),
         "\t\t" + arr("A_RUN_PROBES", [r[1] for r in runs]),
         "\t\t" + arr("A_MOVE", moved),
@@ -239,6 +240,7 @@ dynmigrate_main() {
 	for acct in "${selected[@]}"; do
 		load_account "$acct"
 		run install -d -m 0700 -- "$(acct_dir)"
+		running_units
 		log "$action $stage"
 		"${prefix}_$stage"
 	done

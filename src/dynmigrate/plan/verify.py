@@ -192,6 +192,9 @@ def _verify_account(
     if live:
         for unit in a.get("run_units", []):
             state = runner(["systemctl", "is-active", "--", unit]).stdout.strip()
+            if state == "inactive" and _skipped_by_condition(unit, runner):
+                checks.append(Check(name, f"{unit} active", True, "skipped by its start conditions (Condition*=)"))
+                continue
             checks.append(Check(name, f"{unit} active", state == "active", state or "unknown"))
             uids = unit_uids(unit, runner)
             dyn = [u for u in uids if DYNAMIC_UID_MIN <= u <= DYNAMIC_UID_MAX]
@@ -222,6 +225,13 @@ def _verify_account(
             )
         )
     return checks
+
+
+def _skipped_by_condition(unit: str, runner: Runner) -> bool:
+    """systemd skipped the unit's last start because a Condition*= did not hold: not meant to run."""
+    out = runner(["systemctl", "show", "-p", "ConditionResult", "-p", "ConditionTimestampMonotonic", "--", unit])
+    fields = dict(line.partition("=")[::2] for line in out.stdout.splitlines())
+    return fields.get("ConditionResult") == "no" and fields.get("ConditionTimestampMonotonic", "0") not in ("", "0")
 
 
 def verify_host(

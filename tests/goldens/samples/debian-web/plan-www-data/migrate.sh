@@ -3,11 +3,10 @@
 # dynmigrate 0.1.0: migration script for host web01 (accounts: ).
 # Generated from a scan of samples/debian-web/root; review REPORT.md before running anything.
 #
-#   migrate.sh [--account NAME]... [--confirm ID]... [--dry-run] STAGE
+#   migrate.sh [--account NAME]... [--confirm ID]... STAGE
 #
 # Stages: stage0 (preflight), stage1 (sandbox), stage2 (release the account), stage3 (cleanup).
-# Every stage is idempotent: after an interruption, run it again. --dry-run prints every command
-# that would change the host, in order and with its values, and changes nothing.
+# Every stage is idempotent: after an interruption, run it again.
 set -euo pipefail
 shopt -s nullglob
 umask 077
@@ -23,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=4967a2d1a8af4c2194f939323b85939d9376d879320411d7493208983709394d
+LIB_SHA256=5a5a89bc240f944fbd0283646744d1e16593d8696c82c546b34e6cf8cec1cb65
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -3,11 +3,10 @@
 # dynmigrate 0.1.0: rollback script for host web01 (accounts: memcache, postgres, redis, shortlink).
 # Generated from a scan of samples/debian-web/root; review REPORT.md before running anything.
 #
-#   rollback.sh [--account NAME]... [--dry-run] STAGE
+#   rollback.sh [--account NAME]... STAGE
 #
 # Stages: stage0 (preflight), stage1 (sandbox), stage2 (release the account), stage3 (cleanup).
-# Every stage is idempotent: after an interruption, run it again. --dry-run prints every command
-# that would change the host, in order and with its values, and changes nothing.
+# Every stage is idempotent: after an interruption, run it again.
 set -euo pipefail
 shopt -s nullglob
 umask 077
@@ -23,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=5058c704619dda5499b38b5196ba09e4320cc7650eec77933d35f63b4400db00
+LIB_SHA256=7aa5b69fd7e8c9223612acde6171f243ef538826821c2d191fdfeafa3d21bfad
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

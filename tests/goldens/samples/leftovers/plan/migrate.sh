@@ -3,11 +3,10 @@
 # dynmigrate 0.1.0: migration script for host mon01 (accounts: zabbix).
 # Generated from a scan of samples/leftovers/root; review REPORT.md before running anything.
 #
-#   migrate.sh [--account NAME]... [--confirm ID]... [--dry-run] STAGE
+#   migrate.sh [--account NAME]... [--confirm ID]... STAGE
 #
 # Stages: stage0 (preflight), stage1 (sandbox), stage2 (release the account), stage3 (cleanup).
-# Every stage is idempotent: after an interruption, run it again. --dry-run prints every command
-# that would change the host, in order and with its values, and changes nothing.
+# Every stage is idempotent: after an interruption, run it again.
 set -euo pipefail
 shopt -s nullglob
 umask 077
@@ -23,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=746192a1f67b6fea4a69cb392d9b7ca2648cada7c4e7bb45797d9143657cdeaf
+LIB_SHA256=5f0f577eaf75f8e774179759de9982e8200638c2115c3a785ee0e1200f83f949
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

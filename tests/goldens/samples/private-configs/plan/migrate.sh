@@ -3,11 +3,10 @@
 # dynmigrate 0.1.0: migration script for host vault01 (accounts: Debian-snmp, _chrony, knot, ledger, nslcd).
 # Generated from a scan of samples/private-configs/root; review REPORT.md before running anything.
 #
-#   migrate.sh [--account NAME]... [--confirm ID]... [--dry-run] STAGE
+#   migrate.sh [--account NAME]... [--confirm ID]... STAGE
 #
 # Stages: stage0 (preflight), stage1 (sandbox), stage2 (release the account), stage3 (cleanup).
-# Every stage is idempotent: after an interruption, run it again. --dry-run prints every command
-# that would change the host, in order and with its values, and changes nothing.
+# Every stage is idempotent: after an interruption, run it again.
 set -euo pipefail
 shopt -s nullglob
 umask 077
@@ -23,7 +22,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=e634294545429683120771688fe99c21781bd2d2a3a94186247fe9470d2b2fde
+LIB_SHA256=e9f486fdb4b30325390f9c7be805e9c5c3d0f6820513146710b2ee1b78cc48e5
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
