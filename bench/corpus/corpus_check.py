@@ -39,7 +39,7 @@ BOOT_TIMEOUT: Final = 120.0
 START_TIMEOUT: Final = 90
 SETTLE: Final = 3.0
 SETUP_TIMEOUT: Final = 600.0
-PROBE_TIMEOUT: Final = 180.0
+PROBE_TIMEOUT: Final = 300.0
 
 
 class Status(enum.StrEnum):
@@ -336,7 +336,9 @@ def check_daemon(daemon: Daemon, suite: str, root: Path, scratch: Path, log: Pat
             target.chmod(0o755)
             units = [*enabled_units(merged, daemon.package), daemon.unit]
             with Booted(merged, log.with_suffix(".console")) as c:
-                start = "; ".join(f"systemctl enable --now -- {u} || systemctl start -- {u}" for u in units)
+                # enable, then start: "enable --now" starts nothing when systemctl hands an init
+                # script over to systemd-sysv-install, and a unit without [Install] cannot be enabled
+                start = "; ".join(f"systemctl enable -- {u}; systemctl start -- {u}" for u in units)
                 _logged(log, "start", c.run(start, timeout=300))
                 _wait_settled(c, daemon.unit)
                 before = _logged(log, "probe before the setup", c.run(shell_line(daemon.probe), PROBE_TIMEOUT))
