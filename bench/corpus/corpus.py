@@ -2,6 +2,7 @@
 
     python3 bench/corpus/corpus.py list [--suite SUITE]
     python3 bench/corpus/corpus.py build --suite SUITE [--group GROUP]
+    python3 bench/corpus/corpus.py check --suite SUITE [--only DAEMON ...]
 
 `daemons.ini` (beside this file) lists the daemons; each belongs to a root group, and every group
 of a suite is one debootstrapped root with all of its daemons installed. A root is cached under
@@ -13,6 +14,9 @@ Each root is left quiet: the units of the corpus packages are disabled after ins
 units their packages enabled are recorded in ``/var/lib/dynmigrate-corpus/enabled`` inside the
 root, one ``PACKAGE UNIT`` a line. A run enables and starts one daemon's units, as the admin who
 installed that package would have found them, so that daemons sharing a port never meet.
+
+``check`` (corpus_check.py) boots a throwaway copy per daemon and runs its setup and probe alone,
+so that anyone can re-check the definitions before a migration run.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import Final
 HERE: Final = Path(__file__).resolve().parent
 DAEMONS_INI: Final = HERE / "daemons.ini"
 # Bump whenever the way a root is built changes: it is part of the cache key.
-BUILDER_VERSION: Final = "1"
+BUILDER_VERSION: Final = "2"
 DEFAULT_CACHE: Final = "/var/cache/dynmigrate-corpus"
 DEFAULT_MIRROR: Final = "http://deb.debian.org/debian"
 SUITES: Final = ("bookworm", "trixie")
@@ -60,6 +64,9 @@ BASE_PACKAGES: Final = (
 UNIT_DIRS: Final = ("/lib/systemd/system/", "/usr/lib/systemd/system/")
 UNIT_SUFFIXES: Final = (".service", ".socket", ".timer", ".path")
 ENABLED_RECORD: Final = "var/lib/dynmigrate-corpus/enabled"
+# Where a run copies probe.py inside a booted copy; "$PROBE" in a setup or probe stands for it.
+PROBE_PATH: Final = "/usr/local/lib/dynmigrate-corpus/probe.py"
+PROBE_COMMAND: Final = f"python3 {PROBE_PATH}"
 BUILD_TIMEOUT: Final = 3600.0
 
 
@@ -77,6 +84,7 @@ class Daemon:
     suites: tuple[str, ...]
     setup: str
     probe: str
+    broken: str = ""  # why it cannot work in a container at all (the runner's BROKEN-BEFORE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,11 @@ class RootSpec:
 def _joined(value: str) -> str:
     """Continuation lines of an INI value joined into one shell line."""
     return " ".join(line.strip() for line in value.splitlines() if line.strip())
+
+
+def shell_line(command: str) -> str:
+    """A setup or probe as the shell line that runs it: "$PROBE" spelled out."""
+    return command.replace("$PROBE", PROBE_COMMAND)
 
 
 def load_daemons(path: Path = DAEMONS_INI) -> tuple[Daemon, ...]:
@@ -130,6 +143,7 @@ def load_daemons(path: Path = DAEMONS_INI) -> tuple[Daemon, ...]:
                 suites=suites,
                 setup=_joined(section["setup"]),
                 probe=_joined(section["probe"]),
+                broken=_joined(section.get("broken", "")),
             )
         )
     return tuple(daemons)
@@ -179,59 +193,163 @@ def _run(cmd: Sequence[str], log: Path, what: str) -> None:
         raise CorpusError(f"{what} failed (exit {proc.returncode}); see {log}")
 
 
+def enabled_units(root: Path, package: str) -> list[str]:
+    """The units PACKAGE had enabled when it was installed into ROOT (the build recorded them)."""
+    try:
+        text = (root / ENABLED_RECORD).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [unit for pkg, _, unit in (line.partition(" ") for line in text.splitlines()) if pkg == package and unit]
+
+
+def _names(relation: str) -> frozenset[str]:
+    """The package names of a dpkg relation field ("a (>= 1) | b, c:any" -> a, b, c)."""
+    words = (alternative.split("(")[0].strip().split(":")[0] for alternative in relation.replace("|", ",").split(","))
+    return frozenset(word for word in words if word)
+
+
+def parse_status(text: str) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+    """dpkg's status file: each installed package's dependencies, and who provides each name.
+
+    Depends and Pre-Depends count with every alternative (the closure keeps only what is
+    installed); version constraints and architecture qualifiers are dropped.
+    """
+    depends: dict[str, frozenset[str]] = {}
+    providers: dict[str, set[str]] = {}
+    for stanza in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        key = ""
+        for line in stanza.splitlines():
+            if line[:1] in (" ", "\t") and key:
+                fields[key] += " " + line.strip()
+            elif ":" in line:
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+        name = fields.get("Package")
+        if not name or not fields.get("Status", "").endswith(" installed"):
+            continue
+
+        depends[name] = _names(fields.get("Depends", "")) | _names(fields.get("Pre-Depends", ""))
+        for virtual in _names(fields.get("Provides", "")):
+            providers.setdefault(virtual, set()).add(name)
+    return depends, {k: frozenset(v) for k, v in providers.items()}
+
+
+def closure(status: str, package: str) -> frozenset[str]:
+    """PACKAGE and every installed package it depends on, directly or not (through Provides too)."""
+    depends, providers = parse_status(status)
+    seen: set[str] = set()
+    todo = [package]
+    while todo:
+        name = todo.pop()
+        for real in (name,) if name in depends else providers.get(name, ()):
+            if real not in seen:
+                seen.add(real)
+                todo.extend(depends[real])
+    return frozenset(seen)
+
+
 def _package_units(root: Path, package: str) -> list[str]:
+    """PACKAGE's units: native unit files, and init scripts that no native unit replaces."""
     units = []
-    for listing in sorted((root / "var/lib/dpkg/info").glob(f"{package}.list")) + sorted(
-        (root / "var/lib/dpkg/info").glob(f"{package}:*.list")
-    ):
+    scripts = []
+    info = root / "var/lib/dpkg/info"
+    for listing in sorted(info.glob(f"{package}.list")) + sorted(info.glob(f"{package}:*.list")):
         for line in listing.read_text(encoding="utf-8", errors="replace").splitlines():
             directory, _, unit = line.rpartition("/")
             if f"{directory}/" in UNIT_DIRS and unit.endswith(UNIT_SUFFIXES):
                 units.append(unit)
+            elif directory == "/etc/init.d" and unit and not unit.startswith("."):
+                scripts.append(unit)
+    for script in scripts:
+        if not any((root / d.lstrip("/") / f"{script}.service").exists() for d in UNIT_DIRS):
+            units.append(f"{script}.service")
     return units
 
 
-def _quiet(root: Path, spec: RootSpec, log: Path) -> None:
-    """Disable every unit of the corpus packages, recording which ones their package had enabled."""
+def _is_template(unit: str) -> bool:
+    return unit.split(".")[0].endswith("@")
+
+
+def _enabled(root: Path, unit: str) -> bool:
+    """Whether UNIT starts at boot: a native unit enabled, or an init script with rc start links."""
+    native = any((root / d.lstrip("/") / unit).exists() for d in UNIT_DIRS)
+    if not native:
+        script = unit.removesuffix(".service")
+        return any(
+            link.name[3:] == script and link.name.startswith("S")
+            for level in "2345"
+            for link in (root / f"etc/rc{level}.d").glob(f"S*{script}")
+        )
+    state = subprocess.run(
+        ["systemctl", f"--root={root}", "is-enabled", unit], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return state == "enabled"
+
+
+def _quiet(root: Path, spec: RootSpec, base: frozenset[str], log: Path) -> None:
+    """Disable every unit the corpus packages brought, recording which ones were enabled.
+
+    A corpus package brought the units of every package it pulled in (its dependency closure
+    minus what debootstrap had installed): rabbitmq-server brings epmd.socket, dovecot-imapd
+    brings dovecot.service. Init scripts without a native unit count as NAME.service.
+    """
+    status = (root / "var/lib/dpkg/status").read_text(encoding="utf-8", errors="replace")
     record: list[str] = []
+    to_disable: dict[str, None] = {}
     for package in spec.packages:
-        for unit in _package_units(root, package):
-            if "@" in unit.split(".")[0] and unit.split("@", 1)[1].startswith("."):
-                continue  # a template: instances are enabled by name, and the setup names them
-            state = subprocess.run(
-                ["systemctl", f"--root={root}", "is-enabled", unit], capture_output=True, text=True, check=False
-            ).stdout.strip()
-            if state == "enabled":
-                record.append(f"{package} {unit}")
-                _run(["systemctl", f"--root={root}", "disable", unit], log, f"disabling {unit}")
+        for owner in sorted(closure(status, package) - base):
+            for unit in _package_units(root, owner):
+                if not _is_template(unit) and _enabled(root, unit):
+                    record.append(f"{package} {unit}")
+                    to_disable[unit] = None
+    for unit in to_disable:
+        # its exit status is not the verdict (update-rc.d complains about links it does not
+        # find): whether the unit is still enabled afterwards is
+        with contextlib.suppress(CorpusError):
+            _run(["systemctl", f"--root={root}", "disable", unit], log, f"disabling {unit}")
+        if _enabled(root, unit):
+            raise CorpusError(f"{unit} is still enabled after disabling it; see {log}")
     target = root / ENABLED_RECORD
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("".join(f"{line}\n" for line in record), encoding="utf-8")
 
 
-def _build_into(target: Path, spec: RootSpec, log: Path) -> None:
+def _build_into(target: Path, spec: RootSpec, debs: Path, log: Path) -> None:
+    """debootstrap, install the group's packages, quiet their units.
+
+    DEBS keeps the downloaded packages between builds (debootstrap's --cache-dir, and the
+    chroot's /var/cache/apt/archives bind-mounted onto it): it changes how fast a root is built,
+    never what is in it.
+    """
     include = "--include=" + ",".join(BASE_PACKAGES)
+    debs.mkdir(parents=True, exist_ok=True)
     _run(
-        ["debootstrap", "--variant=minbase", include, spec.suite, str(target), spec.mirror],
+        ["debootstrap", "--variant=minbase", f"--cache-dir={debs}", include, spec.suite, str(target), spec.mirror],
         log,
         "debootstrap",
     )
+    base = frozenset(parse_status((target / "var/lib/dpkg/status").read_text(encoding="utf-8"))[0])
     policy = target / "usr/sbin/policy-rc.d"
     policy.write_text("#!/bin/sh\n# no daemon starts while the corpus root is built\nexit 101\n", encoding="utf-8")
     policy.chmod(0o755)
-    proc = target / "proc"
+    proc, archives = target / "proc", target / "var/cache/apt/archives"
     _run(["mount", "-t", "proc", "proc", str(proc)], log, "mounting /proc")
     try:
-        _run(
-            ["chroot", str(target), "apt-get", "install", "-y", "--no-install-recommends", *spec.packages],
-            log,
-            "apt-get install",
-        )
+        _run(["mount", "--bind", str(debs), str(archives)], log, "mounting the package cache")
+        try:
+            _run(
+                ["chroot", str(target), "apt-get", "install", "-y", "--no-install-recommends", *spec.packages],
+                log,
+                "apt-get install",
+            )
+        finally:
+            subprocess.run(["umount", "-l", str(archives)], check=False)
         _run(["chroot", str(target), "apt-get", "clean"], log, "apt-get clean")
     finally:
         subprocess.run(["umount", "-l", str(proc)], check=False)
     policy.unlink()
-    _quiet(target, spec, log)
+    _quiet(target, spec, base, log)
     for leaked in ("etc/hostname", "etc/resolv.conf"):
         (target / leaked).unlink(missing_ok=True)
 
@@ -254,7 +372,7 @@ def build_root(spec: RootSpec, cache: Path | None = None) -> Path:
         work = Path(tempfile.mkdtemp(prefix="build-", dir=key_dir))
         started = time.monotonic()
         try:
-            _build_into(work / "root", spec, log)
+            _build_into(work / "root", spec, (cache or cache_dir()) / "debs" / spec.suite, log)
             os.rename(work / "root", final)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -272,6 +390,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--suite", choices=SUITES, required=True)
     build.add_argument("--group")
     build.add_argument("--mirror", default=os.environ.get("DYNMIGRATE_E2E_MIRROR", DEFAULT_MIRROR))
+    check = sub.add_parser(
+        "check",
+        help="per daemon, in a throwaway booted copy: start it alone, probe, set up, probe; print a table",
+    )
+    check.add_argument("--suite", choices=SUITES, required=True)
+    check.add_argument("--only", nargs="+", metavar="DAEMON", help="check these daemons only")
+    check.add_argument("--mirror", default=os.environ.get("DYNMIGRATE_E2E_MIRROR", DEFAULT_MIRROR))
     args = parser.parse_args(argv)
     try:
         daemons = load_daemons()
@@ -282,7 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print("\t".join(fields))
             return 0
         if os.geteuid() != 0:
-            raise CorpusError("building a root needs root (debootstrap, chroot, mount)")
+            raise CorpusError(f"{args.command} needs root (debootstrap, chroot, mount, systemd-nspawn)")
+        if args.command == "check":
+            return _check(daemons, args.suite, args.only or (), args.mirror)
         for spec in root_specs(daemons, args.suite, args.mirror):
             if args.group and spec.group != args.group:
                 continue
@@ -292,6 +419,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"corpus: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _check(daemons: Sequence[Daemon], suite: str, only: Sequence[str], mirror: str) -> int:
+    import corpus_check  # the container code is only needed here
+
+    chosen = [d for d in daemons if suite in d.suites and (not only or d.name in only)]
+    unknown = sorted(set(only) - {d.name for d in daemons if suite in d.suites})
+    if unknown:
+        raise CorpusError(f"{DAEMONS_INI}: no daemon {', '.join(unknown)} on {suite}")
+    specs = {spec.group: spec for spec in root_specs(daemons, suite, mirror)}
+
+    def root_of(daemon: Daemon) -> Path:
+        return build_root(specs[daemon.group])
+
+    def report(result: corpus_check.CheckResult) -> None:
+        status, note = corpus_check.classify(result)
+        print(f"{result.daemon}: {status.value}{f' ({note})' if note else ''}", file=sys.stderr, flush=True)
+
+    workdir = cache_dir() / "check"
+    print(f"checking {len(chosen)} daemons on {suite}; logs in {workdir / suite}", file=sys.stderr, flush=True)
+    results = corpus_check.check_suite(chosen, suite, root_of, workdir, report)
+    print(corpus_check.render_table(results), end="")
+    return 1 if corpus_check.failed(results) else 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ require, data written before read back), so a daemon running on built-in default
     probe.py dns HOST PORT NAME --expect ADDRESS
     probe.py stun HOST PORT
     probe.py tftp HOST PORT FILE --expect TEXT
+    probe.py ldap HOST PORT DN          (an anonymous base search: the entry DN must exist)
+
+Every probe takes --wait SECONDS (before the kind): it is retried until it passes or that time is
+up, for daemons that take a while to answer after systemd calls them started (a JVM, a TSDB);
+--timeout SECONDS is how long one answer may take (5 s).
 """
 
 from __future__ import annotations
@@ -22,14 +27,19 @@ import random
 import socket
 import struct
 import sys
+import time
 import urllib.error
 import urllib.request
 
 TIMEOUT = 5.0
 
 
+_QUIET = False
+
+
 def fail(message: str) -> int:
-    print(f"probe failed: {message}", file=sys.stderr)
+    if not _QUIET:
+        print(f"probe failed: {message}", file=sys.stderr)
     return 1
 
 
@@ -137,8 +147,50 @@ def tftp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ber(tag: int, content: bytes) -> bytes:
+    size = len(content)
+    if size < 0x80:
+        return bytes([tag, size]) + content
+    raw = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(raw)]) + raw + content
+
+
+def ldap(args: argparse.Namespace) -> int:
+    """An anonymous search with scope base for DN: the server must return that entry."""
+    search = _ber(
+        0x63,
+        _ber(0x04, args.dn.encode())
+        + _ber(0x0A, b"\0")  # scope: base object
+        + _ber(0x0A, b"\0")  # never dereference aliases
+        + _ber(0x02, b"\0")  # no size limit
+        + _ber(0x02, b"\0")  # no time limit
+        + _ber(0x01, b"\0")  # typesOnly: false
+        + _ber(0x87, b"objectClass")  # filter: (objectClass=*)
+        + _ber(0x30, b""),  # every attribute
+    )
+    request = _ber(0x30, _ber(0x02, b"\1") + search)
+    got = b""
+    try:
+        with socket.create_connection((args.host, args.port), timeout=TIMEOUT) as sock:
+            sock.sendall(request)
+            while b"\x65" not in got[2:] and len(got) < 1 << 16:  # searchResDone ends the answer
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+    except OSError as err:
+        return fail(f"{args.host}:{args.port}: {err}")
+    if b"\x64" not in got or args.dn.encode() not in got:
+        return fail(f"{args.host}:{args.port}: no entry {args.dn} in {got[:120]!r}")
+    print(f"{args.dn}: found")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    global _QUIET, TIMEOUT
     parser = argparse.ArgumentParser(prog="probe.py")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT, metavar="SECONDS", help="for one answer")
     sub = parser.add_subparsers(dest="kind", required=True)
     p = sub.add_parser("http")
     p.add_argument("url")
@@ -176,9 +228,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("file")
     p.add_argument("--expect", required=True)
     p.set_defaults(run=tftp)
+    p = sub.add_parser("ldap")
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("dn")
+    p.set_defaults(run=ldap)
     args = parser.parse_args(argv)
-    result: int = args.run(args)
-    return result
+    TIMEOUT = args.timeout
+    deadline = time.monotonic() + args.wait
+    while True:
+        _QUIET = time.monotonic() + 1 < deadline
+        result: int = args.run(args)
+        if result == 0 or not _QUIET:
+            return result
+        time.sleep(1)
 
 
 if __name__ == "__main__":
