@@ -77,6 +77,8 @@ class Daemon:
     suites: tuple[str, ...]
     setup: str
     probe: str
+    manual: str = ""  # the plan's manual steps done as written, run before stage 2 ("" = none)
+    sample: tuple[str, ...] = ()  # the suites whose CI sample includes it (its root group: ci-sample)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,8 @@ def load_daemons(path: Path = DAEMONS_INI) -> tuple[Daemon, ...]:
                 suites=suites,
                 setup=_joined(section["setup"]),
                 probe=_joined(section["probe"]),
+                manual=_joined(section.get("manual", "")),
+                sample=tuple(section.get("sample", "").split()),
             )
         )
     return tuple(daemons)
