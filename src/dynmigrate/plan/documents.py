@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from dynmigrate import __version__
@@ -212,7 +213,7 @@ def account_section(a: AccountPlan, security: dict[str, tuple[str, str]]) -> lis
     return out
 
 
-def render_report(plan: MigrationPlan, security: dict[str, tuple[str, str]]) -> str:
+def render_report(plan: MigrationPlan, security: dict[str, tuple[str, str]], cited: Sequence[str] = ()) -> str:
     out = [f"# dynmigrate plan for {escape(plan.host)}", ""]
     out.append(f"Scan of `{escape(plan.root)}`, dynmigrate {__version__}, plan schema {plan.schema_version}.")
     out.append(
@@ -250,6 +251,7 @@ def render_report(plan: MigrationPlan, security: dict[str, tuple[str, str]]) -> 
         "```",
         "",
     ]
+    out += cited  # a rehearsal's result (`plan --rehearsal FILE`), already markdown
     for a in plan.accounts:
         out += account_section(a, security)
     return mask_secrets("\n".join(out).rstrip("\n") + "\n")

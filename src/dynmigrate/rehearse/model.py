@@ -106,6 +106,7 @@ class Rehearsal:
     kept: tuple[str, ...] = ()  # with --keep: how to enter and remove the copy
     limits: tuple[str, ...] = field(default=())
     schema_version: int = REHEARSAL_SCHEMA_VERSION
+    date: str = ""  # when it finished, UTC (YYYY-MM-DDTHH:MM:SSZ)
 
 
 def to_json_data(r: Rehearsal) -> dict[str, Any]:
@@ -149,4 +150,5 @@ def from_json_data(d: dict[str, Any]) -> Rehearsal:
         kept=tuple(d["kept"]),
         limits=tuple(d["limits"]),
         schema_version=d["schema_version"],
+        date=d.get("date", ""),
     )

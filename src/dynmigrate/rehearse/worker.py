@@ -599,7 +599,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        rehearsal = rehearse(req, td, disarmed)
+        rehearsal = replace(rehearse(req, td, disarmed), date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     except RehearseError as exc:
         td.run(graceful=True)
         print(json.dumps({"error": str(exc), "usage": exc.usage}), flush=True)
