@@ -2,6 +2,7 @@
 
     python3 bench/corpus/corpus.py list [--suite SUITE]
     python3 bench/corpus/corpus.py build --suite SUITE [--group GROUP]
+    python3 bench/corpus/corpus.py build --suite SUITE --group ci-sample    # the CI sample's root
 
 `daemons.ini` (beside this file) lists the daemons; each belongs to a root group, and every group
 of a suite is one debootstrapped root with all of its daemons installed. A root is cached under
@@ -115,6 +116,9 @@ def load_daemons(path: Path = DAEMONS_INI) -> tuple[Daemon, ...]:
     daemons = []
     for name in parser.sections():
         section = parser[name]
+        unknown_sample = sorted(set(section.get("sample", "").split()) - set(SUITES))
+        if unknown_sample:
+            raise CorpusError(f"{path}: [{name}] sample names unknown suites {', '.join(unknown_sample)}")
         missing = [k for k in ("package", "unit", "account", "root", "suites", "setup", "probe") if k not in section]
         if missing:
             raise CorpusError(f"{path}: [{name}] lacks {', '.join(missing)}")
@@ -148,6 +152,15 @@ def root_specs(daemons: Sequence[Daemon], suite: str, mirror: str) -> tuple[Root
         RootSpec(suite=suite, group=group, packages=tuple(sorted(packages)), mirror=mirror)
         for group, packages in sorted(groups.items())
     )
+
+
+SAMPLE_GROUP: Final = "ci-sample"
+
+
+def sample_spec(daemons: Sequence[Daemon], suite: str, mirror: str) -> RootSpec:
+    """The small root of the CI sample: the packages of the daemons whose `sample` names the suite."""
+    packages = sorted({d.package for d in daemons if suite in d.sample})
+    return RootSpec(suite=suite, group=SAMPLE_GROUP, packages=tuple(packages), mirror=mirror)
 
 
 def cache_dir() -> Path:
@@ -287,7 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if os.geteuid() != 0:
             raise CorpusError("building a root needs root (debootstrap, chroot, mount)")
-        for spec in root_specs(daemons, args.suite, args.mirror):
+        specs = root_specs(daemons, args.suite, args.mirror)
+        if args.group == SAMPLE_GROUP:
+            specs = (sample_spec(daemons, args.suite, args.mirror),)
+        for spec in specs:
             if args.group and spec.group != args.group:
                 continue
             print(f"{spec.suite}/{spec.group}: {len(spec.packages)} packages -> ", end="", flush=True)
