@@ -60,6 +60,7 @@ REHEARSAL_TIMEOUT: Final = 2400.0
 # Outcomes of the rehearse command, plus ERROR: the runner could not get a rehearsal at all
 # (the command failed before it had a result); such a daemon is listed, never counted as agreeing.
 ERROR: Final = "ERROR"
+USAGE_EXIT: Final = 2
 DEDICATED: Final = ("AUTO", "MANUAL-OK", "FAIL")
 STOPWORDS: Final = frozenset(
     (
@@ -170,6 +171,7 @@ def record(
     forced_data: Mapping[str, Any] | None,
     *,
     error: str = "",
+    usage: bool = False,
     date: str,
 ) -> dict[str, Any]:
     """One line of results.json from the rehearsal's JSON (and the forced one's, for a REFUSED daemon)."""
@@ -178,8 +180,9 @@ def record(
     if account is None:
         why = error or str((data or {}).get("error") or "the rehearsal named no account of this daemon")
         verdict, outcome, dyn, first, probe, rollback = "-", ERROR, None, why, "", ""
-        if daemon.account == "-" and not error:
-            outcome = "N/A"
+        if daemon.account == "-" and usage:
+            # a daemon without an account of its own: rehearse --unit says no static account runs it
+            outcome, first = "N/A", ""
     else:
         facts = account["facts"]
         verdict, outcome, why = facts["verdict"], account["outcome"], account["why"]
@@ -485,7 +488,7 @@ def rehearse_daemon(
     """Rehearse one daemon (and again with --force when it was refused); one result record."""
     out = scratch / f"{suite}-{daemon.name}.json"
     out.unlink(missing_ok=True)
-    _, tail, data = rehearse(rehearse_argv(daemon, root, probe_source, out, force=False))
+    code, tail, data = rehearse(rehearse_argv(daemon, root, probe_source, out, force=False))
     error = "" if data is not None else tail
     forced_data = None
     account = pick_account(data, daemon) if data is not None else None
@@ -494,7 +497,15 @@ def rehearse_daemon(
         forced_out.unlink(missing_ok=True)
         _, _, forced_data = rehearse(rehearse_argv(daemon, root, probe_source, forced_out, force=True))
     return record(
-        daemon, suite, trees, package_version(root, daemon.package), data, forced_data, error=error, date=date()
+        daemon,
+        suite,
+        trees,
+        package_version(root, daemon.package),
+        data,
+        forced_data,
+        error=error,
+        usage=data is None and code == USAGE_EXIT,
+        date=date(),
     )
 
 

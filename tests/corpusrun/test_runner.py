@@ -110,6 +110,7 @@ SCRIPT: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
         None,
     ),
     "nobooted": (None, None),
+    "rootdaemon": (None, None),
 }
 DAEMONS = (
     daemon("redis", "redis"),
@@ -119,6 +120,7 @@ DAEMONS = (
     daemon("cups-optional", "lp"),
     daemon("broken", "broken"),
     daemon("nobooted", "nobooted"),
+    daemon("rootdaemon", "-"),
     daemon("trixie-only", "valkey", suites=("trixie",)),
 )
 
@@ -134,6 +136,8 @@ class StandIn:
         name = Path(argv[argv.index("-o") + 1]).stem.removeprefix("bookworm-").removesuffix("-forced")
         first, forced = SCRIPT[name]
         data = forced if "--force" in argv else first
+        if data is None and "--unit" in argv:
+            return 2, "dynmigrate: no static system account runs rootdaemon.service", None
         if data is None:
             return 1, "rehearse: the copy did not boot: systemd-nspawn exited during boot", None
         return 0, "", data
