@@ -180,8 +180,9 @@ def record(
     if account is None:
         why = error or str((data or {}).get("error") or "the rehearsal named no account of this daemon")
         verdict, outcome, dyn, first, probe, rollback = "-", ERROR, None, why, "", ""
-        if daemon.account == "-" and usage:
-            # a daemon without an account of its own: rehearse --unit says no static account runs it
+        if usage:
+            # rehearse found no static account to migrate (none runs the unit, or the named account
+            # does not exist in the set-up copy): nothing to migrate; the message is kept as why
             outcome, first = "N/A", ""
     else:
         facts = account["facts"]
