@@ -3,6 +3,7 @@
     python3 bench/corpus/corpus.py list [--suite SUITE]
     python3 bench/corpus/corpus.py build --suite SUITE [--group GROUP]
     python3 bench/corpus/corpus.py check --suite SUITE [--only DAEMON ...]
+    python3 bench/corpus/corpus.py build --suite SUITE --group ci-sample    # the CI sample's root
 
 `daemons.ini` (beside this file) lists the daemons; each belongs to a root group, and every group
 of a suite is one debootstrapped root with all of its daemons installed. A root is cached under
@@ -85,6 +86,8 @@ class Daemon:
     setup: str
     probe: str
     broken: str = ""  # why it cannot work in a container at all (the runner's BROKEN-BEFORE)
+    manual: str = ""  # the plan's manual steps done as written, run before stage 2 ("" = none)
+    sample: tuple[str, ...] = ()  # the suites whose CI sample includes it (its root group: ci-sample)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,9 @@ def load_daemons(path: Path = DAEMONS_INI) -> tuple[Daemon, ...]:
     daemons = []
     for name in parser.sections():
         section = parser[name]
+        unknown_sample = sorted(set(section.get("sample", "").split()) - set(SUITES))
+        if unknown_sample:
+            raise CorpusError(f"{path}: [{name}] sample names unknown suites {', '.join(unknown_sample)}")
         missing = [k for k in ("package", "unit", "account", "root", "suites", "setup", "probe") if k not in section]
         if missing:
             raise CorpusError(f"{path}: [{name}] lacks {', '.join(missing)}")
@@ -144,6 +150,8 @@ def load_daemons(path: Path = DAEMONS_INI) -> tuple[Daemon, ...]:
                 setup=_joined(section["setup"]),
                 probe=_joined(section["probe"]),
                 broken=_joined(section.get("broken", "")),
+                manual=_joined(section.get("manual", "")),
+                sample=tuple(section.get("sample", "").split()),
             )
         )
     return tuple(daemons)
@@ -158,6 +166,15 @@ def root_specs(daemons: Sequence[Daemon], suite: str, mirror: str) -> tuple[Root
         RootSpec(suite=suite, group=group, packages=tuple(sorted(packages)), mirror=mirror)
         for group, packages in sorted(groups.items())
     )
+
+
+SAMPLE_GROUP: Final = "ci-sample"
+
+
+def sample_spec(daemons: Sequence[Daemon], suite: str, mirror: str) -> RootSpec:
+    """The small root of the CI sample: the packages of the daemons whose `sample` names the suite."""
+    packages = sorted({d.package for d in daemons if suite in d.sample})
+    return RootSpec(suite=suite, group=SAMPLE_GROUP, packages=tuple(packages), mirror=mirror)
 
 
 def cache_dir() -> Path:
@@ -410,7 +427,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise CorpusError(f"{args.command} needs root (debootstrap, chroot, mount, systemd-nspawn)")
         if args.command == "check":
             return _check(daemons, args.suite, args.only or (), args.mirror)
-        for spec in root_specs(daemons, args.suite, args.mirror):
+        specs = root_specs(daemons, args.suite, args.mirror)
+        if args.group == SAMPLE_GROUP:
+            specs = (sample_spec(daemons, args.suite, args.mirror),)
+        for spec in specs:
             if args.group and spec.group != args.group:
                 continue
             print(f"{spec.suite}/{spec.group}: {len(spec.packages)} packages -> ", end="", flush=True)

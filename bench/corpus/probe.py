@@ -30,6 +30,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 TIMEOUT = 5.0
 
@@ -186,8 +187,7 @@ def ldap(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    global _QUIET, TIMEOUT
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="probe.py")
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument("--timeout", type=float, default=TIMEOUT, metavar="SECONDS", help="for one answer")
@@ -212,6 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--send-hex", required=True)
     p.add_argument("--expect-len", type=int, default=1)
     p.set_defaults(run=udp)
+    _name_parsers(sub)
+    return parser
+
+
+def _name_parsers(sub: Any) -> None:
+    """The probes that ask for a name, a file or a DN."""
     p = sub.add_parser("dns")
     p.add_argument("host")
     p.add_argument("port", type=int)
@@ -233,7 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("port", type=int)
     p.add_argument("dn")
     p.set_defaults(run=ldap)
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    global _QUIET, TIMEOUT
+    args = _parser().parse_args(argv)
     TIMEOUT = args.timeout
     deadline = time.monotonic() + args.wait
     while True:

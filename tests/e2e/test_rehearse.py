@@ -154,6 +154,63 @@ def test_rehearsal_of_redis_and_memcached(root: Path, tmp_path: Path) -> None:
     assert not os.path.exists(tmpdir)
 
 
+def test_setup_on_a_trusted_image(root: Path, tmp_path: Path) -> None:
+    """--setup boots the copy first: the key it writes is read back after the migration and after
+    the rollback; a trusted image boots without a user namespace, on the host's overlay options."""
+    before = manifest(root)
+    out = tmp_path / "rehearsal.json"
+    probe = "redis-cli get corpus-key | grep -qx written-before"
+    proc = subprocess.run(
+        cli(
+            str(root),
+            "--trusted-image",
+            "--account",
+            "redis",
+            "--setup",
+            "redis-cli get corpus-key | grep -qx written-before && exit 1; true",
+            "--setup",
+            "redis-cli set corpus-key written-before",
+            "--probe",
+            f"redis-server.service={probe}",
+            "--format",
+            "json",
+            "-o",
+            str(out),
+        ),
+        env={**os.environ, **ENV},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert summary(data) == [
+        (
+            "redis",
+            "needs-manual-steps",
+            "AUTO",
+            True,
+            "clean",
+            STEPS,
+            [("redis-server.service", True, True)],
+            True,
+            True,
+        )
+    ]
+    facts = data["accounts"][0]["facts"]
+    assert [(s["name"], s["ok"]) for s in facts["setup"]] == [("setup 1", True), ("setup 2", True)]
+    checks = [(c["unit"], c["probe"], c["probe_ok"]) for c in facts["before"] + facts["migrated"] + facts["restored"]]
+    assert checks == [("redis-server.service", probe, True)] * 3
+    env = data["environment"]
+    assert (env["mode"], env["private_users"], env["overlay_options"]) == (
+        "trusted image",
+        False,
+        "redirect_dir=on,metacopy=on",
+    )
+    assert manifest(root) == before
+
+
 @pytest.mark.suites("bookworm")  # refused before anything boots: one suite says it
 def test_unknown_account_is_a_usage_error(root: Path) -> None:
     proc = subprocess.run(cli(str(root), "--account", "nosuch"), capture_output=True, text=True, check=False)

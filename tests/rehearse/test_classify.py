@@ -37,6 +37,11 @@ from rehearse.facts import ROLLBACKS, STAGES, check, redis
         ),
         (redis(before=()), Outcome.BROKEN_BEFORE, "no unit of it is meant to run (none enabled)"),
         (
+            redis(setup=(Step("setup 1", True, 0, 1.0), Step("setup 2", False, 1, 2.0, "redis-cli: NOAUTH"))),
+            Outcome.BROKEN_BEFORE,
+            "the setup failed before any change: redis-cli: NOAUTH",
+        ),
+        (
             redis(stages=(*STAGES[:2], Step("migrate.sh stage2", False, 1, 3.0, "userdel: user redis is in use"))),
             Outcome.FAIL,
             "migrate.sh stage2 failed: userdel: user redis is in use",

@@ -68,3 +68,14 @@ def test_inside_root() -> None:
         False,
     ]
     assert inside("/root/report.txt", "/") is False  # rehearsing the host: the report is the operator's
+
+
+def test_setup_on_an_untrusted_image_is_refused(tmp_path: Path) -> None:
+    code, out = invoke(str(tmp_path), "--account", "redis", "--setup", "redis-cli set k v")
+    assert (code, out) == (
+        2,
+        "dynmigrate: --setup on an image needs --trusted-image: an untrusted image boots in a user "
+        "namespace that shifts the owner of every file of the copy, so a scan after the setup would see "
+        "shifted owners; say --trusted-image when you built ROOT yourself (it then boots without user "
+        "namespacing)\n",
+    )

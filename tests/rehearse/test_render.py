@@ -34,6 +34,7 @@ def sample() -> Rehearsal:
         account="memcache",
         units=("memcached.service",),
         manual_steps=("DM110-memcache", "DM201-memcache"),
+        setup=(Step("setup 1", True, 0, 1.5),),
         before=(replace(memcached, uids=(104,)),),
         migrated=(memcached,),
         restored=(replace(memcached, uids=(104,)),),
@@ -71,6 +72,22 @@ def sample() -> Rehearsal:
         accounts=tuple(classify(f) for f in (avahi, broken, memcache, redis())),
         seconds=61.4,
         limits=("the copy has a private network without uplink",),
+    )
+
+
+TRUSTED = replace(
+    ENV,
+    mode="trusted image",
+    overlay_options="redirect_dir=on,metacopy=on",
+    private_users=False,
+    notes=("ROOT was declared an image built by the caller (--trusted-image)",),
+)
+
+
+def test_trusted_image_environment(golden: Golden) -> None:
+    golden.check(
+        GOLDENS / "rehearse" / "rehearsal-trusted.txt",
+        REHEARSAL_FORMATS["table"](replace(sample(), environment=TRUSTED)),
     )
 
 

@@ -54,6 +54,11 @@ def _probes(values: tuple[str, ...]) -> dict[str, str]:
     metavar="UNIT=COMMAND",
     help="Health probe run after each restart, besides systemctl is-active (repeatable).",
 )
+@click.option(
+    "--rehearsal",
+    metavar="FILE",
+    help="Cite a rehearsal's result (dynmigrate rehearse --format json) in REPORT.md.",
+)
 @click.option("--no-builtin-probes", is_flag=True, help="Do not use the built-in probes for common daemons.")
 @click.option(
     "--security/--no-security",
@@ -81,6 +86,7 @@ def plan(
     force: bool,
     probes: tuple[str, ...],
     no_builtin_probes: bool,
+    rehearsal: str | None,
     security: bool,
 ) -> None:
     """Write drop-ins, rewritten units, diffs, staged scripts with rollback and a review report.
@@ -100,6 +106,14 @@ def plan(
         try:
             check_destination(Path(outdir), replace)  # before the scan: a refusal costs nothing
         except PlanWriteError as exc:
+            fail(Exit.INPUT, escape(str(exc)))
+    cited_from = None
+    if rehearsal is not None:
+        from dynmigrate.rehearse.cite import RehearsalFileError, load_rehearsal
+
+        try:
+            cited_from = load_rehearsal(rehearsal)  # before the scan: a bad file costs nothing
+        except RehearsalFileError as exc:
             fail(Exit.INPUT, escape(str(exc)))
     config = ScanConfig(root, ownership, policy, cross_filesystems, color, no_progress, quiet, verbose)
     result = scan_config(config)
@@ -136,7 +150,12 @@ def plan(
     assert outdir is not None
     out = Path(outdir)
     try:
-        written = write_plan(result, plan_, out, security=security, replace=replace)
+        cited: list[str] = []
+        if cited_from is not None:
+            from dynmigrate.rehearse.cite import rehearsal_lines
+
+            cited = rehearsal_lines(cited_from, [a.account for a in plan_.accounts], str(rehearsal))
+        written = write_plan(result, plan_, out, security=security, replace=replace, cited=cited)
     except PlanWriteError as exc:
         fail(Exit.INPUT, escape(str(exc)))
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,18 @@ from dynmigrate.render.registry import FORMAT_HELP, FORMATS
 @click.option("--all-convertible", is_flag=True, help="Rehearse every account whose verdict is convertible.")
 @click.option("--force", is_flag=True, help="Also rehearse blocked accounts (their outcome stays REFUSED).")
 @click.option("--before-stage2", default="", metavar="CMD", help="Run CMD inside the copy before stage 2.")
+@click.option(
+    "--setup",
+    "setup",
+    multiple=True,
+    metavar="CMD",
+    help="Boot the copy first and run CMD in it before the scan (repeatable; images need --trusted-image).",
+)
+@click.option(
+    "--trusted-image",
+    is_flag=True,
+    help="ROOT is an image you built yourself: boot it without user namespacing, overlay as for /.",
+)
 @click.option("--keep", is_flag=True, help="Leave the booted copy running; print how to enter and remove it.")
 @click.option("--probe", "probes", multiple=True, metavar="UNIT=COMMAND", help="Health probe (repeatable).")
 @click.option("--policy", metavar="FILE", help="Site policy file ([probes] used).")
@@ -35,6 +48,8 @@ def rehearse(
     all_convertible: bool,
     force: bool,
     before_stage2: str,
+    setup: tuple[str, ...],
+    trusted_image: bool,
     keep: bool,
     probes: tuple[str, ...],
     policy: str | None,
@@ -49,20 +64,12 @@ def rehearse(
     ROOT is never written. Needs root, overlayfs and systemd-nspawn.
     """
     from dynmigrate.cli.plancmd import _probes
-    from dynmigrate.rehearse.launch import CannotRehearse, inside
+    from dynmigrate.rehearse.launch import CannotRehearse
     from dynmigrate.rehearse.launch import rehearse as run
     from dynmigrate.rehearse.model import Outcome
     from dynmigrate.rehearse.render import REHEARSAL_FORMATS
 
-    if not Path(root).is_dir():
-        fail(Exit.INPUT, f"ROOT {escape(root)} is not a directory")
-    if policy is not None and Path(policy).is_dir():
-        fail(Exit.INPUT, f"--policy {escape(policy)} is a directory, not a file")
-    check_output_file(output)
-    if not (units or accounts or all_convertible):
-        fail(Exit.USAGE, "choose what to rehearse: --unit UNIT, --account NAME or --all-convertible")
-    if output and inside(output, root):
-        fail(Exit.USAGE, f"-o {escape(output)} is inside ROOT, which a rehearsal never writes")
+    _check_arguments(root, policy, output, bool(units or accounts or all_convertible), bool(setup), trusted_image)
     try:
         result = run(
             {
@@ -72,6 +79,8 @@ def rehearse(
                 "all_convertible": all_convertible,
                 "force": force,
                 "before_stage2": before_stage2,
+                "setup": setup,
+                "trusted_image": trusted_image,
                 "keep": keep,
                 "probes": _probes(probes),
                 "policy": policy,
@@ -86,3 +95,23 @@ def rehearse(
         sys.exit(int(Exit.FINDINGS))
     if Outcome.REFUSED in outcomes:
         sys.exit(int(Exit.REFUSED))
+
+
+def _check_arguments(
+    root: str, policy: str | None, output: str | None, chosen: bool, setup: bool, trusted_image: bool
+) -> None:
+    """Refuse what cannot be rehearsed before anything is mounted."""
+    from dynmigrate.rehearse.launch import inside
+    from dynmigrate.rehearse.request import SETUP_NEEDS_TRUST
+
+    if not Path(root).is_dir():
+        fail(Exit.INPUT, f"ROOT {escape(root)} is not a directory")
+    if policy is not None and Path(policy).is_dir():
+        fail(Exit.INPUT, f"--policy {escape(policy)} is a directory, not a file")
+    check_output_file(output)
+    if not chosen:
+        fail(Exit.USAGE, "choose what to rehearse: --unit UNIT, --account NAME or --all-convertible")
+    if setup and not trusted_image and os.path.realpath(root) != "/":
+        fail(Exit.USAGE, SETUP_NEEDS_TRUST)
+    if output and inside(output, root):
+        fail(Exit.USAGE, f"-o {escape(output)} is inside ROOT, which a rehearsal never writes")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from dynmigrate import __version__
@@ -279,7 +280,7 @@ def account_section(a: AccountPlan, security: Security) -> list[str]:
     return out
 
 
-def render_report(plan: MigrationPlan, security: Security) -> str:
+def render_report(plan: MigrationPlan, security: Security, cited: Sequence[str] = ()) -> str:
     out = [f"# dynmigrate plan for {escape(plan.host)}", ""]
     out.append(f"Scan of `{escape(plan.root)}`, dynmigrate {__version__}, plan schema {plan.schema_version}.")
     out.append(
@@ -322,6 +323,7 @@ def render_report(plan: MigrationPlan, security: Security) -> str:
         "```",
         "",
     ]
+    out += cited  # a rehearsal's result (`plan --rehearsal FILE`), already markdown
     for a in plan.accounts:
         out += account_section(a, security)
     return mask_secrets("\n".join(out).rstrip("\n") + "\n")

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from dynmigrate.engine.result import ScanResult
@@ -144,7 +145,13 @@ def _check_name(rel: str) -> None:
 
 
 def write_plan(
-    result: ScanResult, plan: MigrationPlan, outdir: str | Path, *, security: bool = True, replace: bool = False
+    result: ScanResult,
+    plan: MigrationPlan,
+    outdir: str | Path,
+    *,
+    security: bool = True,
+    replace: bool = False,
+    cited: Sequence[str] = (),
 ) -> list[str]:
     """Write the plan into a temporary folder next to outdir, then rename it into place.
 
@@ -171,7 +178,7 @@ def write_plan(
         "migrate.sh": (migrate, 0o755),
         "rollback.sh": (rollback, 0o755),
         LIB_PATH: (library, 0o644),
-        "REPORT.md": (render_report(plan, scores), 0o644),
+        "REPORT.md": (render_report(plan, scores, cited), 0o644),
         "plan.json": (json.dumps(plan_data(plan), indent=2, sort_keys=True, ensure_ascii=False) + "\n", 0o644),
         "userdel-plan.txt": (userdel_plan(plan), 0o644),
         "ansible/site.yml": (PLAYBOOK, 0o644),

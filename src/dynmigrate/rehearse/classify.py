@@ -88,6 +88,10 @@ def classify(f: AccountFacts) -> AccountResult:
     def result(outcome: Outcome, why: str) -> AccountResult:
         return AccountResult(f, outcome, why, dyn, answer, rollback)
 
+    setup_failed = _failed(f.setup)
+    if setup_failed is not None:
+        why = setup_failed.error or f"exit {setup_failed.exit_code}"
+        return result(Outcome.BROKEN_BEFORE, f"the setup failed before any change: {why}")
     if not f.dedicated:
         return result(Outcome.NOT_APPLICABLE, f"no dedicated account ({f.verdict}: {f.reason})")
     if not f.planned:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -143,7 +144,5 @@ def rehearse(req_args: dict[str, object]) -> Rehearsal:
             f"see its files with: nsenter -t {worker} -m ls {tmpdir}/merged",
             f"remove it (power off, unmount, delete the folder) with: kill {worker}",
         )
-        rehearsal = Rehearsal(
-            rehearsal.environment, rehearsal.accounts, rehearsal.seconds, rehearsal.error, kept, rehearsal.limits
-        )
+        rehearsal = replace(rehearsal, kept=kept)
     return rehearsal

@@ -57,6 +57,7 @@ class AccountFacts:
     dedicated: bool = True  # False: base-passwd, shared or nobody account (N/A)
     manual_steps: tuple[str, ...] = ()  # ids confirmed at stage 2
     manual_done: bool = False  # --before-stage2 ran and worked
+    setup: tuple[Step, ...] = ()  # the --setup commands, run before the scan (the same for every account)
     before: tuple[UnitCheck, ...] = ()
     stages: tuple[Step, ...] = ()
     migrated: tuple[UnitCheck, ...] = ()
@@ -85,7 +86,7 @@ class Environment:
     """Where the rehearsal ran and what the copy could and could not show."""
 
     root: str
-    mode: str  # "host" (ROOT is /) or "image"
+    mode: str  # "host" (ROOT is /), "image" or "trusted image" (--trusted-image)
     os_release: str
     systemd_version: int | None
     kernel: str
@@ -105,6 +106,7 @@ class Rehearsal:
     kept: tuple[str, ...] = ()  # with --keep: how to enter and remove the copy
     limits: tuple[str, ...] = field(default=())
     schema_version: int = REHEARSAL_SCHEMA_VERSION
+    date: str = ""  # when it finished, UTC (YYYY-MM-DDTHH:MM:SSZ)
 
 
 def to_json_data(r: Rehearsal) -> dict[str, Any]:
@@ -126,6 +128,7 @@ def _facts(d: dict[str, Any]) -> AccountFacts:
             "units": tuple(d["units"]),
             "manual_steps": tuple(d["manual_steps"]),
             "before": tuple(_check(c) for c in d["before"]),
+            "setup": tuple(_step(s) for s in d.get("setup", ())),
             "stages": tuple(_step(s) for s in d["stages"]),
             "migrated": tuple(_check(c) for c in d["migrated"]),
             "rollbacks": tuple(_step(s) for s in d["rollbacks"]),
@@ -147,4 +150,5 @@ def from_json_data(d: dict[str, Any]) -> Rehearsal:
         kept=tuple(d["kept"]),
         limits=tuple(d["limits"]),
         schema_version=d["schema_version"],
+        date=d.get("date", ""),
     )

@@ -36,6 +36,10 @@ def _rows(r: Rehearsal) -> list[tuple[str, ...]]:
 HEADERS = ("account", "outcome", "verdict", "dynamic UID", "probe", "rollback", "time")
 
 
+def _trust(mode: str) -> str:
+    return "the running host" if mode == "host" else "a trusted image, --trusted-image"
+
+
 def _environment_lines(r: Rehearsal) -> list[str]:
     e = r.environment
     systemd = f"systemd {e.systemd_version}" if e.systemd_version else "systemd (version unknown)"
@@ -43,7 +47,7 @@ def _environment_lines(r: Rehearsal) -> list[str]:
         f"root {escape(e.root)} ({e.mode}; {escape(e.os_release) or 'unknown OS'}, {systemd}, "
         f"kernel {escape(e.kernel)})",
         f"overlay {e.overlay_options}; layers: {', '.join(escape(x) for x in e.layers)}",
-        "user namespace: --private-users=pick" if e.private_users else "user namespace: none (the running host)",
+        "user namespace: --private-users=pick" if e.private_users else f"user namespace: none ({_trust(e.mode)})",
         f"id-mapped private directories: {escape(e.idmap)}",
     ]
     lines += [escape(n) for n in e.notes]
@@ -65,7 +69,7 @@ def render_table(r: Rehearsal) -> str:
     out.append("")
     for a in r.accounts:
         out.append(f"{escape(a.facts.account)}: {a.outcome.value}: {escape(a.why)}")
-        for s in (*a.facts.stages, *a.facts.rollbacks):
+        for s in (*a.facts.setup, *a.facts.stages, *a.facts.rollbacks):
             state = "ok" if s.ok else f"FAILED (exit {s.exit_code}): {escape(s.error)}"
             out.append(f"  {s.name:<18} {s.seconds:6.1f} s  {state}")
         out.append(f"  first journal error: {escape(_journal(a))}")
@@ -102,7 +106,7 @@ def render_markdown(r: Rehearsal) -> str:
     out.append("")
     for a in r.accounts:
         out += [f"## {_md(a.facts.account)}: {a.outcome.value}", "", _md(a.why), ""]
-        steps = (*a.facts.stages, *a.facts.rollbacks)
+        steps = (*a.facts.setup, *a.facts.stages, *a.facts.rollbacks)
         if steps:
             out += ["| step | seconds | result |", "|---|---|---|"]
             for s in steps:

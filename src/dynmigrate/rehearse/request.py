@@ -10,6 +10,12 @@ PLAN_FOLDER = "/dynmigrate-rehearsal"  # inside the copy, made by the worker (ne
 # Passed through from the caller's environment to the scripts (the settle and start timeouts).
 SCRIPT_ENV = ("DYNMIGRATE_SETTLE", "DYNMIGRATE_START_TIMEOUT", "DYNMIGRATE_PROBE_TIMEOUT")
 
+SETUP_NEEDS_TRUST = (
+    "--setup on an image needs --trusted-image: an untrusted image boots in a user namespace that "
+    "shifts the owner of every file of the copy, so a scan after the setup would see shifted owners; "
+    "say --trusted-image when you built ROOT yourself (it then boots without user namespacing)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Request:
@@ -21,6 +27,8 @@ class Request:
     all_convertible: bool = False
     force: bool = False
     before_stage2: str = ""
+    setup: tuple[str, ...] = ()  # run inside the booted copy before the scan, in order
+    trusted_image: bool = False  # ROOT is an image the caller built: no user namespace, host overlay options
     keep: bool = False
     probes: dict[str, str] = field(default_factory=dict)
     policy: str | None = None
@@ -33,4 +41,6 @@ class Request:
     @classmethod
     def from_json(cls, text: str) -> Request:
         d: dict[str, Any] = json.loads(text)
-        return cls(**{**d, "accounts": tuple(d["accounts"]), "units": tuple(d["units"])})
+        return cls(
+            **{**d, "accounts": tuple(d["accounts"]), "units": tuple(d["units"]), "setup": tuple(d.get("setup", ()))}
+        )

@@ -43,7 +43,7 @@ from dynmigrate.rehearse.model import (
     UnitCheck,
     to_json_data,
 )
-from dynmigrate.rehearse.request import PLAN_FOLDER, Request
+from dynmigrate.rehearse.request import PLAN_FOLDER, SETUP_NEEDS_TRUST, Request
 
 STAGES = ("stage0", "stage1", "stage2", "stage3")
 # Accounts that are not a service's own: nothing to migrate (N/A), whatever else blocks them.
@@ -311,7 +311,7 @@ def upper_bytes(top: Path) -> int:
     return total
 
 
-def mount_layers(req: Request, tmp: Path, td: Teardown, host: bool) -> tuple[Path, list[str]]:
+def mount_layers(req: Request, tmp: Path, td: Teardown, host: bool, trusted: bool) -> tuple[Path, list[str]]:
     merged = tmp / "merged"
     merged.mkdir()
     if host:
@@ -327,7 +327,7 @@ def mount_layers(req: Request, tmp: Path, td: Teardown, host: bool) -> tuple[Pat
         target = merged / point.lstrip("/") if point != "/" else merged
         if not target.is_dir():
             continue  # nothing to lay it over in the copy
-        data = overlay.overlay_data(lower, str(layer / "upper"), str(layer / "work"), host=host)
+        data = overlay.overlay_data(lower, str(layer / "upper"), str(layer / "work"), host=trusted)
         try:
             overlay.mount("dynmigrate-rehearsal", str(target), "overlay", 0, data)
         except OSError as exc:
@@ -368,22 +368,67 @@ def shift_owner(top: Path, base: int) -> None:
     os.chown(top, st.st_uid + base, st.st_gid + base)
 
 
+TRUSTED_NOTE = (
+    "ROOT was declared an image built by the caller (--trusted-image): booted without a user namespace, "
+    "on an overlay with redirect_dir=on,metacopy=on, which the kernel documents as unsafe with layers "
+    "someone else prepared"
+)
+
+
+def boot(c: Container, req: Request) -> None:
+    say("booting the copy")
+    try:
+        c.boot(req.boot_timeout)
+    except BootError as exc:
+        raise RehearseError(f"the copy did not boot: {exc}") from None
+    say("booted")
+
+
+def run_setup(c: Container, req: Request) -> tuple[Step, ...]:
+    """The --setup commands in order, as the copy's root; the first one that fails ends them."""
+    steps: list[Step] = []
+    for n, cmd in enumerate(req.setup, 1):
+        step = run_step(c, f"setup {n}", ["/bin/sh", "-c", cmd], dict(req.script_env))
+        steps.append(step)
+        if not step.ok:
+            break
+    return tuple(steps)
+
+
 def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal:
     started = time.monotonic()
     tmp = Path(req.tmpdir)
     host = os.path.realpath(req.root) == "/"
+    # a trusted image is laid and booted like the running host: no user namespace (its owners
+    # stay as they are, so a scan after --setup sees the real ones), redirect_dir and metacopy
+    trusted = host or req.trusted_image
+    if req.setup and not trusted:
+        raise RehearseError(SETUP_NEEDS_TRUST, usage=True)
     overlay.mount("dynmigrate-rehearsal", str(tmp), "tmpfs", 0, "mode=0700")
     td.mounted.append(str(tmp))
     try:
-        overlay.check_overlay(tmp / "check", host=host)
+        overlay.check_overlay(tmp / "check", host=trusted)
     except overlay.OverlayError as exc:
         raise RehearseError(str(exc)) from None
-    merged, points = mount_layers(req, tmp, td, host)
+    merged, points = mount_layers(req, tmp, td, host, trusted)
     say(f"copy of {req.root} mounted")
+    extra: list[str] = []
+    if not trusted:
+        extra = ["--private-users=pick", "--private-users-ownership=auto"]
+        td.cgroups = enter_cgroups(f"dynmigrate-rehearse-{uuid.uuid4().hex[:8]}")
+    c = Container(merged, machine=f"dm-rehearse-{uuid.uuid4().hex[:8]}", log=tmp / "nspawn.log", extra=extra)
+    setup: tuple[Step, ...] = ()
+    if req.setup:
+        # the admin's setup first (enable, configure, write data), then the scan sees that state
+        td.container = c
+        boot(c, req)
+        setup = run_setup(c, req)
     result = run_scan(str(merged), policy=req.policy)
     plan = plan_for(result, req)
-    notes: list[str] = []
-    if not host:
+    notes: list[str] = [TRUSTED_NOTE] if req.trusted_image and not host else []
+    if req.setup:
+        notes.append(f"the copy was booted and set up ({len(req.setup)} command(s)) before it was scanned")
+    if not trusted:
         seeded = renamed_dirs(plan)
         if seeded:
             # without redirect_dir, overlayfs refuses to rename a directory of the lower layer
@@ -403,13 +448,13 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
     idmap_refused = bool(idmap_error)
     env = Environment(
         root=req.root,
-        mode="host" if host else "image",
+        mode="host" if host else ("trusted image" if trusted else "image"),
         os_release=result.snapshot.host.pretty_name,
         systemd_version=systemd,
         kernel=os.uname().release,
-        overlay_options=overlay.HOST_OPTIONS if host else overlay.IMAGE_OPTIONS,
+        overlay_options=overlay.HOST_OPTIONS if trusted else overlay.IMAGE_OPTIONS,
         layers=tuple(points),
-        private_users=not host,
+        private_users=not trusted,
         idmap=_idmap(systemd, idmap_error),
         notes=tuple(notes),
     )
@@ -430,24 +475,16 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
             not_planned_why=refused.get(name, ""),
             dedicated=_dedicated(av),
             manual_steps=planned[name].confirm_ids if name in planned else (),
+            setup=setup,
             static_uid=av.uid,
         )
-    if not planned:
+    if not planned or any(not s.ok for s in setup):
         accounts = tuple(classify(f) for f in base_facts.values())
         return Rehearsal(env, accounts, round(time.monotonic() - started, 1), limits=LIMITS)
 
-    extra: list[str] = []
-    if not host:
-        extra = ["--private-users=pick", "--private-users-ownership=auto"]
-        td.cgroups = enter_cgroups(f"dynmigrate-rehearse-{uuid.uuid4().hex[:8]}")
-    c = Container(merged, machine=f"dm-rehearse-{uuid.uuid4().hex[:8]}", log=tmp / "nspawn.log", extra=extra)
-    td.container = c
-    say("booting the copy")
-    try:
-        c.boot(req.boot_timeout)
-    except BootError as exc:
-        raise RehearseError(f"the copy did not boot: {exc}") from None
-    say("booted")
+    if not req.setup:
+        td.container = c
+        boot(c, req)
 
     # health before any change: a service that does not work in the copy is not rehearsed
     before = {a.account: tuple(settled_check(c, unit, probe) for unit, probe in a.run_units) for a in plan.accounts}
@@ -456,7 +493,7 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
     if broken and working:
         plan = plan_for(result, req, working)
     base = 0
-    if not host:
+    if not trusted:
         base = int(Path(f"/proc/{c.init.pid if c.init else 0}/uid_map").read_text().split()[1])
     if working:
         folder = merged / PLAN_FOLDER.lstrip("/")
@@ -475,7 +512,7 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
         facts.update(migrate_and_roll_back(c, req, plan_accounts, facts))
     used = upper_bytes(tmp / "layers")
     notes.append(f"the upper layers held {used / 2**20:.0f} MiB at the end (on a tmpfs: memory)")
-    if not host and idmap_refused:
+    if not trusted and idmap_refused:
         notes.append(
             "systemd-nspawn chowned the copy into its user namespace's range (this overlay cannot be "
             "id-mapped), so the upper layer holds a copy of every file of ROOT: the tmpfs needs that much memory"
@@ -562,7 +599,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        rehearsal = rehearse(req, td, disarmed)
+        rehearsal = replace(rehearse(req, td, disarmed), date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     except RehearseError as exc:
         td.run(graceful=True)
         print(json.dumps({"error": str(exc), "usage": exc.usage}), flush=True)

@@ -3,10 +3,11 @@
 # dynmigrate 0.1.0: migration script for host web01 (accounts: ).
 # Generated from a scan of samples/debian-web/root; review REPORT.md before running anything.
 #
-#   migrate.sh [--account NAME]... [--confirm ID]... STAGE
+#   migrate.sh [--account NAME]... [--confirm ID]... [--dry-run] STAGE
 #
 # Stages: stage0 (preflight), stage1 (sandbox), stage2 (release the account), stage3 (cleanup).
-# Every stage is idempotent: after an interruption, run it again.
+# Every stage is idempotent: after an interruption, run it again. --dry-run prints every command
+# that would change the host, in order and with its values, and changes nothing.
 set -euo pipefail
 shopt -s nullglob
 umask 077
@@ -22,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=5a5a89bc240f944fbd0283646744d1e16593d8696c82c546b34e6cf8cec1cb65
+LIB_SHA256=270086bef4d1d3ad20956b298fc2fbaf0bf8556589bf51912a2e903d8eaaa333
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

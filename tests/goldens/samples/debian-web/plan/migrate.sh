@@ -3,10 +3,11 @@
 # dynmigrate 0.1.0: migration script for host web01 (accounts: memcache, postgres, redis, shortlink).
 # Generated from a scan of samples/debian-web/root; review REPORT.md before running anything.
 #
-#   migrate.sh [--account NAME]... [--confirm ID]... STAGE
+#   migrate.sh [--account NAME]... [--confirm ID]... [--dry-run] STAGE
 #
 # Stages: stage0 (preflight), stage1 (sandbox), stage2 (release the account), stage3 (cleanup).
-# Every stage is idempotent: after an interruption, run it again.
+# Every stage is idempotent: after an interruption, run it again. --dry-run prints every command
+# that would change the host, in order and with its values, and changes nothing.
 set -euo pipefail
 shopt -s nullglob
 umask 077
@@ -22,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=7aa5b69fd7e8c9223612acde6171f243ef538826821c2d191fdfeafa3d21bfad
+LIB_SHA256=555a5c50fe121f8e37b9fa4df0b7c0df6df87e5b1f079cf528f627654481d1fe
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

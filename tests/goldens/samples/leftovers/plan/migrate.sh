@@ -3,10 +3,11 @@
 # dynmigrate 0.1.0: migration script for host mon01 (accounts: zabbix).
 # Generated from a scan of samples/leftovers/root; review REPORT.md before running anything.
 #
-#   migrate.sh [--account NAME]... [--confirm ID]... STAGE
+#   migrate.sh [--account NAME]... [--confirm ID]... [--dry-run] STAGE
 #
 # Stages: stage0 (preflight), stage1 (sandbox), stage2 (release the account), stage3 (cleanup).
-# Every stage is idempotent: after an interruption, run it again.
+# Every stage is idempotent: after an interruption, run it again. --dry-run prints every command
+# that would change the host, in order and with its values, and changes nothing.
 set -euo pipefail
 shopt -s nullglob
 umask 077
@@ -22,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=5f0f577eaf75f8e774179759de9982e8200638c2115c3a785ee0e1200f83f949
+LIB_SHA256=f9fc51571505ef75620ecc7c96cbbc4d85c87332b82f094164fa90d6db624a96
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -3,10 +3,11 @@
 # dynmigrate 0.1.0: migration script for host vault01 (accounts: Debian-snmp, _chrony, knot, ledger, nslcd).
 # Generated from a scan of samples/private-configs/root; review REPORT.md before running anything.
 #
-#   migrate.sh [--account NAME]... [--confirm ID]... STAGE
+#   migrate.sh [--account NAME]... [--confirm ID]... [--dry-run] STAGE
 #
 # Stages: stage0 (preflight), stage1 (sandbox), stage2 (release the account), stage3 (cleanup).
-# Every stage is idempotent: after an interruption, run it again.
+# Every stage is idempotent: after an interruption, run it again. --dry-run prints every command
+# that would change the host, in order and with its values, and changes nothing.
 set -euo pipefail
 shopt -s nullglob
 umask 077
@@ -22,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=e9f486fdb4b30325390f9c7be805e9c5c3d0f6820513146710b2ee1b78cc48e5
+LIB_SHA256=c9fe4cf617a314f5c95443544a203b494141a964c5414c539b244b72ceed09c0
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

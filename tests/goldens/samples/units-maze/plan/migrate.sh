@@ -3,10 +3,11 @@
 # dynmigrate 0.1.0: migration script for host iot-gw01 (accounts: haproxy, mosquitto, prometheus, restic, syncthing, webhook).
 # Generated from a scan of samples/units-maze/root; review REPORT.md before running anything.
 #
-#   migrate.sh [--account NAME]... [--confirm ID]... STAGE
+#   migrate.sh [--account NAME]... [--confirm ID]... [--dry-run] STAGE
 #
 # Stages: stage0 (preflight), stage1 (sandbox), stage2 (release the account), stage3 (cleanup).
-# Every stage is idempotent: after an interruption, run it again.
+# Every stage is idempotent: after an interruption, run it again. --dry-run prints every command
+# that would change the host, in order and with its values, and changes nothing.
 set -euo pipefail
 shopt -s nullglob
 umask 077
@@ -22,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=a0ee592a7924b9ff8be8ae84caadcc44358ffe1db25fed8eadb95e0629eb687b
+LIB_SHA256=4263e510ad04f618f96a6caaada29029b176daabcad2fb05c66a186219c63cf3
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -9,13 +9,88 @@
 readonly DYN_MIN=61184
 readonly DYN_MAX=65519
 UNITS_STOPPED=0
+DRY_RUN=0  # set by --dry-run only (never from the environment: the APT hook runs this library too)
+DRY_FD=1
+
+# ---- every change to the host goes through run, run_to or run_append ----------------------
+# With --dry-run they print the command with its values (`+ CMD ARGS`, shell-quoted) on stdout
+# instead of running it, in the order the stage would run it; everything else (reads, the checks
+# before a change) runs as in a real stage, so a dry run stops where the stage would stop. A check
+# of what a printed command would have done (a health check after a restart) goes through
+# check_after and is printed too. tests/plan/test_dry_run_script.py fails on a command that changes
+# the host without them.
+
+dry_print() {
+	# dry_print [--to FILE|--append-to FILE] CMD ARGS...: the command as a shell line, values quoted
+	local out redirect=""
+	case "$1" in
+	--to) printf -v redirect ' > %q' "$2" && shift 2 ;;
+	--append-to) printf -v redirect ' >> %q' "$2" && shift 2 ;;
+	esac
+	printf -v out ' %q' "$@"
+	printf '+%s%s\n' "$out" "$redirect" >&"$DRY_FD"
+}
+
+run() {
+	# run CMD ARGS...: a command that changes the host
+	if [ "$DRY_RUN" = 1 ]; then
+		dry_print "$@"
+		return 0
+	fi
+	"$@"
+}
+
+run_to() {
+	# run_to FILE CMD ARGS...: CMD's output replaces FILE
+	local file=$1
+	shift
+	if [ "$DRY_RUN" = 1 ]; then
+		dry_print --to "$file" "$@"
+		return 0
+	fi
+	"$@" >"$file"
+}
+
+run_append() {
+	# run_append FILE CMD ARGS...: CMD's output is appended to FILE
+	local file=$1
+	shift
+	if [ "$DRY_RUN" = 1 ]; then
+		dry_print --append-to "$file" "$@"
+		return 0
+	fi
+	"$@" >>"$file"
+}
+
+dry_list() {
+	# dry_list CMD ARGS...: a dry run's own temporary file (in /tmp) with CMD's output; prints its name
+	local file
+	file=$(mktemp -t dynmigrate-dry-run.XXXXXX)
+	"$@" >"$file"
+	printf '%s' "$file"
+}
+
+dry_forget() {
+	rm -f -- "$1"
+}
+
+check_after() {
+	# check_after CMD ARGS...: a check of what the commands before it did (printed in a dry run)
+	if [ "$DRY_RUN" = 1 ]; then
+		dry_print check: "$@"
+		return 0
+	fi
+	"$@"
+}
+
 A_TRIGGERS=()
 
 log() {
 	local line
 	line="$(date -u +%Y-%m-%dT%H:%M:%SZ) ${SCRIPT_NAME}[${STAGE:-main}]${A_NAME:+ ${A_NAME}}: $*"
+	if [ "$DRY_RUN" = 1 ]; then line="(dry run) $line"; fi
 	printf '%s\n' "$line" >&2
-	if [ -d "$STATE" ]; then printf '%s\n' "$line" >>"$STATE/log"; fi
+	if [ "$DRY_RUN" = 0 ] && [ -d "$STATE" ]; then printf '%s\n' "$line" >>"$STATE/log"; fi
 }
 
 die() {
@@ -58,12 +133,12 @@ stage_done() {
 }
 
 mark_done() {
-	date -u +%Y-%m-%dT%H:%M:%SZ >"$(acct_dir)/stage$1.done"
+	run_to "$(acct_dir)/stage$1.done" date -u +%Y-%m-%dT%H:%M:%SZ
 	log "stage $1 done"
 }
 
 unmark_done() {
-	rm -f -- "$(acct_dir)/stage$1.done"
+	run rm -f -- "$(acct_dir)/stage$1.done"
 }
 
 # Names are compared as strings, never as patterns.
@@ -290,6 +365,10 @@ attrs_python() {
 
 set_attrs() {
 	local out rc=0 line
+	if [ "$DRY_RUN" = 1 ]; then
+		set_attrs_print
+		return 0
+	fi
 	if attrs_python; then
 		out=$(cd / && python3 -I -c "$SET_ATTRS_PY") || rc=$?
 	else
@@ -299,6 +378,15 @@ set_attrs() {
 		while IFS= read -r line; do log "WARNING: $line"; done <<<"$out"
 	fi
 	return "$rc"
+}
+
+set_attrs_print() {
+	# what set_attrs would change, one line per record (a dry run)
+	local uid gid mode kind dev ino expect path
+	while IFS= read -r -d '' uid && IFS= read -r -d '' gid && IFS= read -r -d '' mode && IFS= read -r -d '' kind &&
+		IFS= read -r -d '' dev && IFS= read -r -d '' ino && IFS= read -r -d '' expect && IFS= read -r -d '' path; do
+		dry_print set_attrs "owner=$uid:$gid" "mode=$mode" "type=$kind" "inode=$dev:$ino" "resolves-to=$expect" "$path"
+	done
 }
 
 attr_record() {
@@ -505,7 +593,7 @@ units_record() {
 reset_start_limit() {
 	# reset-failed also resets the unit's start rate limit counter; the health check that follows
 	# still sees a unit that keeps failing
-	systemctl reset-failed -- "$1" 2>/dev/null || true
+	run systemctl reset-failed -- "$1" 2>/dev/null || true
 }
 
 restart_units() {
@@ -515,7 +603,7 @@ restart_units() {
 		# the stages and rollbacks start a unit several times within seconds: clear the start
 		# rate limit (5 starts in 10 s by default) they may have used up, or systemd refuses
 		reset_start_limit "$unit"
-		systemctl restart -- "$unit" || true
+		run systemctl restart -- "$unit" || true
 	done
 }
 
@@ -524,12 +612,12 @@ start_units() {
 	# a socket refuses to start while its service runs: what starts units on demand comes first
 	for unit in "${A_TRIGGERS[@]}"; do
 		log "starting $unit (it starts units of $A_NAME on demand)"
-		systemctl start -- "$unit" || true
+		run systemctl start -- "$unit" || true
 	done
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "starting $unit"
 		reset_start_limit "$unit"
-		systemctl start -- "$unit" || true
+		run systemctl start -- "$unit" || true
 	done
 	UNITS_STOPPED=0
 }
@@ -540,11 +628,11 @@ stop_units() {
 	# first what would start them again on demand
 	for unit in "${A_TRIGGERS[@]}"; do
 		log "stopping $unit (it starts units of $A_NAME on demand)"
-		systemctl stop -- "$unit" || die "cannot stop $unit"
+		run systemctl stop -- "$unit" || die "cannot stop $unit"
 	done
 	for unit in "${A_RUN_UNITS[@]}"; do
 		log "stopping $unit"
-		systemctl stop -- "$unit" || die "cannot stop $unit"
+		run systemctl stop -- "$unit" || die "cannot stop $unit"
 	done
 }
 
@@ -649,13 +737,13 @@ restore_manifest() {
 		if [ ! -e "$path" ] && [ ! -L "$path" ] && [ "$type" = d ]; then
 			case "$path" in
 			/run/* | /var/run/*)
-				mkdir -p -- "$path"
+				run mkdir -p -- "$path"
 				log "recreated runtime directory $path"
-				dev=- ino=- expect=$(realpath -e -- "$path")
+				dev=- ino=- expect=$(realpath -m -- "$path")
 				;;
 			esac
 		fi
-		[ -e "$path" ] || [ -L "$path" ] || continue
+		[ -e "$path" ] || [ -L "$path" ] || [ "$expect" != - ] || continue
 		if [ "$type" = d ] && [ -L "$path" ] && [ "$(expected_real "$path")" != "$path" ]; then
 			path="$path/" # a moved directory, seen through its private/ symlink: restore the directory itself
 		fi
@@ -701,40 +789,44 @@ backup_intact() {
 		die "the backup in $dir was changed or deleted since it was made (see above): refusing"
 }
 
+# shellcheck disable=SC2016 # awk programs, run or printed by run_to
 backup_account() {
 	local dir d
 	dir=$(acct_dir)
-	install -d -m 0700 -- "$dir"
+	run install -d -m 0700 -- "$dir"
 	if [ -e "$dir/backup.done" ]; then
 		log "backup exists since $(head -n 1 "$dir/backup.done"): kept (never overwritten)"
 		backup_intact backup.done
 		return 0
 	fi
 	static_user_exists "$A_NAME" || die "no static account $A_NAME to back up"
-	awk -F: -v n="$A_NAME" '$1 == n' /etc/passwd >"$dir/passwd"
-	awk -F: -v n="$A_NAME" '$1 == n' /etc/shadow >"$dir/shadow"
-	awk -F: -v n="$A_GROUP" '$1 == n' /etc/group >"$dir/group"
-	if [ -f /etc/gshadow ]; then awk -F: -v n="$A_GROUP" '$1 == n' /etc/gshadow >"$dir/gshadow"; else : >"$dir/gshadow"; fi
-	awk -F: -v u="$A_NAME" '{ n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) print $1 }' /etc/group >"$dir/member-of"
+	run_to "$dir/passwd" awk -F: -v n="$A_NAME" '$1 == n' /etc/passwd
+	run_to "$dir/shadow" awk -F: -v n="$A_NAME" '$1 == n' /etc/shadow
+	run_to "$dir/group" awk -F: -v n="$A_GROUP" '$1 == n' /etc/group
+	if [ -f /etc/gshadow ]; then run_to "$dir/gshadow" awk -F: -v n="$A_GROUP" '$1 == n' /etc/gshadow; else run_to "$dir/gshadow" true; fi
+	run_to "$dir/member-of" awk -F: -v u="$A_NAME" '{ n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == u) print $1 }' /etc/group
 	if [ -f /var/lib/dpkg/statoverride ]; then
-		awk -v u="$A_NAME" -v g="$A_GROUP" '$1 == u || $2 == g' /var/lib/dpkg/statoverride >"$dir/statoverride"
+		run_to "$dir/statoverride" awk -v u="$A_NAME" -v g="$A_GROUP" '$1 == u || $2 == g' /var/lib/dpkg/statoverride
 	else
-		: >"$dir/statoverride"
+		run_to "$dir/statoverride" true
 	fi
-	: >"$dir/moved-dirs"
+	run_to "$dir/moved-dirs" true
 	for d in "${A_MOVE[@]}"; do
 		# real directories, and absent ones: systemd creates those in private/ and links them, and
 		# after a rollback the static unit must find them where it looks, not behind private/ (0700)
 		if { [ -d "$d" ] && [ ! -L "$d" ]; } || { [ ! -e "$d" ] && [ ! -L "$d" ]; }; then
-			printf '%s\n' "$d" >>"$dir/moved-dirs"
+			run_append "$dir/moved-dirs" printf '%s\n' "$d"
 		fi
 	done
-	write_manifest "$dir/manifest"
-	units_record >"$dir/units-at-start"
-	chmod 0600 -- "$dir"/*
-	printf '%s\n' "$PLAN_ID" >"$dir/plan-id"
-	seal "$dir" backup.done "${BACKUP_FILES[@]}"
-	log "backed up passwd/group/shadow/gshadow lines, statoverrides and an ownership manifest of $(tr -cd '\0' <"$dir/manifest" | wc -c) paths"
+	run write_manifest "$dir/manifest"
+	run_to "$dir/units-at-start" units_record
+	run chmod 0600 -- "$dir/passwd" "$dir/shadow" "$dir/group" "$dir/gshadow" "$dir/member-of" "$dir/statoverride" \
+		"$dir/moved-dirs" "$dir/manifest" "$dir/units-at-start"
+	run_to "$dir/plan-id" printf '%s\n' "$PLAN_ID"
+	run seal "$dir" backup.done "${BACKUP_FILES[@]}"
+	if [ "$DRY_RUN" = 0 ]; then
+		log "backed up passwd/group/shadow/gshadow lines, statoverrides and an ownership manifest of $(tr -cd '\0' <"$dir/manifest" | wc -c) paths"
+	fi
 }
 
 same_plan() {
@@ -771,10 +863,10 @@ move_into_private() {
 		managed_split "$d" || continue
 		if [ -d "$d" ] && [ ! -L "$d" ]; then
 			if [ -L "$MB/private" ]; then die "$MB/private is a symlink: refusing to move data through it"; fi
-			mkdir -p -- "$MB/private/$(dirname -- "$MN")"
-			chmod 0700 -- "$MB/private"
-			mv -T -- "$d" "$MB/private/$MN"
-			ln -s -- "$(realpath -m --relative-to="$(dirname -- "$d")" "$MB/private/$MN")" "$d"
+			run mkdir -p -- "$MB/private/$(dirname -- "$MN")"
+			run chmod 0700 -- "$MB/private"
+			run mv -T -- "$d" "$MB/private/$MN"
+			run ln -s -- "$(realpath -m --relative-to="$(dirname -- "$d")" "$MB/private/$MN")" "$d"
 			log "moved $d into $MB/private/$MN"
 		fi
 	done
@@ -782,11 +874,11 @@ move_into_private() {
 
 move_back_one() {
 	if [ -L "$1" ] && [ -d "$MB/private/$MN" ]; then
-		rm -f -- "$1"
-		mv -T -- "$MB/private/$MN" "$1"
+		run rm -f -- "$1"
+		run mv -T -- "$MB/private/$MN" "$1"
 		log "moved $MB/private/$MN back to $1"
 	elif [ ! -e "$1" ] && [ ! -L "$1" ] && [ -d "$MB/private/$MN" ]; then
-		mv -T -- "$MB/private/$MN" "$1"
+		run mv -T -- "$MB/private/$MN" "$1"
 		log "moved $MB/private/$MN back to $1 (an earlier run stopped between its steps)"
 	elif [ -L "$1" ] && [ ! -e "$1" ]; then
 		log "WARNING: $1 is a dangling symlink; left as it is"
@@ -811,7 +903,7 @@ move_back_from_private() {
 		# /run/private/NAME but leaves its link /run/NAME -> private/NAME behind, and the static unit
 		# then fails to create its runtime directory there. Only that link, dangling, is removed.
 		if [ -L "$d" ] && [ ! -e "$d" ] && [ "$(realpath -m -- "$d")" = "$MB/private/$MN" ]; then
-			rm -f -- "$d"
+			run rm -f -- "$d"
 			log "removed $d, a link into $MB/private that systemd left dangling when it removed the runtime directory"
 			continue
 		fi
@@ -826,7 +918,7 @@ install_file() {
 	# install_file SOURCE TARGET: idempotent copy of a plan file, mode 0644
 	local src=$1 dst=$2
 	if [ -f "$dst" ] && cmp -s -- "$src" "$dst"; then return 0; fi
-	install -D -m 0644 -- "$src" "$dst"
+	run install -D -m 0644 -- "$src" "$dst"
 	log "installed $dst"
 }
 
@@ -834,10 +926,10 @@ remove_ours() {
 	# remove_ours TARGET SOURCE: remove a file only if it is the one the plan installed
 	local dst=$1 src=$2
 	if [ -L "$dst" ] && [ "$(readlink -- "$dst")" = /dev/null ] && [ -z "$src" ]; then
-		rm -f -- "$dst"
+		run rm -f -- "$dst"
 		log "removed mask $dst"
 	elif [ -f "$dst" ] && [ -n "$src" ] && cmp -s -- "$PLAN_DIR/$src" "$dst"; then
-		rm -f -- "$dst"
+		run rm -f -- "$dst"
 		log "removed $dst"
 	elif [ -e "$dst" ] || [ -L "$dst" ]; then
 		log "WARNING: $dst was changed after dynmigrate installed it: left in place"
@@ -850,7 +942,7 @@ install_dropins() {
 		dst="/etc/systemd/system/${A_DROPIN_UNITS[$i]}.d/50-dynmigrate.conf"
 		install_file "$PLAN_DIR/${A_DROPIN_FILES[$i]}" "$dst"
 	done
-	systemctl daemon-reload
+	run systemctl daemon-reload
 }
 
 remove_dropins() {
@@ -858,9 +950,9 @@ remove_dropins() {
 	for i in "${!A_DROPIN_UNITS[@]}"; do
 		dst="/etc/systemd/system/${A_DROPIN_UNITS[$i]}.d/50-dynmigrate.conf"
 		remove_ours "$dst" "${A_DROPIN_FILES[$i]}"
-		rmdir --ignore-fail-on-non-empty -- "${dst%/*}" 2>/dev/null || true
+		run rmdir --ignore-fail-on-non-empty -- "${dst%/*}" 2>/dev/null || true
 	done
-	systemctl daemon-reload
+	run systemctl daemon-reload
 }
 
 override_key() {
@@ -890,17 +982,17 @@ install_overrides() {
 		if [ -e "$t" ] || [ -L "$t" ]; then
 			if [ ! -e "$dir/override-orig.$(override_key "$t")" ] && [ ! -e "$dir/override-premasked.$(override_key "$t")" ]; then
 				if [ -L "$t" ] && [ "$(readlink -- "$t")" = /dev/null ]; then
-					: >"$dir/override-premasked.$(override_key "$t")"
+					run_to "$dir/override-premasked.$(override_key "$t")" true
 				elif [ -z "${A_OVR_SOURCE[$i]}" ] || ! cmp -s -- "$PLAN_DIR/${A_OVR_SOURCE[$i]}" "$t"; then
-					cp -a -- "$t" "$dir/override-orig.$(override_key "$t")"
+					run cp -a -- "$t" "$dir/override-orig.$(override_key "$t")"
 				fi
 			fi
 		fi
 		if [ -z "${A_OVR_SOURCE[$i]}" ]; then
 			if [ "$(readlink -- "$t" 2>/dev/null)" != /dev/null ]; then
-				mkdir -p -- "${t%/*}"
-				rm -f -- "$t"
-				ln -s /dev/null "$t"
+				run mkdir -p -- "${t%/*}"
+				run rm -f -- "$t"
+				run ln -s /dev/null "$t"
 				log "masked $t (${A_OVR_KIND[$i]})"
 			fi
 		else
@@ -921,7 +1013,7 @@ remove_overrides() {
 		fi
 		remove_ours "$t" "${A_OVR_SOURCE[$i]}"
 		if [ -e "$dir/override-orig.$key" ] && [ ! -e "$t" ] && [ ! -L "$t" ]; then
-			cp -a -- "$dir/override-orig.$key" "$t"
+			run cp -a -- "$dir/override-orig.$key" "$t"
 			log "restored the original $t"
 		fi
 	done
@@ -933,17 +1025,23 @@ SECRET_RE='^[[:space:]]*[A-Za-z0-9_.-]*(password|passwd|secret|token|api[_-]?key
 
 fix_files() {
 	# callers stop every process of the account first
-	local i p kind
+	local i p kind other cur
 	for i in "${!A_FIX_PATH[@]}"; do
 		p=${A_FIX_PATH[$i]}
 		[ -e "$p" ] || [ -L "$p" ] || continue
 		if [ -L "$p" ] || ! safe_path "$p"; then
 			die "$p is a symlink or resolves elsewhere now (planted since the plan?): refusing to chown/chmod it"
 		fi
-		if [ -f "$p" ] && [ $((0${A_FIX_MODE[$i]} & 044)) != 0 ] && grep -Eiq -- "$SECRET_RE" "$p" 2>/dev/null; then
+		if [ -d "$p" ]; then kind=d other=005; elif [ -f "$p" ]; then kind=f other=004; else die "$p is neither a file nor a directory now: refusing"; fi
+		# never make readable (or, for a directory, listable or enterable) to other users what was not:
+		# its mode may have changed since planning (the planner judged the mode it saw then)
+		cur=$(stat -c %a -- "$p") || die "cannot stat $p"
+		if [ $((0${A_FIX_MODE[$i]} & ~8#$cur & other)) != 0 ]; then
+			die "$p is mode $cur now and others could not read it (the plan would make it ${A_FIX_MODE[$i]}): re-plan"
+		fi
+		if [ "$kind" = f ] && [ $((0${A_FIX_MODE[$i]} & 004)) != 0 ] && grep -Eiq -- "$SECRET_RE" "$p" 2>/dev/null; then
 			die "$p holds a secret now (it did not when the plan was made): re-plan so that it gets LoadCredential="
 		fi
-		if [ -d "$p" ]; then kind=d; elif [ -f "$p" ]; then kind=f; else die "$p is neither a file nor a directory now: refusing"; fi
 		attr_record 0 0 "${A_FIX_MODE[$i]}" "$kind" - - "$(expected_real "$p")" "$p" | set_attrs ||
 			die "$p changed while it was re-owned (a link swapped in?): refusing"
 		log "re-owned $p to root, mode ${A_FIX_MODE[$i]}"
@@ -957,13 +1055,13 @@ remove_statoverrides() {
 	command -v dpkg-statoverride >/dev/null || return 0
 	while read -r user group mode path; do
 		if [ "$user" = "$A_NAME" ] || { [ "$A_DELETE_GROUP" = 1 ] && [ "$group" = "$A_GROUP" ]; }; then
-			dpkg-statoverride --remove "$path"
+			run dpkg-statoverride --remove "$path"
 			log "removed statoverride '$user $group $mode $path' (restored by the rollback)"
 		fi
 	done < <(dpkg-statoverride --list 2>/dev/null || true)
 	for i in "${!A_PIN_PATH[@]}"; do
 		if ! dpkg-statoverride --list "${A_PIN_PATH[$i]}" >/dev/null 2>&1; then
-			dpkg-statoverride --add root root "${A_PIN_MODE[$i]}" "${A_PIN_PATH[$i]}"
+			run dpkg-statoverride --add root root "${A_PIN_MODE[$i]}" "${A_PIN_PATH[$i]}"
 			log "pinned ${A_PIN_PATH[$i]} as root root ${A_PIN_MODE[$i]} so that package scripts skip their chown"
 		fi
 	done
@@ -975,7 +1073,7 @@ restore_statoverrides() {
 	for i in "${!A_PIN_PATH[@]}"; do
 		line=$(dpkg-statoverride --list "${A_PIN_PATH[$i]}" 2>/dev/null || true)
 		if [ "$line" = "root root ${A_PIN_MODE[$i]} ${A_PIN_PATH[$i]}" ]; then
-			dpkg-statoverride --remove "${A_PIN_PATH[$i]}"
+			run dpkg-statoverride --remove "${A_PIN_PATH[$i]}"
 			log "removed pin of ${A_PIN_PATH[$i]}"
 		fi
 	done
@@ -986,7 +1084,7 @@ restore_statoverrides() {
 		[ -n "$path" ] || continue
 		if [ "$user" = "$A_NAME" ] || [ "$group" = "$A_GROUP" ]; then
 			if ! dpkg-statoverride --list "$path" >/dev/null 2>&1; then
-				dpkg-statoverride --add "$user" "$group" "$mode" "$path"
+				run dpkg-statoverride --add "$user" "$group" "$mode" "$path"
 				log "restored statoverride of $path"
 			fi
 		fi
@@ -996,14 +1094,14 @@ restore_statoverrides() {
 delete_account() {
 	if static_user_exists "$A_NAME"; then
 		[ "$(account_uid "$A_NAME")" = "$A_UID" ] || die "$A_NAME has UID $(account_uid "$A_NAME"), not $A_UID: refusing"
-		userdel -- "$A_NAME"
+		run userdel -- "$A_NAME"
 		log "deleted user $A_NAME (files are never removed)"
 	fi
 	if [ "$A_DELETE_GROUP" = 1 ] && static_group_exists "$A_GROUP"; then
-		groupdel -- "$A_GROUP"
+		run groupdel -- "$A_GROUP"
 		log "deleted group $A_GROUP"
 	fi
-	if command -v nscd >/dev/null; then nscd -i passwd -i group 2>/dev/null || true; fi
+	if command -v nscd >/dev/null; then run nscd -i passwd -i group 2>/dev/null || true; fi
 }
 
 recreate_account() {
@@ -1020,7 +1118,7 @@ recreate_account() {
 				die "group $A_GROUP exists with GID $(passwd_field /etc/group "$A_GROUP" 3), not $gid_line: fix it by hand, then run the rollback again"
 		else
 			if getent group "$gid_line" >/dev/null; then die "GID $gid_line is taken: $(getent group "$gid_line")"; fi
-			groupadd -g "$gid_line" -- "$A_GROUP"
+			run groupadd -g "$gid_line" -- "$A_GROUP"
 			log "recreated group $A_GROUP with GID $gid_line"
 		fi
 	fi
@@ -1033,20 +1131,24 @@ recreate_account() {
 		home=$(cut -d: -f6 "$dir/passwd")
 		shell=$(cut -d: -f7 "$dir/passwd")
 		gecos=$(cut -d: -f5 "$dir/passwd")
-		useradd -r -M -u "$A_UID" -g "$A_GID" -d "$home" -s "$shell" -c "$gecos" -- "$A_NAME"
+		run useradd -r -M -u "$A_UID" -g "$A_GID" -d "$home" -s "$shell" -c "$gecos" -- "$A_NAME"
 		if [ -s "$dir/shadow" ]; then
 			IFS=: read -r _ hash lastchg min max warn inactive expire _ <"$dir/shadow" || true
-			if [ -n "$hash" ]; then usermod -p "$hash" -- "$A_NAME"; fi
-			chage ${lastchg:+-d "$lastchg"} ${min:+-m "$min"} ${max:+-M "$max"} ${warn:+-W "$warn"} \
+			if [ -n "$hash" ]; then run usermod -p "$hash" -- "$A_NAME"; fi
+			run chage ${lastchg:+-d "$lastchg"} ${min:+-m "$min"} ${max:+-M "$max"} ${warn:+-W "$warn"} \
 				${inactive:+-I "$inactive"} ${expire:+-E "$expire"} -- "$A_NAME" 2>/dev/null ||
 				log "WARNING: password aging not restored"
 		fi
 		log "recreated user $A_NAME with UID $A_UID and GID $A_GID"
 	fi
 	while read -r grp; do
-		if [ -n "$grp" ] && static_group_exists "$grp"; then usermod -a -G "$grp" -- "$A_NAME"; fi
+		if [ -n "$grp" ] && static_group_exists "$grp"; then run usermod -a -G "$grp" -- "$A_NAME"; fi
 	done <"$dir/member-of"
-	[ "$(account_uid "$A_NAME")" = "$A_UID" ] || die "recreated $A_NAME does not have UID $A_UID"
+	check_after recreated_has_uid || die "recreated $A_NAME does not have UID $A_UID"
+}
+
+recreated_has_uid() {
+	[ "$(account_uid "$A_NAME")" = "$A_UID" ]
 }
 
 nss_line_has_systemd() {
@@ -1065,9 +1167,9 @@ nss_ok() {
 ensure_nss_systemd() {
 	local deb want have f
 	if nss_ok; then return 0; fi
-	install -d -m 0700 -- "$STATE"
+	run install -d -m 0700 -- "$STATE"
 	if [ ! -e "$STATE/nsswitch.conf.orig" ]; then
-		cp -a /etc/nsswitch.conf "$STATE/nsswitch.conf.orig"
+		run cp -a /etc/nsswitch.conf "$STATE/nsswitch.conf.orig"
 		log "saved /etc/nsswitch.conf"
 	fi
 	if ! nss_lib_present; then
@@ -1079,25 +1181,25 @@ ensure_nss_systemd() {
 		done
 		if [ -n "$deb" ]; then
 			log "installing libnss-systemd $want from the local apt cache"
-			(umask 022 && DEBIAN_FRONTEND=noninteractive dpkg -i -- "$deb" >&2) || die "dpkg -i $deb failed"
+			(umask 022 && run env DEBIAN_FRONTEND=noninteractive dpkg -i -- "$deb" >&2) || die "dpkg -i $deb failed"
 		else
 			log "installing libnss-systemd with apt-get"
-			(umask 022 && DYNMIGRATE_SKIP_REPAIR=1 DEBIAN_FRONTEND=noninteractive apt-get install -y libnss-systemd >&2) ||
+			(umask 022 && run env DYNMIGRATE_SKIP_REPAIR=1 DEBIAN_FRONTEND=noninteractive apt-get install -y libnss-systemd >&2) ||
 				die "cannot install libnss-systemd"
 		fi
-		touch "$STATE/nss-installed-by-dynmigrate"
+		run touch "$STATE/nss-installed-by-dynmigrate"
 	fi
 	if ! nss_line_has_systemd passwd || ! nss_line_has_systemd group; then
-		sed -i -E '/^(passwd|group):/ { s/[[:space:]]*#.*$//; / systemd( |$)/! s/[[:space:]]*$/ systemd/ }' /etc/nsswitch.conf
+		run sed -i -E '/^(passwd|group):/ { s/[[:space:]]*#.*$//; / systemd( |$)/! s/[[:space:]]*$/ systemd/ }' /etc/nsswitch.conf
 		log "added systemd to the passwd and group lines of /etc/nsswitch.conf"
 	fi
-	nss_ok || die "nss-systemd is still not usable"
+	check_after nss_ok || die "nss-systemd is still not usable"
 }
 
 restore_nss() {
 	if [ -e "$STATE/nsswitch.conf.orig" ]; then
-		cp -a -- "$STATE/nsswitch.conf.orig" /etc/nsswitch.conf
-		rm -f -- "$STATE/nsswitch.conf.orig"
+		run cp -a -- "$STATE/nsswitch.conf.orig" /etc/nsswitch.conf
+		run rm -f -- "$STATE/nsswitch.conf.orig"
 		log "restored /etc/nsswitch.conf (libnss-systemd stays installed; it is harmless)"
 	fi
 }
@@ -1118,7 +1220,7 @@ confirmed_all() {
 		[ -n "${CONFIRMED[$id]:-}" ] || missing+=("$id")
 	done
 	if [ "${#missing[@]}" -gt 0 ]; then
-		log "manual steps not confirmed (see REPORT.md, then pass --confirm ID for each):"
+		log "acknowledgements or manual steps not confirmed (see REPORT.md, then pass --confirm ID for each):"
 		printf '  %s\n' "${missing[@]}" >&2
 		return 1
 	fi
@@ -1210,7 +1312,7 @@ undo_stage0() {
 	other=$(find "$STATE/accounts" -mindepth 2 -maxdepth 2 -name 'stage[0-3].done' -print -quit 2>/dev/null || true)
 	if [ -z "$other" ]; then restore_nss; fi
 	if [ -d "$(acct_dir)" ]; then
-		mv -T -- "$(acct_dir)" "$(acct_dir).rolled-back.$(date -u +%Y%m%dT%H%M%SZ)"
+		run mv -T -- "$(acct_dir)" "$(acct_dir).rolled-back.$(date -u +%Y%m%dT%H%M%SZ)"
 		log "preflight undone; its backup is kept in $(acct_dir).rolled-back.*"
 	fi
 }
@@ -1237,11 +1339,11 @@ run_stage1() {
 	crashpoint stage1-installed
 	restart_units
 	UNITS_STOPPED=0
-	if ! check_units "$A_UID"; then
+	if ! check_after check_units "$A_UID"; then
 		die "health check failed with the drop-ins installed; roll back: rollback.sh --account $A_NAME stage1"
 	fi
 	for d in "${A_MOVE[@]}"; do
-		if [ -e "$d" ] && [ ! -L "$d" ]; then
+		if [ "$DRY_RUN" = 0 ] && [ -e "$d" ] && [ ! -L "$d" ]; then
 			log "WARNING: $d has not moved into private/ (is the unit running?)"
 		fi
 	done
@@ -1254,7 +1356,7 @@ undo_stage1() {
 	stage_done 2 && die "stage 2 is done: roll back stage2 first"
 	if stage2_in_flight; then die "stage 2 was interrupted: roll it back first (rollback.sh --account $A_NAME stage2)"; fi
 	stop_units
-	no_processes_of "$A_UID" || die "stop those processes first: owners and modes are restored only while nothing runs as $A_NAME"
+	check_after no_processes_of "$A_UID" || die "stop those processes first: owners and modes are restored only while nothing runs as $A_NAME"
 	remove_dropins
 	crashpoint undo1-dropins-removed
 	move_back_from_private
@@ -1263,7 +1365,7 @@ undo_stage1() {
 	restore_manifest "$(acct_dir)/manifest"
 	restore_runtime
 	start_units
-	if ! check_units "$A_UID"; then
+	if ! check_after check_units "$A_UID"; then
 		die "after the rollback the service is not healthy: see the journal"
 	fi
 	unmark_done 1
@@ -1275,25 +1377,27 @@ restore_runtime() {
 	local d
 	command -v systemd-tmpfiles >/dev/null || return 0
 	for d in "${A_RUNTIME[@]}"; do
-		if [ ! -e "$d" ]; then systemd-tmpfiles --create --prefix="$d" >/dev/null 2>&1 || true; fi
+		if [ ! -e "$d" ]; then run systemd-tmpfiles --create --prefix="$d" >/dev/null 2>&1 || true; fi
 	done
+}
+
+record_text() {
+	printf '# dynmigrate migration record, written %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	declare -p A_NAME A_UID A_GID A_GROUP A_DELETE_GROUP A_RUN_UNITS A_RUN_PROBES A_TRIGGERS A_DROPIN_UNITS A_FIX_PATH \
+		A_FIX_MODE A_OVR_TARGET A_OVR_SOURCE A_OVR_KIND A_PIN_PATH A_PIN_MODE A_MOVE | sed 's/^declare /declare -g /'
 }
 
 write_record() {
 	# what verify and dynmigrate-repair need to know about this migrated account
-	install -d -m 0700 -- "$STATE/migrated"
-	{
-		printf '# dynmigrate migration record, written %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-		declare -p A_NAME A_UID A_GID A_GROUP A_DELETE_GROUP A_RUN_UNITS A_RUN_PROBES A_TRIGGERS A_DROPIN_UNITS A_FIX_PATH \
-			A_FIX_MODE A_OVR_TARGET A_OVR_SOURCE A_OVR_KIND A_PIN_PATH A_PIN_MODE A_MOVE | sed 's/^declare /declare -g /'
-	} >"$STATE/migrated/$A_NAME.env.tmp"
-	mv -f -- "$STATE/migrated/$A_NAME.env.tmp" "$STATE/migrated/$A_NAME.env"
-	install -m 0600 -- "$PLAN_DIR/accounts/$A_NAME.json" "$STATE/migrated/$A_NAME.json"
+	run install -d -m 0700 -- "$STATE/migrated"
+	run_to "$STATE/migrated/$A_NAME.env.tmp" record_text
+	run mv -f -- "$STATE/migrated/$A_NAME.env.tmp" "$STATE/migrated/$A_NAME.env"
+	run install -m 0600 -- "$PLAN_DIR/accounts/$A_NAME.json" "$STATE/migrated/$A_NAME.json"
 }
 
 install_guard() {
 	write_record
-	install -D -m 0755 -- "$PLAN_DIR/files/dynmigrate-repair" /usr/local/sbin/dynmigrate-repair
+	run install -D -m 0755 -- "$PLAN_DIR/files/dynmigrate-repair" /usr/local/sbin/dynmigrate-repair
 	if [ -d /etc/apt/apt.conf.d ]; then
 		install_file "$PLAN_DIR/files/80dynmigrate-repair" /etc/apt/apt.conf.d/80dynmigrate-repair
 	fi
@@ -1301,11 +1405,11 @@ install_guard() {
 }
 
 remove_guard() {
-	rm -f -- "$STATE/migrated/$A_NAME.env" "$STATE/migrated/$A_NAME.json"
+	run rm -f -- "$STATE/migrated/$A_NAME.env" "$STATE/migrated/$A_NAME.json"
 	if [ -z "$(find "$STATE/migrated" -name '*.env' -print -quit 2>/dev/null || true)" ]; then
 		remove_ours /etc/apt/apt.conf.d/80dynmigrate-repair files/80dynmigrate-repair
 		if [ -f /usr/local/sbin/dynmigrate-repair ] && cmp -s -- "$PLAN_DIR/files/dynmigrate-repair" /usr/local/sbin/dynmigrate-repair; then
-			rm -f -- /usr/local/sbin/dynmigrate-repair
+			run rm -f -- /usr/local/sbin/dynmigrate-repair
 			log "removed /usr/local/sbin/dynmigrate-repair"
 		fi
 	fi
@@ -1320,7 +1424,7 @@ run_stage2() {
 	backup_intact backup.done
 	if [ -e "$dir/stage2-backup.done" ]; then backup_intact stage2-backup.done; fi
 	units_unchanged
-	confirmed_all || die "stage 2 refused until every manual step is confirmed"
+	confirmed_all || die "stage 2 refused until every acknowledgement and manual step is confirmed"
 	if [ "${#A_RUN_UNITS[@]}" = 0 ]; then log "no unit of $A_NAME is enabled or runs: nothing is restarted or checked"; fi
 	if static_user_exists "$A_NAME"; then
 		[ "$(account_uid "$A_NAME")" = "$A_UID" ] ||
@@ -1336,19 +1440,19 @@ run_stage2() {
 		no_stray_processes || die "stop those processes first (they would keep the old UID)"
 	fi
 	if [ ! -e "$dir/stage2-backup.done" ]; then
-		if [ -f /var/lib/dpkg/statoverride ]; then cp -a /var/lib/dpkg/statoverride "$dir/statoverride.before-stage2"; fi
-		cp -a /etc/passwd "$dir/passwd.before-stage2"
-		cp -a /etc/group "$dir/group.before-stage2"
-		data_list >"$dir/data.list"
-		if [ -f "$dir/statoverride.before-stage2" ]; then
-			seal "$dir" stage2-backup.done passwd.before-stage2 group.before-stage2 data.list statoverride.before-stage2
+		if [ -f /var/lib/dpkg/statoverride ]; then run cp -a /var/lib/dpkg/statoverride "$dir/statoverride.before-stage2"; fi
+		run cp -a /etc/passwd "$dir/passwd.before-stage2"
+		run cp -a /etc/group "$dir/group.before-stage2"
+		run_to "$dir/data.list" data_list
+		if [ -f /var/lib/dpkg/statoverride ]; then
+			run seal "$dir" stage2-backup.done passwd.before-stage2 group.before-stage2 data.list statoverride.before-stage2
 		else
-			seal "$dir" stage2-backup.done passwd.before-stage2 group.before-stage2 data.list
+			run seal "$dir" stage2-backup.done passwd.before-stage2 group.before-stage2 data.list
 		fi
 		log "saved statoverride, passwd, group and the list of data files as they were before stage 2"
 	fi
 	crashpoint stage2-after-backup
-	: >"$dir/stage2.started"
+	run_to "$dir/stage2.started" true
 	fix_files
 	remove_statoverrides
 	install_overrides
@@ -1359,10 +1463,10 @@ run_stage2() {
 	install_guard
 	crashpoint stage2-before-start
 	start_units
-	if ! check_units dynamic; then
+	if ! check_after check_units dynamic; then
 		die "the service does not run under a dynamic UID; roll back: rollback.sh --account $A_NAME stage2"
 	fi
-	check_data_intact || die "data check failed; roll back: rollback.sh --account $A_NAME stage2"
+	check_after check_data_intact || die "data check failed; roll back: rollback.sh --account $A_NAME stage2"
 	mark_done 2
 }
 
@@ -1418,7 +1522,7 @@ undo_stage2() {
 	dyn=$(dynamic_uids)
 	stop_units
 	# shellcheck disable=SC2086 # one UID per word
-	no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+	check_after no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
 	# first the guard: an apt run during the rollback must not delete the account it recreates
 	remove_guard
 	recreate_account
@@ -1429,11 +1533,11 @@ undo_stage2() {
 	restore_manifest "$(acct_dir)/manifest"
 	restore_runtime
 	start_units
-	if ! check_units "$A_UID"; then
+	if ! check_after check_units "$A_UID"; then
 		die "after the rollback the service does not run as $A_NAME ($A_UID): see the journal"
 	fi
 	unmark_done 2
-	rm -f -- "$(acct_dir)/stage2.started" "$(acct_dir)/stage2-backup.done"
+	run rm -f -- "$(acct_dir)/stage2.started" "$(acct_dir)/stage2-backup.done"
 }
 
 leftover_roots() {
@@ -1476,6 +1580,19 @@ skip_prunes() {
 	done
 }
 
+find_leftovers() {
+	# records (MANIFEST_FORMAT) of every path of the old UID (and GID) on every real filesystem
+	local root
+	skip_prunes
+	leftover_roots | while IFS= read -r -d '' root; do
+		if [ "$A_DELETE_GROUP" = 1 ]; then
+			find "$root" -xdev "${PRUNE[@]}" \( -uid "$A_UID" -o -gid "$A_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
+		else
+			find "$root" -xdev "${PRUNE[@]}" -uid "$A_UID" -printf "$MANIFEST_FORMAT" 2>/dev/null || true
+		fi
+	done
+}
+
 run_stage3() {
 	local dir out uid gid mode type dev ino path top d owner n dyn
 	stage_done 2 || die "run stage2 (release) first"
@@ -1495,22 +1612,19 @@ run_stage3() {
 	dir=$(acct_dir)
 	out="$dir/stage3.manifest"
 	if [ ! -e "$out" ]; then
-		skip_prunes
-		leftover_roots | while IFS= read -r -d '' root; do
-			if [ "$A_DELETE_GROUP" = 1 ]; then
-				find "$root" -xdev "${PRUNE[@]}" \( -uid "$A_UID" -o -gid "$A_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
-			else
-				find "$root" -xdev "${PRUNE[@]}" -uid "$A_UID" -printf "$MANIFEST_FORMAT" 2>/dev/null || true
-			fi
-		done >"$out.tmp"
-		mv -f -- "$out.tmp" "$out"
+		run_to "$out.tmp" find_leftovers
+		run mv -f -- "$out.tmp" "$out"
+		if [ "$DRY_RUN" = 1 ]; then
+			# the search is a read: a dry run keeps what it finds in a temporary file, to print each change
+			out=$(dry_list find_leftovers)
+		fi
 	fi
 	crashpoint stage3-found
 	# owners change only while nothing runs as the old or the dynamic UID
 	dyn=$(dynamic_uids)
 	stop_units
 	# shellcheck disable=SC2086 # one UID per word
-	no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+	check_after no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
 	while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
 		[ -e "$path" ] || [ -L "$path" ] || continue
 		top=""
@@ -1529,17 +1643,22 @@ run_stage3() {
 		attr_record "$uid" "$gid" - "$type" "$dev" "$ino" - "$path"
 	done <"$out" | set_attrs || log "WARNING: some paths could not be re-owned (changed since they were found, read-only, immutable?): see above"
 	n=$(tr -cd '\0' <"$out" | wc -c)
+	if [ "$out" != "$dir/stage3.manifest" ]; then
+		dry_forget "$out"
+		out=$dir/stage3.manifest
+	fi
 	log "re-owned the $n leftover path(s) of UID $A_UID / GID $A_GID (listed in $out; nothing deleted)"
-	touch "$STATE/retired-ids"
-	if ! awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '$1 == u && $3 == n { f = 1 } END { exit !f }' "$STATE/retired-ids"; then
-		printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)" >>"$STATE/retired-ids"
+	run touch "$STATE/retired-ids"
+	if ! awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '$1 == u && $3 == n { f = 1 } END { exit !f }' "$STATE/retired-ids" 2>/dev/null; then
+		run_append "$STATE/retired-ids" printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)"
 		log "UID $A_UID added to the retired-UID ledger $STATE/retired-ids"
 	fi
 	start_units
-	check_units dynamic || die "the service is not healthy after the cleanup; roll back: rollback.sh --account $A_NAME stage3"
+	check_after check_units dynamic || die "the service is not healthy after the cleanup; roll back: rollback.sh --account $A_NAME stage3"
 	mark_done 3
 }
 
+# shellcheck disable=SC2016 # an awk program, run or printed by run_to
 undo_stage3() {
 	local out uid gid mode type dev ino path dyn
 	same_plan
@@ -1548,21 +1667,21 @@ undo_stage3() {
 		dyn=$(dynamic_uids)
 		stop_units
 		# shellcheck disable=SC2086 # one UID per word
-		no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
+		check_after no_processes_of "$A_UID" $dyn || die "stop those processes first: owners change only while nothing runs as them"
 		while IFS=$'\t' read -r -d '' uid gid mode type dev ino path; do
 			[ -e "$path" ] || [ -L "$path" ] || continue
 			# chown clears setuid/setgid bits: the recorded mode is given back, on the recorded inode only
 			if [ "$type" = l ]; then mode=-; fi
 			attr_record "$uid" "$gid" "$mode" "$type" "$dev" "$ino" - "$path"
 		done <"$out" | set_attrs || log "WARNING: some stage-3 paths were left as they are (see above)"
-		mv -f -- "$out" "$out.undone"
+		run mv -f -- "$out" "$out.undone"
 		log "restored the owners and modes of the stage-3 paths"
 		start_units
-		check_units dynamic || die "the service is not healthy after the rollback of stage 3: see the journal"
+		check_after check_units dynamic || die "the service is not healthy after the rollback of stage 3: see the journal"
 	fi
 	if [ -f "$STATE/retired-ids" ]; then
-		awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '!($1 == u && $3 == n)' "$STATE/retired-ids" >"$STATE/retired-ids.tmp"
-		mv -f -- "$STATE/retired-ids.tmp" "$STATE/retired-ids"
+		run_to "$STATE/retired-ids.tmp" awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '!($1 == u && $3 == n)' "$STATE/retired-ids"
+		run mv -f -- "$STATE/retired-ids.tmp" "$STATE/retired-ids"
 	fi
 	unmark_done 3
 }
@@ -1579,8 +1698,8 @@ SKIP_PATTERNS=()
 # sha256 and path of every plan file this script installs
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
-	6d6435164795ebbcf595a8618df1ace1d0e502162948dd9739fbccf8f6a1cf0c files/80dynmigrate-repair
-	adb5ab0debd4d942a18979928e758eb997a5820e7ee62b52ef8868e7653ad1c6 files/dynmigrate-repair
+	b9337bfd030dbaea14ccaa2f0a4f1b12a8100ff97deb48860fe3a29ba94abdd9 files/80dynmigrate-repair
+	90387d99722bfbc5d06fa9b58652aee8f7d9850defa46efab27de5b76f2fc860 files/dynmigrate-repair
 )
 
 # shellcheck disable=SC2016,SC1003
@@ -1613,6 +1732,7 @@ dynmigrate_main() {
 			shift
 			;;
 		--confirm=*) CONFIRMED[${1#--confirm=}]=1 ;;
+		--dry-run) DRY_RUN=1 ;;
 		-h | --help)
 			usage
 			return 0
@@ -1641,18 +1761,28 @@ dynmigrate_main() {
 		[ "$known" = 1 ] || die "account $acct is not in this plan (${ACCOUNTS[*]})"
 	done
 	need_root
-	install -d -m 0700 -- "$STATE" "$STATE/accounts"
+	if [ "$DRY_RUN" = 1 ]; then
+		exec 8>&1
+		DRY_FD=8
+		log "dry run: every command that would change the host is printed, not run; checks and reads run"
+	fi
+	run install -d -m 0700 -- "$STATE" "$STATE/accounts"
 	verify_plan_files
-	exec 9>"$STATE/lock"
-	flock -n 9 || die "another dynmigrate script is running (lock $STATE/lock)"
+	if [ "$DRY_RUN" = 0 ]; then
+		exec 9>"$STATE/lock"
+		flock -n 9 || die "another dynmigrate script is running (lock $STATE/lock)"
+	elif [ -e "$STATE/lock" ]; then
+		exec 9<"$STATE/lock"
+		flock -n 9 || die "another dynmigrate script is running (lock $STATE/lock)"
+	fi
 	STAGE=$stage
 	for acct in "${selected[@]}"; do
 		load_account "$acct"
-		install -d -m 0700 -- "$(acct_dir)"
+		run install -d -m 0700 -- "$(acct_dir)"
 		running_units
 		log "$action $stage"
 		"${prefix}_$stage"
 	done
 	A_NAME=""
-	log "$action $stage finished for: ${selected[*]}"
+	log "$action $stage finished for: ${selected[*]}$([ "$DRY_RUN" = 0 ] || echo ' (dry run: nothing changed)')"
 }
