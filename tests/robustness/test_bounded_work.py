@@ -33,7 +33,7 @@ from dynmigrate.model.shellwords import split_words
 from robustness_stats import count
 from treebuilder import build
 
-BOUND = 5.0  # seconds; the quadratic versions took from 30 s to hours on these inputs
+BOUND = 5.0  # seconds of CPU; the quadratic versions took from 30 s to hours on these inputs
 P = RelPath("/etc/x")
 KNOWN = frozenset({"foo"})
 SPACES = " " * 200_000
@@ -118,9 +118,10 @@ CASES: dict[str, tuple[Callable[[str], None], str]] = {
 
 def _child(check: Callable[[str], None], text: str, conn: Connection) -> None:
     try:
-        start = time.perf_counter()
+        # CPU time, not wall time: a loaded machine stretches the latter, never the work done
+        start = time.process_time()
         check(text)
-        conn.send(("ok", time.perf_counter() - start))
+        conn.send(("ok", time.process_time() - start))
     except BaseException:
         conn.send(("error", traceback.format_exc()))
 
@@ -131,15 +132,15 @@ def _bounded(name: str, check: Callable[[str], None], text: str, bound: float = 
     proc = ctx.Process(target=_child, args=(check, text, child))
     proc.start()
     child.close()
-    ready = parent.poll(bound * 2)  # the child measures itself; this only stops a runaway one
+    ready = parent.poll(bound * 12)  # the child measures itself; this only stops a runaway one
     if not ready:
         proc.kill()
         proc.join()
-        pytest.fail(f"{name}: still running after {bound * 2:.0f} s (input {len(text)} characters)")
+        pytest.fail(f"{name}: still running after {bound * 12:.0f} s (input {len(text)} characters)")
     status, detail = parent.recv()
     proc.join()
     assert status == "ok", detail
-    assert detail < bound, f"{name}: {detail:.1f} s for {len(text)} characters"
+    assert detail < bound, f"{name}: {detail:.1f} s of CPU for {len(text)} characters"
     count(f"hostile:bounded work: {name}")
 
 
@@ -169,10 +170,10 @@ def test_split_words_gives_shlex_words(text: str) -> None:
 
 
 def test_split_words_is_linear() -> None:
-    start = time.perf_counter()
+    start = time.process_time()
     words = split_words("a" * 1_000_000 + ' "' + "\\\\" * 100_000 + '" x')
     assert [len(w) for w in words] == [1_000_000, 100_000, 1]
-    assert time.perf_counter() - start < BOUND
+    assert time.process_time() - start < BOUND
 
 
 def _many_accounts(text: str) -> None:
