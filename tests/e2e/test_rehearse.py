@@ -188,7 +188,7 @@ def test_setup_on_a_trusted_image(root: Path, tmp_path: Path) -> None:
     assert summary(data) == [
         (
             "redis",
-            "needs-manual-steps",
+            "convertible",
             "AUTO",
             True,
             "clean",
