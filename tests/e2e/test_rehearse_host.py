@@ -27,7 +27,7 @@ tmp = Path(sys.argv[1])
 overlay.mount("t", str(tmp), "tmpfs", 0, "mode=0700")
 overlay.check_overlay(tmp / "check", host=True)
 td = Teardown(tmp)
-merged, points = mount_layers(Request(root="/", tmpdir=str(tmp), parent_pidfd=-1), tmp, td, True)
+merged, points = mount_layers(Request(root="/", tmpdir=str(tmp), parent_pidfd=-1), tmp, td, True, True)
 # systemd renames a directory of the lower layer into private/: needs redirect_dir
 os.rename(merged / "usr/share/doc", merged / "usr/share/doc-moved")
 # a chown copies up metadata only: needs metacopy
