@@ -30,6 +30,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 TIMEOUT = 5.0
@@ -187,58 +188,41 @@ def ldap(args: argparse.Namespace) -> int:
     return 0
 
 
+_Arg = tuple[str, dict[str, Any]]
+_HOST_PORT: tuple[_Arg, ...] = (("host", {}), ("port", {"type": int}))
+# each probe: its function and its arguments (add_argument's name and keywords)
+PROBES: dict[str, tuple[Callable[[argparse.Namespace], int], tuple[_Arg, ...]]] = {
+    "http": (
+        http,
+        (
+            ("url", {}),
+            ("--expect", {"default": ""}),
+            ("--status", {"type": int, "default": 200}),
+            ("--data", {}),
+            ("--method", {}),
+            ("--header", {"action": "append", "default": []}),
+        ),
+    ),
+    "tcp": (tcp, (*_HOST_PORT, ("--send", {}), ("--expect", {"required": True}))),
+    "udp": (udp, (*_HOST_PORT, ("--send-hex", {"required": True}), ("--expect-len", {"type": int, "default": 1}))),
+    "dns": (dns, (*_HOST_PORT, ("name", {}), ("--expect", {"required": True}))),
+    "stun": (stun, _HOST_PORT),
+    "tftp": (tftp, (*_HOST_PORT, ("file", {}), ("--expect", {"required": True}))),
+    "ldap": (ldap, (*_HOST_PORT, ("dn", {}))),
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="probe.py")
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument("--timeout", type=float, default=TIMEOUT, metavar="SECONDS", help="for one answer")
     sub = parser.add_subparsers(dest="kind", required=True)
-    p = sub.add_parser("http")
-    p.add_argument("url")
-    p.add_argument("--expect", default="")
-    p.add_argument("--status", type=int, default=200)
-    p.add_argument("--data")
-    p.add_argument("--method")
-    p.add_argument("--header", action="append", default=[])
-    p.set_defaults(run=http)
-    p = sub.add_parser("tcp")
-    p.add_argument("host")
-    p.add_argument("port", type=int)
-    p.add_argument("--send")
-    p.add_argument("--expect", required=True)
-    p.set_defaults(run=tcp)
-    p = sub.add_parser("udp")
-    p.add_argument("host")
-    p.add_argument("port", type=int)
-    p.add_argument("--send-hex", required=True)
-    p.add_argument("--expect-len", type=int, default=1)
-    p.set_defaults(run=udp)
-    _name_parsers(sub)
+    for kind, (run, arguments) in PROBES.items():
+        p = sub.add_parser(kind)
+        for name, options in arguments:
+            p.add_argument(name, **options)
+        p.set_defaults(run=run)
     return parser
-
-
-def _name_parsers(sub: Any) -> None:
-    """The probes that ask for a name, a file or a DN."""
-    p = sub.add_parser("dns")
-    p.add_argument("host")
-    p.add_argument("port", type=int)
-    p.add_argument("name")
-    p.add_argument("--expect", required=True)
-    p.set_defaults(run=dns)
-    p = sub.add_parser("stun")
-    p.add_argument("host")
-    p.add_argument("port", type=int)
-    p.set_defaults(run=stun)
-    p = sub.add_parser("tftp")
-    p.add_argument("host")
-    p.add_argument("port", type=int)
-    p.add_argument("file")
-    p.add_argument("--expect", required=True)
-    p.set_defaults(run=tftp)
-    p = sub.add_parser("ldap")
-    p.add_argument("host")
-    p.add_argument("port", type=int)
-    p.add_argument("dn")
-    p.set_defaults(run=ldap)
 
 
 def main(argv: list[str] | None = None) -> int:
