@@ -80,7 +80,7 @@ WHEN = "2026-01-02T03:04:05Z"
 
 # What the stand-in returns per daemon: (first rehearsal, forced rehearsal or None)
 SCRIPT: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
-    "redis": (rehearsal(redis(verdict="convertible", manual_steps=())), None),
+    "redis": (rehearsal(redis(verdict="convertible", manual_steps=(), confirmed=())), None),
     "manual": (rehearsal(as_account("manual", "manual.service", manual_done=True)), None),
     "failing": (
         rehearsal(

@@ -244,6 +244,18 @@ exec setpriv --reuid="$2" --regid="$2" --init-groups sleep infinity
 """
 
 
+def _dmrun_settled(c: Container) -> int:
+    """The UID of dmrun's main process once the script has dropped privileges (exec'd sleep): a
+    Type=simple unit is "active" as soon as the script runs, before its setpriv, so the UID read
+    right after a start can still be root's."""
+    wait = (
+        "for i in $(seq 200); do pid=$(systemctl show -p MainPID --value dmrun.service);"
+        ' [ "$(cat /proc/$pid/comm 2>/dev/null)" = sleep ] && exit 0; sleep 0.05; done; exit 1'
+    )
+    assert c.run(["bash", "-c", wait], check=False).returncode == 0, "dmrun never reached its sleep"
+    return main_uid(c, "dmrun")
+
+
 def test_pid_file_from_an_environment_variable(make_container: ContainerFactory) -> None:
     """A root-start daemon writes its PID file where Environment= says, in a /run directory it makes
     itself: /run is read-only under DynamicUser even for root, so the plan gives the unit that
@@ -254,17 +266,17 @@ def test_pid_file_from_an_environment_variable(make_container: ContainerFactory)
     c.run(["sh", "-c", "cat > /etc/systemd/system/dmrun.service"], input=DMRUN_UNIT)
     c.run(["systemctl", "enable", "--now", "dmrun.service"])
     uid = int(passwd(c)["dmrun"][2])
-    assert main_uid(c, "dmrun") == uid
+    assert _dmrun_settled(c) == uid
     plan = plan_into(c, ("dmrun",))
     dropin = (plan / "units/dmrun.service/50-dynmigrate.conf").read_text()
     assert "RuntimeDirectory=dmrun" in dropin
     for stage in ORDER:
         migrate(c, *(confirms(plan) if stage == "stage2" else []), stage)
-    assert dynamic(main_uid(c, "dmrun"))
+    assert dynamic(_dmrun_settled(c))
     pid = c.run(["systemctl", "show", "-p", "MainPID", "--value", "dmrun"]).stdout.strip()
     assert c.read_text("/run/dmrun/dmrun.pid").strip() == pid
     for stage in reversed(ORDER):
         rollback(c, stage)
-    assert main_uid(c, "dmrun") == uid
+    assert _dmrun_settled(c) == uid
     pid = c.run(["systemctl", "show", "-p", "MainPID", "--value", "dmrun"]).stdout.strip()
     assert c.read_text("/run/dmrun/dmrun.pid").strip() == pid

@@ -26,6 +26,7 @@ def redis(**changes: object) -> AccountFacts:
         units=("redis-server.service",),
         planned=True,
         manual_steps=("DM110-redis",),
+        confirmed=("DM110-redis",),
         before=(check(101),),
         stages=STAGES,
         migrated=(check(65030),),

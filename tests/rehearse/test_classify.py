@@ -21,9 +21,16 @@ from rehearse.facts import ROLLBACKS, STAGES, check, redis
             "worked after the manual steps (DM110-redis)",
         ),
         (
-            redis(manual_steps=(), manual_done=True),
+            redis(manual_steps=(), confirmed=(), manual_done=True),
             Outcome.AUTO,
             "every stage worked; rolled back cleanly",
+        ),
+        (
+            # an acknowledgement is confirmed at stage 2 but is no manual step: --before-stage2 ran,
+            # yet nothing a person had to change, so the outcome stays AUTO (a convertible verdict)
+            redis(verdict="convertible", manual_steps=(), confirmed=("DM102-redis",), manual_done=True),
+            Outcome.AUTO,
+            "every stage worked with --confirm DM102-redis; rolled back cleanly",
         ),
         (
             redis(before=(check(101, active=False),)),

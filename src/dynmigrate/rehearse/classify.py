@@ -113,5 +113,5 @@ def classify(f: AccountFacts) -> AccountResult:
         return result(Outcome.FAIL, problem)
     if f.manual_done and f.manual_steps:
         return result(Outcome.MANUAL_OK, f"worked after the manual steps ({', '.join(f.manual_steps)})")
-    confirmed = f" with --confirm {', '.join(f.manual_steps)}" if f.manual_steps else ""
+    confirmed = f" with --confirm {', '.join(f.confirmed)}" if f.confirmed else ""
     return result(Outcome.AUTO, f"every stage worked{confirmed}; rolled back cleanly")

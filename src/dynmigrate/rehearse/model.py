@@ -55,7 +55,8 @@ class AccountFacts:
     forced: bool = False
     not_planned_why: str = ""
     dedicated: bool = True  # False: base-passwd, shared or nobody account (N/A)
-    manual_steps: tuple[str, ...] = ()  # ids confirmed at stage 2
+    manual_steps: tuple[str, ...] = ()  # ids of the plan's manual steps (a person must change something)
+    confirmed: tuple[str, ...] = ()  # every id stage 2 was given with --confirm (acknowledgements too)
     manual_done: bool = False  # --before-stage2 ran and worked
     setup: tuple[Step, ...] = ()  # the --setup commands, run before the scan (the same for every account)
     before: tuple[UnitCheck, ...] = ()
@@ -127,6 +128,7 @@ def _facts(d: dict[str, Any]) -> AccountFacts:
             **d,
             "units": tuple(d["units"]),
             "manual_steps": tuple(d["manual_steps"]),
+            "confirmed": tuple(d.get("confirmed", ())),
             "before": tuple(_check(c) for c in d["before"]),
             "setup": tuple(_step(s) for s in d.get("setup", ())),
             "stages": tuple(_step(s) for s in d["stages"]),

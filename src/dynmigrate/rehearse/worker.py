@@ -474,7 +474,8 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
             forced=name in planned and planned[name].forced,
             not_planned_why=refused.get(name, ""),
             dedicated=_dedicated(av),
-            manual_steps=planned[name].confirm_ids if name in planned else (),
+            manual_steps=tuple(m.id for m in planned[name].manual_steps) if name in planned else (),
+            confirmed=planned[name].confirm_ids if name in planned else (),
             setup=setup,
             static_uid=av.uid,
         )
