@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterator
 
-from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+from dynmigrate.engine.api import Effect, Hit, Location, RuleContext, Severity
 from dynmigrate.graph.queries import managed_slot
 
 ID = "DM104"
@@ -13,7 +14,7 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("accounts", "files")
 SUMMARY = "The home directory holds files outside the managed directories; a dynamic user's home is /."
-FIX = "Move the data into StateDirectory= and point the unit and the account's home at it."
+FIX = "Move the data into StateDirectory=; dot files in a state home need nothing (the plan keeps HOME)."
 FACTS = ("F1.6", "F4.5", "F2.13")
 IGNORED_HOMES = ("/", "/nonexistent", "/dev/null", "/var/empty", "/run/sshd")
 
@@ -29,13 +30,7 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
         slot = managed_slot(str(fact.resolved))
         if slot is not None and slot[0] in ("StateDirectory", "CacheDirectory", "LogsDirectory", "RuntimeDirectory"):
             if fact.dot_entries:
-                yield Hit(
-                    acc.name,
-                    f"home {home} holds {', '.join(fact.dot_entries)}: a dynamic user's HOME is /, so the daemon "
-                    "no longer finds them; point it at $STATE_DIRECTORY explicitly",
-                    acc.location,
-                    (home,),
-                )
+                yield _dotfiles(acc.name, home, fact.dot_entries, slot[0], acc.location)
             continue  # otherwise the plan turns it into a managed directory
 
         yield Hit(
@@ -45,3 +40,27 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
             acc.location,
             (home,),
         )
+
+
+def _dotfiles(account: str, home: str, dots: tuple[str, ...], key: str, location: Location | None) -> Hit:
+    """Dot files in a home that becomes a managed directory. The plan keeps HOME for the unit
+    (Environment=HOME=) when the home is a state or cache directory of its own (/var/lib/NAME,
+    /var/cache/NAME): the daemon finds them where it did, so the plan handles it. A home that
+    becomes a logs or runtime directory, or lies deeper, is no HOME the plan sets."""
+    listed = ", ".join(dots)
+    if key in ("StateDirectory", "CacheDirectory") and posixpath.dirname(home) in ("/var/lib", "/var/cache"):
+        return Hit(
+            account,
+            f"home {home} holds {listed}: a dynamic user's HOME is /; the plan sets Environment=HOME={home} "
+            "for the units that run as the account, so the daemon finds them where it did",
+            location,
+            (home,),
+            effect=Effect.ACKNOWLEDGE,
+        )
+    return Hit(
+        account,
+        f"home {home} holds {listed}: a dynamic user's HOME is /, so the daemon no longer finds them; "
+        "point it at $STATE_DIRECTORY explicitly",
+        location,
+        (home,),
+    )

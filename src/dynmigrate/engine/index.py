@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from dynmigrate.engine.catalogue import Rule
@@ -36,9 +37,10 @@ def render_index(rules: Sequence[Rule]) -> str:
         "do); **acknowledge** keeps it *convertible*: the plan handles it itself (statoverride pins,",
         "the upgrade guard, re-owned configuration, credentials, overrides) and stage 2 waits for its",
         "`--confirm` id; **informs** adds evidence only. The column shows a rule's strongest effect:",
-        "some findings of a rule are weaker, by their evidence (DM206, DM208, DM403, DM409, DM506,",
-        "DM116), and each case's `expected.json` records the effect of every finding and the verdicts",
-        "they add up to. DM000 (a rule crashed) is raised by the runner, not by a rule folder.",
+        "some findings of a rule are weaker, by their evidence, and each case's `expected.json` records",
+        "the effect of every finding and the verdicts they add up to; the rules whose cases show a",
+        f"weaker finding: {', '.join(_weaker(rules)) or 'none'}. DM000 (a rule crashed) is raised by the",
+        "runner, not by a rule folder.",
         "",
     ]
     for digit, title in GROUPS.items():
@@ -52,3 +54,15 @@ def render_index(rules: Sequence[Rule]) -> str:
             out.append(f"| {link} | {r.meta.effect.value} | {r.meta.summary} | {facts} |")
         out.append("")
     return "\n".join(out)
+
+
+def _weaker(rules: Sequence[Rule]) -> list[str]:
+    """Rules with a case whose expected.json holds a finding of an effect other than the rule's."""
+    out: list[str] = []
+    for r in rules:
+        for case in sorted(r.directory.glob("*/*/expected.json")):
+            findings = json.loads(case.read_text(encoding="utf-8")).get("findings", [])
+            if any(f.get("rule") == r.meta.id and f.get("effect") != r.meta.effect.value for f in findings):
+                out.append(r.meta.id)
+                break
+    return out

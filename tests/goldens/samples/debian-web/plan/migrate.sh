@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=555a5c50fe121f8e37b9fa4df0b7c0df6df87e5b1f079cf528f627654481d1fe
+LIB_SHA256=5a88c39311f90861341bdcfc3520d46bf6528652ddba9ece78a59b2906694943
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

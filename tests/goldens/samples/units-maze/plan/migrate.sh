@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=4263e510ad04f618f96a6caaada29029b176daabcad2fb05c66a186219c63cf3
+LIB_SHA256=462bae15f3f31ed7d951675488d08723541f192a5120a1ee04f074c476770039
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -1843,7 +1843,7 @@ load_account() {
 		A_SO_PATH=()
 		A_PIN_PATH=()
 		A_PIN_MODE=()
-		A_MANUAL=(DM301-syncthing DM104-syncthing)
+		A_MANUAL=(DM104-syncthing DM301-syncthing)
 		A_MANIFEST=(/srv/sync /var/lib/syncthing)
 		;;
 	webhook)
