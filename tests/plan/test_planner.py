@@ -233,3 +233,18 @@ def test_home_set_by_the_unit_or_outside_managed_directories_is_left_alone(tmp_p
         tmp_path / "b", {"etc/systemd/system/foo.service": elsewhere, "var/lib/foo/settings": "x"}, HOME_MANIFEST
     )
     assert not any(line.startswith("Environment=") for line in dropin(plan))
+
+
+def test_a_forced_plan_names_the_generated_unit_it_cannot_put_a_drop_in_next_to() -> None:
+    """A blocked account whose only unit comes from an init script is refused even with --force,
+    and the refusal names the unit and its script (the blocker's own words, DM204)."""
+    sample = Path(__file__).parents[2] / "samples" / "units-maze"
+    snap = collect(str(sample / "root"), manifest=OwnershipManifest.load(sample / "ownership.tsv"))
+    plan = make_plan(analyse(snap), Selection(accounts=("gitdaemon",)), PlanOptions(force=True))
+    assert plan.accounts == ()
+    assert plan.refused == (
+        (
+            "gitdaemon",
+            "no unit file to put a drop-in next to: git-daemon.service is generated from /etc/init.d/git-daemon",
+        ),
+    )

@@ -772,6 +772,21 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
     )
 
 
+def _no_unit_file(result: ScanResult, av: AccountVerdict) -> str:
+    """Why an account has nothing to plan: name each unit and where it comes from (a unit generated
+    from an init script has no file a drop-in could go next to)."""
+    why: list[str] = []
+    for name in av.units:
+        unit = result.snapshot.unit(name)
+        if unit is not None and unit.masked_by is not None:
+            why.append(f"{name} is masked ({unit.masked_by})")
+        elif unit is not None and unit.source_path and (unit.generated or unit.source_path.startswith("/etc/init.d/")):
+            why.append(f"{name} is generated from {unit.source_path}")
+        else:
+            why.append(f"{name} has no unit file")
+    return "no unit file to put a drop-in next to" + (f": {'; '.join(why)}" if why else "")
+
+
 def make_plan(result: ScanResult, sel: Selection, options: PlanOptions) -> MigrationPlan:
     chosen = select_accounts(result, sel)
     if not chosen:
@@ -788,7 +803,7 @@ def make_plan(result: ScanResult, sel: Selection, options: PlanOptions) -> Migra
             continue
         plan = plan_account(result, av, options)
         if not plan.units:
-            refused.append((av.name, "no unit file to put a drop-in next to"))
+            refused.append((av.name, _no_unit_file(result, av)))
             continue
         planned.append(plan)
     planned = _one_override_per_target(planned)
