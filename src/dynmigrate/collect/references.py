@@ -646,7 +646,10 @@ def _run_block(
             if am:
                 env[am.group(1)] = _strip_quotes(_expand(am.group(2), env))
                 continue
-            words = _split(_expand(segment, env))
+            expanded = _expand(segment, env)
+            if not _may_act(expanded, functions):
+                continue
+            words = _split(expanded)
             if not words:
                 continue
             cmd = words[0].rsplit("/", 1)[-1]
@@ -666,6 +669,21 @@ def _run_block(
             action = _account_command(cmd, words, Location(path, lineno), guards)
             if action is not None:
                 actions.append(action)
+
+
+# A substring of every tracked command name: adduser, addgroup, useradd, groupadd (add), deluser,
+# delgroup, userdel, groupdel (del), chown, chgrp, systemd-sysusers, dpkg-statoverride.
+_TRACKED_PART = re.compile(r"add|del|chown|chgrp|sysusers|statoverride")
+_QUOTING = str.maketrans("", "", "\\'\"")
+
+
+def _may_act(expanded: str, functions: dict[str, list[tuple[int, str]]]) -> bool:
+    """False only when no word of the segment can be a tracked command or a function: a word is
+    its characters in the text less quotes and backslashes, so a command name that no quote-free
+    substring holds cannot be among the words. Splitting is what the scan of a maintainer script
+    spends its time on, and most lines name none of these."""
+    bare = expanded.translate(_QUOTING)
+    return bool(_TRACKED_PART.search(bare)) or any(name and name in bare for name in functions)
 
 
 def _cmdline(words: list[str]) -> str:
