@@ -639,6 +639,8 @@ def _run_block(
         if re.match(r"^fi\b|^done\b", line) and guards:
             guards.pop()
             continue
+        if not _EXPANDS.search(line) and not _may_act(line, functions):
+            continue  # no assignment, no expansion: no segment of it can act
         for segment in _SEPARATOR.split(line):
             segment = re.sub(r"^(if|then|else|elif|do|!)\s+", "", segment.strip())
             segment = re.sub(r"^(if|then|else|elif|do|!)\s+", "", segment.strip())
@@ -674,6 +676,7 @@ def _run_block(
 # A substring of every tracked command name: adduser, addgroup, useradd, groupadd (add), deluser,
 # delgroup, userdel, groupdel (del), chown, chgrp, systemd-sysusers, dpkg-statoverride.
 _TRACKED_PART = re.compile(r"add|del|chown|chgrp|sysusers|statoverride")
+_EXPANDS = re.compile(r"[=$`]")  # an assignment, or an expansion that could bring a command name in
 _QUOTING = str.maketrans("", "", "\\'\"")
 
 
