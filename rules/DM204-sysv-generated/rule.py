@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+from dynmigrate.model.units import Unit
 
 ID = "DM204"
 NAME = "sysv-generated"
@@ -18,12 +19,32 @@ FACTS = ("F4.14",)
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        for unit in ctx.q.units_running_as(acc.name):
-            name = unit.name
-            if unit.source_path.startswith("/etc/init.d/") or (unit.generated and unit.source_path):
+        units = ctx.q.units_running_as(acc.name)
+        native = [u.name for u in units if not _generated(u)]
+        for unit in units:
+            if not _generated(unit):
+                continue
+            where = unit.directives[0].location if unit.directives else None
+            if unit.enabled or not native:
                 yield Hit(
                     acc.name,
-                    f"{name} is generated from {unit.source_path}: write a native unit first",
-                    unit.directives[0].location if unit.directives else None,
-                    (name,),
+                    f"{unit.name} is generated from {unit.source_path}: write a native unit first",
+                    where,
+                    (unit.name,),
                 )
+                continue
+            # not started at boot (no S link in /etc/rc2.d-rc5.d) and the account has native
+            # units: the plan migrates those; the script only fails if someone starts it by hand
+            yield Hit(
+                acc.name,
+                f"{unit.name} is generated from {unit.source_path} but not started at boot (no start link "
+                f"in /etc/rc2.d-rc5.d); the plan migrates {', '.join(native)}, and once the account is gone "
+                "the script fails if someone starts it by hand",
+                where,
+                (unit.name,),
+                effect=Effect.ACKNOWLEDGE,
+            )
+
+
+def _generated(unit: Unit) -> bool:
+    return unit.source_path.startswith("/etc/init.d/") or (unit.generated and bool(unit.source_path))

@@ -50,6 +50,8 @@ UNIT_NAME_RE = re.compile(r"^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(" + "|".
 UNIT_FILE_LIMIT = 8 * 1024 * 1024
 DROPIN_LIMIT = 4 * 1024 * 1024
 SYSV_DIR = "/etc/init.d"
+SYSV_START_LEVELS = (2, 3, 4, 5)
+SYSV_START_LINK = re.compile(r"^S[0-9]{2}(.+)$")
 SYSV_SKIP = frozenset({"README", "skeleton", "rc", "rcS", ".depend.boot", ".depend.start", ".depend.stop"})
 
 
@@ -473,6 +475,7 @@ class UnitLoader:
         except RootError as exc:
             self._problem(SYSV_DIR, exc.reason)
             return out
+        started = self._sysv_started() if names else set()
         for script in names:
             if script in SYSV_SKIP or script.startswith(".") or not is_unit_name(f"{script}.service"):
                 continue
@@ -497,10 +500,24 @@ class UnitLoader:
                     directives=(Directive("Unit", "SourcePath", path, loc, path),),
                     generated=True,
                     source_path=path,
-                    enabled=True,
+                    enabled=script in started,
                 )
             )
         return out
+
+    def _sysv_started(self) -> set[str]:
+        """Scripts with a start link (S<NN>NAME) in /etc/rc2.d to /etc/rc5.d: those the generator
+        makes wanted by the multi-user and graphical targets; the others only start by hand."""
+        started: set[str] = set()
+        for level in SYSV_START_LEVELS:
+            rc = f"/etc/rc{level}.d"
+            try:
+                links = self.fs.listdir(rc) if self.fs.is_dir(rc) else []
+            except RootError as exc:
+                self._problem(rc, exc.reason)
+                continue
+            started.update(m.group(1) for name in links if (m := SYSV_START_LINK.match(name)))
+        return started
 
 
 def load_units(fs: RootFS) -> UnitsResult:
