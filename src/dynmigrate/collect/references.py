@@ -651,17 +651,9 @@ def _run_block(
             expanded = _expand(segment, env)
             if not _may_act(expanded, functions):
                 continue
-            words = _split(expanded)
+            cmd, words = _command(_split(expanded))
             if not words:
                 continue
-            cmd = words[0].rsplit("/", 1)[-1]
-            if cmd not in _TRACKED:
-                # wrappers such as `in_sysroot adduser ...`, `env X=1 useradd ...`, `chroot "$R" adduser`
-                for k, w in enumerate(words[1:4], 1):
-                    if w.rsplit("/", 1)[-1] in _TRACKED:
-                        words = words[k:]
-                        cmd = words[0].rsplit("/", 1)[-1]
-                        break
             if cmd in functions:
                 fenv = dict(env)
                 for n, arg in enumerate(words[1:], 1):
@@ -671,6 +663,19 @@ def _run_block(
             action = _account_command(cmd, words, Location(path, lineno), guards)
             if action is not None:
                 actions.append(action)
+
+
+def _command(words: list[str]) -> tuple[str, list[str]]:
+    """The command's base name and its words, past a wrapper such as `in_sysroot adduser ...`,
+    `env X=1 useradd ...` or `chroot "$R" adduser`."""
+    if not words:
+        return "", words
+    cmd = words[0].rsplit("/", 1)[-1]
+    if cmd not in _TRACKED:
+        for k, w in enumerate(words[1:4], 1):
+            if w.rsplit("/", 1)[-1] in _TRACKED:
+                return w.rsplit("/", 1)[-1], words[k:]
+    return cmd, words
 
 
 # A substring of every tracked command name: adduser, addgroup, useradd, groupadd (add), deluser,
