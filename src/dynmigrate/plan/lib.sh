@@ -913,8 +913,9 @@ move_back_from_private() {
 copy_state_configs() {
 	# A daemon that rewrites its configuration file as its state (redis-sentinel) cannot keep it in
 	# /etc, which becomes root's: the drop-in starts it with a copy in its state directory. The copy
-	# is made by the account itself (setpriv), so that it reads and writes only what the account
-	# could, whatever links it planted; a copy that exists is kept (the daemon's state since).
+	# is made by the account itself (setpriv, with its own group only), so that it reads and writes
+	# only what the account could, whatever links it planted; the mode is the file's. A copy that
+	# exists is kept (the daemon's state since).
 	local i src dst
 	for i in "${!A_CFG_SRC[@]}"; do
 		src=${A_CFG_SRC[$i]} dst=${A_CFG_DST[$i]}
@@ -926,7 +927,7 @@ copy_state_configs() {
 			die "$src is not a regular file: cannot give the daemon its copy in $dst"
 		fi
 		log "copying $src to $dst as $A_NAME: the daemon rewrites it, and keeps it there from now on"
-		run setpriv --reuid="$A_UID" --regid="$A_GID" --init-groups -- cp -P --no-clobber -- "$src" "$dst" ||
+		run setpriv --reuid="$A_UID" --regid="$A_GID" --clear-groups -- cp -P --no-clobber --preserve=mode -- "$src" "$dst" ||
 			die "could not copy $src to $dst as $A_NAME"
 	done
 }

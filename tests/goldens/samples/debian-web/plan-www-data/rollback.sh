@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=3552ffa863cf79f8a60973310828fa37540d76633cc7763a240e0a159e9e0bfb
+LIB_SHA256=6931977b2babf42e5646b73d4e5f9648f4069af733cedb4795028110037cceb4
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

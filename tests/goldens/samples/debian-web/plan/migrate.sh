@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=440b22c664a27fcf9092b760281e11d8a353d4d20d19150bbe84da597f6910f5
+LIB_SHA256=df67d978e82768925afa61421be890f5bb235677a43fc7253e03fbeca502add9
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

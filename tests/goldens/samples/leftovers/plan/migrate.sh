@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=2148f5dcc8f8b1b15385cdac57ba6aada9f6bc1612b355270d83a85480f3b97e
+LIB_SHA256=3f5877b43d63c78710944ba271fa679fc0dc6f7a7d0374008e28d6bf9aaa7af5
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

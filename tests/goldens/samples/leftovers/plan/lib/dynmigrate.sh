@@ -917,8 +917,9 @@ move_back_from_private() {
 copy_state_configs() {
 	# A daemon that rewrites its configuration file as its state (redis-sentinel) cannot keep it in
 	# /etc, which becomes root's: the drop-in starts it with a copy in its state directory. The copy
-	# is made by the account itself (setpriv), so that it reads and writes only what the account
-	# could, whatever links it planted; a copy that exists is kept (the daemon's state since).
+	# is made by the account itself (setpriv, with its own group only), so that it reads and writes
+	# only what the account could, whatever links it planted; the mode is the file's. A copy that
+	# exists is kept (the daemon's state since).
 	local i src dst
 	for i in "${!A_CFG_SRC[@]}"; do
 		src=${A_CFG_SRC[$i]} dst=${A_CFG_DST[$i]}
@@ -930,7 +931,7 @@ copy_state_configs() {
 			die "$src is not a regular file: cannot give the daemon its copy in $dst"
 		fi
 		log "copying $src to $dst as $A_NAME: the daemon rewrites it, and keeps it there from now on"
-		run setpriv --reuid="$A_UID" --regid="$A_GID" --init-groups -- cp -P --no-clobber -- "$src" "$dst" ||
+		run setpriv --reuid="$A_UID" --regid="$A_GID" --clear-groups -- cp -P --no-clobber --preserve=mode -- "$src" "$dst" ||
 			die "could not copy $src to $dst as $A_NAME"
 	done
 }
@@ -1742,8 +1743,8 @@ SKIP_PATTERNS=()
 # sha256 and path of every plan file this script installs
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
-	9a23103269bac5163af646c670f500e08f5cad3e686f7ef910d38233ac67480d files/80dynmigrate-repair
-	1171078abdbf64eb597d00e5f53f6fba7baa8de69730ec69e1f41b93923bc7fe files/dynmigrate-repair
+	59bfe1907a828b9c941f66be39a039f52fa4a839dee089bc4e3608fa63d3fffa files/80dynmigrate-repair
+	dc21bad3a1f9ef22a39703b37eb40dd9c0278ecb7af669c8137b21c74e7ab7a2 files/dynmigrate-repair
 	6bc2224ca8d90fae7cfbbee2bb0b6eb1ad7b662fef828a46720acef6bebe0047 files/zabbix/override-0
 	39e2c34436a46080f3ef41d852ef01b0b31626196b8aa14e62a6d92c2c8842fb files/zabbix/override-1
 	9e21c5999f3b6bec914299f35dd8d4ee45327b591fcfbd3be97cc7744cb2cd78 units/zabbix-agent.service/50-dynmigrate.conf
