@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dynmigrate.engine.api import Confidence, Effect, Hit, RuleContext, Severity
+from dynmigrate.engine.api import Confidence, Effect, Hit, Location, RuleContext, Severity
 from dynmigrate.graph.queries import managed_slot
-from dynmigrate.model.paths import rel
+from dynmigrate.model.daemons import state_config
+from dynmigrate.model.paths import is_under, rel
+from dynmigrate.model.units import Unit
+from dynmigrate.model.unitsyntax import exec_argv
 
 ID = "DM208"
 NAME = "writes-outside-managed"
@@ -32,7 +35,10 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                         if not path.startswith("/"):
                             continue
                         slot = managed_slot(str(rel(path)))
-                        if slot is not None and slot[0] == "ConfigurationDirectory":
+                        state = _state_config_in(unit, path)
+                        if slot is not None and slot[0] == "ConfigurationDirectory" and state is not None:
+                            yield _state_config_hit(acc.name, unit, key, path, state, d.location)
+                        elif slot is not None and slot[0] == "ConfigurationDirectory":
                             yield Hit(
                                 acc.name,
                                 f"{name}: {key}={path} lets it write its configuration; the plan gives the "
@@ -62,3 +68,39 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                         wd.location,
                         (name,),
                     )
+
+
+def _state_config_in(unit: Unit, directory: str) -> str | None:
+    """The configuration file in DIRECTORY that the unit's daemon rewrites as its state (redis-sentinel)."""
+    for d in unit.values("Service", "ExecStart"):
+        path = state_config(exec_argv(d.raw if unit.is_template else d.value))
+        if path is not None and path.startswith("/") and is_under(str(rel(path)), str(rel(directory))):
+            return path
+    return None
+
+
+def _state_config_hit(account: str, unit: Unit, key: str, directory: str, path: str, where: Location | None) -> Hit:
+    """The daemon must rewrite PATH: with a state directory the plan moves it there (the drop-in starts
+    the daemon with a copy in it); without one it is a manual step."""
+    has_state = bool(unit.values("Service", "StateDirectory")) or any(
+        (slot := managed_slot(str(rel(w.lstrip("-+"))))) is not None and slot[0] == "StateDirectory"
+        for d in (*unit.values("Service", "ReadWritePaths"), *unit.values("Service", "ReadWriteDirectories"))
+        for w in d.value.split()
+        if w.lstrip("-+").startswith("/")
+    )
+    what = (
+        f"{unit.name}: {key}={directory}: its daemon rewrites {path} as its state and exits when it cannot, "
+        "and the plan gives the configuration to root"
+    )
+    if has_state:
+        return Hit(
+            account,
+            f"{what}: the drop-in starts it with a copy in its state directory, which stage 1 makes; {path} "
+            "is no longer read after that",
+            where,
+            (unit.name,),
+            Effect.ACKNOWLEDGE,
+        )
+    return Hit(
+        account, f"{what}: give the unit a StateDirectory= and start the daemon with a copy there", where, (unit.name,)
+    )

@@ -114,6 +114,8 @@ class Sandbox:
                 "A_RUN_PROBES",
                 "A_MOVE",
                 "A_RUNTIME",
+                "A_CFG_SRC",
+                "A_CFG_DST",
                 "A_FIX_PATH",
                 "A_FIX_MODE",
                 "A_OVR_TARGET",

@@ -248,3 +248,46 @@ def test_a_forced_plan_names_the_generated_unit_it_cannot_put_a_drop_in_next_to(
             "no unit file to put a drop-in next to: git-daemon.service is generated from /etc/init.d/git-daemon",
         ),
     )
+
+
+def test_a_config_the_daemon_rewrites_as_its_state_moves_into_the_state_directory(tmp_path: Path) -> None:
+    """redis-sentinel exits when its config file is not writable and saves its state by renaming a
+    new file over it: the plan gives /etc/foo to root, so the drop-in starts it with a copy in its
+    state directory, which stage 1 makes (for each enabled instance of a template)."""
+    unit = (
+        "[Service]\nUser=foo\nExecStart=/usr/bin/redis-sentinel {conf} --supervised systemd --daemonize no\n"
+        "ReadWritePaths=-/var/lib/foo\nReadWriteDirectories=-/etc/foo\n"
+    )
+    tree: Tree = {
+        "etc/passwd": HOME_PASSWD,
+        "etc/foo/sentinel.conf": "port 26379\n",
+        "etc/foo/sentinel-a.conf": "port 26380\n",
+        "etc/systemd/system/foo.service": unit.format(conf="/etc/foo/sentinel.conf"),
+        "etc/systemd/system/foo-sentinel@.service": unit.format(conf="/etc/foo/sentinel-%i.conf"),
+        "etc/systemd/system/multi-user.target.wants/foo-sentinel@a.service": "../foo-sentinel@.service",
+        "var/lib/foo/x": "x",
+    }
+    manifest = HOME_MANIFEST + "/etc/foo\t120\t120\t2770\td\n/etc/foo/sentinel.conf\t120\t120\t0640\tf\n"
+    plan = plan_for(tmp_path, tree, manifest)
+    units = {u.unit: u for u in plan.accounts[0].units}
+    assert "ExecStart=" in units["foo.service"].dropin_text.splitlines()
+    assert (
+        "ExecStart=/usr/bin/redis-sentinel /var/lib/foo/sentinel.conf --supervised systemd --daemonize no"
+        in units["foo.service"].dropin_text.splitlines()
+    )
+    assert units["foo.service"].state_configs == (("/etc/foo/sentinel.conf", "/var/lib/foo/sentinel.conf"),)
+    template = units["foo-sentinel@.service"]
+    assert "ExecStart=/usr/bin/redis-sentinel /var/lib/foo/sentinel-%i.conf --supervised systemd --daemonize no" in (
+        template.dropin_text.splitlines()
+    )
+    data = account_data(plan.accounts[0])
+    # the enabled instance's file too, its %i filled in
+    assert "A_CFG_SRC=(/etc/foo/sentinel-a.conf /etc/foo/sentinel.conf)" in data
+    assert "A_CFG_DST=(/var/lib/foo/sentinel-a.conf /var/lib/foo/sentinel.conf)" in data
+
+
+def test_a_daemon_that_only_reads_its_config_keeps_its_command_line(tmp_path: Path) -> None:
+    unit = "[Service]\nUser=foo\nExecStart=/usr/bin/redis-server /etc/foo/redis.conf\nReadWriteDirectories=-/etc/foo\n"
+    plan = plan_for(tmp_path, {"etc/passwd": HOME_PASSWD, "etc/systemd/system/foo.service": unit}, HOME_MANIFEST)
+    assert not any(line.startswith("ExecStart") for line in dropin(plan))
+    assert plan.accounts[0].units[0].state_configs == ()

@@ -51,6 +51,9 @@ class UnitPlan:
     enabled: bool
     pidfile: str
     instances: tuple[str, ...] = ()  # enabled instances, when the unit is a template
+    # configuration files the daemon rewrites as its state, copied into its state directory at
+    # stage 1 (the file, its copy), for each enabled instance of a template
+    state_configs: tuple[tuple[RelPath, RelPath], ...] = ()
 
     @property
     def is_template(self) -> bool:

@@ -379,6 +379,7 @@ def plan_data(plan: MigrationPlan) -> dict[str, Any]:
                         "exec_mode": u.exec_mode.value,
                         "enabled": u.enabled,
                         "pidfile": u.pidfile,
+                        "state_configs": [[str(a), str(b)] for a, b in u.state_configs],
                         "probe": u.probe,
                         "probe_source": u.probe_source,
                         "decisions": list(u.decisions),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import posixpath
 import re
 from dataclasses import dataclass, field
 
 from dynmigrate import __version__
 from dynmigrate.graph.queries import managed_slot
 from dynmigrate.model.common import RelPath
+from dynmigrate.model.daemons import state_config
 from dynmigrate.model.paths import is_under, rel
 from dynmigrate.model.plan import DROPIN_NAME, Credential, ExecMode, ManagedDir
 from dynmigrate.model.snapshot import Snapshot
@@ -28,6 +30,8 @@ class DropIn:
     decisions: list[str] = field(default_factory=list)
     manual: list[str] = field(default_factory=list)
     risks: list[str] = field(default_factory=list)
+    # configuration files the daemon rewrites as its state: (as written in ExecStart=, where it moves)
+    state_configs: list[tuple[str, str]] = field(default_factory=list)
 
     def set(self, key: str, value: str) -> None:
         self.items.append((key, value))
@@ -71,6 +75,38 @@ def is_fixup(value: str, managed: list[ManagedDir]) -> bool:
         return False
     roots = [str(m.path) for m in managed] + [str(m.path).replace("/run/", "/var/run/", 1) for m in managed]
     return all(any(is_under(str(rel(p)), r) for r in roots) for p in paths)
+
+
+def state_config_move(value: str, managed: list[ManagedDir]) -> tuple[str, str] | None:
+    """(the file, where it goes) when an ExecStart= value names a configuration file under /etc that
+    its daemon rewrites as its state: the plan gives /etc to root, so it moves into the unit's state
+    directory (a file named with specifiers only when they are a template's instance)."""
+    path = state_config(exec_argv(value))
+    state = next((m for m in managed if m.key == "StateDirectory" and "%" not in m.name), None)
+    if path is None or state is None or not path.startswith("/etc/") or "%" in path.replace("%i", ""):
+        return None
+    return path, f"{state.path}/{posixpath.basename(path)}"
+
+
+def _move_state_config(unit: Unit, value: str, managed: list[ManagedDir], out: DropIn) -> str:
+    """ExecStart= with its state configuration file moved into the state directory (see state_config_move)."""
+    move = state_config_move(value, managed)
+    if move is None or ("%" in move[0] and not unit.is_template):
+        return value
+    path, target = move
+    out.state_configs.append(move)
+    program = exec_argv(value)[0].rsplit("/", 1)[-1]
+    out.decisions.append(
+        f"ExecStart= names {target} instead of {path}: {program} rewrites its configuration file as its state "
+        f"(it exits when the file is not writable, and saves by renaming a new file over it), and "
+        f"{posixpath.dirname(path)} becomes root's; stage 1 copies the file there (as the account), and the "
+        "daemon keeps it in its state directory from then on"
+    )
+    out.risks.append(
+        f"{unit.name}: {path} stays as it was and is no longer read: change {target} instead"
+        + (" (an instance started later needs its file copied there first)" if unit.is_template else "")
+    )
+    return re.sub(rf"(?<=\s){re.escape(path)}(?=\s|$)", target.replace("\\", "\\\\"), value)
 
 
 def build_dropin(
@@ -197,6 +233,8 @@ def build_dropin(
                 nv = with_plus(value)
             else:
                 nv = value.strip()
+            if key == "ExecStart":
+                nv = _move_state_config(unit, nv, managed, out)
             changed = changed or nv != value.strip()
             new.append(nv)
         if not changed:

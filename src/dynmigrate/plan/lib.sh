@@ -908,6 +908,46 @@ move_back_from_private() {
 	return 0
 }
 
+# ---- configuration files the daemon rewrites as its state ---------------------------------
+
+copy_state_configs() {
+	# A daemon that rewrites its configuration file as its state (redis-sentinel) cannot keep it in
+	# /etc, which becomes root's: the drop-in starts it with a copy in its state directory. The copy
+	# is made by the account itself (setpriv, with its own group only), so that it reads and writes
+	# only what the account could, whatever links it planted; the mode is the file's. A copy that
+	# exists is kept (the daemon's state since).
+	local i src dst
+	for i in "${!A_CFG_SRC[@]}"; do
+		src=${A_CFG_SRC[$i]} dst=${A_CFG_DST[$i]}
+		if [ -e "$dst" ] || [ -L "$dst" ]; then
+			log "$dst exists: kept as the daemon's configuration"
+			continue
+		fi
+		if [ ! -f "$src" ] || [ -L "$src" ]; then
+			die "$src is not a regular file: cannot give the daemon its copy in $dst"
+		fi
+		log "copying $src to $dst as $A_NAME: the daemon rewrites it, and keeps it there from now on"
+		run setpriv --reuid="$A_UID" --regid="$A_GID" --clear-groups -- cp -P --no-clobber --preserve=mode -- "$src" "$dst" ||
+			die "could not copy $src to $dst as $A_NAME"
+	done
+}
+
+drop_state_copies() {
+	# rollback of stage 1: the daemon reads its file in /etc again. A copy it never changed is
+	# removed; one it rewrote since is kept (its state since stage 1), with a warning
+	local i src dst
+	for i in "${!A_CFG_SRC[@]}"; do
+		src=${A_CFG_SRC[$i]} dst=${A_CFG_DST[$i]}
+		if [ ! -f "$dst" ] || [ -L "$dst" ]; then continue; fi
+		if cmp -s -- "$src" "$dst"; then
+			run rm -f -- "$dst"
+			log "removed $dst, the unchanged copy of $src"
+		else
+			log "WARNING: $dst holds what the daemon wrote since stage 1, and it reads $src again: compare them"
+		fi
+	done
+}
+
 # ---- files installed by the plan ----------------------------------------------------------
 
 install_file() {

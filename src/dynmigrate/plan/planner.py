@@ -13,7 +13,7 @@ from dynmigrate.graph.queries import Queries, managed_slot
 from dynmigrate.model.accounts import Account
 from dynmigrate.model.common import Confidence, Effect, RelPath, Verdict, escape
 from dynmigrate.model.files import FileKind, PathInfo
-from dynmigrate.model.paths import is_under, parent_of
+from dynmigrate.model.paths import is_under, parent_of, rel
 from dynmigrate.model.plan import (
     DROPIN_NAME,
     AccountPlan,
@@ -90,6 +90,24 @@ def select_accounts(result: ScanResult, sel: Selection) -> list[AccountVerdict]:
             if av.verdict is Verdict.CONVERTIBLE:
                 chosen[av.name] = av
     return [chosen[k] for k in sorted(chosen)]
+
+
+def state_config_copies(
+    unit: Unit, moves: list[tuple[str, str]], instances: tuple[str, ...]
+) -> tuple[tuple[RelPath, RelPath], ...]:
+    """The copies stage 1 makes of configuration files moved into the state directory (the drop-in's
+    state_configs): one per enabled instance of a template, its %i (and %I) filled in."""
+    out: list[tuple[RelPath, RelPath]] = []
+    for path, target in moves:
+        if not unit.is_template:
+            out.append((rel(path), rel(target)))
+            continue
+        for inst in instances:
+            name = inst.split("@", 1)[1].rsplit(".", 1)[0]
+            src, dst = (p.replace("%i", name).replace("%I", name) for p in (path, target))
+            if "%" not in src + dst and "/" not in name:
+                out.append((rel(src), rel(dst)))
+    return tuple(sorted(set(out)))
 
 
 def _plan_units(q: Queries, acc: Account) -> tuple[list[Unit], list[str]]:
@@ -656,6 +674,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         pid = unit.value("Service", "PIDFile")
         old_pid = (pid.raw if unit.is_template else pid.value) if pid else ""
         new_pid = next((v for k, v in reversed(d.items) if k == "PIDFile"), old_pid)
+        instances = tuple(sorted(u.name for u in snap.units if u.template == unit.name and u.enabled))
         unit_plans.append(
             UnitPlan(
                 unit=unit.name,
@@ -672,7 +691,8 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
                 probe_source=source,
                 enabled=unit.enabled or any(u.template == unit.name and u.enabled for u in snap.units),
                 pidfile=new_pid,
-                instances=tuple(sorted(u.name for u in snap.units if u.template == unit.name and u.enabled)),
+                instances=instances,
+                state_configs=state_config_copies(unit, d.state_configs, instances),
             )
         )
     for text_m in access_manual:

@@ -74,6 +74,7 @@ def account_data(a: AccountPlan) -> str:
     runtime = sorted(
         {str(m.path) for u in a.units for m in u.directories if m.key == "RuntimeDirectory" and "%" not in m.name}
     )
+    copies = sorted({pair for u in a.units for pair in u.state_configs})
     sources = ["" if o.content is None else override_file(a.account, i) for i, o in enumerate(a.overrides)]
     min_systemd = 235  # StateDirectory= and friends, the '!' prefix
     if any("ExecPaths=" in u.dropin_text for u in a.units):
@@ -92,6 +93,8 @@ def account_data(a: AccountPlan) -> str:
         "\t\t" + arr("A_RUN_PROBES", [r[1] for r in runs]),
         "\t\t" + arr("A_MOVE", moved),
         "\t\t" + arr("A_RUNTIME", runtime),
+        "\t\t" + arr("A_CFG_SRC", [str(c[0]) for c in copies]),
+        "\t\t" + arr("A_CFG_DST", [str(c[1]) for c in copies]),
         "\t\t" + arr("A_FIX_PATH", [str(f.path) for f in a.file_fixes]),
         "\t\t" + arr("A_FIX_MODE", [f"{f.new_mode:04o}" for f in a.file_fixes]),
         "\t\t" + arr("A_OVR_TARGET", [str(o.target) for o in a.overrides]),

@@ -74,6 +74,9 @@ preflight_checks() {
 	if [ "$A_DELETE_GROUP" = 0 ] && static_group_exists "$A_NAME"; then
 		die "a static group $A_NAME would stay after the user is deleted: the dynamic user $A_NAME cannot start (EILSEQ)"
 	fi
+	if [ "${#A_CFG_SRC[@]}" -gt 0 ] && ! command -v setpriv >/dev/null; then
+		die "setpriv (util-linux) is missing: stage 1 copies ${A_CFG_SRC[0]} with it, as $A_NAME"
+	fi
 	if ! stage_done 1; then
 		for d in "${A_MOVE[@]}"; do
 			if [ ! -d "$d" ] || [ -L "$d" ]; then continue; fi
@@ -125,6 +128,7 @@ run_stage1() {
 	if stage2_in_flight; then
 		die "stage 2 was interrupted: run stage2 again, or roll it back (rollback.sh --account $A_NAME stage2)"
 	fi
+	copy_state_configs
 	if [ "$(systemd_version)" -lt 236 ]; then
 		stop_units
 		move_into_private
@@ -155,6 +159,7 @@ undo_stage1() {
 	crashpoint undo1-dropins-removed
 	move_back_from_private
 	crashpoint undo1-moved-back
+	drop_state_copies
 	reown_idmapped_files
 	restore_manifest "$(acct_dir)/manifest"
 	restore_runtime
