@@ -82,6 +82,25 @@ class Queries:
     def accounts_with_primary_gid(self, gid: int) -> list[Account]:
         return [a for a in self.snap.accounts.accounts if a.gid == gid]
 
+    def own_group(self, acc: Account) -> Group | None:
+        """The static group named like the account, its primary group or not. It cannot stay after
+        the user is deleted: with a static group of that name and no static user, systemd refuses to
+        start the dynamic user (EILSEQ, facts F1.7)."""
+        return self.snap.accounts.group(str(acc.name))
+
+    def own_group_users(self, acc: Account) -> list[str]:
+        """Who else relies on the account's own group (its other members, the accounts whose primary
+        group it is): while there is one, the group must stay. The scan's verdict (DM108) and the
+        plan's groupdel are both decided by this list."""
+        grp = self.own_group(acc)
+        if grp is None:
+            return []
+        members = sorted({str(m) for m in grp.members if m != acc.name})
+        primaries = sorted(
+            {f"{a.name} (primary)" for a in self.accounts_with_primary_gid(grp.gid) if a.name != acc.name}
+        )
+        return members + primaries
+
     def groups_of(self, acc: Account) -> list[Group]:
         return [g for g in self.snap.accounts.groups if acc.name in g.members]
 
@@ -212,14 +231,14 @@ class Queries:
 
     def trees_of(self, acc: Account, *, include_group: bool = True) -> list[OwnedTree]:
         out = list(self._trees_by_uid.get(acc.uid, []))
-        grp = self.primary_group(acc)
-        if include_group and grp is not None and str(grp.name) == str(acc.name):
+        grp = self.own_group(acc)
+        if include_group and grp is not None:
             out += [t for t in self._trees_by_gid.get(grp.gid, []) if t.uid != acc.uid]
         return sorted(out, key=lambda t: t.top.path)
 
     def etc_entries_of(self, acc: Account) -> list[PathInfo]:
-        grp = self.primary_group(acc)
-        own_gid = grp.gid if grp is not None and str(grp.name) == str(acc.name) else None
+        grp = self.own_group(acc)
+        own_gid = grp.gid if grp is not None else None
         return [e for e in self.snap.etc_entries if e.uid == acc.uid or (own_gid is not None and e.gid == own_gid)]
 
     def orphan_trees(self) -> list[OwnedTree]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from dynmigrate.engine.catalogue import fix_of
 from dynmigrate.engine.result import ScanResult
 from dynmigrate.graph.queries import Queries, managed_slot
-from dynmigrate.model.accounts import Account
+from dynmigrate.model.accounts import Account, Group
 from dynmigrate.model.common import Confidence, Effect, RelPath, Verdict, escape
 from dynmigrate.model.files import FileKind, PathInfo
 from dynmigrate.model.paths import is_under, parent_of
@@ -602,23 +602,35 @@ def _upgrade(
     return sorted(set(recreated)), sorted(pins.values())
 
 
+def _group_note(acc: Account, primary: Group | None, own: Group | None, relying: list[str]) -> str:
+    if own is not None and relying:
+        return f"group {own.name} is kept: other users rely on it ({', '.join(relying)})"
+    kept = f"primary group {primary.name if primary else acc.gid}"
+    if own is not None and (primary is None or primary.gid != own.gid):
+        return f"group {own.name} (GID {own.gid}) is deleted with the user; its {kept} is shared and kept"
+    if own is not None:
+        return f"group {own.name} (GID {own.gid}) is deleted with the user"
+    return f"{kept} is shared: only the user is deleted"
+
+
 def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -> AccountPlan:
     snap, q = result.snapshot, result.queries
     acc = snap.accounts.account(av.name)
     assert acc is not None
     grp = q.primary_group(acc)
-    own_group = grp is not None and str(grp.name) == str(acc.name)
-    others = [a.name for a in q.accounts_with_primary_gid(acc.gid) if a.name != acc.name]
-    delete_group = own_group and not others and not [m for m in (grp.members if grp else ()) if m != acc.name]
-    if own_group and not delete_group:
-        group_note = f"group {acc.name} is kept: other users rely on it"
-    elif own_group:
-        group_note = f"group {acc.name} (GID {acc.gid}) is deleted with the user"
-    else:
-        group_note = f"primary group {grp.name if grp else acc.gid} is shared: only the user is deleted"
+    # the group named like the account goes with it, primary or not (a static group of that name
+    # left behind is EILSEQ, facts F1.7), unless others rely on it: then DM108 blocks, from the same list
+    own_grp = q.own_group(acc)
+    own_group = own_grp is not None and grp is not None and own_grp.gid == grp.gid
+    relying = q.own_group_users(acc)
+    delete_group = own_grp is not None and not relying
+    group_note = _group_note(acc, grp, own_grp, relying)
     units, unit_notes = _plan_units(q, acc)
     fixes, creds, _secrets, access_manual = _file_fixes(result, acc)
-    supplementary = sorted(str(g.name) for g in q.groups_of(acc) if g.gid != acc.gid)
+    # the own group is not granted back: it is deleted (or, kept for others, blocks: DM108)
+    supplementary = sorted(
+        str(g.name) for g in q.groups_of(acc) if g.gid != acc.gid and (own_grp is None or g.gid != own_grp.gid)
+    )
     unit_plans: list[UnitPlan] = []
     all_managed: list[ManagedDir] = []
     manual: list[ManualStep] = []
@@ -637,6 +649,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         mode = _exec_mode(q, acc, unit)
         unit_creds = [replace(c, unit=unit.name) for c in creds]
         own = (acc.name, str(acc.gid)) + ((str(grp.name),) if grp is not None and own_group else ())
+        own += (str(own_grp.name), str(own_grp.gid)) if own_grp is not None and not own_group else ()
         d = build_dropin(
             unit, acc.name, mode, managed, supplementary, unit_creds, own, runtime_sockets(q, acc), acc.home
         )
@@ -740,7 +753,8 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         account=acc.name,
         uid=acc.uid,
         gid=acc.gid,
-        group=str(grp.name) if grp else str(acc.gid),
+        group=str(own_grp.name) if own_grp else str(grp.name) if grp else str(acc.gid),
+        group_gid=own_grp.gid if own_grp else acc.gid,
         home=acc.home,
         shell=acc.shell,
         gecos=acc.gecos,

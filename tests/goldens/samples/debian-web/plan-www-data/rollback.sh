@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=270086bef4d1d3ad20956b298fc2fbaf0bf8556589bf51912a2e903d8eaaa333
+LIB_SHA256=fe8aeb106db468019e835a93aba9e925b4181bb4259bdc5206e16110c05098d4
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

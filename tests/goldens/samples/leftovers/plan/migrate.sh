@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=f9fc51571505ef75620ecc7c96cbbc4d85c87332b82f094164fa90d6db624a96
+LIB_SHA256=38c6876609e0dd15a1ff4226ecdc65da65b95dc64b9f50ea9d9537b2f22ba4a6
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

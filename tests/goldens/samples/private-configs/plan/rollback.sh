@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=c9fe4cf617a314f5c95443544a203b494141a964c5414c539b244b72ceed09c0
+LIB_SHA256=80d19ad02ba08dae2a4a00284812c4000be8f339096a70927e7211ba9a598569
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=462bae15f3f31ed7d951675488d08723541f192a5120a1ee04f074c476770039
+LIB_SHA256=bc59d7335b7d8e4cc661221cddd2a5f5898bd445eeaa6b873bfcf48b29899e65
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
