@@ -271,3 +271,21 @@ def test_own_group_kept_for_others_is_what_blocks_the_account(tmp_path: Path) ->
     assert (acc.delete_group, acc.forced) == (False, True)
     assert [m.id for m in acc.manual_steps] == ["DM108-foo"]
     assert acc.group_note == "group foo is kept: other users rely on it (bar)"
+
+
+def test_setuid_file_of_the_account_goes_to_root_without_its_bit_in_stage_2(tmp_path: Path) -> None:
+    # lldpd on Debian 12: lldpcli is setuid _lldpd (4750, group adm). Left to stage 3, after stage 2's
+    # health check, it still switched to the old UID and could not reach the dynamic daemon's socket.
+    plan = plan_for(
+        tmp_path,
+        {"etc/systemd/system/foo.service": "[Service]\nUser=foo\nExecStart=/usr/bin/foo\n"},
+        "/usr\t0\t0\t0755\td\n/usr/sbin\t0\t0\t0755\td\n/usr/sbin/fooctl\t120\t4\t4750\tf\n",
+    )
+    acc = plan.accounts[0]
+    fix = next(f for f in acc.file_fixes if f.path == "/usr/sbin/fooctl")
+    assert (fix.new_uid, fix.new_gid, oct(fix.new_mode)) == (0, 0, "0o750")
+    assert "/usr/sbin/fooctl" in account_data(acc).split("A_FIX_PATH=(")[1].split(")")[0]
+    assert "/usr/sbin/fooctl" not in [str(lf.path) for lf in acc.leftovers]
+    assert "/usr/sbin/fooctl" in [str(p) for p in acc.manifest_paths]  # the rollback restores owner and mode
+    assert [m.id for m in acc.manual_steps if m.rule == "DM304"] == ["DM304-foo"]
+    assert len([f for f in acc.file_fixes if f.path == "/usr/sbin/fooctl"]) == 1

@@ -6,7 +6,7 @@ from dynmigrate.graph.build import Graph
 from dynmigrate.graph.kinds import EdgeKind, NodeKind, node_id
 from dynmigrate.model.accounts import NOBODY_NAMES, Account, Group
 from dynmigrate.model.common import CONFIDENCE_ORDER, Confidence, Location, RelPath
-from dynmigrate.model.files import OwnedTree, PathInfo
+from dynmigrate.model.files import FileKind, OwnedTree, PathInfo
 from dynmigrate.model.paths import is_under
 from dynmigrate.model.references import Action, BusActivation, Reference, RefKind, Target
 from dynmigrate.model.report import Link
@@ -235,6 +235,17 @@ class Queries:
         if include_group and grp is not None:
             out += [t for t in self._trees_by_gid.get(grp.gid, []) if t.uid != acc.uid]
         return sorted(out, key=lambda t: t.top.path)
+
+    def setid_files_of(self, acc: Account) -> list[PathInfo]:
+        """setuid files and setgid files (or setgid directories) among the account's own (UID) trees:
+        DM304's subjects, and the set-ID files the plan gives to root without their bits."""
+        found = {
+            info.path: info
+            for tree in self.trees_of(acc, include_group=False)
+            for info in (tree.top, *tree.special)  # a tree's top can be among its special entries too
+            if info.setuid or (info.setgid and info.kind is FileKind.FILE)
+        }
+        return [found[p] for p in sorted(found)]
 
     def etc_entries_of(self, acc: Account) -> list[PathInfo]:
         grp = self.own_group(acc)

@@ -562,6 +562,27 @@ def _leftovers(
     return out
 
 
+def _setid_fixes(q: Queries, acc: Account, managed: list[ManagedDir], fixes: list[FileFix]) -> list[FileFix]:
+    """Set-ID files of the account outside the managed directories go to root without their bits in
+    stage 2, before the unit starts (stage 3 would only do it after the health check): a client that
+    runs one (lldpcli, setuid _lldpd) would otherwise still switch to the old UID, which no longer
+    reaches the daemon's files (its socket belongs to the dynamic UID). Inside a managed directory
+    systemd's chown drops the bits itself (facts F2.6). The rollback restores owner and mode."""
+    roots = [str(m.path) for m in managed if m.key != "ConfigurationDirectory"]
+    done = {str(f.path) for f in fixes}
+    out: list[FileFix] = []
+    for info in q.setid_files_of(acc):
+        p = str(info.path)
+        if info.uid != acc.uid or p in done or any(is_under(p, r) for r in roots):
+            continue
+        reason = (
+            f"{'setuid' if info.setuid else 'setgid'} file of {acc.name} ({info.uid}:{info.gid} {info.mode:04o}): "
+            "root-owned without the set-ID bit, so that no client runs as the old UID; mode kept otherwise"
+        )
+        out.append(FileFix(info.path, info.uid, info.gid, info.mode, 0, 0, info.mode & 0o777, reason))
+    return out
+
+
 def _upgrade(
     result: ScanResult, acc: Account, units: list[Unit], fixes: list[FileFix]
 ) -> tuple[list[str], list[StatOverridePin]]:
@@ -714,6 +735,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
     cron_overrides, suggested = _cron(result, acc)
     overrides += cron_overrides
     statoverrides = tuple(o for o in snap.statoverrides if o.user == acc.name or (delete_group and o.group == acc.name))
+    fixes += _setid_fixes(q, acc, all_managed, fixes)
     recreated, pins = _upgrade(result, acc, units, fixes)
     fixed: set[str] = {str(f.path) for f in fixes}
     leftovers = _leftovers(result, acc, all_managed, fixed, delete_group)

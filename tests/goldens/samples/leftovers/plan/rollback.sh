@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=38c6876609e0dd15a1ff4226ecdc65da65b95dc64b9f50ea9d9537b2f22ba4a6
+LIB_SHA256=8b2687aab5d1a75c5bd35cd3117113875e9ccb43a14a52f90bdee26ec136b271
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
