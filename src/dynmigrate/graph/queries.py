@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from dynmigrate.graph.build import Graph
 from dynmigrate.graph.kinds import EdgeKind, NodeKind, node_id
 from dynmigrate.model.accounts import NOBODY_NAMES, Account, Group
 from dynmigrate.model.common import CONFIDENCE_ORDER, Confidence, Location, RelPath
-from dynmigrate.model.files import FileKind, OwnedTree, PathInfo
-from dynmigrate.model.paths import is_under
+from dynmigrate.model.files import ClosedDir, FileKind, OwnedTree, PathInfo
+from dynmigrate.model.paths import is_under, parent_of
 from dynmigrate.model.references import Action, BusActivation, Reference, RefKind, Target
 from dynmigrate.model.report import Link
 from dynmigrate.model.snapshot import Snapshot
@@ -46,6 +48,22 @@ def managed_slot(path: str, *, is_dir: bool = True) -> tuple[str, str] | None:
                 return None  # a file straight in the base: only a directory can be managed
             return key, top
     return None
+
+
+def other_access(info: PathInfo, known: Mapping[str, PathInfo]) -> tuple[bool, bool]:
+    """(can read, can enter) for an unprivileged other user, judged along the whole path.
+
+    Every ancestor must let others enter (x). Ancestors the snapshot does not list are root-owned
+    and the plan leaves them as they are: they are taken as enterable, which only ever keeps more
+    paths private, never fewer.
+    """
+    parent = parent_of(info.path)
+    while parent != "/":
+        anc = known.get(parent)
+        if anc is not None and anc.kind is FileKind.DIR and not anc.mode & 0o001:
+            return False, False
+        parent = parent_of(parent)
+    return bool(info.mode & 0o004), info.kind is FileKind.DIR and bool(info.mode & 0o001)
 
 
 class Queries:
@@ -246,6 +264,36 @@ class Queries:
             if info.setuid or (info.setgid and info.kind is FileKind.FILE)
         }
         return [found[p] for p in sorted(found)]
+
+    def closed_config_dirs(self, acc: Account) -> list[ClosedDir]:
+        """The account's topmost configuration directories other users cannot enter (an ACL aside),
+        and whether the plan can bind their content file by file. DM309's verdict and the plan's
+        credentials come from this one answer."""
+        snap = self.snap
+        known = {str(e.path): e for e in snap.etc_entries}
+        acls = set(snap.acl_paths)
+        closed = [
+            e
+            for e in self.etc_entries_of(acc)
+            if e.kind is FileKind.DIR and e.path not in acls and not other_access(e, known)[1]
+        ]
+        out: list[ClosedDir] = []
+        for d in closed:
+            if any(is_under(str(d.path), str(o.path)) and o != d for o in closed):
+                continue
+            inside = [e for e in snap.etc_entries if is_under(str(e.path), str(d.path)) and e.path != d.path]
+            fact = snap.path(d.path)
+            flat = all(e.kind is FileKind.FILE and parent_of(e.path) == d.path for e in inside)
+            listed = fact is not None and fact.entries == len(inside)
+            why = (
+                ""
+                if flat and listed and inside
+                else "it has subdirectories or links"
+                if not flat
+                else ("not every entry of it is known to the plan")
+            )
+            out.append(ClosedDir(d, why))
+        return out
 
     def etc_entries_of(self, acc: Account) -> list[PathInfo]:
         grp = self.own_group(acc)

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field, replace
 
 from dynmigrate.engine.catalogue import fix_of
 from dynmigrate.engine.result import ScanResult
-from dynmigrate.graph.queries import Queries, managed_slot
+from dynmigrate.graph.queries import Queries, managed_slot, other_access
 from dynmigrate.model.accounts import Account, Group
 from dynmigrate.model.common import Confidence, Effect, RelPath, Verdict, escape
-from dynmigrate.model.files import FileKind, PathInfo
-from dynmigrate.model.paths import is_under, parent_of
+from dynmigrate.model.files import FileKind
+from dynmigrate.model.paths import is_under
 from dynmigrate.model.plan import (
     DROPIN_NAME,
     AccountPlan,
@@ -179,22 +179,6 @@ def runtime_sockets(q: Queries, acc: Account) -> frozenset[str]:
     return frozenset(out)
 
 
-def other_access(info: PathInfo, known: Mapping[str, PathInfo]) -> tuple[bool, bool]:
-    """(can read, can enter) for an unprivileged other user, judged along the whole path.
-
-    Every ancestor must let others enter (x). Ancestors the snapshot does not list are root-owned
-    and the plan leaves them as they are: they are taken as enterable, which only ever keeps more
-    paths private, never fewer.
-    """
-    parent = parent_of(info.path)
-    while parent != "/":
-        anc = known.get(parent)
-        if anc is not None and anc.kind is FileKind.DIR and not anc.mode & 0o001:
-            return False, False
-        parent = parent_of(parent)
-    return bool(info.mode & 0o004), info.kind is FileKind.DIR and bool(info.mode & 0o001)
-
-
 def _cred_name(path: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", path.rsplit("/", 1)[-1])
 
@@ -223,41 +207,22 @@ def _file_fixes(result: ScanResult, acc: Account) -> tuple[list[FileFix], list[C
                 "it to the service with LoadCredential= if the dynamic user must read it"
             )
     entries = [e for e in q.etc_entries_of(acc) if e.kind in (FileKind.FILE, FileKind.DIR) and e.path not in acls]
-    closed = [e for e in entries if e.kind is FileKind.DIR and not other_access(e, known)[1]]
-    closed_tops = [d for d in closed if not any(is_under(str(d.path), str(o.path)) and o != d for o in closed)]
     dir_creds: set[str] = set()
     manual_dirs: set[str] = set()
-    for d in closed_tops:
-        inside = [e for e in snap.etc_entries if is_under(str(e.path), str(d.path)) and e.path != d.path]
-        fact = snap.path(d.path)
-        flat = all(e.kind is FileKind.FILE and parent_of(e.path) == d.path for e in inside)
-        listed = fact is not None and fact.entries == len(inside)
-        how = f"{d.uid}:{d.gid} {d.mode:04o}"
-        if flat and listed and inside:
-            dir_creds.add(str(d.path))
-            creds.append(
-                Credential(
-                    "",
-                    _cred_name(d.path),
-                    d.path,
-                    f"other users could not enter it ({how}): each of its files is a credential",
-                    directory=True,
-                )
-            )
+    for closed in q.closed_config_dirs(acc):
+        d = closed.info
+        if closed.why:
+            manual_dirs.add(str(d.path))  # the manual step is DM309's finding, from the same query
             continue
-        manual_dirs.add(str(d.path))
-        why = (
-            "it has subdirectories"
-            if not flat
-            else "not every entry of it is known to the plan"
-            if not listed or not inside
-            else ""
-        )
-        manual.append(
-            f"{d.path} ({how}) could not be entered by other users: it becomes root-owned with the same mode, "
-            f"so the dynamic user cannot enter it either, and {why}. Hand its files to the service with "
-            "LoadCredential= and point the daemon at $CREDENTIALS_DIRECTORY, or move them where the service "
-            "can read them; never widen the directory's mode"
+        dir_creds.add(str(d.path))
+        creds.append(
+            Credential(
+                "",
+                _cred_name(d.path),
+                d.path,
+                f"other users could not enter it ({d.uid}:{d.gid} {d.mode:04o}): each of its files is a credential",
+                directory=True,
+            )
         )
 
     def covered(path: str) -> str | None:

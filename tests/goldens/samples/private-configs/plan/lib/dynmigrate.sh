@@ -1815,7 +1815,7 @@ load_account() {
 		A_SO_PATH=(/etc/ledger/keys)
 		A_PIN_PATH=(/etc/ledger/keys)
 		A_PIN_MODE=(700)
-		A_MANUAL=(DM110-ledger DM303-ledger M1-ledger)
+		A_MANUAL=(DM110-ledger DM303-ledger DM309-ledger)
 		A_MANIFEST=(/etc/ledger /etc/ledger/.pgpass /etc/ledger/api.yaml /etc/ledger/app.env /etc/ledger/htpasswd /etc/ledger/keys /etc/ledger/keys/signing.key /var/lib/ledger)
 		;;
 	nslcd)
