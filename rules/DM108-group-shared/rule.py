@@ -1,4 +1,4 @@
-"""The account's own group holds other users: the account must stay."""
+"""The account's own group (the one named like it) holds other users: the account must stay."""
 
 from __future__ import annotations
 
@@ -18,18 +18,13 @@ FACTS = ("F1.7", "F3.2", "F3.5")
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        grp = ctx.q.primary_group(acc)
-        if grp is None or str(grp.name) != str(acc.name):
-            continue  # DM113 covers a shared primary group
-        others = sorted({str(m) for m in grp.members if m != acc.name})
-        primaries = sorted(
-            {f"{a.name} (primary)" for a in ctx.q.accounts_with_primary_gid(grp.gid) if a.name != acc.name}
+        grp = ctx.q.own_group(acc)  # primary or not: a same-named group left behind is EILSEQ
+        who = ctx.q.own_group_users(acc)  # the plan keeps the group exactly when this is not empty
+        if grp is None or not who:
+            continue
+        yield Hit(
+            acc.name,
+            f"group {grp.name} also holds {', '.join(who)}: they would lose that access, and a static group "
+            f"{grp.name} left behind makes the dynamic user fail to start (EILSEQ)",
+            grp.location,
         )
-        who = others + primaries
-        if who:
-            yield Hit(
-                acc.name,
-                f"group {grp.name} also holds {', '.join(who)}: they would lose that access, and a static group "
-                f"{grp.name} left behind makes the dynamic user fail to start (EILSEQ)",
-                grp.location,
-            )

@@ -13,18 +13,18 @@ SEVERITY = Severity.WARNING
 EFFECT = Effect.NEEDS_MANUAL
 TAGS = ("files",)
 SUMMARY = "The recursive chown strips setuid/setgid bits, and NoNewPrivileges disarms them anyway."
-FIX = "Keep the account static, or replace the setuid wrapper with a socket or a root unit."
+FIX = "Give who ran it through its set-ID bit another way in (sudo, a socket group), or keep the account."
 FACTS = ("F2.6", "F4.4")
 
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        for tree in ctx.q.trees_of(acc, include_group=False):
-            for info in (tree.top, *tree.special):
-                if info.setuid or (info.setgid and info.kind.value == "file"):
-                    yield Hit(
-                        acc.name,
-                        f"{info.path} is {'setuid' if info.setuid else 'setgid'} ({info.mode_str()})",
-                        Location(info.path),
-                        (info.path,),
-                    )
+        for info in ctx.q.setid_files_of(acc):
+            yield Hit(
+                acc.name,
+                f"{info.path} is {'setuid' if info.setuid else 'setgid'} ({info.mode_str()}): the migration drops the "
+                "bit (stage 2 gives the file to root, or systemd's chown in a managed directory), so users other "
+                f"than root who ran it to act as {acc.name} lose that; root still runs it",
+                Location(info.path),
+                (info.path,),
+            )

@@ -100,6 +100,7 @@ class Sandbox:
             "A_UID": str(TEST_UID),
             "A_GID": str(TEST_GID),
             "A_GROUP": "dmtestsvc",
+            "A_GROUP_GID": str(TEST_GID),
             "A_DELETE_GROUP": "1",
             "A_MIN_SYSTEMD": "235",
             "PLAN_ID": "test-plan",

@@ -187,7 +187,7 @@ def stage3_leftovers(root: Path, acc: dict[str, Any]) -> None:
             p = Path(dirpath, name)
             s = p.lstat()
             uid = 0 if s.st_uid == acc["uid"] else -1
-            gid = 0 if acc["delete_group"] and s.st_gid == acc["gid"] else -1
+            gid = 0 if acc["delete_group"] and s.st_gid == acc["group_gid"] else -1
             if uid == 0 or gid == 0:
                 os.lchown(p, uid, gid)
 

@@ -291,3 +291,59 @@ def test_a_daemon_that_only_reads_its_config_keeps_its_command_line(tmp_path: Pa
     plan = plan_for(tmp_path, {"etc/passwd": HOME_PASSWD, "etc/systemd/system/foo.service": unit}, HOME_MANIFEST)
     assert not any(line.startswith("ExecStart") for line in dropin(plan))
     assert plan.accounts[0].units[0].state_configs == ()
+
+
+def test_own_group_that_is_not_the_primary_group_goes_with_the_user(tmp_path: Path) -> None:
+    # influxdb on Debian 12: primary group nogroup, and a group influxdb that holds only the user.
+    # A static group influxdb left behind makes the dynamic user fail (EILSEQ): stage 0 refused the
+    # plan that kept it, while the scan said convertible.
+    tree: Tree = {
+        "etc/passwd": "root:x:0:0:root:/root:/bin/bash\nfoo:x:120:65534::/var/lib/foo:/usr/sbin/nologin\n",
+        "etc/group": "root:x:0:\nnogroup:x:65534:\nfoo:x:119:foo\n",
+        "etc/systemd/system/foo.service": "[Service]\nUser=foo\nGroup=foo\nExecStart=/usr/bin/foo\n",
+    }
+    plan = plan_for(tmp_path, tree, "/srv\t0\t0\t0755\td\n/srv/foo.db\t0\t119\t0640\tf\n")
+    acc = plan.accounts[0]
+    assert (acc.delete_group, acc.group, acc.group_gid, acc.gid) == (True, "foo", 119, 65534)
+    assert (
+        acc.group_note == "group foo (GID 119) is deleted with the user; its primary group nogroup is shared and kept"
+    )
+    assert "A_GID=65534 A_GROUP=foo A_GROUP_GID=119 A_DELETE_GROUP=1" in account_data(acc)
+    # the deleted group is not granted back, and Group= names the dynamic group
+    assert dropin(plan) == ["[Service]", "DynamicUser=yes", "User=foo", "Group=foo"]
+    # what the group owned is a leftover stage 3 gives to root
+    assert [(str(lf.path), lf.gid) for lf in acc.leftovers] == [("/srv/foo.db", 119)]
+
+
+def test_own_group_kept_for_others_is_what_blocks_the_account(tmp_path: Path) -> None:
+    tree: Tree = {
+        "etc/passwd": (
+            "root:x:0:0:root:/root:/bin/bash\nbar:x:121:121::/nonexistent:/usr/sbin/nologin\n"
+            "foo:x:120:65534::/var/lib/foo:/usr/sbin/nologin\n"
+        ),
+        "etc/group": "root:x:0:\nnogroup:x:65534:\nbar:x:121:\nfoo:x:119:foo,bar\n",
+        "etc/systemd/system/foo.service": "[Service]\nUser=foo\nExecStart=/usr/bin/foo\n",
+    }
+    plan = plan_for(tmp_path, tree, force=True)
+    acc = plan.accounts[0]
+    assert (acc.delete_group, acc.forced) == (False, True)
+    assert [m.id for m in acc.manual_steps] == ["DM108-foo"]
+    assert acc.group_note == "group foo is kept: other users rely on it (bar)"
+
+
+def test_setuid_file_of_the_account_goes_to_root_without_its_bit_in_stage_2(tmp_path: Path) -> None:
+    # lldpd on Debian 12: lldpcli is setuid _lldpd (4750, group adm). Left to stage 3, after stage 2's
+    # health check, it still switched to the old UID and could not reach the dynamic daemon's socket.
+    plan = plan_for(
+        tmp_path,
+        {"etc/systemd/system/foo.service": "[Service]\nUser=foo\nExecStart=/usr/bin/foo\n"},
+        "/usr\t0\t0\t0755\td\n/usr/sbin\t0\t0\t0755\td\n/usr/sbin/fooctl\t120\t4\t4750\tf\n",
+    )
+    acc = plan.accounts[0]
+    fix = next(f for f in acc.file_fixes if f.path == "/usr/sbin/fooctl")
+    assert (fix.new_uid, fix.new_gid, oct(fix.new_mode)) == (0, 0, "0o750")
+    assert "/usr/sbin/fooctl" in account_data(acc).split("A_FIX_PATH=(")[1].split(")")[0]
+    assert "/usr/sbin/fooctl" not in [str(lf.path) for lf in acc.leftovers]
+    assert "/usr/sbin/fooctl" in [str(p) for p in acc.manifest_paths]  # the rollback restores owner and mode
+    assert [m.id for m in acc.manual_steps if m.rule == "DM304"] == ["DM304-foo"]
+    assert len([f for f in acc.file_fixes if f.path == "/usr/sbin/fooctl"]) == 1

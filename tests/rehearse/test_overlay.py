@@ -116,3 +116,9 @@ def test_missing_overlay_features_are_named(
     with pytest.raises(overlay.OverlayError) as caught:
         overlay.check_overlay(tmp_path, host=host)
     assert str(caught.value) == message
+
+
+def test_manifest_diff_ignores_the_mode_of_a_socket_its_daemon_binds_again() -> None:
+    before = ["s 114 119 755 /var/lib/prosody/prosody.sock", "s 114 119 755 /run/x.sock"]
+    after = ["s 114 119 750 /var/lib/prosody/prosody.sock", "s 0 0 755 /run/x.sock"]
+    assert manifest_diff(before, after) == ["was s 114 119 755 /run/x.sock, now s 0 0 755 /run/x.sock"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from dynmigrate.graph.build import Graph
 from dynmigrate.graph.kinds import EdgeKind, NodeKind, node_id
 from dynmigrate.model.accounts import NOBODY_NAMES, Account, Group
 from dynmigrate.model.common import CONFIDENCE_ORDER, Confidence, Location, RelPath
-from dynmigrate.model.files import OwnedTree, PathInfo
-from dynmigrate.model.paths import is_under
+from dynmigrate.model.files import ClosedDir, FileKind, OwnedTree, PathInfo
+from dynmigrate.model.paths import is_under, parent_of
 from dynmigrate.model.references import Action, BusActivation, Reference, RefKind, Target
 from dynmigrate.model.report import Link
 from dynmigrate.model.snapshot import Snapshot
@@ -48,6 +50,22 @@ def managed_slot(path: str, *, is_dir: bool = True) -> tuple[str, str] | None:
     return None
 
 
+def other_access(info: PathInfo, known: Mapping[str, PathInfo]) -> tuple[bool, bool]:
+    """(can read, can enter) for an unprivileged other user, judged along the whole path.
+
+    Every ancestor must let others enter (x). Ancestors the snapshot does not list are root-owned
+    and the plan leaves them as they are: they are taken as enterable, which only ever keeps more
+    paths private, never fewer.
+    """
+    parent = parent_of(info.path)
+    while parent != "/":
+        anc = known.get(parent)
+        if anc is not None and anc.kind is FileKind.DIR and not anc.mode & 0o001:
+            return False, False
+        parent = parent_of(parent)
+    return bool(info.mode & 0o004), info.kind is FileKind.DIR and bool(info.mode & 0o001)
+
+
 class Queries:
     def __init__(self, snapshot: Snapshot, graph: Graph) -> None:
         self.snap = snapshot
@@ -81,6 +99,25 @@ class Queries:
 
     def accounts_with_primary_gid(self, gid: int) -> list[Account]:
         return [a for a in self.snap.accounts.accounts if a.gid == gid]
+
+    def own_group(self, acc: Account) -> Group | None:
+        """The static group named like the account, its primary group or not. It cannot stay after
+        the user is deleted: with a static group of that name and no static user, systemd refuses to
+        start the dynamic user (EILSEQ, facts F1.7)."""
+        return self.snap.accounts.group(str(acc.name))
+
+    def own_group_users(self, acc: Account) -> list[str]:
+        """Who else relies on the account's own group (its other members, the accounts whose primary
+        group it is): while there is one, the group must stay. The scan's verdict (DM108) and the
+        plan's groupdel are both decided by this list."""
+        grp = self.own_group(acc)
+        if grp is None:
+            return []
+        members = sorted({str(m) for m in grp.members if m != acc.name})
+        primaries = sorted(
+            {f"{a.name} (primary)" for a in self.accounts_with_primary_gid(grp.gid) if a.name != acc.name}
+        )
+        return members + primaries
 
     def groups_of(self, acc: Account) -> list[Group]:
         return [g for g in self.snap.accounts.groups if acc.name in g.members]
@@ -212,14 +249,55 @@ class Queries:
 
     def trees_of(self, acc: Account, *, include_group: bool = True) -> list[OwnedTree]:
         out = list(self._trees_by_uid.get(acc.uid, []))
-        grp = self.primary_group(acc)
-        if include_group and grp is not None and str(grp.name) == str(acc.name):
+        grp = self.own_group(acc)
+        if include_group and grp is not None:
             out += [t for t in self._trees_by_gid.get(grp.gid, []) if t.uid != acc.uid]
         return sorted(out, key=lambda t: t.top.path)
 
+    def setid_files_of(self, acc: Account) -> list[PathInfo]:
+        """setuid files and setgid files (or setgid directories) among the account's own (UID) trees:
+        DM304's subjects, and the set-ID files the plan gives to root without their bits."""
+        found = {
+            info.path: info
+            for tree in self.trees_of(acc, include_group=False)
+            for info in (tree.top, *tree.special)  # a tree's top can be among its special entries too
+            if info.setuid or (info.setgid and info.kind is FileKind.FILE)
+        }
+        return [found[p] for p in sorted(found)]
+
+    def closed_config_dirs(self, acc: Account) -> list[ClosedDir]:
+        """The account's topmost configuration directories other users cannot enter (an ACL aside),
+        and whether the plan can bind their content file by file. DM309's verdict and the plan's
+        credentials come from this one answer."""
+        snap = self.snap
+        known = {str(e.path): e for e in snap.etc_entries}
+        acls = set(snap.acl_paths)
+        closed = [
+            e
+            for e in self.etc_entries_of(acc)
+            if e.kind is FileKind.DIR and e.path not in acls and not other_access(e, known)[1]
+        ]
+        out: list[ClosedDir] = []
+        for d in closed:
+            if any(is_under(str(d.path), str(o.path)) and o != d for o in closed):
+                continue
+            inside = [e for e in snap.etc_entries if is_under(str(e.path), str(d.path)) and e.path != d.path]
+            fact = snap.path(d.path)
+            flat = all(e.kind is FileKind.FILE and parent_of(e.path) == d.path for e in inside)
+            listed = fact is not None and fact.entries == len(inside)
+            why = (
+                ""
+                if flat and listed and inside
+                else "it has subdirectories or links"
+                if not flat
+                else ("not every entry of it is known to the plan")
+            )
+            out.append(ClosedDir(d, why))
+        return out
+
     def etc_entries_of(self, acc: Account) -> list[PathInfo]:
-        grp = self.primary_group(acc)
-        own_gid = grp.gid if grp is not None and str(grp.name) == str(acc.name) else None
+        grp = self.own_group(acc)
+        own_gid = grp.gid if grp is not None else None
         return [e for e in self.snap.etc_entries if e.uid == acc.uid or (own_gid is not None and e.gid == own_gid)]
 
     def orphan_trees(self) -> list[OwnedTree]:

@@ -139,3 +139,13 @@ class OwnedTree:
     @property
     def entries(self) -> int:
         return self.files + self.dirs + self.others
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedDir:
+    """A configuration directory of the account that other users cannot enter. The plan keeps it
+    closed: it binds each of its files into the unit when it knows them all (`why` empty), and
+    otherwise a person must move what the service reads (`why` says what stands in the way)."""
+
+    info: PathInfo
+    why: str

@@ -135,8 +135,9 @@ class Leftover:
 class AccountPlan:
     account: str
     uid: int
-    gid: int
-    group: str
+    gid: int  # the primary GID (the rollback's useradd -g)
+    group: str  # the group named like the account (else the primary group): backed up, deleted if delete_group
+    group_gid: int  # its GID: stage 3 re-owns what a deleted group owned, the ledger records it
     home: str
     shell: str
     gecos: str

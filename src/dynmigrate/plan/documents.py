@@ -94,7 +94,7 @@ def mode_changes(a: AccountPlan) -> list[str]:
         rows.append((str(p.path), "(as then)", f"0:0 {p.mode:04o}", by, p.reason))
     for lf in a.leftovers:
         new_uid = 0 if lf.uid == a.uid else lf.uid
-        new_gid = 0 if a.delete_group and lf.gid == a.gid else lf.gid
+        new_gid = 0 if a.delete_group and lf.gid == a.group_gid else lf.gid
         rows.append(
             (
                 str(lf.path),
@@ -344,7 +344,7 @@ def userdel_plan(plan: MigrationPlan) -> str:
         out.append(f"  userdel {a.account}")
         out.append(f"  groupdel {a.group}" if a.delete_group else f"  # group kept: {a.group_note}")
         out.append(
-            f"  rollback: groupadd -g {a.gid} {a.group}; useradd -r -M -u {a.uid} -g {a.gid} "
+            f"  rollback: groupadd -g {a.group_gid} {a.group}; useradd -r -M -u {a.uid} -g {a.gid} "
             f"-d {a.home} -s {a.shell} {a.account}"
             if a.delete_group
             else f"  rollback: useradd -r -M -u {a.uid} -g {a.gid} -d {a.home} -s {a.shell} {a.account}"
@@ -362,6 +362,7 @@ def plan_data(plan: MigrationPlan) -> dict[str, Any]:
                 "uid": a.uid,
                 "gid": a.gid,
                 "group": a.group,
+                "group_gid": a.group_gid,
                 "home": a.home,
                 "shell": a.shell,
                 "delete_group": a.delete_group,

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field, replace
 
 from dynmigrate.engine.catalogue import fix_of
 from dynmigrate.engine.result import ScanResult
-from dynmigrate.graph.queries import Queries, managed_slot
-from dynmigrate.model.accounts import Account
+from dynmigrate.graph.queries import Queries, managed_slot, other_access
+from dynmigrate.model.accounts import Account, Group
 from dynmigrate.model.common import Confidence, Effect, RelPath, Verdict, escape
-from dynmigrate.model.files import FileKind, PathInfo
-from dynmigrate.model.paths import is_under, parent_of, rel
+from dynmigrate.model.files import FileKind
+from dynmigrate.model.paths import is_under, rel
 from dynmigrate.model.plan import (
     DROPIN_NAME,
     AccountPlan,
@@ -197,22 +197,6 @@ def runtime_sockets(q: Queries, acc: Account) -> frozenset[str]:
     return frozenset(out)
 
 
-def other_access(info: PathInfo, known: Mapping[str, PathInfo]) -> tuple[bool, bool]:
-    """(can read, can enter) for an unprivileged other user, judged along the whole path.
-
-    Every ancestor must let others enter (x). Ancestors the snapshot does not list are root-owned
-    and the plan leaves them as they are: they are taken as enterable, which only ever keeps more
-    paths private, never fewer.
-    """
-    parent = parent_of(info.path)
-    while parent != "/":
-        anc = known.get(parent)
-        if anc is not None and anc.kind is FileKind.DIR and not anc.mode & 0o001:
-            return False, False
-        parent = parent_of(parent)
-    return bool(info.mode & 0o004), info.kind is FileKind.DIR and bool(info.mode & 0o001)
-
-
 def _cred_name(path: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", path.rsplit("/", 1)[-1])
 
@@ -241,41 +225,22 @@ def _file_fixes(result: ScanResult, acc: Account) -> tuple[list[FileFix], list[C
                 "it to the service with LoadCredential= if the dynamic user must read it"
             )
     entries = [e for e in q.etc_entries_of(acc) if e.kind in (FileKind.FILE, FileKind.DIR) and e.path not in acls]
-    closed = [e for e in entries if e.kind is FileKind.DIR and not other_access(e, known)[1]]
-    closed_tops = [d for d in closed if not any(is_under(str(d.path), str(o.path)) and o != d for o in closed)]
     dir_creds: set[str] = set()
     manual_dirs: set[str] = set()
-    for d in closed_tops:
-        inside = [e for e in snap.etc_entries if is_under(str(e.path), str(d.path)) and e.path != d.path]
-        fact = snap.path(d.path)
-        flat = all(e.kind is FileKind.FILE and parent_of(e.path) == d.path for e in inside)
-        listed = fact is not None and fact.entries == len(inside)
-        how = f"{d.uid}:{d.gid} {d.mode:04o}"
-        if flat and listed and inside:
-            dir_creds.add(str(d.path))
-            creds.append(
-                Credential(
-                    "",
-                    _cred_name(d.path),
-                    d.path,
-                    f"other users could not enter it ({how}): each of its files is a credential",
-                    directory=True,
-                )
-            )
+    for closed in q.closed_config_dirs(acc):
+        d = closed.info
+        if closed.why:
+            manual_dirs.add(str(d.path))  # the manual step is DM309's finding, from the same query
             continue
-        manual_dirs.add(str(d.path))
-        why = (
-            "it has subdirectories"
-            if not flat
-            else "not every entry of it is known to the plan"
-            if not listed or not inside
-            else ""
-        )
-        manual.append(
-            f"{d.path} ({how}) could not be entered by other users: it becomes root-owned with the same mode, "
-            f"so the dynamic user cannot enter it either, and {why}. Hand its files to the service with "
-            "LoadCredential= and point the daemon at $CREDENTIALS_DIRECTORY, or move them where the service "
-            "can read them; never widen the directory's mode"
+        dir_creds.add(str(d.path))
+        creds.append(
+            Credential(
+                "",
+                _cred_name(d.path),
+                d.path,
+                f"other users could not enter it ({d.uid}:{d.gid} {d.mode:04o}): each of its files is a credential",
+                directory=True,
+            )
         )
 
     def covered(path: str) -> str | None:
@@ -580,6 +545,27 @@ def _leftovers(
     return out
 
 
+def _setid_fixes(q: Queries, acc: Account, managed: list[ManagedDir], fixes: list[FileFix]) -> list[FileFix]:
+    """Set-ID files of the account outside the managed directories go to root without their bits in
+    stage 2, before the unit starts (stage 3 would only do it after the health check): a client that
+    runs one (lldpcli, setuid _lldpd) would otherwise still switch to the old UID, which no longer
+    reaches the daemon's files (its socket belongs to the dynamic UID). Inside a managed directory
+    systemd's chown drops the bits itself (facts F2.6). The rollback restores owner and mode."""
+    roots = [str(m.path) for m in managed if m.key != "ConfigurationDirectory"]
+    done = {str(f.path) for f in fixes}
+    out: list[FileFix] = []
+    for info in q.setid_files_of(acc):
+        p = str(info.path)
+        if info.uid != acc.uid or p in done or any(is_under(p, r) for r in roots):
+            continue
+        reason = (
+            f"{'setuid' if info.setuid else 'setgid'} file of {acc.name} ({info.uid}:{info.gid} {info.mode:04o}): "
+            "root-owned without the set-ID bit, so that no client runs as the old UID; mode kept otherwise"
+        )
+        out.append(FileFix(info.path, info.uid, info.gid, info.mode, 0, 0, info.mode & 0o777, reason))
+    return out
+
+
 def _upgrade(
     result: ScanResult, acc: Account, units: list[Unit], fixes: list[FileFix]
 ) -> tuple[list[str], list[StatOverridePin]]:
@@ -620,23 +606,35 @@ def _upgrade(
     return sorted(set(recreated)), sorted(pins.values())
 
 
+def _group_note(acc: Account, primary: Group | None, own: Group | None, relying: list[str]) -> str:
+    if own is not None and relying:
+        return f"group {own.name} is kept: other users rely on it ({', '.join(relying)})"
+    kept = f"primary group {primary.name if primary else acc.gid}"
+    if own is not None and (primary is None or primary.gid != own.gid):
+        return f"group {own.name} (GID {own.gid}) is deleted with the user; its {kept} is shared and kept"
+    if own is not None:
+        return f"group {own.name} (GID {own.gid}) is deleted with the user"
+    return f"{kept} is shared: only the user is deleted"
+
+
 def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -> AccountPlan:
     snap, q = result.snapshot, result.queries
     acc = snap.accounts.account(av.name)
     assert acc is not None
     grp = q.primary_group(acc)
-    own_group = grp is not None and str(grp.name) == str(acc.name)
-    others = [a.name for a in q.accounts_with_primary_gid(acc.gid) if a.name != acc.name]
-    delete_group = own_group and not others and not [m for m in (grp.members if grp else ()) if m != acc.name]
-    if own_group and not delete_group:
-        group_note = f"group {acc.name} is kept: other users rely on it"
-    elif own_group:
-        group_note = f"group {acc.name} (GID {acc.gid}) is deleted with the user"
-    else:
-        group_note = f"primary group {grp.name if grp else acc.gid} is shared: only the user is deleted"
+    # the group named like the account goes with it, primary or not (a static group of that name
+    # left behind is EILSEQ, facts F1.7), unless others rely on it: then DM108 blocks, from the same list
+    own_grp = q.own_group(acc)
+    own_group = own_grp is not None and grp is not None and own_grp.gid == grp.gid
+    relying = q.own_group_users(acc)
+    delete_group = own_grp is not None and not relying
+    group_note = _group_note(acc, grp, own_grp, relying)
     units, unit_notes = _plan_units(q, acc)
     fixes, creds, _secrets, access_manual = _file_fixes(result, acc)
-    supplementary = sorted(str(g.name) for g in q.groups_of(acc) if g.gid != acc.gid)
+    # the own group is not granted back: it is deleted (or, kept for others, blocks: DM108)
+    supplementary = sorted(
+        str(g.name) for g in q.groups_of(acc) if g.gid != acc.gid and (own_grp is None or g.gid != own_grp.gid)
+    )
     unit_plans: list[UnitPlan] = []
     all_managed: list[ManagedDir] = []
     manual: list[ManualStep] = []
@@ -655,6 +653,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         mode = _exec_mode(q, acc, unit)
         unit_creds = [replace(c, unit=unit.name) for c in creds]
         own = (acc.name, str(acc.gid)) + ((str(grp.name),) if grp is not None and own_group else ())
+        own += (str(own_grp.name), str(own_grp.gid)) if own_grp is not None and not own_group else ()
         d = build_dropin(
             unit, acc.name, mode, managed, supplementary, unit_creds, own, runtime_sockets(q, acc), acc.home
         )
@@ -721,6 +720,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
     cron_overrides, suggested = _cron(result, acc)
     overrides += cron_overrides
     statoverrides = tuple(o for o in snap.statoverrides if o.user == acc.name or (delete_group and o.group == acc.name))
+    fixes += _setid_fixes(q, acc, all_managed, fixes)
     recreated, pins = _upgrade(result, acc, units, fixes)
     fixed: set[str] = {str(f.path) for f in fixes}
     leftovers = _leftovers(result, acc, all_managed, fixed, delete_group)
@@ -760,7 +760,8 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         account=acc.name,
         uid=acc.uid,
         gid=acc.gid,
-        group=str(grp.name) if grp else str(acc.gid),
+        group=str(own_grp.name) if own_grp else str(grp.name) if grp else str(acc.gid),
+        group_gid=own_grp.gid if own_grp else acc.gid,
         home=acc.home,
         shell=acc.shell,
         gecos=acc.gecos,

@@ -84,7 +84,7 @@ def account_data(a: AccountPlan) -> str:
     lines = [
         f"\t{q(a.account)})",
         f"\t\tA_NAME={q(a.account)} A_UID={a.uid} A_GID={a.gid} A_GROUP={q(a.group)} "
-        f"A_DELETE_GROUP={1 if a.delete_group else 0}",
+        f"A_GROUP_GID={a.group_gid} A_DELETE_GROUP={1 if a.delete_group else 0}",
         f"\t\tA_HOME={q(a.home)} A_SHELL={q(a.shell)} A_GECOS={q(a.gecos)}",
         "\t\t" + arr("A_DROPIN_UNITS", [u.unit for u in a.units]),
         "\t\t" + arr("A_DROPIN_FILES", [dropin_file(u.unit) for u in a.units]),

@@ -182,7 +182,7 @@ restore_runtime() {
 
 record_text() {
 	printf '# dynmigrate migration record, written %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	declare -p A_NAME A_UID A_GID A_GROUP A_DELETE_GROUP A_RUN_UNITS A_RUN_PROBES A_TRIGGERS A_DROPIN_UNITS A_FIX_PATH \
+	declare -p A_NAME A_UID A_GID A_GROUP A_GROUP_GID A_DELETE_GROUP A_RUN_UNITS A_RUN_PROBES A_TRIGGERS A_DROPIN_UNITS A_FIX_PATH \
 		A_FIX_MODE A_OVR_TARGET A_OVR_SOURCE A_OVR_KIND A_PIN_PATH A_PIN_MODE A_MOVE | sed 's/^declare /declare -g /'
 }
 
@@ -385,7 +385,7 @@ find_leftovers() {
 	skip_prunes
 	leftover_roots | while IFS= read -r -d '' root; do
 		if [ "$A_DELETE_GROUP" = 1 ]; then
-			find "$root" -xdev "${PRUNE[@]}" \( -uid "$A_UID" -o -gid "$A_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
+			find "$root" -xdev "${PRUNE[@]}" \( -uid "$A_UID" -o -gid "$A_GROUP_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 		else
 			find "$root" -xdev "${PRUNE[@]}" -uid "$A_UID" -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 		fi
@@ -405,8 +405,8 @@ run_stage3() {
 	if getent passwd "$A_UID" >/dev/null; then
 		die "UID $A_UID belongs to $(getent passwd "$A_UID" | cut -d: -f1) now: its files are not leftovers"
 	fi
-	if [ "$A_DELETE_GROUP" = 1 ] && getent group "$A_GID" >/dev/null; then
-		die "GID $A_GID belongs to group $(getent group "$A_GID" | cut -d: -f1) now: its files are not leftovers"
+	if [ "$A_DELETE_GROUP" = 1 ] && getent group "$A_GROUP_GID" >/dev/null; then
+		die "GID $A_GROUP_GID belongs to group $(getent group "$A_GROUP_GID" | cut -d: -f1) now: its files are not leftovers"
 	fi
 	dir=$(acct_dir)
 	out="$dir/stage3.manifest"
@@ -436,7 +436,7 @@ run_stage3() {
 			uid=${owner% *} gid=${owner#* }
 		else
 			if [ "$uid" = "$A_UID" ]; then uid=0; else uid=-; fi
-			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GID" ]; then gid=0; else gid=-; fi
+			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GROUP_GID" ]; then gid=0; else gid=-; fi
 		fi
 		# the mode is left to chown, which drops setuid/setgid bits: never a set-ID file for root
 		attr_record "$uid" "$gid" - "$type" "$dev" "$ino" - "$path"
@@ -446,10 +446,10 @@ run_stage3() {
 		dry_forget "$out"
 		out=$dir/stage3.manifest
 	fi
-	log "re-owned the $n leftover path(s) of UID $A_UID / GID $A_GID (listed in $out; nothing deleted)"
+	log "re-owned the $n leftover path(s) of UID $A_UID / GID $A_GROUP_GID (listed in $out; nothing deleted)"
 	run touch "$STATE/retired-ids"
 	if ! awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '$1 == u && $3 == n { f = 1 } END { exit !f }' "$STATE/retired-ids" 2>/dev/null; then
-		run_append "$STATE/retired-ids" printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)"
+		run_append "$STATE/retired-ids" printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GROUP_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)"
 		log "UID $A_UID added to the retired-UID ledger $STATE/retired-ids"
 	fi
 	start_units

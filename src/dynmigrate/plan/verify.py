@@ -210,7 +210,9 @@ def _verify_account(
             )
     if walk:
         data = owned if owned is not None else walk_ownership(fs)[0]
-        old = [t for t in data.trees if t.uid == a["uid"] or (a["delete_group"] and t.gid == a["gid"])]
+        old = [
+            t for t in data.trees if t.uid == a["uid"] or (a["delete_group"] and t.gid == a.get("group_gid", a["gid"]))
+        ]
         skipped = ""
         if data.nested_roots:  # the trees stage 3 does not search either (DM308)
             first = data.nested_roots[0]

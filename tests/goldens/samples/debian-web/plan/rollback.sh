@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=df67d978e82768925afa61421be890f5bb235677a43fc7253e03fbeca502add9
+LIB_SHA256=d8d0b401738f913af6872dfa976b8d275f12fe28033a6d7dd52bb99212e7fc55
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

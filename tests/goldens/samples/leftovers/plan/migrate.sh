@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=3f5877b43d63c78710944ba271fa679fc0dc6f7a7d0374008e28d6bf9aaa7af5
+LIB_SHA256=8b2687aab5d1a75c5bd35cd3117113875e9ccb43a14a52f90bdee26ec136b271
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=fe914474302682ec6e3c174314ab11ea4fabaea67b870f3d0ec344c6168a507b
+LIB_SHA256=bc59d7335b7d8e4cc661221cddd2a5f5898bd445eeaa6b873bfcf48b29899e65
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -1428,7 +1428,7 @@ restore_runtime() {
 
 record_text() {
 	printf '# dynmigrate migration record, written %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	declare -p A_NAME A_UID A_GID A_GROUP A_DELETE_GROUP A_RUN_UNITS A_RUN_PROBES A_TRIGGERS A_DROPIN_UNITS A_FIX_PATH \
+	declare -p A_NAME A_UID A_GID A_GROUP A_GROUP_GID A_DELETE_GROUP A_RUN_UNITS A_RUN_PROBES A_TRIGGERS A_DROPIN_UNITS A_FIX_PATH \
 		A_FIX_MODE A_OVR_TARGET A_OVR_SOURCE A_OVR_KIND A_PIN_PATH A_PIN_MODE A_MOVE | sed 's/^declare /declare -g /'
 }
 
@@ -1631,7 +1631,7 @@ find_leftovers() {
 	skip_prunes
 	leftover_roots | while IFS= read -r -d '' root; do
 		if [ "$A_DELETE_GROUP" = 1 ]; then
-			find "$root" -xdev "${PRUNE[@]}" \( -uid "$A_UID" -o -gid "$A_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
+			find "$root" -xdev "${PRUNE[@]}" \( -uid "$A_UID" -o -gid "$A_GROUP_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 		else
 			find "$root" -xdev "${PRUNE[@]}" -uid "$A_UID" -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 		fi
@@ -1651,8 +1651,8 @@ run_stage3() {
 	if getent passwd "$A_UID" >/dev/null; then
 		die "UID $A_UID belongs to $(getent passwd "$A_UID" | cut -d: -f1) now: its files are not leftovers"
 	fi
-	if [ "$A_DELETE_GROUP" = 1 ] && getent group "$A_GID" >/dev/null; then
-		die "GID $A_GID belongs to group $(getent group "$A_GID" | cut -d: -f1) now: its files are not leftovers"
+	if [ "$A_DELETE_GROUP" = 1 ] && getent group "$A_GROUP_GID" >/dev/null; then
+		die "GID $A_GROUP_GID belongs to group $(getent group "$A_GROUP_GID" | cut -d: -f1) now: its files are not leftovers"
 	fi
 	dir=$(acct_dir)
 	out="$dir/stage3.manifest"
@@ -1682,7 +1682,7 @@ run_stage3() {
 			uid=${owner% *} gid=${owner#* }
 		else
 			if [ "$uid" = "$A_UID" ]; then uid=0; else uid=-; fi
-			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GID" ]; then gid=0; else gid=-; fi
+			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GROUP_GID" ]; then gid=0; else gid=-; fi
 		fi
 		# the mode is left to chown, which drops setuid/setgid bits: never a set-ID file for root
 		attr_record "$uid" "$gid" - "$type" "$dev" "$ino" - "$path"
@@ -1692,10 +1692,10 @@ run_stage3() {
 		dry_forget "$out"
 		out=$dir/stage3.manifest
 	fi
-	log "re-owned the $n leftover path(s) of UID $A_UID / GID $A_GID (listed in $out; nothing deleted)"
+	log "re-owned the $n leftover path(s) of UID $A_UID / GID $A_GROUP_GID (listed in $out; nothing deleted)"
 	run touch "$STATE/retired-ids"
 	if ! awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '$1 == u && $3 == n { f = 1 } END { exit !f }' "$STATE/retired-ids" 2>/dev/null; then
-		run_append "$STATE/retired-ids" printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)"
+		run_append "$STATE/retired-ids" printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GROUP_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)"
 		log "UID $A_UID added to the retired-UID ledger $STATE/retired-ids"
 	fi
 	start_units
@@ -1756,7 +1756,7 @@ PLAN_FILES=(
 load_account() {
 	case "$1" in
 	Debian-snmp)
-		A_NAME=Debian-snmp A_UID=110 A_GID=115 A_GROUP=Debian-snmp A_DELETE_GROUP=1
+		A_NAME=Debian-snmp A_UID=110 A_GID=115 A_GROUP=Debian-snmp A_GROUP_GID=115 A_DELETE_GROUP=1
 		A_HOME=/var/lib/snmp A_SHELL=/usr/sbin/nologin A_GECOS=''
 		A_DROPIN_UNITS=(snmpd.service)
 		A_DROPIN_FILES=(units/snmpd.service/50-dynmigrate.conf)
@@ -1785,7 +1785,7 @@ load_account() {
 		A_MANIFEST=(/etc/snmp/snmpd.conf /var/lib/snmp)
 		;;
 	_chrony)
-		A_NAME=_chrony A_UID=111 A_GID=116 A_GROUP=_chrony A_DELETE_GROUP=1
+		A_NAME=_chrony A_UID=111 A_GID=116 A_GROUP=_chrony A_GROUP_GID=116 A_DELETE_GROUP=1
 		A_HOME=/var/lib/chrony A_SHELL=/usr/sbin/nologin A_GECOS='Chrony daemon,,,'
 		A_DROPIN_UNITS=(chrony.service)
 		A_DROPIN_FILES=(units/chrony.service/50-dynmigrate.conf)
@@ -1814,7 +1814,7 @@ load_account() {
 		A_MANIFEST=(/etc/chrony/chrony.keys /var/lib/chrony)
 		;;
 	knot)
-		A_NAME=knot A_UID=112 A_GID=117 A_GROUP=knot A_DELETE_GROUP=1
+		A_NAME=knot A_UID=112 A_GID=117 A_GROUP=knot A_GROUP_GID=117 A_DELETE_GROUP=1
 		A_HOME=/var/lib/knot A_SHELL=/usr/sbin/nologin A_GECOS='Knot DNS server,,,'
 		A_DROPIN_UNITS=(knot.service)
 		A_DROPIN_FILES=(units/knot.service/50-dynmigrate.conf)
@@ -1843,7 +1843,7 @@ load_account() {
 		A_MANIFEST=(/etc/knot /etc/knot/knot.conf /var/lib/knot)
 		;;
 	ledger)
-		A_NAME=ledger A_UID=113 A_GID=118 A_GROUP=ledger A_DELETE_GROUP=1
+		A_NAME=ledger A_UID=113 A_GID=118 A_GROUP=ledger A_GROUP_GID=118 A_DELETE_GROUP=1
 		A_HOME=/var/lib/ledger A_SHELL=/usr/sbin/nologin A_GECOS='Ledger API,,,'
 		A_DROPIN_UNITS=(ledger.service)
 		A_DROPIN_FILES=(units/ledger.service/50-dynmigrate.conf)
@@ -1868,11 +1868,11 @@ load_account() {
 		A_SO_PATH=(/etc/ledger/keys)
 		A_PIN_PATH=(/etc/ledger/keys)
 		A_PIN_MODE=(700)
-		A_MANUAL=(DM110-ledger DM303-ledger M1-ledger)
+		A_MANUAL=(DM110-ledger DM303-ledger DM309-ledger)
 		A_MANIFEST=(/etc/ledger /etc/ledger/.pgpass /etc/ledger/api.yaml /etc/ledger/app.env /etc/ledger/htpasswd /etc/ledger/keys /etc/ledger/keys/signing.key /var/lib/ledger)
 		;;
 	nslcd)
-		A_NAME=nslcd A_UID=114 A_GID=119 A_GROUP=nslcd A_DELETE_GROUP=1
+		A_NAME=nslcd A_UID=114 A_GID=119 A_GROUP=nslcd A_GROUP_GID=119 A_DELETE_GROUP=1
 		A_HOME=/run/nslcd A_SHELL=/usr/sbin/nologin A_GECOS='nslcd name service LDAP connection daemon,,,'
 		A_DROPIN_UNITS=(nslcd.service)
 		A_DROPIN_FILES=(units/nslcd.service/50-dynmigrate.conf)

@@ -1428,7 +1428,7 @@ restore_runtime() {
 
 record_text() {
 	printf '# dynmigrate migration record, written %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	declare -p A_NAME A_UID A_GID A_GROUP A_DELETE_GROUP A_RUN_UNITS A_RUN_PROBES A_TRIGGERS A_DROPIN_UNITS A_FIX_PATH \
+	declare -p A_NAME A_UID A_GID A_GROUP A_GROUP_GID A_DELETE_GROUP A_RUN_UNITS A_RUN_PROBES A_TRIGGERS A_DROPIN_UNITS A_FIX_PATH \
 		A_FIX_MODE A_OVR_TARGET A_OVR_SOURCE A_OVR_KIND A_PIN_PATH A_PIN_MODE A_MOVE | sed 's/^declare /declare -g /'
 }
 
@@ -1631,7 +1631,7 @@ find_leftovers() {
 	skip_prunes
 	leftover_roots | while IFS= read -r -d '' root; do
 		if [ "$A_DELETE_GROUP" = 1 ]; then
-			find "$root" -xdev "${PRUNE[@]}" \( -uid "$A_UID" -o -gid "$A_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
+			find "$root" -xdev "${PRUNE[@]}" \( -uid "$A_UID" -o -gid "$A_GROUP_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 		else
 			find "$root" -xdev "${PRUNE[@]}" -uid "$A_UID" -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 		fi
@@ -1651,8 +1651,8 @@ run_stage3() {
 	if getent passwd "$A_UID" >/dev/null; then
 		die "UID $A_UID belongs to $(getent passwd "$A_UID" | cut -d: -f1) now: its files are not leftovers"
 	fi
-	if [ "$A_DELETE_GROUP" = 1 ] && getent group "$A_GID" >/dev/null; then
-		die "GID $A_GID belongs to group $(getent group "$A_GID" | cut -d: -f1) now: its files are not leftovers"
+	if [ "$A_DELETE_GROUP" = 1 ] && getent group "$A_GROUP_GID" >/dev/null; then
+		die "GID $A_GROUP_GID belongs to group $(getent group "$A_GROUP_GID" | cut -d: -f1) now: its files are not leftovers"
 	fi
 	dir=$(acct_dir)
 	out="$dir/stage3.manifest"
@@ -1682,7 +1682,7 @@ run_stage3() {
 			uid=${owner% *} gid=${owner#* }
 		else
 			if [ "$uid" = "$A_UID" ]; then uid=0; else uid=-; fi
-			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GID" ]; then gid=0; else gid=-; fi
+			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GROUP_GID" ]; then gid=0; else gid=-; fi
 		fi
 		# the mode is left to chown, which drops setuid/setgid bits: never a set-ID file for root
 		attr_record "$uid" "$gid" - "$type" "$dev" "$ino" - "$path"
@@ -1692,10 +1692,10 @@ run_stage3() {
 		dry_forget "$out"
 		out=$dir/stage3.manifest
 	fi
-	log "re-owned the $n leftover path(s) of UID $A_UID / GID $A_GID (listed in $out; nothing deleted)"
+	log "re-owned the $n leftover path(s) of UID $A_UID / GID $A_GROUP_GID (listed in $out; nothing deleted)"
 	run touch "$STATE/retired-ids"
 	if ! awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '$1 == u && $3 == n { f = 1 } END { exit !f }' "$STATE/retired-ids" 2>/dev/null; then
-		run_append "$STATE/retired-ids" printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)"
+		run_append "$STATE/retired-ids" printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GROUP_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)"
 		log "UID $A_UID added to the retired-UID ledger $STATE/retired-ids"
 	fi
 	start_units
@@ -1757,7 +1757,7 @@ PLAN_FILES=(
 load_account() {
 	case "$1" in
 	haproxy)
-		A_NAME=haproxy A_UID=101 A_GID=101 A_GROUP=haproxy A_DELETE_GROUP=1
+		A_NAME=haproxy A_UID=101 A_GID=101 A_GROUP=haproxy A_GROUP_GID=101 A_DELETE_GROUP=1
 		A_HOME=/var/lib/haproxy A_SHELL=/usr/sbin/nologin A_GECOS=''
 		A_DROPIN_UNITS=(haproxy.service)
 		A_DROPIN_FILES=(units/haproxy.service/50-dynmigrate.conf)
@@ -1786,7 +1786,7 @@ load_account() {
 		A_MANIFEST=()
 		;;
 	mosquitto)
-		A_NAME=mosquitto A_UID=102 A_GID=102 A_GROUP=mosquitto A_DELETE_GROUP=1
+		A_NAME=mosquitto A_UID=102 A_GID=102 A_GROUP=mosquitto A_GROUP_GID=102 A_DELETE_GROUP=1
 		A_HOME=/var/lib/mosquitto A_SHELL=/usr/sbin/nologin A_GECOS=''
 		A_DROPIN_UNITS=(mosquitto.service)
 		A_DROPIN_FILES=(units/mosquitto.service/50-dynmigrate.conf)
@@ -1815,7 +1815,7 @@ load_account() {
 		A_MANIFEST=(/etc/mosquitto/passwd /var/lib/mosquitto /var/log/mosquitto)
 		;;
 	prometheus)
-		A_NAME=prometheus A_UID=103 A_GID=103 A_GROUP=prometheus A_DELETE_GROUP=1
+		A_NAME=prometheus A_UID=103 A_GID=103 A_GROUP=prometheus A_GROUP_GID=103 A_DELETE_GROUP=1
 		A_HOME=/var/lib/prometheus A_SHELL=/usr/sbin/nologin A_GECOS='Prometheus daemon,,,'
 		A_DROPIN_UNITS=(prometheus-node-exporter.service)
 		A_DROPIN_FILES=(units/prometheus-node-exporter.service/50-dynmigrate.conf)
@@ -1844,7 +1844,7 @@ load_account() {
 		A_MANIFEST=(/var/lib/prometheus)
 		;;
 	restic)
-		A_NAME=restic A_UID=107 A_GID=107 A_GROUP=restic A_DELETE_GROUP=1
+		A_NAME=restic A_UID=107 A_GID=107 A_GROUP=restic A_GROUP_GID=107 A_DELETE_GROUP=1
 		A_HOME=/srv/restic A_SHELL=/usr/sbin/nologin A_GECOS='restic REST server,,,'
 		A_DROPIN_UNITS=(rest-server.service)
 		A_DROPIN_FILES=(units/rest-server.service/50-dynmigrate.conf)
@@ -1873,7 +1873,7 @@ load_account() {
 		A_MANIFEST=(/srv/restic)
 		;;
 	syncthing)
-		A_NAME=syncthing A_UID=105 A_GID=105 A_GROUP=syncthing A_DELETE_GROUP=1
+		A_NAME=syncthing A_UID=105 A_GID=105 A_GROUP=syncthing A_GROUP_GID=105 A_DELETE_GROUP=1
 		A_HOME=/var/lib/syncthing A_SHELL=/usr/sbin/nologin A_GECOS=Syncthing,,,
 		A_DROPIN_UNITS=(syncthing@syncthing.service)
 		A_DROPIN_FILES=(units/syncthing@syncthing.service/50-dynmigrate.conf)
@@ -1902,7 +1902,7 @@ load_account() {
 		A_MANIFEST=(/srv/sync /var/lib/syncthing)
 		;;
 	webhook)
-		A_NAME=webhook A_UID=106 A_GID=106 A_GROUP=webhook A_DELETE_GROUP=1
+		A_NAME=webhook A_UID=106 A_GID=106 A_GROUP=webhook A_GROUP_GID=106 A_DELETE_GROUP=1
 		A_HOME=/var/lib/webhook A_SHELL=/usr/sbin/nologin A_GECOS=''
 		A_DROPIN_UNITS=(webhook.service)
 		A_DROPIN_FILES=(units/webhook.service/50-dynmigrate.conf)

@@ -1,0 +1,36 @@
+"""A configuration directory of the account that other users cannot enter, which the plan cannot bind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
+from dynmigrate.model.common import Location
+
+ID = "DM309"
+NAME = "closed-config-directory"
+SEVERITY = Severity.WARNING
+EFFECT = Effect.NEEDS_MANUAL
+TAGS = ("files", "config")
+SUMMARY = (
+    "A config directory only the account could enter stays closed and becomes root's: the dynamic "
+    "user cannot read inside it."
+)
+FIX = "Move what the service reads where it can read it, or hand it over with LoadCredential=."
+FACTS = ("F2.5", "F3.4")
+
+
+def check(ctx: RuleContext) -> Iterator[Hit]:
+    for acc in ctx.service_accounts():
+        for closed in ctx.q.closed_config_dirs(acc):  # the plan binds the others file by file
+            if not closed.why:
+                continue
+            d = closed.info
+            yield Hit(
+                acc.name,
+                f"{d.path} ({d.uid}:{d.gid} {d.mode:04o}) could not be entered by other users: it becomes "
+                f"root-owned with the same mode, so the dynamic user cannot enter it either, and {closed.why}; "
+                "never widen the directory's mode",
+                Location(d.path),
+                (d.path,),
+            )
