@@ -73,22 +73,6 @@ def is_fixup(value: str, managed: list[ManagedDir]) -> bool:
     return all(any(is_under(str(rel(p)), r) for r in roots) for p in paths)
 
 
-def _root_daemon_runtime(out: DropIn, unit: Unit, exec_mode: ExecMode, managed: list[ManagedDir]) -> None:
-    """A daemon that starts as root keeps its PID file, control socket or chroot in /run/NAME, made at
-    start by the daemon or a helper script (sslh's --pidfile in its EnvironmentFile=, bird's
-    prepare-environment). Under DynamicUser= /run is read-only even for a '!' command (the sandbox
-    still applies, facts F4.3), so the unit gets its conventional runtime directory."""
-    if exec_mode is not ExecMode.BANG or unit.values("Service", "RuntimeDirectory"):
-        return
-    if any(m.key == "RuntimeDirectory" for m in managed):
-        return
-    out.set("RuntimeDirectory", unit.prefix)
-    out.decisions.append(
-        f"RuntimeDirectory={unit.prefix}: the daemon starts as root, and root daemons keep their PID file, "
-        f"socket or chroot in /run/{unit.prefix}, which is read-only under DynamicUser even with the '!' prefix"
-    )
-
-
 def build_dropin(
     unit: Unit,
     account: str,
@@ -236,7 +220,6 @@ def build_dropin(
             "be verified offline"
         )
 
-    _root_daemon_runtime(out, unit, exec_mode, managed)
     # PID file
     pid = unit.value("Service", "PIDFile")
     if pid is not None:
@@ -244,9 +227,7 @@ def build_dropin(
         runtime = [str(m.path) for m in managed if m.key == "RuntimeDirectory"]
         if not any(is_under(ppath, r) and ppath != r for r in runtime):
             target = f"/run/{unit.prefix}/{ppath.rsplit('/', 1)[-1]}"
-            if ("RuntimeDirectory", unit.prefix) not in out.items and not any(
-                m.key == "RuntimeDirectory" and m.name == unit.prefix for m in managed
-            ):
+            if not any(m.key == "RuntimeDirectory" and m.name == unit.prefix for m in managed):
                 out.set("RuntimeDirectory", unit.prefix)
             out.set("PIDFile", target)
             out.decisions.append(f"PIDFile={target}: /run is read-only under DynamicUser, even for root")
