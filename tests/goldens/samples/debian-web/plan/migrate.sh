@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=5a88c39311f90861341bdcfc3520d46bf6528652ddba9ece78a59b2906694943
+LIB_SHA256=aa638f3989c027808a1c65c858906e1ebcce02cb81fd13e9d1e6780549181ac3
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=462bae15f3f31ed7d951675488d08723541f192a5120a1ee04f074c476770039
+LIB_SHA256=f09e8c2086abda32c330815faa9e4bb660af1bbd4bd2997f5fad73f0b25b5989
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

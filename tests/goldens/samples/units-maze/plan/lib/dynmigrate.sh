@@ -1700,7 +1700,7 @@ SKIP_PATTERNS=()
 PLAN_FILES=(
 	b9337bfd030dbaea14ccaa2f0a4f1b12a8100ff97deb48860fe3a29ba94abdd9 files/80dynmigrate-repair
 	90387d99722bfbc5d06fa9b58652aee8f7d9850defa46efab27de5b76f2fc860 files/dynmigrate-repair
-	83362a7d542d42d8a552ce71b99abaa6bd7a0b549aafe6e643ee122987485412 units/haproxy.service/50-dynmigrate.conf
+	83d391c5aacd901abe124bdcb040b54bef01364a49c123e47ba526c1dbbfda6b units/haproxy.service/50-dynmigrate.conf
 	7f43e17ca8cc2697dc359e7dda16aea9580cac3e1b59b1b34dfbe989b7d4f8cc units/mosquitto.service/50-dynmigrate.conf
 	819250b2f92964cffdd98ccffcaab9fd12f0265ffd754f8db3f0771745adf547 units/prometheus-node-exporter.service/50-dynmigrate.conf
 	c439a9f24bb1173b5871ffcf29716b78a32e299969f51b494db0281b07cd0622 units/rest-server.service/50-dynmigrate.conf
@@ -1720,7 +1720,7 @@ load_account() {
 		A_RUN_UNITS=(haproxy.service)
 		A_RUN_PROBES=('')
 		A_MOVE=()
-		A_RUNTIME=()
+		A_RUNTIME=(/run/haproxy)
 		A_FIX_PATH=()
 		A_FIX_MODE=()
 		A_OVR_TARGET=()
