@@ -97,4 +97,5 @@ def test_a_pid_file_from_an_environment_variable_gets_its_runtime_directory(tmp_
 def test_a_file_straight_in_run_from_a_variable_is_no_runtime_directory(tmp_path: Path) -> None:
     unit = "[Service]\nEnvironment=PIDFILE=/run/food.pid\nExecStart=/usr/sbin/food -u foo -p $PIDFILE\n"
     plan = plan_for(tmp_path, {"etc/systemd/system/foo.service": unit})
-    assert not [line for line in dropin(plan) if line.startswith("RuntimeDirectory=")]
+    # only the root daemon's conventional /run/foo, nothing named after the file
+    assert [line for line in dropin(plan) if line.startswith("RuntimeDirectory=")] == ["RuntimeDirectory=foo"]

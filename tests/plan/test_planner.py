@@ -75,6 +75,28 @@ def test_root_start_daemon_keeps_its_switch_with_bang(tmp_path: Path) -> None:
     ]
 
 
+def test_root_start_daemon_gets_its_conventional_runtime_directory(tmp_path: Path) -> None:
+    # sslh's --pidfile /var/run/sslh/sslh.pid and bird's /run/bird live in an EnvironmentFile= and a
+    # helper script the scan does not read; /run is read-only for a '!' command under DynamicUser=
+    plan = plan_for(
+        tmp_path,
+        {
+            "etc/systemd/system/foo.service": (
+                "[Service]\nEnvironmentFile=/etc/default/foo\nExecStart=/usr/sbin/food -u foo $DAEMON_OPTS\n"
+            ),
+        },
+    )
+    unit = plan.accounts[0].units[0]
+    assert unit.exec_mode is ExecMode.BANG
+    assert "RuntimeDirectory=foo" in dropin(plan)
+    assert any(d.startswith("RuntimeDirectory=foo: the daemon starts as root") for d in unit.decisions)
+
+
+def test_unprivileged_unit_gets_no_runtime_directory_by_convention(tmp_path: Path) -> None:
+    plan = plan_for(tmp_path, {"etc/systemd/system/foo.service": "[Service]\nUser=foo\nExecStart=/usr/bin/foo\n"})
+    assert not any(line.startswith("RuntimeDirectory=") for line in dropin(plan))
+
+
 def test_permissions_start_only_becomes_plus_prefixes(tmp_path: Path) -> None:
     plan = plan_for(
         tmp_path,

@@ -246,3 +246,20 @@ def _octal(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def root_daemon_runtime(unit: Unit, managed: list[ManagedDir]) -> list[ManagedDir]:
+    """A daemon that starts as root (the plan's '!' prefix) keeps its PID file, control socket or
+    chroot in /run/NAME, made at start by the daemon or a helper (sslh's --pidfile in its
+    EnvironmentFile=, bird's prepare-environment). Under DynamicUser= /run is read-only even for a
+    '!' command (the sandbox still applies, facts F4.3): the unit gets its conventional runtime
+    directory, which rollback recreates through tmpfiles.d like any other."""
+    name = unit.prefix
+    if any(m.key == "RuntimeDirectory" for m in managed) or not SAFE_NAME.match(name) or name in RESERVED:
+        return managed
+    why = (
+        f"the daemon starts as root, and root daemons keep their PID file, socket or chroot in /run/{name}, "
+        "which is read-only under DynamicUser even with the '!' prefix"
+    )
+    extra = ManagedDir("RuntimeDirectory", name, RelPath(f"/run/{name}"), None, False, False, why)
+    return sorted([*managed, extra], key=lambda m: (KEY_ORDER[m.key], m.name))

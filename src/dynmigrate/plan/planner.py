@@ -32,7 +32,7 @@ from dynmigrate.model.plan import (
 from dynmigrate.model.references import Action, Reference, RefKind, Target
 from dynmigrate.model.report import AccountVerdict
 from dynmigrate.model.units import LoadState, Unit
-from dynmigrate.plan.directories import derive_directories
+from dynmigrate.plan.directories import derive_directories, root_daemon_runtime
 from dynmigrate.plan.dropin import build_dropin, dropin_text, later_conflicts, systemctl_cat, unified_diff
 
 PLANNABLE = (Verdict.CONVERTIBLE, Verdict.NEEDS_MANUAL, Verdict.BLOCKED)
@@ -649,8 +649,10 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         for text_m in dir_steps:
             if text_m not in (m.text for m in manual):
                 manual.append(ManualStep(f"M{len(manual) + 1}-{acc.name}", "plan", text_m))
-        all_managed += managed
         mode = _exec_mode(q, acc, unit)
+        if mode is ExecMode.BANG:
+            managed = root_daemon_runtime(unit, managed)
+        all_managed += managed
         unit_creds = [replace(c, unit=unit.name) for c in creds]
         own = (acc.name, str(acc.gid)) + ((str(grp.name),) if grp is not None and own_group else ())
         own += (str(own_grp.name), str(own_grp.gid)) if own_grp is not None and not own_group else ()

@@ -290,6 +290,15 @@ def _dedicated(av: AccountVerdict) -> bool:
     return not any(f.rule in NOT_DEDICATED_RULES and f.effect is Effect.BLOCKS for f in av.findings)
 
 
+def _planned_verdict(verdict: Verdict, reason: str, plan: AccountPlan | None) -> tuple[str, str]:
+    """The verdict the plan states: a convertible account whose plan found a manual step of its own
+    (a closed configuration directory, a PID file to point elsewhere) needs that step."""
+    if plan is None or plan.verdict is verdict or not plan.manual_steps:
+        return verdict.value, reason
+    step = plan.manual_steps[0]
+    return plan.verdict.value, f"{step.id}: {step.text}"
+
+
 def _idmap(systemd: int | None, error: str) -> str:
     """Whether systemd >= 257's id-mapped private directories can work on this overlay."""
     if systemd is None or systemd < 257:
@@ -467,10 +476,11 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
     for name in selected:
         av = result.report.account(name)
         assert av is not None
+        verdict, reason = _planned_verdict(av.verdict, av.reason, planned.get(name))
         base_facts[name] = AccountFacts(
             account=name,
-            verdict=av.verdict.value,
-            reason=av.reason,
+            verdict=verdict,
+            reason=reason,
             units=av.units,
             planned=name in planned,
             forced=name in planned and planned[name].forced,

@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=d8d0b401738f913af6872dfa976b8d275f12fe28033a6d7dd52bb99212e7fc55
+LIB_SHA256=aa638f3989c027808a1c65c858906e1ebcce02cb81fd13e9d1e6780549181ac3
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

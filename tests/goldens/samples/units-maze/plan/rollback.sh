@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=bc59d7335b7d8e4cc661221cddd2a5f5898bd445eeaa6b873bfcf48b29899e65
+LIB_SHA256=f09e8c2086abda32c330815faa9e4bb660af1bbd4bd2997f5fad73f0b25b5989
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

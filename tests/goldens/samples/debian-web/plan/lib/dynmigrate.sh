@@ -1814,7 +1814,7 @@ load_account() {
 		A_SO_PATH=()
 		A_PIN_PATH=()
 		A_PIN_MODE=()
-		A_MANUAL=(DM103-postgres DM104-postgres DM110-postgres DM116-postgres DM213-postgres DM301-postgres DM401-postgres)
+		A_MANUAL=(DM103-postgres DM104-postgres DM110-postgres DM213-postgres DM116-postgres DM301-postgres DM401-postgres)
 		A_MANIFEST=(/etc/postgresql /etc/postgresql/15 /etc/postgresql/15/main /etc/postgresql/15/main/conf.d /etc/postgresql/15/main/environment /etc/postgresql/15/main/pg_ctl.conf /etc/postgresql/15/main/pg_hba.conf /etc/postgresql/15/main/pg_ident.conf /etc/postgresql/15/main/postgresql.conf /etc/postgresql/15/main/start.conf /var/backups/postgresql /var/lib/postgresql /var/log/postgresql)
 		;;
 	redis)
