@@ -21,15 +21,22 @@ FACTS = ("F1.11", "F4.3", "F4.4")
 
 
 def _siblings(ctx: RuleContext, acc: Account, package: str) -> list[str]:
-    """The other users and groups the package's maintainer scripts create that exist on the host
-    (not the account itself, not its own same-named group)."""
+    """The other accounts the package's maintainer scripts create for the daemon, that exist on the
+    host: users (another daemon account), and groups the package gives paths to (chown, chgrp,
+    statoverride: postdrop) or puts the account in (frrvty). A group it only creates (netdev, for a
+    D-Bus policy or device access) is not one of the daemon's accounts."""
+    refs = [r for r in ctx.snap.references if r.package == package and r.name != acc.name]
+    created = {(r.target, r.name) for r in refs if r.action is Action.CREATES}
+    given = {r.name for r in refs if r.target is Target.GROUP and r.action in (Action.CHOWNS, Action.OWNS_PATH)}
     out: set[str] = set()
-    for ref in ctx.snap.references:
-        if ref.action is not Action.CREATES or ref.package != package or ref.name == acc.name:
+    for target, name in created:
+        if target is Target.USER:
+            if ctx.snap.accounts.account(name) is not None:
+                out.add(f"user {name}")
             continue
-        exists = ctx.snap.accounts.account(ref.name) if ref.target is Target.USER else ctx.snap.accounts.group(ref.name)
-        if exists is not None:
-            out.add(f"{ref.target.value} {ref.name}")
+        group = ctx.snap.accounts.group(name)
+        if group is not None and (name in given or acc.name in group.members):
+            out.add(f"group {name}")
     return sorted(out)
 
 
