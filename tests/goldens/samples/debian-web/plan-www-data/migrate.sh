@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=fe8aeb106db468019e835a93aba9e925b4181bb4259bdc5206e16110c05098d4
+LIB_SHA256=0cdfb19bb12495e83bc378b23644949e3ddd726c26525b9182ada334e07e32fc
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

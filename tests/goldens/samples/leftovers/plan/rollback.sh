@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=8b2687aab5d1a75c5bd35cd3117113875e9ccb43a14a52f90bdee26ec136b271
+LIB_SHA256=4c58b6417d862624c0e05b0e65261719066fac1e25312fe08f2f7ce651173c83
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

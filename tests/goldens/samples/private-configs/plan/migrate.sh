@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=3cc5e9ce6cce6062234505434a8ccb05a6ed7837ab46bd0b295aa11359126c32
+LIB_SHA256=9750b29f8f5eb2f92b8ea8c3f71520d9c3bcb8611d5f038a5caaccbdcb0cc90f
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=f09e8c2086abda32c330815faa9e4bb660af1bbd4bd2997f5fad73f0b25b5989
+LIB_SHA256=31a54af698879e2473c97828e85a8ac46e8526b6f0b6a0b19c31dc3ec9bc474d
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -912,6 +912,46 @@ move_back_from_private() {
 	return 0
 }
 
+# ---- configuration files the daemon rewrites as its state ---------------------------------
+
+copy_state_configs() {
+	# A daemon that rewrites its configuration file as its state (redis-sentinel) cannot keep it in
+	# /etc, which becomes root's: the drop-in starts it with a copy in its state directory. The copy
+	# is made by the account itself (setpriv, with its own group only), so that it reads and writes
+	# only what the account could, whatever links it planted; the mode is the file's. A copy that
+	# exists is kept (the daemon's state since).
+	local i src dst
+	for i in "${!A_CFG_SRC[@]}"; do
+		src=${A_CFG_SRC[$i]} dst=${A_CFG_DST[$i]}
+		if [ -e "$dst" ] || [ -L "$dst" ]; then
+			log "$dst exists: kept as the daemon's configuration"
+			continue
+		fi
+		if [ ! -f "$src" ] || [ -L "$src" ]; then
+			die "$src is not a regular file: cannot give the daemon its copy in $dst"
+		fi
+		log "copying $src to $dst as $A_NAME: the daemon rewrites it, and keeps it there from now on"
+		run setpriv --reuid="$A_UID" --regid="$A_GID" --clear-groups -- cp -P --no-clobber --preserve=mode -- "$src" "$dst" ||
+			die "could not copy $src to $dst as $A_NAME"
+	done
+}
+
+drop_state_copies() {
+	# rollback of stage 1: the daemon reads its file in /etc again. A copy it never changed is
+	# removed; one it rewrote since is kept (its state since stage 1), with a warning
+	local i src dst
+	for i in "${!A_CFG_SRC[@]}"; do
+		src=${A_CFG_SRC[$i]} dst=${A_CFG_DST[$i]}
+		if [ ! -f "$dst" ] || [ -L "$dst" ]; then continue; fi
+		if cmp -s -- "$src" "$dst"; then
+			run rm -f -- "$dst"
+			log "removed $dst, the unchanged copy of $src"
+		else
+			log "WARNING: $dst holds what the daemon wrote since stage 1, and it reads $src again: compare them"
+		fi
+	done
+}
+
 # ---- files installed by the plan ----------------------------------------------------------
 
 install_file() {
@@ -1280,6 +1320,9 @@ preflight_checks() {
 	if [ "$A_DELETE_GROUP" = 0 ] && static_group_exists "$A_NAME"; then
 		die "a static group $A_NAME would stay after the user is deleted: the dynamic user $A_NAME cannot start (EILSEQ)"
 	fi
+	if [ "${#A_CFG_SRC[@]}" -gt 0 ] && ! command -v setpriv >/dev/null; then
+		die "setpriv (util-linux) is missing: stage 1 copies ${A_CFG_SRC[0]} with it, as $A_NAME"
+	fi
 	if ! stage_done 1; then
 		for d in "${A_MOVE[@]}"; do
 			if [ ! -d "$d" ] || [ -L "$d" ]; then continue; fi
@@ -1331,6 +1374,7 @@ run_stage1() {
 	if stage2_in_flight; then
 		die "stage 2 was interrupted: run stage2 again, or roll it back (rollback.sh --account $A_NAME stage2)"
 	fi
+	copy_state_configs
 	if [ "$(systemd_version)" -lt 236 ]; then
 		stop_units
 		move_into_private
@@ -1361,6 +1405,7 @@ undo_stage1() {
 	crashpoint undo1-dropins-removed
 	move_back_from_private
 	crashpoint undo1-moved-back
+	drop_state_copies
 	reown_idmapped_files
 	restore_manifest "$(acct_dir)/manifest"
 	restore_runtime
@@ -1698,8 +1743,8 @@ SKIP_PATTERNS=()
 # sha256 and path of every plan file this script installs
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
-	b9337bfd030dbaea14ccaa2f0a4f1b12a8100ff97deb48860fe3a29ba94abdd9 files/80dynmigrate-repair
-	90387d99722bfbc5d06fa9b58652aee8f7d9850defa46efab27de5b76f2fc860 files/dynmigrate-repair
+	59bfe1907a828b9c941f66be39a039f52fa4a839dee089bc4e3608fa63d3fffa files/80dynmigrate-repair
+	dc21bad3a1f9ef22a39703b37eb40dd9c0278ecb7af669c8137b21c74e7ab7a2 files/dynmigrate-repair
 	6bc2224ca8d90fae7cfbbee2bb0b6eb1ad7b662fef828a46720acef6bebe0047 files/zabbix/override-0
 	39e2c34436a46080f3ef41d852ef01b0b31626196b8aa14e62a6d92c2c8842fb files/zabbix/override-1
 	9e21c5999f3b6bec914299f35dd8d4ee45327b591fcfbd3be97cc7744cb2cd78 units/zabbix-agent.service/50-dynmigrate.conf
@@ -1718,6 +1763,8 @@ load_account() {
 		A_RUN_PROBES=('')
 		A_MOVE=(/var/log/zabbix-agent)
 		A_RUNTIME=(/run/zabbix)
+		A_CFG_SRC=()
+		A_CFG_DST=()
 		A_FIX_PATH=(/etc/zabbix/zabbix_agentd.psk /usr/local/bin/zbx-send)
 		A_FIX_MODE=(0600 0750)
 		A_OVR_TARGET=(/etc/logrotate.d/zabbix-agent /etc/tmpfiles.d/zabbix-agent.conf)

@@ -912,6 +912,46 @@ move_back_from_private() {
 	return 0
 }
 
+# ---- configuration files the daemon rewrites as its state ---------------------------------
+
+copy_state_configs() {
+	# A daemon that rewrites its configuration file as its state (redis-sentinel) cannot keep it in
+	# /etc, which becomes root's: the drop-in starts it with a copy in its state directory. The copy
+	# is made by the account itself (setpriv, with its own group only), so that it reads and writes
+	# only what the account could, whatever links it planted; the mode is the file's. A copy that
+	# exists is kept (the daemon's state since).
+	local i src dst
+	for i in "${!A_CFG_SRC[@]}"; do
+		src=${A_CFG_SRC[$i]} dst=${A_CFG_DST[$i]}
+		if [ -e "$dst" ] || [ -L "$dst" ]; then
+			log "$dst exists: kept as the daemon's configuration"
+			continue
+		fi
+		if [ ! -f "$src" ] || [ -L "$src" ]; then
+			die "$src is not a regular file: cannot give the daemon its copy in $dst"
+		fi
+		log "copying $src to $dst as $A_NAME: the daemon rewrites it, and keeps it there from now on"
+		run setpriv --reuid="$A_UID" --regid="$A_GID" --clear-groups -- cp -P --no-clobber --preserve=mode -- "$src" "$dst" ||
+			die "could not copy $src to $dst as $A_NAME"
+	done
+}
+
+drop_state_copies() {
+	# rollback of stage 1: the daemon reads its file in /etc again. A copy it never changed is
+	# removed; one it rewrote since is kept (its state since stage 1), with a warning
+	local i src dst
+	for i in "${!A_CFG_SRC[@]}"; do
+		src=${A_CFG_SRC[$i]} dst=${A_CFG_DST[$i]}
+		if [ ! -f "$dst" ] || [ -L "$dst" ]; then continue; fi
+		if cmp -s -- "$src" "$dst"; then
+			run rm -f -- "$dst"
+			log "removed $dst, the unchanged copy of $src"
+		else
+			log "WARNING: $dst holds what the daemon wrote since stage 1, and it reads $src again: compare them"
+		fi
+	done
+}
+
 # ---- files installed by the plan ----------------------------------------------------------
 
 install_file() {
@@ -1280,6 +1320,9 @@ preflight_checks() {
 	if [ "$A_DELETE_GROUP" = 0 ] && static_group_exists "$A_NAME"; then
 		die "a static group $A_NAME would stay after the user is deleted: the dynamic user $A_NAME cannot start (EILSEQ)"
 	fi
+	if [ "${#A_CFG_SRC[@]}" -gt 0 ] && ! command -v setpriv >/dev/null; then
+		die "setpriv (util-linux) is missing: stage 1 copies ${A_CFG_SRC[0]} with it, as $A_NAME"
+	fi
 	if ! stage_done 1; then
 		for d in "${A_MOVE[@]}"; do
 			if [ ! -d "$d" ] || [ -L "$d" ]; then continue; fi
@@ -1331,6 +1374,7 @@ run_stage1() {
 	if stage2_in_flight; then
 		die "stage 2 was interrupted: run stage2 again, or roll it back (rollback.sh --account $A_NAME stage2)"
 	fi
+	copy_state_configs
 	if [ "$(systemd_version)" -lt 236 ]; then
 		stop_units
 		move_into_private
@@ -1361,6 +1405,7 @@ undo_stage1() {
 	crashpoint undo1-dropins-removed
 	move_back_from_private
 	crashpoint undo1-moved-back
+	drop_state_copies
 	reown_idmapped_files
 	restore_manifest "$(acct_dir)/manifest"
 	restore_runtime
@@ -1383,7 +1428,7 @@ restore_runtime() {
 
 record_text() {
 	printf '# dynmigrate migration record, written %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	declare -p A_NAME A_UID A_GID A_GROUP A_DELETE_GROUP A_RUN_UNITS A_RUN_PROBES A_TRIGGERS A_DROPIN_UNITS A_FIX_PATH \
+	declare -p A_NAME A_UID A_GID A_GROUP A_GROUP_GID A_DELETE_GROUP A_RUN_UNITS A_RUN_PROBES A_TRIGGERS A_DROPIN_UNITS A_FIX_PATH \
 		A_FIX_MODE A_OVR_TARGET A_OVR_SOURCE A_OVR_KIND A_PIN_PATH A_PIN_MODE A_MOVE | sed 's/^declare /declare -g /'
 }
 
@@ -1586,7 +1631,7 @@ find_leftovers() {
 	skip_prunes
 	leftover_roots | while IFS= read -r -d '' root; do
 		if [ "$A_DELETE_GROUP" = 1 ]; then
-			find "$root" -xdev "${PRUNE[@]}" \( -uid "$A_UID" -o -gid "$A_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
+			find "$root" -xdev "${PRUNE[@]}" \( -uid "$A_UID" -o -gid "$A_GROUP_GID" \) -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 		else
 			find "$root" -xdev "${PRUNE[@]}" -uid "$A_UID" -printf "$MANIFEST_FORMAT" 2>/dev/null || true
 		fi
@@ -1606,8 +1651,8 @@ run_stage3() {
 	if getent passwd "$A_UID" >/dev/null; then
 		die "UID $A_UID belongs to $(getent passwd "$A_UID" | cut -d: -f1) now: its files are not leftovers"
 	fi
-	if [ "$A_DELETE_GROUP" = 1 ] && getent group "$A_GID" >/dev/null; then
-		die "GID $A_GID belongs to group $(getent group "$A_GID" | cut -d: -f1) now: its files are not leftovers"
+	if [ "$A_DELETE_GROUP" = 1 ] && getent group "$A_GROUP_GID" >/dev/null; then
+		die "GID $A_GROUP_GID belongs to group $(getent group "$A_GROUP_GID" | cut -d: -f1) now: its files are not leftovers"
 	fi
 	dir=$(acct_dir)
 	out="$dir/stage3.manifest"
@@ -1637,7 +1682,7 @@ run_stage3() {
 			uid=${owner% *} gid=${owner#* }
 		else
 			if [ "$uid" = "$A_UID" ]; then uid=0; else uid=-; fi
-			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GID" ]; then gid=0; else gid=-; fi
+			if [ "$A_DELETE_GROUP" = 1 ] && [ "$gid" = "$A_GROUP_GID" ]; then gid=0; else gid=-; fi
 		fi
 		# the mode is left to chown, which drops setuid/setgid bits: never a set-ID file for root
 		attr_record "$uid" "$gid" - "$type" "$dev" "$ino" - "$path"
@@ -1647,10 +1692,10 @@ run_stage3() {
 		dry_forget "$out"
 		out=$dir/stage3.manifest
 	fi
-	log "re-owned the $n leftover path(s) of UID $A_UID / GID $A_GID (listed in $out; nothing deleted)"
+	log "re-owned the $n leftover path(s) of UID $A_UID / GID $A_GROUP_GID (listed in $out; nothing deleted)"
 	run touch "$STATE/retired-ids"
 	if ! awk -F'\t' -v u="$A_UID" -v n="$A_NAME" '$1 == u && $3 == n { f = 1 } END { exit !f }' "$STATE/retired-ids" 2>/dev/null; then
-		run_append "$STATE/retired-ids" printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)"
+		run_append "$STATE/retired-ids" printf '%s\t%s\t%s\t%s\t%s\n' "$A_UID" "$A_GROUP_GID" "$A_NAME" "${A_DROPIN_UNITS[*]}" "$(date -u +%Y-%m-%d)"
 		log "UID $A_UID added to the retired-UID ledger $STATE/retired-ids"
 	fi
 	start_units
@@ -1698,8 +1743,8 @@ SKIP_PATTERNS=()
 # sha256 and path of every plan file this script installs
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
-	b9337bfd030dbaea14ccaa2f0a4f1b12a8100ff97deb48860fe3a29ba94abdd9 files/80dynmigrate-repair
-	90387d99722bfbc5d06fa9b58652aee8f7d9850defa46efab27de5b76f2fc860 files/dynmigrate-repair
+	59bfe1907a828b9c941f66be39a039f52fa4a839dee089bc4e3608fa63d3fffa files/80dynmigrate-repair
+	dc21bad3a1f9ef22a39703b37eb40dd9c0278ecb7af669c8137b21c74e7ab7a2 files/dynmigrate-repair
 	83d391c5aacd901abe124bdcb040b54bef01364a49c123e47ba526c1dbbfda6b units/haproxy.service/50-dynmigrate.conf
 	7f43e17ca8cc2697dc359e7dda16aea9580cac3e1b59b1b34dfbe989b7d4f8cc units/mosquitto.service/50-dynmigrate.conf
 	819250b2f92964cffdd98ccffcaab9fd12f0265ffd754f8db3f0771745adf547 units/prometheus-node-exporter.service/50-dynmigrate.conf
@@ -1712,7 +1757,7 @@ PLAN_FILES=(
 load_account() {
 	case "$1" in
 	haproxy)
-		A_NAME=haproxy A_UID=101 A_GID=101 A_GROUP=haproxy A_DELETE_GROUP=1
+		A_NAME=haproxy A_UID=101 A_GID=101 A_GROUP=haproxy A_GROUP_GID=101 A_DELETE_GROUP=1
 		A_HOME=/var/lib/haproxy A_SHELL=/usr/sbin/nologin A_GECOS=''
 		A_DROPIN_UNITS=(haproxy.service)
 		A_DROPIN_FILES=(units/haproxy.service/50-dynmigrate.conf)
@@ -1721,6 +1766,8 @@ load_account() {
 		A_RUN_PROBES=('')
 		A_MOVE=()
 		A_RUNTIME=(/run/haproxy)
+		A_CFG_SRC=()
+		A_CFG_DST=()
 		A_FIX_PATH=()
 		A_FIX_MODE=()
 		A_OVR_TARGET=()
@@ -1739,7 +1786,7 @@ load_account() {
 		A_MANIFEST=()
 		;;
 	mosquitto)
-		A_NAME=mosquitto A_UID=102 A_GID=102 A_GROUP=mosquitto A_DELETE_GROUP=1
+		A_NAME=mosquitto A_UID=102 A_GID=102 A_GROUP=mosquitto A_GROUP_GID=102 A_DELETE_GROUP=1
 		A_HOME=/var/lib/mosquitto A_SHELL=/usr/sbin/nologin A_GECOS=''
 		A_DROPIN_UNITS=(mosquitto.service)
 		A_DROPIN_FILES=(units/mosquitto.service/50-dynmigrate.conf)
@@ -1748,6 +1795,8 @@ load_account() {
 		A_RUN_PROBES=('')
 		A_MOVE=(/var/lib/mosquitto /var/log/mosquitto)
 		A_RUNTIME=(/run/mosquitto)
+		A_CFG_SRC=()
+		A_CFG_DST=()
 		A_FIX_PATH=(/etc/mosquitto/passwd)
 		A_FIX_MODE=(0600)
 		A_OVR_TARGET=()
@@ -1766,7 +1815,7 @@ load_account() {
 		A_MANIFEST=(/etc/mosquitto/passwd /var/lib/mosquitto /var/log/mosquitto)
 		;;
 	prometheus)
-		A_NAME=prometheus A_UID=103 A_GID=103 A_GROUP=prometheus A_DELETE_GROUP=1
+		A_NAME=prometheus A_UID=103 A_GID=103 A_GROUP=prometheus A_GROUP_GID=103 A_DELETE_GROUP=1
 		A_HOME=/var/lib/prometheus A_SHELL=/usr/sbin/nologin A_GECOS='Prometheus daemon,,,'
 		A_DROPIN_UNITS=(prometheus-node-exporter.service)
 		A_DROPIN_FILES=(units/prometheus-node-exporter.service/50-dynmigrate.conf)
@@ -1775,6 +1824,8 @@ load_account() {
 		A_RUN_PROBES=('')
 		A_MOVE=(/var/lib/prometheus)
 		A_RUNTIME=()
+		A_CFG_SRC=()
+		A_CFG_DST=()
 		A_FIX_PATH=()
 		A_FIX_MODE=()
 		A_OVR_TARGET=()
@@ -1793,7 +1844,7 @@ load_account() {
 		A_MANIFEST=(/var/lib/prometheus)
 		;;
 	restic)
-		A_NAME=restic A_UID=107 A_GID=107 A_GROUP=restic A_DELETE_GROUP=1
+		A_NAME=restic A_UID=107 A_GID=107 A_GROUP=restic A_GROUP_GID=107 A_DELETE_GROUP=1
 		A_HOME=/srv/restic A_SHELL=/usr/sbin/nologin A_GECOS='restic REST server,,,'
 		A_DROPIN_UNITS=(rest-server.service)
 		A_DROPIN_FILES=(units/rest-server.service/50-dynmigrate.conf)
@@ -1802,6 +1853,8 @@ load_account() {
 		A_RUN_PROBES=('')
 		A_MOVE=()
 		A_RUNTIME=()
+		A_CFG_SRC=()
+		A_CFG_DST=()
 		A_FIX_PATH=()
 		A_FIX_MODE=()
 		A_OVR_TARGET=()
@@ -1820,7 +1873,7 @@ load_account() {
 		A_MANIFEST=(/srv/restic)
 		;;
 	syncthing)
-		A_NAME=syncthing A_UID=105 A_GID=105 A_GROUP=syncthing A_DELETE_GROUP=1
+		A_NAME=syncthing A_UID=105 A_GID=105 A_GROUP=syncthing A_GROUP_GID=105 A_DELETE_GROUP=1
 		A_HOME=/var/lib/syncthing A_SHELL=/usr/sbin/nologin A_GECOS=Syncthing,,,
 		A_DROPIN_UNITS=(syncthing@syncthing.service)
 		A_DROPIN_FILES=(units/syncthing@syncthing.service/50-dynmigrate.conf)
@@ -1829,6 +1882,8 @@ load_account() {
 		A_RUN_PROBES=('')
 		A_MOVE=(/var/lib/syncthing)
 		A_RUNTIME=()
+		A_CFG_SRC=()
+		A_CFG_DST=()
 		A_FIX_PATH=()
 		A_FIX_MODE=()
 		A_OVR_TARGET=()
@@ -1847,7 +1902,7 @@ load_account() {
 		A_MANIFEST=(/srv/sync /var/lib/syncthing)
 		;;
 	webhook)
-		A_NAME=webhook A_UID=106 A_GID=106 A_GROUP=webhook A_DELETE_GROUP=1
+		A_NAME=webhook A_UID=106 A_GID=106 A_GROUP=webhook A_GROUP_GID=106 A_DELETE_GROUP=1
 		A_HOME=/var/lib/webhook A_SHELL=/usr/sbin/nologin A_GECOS=''
 		A_DROPIN_UNITS=(webhook.service)
 		A_DROPIN_FILES=(units/webhook.service/50-dynmigrate.conf)
@@ -1856,6 +1911,8 @@ load_account() {
 		A_RUN_PROBES=('')
 		A_MOVE=(/var/lib/webhook)
 		A_RUNTIME=()
+		A_CFG_SRC=()
+		A_CFG_DST=()
 		A_FIX_PATH=()
 		A_FIX_MODE=()
 		A_OVR_TARGET=()
