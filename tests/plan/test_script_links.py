@@ -28,12 +28,16 @@ import pytest
 from plan.scriptlib import TEST_GID, TEST_UID, Sandbox, need_root, owner_mode, q
 
 HELPERS = ("python", "shell")
-# the swap happens when the command is about to act on the victim, named by path or by an fd
+# the swap happens when the command is about to act on the victim, named by path or by an fd.
+# It is atomic, as an attacker's rename is: the recorded inode keeps a second name (.moved) and a
+# link renamed over the victim replaces it in one step. (A plain mv-then-ln leaves a moment with no
+# victim at all, and restore_manifest, reading the manifest in a pipeline beside the helper,
+# skips a path that is gone: the test then saw no warning about the link, once in about ten runs.)
 SWAP = """
 for a in "$@"; do
 	if [ ! -e {marker} ] && [ ! -L {victim} ] && [ "$a" -ef {victim} ]; then
 		: >{marker}
-		mv -- {victim} {victim}.moved && ln -s -- {target} {victim}
+		ln -- {victim} {victim}.moved && ln -s -- {target} {victim}.new && mv -T -- {victim}.new {victim}
 	fi
 done
 """
@@ -41,7 +45,7 @@ done
 SWAP_ALWAYS = """
 if [ ! -e {marker} ]; then
 	: >{marker}
-	mv -- {victim} {victim}.moved && ln -s -- {target} {victim}
+	ln -- {victim} {victim}.moved && ln -s -- {target} {victim}.new && mv -T -- {victim}.new {victim}
 fi
 """
 
