@@ -509,7 +509,8 @@ def test_program_in_its_state_directory_still_runs(make_container: ContainerFact
     c.run(["sh", "-c", "cat > /etc/systemd/system/dmexec.service"], input=DMEXEC_UNIT)
     c.run(["systemctl", "enable", "--now", "dmexec.service"])
     uid = passwd(c)["dmexec"][2]
-    assert c.wait_for(["cat", "/var/lib/dmexec/data/uid"]).stdout.strip() == uid
+    # the shell creates the file (>) before `id -u` writes it: wait for the content, not the file
+    assert c.wait_for(["grep", "-x", uid, "/var/lib/dmexec/data/uid"]).returncode == 0
     before = manifest(c, "/var/lib/dmexec")
     plan = plan_into(c, ("dmexec",))
     dropin = (plan / "units/dmexec.service/50-dynmigrate.conf").read_text()
