@@ -190,7 +190,12 @@ def record(
         dyn, first = account["dynamic_uid"], first_error(account)
         probe, rollback = account["probe_answer"], account["rollback"]
     forced = forced_record(daemon, account, forced_data)
-    if forced is not None and not forced["works"]:
+    if forced is not None and forced["broken_before"]:
+        # the forced rehearsal found the daemon not working before any change: the refusal
+        # cannot be checked against an outcome, as for any other daemon broken in the copy
+        outcome, why = "BROKEN-BEFORE", f"{forced['why']} (seen by the forced rehearsal; the plan was refused)"
+        first = forced["first_error"]
+    elif forced is not None and not forced["works"]:
         first = forced["first_error"]  # what a refused daemon's forced plan ran into
     return {
         "suite": suite,
@@ -232,6 +237,7 @@ def forced_record(
     ferr = "" if works else first_error({**fa, "outcome": "FAIL"})
     return {
         "works": works,
+        "broken_before": fa["outcome"] == "BROKEN-BEFORE",
         "first_error": ferr,
         "matches_reason": (not works) and error_matches_reason(ferr, account["facts"]["reason"]),
         "dynamic_uid": fa["dynamic_uid"],

@@ -76,6 +76,10 @@ FORCED_FAILS = as_account(
     **BLOCKED,
 )
 FORCED_WORKS = as_account("lp", "cups.service", forced=True, **BLOCKED)
+# the forced rehearsal finds nothing meant to run before any change (exim4 on bookworm did this)
+FORCED_BROKEN = as_account(
+    "lp", "cups.service", forced=True, before=(), stages=(), migrated=(), rollbacks=(), restored=(), **BLOCKED
+)
 WHEN = "2026-01-02T03:04:05Z"
 
 # What the stand-in returns per daemon: (first rehearsal, forced rehearsal or None)
@@ -95,6 +99,7 @@ SCRIPT: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
     ),
     "cups": (rehearsal(REFUSED), rehearsal(FORCED_FAILS)),
     "cups-optional": (rehearsal(REFUSED), rehearsal(FORCED_WORKS)),
+    "cups-broken": (rehearsal(REFUSED), rehearsal(FORCED_BROKEN)),
     "broken": (
         rehearsal(
             as_account(
@@ -118,6 +123,7 @@ DAEMONS = (
     daemon("failing", "failing"),
     daemon("cups", "lp"),
     daemon("cups-optional", "lp"),
+    daemon("cups-broken", "lp"),
     daemon("broken", "broken"),
     daemon("nobooted", "nobooted"),
     daemon("rootdaemon", "-"),
@@ -162,7 +168,11 @@ def test_records(golden: Golden) -> None:
 def test_a_refused_daemon_is_rehearsed_again_with_force() -> None:
     _, stand_in = run_all()
     forced = [Path(c[c.index("-o") + 1]).name for c in stand_in.calls if "--force" in c]
-    assert forced == ["bookworm-cups-forced.json", "bookworm-cups-optional-forced.json"]
+    assert forced == [
+        "bookworm-cups-forced.json",
+        "bookworm-cups-optional-forced.json",
+        "bookworm-cups-broken-forced.json",
+    ]
 
 
 def test_results_md(golden: Golden) -> None:
