@@ -1,4 +1,5 @@
-"""The rehearsal records the verdict the plan states, not only the scan's."""
+"""The plan's verdict counts the manual steps only planning finds, with the first as its reason; the
+rehearsal records that verdict, not only the scan's."""
 
 from __future__ import annotations
 
@@ -6,25 +7,32 @@ from types import SimpleNamespace
 from typing import cast
 
 from dynmigrate.model.common import Verdict
-from dynmigrate.model.plan import AccountPlan
+from dynmigrate.model.plan import AccountPlan, ManualStep
+from dynmigrate.plan.planner import _plan_verdict
 from dynmigrate.rehearse.worker import _planned_verdict
 
-
-def plan(verdict: Verdict, *steps: tuple[str, str]) -> AccountPlan:
-    manual = tuple(SimpleNamespace(id=i, text=t) for i, t in steps)
-    return cast(AccountPlan, SimpleNamespace(verdict=verdict, manual_steps=manual))
+CLOSED = ManualStep("M1-bird", "plan", "/etc/bird (127:131 0750) could not be entered by other users")
 
 
 def test_a_manual_step_of_the_plan_makes_a_convertible_account_need_it() -> None:
     # bird: the scan finds nothing manual, the plan finds /etc/bird closed to every other user
-    got = _planned_verdict(
-        Verdict.CONVERTIBLE,
-        "the plan handles everything",
-        plan(Verdict.NEEDS_MANUAL, ("M1-bird", "/etc/bird (127:131 0750) could not be entered by other users")),
+    assert _plan_verdict(Verdict.CONVERTIBLE, (CLOSED,)) == (
+        Verdict.NEEDS_MANUAL,
+        "M1-bird: /etc/bird (127:131 0750) could not be entered by other users",
     )
-    assert got == ("needs-manual-steps", "M1-bird: /etc/bird (127:131 0750) could not be entered by other users")
 
 
-def test_the_scan_verdict_stays_when_the_plan_agrees_or_is_absent() -> None:
-    assert _planned_verdict(Verdict.CONVERTIBLE, "why", plan(Verdict.CONVERTIBLE)) == ("convertible", "why")
+def test_without_a_step_or_when_worse_the_scan_verdict_and_reason_stand() -> None:
+    assert _plan_verdict(Verdict.CONVERTIBLE, ()) == (Verdict.CONVERTIBLE, "")
+    assert _plan_verdict(Verdict.BLOCKED, (CLOSED,)) == (Verdict.BLOCKED, "")
+    assert _plan_verdict(Verdict.NEEDS_MANUAL, (CLOSED,)) == (Verdict.NEEDS_MANUAL, "")
+
+
+def plan(verdict: Verdict, reason: str) -> AccountPlan:
+    return cast(AccountPlan, SimpleNamespace(verdict=verdict, reason=reason))
+
+
+def test_the_rehearsal_records_the_plan_verdict_or_the_scan_one_without_a_plan() -> None:
+    got = _planned_verdict(Verdict.CONVERTIBLE, "nothing stands in the way", plan(Verdict.NEEDS_MANUAL, "M1-bird: x"))
+    assert got == ("needs-manual-steps", "M1-bird: x")
     assert _planned_verdict(Verdict.BLOCKED, "why", None) == ("blocked", "why")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from dynmigrate.engine.catalogue import fix_of
@@ -617,6 +617,15 @@ def _group_note(acc: Account, primary: Group | None, own: Group | None, relying:
     return f"{kept} is shared: only the user is deleted"
 
 
+def _plan_verdict(verdict: Verdict, manual: Sequence[ManualStep]) -> tuple[Verdict, str]:
+    """The plan's verdict and its reason: a manual step only planning finds (a closed directory, an
+    ACL, a later drop-in) makes a convertible account need it, and that step is the reason ("" =
+    the scan's reason stands)."""
+    if verdict is Verdict.CONVERTIBLE and manual:
+        return Verdict.NEEDS_MANUAL, f"{manual[0].id}: {manual[0].text}"
+    return verdict, ""
+
+
 def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -> AccountPlan:
     snap, q = result.snapshot, result.queries
     acc = snap.accounts.account(av.name)
@@ -769,9 +778,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         gecos=acc.gecos,
         delete_group=delete_group,
         group_note=group_note,
-        # a manual step only planning finds (a closed directory, an ACL, a later drop-in) makes the
-        # plan's verdict what it is, whatever the scan said
-        verdict=Verdict.NEEDS_MANUAL if av.verdict is Verdict.CONVERTIBLE and manual else av.verdict,
+        verdict=_plan_verdict(av.verdict, manual)[0],
         forced=options.force and av.verdict is Verdict.BLOCKED,
         findings=av.findings,
         units=tuple(unit_plans),
@@ -787,7 +794,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         recreated_by=tuple(recreated),
         manifest_paths=tuple(RelPath(p) for p in manifest),
         suggested=tuple(suggested),
-        reason=av.reason,
+        reason=_plan_verdict(av.verdict, manual)[1] or av.reason,
         links=av.links,
         trees=av.trees,
         references=tuple(r for r in av.references if not r.unit),
@@ -904,9 +911,10 @@ def _one_override_per_target(plans: list[AccountPlan]) -> list[AccountPlan]:
                         f"{plan.account} by hand ({o.reason}), or migrate {plan.account} with a plan of its own",
                     )
                 )
-        verdict = Verdict.NEEDS_MANUAL if extra and plan.verdict is Verdict.CONVERTIBLE else plan.verdict
+        steps = plan.manual_steps + tuple(extra)
+        verdict, reason = _plan_verdict(plan.verdict, steps)
         out.append(
-            replace(plan, overrides=tuple(keep), manual_steps=plan.manual_steps + tuple(extra), verdict=verdict)
+            replace(plan, overrides=tuple(keep), manual_steps=steps, verdict=verdict, reason=reason or plan.reason)
             if extra
             else plan
         )

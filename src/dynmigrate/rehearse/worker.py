@@ -291,12 +291,10 @@ def _dedicated(av: AccountVerdict) -> bool:
 
 
 def _planned_verdict(verdict: Verdict, reason: str, plan: AccountPlan | None) -> tuple[str, str]:
-    """The verdict the plan states: a convertible account whose plan found a manual step of its own
-    (a closed configuration directory, a PID file to point elsewhere) needs that step."""
-    if plan is None or plan.verdict is verdict or not plan.manual_steps:
+    """The verdict the plan states (it counts manual steps only planning finds), else the scan's."""
+    if plan is None:
         return verdict.value, reason
-    step = plan.manual_steps[0]
-    return plan.verdict.value, f"{step.id}: {step.text}"
+    return plan.verdict.value, plan.reason
 
 
 def _idmap(systemd: int | None, error: str) -> str:
