@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
-from dynmigrate.model.units import Unit
 
 ID = "DM204"
 NAME = "sysv-generated"
@@ -20,9 +19,9 @@ FACTS = ("F4.14",)
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
         units = ctx.q.units_running_as(acc.name)
-        native = [u.name for u in units if not _generated(u)]
+        native = [u.name for u in units if not u.from_init_script]
         for unit in units:
-            if not _generated(unit):
+            if not unit.from_init_script:
                 continue
             where = unit.directives[0].location if unit.directives else None
             if unit.enabled or not native:
@@ -44,7 +43,3 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                 (unit.name,),
                 effect=Effect.ACKNOWLEDGE,
             )
-
-
-def _generated(unit: Unit) -> bool:
-    return unit.source_path.startswith("/etc/init.d/") or (unit.generated and bool(unit.source_path))

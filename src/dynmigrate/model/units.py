@@ -94,6 +94,12 @@ class Unit:
         return stem.split("@", 1)[1]
 
     @property
+    def from_init_script(self) -> bool:
+        """Generated from a SysV init script (or another generator's source): there is no unit file
+        a drop-in could go next to."""
+        return bool(self.source_path) and (self.generated or self.source_path.startswith("/etc/init.d/"))
+
+    @property
     def is_template(self) -> bool:
         return self.instance == ""
 

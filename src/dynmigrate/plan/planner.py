@@ -810,7 +810,7 @@ def _no_unit_file(result: ScanResult, av: AccountVerdict) -> str:
         unit = result.snapshot.unit(name)
         if unit is not None and unit.masked_by is not None:
             why.append(f"{name} is masked ({unit.masked_by})")
-        elif unit is not None and unit.source_path and (unit.generated or unit.source_path.startswith("/etc/init.d/")):
+        elif unit is not None and unit.from_init_script:
             why.append(f"{name} is generated from {unit.source_path}")
         else:
             why.append(f"{name} has no unit file")
