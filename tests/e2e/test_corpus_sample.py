@@ -4,6 +4,7 @@ The daemons whose `sample` key in bench/corpus/daemons.ini names the suite share
 (group ci-sample, built and cached like the other corpus roots). Each is rehearsed through the
 dynmigrate CLI of this working tree, exactly as bench/corpus/run.py does; the verdict and outcome
 of every daemon (and, for a refused one, whether its forced plan worked) are compared with a golden.
+After a change of verdicts or plans: --update-goldens, and read the diff.
 """
 
 from __future__ import annotations
@@ -20,14 +21,6 @@ from e2e.conftest import unavailable
 from e2e.harness import E2EUnavailable, check_prerequisites
 
 TREES = runner.Trees("working-tree", "working-tree")
-
-# Opt-in: its two roots and fourteen rehearsals cost more than CI's time budget allows today
-# (measured in bench/corpus/README.md), so CI does not run it yet; run it with
-# DYNMIGRATE_CORPUS_SAMPLE=1 (and --update-goldens after a change of verdicts or plans).
-pytestmark = pytest.mark.skipif(
-    os.environ.get("DYNMIGRATE_CORPUS_SAMPLE") != "1",
-    reason="the corpus sample runs only with DYNMIGRATE_CORPUS_SAMPLE=1 (too long for CI's budget today)",
-)
 
 
 @pytest.fixture(scope="session")
