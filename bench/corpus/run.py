@@ -311,6 +311,7 @@ def summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         f"- AUTO among daemons with a dedicated account (AUTO, MANUAL-OK, FAIL, REFUSED whose forced plan "
         f"works): {_percent(auto, len(dedicated))}",
         f"- convertible but FAIL: {convertible_fail}",
+        f"- BROKEN-BEFORE (at most 10% of the daemons): {_percent(counts.get('BROKEN-BEFORE', 0), len(rows))}",
     ]
 
 
