@@ -235,11 +235,15 @@ def forced_record(
         return None
     works = fa["outcome"] == "REFUSED" and "the forced plan worked" in fa["why"]
     ferr = "" if works else first_error({**fa, "outcome": "FAIL"})
+    # what the daemon itself logged first in the forced copy counts as its error too: a failed
+    # health check names the check, the journal names the cause
+    journal = "" if works else str(fa["facts"].get("journal_error", ""))
     return {
         "works": works,
         "broken_before": fa["outcome"] == "BROKEN-BEFORE",
         "first_error": ferr,
-        "matches_reason": (not works) and error_matches_reason(ferr, account["facts"]["reason"]),
+        "journal_error": journal,
+        "matches_reason": (not works) and error_matches_reason(f"{ferr}\n{journal}", account["facts"]["reason"]),
         "dynamic_uid": fa["dynamic_uid"],
         "why": fa["why"],
     }
@@ -356,8 +360,9 @@ def render_results(results: Sequence[Mapping[str, Any]], daemons: Sequence[Daemo
         "Written by `bench/corpus/run.py` from `results.json` (the last result of every daemon and suite).",
         "Verdict and outcome agree when convertible ⇔ AUTO, needs-manual-steps ⇔ MANUAL-OK, blocked ⇔",
         "REFUSED with the forced plan failing for the stated reason, or N/A with a blocked or",
-        "not-a-service-account verdict. Whether a forced plan's first error matches the stated reason is",
-        "judged by shared words (a path, unit or name); both texts are in results.json.",
+        "not-a-service-account verdict. Whether a forced plan's failure matches the stated reason is",
+        "judged by shared words (a path, unit or name) between the reason and the forced plan's first",
+        "error or the first error the daemon logged; all three texts are in results.json.",
         "",
     ]
     for suite in SUITES:

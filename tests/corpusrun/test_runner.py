@@ -76,6 +76,15 @@ FORCED_FAILS = as_account(
     **BLOCKED,
 )
 FORCED_WORKS = as_account("lp", "cups.service", forced=True, **BLOCKED)
+# the failed step names only the health check; the daemon's own first journal error names the cause
+FORCED_FAILS_JOURNAL = as_account(
+    "lp",
+    "cups.service",
+    forced=True,
+    stages=(*STAGES[:2], Step("migrate.sh stage2", False, 1, 3.0, "ERROR: health check failed")),
+    journal_error="cupsd[81]: Unable to own name org.cups.cupsd on the system bus",
+    **BLOCKED,
+)
 # the forced rehearsal finds nothing meant to run before any change (exim4 on bookworm did this)
 FORCED_BROKEN = as_account(
     "lp", "cups.service", forced=True, before=(), stages=(), migrated=(), rollbacks=(), restored=(), **BLOCKED
@@ -100,6 +109,7 @@ SCRIPT: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {
     "cups": (rehearsal(REFUSED), rehearsal(FORCED_FAILS)),
     "cups-optional": (rehearsal(REFUSED), rehearsal(FORCED_WORKS)),
     "cups-broken": (rehearsal(REFUSED), rehearsal(FORCED_BROKEN)),
+    "cups-journal": (rehearsal(REFUSED), rehearsal(FORCED_FAILS_JOURNAL)),
     "broken": (
         rehearsal(
             as_account(
@@ -124,6 +134,7 @@ DAEMONS = (
     daemon("cups", "lp"),
     daemon("cups-optional", "lp"),
     daemon("cups-broken", "lp"),
+    daemon("cups-journal", "lp"),
     daemon("broken", "broken"),
     daemon("nobooted", "nobooted"),
     daemon("rootdaemon", "-"),
@@ -172,6 +183,7 @@ def test_a_refused_daemon_is_rehearsed_again_with_force() -> None:
         "bookworm-cups-forced.json",
         "bookworm-cups-optional-forced.json",
         "bookworm-cups-broken-forced.json",
+        "bookworm-cups-journal-forced.json",
     ]
 
 
