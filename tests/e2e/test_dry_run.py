@@ -83,9 +83,10 @@ def test_dry_run_of_every_stage_and_rollback_changes_nothing(make_container: Con
     out = dry(c, "migrate.sh", "stage1")
     in_order(
         out,
+        "+ systemctl stop -- redis-server.service",
         f"+ install -D -m 0644 -- /root/plan/units/redis-server.service/50-dynmigrate.conf {dropin}",
         "+ systemctl daemon-reload",
-        "+ systemctl restart -- redis-server.service",
+        "+ systemctl start -- redis-server.service",
         f"+ check: check_units {uid}",
     )
     migrate(c, "stage1")

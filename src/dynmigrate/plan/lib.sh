@@ -592,17 +592,6 @@ reset_start_limit() {
 	run systemctl reset-failed -- "$1" 2>/dev/null || true
 }
 
-restart_units() {
-	local unit
-	for unit in "${A_RUN_UNITS[@]}"; do
-		log "restarting $unit"
-		# the stages and rollbacks start a unit several times within seconds: clear the start
-		# rate limit (5 starts in 10 s by default) they may have used up, or systemd refuses
-		reset_start_limit "$unit"
-		run systemctl restart -- "$unit" || true
-	done
-}
-
 start_units() {
 	local unit
 	# a socket refuses to start while its service runs: what starts units on demand comes first

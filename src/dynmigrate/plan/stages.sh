@@ -129,14 +129,16 @@ run_stage1() {
 		die "stage 2 was interrupted: run stage2 again, or roll it back (rollback.sh --account $A_NAME stage2)"
 	fi
 	copy_state_configs
+	# stop under the unit as it was, start under the drop-in: a restart would run the old
+	# instance's ExecStop= in the new sandbox, whose credential binds (BindReadOnlyPaths=%d/...)
+	# do not exist for an instance started before them, and systemd would fall back to SIGTERM
+	stop_units
 	if [ "$(systemd_version)" -lt 236 ]; then
-		stop_units
 		move_into_private
 	fi
 	install_dropins
 	crashpoint stage1-installed
-	restart_units
-	UNITS_STOPPED=0
+	start_units
 	if ! check_after check_units "$A_UID"; then
 		die "health check failed with the drop-ins installed; roll back: rollback.sh --account $A_NAME stage1"
 	fi

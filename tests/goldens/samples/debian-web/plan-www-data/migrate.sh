@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=0cdfb19bb12495e83bc378b23644949e3ddd726c26525b9182ada334e07e32fc
+LIB_SHA256=5ed56a9e950102e874e5d1dd4254096586780bee4893851e081005577ed338d2
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

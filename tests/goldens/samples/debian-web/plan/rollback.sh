@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=ed3d7044b65e629abaa90d9a13d73398e689513e7bb1c0e8eda6574a9d75e558
+LIB_SHA256=f02d23947211634750bfc0c5f7d9562bfd0890d7def18b3121dd8dd201e17028
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=4c58b6417d862624c0e05b0e65261719066fac1e25312fe08f2f7ce651173c83
+LIB_SHA256=a2b9374f1e1a16f3d20f80d7d72fe3afd1f4f014894055f1b61e8ec745b4f048
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -596,17 +596,6 @@ reset_start_limit() {
 	run systemctl reset-failed -- "$1" 2>/dev/null || true
 }
 
-restart_units() {
-	local unit
-	for unit in "${A_RUN_UNITS[@]}"; do
-		log "restarting $unit"
-		# the stages and rollbacks start a unit several times within seconds: clear the start
-		# rate limit (5 starts in 10 s by default) they may have used up, or systemd refuses
-		reset_start_limit "$unit"
-		run systemctl restart -- "$unit" || true
-	done
-}
-
 start_units() {
 	local unit
 	# a socket refuses to start while its service runs: what starts units on demand comes first
@@ -1375,14 +1364,16 @@ run_stage1() {
 		die "stage 2 was interrupted: run stage2 again, or roll it back (rollback.sh --account $A_NAME stage2)"
 	fi
 	copy_state_configs
+	# stop under the unit as it was, start under the drop-in: a restart would run the old
+	# instance's ExecStop= in the new sandbox, whose credential binds (BindReadOnlyPaths=%d/...)
+	# do not exist for an instance started before them, and systemd would fall back to SIGTERM
+	stop_units
 	if [ "$(systemd_version)" -lt 236 ]; then
-		stop_units
 		move_into_private
 	fi
 	install_dropins
 	crashpoint stage1-installed
-	restart_units
-	UNITS_STOPPED=0
+	start_units
 	if ! check_after check_units "$A_UID"; then
 		die "health check failed with the drop-ins installed; roll back: rollback.sh --account $A_NAME stage1"
 	fi
@@ -1743,8 +1734,8 @@ SKIP_PATTERNS=()
 # sha256 and path of every plan file this script installs
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
-	59bfe1907a828b9c941f66be39a039f52fa4a839dee089bc4e3608fa63d3fffa files/80dynmigrate-repair
-	dc21bad3a1f9ef22a39703b37eb40dd9c0278ecb7af669c8137b21c74e7ab7a2 files/dynmigrate-repair
+	24ace73e5416079e432e4de721749c4aa07e6211e8ce08da545112d7c6c67fc7 files/80dynmigrate-repair
+	39e14e0dddf07012c1875f7ae0c75b509c57712a57f164c3bc957c0fadcfd209 files/dynmigrate-repair
 )
 
 # shellcheck disable=SC2016,SC1003
