@@ -21,11 +21,13 @@ FACTS = ("F1.11", "F4.3", "F4.4")
 
 
 def _siblings(ctx: RuleContext, acc: Account, package: str) -> list[str]:
-    """The other accounts the package's maintainer scripts create for the daemon, that exist on the
-    host: users (another daemon account), and groups the package gives paths to (chown, chgrp,
-    statoverride: postdrop) or puts the account in (frrvty). A group it only creates (netdev, for a
-    D-Bus policy or device access) is not one of the daemon's accounts."""
-    refs = [r for r in ctx.snap.references if r.package == package and r.name != acc.name]
+    """The other accounts the package creates for the daemon (adduser, addgroup, systemd-sysusers in
+    its maintainer scripts, or a sysusers.d file it ships), that exist on the host: users (another
+    daemon account), and groups the package gives paths to (chown, chgrp, statoverride in its
+    scripts, or a host statoverride on a file it ships: postdrop) or puts the account in (frrvty).
+    A group it only creates (netdev, for a D-Bus policy or device access) is not one of the
+    daemon's accounts."""
+    refs = [r for r in ctx.q.package_refs(package) if r.name != acc.name]
     created = {(r.target, r.name) for r in refs if r.action is Action.CREATES}
     given = {r.name for r in refs if r.target is Target.GROUP and r.action in (Action.CHOWNS, Action.OWNS_PATH)}
     out: set[str] = set()

@@ -401,7 +401,9 @@ def read_packages(
         return [], refs, overrides
     files: dict[str, list[RelPath]] = {}
     scripts: dict[str, list[RelPath]] = {}
-    sysusers_confs: dict[str, list[RelPath]] = {}
+    # kept in a package's files too: a path with a statoverride (whose setgid helper it is), and
+    # the sysusers.d files it ships (the accounts it declares)
+    overridden = {str(o.path) for o in overrides}
     for name in names:
         stem, dot, ext = name.rpartition(".")
         if not dot:
@@ -414,10 +416,13 @@ def read_packages(
                 continue
             keep = []
             for line in ltext.split("\n"):
-                if line in interesting_paths or (line.startswith(INTERESTING) and line.count("/") <= 5):
+                if (
+                    line in interesting_paths
+                    or line in overridden
+                    or (line.startswith(INTERESTING) and line.count("/") <= 5)
+                    or ("/sysusers.d/" in line and line.endswith(".conf"))
+                ):
                     keep.append(RelPath(line))
-                if "/sysusers.d/" in line and line.endswith(".conf"):
-                    sysusers_confs.setdefault(line.rsplit("/", 1)[-1], []).append(RelPath(line))
             files[pkg] = keep
         elif ext in ("postinst", "preinst", "config", "postrm"):
             scripts.setdefault(pkg, []).append(path)

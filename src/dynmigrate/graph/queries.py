@@ -81,6 +81,7 @@ class Queries:
         self._refs: dict[tuple[str, Target], list[Reference]] = {}
         for r in snapshot.references:
             self._refs.setdefault((r.name, r.target), []).append(r)
+        self._shipped: dict[str, frozenset[str]] = {p.name: frozenset(map(str, p.files)) for p in snapshot.packages}
 
     # -- accounts ---------------------------------------------------------------------------
 
@@ -331,6 +332,25 @@ class Queries:
         if any(r.kind is not RefKind.PACKAGE_SCRIPT or not r.package or r.package in installed for r in refs):
             return []
         return sorted({r.package for r in refs})
+
+    def package_refs(self, package: str) -> list[Reference]:
+        """What a package does with account and group names, whichever way it spells it: the commands
+        of its maintainer scripts (adduser, addgroup, systemd-sysusers, chown, dpkg-statoverride), the
+        sysusers.d declarations it ships (systemd-sysusers applies them whether or not a script names
+        the file), and the host's statoverride entries for paths it ships (dpkg's record of what its
+        scripts did, also when a script builds the command from words the scan cannot follow)."""
+        shipped = self._shipped.get(package, frozenset())
+        confs = {f.rsplit("/", 1)[-1] for f in shipped if "/sysusers.d/" in f and f.endswith(".conf")}
+
+        def made(r: Reference) -> bool:
+            if r.kind is RefKind.SYSUSERS:
+                return str(r.location.file).rsplit("/", 1)[-1] in confs
+            if r.kind is RefKind.STATOVERRIDE:
+                return r.path is not None and str(r.path) in shipped
+            return r.package == package
+
+        out = [r for r in self.snap.references if made(r)]
+        return sorted(out)
 
     def uses(self, acc: Account) -> list[Reference]:
         """References that use the account (not ones that merely create or declare it)."""
