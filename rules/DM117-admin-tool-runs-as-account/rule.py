@@ -10,6 +10,7 @@ from dynmigrate.engine.api import Effect, Hit, RuleContext, Severity
 from dynmigrate.graph.queries import managed_slot
 from dynmigrate.model.accounts import Account
 from dynmigrate.model.files import FileKind
+from dynmigrate.model.units import Unit
 from dynmigrate.model.unitsyntax import exec_argv
 
 ID = "DM117"
@@ -77,6 +78,12 @@ def _private_dirs(ctx: RuleContext, acc: Account) -> list[str]:
     return out
 
 
+def _sets_user(unit: Unit) -> bool:
+    """User= as written: a template's User=%i expands to nothing in the template itself."""
+    users = unit.assignments("Service", "User")
+    return bool(users) and bool((users[-1].raw or users[-1].value).strip())
+
+
 def _self_switching_programs(ctx: RuleContext) -> Iterator[Hit]:
     """The unit starts a command-directory program as root (no User=) with a subcommand, and the program
     ends up as the account: it switches by itself, so its other subcommands, which root runs from a
@@ -88,9 +95,7 @@ def _self_switching_programs(ctx: RuleContext) -> Iterator[Hit]:
         seen: set[str] = set()
         for name in sorted({lk.unit for lk in ctx.q.units_of(acc.name)}):
             unit = ctx.q.unit(name)
-            if unit is None or unit.type != "service" or unit.value("Service", "User") is not None:
-                continue
-            if unit.flag("Service", "DynamicUser"):
+            if unit is None or unit.type != "service" or _sets_user(unit) or unit.flag("Service", "DynamicUser"):
                 continue
             for d in unit.values("Service", "ExecStart"):
                 argv = exec_argv(d.value)
