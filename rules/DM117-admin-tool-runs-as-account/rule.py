@@ -70,11 +70,13 @@ def _wrapper_scripts(ctx: RuleContext) -> Iterator[Hit]:
 
 def _private_dirs(ctx: RuleContext, acc: Account) -> list[str]:
     """The account's own directories that DynamicUser moves behind private/ (state, cache, logs)."""
-    out = []
+    out: list[str] = []
     for tree in ctx.q.trees_of(acc, include_group=False):
-        slot = managed_slot(str(tree.top.path))
-        if tree.top.kind is FileKind.DIR and slot is not None and slot[0] in PRIVATE_KEYS:
-            out.append(str(tree.top.path))
+        path = str(tree.top.path)
+        slot = managed_slot(path)
+        private = tree.top.kind is FileKind.DIR and slot is not None and slot[0] in PRIVATE_KEYS
+        if private and not any(path.startswith(kept + "/") for kept in out):
+            out.append(path)
     return out
 
 
@@ -107,10 +109,10 @@ def _self_switching_programs(ctx: RuleContext) -> Iterator[Hit]:
                 tool = posixpath.basename(argv[0])
                 yield Hit(
                     acc.name,
-                    f"{name} starts {argv[0]} {argv[1]} as root (no User=) and it runs as {acc.name}: the program "
-                    f"switches by itself, and so do its other subcommands when root runs them from a shell; they "
-                    f"use {', '.join(dirs)}, which under DynamicUser move behind private/ (0700 root), which "
-                    f"{acc.name} cannot enter outside the unit: the admins' {tool} commands fail (eacces)",
+                    f"{name} starts {argv[0]} {argv[1]} as root (no User=), so the program switches to {acc.name} "
+                    f"by itself, and its other subcommands do too when root runs them from a shell; {acc.name}'s "
+                    f"directories {', '.join(dirs)} move behind private/ (0700 root) under DynamicUser, which "
+                    f"{acc.name} cannot enter outside the unit: the admins' {tool} commands using them fail (eacces)",
                     d.location,
                     (name, argv[0]),
                 )
