@@ -22,6 +22,7 @@ class _Mailbox:
         self.messages = messages
         self.password = password
         self.append_answer = append_answer
+        self.read_only = False
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -49,6 +50,9 @@ class _Handler(socketserver.StreamRequestHandler):
             return
         elif command == b"SELECT":
             self.say(b"* %d EXISTS" % len(box.messages))
+            if box.read_only:
+                self.say(tag + b" OK [READ-ONLY] Select completed")
+                return
         elif command == b"FETCH":
             for n, message in enumerate(box.messages, 1):
                 self.wfile.write(b"* %d FETCH (BODY[] {%d}\r\n%s)\r\n" % (n, len(message), message))
@@ -107,6 +111,7 @@ def test_imap_reads_the_message_back_and_appends_one(
         (("--greeting", "other"), {}, "greeting '* OK [CAPABILITY IMAP4rev1] corpus-probe ready' lacks 'other'"),
         ((), {"password": "secret"}, "[AUTHENTICATIONFAILED] Authentication failed."),
         ((), {"messages": []}, "no message holding 'written-before' in INBOX of u (0 messages)"),
+        ((), {"read_only": True}, "INBOX is read-only"),
         (
             ("--append", "new"),
             {"append_answer": "NO [SERVERBUG] Read-only file system"},

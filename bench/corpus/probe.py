@@ -239,6 +239,8 @@ def imap(args: argparse.Namespace) -> int:
     try:
         with imaplib.IMAP4(args.host, args.port, timeout=TIMEOUT) as conn:
             why = _imap_session(conn, args)
+    except imaplib.IMAP4.readonly as err:  # the server opened INBOX, but only for reading
+        return fail(f"{where}: INBOX is read-only ({err})")
     except imaplib.IMAP4.error as err:  # a NO or BAD answer, or the server hung up
         return fail(f"{where}: {_imap_text(err.args[0] if err.args else err)}")
     except OSError as err:
