@@ -12,6 +12,9 @@ require, data written before read back), so a daemon running on built-in default
     probe.py stun HOST PORT
     probe.py tftp HOST PORT FILE --expect TEXT
     probe.py ldap HOST PORT DN          (an anonymous base search: the entry DN must exist)
+    probe.py imap HOST PORT --user U --password P --expect TEXT [--greeting TEXT] [--append TEXT]
+                                        (LOGIN, SELECT INBOX, a message holding TEXT must be there;
+                                        --append: APPEND a message holding TEXT and read it back)
 
 Every probe takes --wait SECONDS (before the kind): it is retried until it passes or that time is
 up, for daemons that take a while to answer after systemd calls them started (a JVM, a TSDB);
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import imaplib
 import os
 import random
 import socket
@@ -188,6 +192,65 @@ def ldap(args: argparse.Namespace) -> int:
     return 0
 
 
+def _imap_text(data: object) -> str:
+    """A server's answer (imaplib gives lists of bytes and tuples of bytes) as one line of text."""
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    if isinstance(data, (list, tuple)):
+        return " ".join(_imap_text(item) for item in data if item is not None)
+    return str(data)
+
+
+def _imap_messages(conn: imaplib.IMAP4) -> bytes:
+    """Every message of the selected mailbox, headers and body, without setting \\Seen."""
+    typ, data = conn.fetch("1:*", "(BODY.PEEK[])")
+    if typ != "OK":
+        raise imaplib.IMAP4.error(f"FETCH: {_imap_text(data)}")
+    return b"".join(part[1] for part in data if isinstance(part, tuple))
+
+
+def _imap_session(conn: imaplib.IMAP4, args: argparse.Namespace) -> str:
+    """Log in, find the expected text in INBOX, append and read back; '' or why it failed."""
+    if args.greeting and args.greeting.encode() not in conn.welcome:
+        return f"greeting {_imap_text(conn.welcome)!r} lacks {args.greeting!r}"
+    conn.login(args.user, args.password)
+    typ, data = conn.select("INBOX")
+    if typ != "OK":
+        return f"SELECT INBOX: {_imap_text(data)}"
+    count = int(data[0] or 0)
+    if not count or args.expect.encode() not in _imap_messages(conn):
+        return f"no message holding {args.expect!r} in INBOX of {args.user} ({count} messages)"
+    if args.append is None:
+        return ""
+    token = f"{args.append} {os.getpid()}.{time.time_ns()}"
+    message = f"From: probe@localhost\r\nSubject: {token}\r\n\r\n{token}\r\n".encode()
+    typ, answer = conn.append("INBOX", None, None, message)
+    if typ != "OK":
+        return f"APPEND: {_imap_text(answer)}"
+    conn.select("INBOX")  # see the new message
+    if token.encode() not in _imap_messages(conn):
+        return f"the appended message {token!r} is not in INBOX"
+    return ""
+
+
+def imap(args: argparse.Namespace) -> int:
+    """An IMAP user's session: LOGIN (plaintext: dovecot takes loopback as secured), read, APPEND."""
+    where = f"{args.user}@{args.host}:{args.port}"
+    try:
+        with imaplib.IMAP4(args.host, args.port, timeout=TIMEOUT) as conn:
+            why = _imap_session(conn, args)
+    except imaplib.IMAP4.readonly as err:  # the server opened INBOX, but only for reading
+        return fail(f"{where}: INBOX is read-only ({err})")
+    except imaplib.IMAP4.error as err:  # a NO or BAD answer, or the server hung up
+        return fail(f"{where}: {_imap_text(err.args[0] if err.args else err)}")
+    except OSError as err:
+        return fail(f"{where}: {err}")
+    if why:
+        return fail(f"{where}: {why}")
+    print(f"{where}: read {args.expect!r}" + (f", appended {args.append!r}" if args.append else ""))
+    return 0
+
+
 _Arg = tuple[str, dict[str, Any]]
 _HOST_PORT: tuple[_Arg, ...] = (("host", {}), ("port", {"type": int}))
 # each probe: its function and its arguments (add_argument's name and keywords)
@@ -209,6 +272,17 @@ PROBES: dict[str, tuple[Callable[[argparse.Namespace], int], tuple[_Arg, ...]]] 
     "stun": (stun, _HOST_PORT),
     "tftp": (tftp, (*_HOST_PORT, ("file", {}), ("--expect", {"required": True}))),
     "ldap": (ldap, (*_HOST_PORT, ("dn", {}))),
+    "imap": (
+        imap,
+        (
+            *_HOST_PORT,
+            ("--user", {"required": True}),
+            ("--password", {"required": True}),
+            ("--expect", {"required": True}),
+            ("--greeting", {"default": ""}),
+            ("--append", {}),
+        ),
+    ),
 }
 
 

@@ -128,11 +128,17 @@ def error_matches_reason(error: str, reason: str) -> bool:
 
 def first_error(account: Mapping[str, Any]) -> str:
     """The line that says what went wrong: a failed step's error, else the classifier's reason
-    for a FAIL or BROKEN-BEFORE, else the first journal error (even when everything worked)."""
+    for a FAIL or BROKEN-BEFORE, else the first journal error (even when everything worked).
+    A stage that stopped on its health check says only that; the failed probe's answer, which
+    says what did not work, follows it."""
     facts = account["facts"]
     for step in (*facts.get("setup", ()), *facts["stages"], *facts["rollbacks"]):
         if not step["ok"]:
-            return str(step["error"] or f"{step['name']}: exit {step['exit_code']}")
+            error = str(step["error"] or f"{step['name']}: exit {step['exit_code']}")
+            if "health check failed" in error:
+                probes = [c["probe_answer"] for c in facts.get("migrated", ()) if c.get("probe_ok") is False]
+                error += "".join(f"; the probe said: {answer}" for answer in probes[:1])
+            return error
     if account["outcome"] in ("FAIL", "BROKEN-BEFORE"):
         return str(account["why"])
     return str(facts.get("journal_error", ""))

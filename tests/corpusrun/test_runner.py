@@ -16,7 +16,7 @@ import run as runner
 from conftest import GOLDENS, Golden
 from corpus import Daemon
 from dynmigrate.rehearse.classify import classify
-from dynmigrate.rehearse.model import AccountFacts, Environment, Rehearsal, Step
+from dynmigrate.rehearse.model import AccountFacts, Environment, Rehearsal, Step, UnitCheck
 from dynmigrate.rehearse.render import render_json
 from rehearse.facts import STAGES, redis
 
@@ -251,3 +251,15 @@ def test_a_broken_results_file_is_named(tmp_path: Path) -> None:
 )
 def test_error_matches_reason(error: str, reason: str, matches: bool) -> None:
     assert runner.error_matches_reason(error, reason) is matches
+
+
+def test_a_failed_health_check_is_followed_by_what_the_probe_said() -> None:
+    stopped = Step("migrate.sh stage1", False, 1, 3.0, "ERROR: health check failed with the drop-ins installed")
+    failed = UnitCheck("cups.service", True, (0,), "probe", False, "exit 1: probe failed: INBOX is read-only")
+    forced = rehearsal(replace(FORCED_FAILS, stages=(STAGES[0], stopped), migrated=(failed,)))
+    assert runner.first_error(forced["accounts"][0]) == (
+        "ERROR: health check failed with the drop-ins installed;"
+        " the probe said: exit 1: probe failed: INBOX is read-only"
+    )
+    other = rehearsal(FORCED_FAILS)  # a step that failed for its own reason says it alone
+    assert runner.first_error(other["accounts"][0]) == "ERROR: bus name org.cups.cupsd is not owned"
