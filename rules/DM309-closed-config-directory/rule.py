@@ -18,6 +18,13 @@ SUMMARY = (
 )
 FIX = "Move what the service reads where it can read it, or hand it over with LoadCredential=."
 FACTS = ("F2.5", "F3.4")
+# The account itself owned the directory (not only its group): the daemon may write there, as
+# slapd writes its cn=config database; a root-owned copy readable by others would not do.
+WRITTEN = (
+    "; the account owned it, so the daemon may write it: copy the configuration it is part of "
+    "(cp -a, leaving the original for the plan's binds) under the unit's StateDirectory=, which "
+    "only the dynamic user can enter, and point the daemon at the copy"
+)
 
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
@@ -30,7 +37,7 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                 acc.name,
                 f"{d.path} ({d.uid}:{d.gid} {d.mode:04o}) could not be entered by other users: it becomes "
                 f"root-owned with the same mode, so the dynamic user cannot enter it either, and {closed.why}; "
-                "never widen the directory's mode",
+                f"never widen the directory's mode{WRITTEN if d.uid == acc.uid else ''}",
                 Location(d.path),
                 (d.path,),
             )

@@ -855,6 +855,77 @@ def scan_wrapper_script(text: str, path: RelPath, known: frozenset[str], unit: s
     return refs
 
 
+_SHELLS = {"sh", "bash", "dash"}
+_PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-+])([^{}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+_COMMAND_SEP = re.compile(r";|&&|\|\||\n")
+
+
+def shell_script_argument(argv: list[str]) -> str | None:
+    """The script of `sh -c SCRIPT` (bash, dash too), else None."""
+    if len(argv) < 3 or argv[0].rsplit("/", 1)[-1] not in _SHELLS:
+        return None
+    for i, arg in enumerate(argv[1:-1], 1):
+        if arg == "-c" or (arg.startswith("-") and not arg.startswith("--") and arg.endswith("c")):
+            return argv[i + 1]
+    return None
+
+
+def expand_shell_params(text: str, env: dict[str, str]) -> str:
+    """$VAR, ${VAR}, ${VAR:-word}, ${VAR:+word} (and without the colon) for the variables in env;
+    the others stay literal: a small reader, not a shell."""
+
+    def one(m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(4)
+        if name not in env:
+            return m.group(0)
+        value, op, word = env[name], m.group(2), m.group(3) or ""
+        if op in (":+", "+"):
+            return expand_shell_params(word, env) if (value or op == "+") else ""
+        if op in (":-", "-"):
+            return value if (value or op == "-") else expand_shell_params(word, env)
+        return value
+
+    return _PARAM.sub(one, text)
+
+
+def parse_environment_file(text: str) -> dict[str, str]:
+    """KEY=VALUE lines of an EnvironmentFile= (systemd.exec(5)): comments, quotes, `export`."""
+    env: dict[str, str] = {}
+    for _, line in _logical_lines(text):
+        m = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$", line)
+        if m and not line.lstrip().startswith(("#", ";")):
+            env[m.group(1)] = _strip_quotes(m.group(2))
+    return env
+
+
+def scan_shell_command(
+    script: str, env: dict[str, str], loc: Location, key: str, known: frozenset[str], unit: str
+) -> list[Reference]:
+    """User switches in the script of an `Exec*=sh -c '...'` line, with the variables of the unit's
+    Environment= and EnvironmentFile= filled in (Debian's slapd.service: `-u "$SLAPD_USER"`).
+    Likely, not certain: the shell may take another branch."""
+    refs: list[Reference] = []
+    for command in _COMMAND_SEP.split(expand_shell_params(script, env)):
+        argv = _split(command.strip())
+        while argv and argv[0] in ("exec", "command", "nohup"):
+            argv = argv[1:]
+        for s in user_switches(argv, known):
+            detail = f"{key}: sh -c: {s.how} {s.name}"
+            refs.append(
+                Reference(
+                    s.name,
+                    s.target,
+                    RefKind.EXEC_ARGUMENT,
+                    Action.SWITCHES_TO,
+                    loc,
+                    detail,
+                    unit=unit,
+                    confidence="likely",
+                )
+            )
+    return refs
+
+
 def config_paths_in_script(text: str) -> list[str]:
     """Absolute /etc paths a wrapper script mentions (configs it may read)."""
     return sorted(set(re.findall(r"(/etc/[A-Za-z0-9_.+/-]+)", text)))

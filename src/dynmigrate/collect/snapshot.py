@@ -620,12 +620,15 @@ def read_exec_links(
     for unit in units:
         if unit.type != "service":
             continue
-        env = unit_environment(unit)
+        env = {**unit_environment(unit), **_environment_files(fs, unit, problems)}
         for key in EXEC_KEYS:
             for d in unit.values("Service", key):
                 argv = exec_argv(expand_env(d.value, env))
                 if not argv:
                     continue
+                script = R.shell_script_argument(argv)
+                if script is not None:
+                    refs.extend(R.scan_shell_command(script, env, d.location, key, known, unit.name))
                 for s in R.user_switches(argv, known):
                     refs.append(
                         Reference(
@@ -677,6 +680,20 @@ def read_exec_links(
         if unit.source_path.startswith("/etc/init.d/"):
             refs.extend(_sysv_links(fs, unit, known, problems))
     return refs
+
+
+def _environment_files(fs: RootFS, unit: Unit, problems: list[Problem]) -> dict[str, str]:
+    """The variables of a unit's EnvironmentFile= files, for the user switches of its Exec*= lines
+    only (-u "$SLAPD_USER"): they may hold secrets, so nothing else keeps them."""
+    env: dict[str, str] = {}
+    for d in unit.values("Service", "EnvironmentFile"):
+        path = d.value.strip().lstrip("-")
+        if not path.startswith("/") or "*" in path:
+            continue
+        text = _optional_text(fs, path, problems)
+        if text is not None:
+            env.update(R.parse_environment_file(text))
+    return env
 
 
 def _sysv_links(fs: RootFS, unit: Unit, known: frozenset[str], problems: list[Problem]) -> list[Reference]:
