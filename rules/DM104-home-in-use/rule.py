@@ -7,6 +7,9 @@ from collections.abc import Iterator
 
 from dynmigrate.engine.api import Effect, Hit, Location, RuleContext, Severity
 from dynmigrate.graph.queries import managed_slot
+from dynmigrate.model.accounts import Account
+from dynmigrate.model.paths import is_under
+from dynmigrate.model.snapshot import PathFact
 
 ID = "DM104"
 NAME = "home-in-use"
@@ -33,13 +36,38 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
                 yield _dotfiles(acc.name, home, fact.dot_entries, slot[0], acc.location)
             continue  # otherwise the plan turns it into a managed directory
 
+        count = f"{fact.entries}{'+' if fact.entries >= 1000 else ''}"
+        if _served_only(ctx, acc, home, fact):
+            # a directory of other owners that the daemon reads by its configured path (a TFTP or
+            # web root given as the account's home): nothing of the account's lives there
+            yield Hit(
+                acc.name,
+                f"home {home} holds {count} entries, none of them the account's, no dot files, and it cannot "
+                "write there: the daemon reads them by path as before; a dynamic user's HOME is /",
+                acc.location,
+                (home,),
+                effect=Effect.ACKNOWLEDGE,
+            )
+            continue
         yield Hit(
             acc.name,
-            f"home {home} holds {fact.entries}{'+' if fact.entries >= 1000 else ''} entries outside the "
-            "managed directories",
+            f"home {home} holds {count} entries outside the managed directories",
             acc.location,
             (home,),
         )
+
+
+def _served_only(ctx: RuleContext, acc: Account, home: str, fact: PathFact) -> bool:
+    """The home is a directory of other owners the account cannot write to, with no dot files and
+    nothing the account or its group owns below it."""
+    info = fact.target
+    if info is None or fact.dot_entries or info.mode & 0o002:
+        return False
+    grp = ctx.q.own_group(acc)
+    if info.uid == acc.uid or (grp is not None and info.gid == grp.gid and info.mode & 0o020):
+        return False
+    resolved = str(fact.resolved)
+    return not any(is_under(str(t.top.path), resolved) for t in ctx.q.trees_of(acc))
 
 
 def _dotfiles(account: str, home: str, dots: tuple[str, ...], key: str, location: Location | None) -> Hit:
