@@ -12,6 +12,7 @@ require, data written before read back), so a daemon running on built-in default
     probe.py stun HOST PORT
     probe.py tftp HOST PORT FILE --expect TEXT
     probe.py ldap HOST PORT DN          (an anonymous base search: the entry DN must exist)
+    probe.py deploy DIR URL [--within SECONDS]   (a fresh web archive dropped into DIR is served)
 
 Every probe takes --wait SECONDS (before the kind): it is retried until it passes or that time is
 up, for daemons that take a while to answer after systemd calls them started (a JVM, a TSDB);
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import contextlib
 import os
 import random
 import socket
@@ -30,6 +32,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Callable
 from typing import Any
 
@@ -45,15 +48,23 @@ def fail(message: str) -> int:
     return 1
 
 
+def _get(
+    url: str, data: bytes | None = None, headers: dict[str, str] | None = None, method: str | None = None
+) -> tuple[int, str]:
+    """The status and body of one HTTP request (OSError when there is no answer)."""
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # loopback only
+            return response.status, response.read(1 << 20).decode("utf-8", "replace")
+    except urllib.error.HTTPError as err:
+        return err.code, err.read(1 << 20).decode("utf-8", "replace")
+
+
 def http(args: argparse.Namespace) -> int:
     headers = dict(h.split(":", 1) for h in args.header)
     data = args.data.encode() if args.data is not None else None
-    request = urllib.request.Request(args.url, data=data, headers=headers, method=args.method)
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # loopback only
-            status, body = response.status, response.read(1 << 20).decode("utf-8", "replace")
-    except urllib.error.HTTPError as err:
-        status, body = err.code, err.read(1 << 20).decode("utf-8", "replace")
+        status, body = _get(args.url, data, headers, args.method)
     except OSError as err:
         return fail(f"{args.url}: {err}")
     if status != args.status:
@@ -62,6 +73,40 @@ def http(args: argparse.Namespace) -> int:
         return fail(f"{args.url}: {args.expect!r} not in the answer ({body[:200]!r})")
     print(f"{args.url}: {status}")
     return 0
+
+
+def deploy(args: argparse.Namespace) -> int:
+    """Deploys a web archive of a fresh name into DIR as an admin would (written aside, renamed into
+    place), waits until URL/NAME/index.txt serves the name, and removes the archive again (the
+    server then undeploys it). The daemon must be able to unpack into DIR: a copy it can only read
+    from fails this probe. It runs once per call (each run deploys a new name): --within is its wait.
+    """
+    name = f"probe-{os.getpid()}-{random.randrange(1 << 32):08x}"
+    part, war = os.path.join(args.dir, f".{name}.part"), os.path.join(args.dir, f"{name}.war")
+    url = f"{args.url.rstrip('/')}/{name}/index.txt"
+    deadline, last = time.monotonic() + args.within, "no answer"
+    try:
+        try:
+            with zipfile.ZipFile(part, "x") as archive:
+                archive.writestr("index.txt", f"{name}\n")
+            os.rename(part, war)
+        except OSError as err:
+            return fail(f"{war}: {err}")
+        while time.monotonic() < deadline:
+            try:
+                status, body = _get(url)
+                last = f"status {status}"
+                if status == 200 and name in body:
+                    print(f"{url}: deployed and served")
+                    return 0
+            except OSError as err:
+                last = str(err)
+            time.sleep(1)
+        return fail(f"{url}: {war} not deployed within {args.within:g} s ({last})")
+    finally:
+        for path in (part, war):  # only what this run wrote, by its own fresh name
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 def _unescape(text: str) -> bytes:
@@ -209,6 +254,7 @@ PROBES: dict[str, tuple[Callable[[argparse.Namespace], int], tuple[_Arg, ...]]] 
     "stun": (stun, _HOST_PORT),
     "tftp": (tftp, (*_HOST_PORT, ("file", {}), ("--expect", {"required": True}))),
     "ldap": (ldap, (*_HOST_PORT, ("dn", {}))),
+    "deploy": (deploy, (("dir", {}), ("url", {}), ("--within", {"type": float, "default": 120.0}))),
 }
 
 
