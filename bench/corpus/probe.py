@@ -26,6 +26,7 @@ import codecs
 import contextlib
 import os
 import random
+import signal
 import socket
 import struct
 import sys
@@ -85,28 +86,41 @@ def deploy(args: argparse.Namespace) -> int:
     part, war = os.path.join(args.dir, f".{name}.part"), os.path.join(args.dir, f"{name}.war")
     url = f"{args.url.rstrip('/')}/{name}/index.txt"
     deadline, last = time.monotonic() + args.within, "no answer"
+    # a health check's timeout ends it with SIGTERM: the archive is removed all the same
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    served = False
     try:
         try:
             with zipfile.ZipFile(part, "x") as archive:
                 archive.writestr("index.txt", f"{name}\n")
+            os.chmod(part, 0o644)  # as an admin's copy: readable whatever umask this probe runs with
             os.rename(part, war)
         except OSError as err:
             return fail(f"{war}: {err}")
-        while time.monotonic() < deadline:
-            try:
-                status, body = _get(url)
-                last = f"status {status}"
-                if status == 200 and name in body:
-                    print(f"{url}: deployed and served")
-                    return 0
-            except OSError as err:
-                last = str(err)
-            time.sleep(1)
-        return fail(f"{url}: {war} not deployed within {args.within:g} s ({last})")
+        while not served and time.monotonic() < deadline:
+            served, last = _serves(url, name)
+            time.sleep(0 if served else 1)
+        if not served:
+            return fail(f"{url}: {war} not deployed within {args.within:g} s ({last})")
+        print(f"{url}: deployed and served")
+        return 0
     finally:
         for path in (part, war):  # only what this run wrote, by its own fresh name
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+        # the server undeploys it at its next scan and removes what it unpacked; wait for that a
+        # little, so that a restart right after does not find it unpacked without its archive
+        until = time.monotonic() + (15 if served else 0)
+        while time.monotonic() < until and _serves(url, name)[0]:
+            time.sleep(1)
+
+
+def _serves(url: str, text: str) -> tuple[bool, str]:
+    try:
+        status, body = _get(url)
+    except OSError as err:
+        return False, str(err)
+    return status == 200 and text in body, f"status {status}"
 
 
 def _unescape(text: str) -> bytes:
