@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=0cdfb19bb12495e83bc378b23644949e3ddd726c26525b9182ada334e07e32fc
+LIB_SHA256=d369c567ca9ce4f345d0de234e687f306cd47df497836be5a18503077443b3a2
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=ed3d7044b65e629abaa90d9a13d73398e689513e7bb1c0e8eda6574a9d75e558
+LIB_SHA256=64ab8b34c1ee4177f774cd9b929667be97b4e2d7d9de4c32ac1103fed9429c0d
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=31a54af698879e2473c97828e85a8ac46e8526b6f0b6a0b19c31dc3ec9bc474d
+LIB_SHA256=454c249467a56edde1e448aff1404f840a887ea7a56ca702a2f6483863797a4d
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

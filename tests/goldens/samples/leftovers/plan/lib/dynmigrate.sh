@@ -872,14 +872,27 @@ move_into_private() {
 	done
 }
 
+drop_private_parents() {
+	# StateDirectory=foo/bar: systemd made $MB/private/foo (0755 root) to hold bar; once bar is back,
+	# an empty foo goes too (only empty directories, never through a link)
+	local p=$MN
+	while [ "${p%/*}" != "$p" ]; do
+		p=${p%/*}
+		if [ -L "$MB/private/$p" ] || [ ! -d "$MB/private/$p" ]; then break; fi
+		run rmdir --ignore-fail-on-non-empty -- "$MB/private/$p"
+	done
+}
+
 move_back_one() {
 	if [ -L "$1" ] && [ -d "$MB/private/$MN" ]; then
 		run rm -f -- "$1"
 		run mv -T -- "$MB/private/$MN" "$1"
 		log "moved $MB/private/$MN back to $1"
+		drop_private_parents
 	elif [ ! -e "$1" ] && [ ! -L "$1" ] && [ -d "$MB/private/$MN" ]; then
 		run mv -T -- "$MB/private/$MN" "$1"
 		log "moved $MB/private/$MN back to $1 (an earlier run stopped between its steps)"
+		drop_private_parents
 	elif [ -L "$1" ] && [ ! -e "$1" ]; then
 		log "WARNING: $1 is a dangling symlink; left as it is"
 	fi
@@ -1743,8 +1756,8 @@ SKIP_PATTERNS=()
 # sha256 and path of every plan file this script installs
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
-	59bfe1907a828b9c941f66be39a039f52fa4a839dee089bc4e3608fa63d3fffa files/80dynmigrate-repair
-	dc21bad3a1f9ef22a39703b37eb40dd9c0278ecb7af669c8137b21c74e7ab7a2 files/dynmigrate-repair
+	aa2590ebc39dc52cf8326736a76065d0d80c10cad1906b6b36ac1940d18025c6 files/80dynmigrate-repair
+	af8ba62e9a1f6af3c49bef2c830a554d34ce19596ed8b0a4f38d6e5a24581122 files/dynmigrate-repair
 	6bc2224ca8d90fae7cfbbee2bb0b6eb1ad7b662fef828a46720acef6bebe0047 files/zabbix/override-0
 	39e2c34436a46080f3ef41d852ef01b0b31626196b8aa14e62a6d92c2c8842fb files/zabbix/override-1
 	9e21c5999f3b6bec914299f35dd8d4ee45327b591fcfbd3be97cc7744cb2cd78 units/zabbix-agent.service/50-dynmigrate.conf

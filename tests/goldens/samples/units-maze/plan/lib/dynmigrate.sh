@@ -872,14 +872,27 @@ move_into_private() {
 	done
 }
 
+drop_private_parents() {
+	# StateDirectory=foo/bar: systemd made $MB/private/foo (0755 root) to hold bar; once bar is back,
+	# an empty foo goes too (only empty directories, never through a link)
+	local p=$MN
+	while [ "${p%/*}" != "$p" ]; do
+		p=${p%/*}
+		if [ -L "$MB/private/$p" ] || [ ! -d "$MB/private/$p" ]; then break; fi
+		run rmdir --ignore-fail-on-non-empty -- "$MB/private/$p"
+	done
+}
+
 move_back_one() {
 	if [ -L "$1" ] && [ -d "$MB/private/$MN" ]; then
 		run rm -f -- "$1"
 		run mv -T -- "$MB/private/$MN" "$1"
 		log "moved $MB/private/$MN back to $1"
+		drop_private_parents
 	elif [ ! -e "$1" ] && [ ! -L "$1" ] && [ -d "$MB/private/$MN" ]; then
 		run mv -T -- "$MB/private/$MN" "$1"
 		log "moved $MB/private/$MN back to $1 (an earlier run stopped between its steps)"
+		drop_private_parents
 	elif [ -L "$1" ] && [ ! -e "$1" ]; then
 		log "WARNING: $1 is a dangling symlink; left as it is"
 	fi
@@ -1743,8 +1756,8 @@ SKIP_PATTERNS=()
 # sha256 and path of every plan file this script installs
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
-	59bfe1907a828b9c941f66be39a039f52fa4a839dee089bc4e3608fa63d3fffa files/80dynmigrate-repair
-	dc21bad3a1f9ef22a39703b37eb40dd9c0278ecb7af669c8137b21c74e7ab7a2 files/dynmigrate-repair
+	aa2590ebc39dc52cf8326736a76065d0d80c10cad1906b6b36ac1940d18025c6 files/80dynmigrate-repair
+	af8ba62e9a1f6af3c49bef2c830a554d34ce19596ed8b0a4f38d6e5a24581122 files/dynmigrate-repair
 	83d391c5aacd901abe124bdcb040b54bef01364a49c123e47ba526c1dbbfda6b units/haproxy.service/50-dynmigrate.conf
 	7f43e17ca8cc2697dc359e7dda16aea9580cac3e1b59b1b34dfbe989b7d4f8cc units/mosquitto.service/50-dynmigrate.conf
 	819250b2f92964cffdd98ccffcaab9fd12f0265ffd754f8db3f0771745adf547 units/prometheus-node-exporter.service/50-dynmigrate.conf
