@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dynmigrate.plan.documents import mode_changes
 from plan.test_planner import dropin, plan_for
 
 SERVICE = "[Service]\nUser=foo\nExecStart=/usr/bin/foo\n"
@@ -37,6 +38,17 @@ def test_read_write_path_of_its_own_inside_a_shared_tree_is_a_nested_state_direc
         "ReadWritePaths=",
     ]
     assert not [m for m in manual if "not planned" in m or "stays writable" in m], manual
+
+
+def test_a_nested_state_directory_is_reported_where_systemd_moves_it(tmp_path: Path) -> None:
+    plan = plan_for(
+        tmp_path,
+        {**SHARED_TREE, "etc/systemd/system/foo.service": SERVICE + "ReadWritePaths=-/var/lib/shared/x-sessions\n"},
+        SHARED_OWNERS,
+    )
+    rows = [r for r in mode_changes(plan.accounts[0]) if "`/var/lib/shared/x-sessions`" in r]
+    assert len(rows) == 1
+    assert "moved to /var/lib/private/shared/x-sessions (parent 0700 root)" in rows[0]
 
 
 def test_read_write_path_holding_other_owners_files_inside_a_shared_tree_is_not_a_state_directory(
