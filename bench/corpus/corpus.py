@@ -88,6 +88,7 @@ class Daemon:
     broken: str = ""  # why it cannot work in a container at all (the runner's BROKEN-BEFORE)
     manual: str = ""  # the plan's manual steps done as written, run before stage 2 ("" = none)
     sample: tuple[str, ...] = ()  # the suites whose CI sample includes it (its root group: ci-sample)
+    probe_timeout: int = 0  # seconds the plan's health check gives one probe run (0 = the plan's default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,7 @@ def load_daemons(path: Path = DAEMONS_INI) -> tuple[Daemon, ...]:
                 broken=_joined(section.get("broken", "")),
                 manual=_joined(section.get("manual", "")),
                 sample=tuple(section.get("sample", "").split()),
+                probe_timeout=int(section.get("probe_timeout", "0")),
             )
         )
     return tuple(daemons)

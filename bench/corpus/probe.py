@@ -15,6 +15,7 @@ require, data written before read back), so a daemon running on built-in default
     probe.py imap HOST PORT --user U --password P --expect TEXT [--greeting TEXT] [--append TEXT]
                                         (LOGIN, SELECT INBOX, a message holding TEXT must be there;
                                         --append: APPEND a message holding TEXT and read it back)
+    probe.py deploy DIR URL [--within SECONDS]   (a fresh web archive dropped into DIR is served)
 
 Every probe takes --wait SECONDS (before the kind): it is retried until it passes or that time is
 up, for daemons that take a while to answer after systemd calls them started (a JVM, a TSDB);
@@ -25,15 +26,18 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import contextlib
 import imaplib
 import os
 import random
+import signal
 import socket
 import struct
 import sys
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Callable
 from typing import Any
 
@@ -49,15 +53,23 @@ def fail(message: str) -> int:
     return 1
 
 
+def _get(
+    url: str, data: bytes | None = None, headers: dict[str, str] | None = None, method: str | None = None
+) -> tuple[int, str]:
+    """The status and body of one HTTP request (OSError when there is no answer)."""
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # loopback only
+            return response.status, response.read(1 << 20).decode("utf-8", "replace")
+    except urllib.error.HTTPError as err:
+        return err.code, err.read(1 << 20).decode("utf-8", "replace")
+
+
 def http(args: argparse.Namespace) -> int:
     headers = dict(h.split(":", 1) for h in args.header)
     data = args.data.encode() if args.data is not None else None
-    request = urllib.request.Request(args.url, data=data, headers=headers, method=args.method)
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # loopback only
-            status, body = response.status, response.read(1 << 20).decode("utf-8", "replace")
-    except urllib.error.HTTPError as err:
-        status, body = err.code, err.read(1 << 20).decode("utf-8", "replace")
+        status, body = _get(args.url, data, headers, args.method)
     except OSError as err:
         return fail(f"{args.url}: {err}")
     if status != args.status:
@@ -66,6 +78,53 @@ def http(args: argparse.Namespace) -> int:
         return fail(f"{args.url}: {args.expect!r} not in the answer ({body[:200]!r})")
     print(f"{args.url}: {status}")
     return 0
+
+
+def deploy(args: argparse.Namespace) -> int:
+    """Deploys a web archive of a fresh name into DIR as an admin would (written aside, renamed into
+    place), waits until URL/NAME/index.txt serves the name, and removes the archive again (the
+    server then undeploys it). The daemon must be able to unpack into DIR: a copy it can only read
+    from fails this probe. It runs once per call (each run deploys a new name): --within is its wait.
+    """
+    name = f"probe-{os.getpid()}-{random.randrange(1 << 32):08x}"
+    part, war = os.path.join(args.dir, f".{name}.part"), os.path.join(args.dir, f"{name}.war")
+    url = f"{args.url.rstrip('/')}/{name}/index.txt"
+    deadline, last = time.monotonic() + args.within, "no answer"
+    # a health check's timeout ends it with SIGTERM: the archive is removed all the same
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    served = False
+    try:
+        try:
+            with zipfile.ZipFile(part, "x") as archive:
+                archive.writestr("index.txt", f"{name}\n")
+            os.chmod(part, 0o644)  # as an admin's copy: readable whatever umask this probe runs with
+            os.rename(part, war)
+        except OSError as err:
+            return fail(f"{war}: {err}")
+        while not served and time.monotonic() < deadline:
+            served, last = _serves(url, name)
+            time.sleep(0 if served else 1)
+        if not served:
+            return fail(f"{url}: {war} not deployed within {args.within:g} s ({last})")
+        print(f"{url}: deployed and served")
+        return 0
+    finally:
+        for path in (part, war):  # only what this run wrote, by its own fresh name
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        # the server undeploys it at its next scan and removes what it unpacked; wait for that a
+        # little, so that a restart right after does not find it unpacked without its archive
+        until = time.monotonic() + (15 if served else 0)
+        while time.monotonic() < until and _serves(url, name)[0]:
+            time.sleep(1)
+
+
+def _serves(url: str, text: str) -> tuple[bool, str]:
+    try:
+        status, body = _get(url)
+    except OSError as err:
+        return False, str(err)
+    return status == 200 and text in body, f"status {status}"
 
 
 def _unescape(text: str) -> bytes:
@@ -283,6 +342,7 @@ PROBES: dict[str, tuple[Callable[[argparse.Namespace], int], tuple[_Arg, ...]]] 
             ("--append", {}),
         ),
     ),
+    "deploy": (deploy, (("dir", {}), ("url", {}), ("--within", {"type": float, "default": 120.0}))),
 }
 
 

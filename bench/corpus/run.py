@@ -115,6 +115,12 @@ def rehearse_argv(daemon: Daemon, root: Path, probe_source: bytes, output: Path,
     return argv
 
 
+def script_env(daemon: Daemon) -> dict[str, str]:
+    """What the plan's scripts get from the environment for this daemon: a longer probe timeout for
+    one whose probe outlasts the default (a JVM that deploys an archive after it starts)."""
+    return {"DYNMIGRATE_PROBE_TIMEOUT": str(daemon.probe_timeout)} if daemon.probe_timeout else {}
+
+
 def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9][a-z0-9_.@/-]{2,}", text.lower()) if w not in STOPWORDS}
 
@@ -466,15 +472,16 @@ def find_root(spec: RootSpec) -> Path | None:
     return root if root.is_dir() else None
 
 
-Rehearse = Callable[[Sequence[str]], tuple[int, str, Mapping[str, Any] | None]]
+# ARGV, and the variables the plan's scripts take from the caller (DYNMIGRATE_PROBE_TIMEOUT)
+Rehearse = Callable[[Sequence[str], Mapping[str, str]], tuple[int, str, Mapping[str, Any] | None]]
 
 
 def cli_rehearse(pythonpath: Path, log: Path) -> Rehearse:
     """A function that runs `dynmigrate ARGV` from the exported code and returns (exit, stderr tail, JSON)."""
 
-    def run(argv: Sequence[str]) -> tuple[int, str, Mapping[str, Any] | None]:
+    def run(argv: Sequence[str], script_env: Mapping[str, str]) -> tuple[int, str, Mapping[str, Any] | None]:
         out = Path(argv[argv.index("-o") + 1])
-        env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+        env = {**os.environ, **script_env, "PYTHONPATH": str(pythonpath)}
         with open(log, "a", encoding="utf-8") as err:
             err.write(f"\n$ dynmigrate {' '.join(a if len(a) < 200 else a[:60] + '...' for a in argv)}\n")
             err.flush()
@@ -515,14 +522,16 @@ def rehearse_daemon(
     """Rehearse one daemon (and again with --force when it was refused); one result record."""
     out = scratch / f"{suite}-{daemon.name}.json"
     out.unlink(missing_ok=True)
-    code, tail, data = rehearse(rehearse_argv(daemon, root, probe_source, out, force=False))
+    code, tail, data = rehearse(rehearse_argv(daemon, root, probe_source, out, force=False), script_env(daemon))
     error = "" if data is not None else tail
     forced_data = None
     account = pick_account(data, daemon) if data is not None else None
     if account is not None and account["outcome"] == "REFUSED" and not account["facts"]["forced"]:
         forced_out = scratch / f"{suite}-{daemon.name}-forced.json"
         forced_out.unlink(missing_ok=True)
-        _, _, forced_data = rehearse(rehearse_argv(daemon, root, probe_source, forced_out, force=True))
+        _, _, forced_data = rehearse(
+            rehearse_argv(daemon, root, probe_source, forced_out, force=True), script_env(daemon)
+        )
     return record(
         daemon,
         suite,

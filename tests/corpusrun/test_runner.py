@@ -147,9 +147,11 @@ class StandIn:
 
     def __init__(self) -> None:
         self.calls: list[Sequence[str]] = []
+        self.envs: list[dict[str, str]] = []
 
-    def __call__(self, argv: Sequence[str]) -> tuple[int, str, Mapping[str, Any] | None]:
+    def __call__(self, argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, str, Mapping[str, Any] | None]:
         self.calls.append(argv)
+        self.envs.append(dict(env))
         name = Path(argv[argv.index("-o") + 1]).stem.removeprefix("bookworm-").removesuffix("-forced")
         first, forced = SCRIPT[name]
         data = forced if "--force" in argv else first
@@ -263,3 +265,10 @@ def test_a_failed_health_check_is_followed_by_what_the_probe_said() -> None:
     )
     other = rehearsal(FORCED_FAILS)  # a step that failed for its own reason says it alone
     assert runner.first_error(other["accounts"][0]) == "ERROR: bus name org.cups.cupsd is not owned"
+
+
+def test_a_daemon_with_a_probe_timeout_gives_it_to_the_plan_scripts() -> None:
+    # tomcat10's probe deploys an archive after a restart: longer than the scripts' 30 s default
+    slow = replace(DAEMONS[0], probe_timeout=180)
+    assert runner.script_env(slow) == {"DYNMIGRATE_PROBE_TIMEOUT": "180"}
+    assert runner.script_env(DAEMONS[0]) == {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dynmigrate.plan.documents import mode_changes
 from plan.test_planner import dropin, plan_for
 
 SERVICE = "[Service]\nUser=foo\nExecStart=/usr/bin/foo\n"
@@ -27,23 +28,75 @@ def manual_texts(tmp_path: Path, unit: str, manifest: str = SHARED_OWNERS) -> tu
     return dropin(plan), [m.text for m in plan.accounts[0].manual_steps]
 
 
-def test_read_write_path_inside_a_shared_tree_is_not_a_state_directory(tmp_path: Path) -> None:
+def test_read_write_path_of_its_own_inside_a_shared_tree_is_a_nested_state_directory(tmp_path: Path) -> None:
+    # x-sessions is foo's alone; its parent holds other owners' things: only x-sessions moves to
+    # /var/lib/private/shared/x-sessions and is re-owned, the parent and its other entries stay
     lines, manual = manual_texts(tmp_path, SERVICE + "ReadWritePaths=-/var/lib/shared/x-sessions\n")
-    assert not [line for line in lines if line.startswith("StateDirectory=")]
+    assert [line for line in lines if line.startswith(("StateDirectory", "ReadWritePaths"))] == [
+        "StateDirectory=shared/x-sessions",
+        "StateDirectoryMode=0700",
+        "ReadWritePaths=",
+    ]
+    assert not [m for m in manual if "not planned" in m or "stays writable" in m], manual
+
+
+def test_a_nested_state_directory_is_reported_where_systemd_moves_it(tmp_path: Path) -> None:
+    plan = plan_for(
+        tmp_path,
+        {**SHARED_TREE, "etc/systemd/system/foo.service": SERVICE + "ReadWritePaths=-/var/lib/shared/x-sessions\n"},
+        SHARED_OWNERS,
+    )
+    rows = [r for r in mode_changes(plan.accounts[0]) if "`/var/lib/shared/x-sessions`" in r]
+    assert len(rows) == 1
+    assert "moved to /var/lib/private/shared/x-sessions (parent 0700 root)" in rows[0]
+
+
+def test_read_write_path_holding_other_owners_files_inside_a_shared_tree_is_not_a_state_directory(
+    tmp_path: Path,
+) -> None:
+    owners = SHARED_OWNERS + "/var/lib/shared/x-sessions/s2\t121\t121\t0600\n"
+    plan = plan_for(
+        tmp_path,
+        {
+            **SHARED_TREE,
+            "var/lib/shared/x-sessions/s2": "someone else's session",
+            "etc/systemd/system/foo.service": SERVICE + "ReadWritePaths=-/var/lib/shared/x-sessions\n",
+        },
+        owners,
+    )
+    manual = [m.text for m in plan.accounts[0].manual_steps]
+    assert not [line for line in dropin(plan) if line.startswith("StateDirectory=")]
     assert [m for m in manual if m.startswith("StateDirectory=shared is not planned")] == [
         "StateDirectory=shared is not planned (ReadWritePaths=/var/lib/shared/x-sessions at "
         "/etc/systemd/system/foo.service:4): /var/lib/shared is owned by 0:0, not by foo alone, and holds "
-        "files of other owners (121:121 /var/lib/shared/other); systemd would re-own the whole tree to the "
-        "dynamic user at every start. Keep the path writable by hand (ReadWritePaths= and its owner), or "
-        "move the service's files into a directory of their own"
+        "files of other owners (121:121 /var/lib/shared/other, 121:121 /var/lib/shared/x-sessions/s2); systemd "
+        "would re-own the whole tree to the dynamic user at every start. Keep the path writable by hand "
+        "(ReadWritePaths= and its owner), or move the service's files into a directory of their own"
     ]
 
 
-def test_mkdir_inside_a_shared_cache_is_not_a_cache_directory(tmp_path: Path) -> None:
+def test_a_directory_the_sandbox_keeps_read_only_inside_a_shared_tree_is_a_leftover(tmp_path: Path) -> None:
+    # ProtectSystem=strict: foo never wrote /var/lib/shared/x-sessions; it stays readable, given to
+    # root in stage 3, and needs no managed directory nor a manual step
+    lines, manual = manual_texts(tmp_path, SERVICE + "ProtectSystem=strict\n")
+    assert not [line for line in lines if line.startswith("StateDirectory")]
+    assert not [m for m in manual if "StateDirectory" in m], manual
+
+
+def test_mkdir_of_its_own_inside_a_shared_cache_is_a_nested_cache_directory(tmp_path: Path) -> None:
     lines, manual = manual_texts(tmp_path, SERVICE + "ExecStartPre=/bin/mkdir -p /var/cache/shared/x\n")
-    assert not [line for line in lines if line.startswith("CacheDirectory=")]
+    assert [line for line in lines if line.startswith(("CacheDirectory", "ExecStartPre"))] == [
+        "CacheDirectory=shared/x",
+        "ExecStartPre=",
+    ]
+    assert not [m for m in manual if "not planned" in m], manual
+
+
+def test_mkdir_inside_a_shared_cache_is_not_a_cache_directory(tmp_path: Path) -> None:
+    lines, manual = manual_texts(tmp_path, SERVICE + "ExecStartPre=/bin/mkdir -p /var/cache/shared/y\n")
+    assert not [line for line in lines if line.startswith("CacheDirectory=shared/y")]
     assert [m.split(":", 1)[0] for m in manual if m.startswith("CacheDirectory=shared is not planned")] == [
-        "CacheDirectory=shared is not planned (ExecStartPre=mkdir ... /var/cache/shared/x at "
+        "CacheDirectory=shared is not planned (ExecStartPre=mkdir ... /var/cache/shared/y at "
         "/etc/systemd/system/foo.service"
     ]
     assert any("/var/cache/shared is owned by 0:0, not by foo alone" in m for m in manual)

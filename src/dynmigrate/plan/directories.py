@@ -103,6 +103,34 @@ def swallowed(q: Queries, acc: Account, path: RelPath) -> str:
     return text if text.startswith("/") else f"{path} {text}"
 
 
+def nested_name(q: Queries, acc: Account, key: str, path: str) -> str:
+    """The name of a managed directory nested below the top of its base (StateDirectory=foo/bar for
+    /var/lib/foo/bar), for a directory of the account whose top (/var/lib/foo) is not the account's
+    alone; "" when there is none. PATH must be a real directory (no link on the way, not a mount
+    point), owned by the account, holding nothing of other owners: systemd then moves that directory
+    alone into private/ and re-owns it, and leaves its parent and the parent's other entries as they
+    are (systemd creates the nested private/ parents 0755 root and links the public path to them)."""
+    base = DIRECTORY_BASES[key]
+    if key in ("ConfigurationDirectory", "RuntimeDirectory") or not is_under(path, base):
+        return ""
+    name = path[len(base) + 1 :].rstrip("/")
+    if "/" not in name or not SAFE_NAME.match(name) or name.split("/", 1)[0] in RESERVED | SYSTEM_DIRS:
+        return ""
+    fact = q.snap.path(RelPath(path))
+    tree = next((t for t in q.trees_of(acc) if t.top.path == path), None)
+    if fact is not None:
+        info = fact.info
+        if info is None or fact.resolved != path or fact.foreign_fs:
+            return ""
+    elif tree is not None:
+        info = tree.top
+    else:
+        return ""
+    if info.kind is not FileKind.DIR or info.uid != acc.uid or info.mountpoint:
+        return ""
+    return "" if swallowed(q, acc, RelPath(path)) else name
+
+
 def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[ManagedDir], list[str], list[str]]:
     """The managed directories a unit gets, the names refused (with why), and the manual steps for
     directories that would swallow a tree that is not the account's alone."""
@@ -111,7 +139,11 @@ def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[Manag
     manual: dict[tuple[str, str], str] = {}
     snap = q.snap
 
-    def add(key: str, name: str, why: str, *, declared: bool = False, mode: int | None = None) -> None:
+    def add(
+        key: str, name: str, why: str, *, declared: bool = False, mode: int | None = None, deeper: str = ""
+    ) -> None:
+        """DEEPER: the directory below the top that the unit really writes; it becomes the managed
+        directory itself when the top may not (a directory of other owners' things)."""
         if not name or name in RESERVED or ".." in name.split("/") or name.startswith("/"):
             return
         if not SAFE_NAME.match(name):
@@ -121,6 +153,10 @@ def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[Manag
         path = RelPath(f"{DIRECTORY_BASES[key]}/{name}")
         if not declared and key != "ConfigurationDirectory" and "%" not in name:
             problem = swallowed(q, acc, path)
+            inner = nested_name(q, acc, key, deeper) if problem and deeper else ""
+            if inner:
+                add(key, inner, f"{why}; its own directory, as {path} is not {acc.name}'s alone", mode=mode)
+                return
             if problem:
                 manual.setdefault(
                     k,
@@ -176,7 +212,7 @@ def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[Manag
                     continue
                 slot = managed_slot(str(rel(path)))
                 if slot is not None:
-                    add(slot[0], slot[1], f"{key}={path} at {d.location}")
+                    add(slot[0], slot[1], f"{key}={path} at {d.location}", deeper=str(rel(path)))
     # 3. directories that ExecStartPre=/ExecStartPost= create or re-own by hand (replaced by *Directory=)
     for key in ("ExecStartPre", "ExecStartPost"):
         for d in unit.values("Service", key):
@@ -193,7 +229,8 @@ def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[Manag
                 if arg.startswith("/"):
                     slot = managed_slot(str(rel(arg)))
                     if slot is not None and slot[0] != "ConfigurationDirectory":
-                        add(slot[0], slot[1], f"{key}={tool} ... {arg} at {d.location}", mode=fix_mode)
+                        why = f"{key}={tool} ... {arg} at {d.location}"
+                        add(slot[0], slot[1], why, mode=fix_mode, deeper=str(rel(arg)))
     # 4. PIDFile= in a runtime subdirectory
     pid = unit.value("Service", "PIDFile")
     if pid is not None and pid.value.startswith("/"):
@@ -225,10 +262,18 @@ def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[Manag
             continue
         top = f"{DIRECTORY_BASES[key] if key != 'RuntimeDirectory' else '/run'}/{name}"
         owner = "owned" if tree.uid == acc.uid else "group-owned"
+        deeper = ""
+        if tree.top.path != top and swallowed(q, acc, RelPath(top)):
+            if any(is_under(tree.top.path, str(m.path)) for m in found.values()) or not _writable(unit, tree.top.path):
+                # planned already, or the unit cannot write it today (ProtectSystem=strict): a
+                # leftover that stage 3 gives to root, still readable as before
+                continue
+            deeper = tree.top.path
         add(
             key,
             name,
             f"{top} is {owner} by {acc.name}" if tree.top.path == top else f"{tree.top.path} is {owner} by {acc.name}",
+            deeper=deeper,
         )
     # 6. tmpfiles.d lines that create directories for the account
     for ref in q.refs_to(acc.name, Target.USER):
@@ -238,6 +283,21 @@ def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[Manag
                 add(slot[0], slot[1], f"tmpfiles.d creates {ref.path} for {acc.name} ({ref.location})")
     steps = [text for k, text in sorted(manual.items()) if k not in found]
     return sorted(found.values(), key=lambda m: (KEY_ORDER[m.key], m.name)), rejected, steps
+
+
+def _writable(unit: Unit, path: str) -> bool:
+    """Whether the unit's sandbox lets it write PATH today: everything but what ProtectSystem=strict
+    makes read-only and no ReadWritePaths= opens again."""
+    strict = unit.value("Service", "ProtectSystem")
+    if strict is None or strict.value.strip() != "strict":
+        return True
+    opened = (
+        str(rel(w.lstrip("-+")))
+        for key in ("ReadWritePaths", "ReadWriteDirectories")
+        for d in unit.values("Service", key)
+        for w in d.value.split()
+    )
+    return any(is_under(path, o) for o in opened)
 
 
 def _octal(text: str) -> bool:

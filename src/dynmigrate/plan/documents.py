@@ -8,6 +8,7 @@ from typing import Any
 from dynmigrate import __version__
 from dynmigrate.model.common import Effect, escape, mask_secrets
 from dynmigrate.model.plan import AccountPlan, MigrationPlan, UnitPlan
+from dynmigrate.model.units import DIRECTORY_BASES
 from dynmigrate.plan.security import Exposure, Security
 from dynmigrate.render.common import finding_data
 
@@ -82,7 +83,7 @@ def mode_changes(a: AccountPlan) -> list[str]:
                 continue
             mode = f"{m.mode:04o}" if m.mode is not None else "0755"
             if m.key in ("StateDirectory", "CacheDirectory", "LogsDirectory"):
-                base = str(m.path).rsplit("/", 1)[0]
+                base = DIRECTORY_BASES[m.key]  # StateDirectory=foo/bar lives in /var/lib/private/foo/bar
                 after = f"dynamic UID {mode}, moved to {base}/private/{m.name} (parent 0700 root)"
             else:
                 after = f"dynamic UID {mode}"

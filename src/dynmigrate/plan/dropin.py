@@ -193,7 +193,9 @@ def build_dropin(
             for word, value in pairs:
                 path = (word if raw else value).lstrip("-+")
                 slot = managed_slot(str(rel(path))) if path.startswith("/") else None
-                is_managed = slot is not None and any(m.key == slot[0] and m.name == slot[1] for m in managed)
+                is_managed = slot is not None and any(
+                    m.key == slot[0] and (m.name == slot[1] or is_under(str(rel(path)), str(m.path))) for m in managed
+                )
                 is_shadowed = path.startswith("/") and any(is_under(str(rel(path)), sh) for sh in shadowed)
                 if is_managed or is_shadowed:
                     dropped.append(word)

@@ -857,14 +857,27 @@ move_into_private() {
 	done
 }
 
+drop_private_parents() {
+	# StateDirectory=foo/bar: systemd made $MB/private/foo (0755 root) to hold bar; once bar is back,
+	# an empty foo goes too (only empty directories, never through a link)
+	local p=$MN
+	while [ "${p%/*}" != "$p" ]; do
+		p=${p%/*}
+		if [ -L "$MB/private/$p" ] || [ ! -d "$MB/private/$p" ]; then break; fi
+		run rmdir --ignore-fail-on-non-empty -- "$MB/private/$p"
+	done
+}
+
 move_back_one() {
 	if [ -L "$1" ] && [ -d "$MB/private/$MN" ]; then
 		run rm -f -- "$1"
 		run mv -T -- "$MB/private/$MN" "$1"
 		log "moved $MB/private/$MN back to $1"
+		drop_private_parents
 	elif [ ! -e "$1" ] && [ ! -L "$1" ] && [ -d "$MB/private/$MN" ]; then
 		run mv -T -- "$MB/private/$MN" "$1"
 		log "moved $MB/private/$MN back to $1 (an earlier run stopped between its steps)"
+		drop_private_parents
 	elif [ -L "$1" ] && [ ! -e "$1" ]; then
 		log "WARNING: $1 is a dangling symlink; left as it is"
 	fi

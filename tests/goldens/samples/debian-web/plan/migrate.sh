@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=f02d23947211634750bfc0c5f7d9562bfd0890d7def18b3121dd8dd201e17028
+LIB_SHA256=64ab8b34c1ee4177f774cd9b929667be97b4e2d7d9de4c32ac1103fed9429c0d
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

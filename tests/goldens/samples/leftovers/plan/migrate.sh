@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=a2b9374f1e1a16f3d20f80d7d72fe3afd1f4f014894055f1b61e8ec745b4f048
+LIB_SHA256=0ef4fb446cd4bef729ecf56d15065186ebc1310453b884f4d32807e92965a1ee
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

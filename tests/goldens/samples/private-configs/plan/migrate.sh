@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=bc65a8d5c08f36c23f9acf07f8429ba017b496f2b125ecddf74f5ebfd34dd697
+LIB_SHA256=5840c6464eefe8c32da0b94721247e524dde8a48b01abde1f575ee00fb2e1ee6
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=640af4e08d74c39422ba5c7b84671e6f3e901517001c420c5605c71759d4a635
+LIB_SHA256=454c249467a56edde1e448aff1404f840a887ea7a56ca702a2f6483863797a4d
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
