@@ -16,7 +16,7 @@ SUMMARY = (
     "A config directory only the account could enter stays closed and becomes root's: the dynamic "
     "user cannot read inside it."
 )
-FIX = "Move what the service reads where it can read it, or hand it over with LoadCredential=."
+FIX = "When the plan cannot bind its files in: move what the service reads where it can read it."
 FACTS = ("F2.5", "F3.4")
 
 

@@ -224,8 +224,8 @@ class Reference:
                 else:
                     cregion = started[ckey]
                 self.add(cregion, info)
-            if ckey != (0, 0) and (child == "/etc" or child.startswith("/etc/")):
-                self.etc.append(info)
+            if (ckey != (0, 0) or key != (0, 0)) and (child == "/etc" or child.startswith("/etc/")):
+                self.etc.append(info)  # root's entries too, directly inside a directory an account owns
             if info.kind.value != "dir":
                 continue
             if s is None:

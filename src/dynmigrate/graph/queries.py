@@ -284,7 +284,14 @@ class Queries:
             inside = [e for e in snap.etc_entries if is_under(str(e.path), str(d.path)) and e.path != d.path]
             fact = snap.path(d.path)
             flat = all(e.kind is FileKind.FILE and parent_of(e.path) == d.path for e in inside)
-            listed = fact is not None and fact.entries == len(inside)
+            # the walk records every entry of a directory an account owns under /etc (root's too); a
+            # path fact, when the directory has one, counts them independently; otherwise no problem
+            # (a listing refused, an entry gone or unreadable) may have touched the directory
+            listed = (
+                fact.entries == len(inside)
+                if fact is not None
+                else not any(is_under(str(p.location.file), str(d.path)) for p in snap.problems)
+            )
             foreign = [e for e in inside if not self._handed_over(acc, e)]
             why = (
                 "it has subdirectories or links"

@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=9750b29f8f5eb2f92b8ea8c3f71520d9c3bcb8611d5f038a5caaccbdcb0cc90f
+LIB_SHA256=2cb3f057ca8b0bf53b534beb2291d5521a186add0833c2294ca83a74c47c4406
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
