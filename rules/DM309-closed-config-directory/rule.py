@@ -16,7 +16,7 @@ SUMMARY = (
     "A config directory only the account could enter stays closed and becomes root's: the dynamic "
     "user cannot read inside it."
 )
-FIX = "Move what the service reads where it can read it, or hand it over with LoadCredential=."
+FIX = "When the plan cannot bind its files in: move what the service reads where it can read it."
 FACTS = ("F2.5", "F3.4")
 # The account itself owned the directory (not only its group): the daemon may write there, as
 # slapd writes its cn=config database; a root-owned copy readable by others would not do.
@@ -29,10 +29,20 @@ WRITTEN = (
 
 def check(ctx: RuleContext) -> Iterator[Hit]:
     for acc in ctx.service_accounts():
-        for closed in ctx.q.closed_config_dirs(acc):  # the plan binds the others file by file
-            if not closed.why:
-                continue
+        for closed in ctx.q.closed_config_dirs(acc):
             d = closed.info
+            if not closed.why:
+                files = ctx.q.closed_dir_files(closed)
+                yield Hit(
+                    acc.name,
+                    f"{d.path} ({d.uid}:{d.gid} {d.mode:04o}) could not be entered by other users and the plan "
+                    f"knows its {len(files)} file(s): it becomes root-owned with the same mode, and the unit sees "
+                    "a read-only directory there with each file handed over by LoadCredential=",
+                    Location(d.path),
+                    tuple(f.path for f in files),
+                    effect=Effect.INFORMS,
+                )
+                continue
             yield Hit(
                 acc.name,
                 f"{d.path} ({d.uid}:{d.gid} {d.mode:04o}) could not be entered by other users: it becomes "

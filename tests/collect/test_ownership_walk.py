@@ -224,8 +224,8 @@ class Reference:
                 else:
                     cregion = started[ckey]
                 self.add(cregion, info)
-            if ckey != (0, 0) and (child == "/etc" or child.startswith("/etc/")):
-                self.etc.append(info)
+            if (ckey != (0, 0) or key != (0, 0)) and (child == "/etc" or child.startswith("/etc/")):
+                self.etc.append(info)  # root's entries too, directly inside a directory an account owns
             if info.kind.value != "dir":
                 continue
             if s is None:
@@ -457,7 +457,9 @@ def test_fast_walk_equals_reference(tree: Path, jobs: int, monkeypatch: pytest.M
     assert not any(p.startswith(("/srv/chroot/", "/srv/usrroot/", "/var/lib/machines/")) for p in walked)
     app = next(t for t in data.trees if t.top.path == "/var/lib/app")
     assert app.truncated_special > 0
-    assert all(e.uid != 0 or e.gid != 0 for e in data.etc_entries)
+    owners = {str(e.path): (e.uid, e.gid) for e in data.etc_entries}
+    for e in data.etc_entries:  # root's entries only directly inside a directory an account owns
+        assert e.uid != 0 or e.gid != 0 or owners.get(e.path.rsplit("/", 1)[0], (0, 0)) != (0, 0)
 
 
 @AS_ROOT

@@ -386,7 +386,9 @@ class _Walker:
                 if info.kind is not FileKind.DIR:
                     started[key] = region
             region.add(info)
-        if key != (0, 0) and (path == "/etc" or path.startswith("/etc/")):
+        # configuration: what an account owns under /etc, and what root owns directly inside a
+        # directory an account owns (so the plan knows every entry of such a directory)
+        if (key != (0, 0) or frame.key != (0, 0)) and (path == "/etc" or path.startswith("/etc/")):
             self.etc_entries.append(info)
         if info.kind is not FileKind.DIR:
             return None

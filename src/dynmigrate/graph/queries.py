@@ -285,16 +285,42 @@ class Queries:
             inside = [e for e in snap.etc_entries if is_under(str(e.path), str(d.path)) and e.path != d.path]
             fact = snap.path(d.path)
             flat = all(e.kind is FileKind.FILE and parent_of(e.path) == d.path for e in inside)
-            listed = fact is not None and fact.entries == len(inside)
+            # the walk records every entry of a directory an account owns under /etc (root's too); a
+            # path fact, when the directory has one, counts them independently; otherwise no problem
+            # (a listing refused, an entry gone or unreadable) may have touched the directory
+            listed = (
+                fact.entries == len(inside)
+                if fact is not None
+                else not any(is_under(str(p.location.file), str(d.path)) for p in snap.problems)
+            )
+            foreign = [e for e in inside if not self._handed_over(acc, e)]
             why = (
-                ""
-                if flat and listed and inside
-                else "it has subdirectories or links"
+                "it has subdirectories or links"
                 if not flat
-                else ("not every entry of it is known to the plan")
+                else "not every entry of it is known to the plan"
+                if not (listed and inside)
+                else f"{foreign[0].path} ({foreign[0].uid}:{foreign[0].gid} {foreign[0].mode:04o}) is neither "
+                "the account's nor a file of root's that other users may read"
+                if foreign
+                else ""
             )
             out.append(ClosedDir(d, why))
         return out
+
+    def _handed_over(self, acc: Account, e: PathInfo) -> bool:
+        """Whether the plan may hand this file of a closed directory to the service: the account's
+        own (it could read it), or root's and readable to other users (root's file that others may
+        not read could be a link the account made to a secret: never handed over)."""
+        grp = self.own_group(acc)
+        if e.uid == acc.uid or (grp is not None and e.gid == grp.gid):
+            return True
+        return e.uid == 0 and e.gid == 0 and bool(e.mode & 0o004)
+
+    def closed_dir_files(self, d: ClosedDir) -> list[PathInfo]:
+        """The files the plan binds into the unit's view of a closed directory it handles."""
+        if d.why:
+            return []
+        return [e for e in self.snap.etc_entries if parent_of(e.path) == d.info.path]
 
     def etc_entries_of(self, acc: Account) -> list[PathInfo]:
         grp = self.own_group(acc)

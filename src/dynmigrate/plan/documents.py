@@ -203,7 +203,13 @@ def account_section(a: AccountPlan, security: Security) -> list[str]:
                     f"`LoadCredential={escape(c.name)}:{escape(c.path)}` bound back over the path; or point the "
                     f"daemon at `$CREDENTIALS_DIRECTORY/{escape(c.name)}` ({escape(c.reason)})"
                 )
-        out.append("")
+        out += [
+            "",
+            "systemd copies each credential when the unit starts: an edit of such a file on disk reaches the "
+            "daemon at its next restart (systemd 252 and 257 do not copy it again at a reload), and a file added "
+            "later to a directory listed here stays unseen by the unit until the plan is made again.",
+            "",
+        ]
     if a.overrides or a.statoverrides or a.pins:
         out += ["### Overrides in /etc and dpkg", ""]
         for o in a.overrides:

@@ -348,8 +348,8 @@ def build_dropin(
         out.set("LoadCredential", f"{c.name}:{c.path}")
         out.set("BindReadOnlyPaths", f"%d/{c.name}:{c.path}")
         out.decisions.append(
-            f"LoadCredential={c.name}:{c.path} and bound back over {c.path}: it stays root-only on disk and "
-            "the daemon reads it where it always did"
+            f"LoadCredential={c.name}:{c.path} and bound back over {c.path}: on disk it keeps the owner and mode "
+            "the plan gives it, and the daemon reads it where it always did"
         )
     return out
 

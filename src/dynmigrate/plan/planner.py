@@ -242,6 +242,10 @@ def _file_fixes(result: ScanResult, acc: Account) -> tuple[list[FileFix], list[C
                 directory=True,
             )
         )
+        for f in q.closed_dir_files(closed):
+            if f.uid == 0 and f.gid == 0:  # root's, readable to others: it stays as it is on disk
+                why = f"root's file ({f.mode:04o}) in a directory other users could not enter"
+                creds.append(Credential("", _cred_name(f.path), f.path, f"{why}: bound into the unit's view of it"))
 
     def covered(path: str) -> str | None:
         return next((d for d in (*dir_creds, *manual_dirs) if is_under(path, d)), None)

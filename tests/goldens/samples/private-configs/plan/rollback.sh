@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=5840c6464eefe8c32da0b94721247e524dde8a48b01abde1f575ee00fb2e1ee6
+LIB_SHA256=2cb3f057ca8b0bf53b534beb2291d5521a186add0833c2294ca83a74c47c4406
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -1,0 +1,1 @@
+Include "conf.d/*.cfg.lua"
