@@ -15,9 +15,9 @@ EFFECT = Effect.INFORMS
 TAGS = ("files", "config")
 SUMMARY = (
     "Config owned by the account with no world read becomes unreadable once the account is "
-    "gone; the plan re-owns it to root."
+    "gone; the plan gives it to root, mode kept, and hands it to the service as a credential."
 )
-FIX = "None needed: the plan re-owns the config to root and keeps it group-readable."
+FIX = "None needed: the plan gives the config to root, mode kept, and hands it over with LoadCredential=."
 FACTS = ("F3.4", "F2.5")
 
 
@@ -31,8 +31,8 @@ def check(ctx: RuleContext) -> Iterator[Hit]:
             owner = f"{'owner' if entry.uid == acc.uid else 'group'} {acc.name}"
             yield Hit(
                 acc.name,
-                f"{entry.path} is {entry.mode_str()} with {owner}: unreadable to a dynamic UID; re-owned "
-                "root:root 0644 by the plan",
+                f"{entry.path} is {entry.mode_str()} with {owner}: unreadable to a dynamic UID; the plan "
+                f"gives it to root with mode {entry.mode_str()} kept and hands it to the service with LoadCredential=",
                 Location(entry.path),
                 (entry.path,),
             )

@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=d369c567ca9ce4f345d0de234e687f306cd47df497836be5a18503077443b3a2
+LIB_SHA256=cd880a6e8df19d19ec2ff8e5dc737b68f193270ce96047a3511ad3641f7b679e
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

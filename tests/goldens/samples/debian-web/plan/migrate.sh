@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=64ab8b34c1ee4177f774cd9b929667be97b4e2d7d9de4c32ac1103fed9429c0d
+LIB_SHA256=6a577d46c6192d482358f23582b62cbc75d4fab88f6976b80616a1ff2993c5d5
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

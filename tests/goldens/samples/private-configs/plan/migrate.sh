@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=2cb3f057ca8b0bf53b534beb2291d5521a186add0833c2294ca83a74c47c4406
+LIB_SHA256=80fba27d3a506a0d94ef6097548192d3aacbeb128ab19ee382a9dece30e24476
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

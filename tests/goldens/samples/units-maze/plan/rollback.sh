@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=454c249467a56edde1e448aff1404f840a887ea7a56ca702a2f6483863797a4d
+LIB_SHA256=fd6793f475bee8cd2a6808482467e386e646ebc8afca5d9467ac713be4b42d42
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -596,17 +596,6 @@ reset_start_limit() {
 	run systemctl reset-failed -- "$1" 2>/dev/null || true
 }
 
-restart_units() {
-	local unit
-	for unit in "${A_RUN_UNITS[@]}"; do
-		log "restarting $unit"
-		# the stages and rollbacks start a unit several times within seconds: clear the start
-		# rate limit (5 starts in 10 s by default) they may have used up, or systemd refuses
-		reset_start_limit "$unit"
-		run systemctl restart -- "$unit" || true
-	done
-}
-
 start_units() {
 	local unit
 	# a socket refuses to start while its service runs: what starts units on demand comes first
@@ -1388,14 +1377,16 @@ run_stage1() {
 		die "stage 2 was interrupted: run stage2 again, or roll it back (rollback.sh --account $A_NAME stage2)"
 	fi
 	copy_state_configs
+	# stop under the unit as it was, start under the drop-in: a restart would run the old
+	# instance's ExecStop= in the new sandbox, whose credential binds (BindReadOnlyPaths=%d/...)
+	# do not exist for an instance started before them, and systemd would fall back to SIGTERM
+	stop_units
 	if [ "$(systemd_version)" -lt 236 ]; then
-		stop_units
 		move_into_private
 	fi
 	install_dropins
 	crashpoint stage1-installed
-	restart_units
-	UNITS_STOPPED=0
+	start_units
 	if ! check_after check_units "$A_UID"; then
 		die "health check failed with the drop-ins installed; roll back: rollback.sh --account $A_NAME stage1"
 	fi
@@ -1756,8 +1747,8 @@ SKIP_PATTERNS=()
 # sha256 and path of every plan file this script installs
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
-	aa2590ebc39dc52cf8326736a76065d0d80c10cad1906b6b36ac1940d18025c6 files/80dynmigrate-repair
-	af8ba62e9a1f6af3c49bef2c830a554d34ce19596ed8b0a4f38d6e5a24581122 files/dynmigrate-repair
+	f698c8fe8bbd6826ab8c31132622148dea5653cb8bd9e6c6eeae869259f44251 files/80dynmigrate-repair
+	7dc1df14c7329c5110d55c9ce236a776247f5293c57e6c8e5d19d77a6df6113d files/dynmigrate-repair
 	58cd891106f9a24bc6e70c0dd607b8aaf5dbcfa2b2680f2b0edfc3e0fa806401 units/chrony.service/50-dynmigrate.conf
 	c9c41edbd804859c642086b268cb0fcdc088895d00b957e73dee178cc709974d units/knot.service/50-dynmigrate.conf
 	bff8cc6392784c046b44da08b85b65dff09db2b24033103db7d3dd6dd73a3eee units/ledger.service/50-dynmigrate.conf
