@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import sys
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench" / "corpus"))
 
 import corpus_check
+import probe
 from corpus_check import CheckResult, Status, Step
 
 import corpus
@@ -135,3 +138,18 @@ def test_the_table() -> None:
     )
     assert corpus_check.failed(results)
     assert not corpus_check.failed([results[0], results[3]])
+
+
+def _prefix_option(prefix: str, length: int) -> bytes:
+    return struct.pack(">BBBBIII", 3, 4, length, 0xC0, 86400, 14400, 0) + socket.inet_pton(socket.AF_INET6, prefix)
+
+
+def test_the_ra_probe_reads_the_prefixes_of_a_router_advertisement_and_nothing_else() -> None:
+    header = bytes([134, 0, 0, 0, 64, 0, 0, 12]) + bytes(8)
+    mtu = bytes([5, 1, 0, 0, 0, 0, 5, 220])
+    advert = header + mtu + _prefix_option("2001:db8:57::", 64) + _prefix_option("2001:db8:58::", 56)
+    assert probe._ra_prefixes(advert) == {"2001:db8:57::/64", "2001:db8:58::/56"}
+    solicitation = bytes([133, 0, 0, 0]) + bytes(4)
+    assert probe._ra_prefixes(solicitation) == set()
+    # a zero-length option ends the walk instead of looping
+    assert probe._ra_prefixes(header + bytes([3, 0]) + _prefix_option("2001:db8:57::", 64)) == set()

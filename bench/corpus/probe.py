@@ -16,6 +16,8 @@ require, data written before read back), so a daemon running on built-in default
                                         (LOGIN, SELECT INBOX, a message holding TEXT must be there;
                                         --append: APPEND a message holding TEXT and read it back)
     probe.py deploy DIR URL [--within SECONDS]   (a fresh web archive dropped into DIR is served)
+    probe.py ra IFACE PREFIX            (a router solicitation on IFACE: a router advertisement
+                                         must come back on it with PREFIX, 2001:db8::/64)
 
 Every probe takes --wait SECONDS (before the kind): it is retried until it passes or that time is
 up, for daemons that take a while to answer after systemd calls them started (a JVM, a TSDB);
@@ -212,6 +214,50 @@ def tftp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ra_prefixes(packet: bytes) -> set[str]:
+    """The prefixes (ADDRESS/LENGTH) of a router advertisement's prefix information options."""
+    found: set[str] = set()
+    if len(packet) < 16 or packet[0] != 134:  # ICMPv6 router advertisement
+        return found
+    at = 16
+    while at + 2 <= len(packet) and packet[at + 1]:
+        kind, size = packet[at], packet[at + 1] * 8
+        if kind == 3 and size == 32 and at + 32 <= len(packet):  # prefix information
+            found.add(f"{socket.inet_ntop(socket.AF_INET6, packet[at + 16 : at + 32])}/{packet[at + 2]}")
+        at += size
+    return found
+
+
+def ra(args: argparse.Namespace) -> int:
+    address, _, length = args.prefix.partition("/")
+    try:
+        wanted = f"{socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, address))}/{int(length)}"
+        index = socket.if_nametoindex(args.iface)
+    except (OSError, ValueError) as err:
+        return fail(f"{args.iface} {args.prefix}: {err}")
+    seen: set[str] = set()
+    with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as sock:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, args.iface.encode())
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+            # a router solicitation to all routers, so that the answer need not wait for the next
+            # periodic advertisement
+            sock.sendto(struct.pack(">BBHI", 133, 0, 0, 0), ("ff02::2", 0, 0, index))
+            deadline = time.monotonic() + TIMEOUT
+            while time.monotonic() < deadline:
+                sock.settimeout(max(0.1, deadline - time.monotonic()))
+                seen |= _ra_prefixes(sock.recvfrom(65535)[0])
+                if wanted in seen:
+                    print(f"{args.iface}: router advertisement for {wanted}")
+                    return 0
+        except OSError as err:
+            return fail(f"{args.iface}: {err}; prefixes seen: {', '.join(sorted(seen)) or 'none'}")
+    return fail(
+        f"{args.iface}: no router advertisement for {wanted}; prefixes seen: {', '.join(sorted(seen)) or 'none'}"
+    )
+
+
 def _ber(tag: int, content: bytes) -> bytes:
     size = len(content)
     if size < 0x80:
@@ -343,6 +389,7 @@ PROBES: dict[str, tuple[Callable[[argparse.Namespace], int], tuple[_Arg, ...]]] 
         ),
     ),
     "deploy": (deploy, (("dir", {}), ("url", {}), ("--within", {"type": float, "default": 120.0}))),
+    "ra": (ra, (("iface", {}), ("prefix", {}))),
 }
 
 

@@ -8,7 +8,8 @@ runner never builds one), it calls
 
     dynmigrate rehearse ROOT --trusted-image --account ACCOUNT --setup ... --probe UNIT=PROBE --format json
 
-The setup enables and starts the units the package had enabled (the root records them), then runs
+The setup enables and starts the units the package had enabled (the root records them; one that
+fails to start on the package defaults is left to the setup), then runs
 the daemon's own setup; the probe is the daemon's functional probe. A REFUSED daemon is rehearsed
 again with --force, recording whether the forced plan works and whether its first error names
 what the refusal said. A daemon with a `manual` key has it run before stage 2 (--before-stage2).
@@ -95,9 +96,13 @@ def setup_commands(daemon: Daemon, probe_source: bytes) -> tuple[str, ...]:
         f"mkdir -p {os.path.dirname(PROBE_IN_COPY)} && printf %s {blob} | base64 -d > {PROBE_IN_COPY}"
         f" && chmod 0644 {PROBE_IN_COPY}"
     )
+    # enable, then start, as corpus_check does: a unit that fails on the package's defaults in the
+    # copy (coturn finds no address but lo to listen on) is the admin's to configure, and the
+    # daemon's setup restarts it; the probe after the setup says whether it works
     enable = (
         f"units=$(awk -v p={daemon.package} '$1 == p {{ print $2 }}' {ENABLED_RECORD}); "
-        'if [ -n "$units" ]; then systemctl enable --now $units; fi'
+        'if [ -n "$units" ]; then systemctl enable -- $units'
+        ' && { systemctl start -- $units || echo "not started on the package defaults: $units" >&2; }; fi'
     )
     return (install, enable, probe_prelude() + daemon.setup)
 
