@@ -232,6 +232,10 @@ def _runs_as_by_package(g: Graph, snap: Snapshot, services: list[Unit]) -> None:
             EdgeKind.SHIPS,
             unit.fragment or unit.found_at or "",
         )
+        if unit.value("Service", "User") is None and not unit.may_change_uid:
+            # started as root and its bounding set lacks CAP_SETUID: it stays root (radvd), so an
+            # account its package creates is not one it runs as
+            continue
         for source_pkg in (pkg, *pkg_deps.get(pkg, ())):
             for name, detail, loc in creators.get(source_pkg, []):
                 # A package that ships a unit and creates an account says little about who the

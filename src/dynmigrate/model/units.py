@@ -100,6 +100,31 @@ class Unit:
         return bool(self.source_path) and (self.generated or self.source_path.startswith("/etc/init.d/"))
 
     @property
+    def may_change_uid(self) -> bool:
+        """CAP_SETUID stays in the unit's capability bounding set, so a process it starts as root can
+        switch to another account by itself (systemd's User= needs no capability of the process).
+        Assignments are merged as systemd does: lists are ORed, a "~" list removes, "" empties."""
+        allowed: set[str] | None = None  # None: every capability but `removed`
+        removed: set[str] = set()
+        for d in self.assignments("Service", "CapabilityBoundingSet"):
+            text = d.value.strip()
+            if not text:
+                allowed, removed = set(), set()
+            elif text.startswith("~"):
+                names = set(text[1:].split())
+                if allowed is None:
+                    removed |= names
+                else:
+                    allowed -= names
+            elif allowed is None and not removed:
+                allowed = set(text.split())
+            elif allowed is None:
+                removed -= set(text.split())
+            else:
+                allowed |= set(text.split())
+        return "CAP_SETUID" not in removed if allowed is None else "CAP_SETUID" in allowed
+
+    @property
     def is_template(self) -> bool:
         return self.instance == ""
 
