@@ -369,3 +369,34 @@ def test_setuid_file_of_the_account_goes_to_root_without_its_bit_in_stage_2(tmp_
     assert "/usr/sbin/fooctl" in [str(p) for p in acc.manifest_paths]  # the rollback restores owner and mode
     assert [m.id for m in acc.manual_steps if m.rule == "DM304"] == ["DM304-foo"]
     assert len([f for f in acc.file_fixes if f.path == "/usr/sbin/fooctl"]) == 1
+
+
+def test_a_later_drop_in_that_sets_a_rewritten_command_line_is_a_manual_step(tmp_path: Path) -> None:
+    """systemctl edit's override.conf sorts after 50-dynmigrate.conf: its ExecStart= replaces the
+    command line the drop-in rewrote for a daemon that starts as root ('!'), and the plan says so."""
+    from dynmigrate.app import analyse
+    from dynmigrate.collect.rootfs import OwnershipManifest
+    from dynmigrate.collect.snapshot import collect
+    from dynmigrate.plan.planner import PlanOptions, Selection, make_plan
+    from treebuilder import build
+
+    unit = "[Service]\nExecStart=/usr/sbin/spamd --pidfile=/run/spamd/spamd.pid\n"
+    override = "[Service]\nExecStart=\nExecStart=/usr/sbin/spamd --username=spamd --pidfile=/run/spamd/spamd.pid\n"
+    root = build(
+        tmp_path / "root",
+        {
+            "etc/passwd": "root:x:0:0:root:/root:/bin/bash\nspamd:x:120:120::/nonexistent:/usr/sbin/nologin\n",
+            "etc/group": "root:x:0:\nspamd:x:120:\n",
+            "usr/lib/systemd/system/spamd.service": unit,
+            "etc/systemd/system/spamd.service.d/override.conf": override,
+        },
+    )
+    result = analyse(collect(str(root), manifest=OwnershipManifest.parse("")))
+    plan = make_plan(result, Selection(accounts=("spamd",)), PlanOptions())
+    steps = [m.text for m in plan.accounts[0].manual_steps if "sorts after" in m.text]
+    assert steps == [
+        "/etc/systemd/system/spamd.service.d/override.conf:3 sorts after 50-dynmigrate.conf and sets "
+        "ExecStart=/usr/sbin/spamd --username=spamd --pidfile=/run/spamd/spamd.pid again: it would undo part "
+        "of the migration; rename it so that it sorts before 50-dynmigrate.conf (e.g. 40-override.conf: the "
+        "plan's drop-in was made from the unit with it), or remove it"
+    ]

@@ -373,10 +373,15 @@ def systemctl_cat(snap: Snapshot, unit: Unit, extra: tuple[RelPath, str] | None 
 
 def later_conflicts(unit: Unit, items: list[tuple[str, str]]) -> list[Directive]:
     """Directives in drop-ins that sort after ours and undo what ours sets: DynamicUser= off, another
-    User=/Group=, a reset of a managed directory list, another PIDFile=."""
+    User=/Group=, a reset of a managed directory list, another PIDFile=, a command line ours rewrote."""
     later = {p for p in unit.dropins if p.rsplit("/", 1)[-1] > DROPIN_NAME}
     ours = dict(items)  # the last assignment of each key wins
     out: list[Directive] = []
+    # command lines ours rewrites (a '!' prefix, a path): a later drop-in that assigns them again
+    # (systemctl edit's override.conf resetting ExecStart=) replaces ours, prefix and all
+    rewritten = {k for k, _ in items if k.startswith("Exec")}
+    last = {(d.location.file, d.key): d for d in unit.directives if d.key in rewritten and d.location.file in later}
+    out += last.values()
     for d in unit.directives:
         if d.location.file not in later or d.key not in OWN_KEYS:
             continue

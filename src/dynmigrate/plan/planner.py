@@ -679,7 +679,9 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         for conflict in later_conflicts(unit, d.items):
             d.manual.append(
                 f"{conflict.location} sorts after {DROPIN_NAME} and sets {conflict.key}={conflict.value} again: "
-                "it would undo part of the migration; remove or rename it"
+                f"it would undo part of the migration; rename it so that it sorts before {DROPIN_NAME} (e.g. "
+                f"40-{conflict.location.file.rsplit('/', 1)[-1]}: the plan's drop-in was made from the unit with it), "
+                "or remove it"
             )
         for text_m in d.manual:
             manual.append(ManualStep(f"M{len(manual) + 1}-{acc.name}", "plan", text_m))

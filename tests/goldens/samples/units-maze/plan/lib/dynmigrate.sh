@@ -1786,7 +1786,7 @@ load_account() {
 		A_SO_PATH=()
 		A_PIN_PATH=()
 		A_PIN_MODE=()
-		A_MANUAL=(DM110-haproxy M1-haproxy M2-haproxy M3-haproxy)
+		A_MANUAL=(DM110-haproxy M1-haproxy M2-haproxy M3-haproxy M4-haproxy M5-haproxy)
 		A_MANIFEST=()
 		;;
 	mosquitto)
