@@ -52,3 +52,51 @@ def test_the_prefilter_loses_no_command(monkeypatch: pytest.MonkeyPatch) -> None
         (17, "deluser --system retired", False),
         (18, "systemd-sysusers foo.conf", False),
     ]
+
+
+LOOPS = r"""#!/bin/sh
+set -e
+for GROUP in frr frrvty
+do
+	if ! getent group "${GROUP}" > /dev/null 2>&1
+	then
+		groupadd --system "${GROUP}"
+	fi
+done
+for u in 'one' "two"; do adduser --system $u; done
+for d in /var/lib/foo /var/log/foo; do
+	chown foo:foovty "$d"
+done
+for outer in p q; do
+	for inner in 1 2
+	do useradd -r "$outer$inner"
+	done
+done
+for tool in addgroup; do "$tool" --system by-name; done
+for g in $GROUPS; do addgroup --system "$g"; done
+for g in *; do addgroup --system "$g"; done
+for g in z; do addgroup --system "$g"; done; addgroup --system after
+"""
+
+
+def test_a_loop_over_literal_words_is_read_once_per_word(monkeypatch: pytest.MonkeyPatch) -> None:
+    def found() -> list[tuple[int, str, bool]]:
+        return [(a.location.line, a.command, a.guarded_by_getent) for a in R.scan_maintainer_script(LOOPS, P)]
+
+    fast = found()
+    monkeypatch.setattr(R, "_may_act", lambda expanded, functions: True)
+    assert fast == found()
+    assert fast == [
+        (7, "groupadd --system frr", True),
+        (7, "groupadd --system frrvty", True),
+        (10, "adduser --system one", False),
+        (10, "adduser --system two", False),
+        (12, "chown foo:foovty /var/lib/foo", False),
+        (12, "chown foo:foovty /var/log/foo", False),
+        (16, "useradd -r p1", False),
+        (16, "useradd -r p2", False),
+        (16, "useradd -r q1", False),
+        (16, "useradd -r q2", False),
+        (19, "addgroup --system by-name", False),
+        (22, "addgroup --system after", False),
+    ]

@@ -102,6 +102,12 @@ CASES: dict[str, tuple[Callable[[str], None], str]] = {
     "maintainer script: doubling variable": (_maintainer, "A=xx\n" + "A=$A$A\n" * 64 + "echo $A\n"),
     "maintainer script: unterminated defaults": (_maintainer, "echo " + "${a:-" * 50_000),
     "maintainer script: continuation lines": (_maintainer, "echo \\\n" + "a \\\n" * 300_000 + "b"),
+    "maintainer script: loops without done": (_maintainer, "for x in a; do\n" * 100_000),
+    "maintainer script: nested loops": (
+        _maintainer,
+        "for a in 0 1 2 3 4 5 6 7 8 9; do\n" * 8 + "adduser $a\n" + "done\n" * 8,
+    ),
+    "maintainer script: loop over many words": (_maintainer, "for x in " + "a " * 200_000 + "; do echo $x; done"),
     # continuation-line joining
     "unit file: continuation lines": (_unit, CONTINUED),
     "unit file: backslashes": (_unit, "X=" + "\\" * 400_000),

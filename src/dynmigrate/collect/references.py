@@ -624,13 +624,25 @@ def _run_block(
             return
         budget[0] -= len(lines)
     guards = list(guards)
-    for lineno, raw in lines:
-        line = raw.split(" #", 1)[0].strip() if not raw.strip().startswith("#") else ""
+    i = 0
+    while i < len(lines):
+        lineno, raw = lines[i]
+        i += 1
+        line = _uncommented(raw)
         if not line:
             continue
         m = _ASSIGN.match(line)
         if m:
             env[m.group(1)] = _strip_quotes(_expand(m.group(2), env))
+            continue
+        loop = _for_loop(line, lineno, lines, i, budget)
+        if loop is not None:
+            var, words, loop_body, i = loop
+            env.pop(var, None)  # a list with an expansion: the body is read once, $VAR unresolved
+            for word in words if words is not None else [None]:
+                if word is not None:
+                    env[var] = word
+                _run_block(loop_body, env, guards, functions, path, actions, depth + 1, budget)
             continue
         if re.match(r"^(if|elif|while|until)\b", line):
             guards.append(line)
@@ -641,28 +653,98 @@ def _run_block(
             continue
         if not _EXPANDS.search(line) and not _may_act(line, functions):
             continue  # no assignment, no expansion: no segment of it can act
-        for segment in _SEPARATOR.split(line):
-            segment = re.sub(r"^(if|then|else|elif|do|!)\s+", "", segment.strip())
-            segment = re.sub(r"^(if|then|else|elif|do|!)\s+", "", segment.strip())
-            am = _ASSIGN.match(segment)
-            if am:
-                env[am.group(1)] = _strip_quotes(_expand(am.group(2), env))
-                continue
-            expanded = _expand(segment, env)
-            if not _may_act(expanded, functions):
-                continue
-            cmd, words = _command(_split(expanded))
-            if not words:
-                continue
-            if cmd in functions:
-                fenv = dict(env)
-                for n, arg in enumerate(words[1:], 1):
-                    fenv[str(n)] = arg
-                _run_block(functions[cmd], fenv, guards, functions, path, actions, depth + 1, budget)
-                continue
-            action = _account_command(cmd, words, Location(path, lineno), guards)
-            if action is not None:
-                actions.append(action)
+        _run_segments(line, lineno, env, guards, functions, path, actions, depth, budget)
+
+
+def _run_segments(
+    line: str,
+    lineno: int,
+    env: dict[str, str],
+    guards: list[str],
+    functions: dict[str, list[tuple[int, str]]],
+    path: RelPath,
+    actions: list[ScriptAction],
+    depth: int,
+    budget: list[int],
+) -> None:
+    """Read the commands of one line: assignments, calls of functions, tracked commands."""
+    for segment in _SEPARATOR.split(line):
+        segment = re.sub(r"^(if|then|else|elif|do|!)\s+", "", segment.strip())
+        segment = re.sub(r"^(if|then|else|elif|do|!)\s+", "", segment.strip())
+        am = _ASSIGN.match(segment)
+        if am:
+            env[am.group(1)] = _strip_quotes(_expand(am.group(2), env))
+            continue
+        expanded = _expand(segment, env)
+        if not _may_act(expanded, functions):
+            continue
+        cmd, words = _command(_split(expanded))
+        if not words:
+            continue
+        if cmd in functions:
+            fenv = dict(env)
+            for n, arg in enumerate(words[1:], 1):
+                fenv[str(n)] = arg
+            _run_block(functions[cmd], fenv, guards, functions, path, actions, depth + 1, budget)
+            continue
+        action = _account_command(cmd, words, Location(path, lineno), guards)
+        if action is not None:
+            actions.append(action)
+
+
+def _uncommented(raw: str) -> str:
+    return raw.split(" #", 1)[0].strip() if not raw.strip().startswith("#") else ""
+
+
+_FOR = re.compile(rf"^for\s++({NAME_P})\s++in\b\s*+([^;]*+)(?:;\s*+(.*+))?$")
+_LOOP_OPEN = re.compile(r"^(?:for|while|until)\b")
+_LOOP_CLOSE = re.compile(r"^done\b")
+_NOT_LITERAL = re.compile(r"[$`*?\[\]{}()<>|&~]")  # an expansion, a glob or an operator in the word list
+
+
+def _for_loop(
+    line: str, lineno: int, lines: list[tuple[int, str]], i: int, budget: list[int]
+) -> tuple[str, list[str] | None, list[tuple[int, str]], int] | None:
+    """`for VAR in WORD...; do BODY; done` starting at `line` (lines[i:] follow it): the variable, the
+    literal words it takes (None when the list holds an expansion or a glob), the body's lines and
+    the index of the line after `done`. None when the text is not a loop this reader follows.
+
+    Every line looked at for the `done` is taken from budget[0], as the lines read in function
+    calls are: loops that never end cannot make the reader quadratic."""
+    m = _FOR.match(line)
+    if m is None:
+        return None
+    var, listed, rest = m.group(1), m.group(2).strip(), (m.group(3) or "").strip()
+    if not rest and i < len(lines) and re.match(r"^do\b", _uncommented(lines[i][1])):
+        lineno, rest = lines[i][0], _uncommented(lines[i][1])
+        i += 1
+    if not re.match(r"^do\b", rest):
+        return None
+    try:
+        words = None if _NOT_LITERAL.search(listed) else split_words(listed)
+    except ValueError:
+        words = None  # unbalanced quotes: a list this reader does not follow
+    text = rest[2:]
+    body: list[tuple[int, str]] = []
+    depth = 1
+    while True:
+        budget[0] -= 1
+        if budget[0] < 0:
+            return None  # out of budget: read as before, line by line
+        segments = _SEPARATOR.split(text)
+        for k, segment in enumerate(segments):
+            word = re.sub(r"^(then|else|do|!)\s+", "", segment.strip())
+            depth += 1 if _LOOP_OPEN.match(word) else -1 if _LOOP_CLOSE.match(word) else 0
+            if depth == 0:
+                if any(not re.match(r"^(done\b)?\s*+([0-9]*+[<>]|$)", t.strip()) for t in segments[k:]):
+                    return None  # a command after `done` on its line: read as before, line by line
+                body += [(lineno, ";".join(segments[:k]))] if "".join(segments[:k]).strip() else []
+                return var, words, body, i
+        body += [(lineno, text)] if text.strip() else []
+        if i >= len(lines):
+            return None  # no `done`: read as before, line by line
+        lineno, text = lines[i][0], _uncommented(lines[i][1])
+        i += 1
 
 
 def _command(words: list[str]) -> tuple[str, list[str]]:

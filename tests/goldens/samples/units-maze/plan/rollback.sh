@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=2e7aa09e28a1de282d32825cf34749bafdc4dc32c7152bc4a3e57cc5ef627b27
+LIB_SHA256=a83730f226709f050e0bab6563133f275f7fa98c59b3ebfda5baaadb87a3a808
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

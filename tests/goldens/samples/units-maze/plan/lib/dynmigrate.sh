@@ -1813,8 +1813,8 @@ load_account() {
 		A_SO_GROUP=()
 		A_SO_MODE=()
 		A_SO_PATH=()
-		A_PIN_PATH=()
-		A_PIN_MODE=()
+		A_PIN_PATH=(/run/mosquitto /var/lib/mosquitto /var/log/mosquitto)
+		A_PIN_MODE=(755 755 740)
 		A_MANUAL=(DM110-mosquitto DM303-mosquitto)
 		A_MANIFEST=(/etc/mosquitto/passwd /var/lib/mosquitto /var/log/mosquitto)
 		;;
