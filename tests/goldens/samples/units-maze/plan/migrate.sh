@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=a83730f226709f050e0bab6563133f275f7fa98c59b3ebfda5baaadb87a3a808
+LIB_SHA256=2b2c352a1a7002bc4bcd8e76d888c4638b543fdb59c94863b3530db819e2bbc7
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1
