@@ -111,6 +111,7 @@ class Sandbox:
             for name in (
                 "A_DROPIN_UNITS",
                 "A_DROPIN_FILES",
+                "A_DROPIN_PATHS",
                 "A_RUN_UNITS",
                 "A_RUN_PROBES",
                 "A_MOVE",

@@ -371,15 +371,9 @@ def test_setuid_file_of_the_account_goes_to_root_without_its_bit_in_stage_2(tmp_
     assert len([f for f in acc.file_fixes if f.path == "/usr/sbin/fooctl"]) == 1
 
 
-def test_a_later_drop_in_that_sets_a_rewritten_command_line_is_a_manual_step(tmp_path: Path) -> None:
-    """systemctl edit's override.conf sorts after 50-dynmigrate.conf: its ExecStart= replaces the
-    command line the drop-in rewrote for a daemon that starts as root ('!'), and the plan says so."""
-    from dynmigrate.app import analyse
-    from dynmigrate.collect.rootfs import OwnershipManifest
-    from dynmigrate.collect.snapshot import collect
-    from dynmigrate.plan.planner import PlanOptions, Selection, make_plan
-    from treebuilder import build
-
+def _spamd_plan(tmp_path: Path, dropin: str) -> MigrationPlan:
+    """spamd starts as root and drops privileges itself; an admin's drop-in (named DROPIN) resets
+    ExecStart= to add --username."""
     unit = "[Service]\nExecStart=/usr/sbin/spamd --pidfile=/run/spamd/spamd.pid\n"
     override = "[Service]\nExecStart=\nExecStart=/usr/sbin/spamd --username=spamd --pidfile=/run/spamd/spamd.pid\n"
     root = build(
@@ -388,15 +382,50 @@ def test_a_later_drop_in_that_sets_a_rewritten_command_line_is_a_manual_step(tmp
             "etc/passwd": "root:x:0:0:root:/root:/bin/bash\nspamd:x:120:120::/nonexistent:/usr/sbin/nologin\n",
             "etc/group": "root:x:0:\nspamd:x:120:\n",
             "usr/lib/systemd/system/spamd.service": unit,
-            "etc/systemd/system/spamd.service.d/override.conf": override,
+            f"etc/systemd/system/spamd.service.d/{dropin}": override,
         },
     )
     result = analyse(collect(str(root), manifest=OwnershipManifest.parse("")))
-    plan = make_plan(result, Selection(accounts=("spamd",)), PlanOptions())
+    return make_plan(result, Selection(accounts=("spamd",)), PlanOptions())
+
+
+def test_the_drop_in_sorts_after_systemctl_edits_override(tmp_path: Path) -> None:
+    """systemctl edit's override.conf sorts after 50-dynmigrate.conf: the plan's drop-in, made from
+    the unit with override.conf applied, is named so that systemd applies it last, and the command
+    line it rewrote for a daemon that starts as root ('!') is the one that runs."""
+    plan = _spamd_plan(tmp_path, "override.conf")
+    acc = plan.accounts[0]
+    (u,) = acc.units
+    assert u.dropin_path == "/etc/systemd/system/spamd.service.d/zz-dynmigrate.conf"
+    assert [m.text for m in acc.manual_steps if "sorts after" in m.text] == []
+    execs = [line for line in u.after.splitlines() if line.startswith("ExecStart=")]
+    assert execs[-2:] == ["ExecStart=", "ExecStart=!/usr/sbin/spamd --username=spamd --pidfile=/run/spamd/spamd.pid"]
+    assert u.after.index("# /etc/systemd/system/spamd.service.d/override.conf") < u.after.index(
+        "# /etc/systemd/system/spamd.service.d/zz-dynmigrate.conf"
+    )
+    assert "units/spamd.service/zz-dynmigrate.conf" in account_data(acc)
+    assert "/etc/systemd/system/spamd.service.d/zz-dynmigrate.conf" in account_data(acc)
+
+
+def test_a_drop_in_that_sorts_after_every_name_of_ours_is_a_manual_step(tmp_path: Path) -> None:
+    """A drop-in whose name sorts after zz-dynmigrate.conf too: the plan never builds a name from one
+    found under ROOT; it says which line would undo part of the migration."""
+    plan = _spamd_plan(tmp_path, "zzz-local.conf")
     steps = [m.text for m in plan.accounts[0].manual_steps if "sorts after" in m.text]
     assert steps == [
-        "/etc/systemd/system/spamd.service.d/override.conf:3 sorts after 50-dynmigrate.conf and sets "
+        "/etc/systemd/system/spamd.service.d/zzz-local.conf:3 sorts after zz-dynmigrate.conf and sets "
         "ExecStart=/usr/sbin/spamd --username=spamd --pidfile=/run/spamd/spamd.pid again: it would undo part "
-        "of the migration; rename it so that it sorts before 50-dynmigrate.conf (e.g. 40-override.conf: the "
+        "of the migration; rename it so that it sorts before zz-dynmigrate.conf (e.g. 40-zzz-local.conf: the "
         "plan's drop-in was made from the unit with it), or remove it"
     ]
+
+
+def test_dropin_name_sorts_after_the_units_drop_ins() -> None:
+    from dynmigrate.model.plan import dropin_name
+
+    assert dropin_name([]) == "50-dynmigrate.conf"
+    assert dropin_name(["10-limits.conf", "49-x.conf"]) == "50-dynmigrate.conf"
+    assert dropin_name(["10-limits.conf", "override.conf"]) == "zz-dynmigrate.conf"
+    assert dropin_name(["50-dynmigrate.conf"]) == "50-dynmigrate.conf"  # ours, from an earlier plan
+    assert dropin_name(["50-dynmigrate.conf.d"]) == "zz-dynmigrate.conf"
+    assert dropin_name(["\u00e9t\u00e9.conf"]) == "zz-dynmigrate.conf"  # never a name from ROOT

@@ -58,6 +58,7 @@ esac
 """,
     )
     sb.arrays["A_DROPIN_UNITS"] = [UNIT]
+    sb.arrays["A_DROPIN_PATHS"] = [f"/etc/systemd/system/{UNIT}.d/50-dynmigrate.conf"]
     sb.arrays["A_UNIT_HASH"] = [unit_hash(VENDOR)]
     log = tmp / "steps"
     log.touch()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -13,6 +14,21 @@ from dynmigrate.model.report import Link
 
 PLAN_SCHEMA_VERSION = 1
 DROPIN_NAME = "50-dynmigrate.conf"
+LATE_DROPIN_NAME = "zz-dynmigrate.conf"
+
+
+def dropin_name(existing: Iterable[str]) -> str:
+    """The file name of the plan's drop-in for a unit whose drop-ins have these file names.
+
+    systemd applies a unit's drop-ins in the order of their file names, whatever directory they
+    are in, and a later assignment wins (an empty one resets a list). The plan's drop-in is made
+    from the unit with every drop-in applied, so it must be applied last: 50-dynmigrate.conf, or
+    zz-dynmigrate.conf when a drop-in sorts after that (systemctl edit's override.conf does). A
+    drop-in that sorts after both keeps the name zz-dynmigrate.conf, and the planner reports what
+    it undoes (the name is never built from a name found under ROOT).
+    """
+    others = [n for n in existing if n not in (DROPIN_NAME, LATE_DROPIN_NAME)]
+    return DROPIN_NAME if all(n < DROPIN_NAME for n in others) else LATE_DROPIN_NAME
 
 
 class ExecMode(StrEnum):
@@ -38,7 +54,7 @@ class ManagedDir:
 class UnitPlan:
     unit: str
     fragment: RelPath
-    dropin_path: RelPath  # /etc/systemd/system/UNIT.d/50-dynmigrate.conf
+    dropin_path: RelPath  # /etc/systemd/system/UNIT.d/50-dynmigrate.conf (see dropin_name)
     dropin_text: str
     before: str  # the effective unit as `systemctl cat` shows it
     after: str
@@ -58,6 +74,10 @@ class UnitPlan:
     @property
     def is_template(self) -> bool:
         return "@." in self.unit
+
+    @property
+    def dropin_name(self) -> str:
+        return self.dropin_path.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -12,7 +12,7 @@ from dynmigrate.graph.queries import managed_slot
 from dynmigrate.model.common import RelPath
 from dynmigrate.model.daemons import state_config
 from dynmigrate.model.paths import is_under, rel
-from dynmigrate.model.plan import DROPIN_NAME, Credential, ExecMode, ManagedDir
+from dynmigrate.model.plan import Credential, ExecMode, ManagedDir
 from dynmigrate.model.snapshot import Snapshot
 from dynmigrate.model.units import DIRECTORY_KEYS, EXEC_KEYS, Directive, Unit, parse_bool
 from dynmigrate.model.unitsyntax import exec_argv, expand_env, render_unit, unit_environment
@@ -371,10 +371,10 @@ def systemctl_cat(snap: Snapshot, unit: Unit, extra: tuple[RelPath, str] | None 
     return "\n".join(chunks)
 
 
-def later_conflicts(unit: Unit, items: list[tuple[str, str]]) -> list[Directive]:
+def later_conflicts(unit: Unit, items: list[tuple[str, str]], name: str) -> list[Directive]:
     """Directives in drop-ins that sort after ours and undo what ours sets: DynamicUser= off, another
     User=/Group=, a reset of a managed directory list, another PIDFile=, a command line ours rewrote."""
-    later = {p for p in unit.dropins if p.rsplit("/", 1)[-1] > DROPIN_NAME}
+    later = {p for p in unit.dropins if p.rsplit("/", 1)[-1] > name}
     ours = dict(items)  # the last assignment of each key wins
     out: list[Directive] = []
     # command lines ours rewrites (a '!' prefix, a path): a later drop-in that assigns them again

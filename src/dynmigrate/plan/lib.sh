@@ -977,7 +977,7 @@ remove_ours() {
 install_dropins() {
 	local i dst
 	for i in "${!A_DROPIN_UNITS[@]}"; do
-		dst="/etc/systemd/system/${A_DROPIN_UNITS[$i]}.d/50-dynmigrate.conf"
+		dst=${A_DROPIN_PATHS[$i]}
 		install_file "$PLAN_DIR/${A_DROPIN_FILES[$i]}" "$dst"
 	done
 	run systemctl daemon-reload
@@ -986,7 +986,7 @@ install_dropins() {
 remove_dropins() {
 	local i dst
 	for i in "${!A_DROPIN_UNITS[@]}"; do
-		dst="/etc/systemd/system/${A_DROPIN_UNITS[$i]}.d/50-dynmigrate.conf"
+		dst=${A_DROPIN_PATHS[$i]}
 		remove_ours "$dst" "${A_DROPIN_FILES[$i]}"
 		run rmdir --ignore-fail-on-non-empty -- "${dst%/*}" 2>/dev/null || true
 	done

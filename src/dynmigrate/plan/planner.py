@@ -15,7 +15,6 @@ from dynmigrate.model.common import Confidence, Effect, RelPath, Verdict, escape
 from dynmigrate.model.files import FileKind
 from dynmigrate.model.paths import is_under, rel
 from dynmigrate.model.plan import (
-    DROPIN_NAME,
     AccountPlan,
     Alternative,
     Credential,
@@ -28,6 +27,7 @@ from dynmigrate.model.plan import (
     OverrideFile,
     StatOverridePin,
     UnitPlan,
+    dropin_name,
 )
 from dynmigrate.model.references import Action, Reference, RefKind, Target
 from dynmigrate.model.report import AccountVerdict
@@ -672,14 +672,15 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         d = build_dropin(
             unit, acc.name, mode, managed, supplementary, unit_creds, own, runtime_sockets(q, acc), acc.home
         )
-        dpath = RelPath(f"/etc/systemd/system/{unit.name}.d/{DROPIN_NAME}")
+        name = dropin_name(p.rsplit("/", 1)[-1] for p in unit.dropins)
+        dpath = RelPath(f"/etc/systemd/system/{unit.name}.d/{name}")
         text = dropin_text(unit, acc.name, acc.uid, d.items)
         before = systemctl_cat(snap, unit)
         after = systemctl_cat(snap, unit, (dpath, text))
-        for conflict in later_conflicts(unit, d.items):
+        for conflict in later_conflicts(unit, d.items, name):
             d.manual.append(
-                f"{conflict.location} sorts after {DROPIN_NAME} and sets {conflict.key}={conflict.value} again: "
-                f"it would undo part of the migration; rename it so that it sorts before {DROPIN_NAME} (e.g. "
+                f"{conflict.location} sorts after {name} and sets {conflict.key}={conflict.value} again: "
+                f"it would undo part of the migration; rename it so that it sorts before {name} (e.g. "
                 f"40-{conflict.location.file.rsplit('/', 1)[-1]}: the plan's drop-in was made from the unit with it), "
                 "or remove it"
             )

@@ -31,7 +31,7 @@ def render_preview(plan: MigrationPlan) -> str:
     for a in plan.accounts:
         out.append(f"## {escape(a.account)} (UID {a.uid}): {a.verdict.value}\n")
         for u in a.units:
-            out += _block(f"{dropin_file(u.unit)} -> {u.dropin_path}", u.dropin_text)
+            out += _block(f"{dropin_file(u)} -> {u.dropin_path}", u.dropin_text)
             out += _block(f"units/{u.unit}/effective.diff", u.diff or "(no change)\n")
     for alt in plan.alternatives:
         out.append(f"## {escape(alt.account)}: option, {escape(alt.unit)} as {escape(alt.new_name)}\n")

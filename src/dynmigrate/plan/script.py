@@ -12,7 +12,7 @@ from importlib import resources
 
 from dynmigrate import __version__
 from dynmigrate.model.common import escape
-from dynmigrate.model.plan import AccountPlan, MigrationPlan
+from dynmigrate.model.plan import AccountPlan, MigrationPlan, UnitPlan
 
 
 def q(value: object) -> str:
@@ -40,8 +40,8 @@ def _resource(name: str) -> str:
     return resources.files("dynmigrate.plan").joinpath(name).read_text(encoding="utf-8")
 
 
-def dropin_file(unit: str) -> str:
-    return f"units/{unit}/50-dynmigrate.conf"
+def dropin_file(u: UnitPlan) -> str:
+    return f"units/{u.unit}/{u.dropin_name}"
 
 
 def override_file(acc: str, index: int) -> str:
@@ -87,7 +87,8 @@ def account_data(a: AccountPlan) -> str:
         f"A_GROUP_GID={a.group_gid} A_DELETE_GROUP={1 if a.delete_group else 0}",
         f"\t\tA_HOME={q(a.home)} A_SHELL={q(a.shell)} A_GECOS={q(a.gecos)}",
         "\t\t" + arr("A_DROPIN_UNITS", [u.unit for u in a.units]),
-        "\t\t" + arr("A_DROPIN_FILES", [dropin_file(u.unit) for u in a.units]),
+        "\t\t" + arr("A_DROPIN_FILES", [dropin_file(u) for u in a.units]),
+        "\t\t" + arr("A_DROPIN_PATHS", [u.dropin_path for u in a.units]),
         "\t\t" + arr("A_DROPIN_PROBES", [u.probe for u in a.units]),
         "\t\t" + arr("A_RUN_UNITS", [r[0] for r in runs]),
         "\t\t" + arr("A_RUN_PROBES", [r[1] for r in runs]),

@@ -131,9 +131,7 @@ def measure(result: ScanResult, plan: MigrationPlan) -> Security:
                         dropin = result.snapshot.unit_text(p) or ""
                         (ddir / p.rsplit("/", 1)[-1]).write_text(dropin, encoding="utf-8", errors="surrogateescape")
                     if with_dropin:
-                        (ddir / "50-dynmigrate.conf").write_text(
-                            u.dropin_text, encoding="utf-8", errors="surrogateescape"
-                        )
+                        (ddir / u.dropin_name).write_text(u.dropin_text, encoding="utf-8", errors="surrogateescape")
                     table = _analyze(tool, tmp, u.unit)
                     checks = _analyze(tool, tmp, u.unit, "--json=short")
                 score = overall(table or "")

@@ -21,10 +21,10 @@ confirmed_all() {
 }
 
 unit_hash() {
-	# the unit as systemd has it loaded, without the plan's own drop-in, comments and blank lines aside
-	# (compared with the plan's view)
+	# unit_hash UNIT DROPIN: the unit as systemd has it loaded, without the plan's own drop-in,
+	# comments and blank lines aside (compared with the plan's view)
 	systemctl cat -- "$1" 2>/dev/null |
-		awk -v ours="/etc/systemd/system/$1.d/50-dynmigrate.conf" '/^# \// { skip = ($2 == ours) } !skip' |
+		awk -v ours="$2" '/^# \// { skip = ($2 == ours) } !skip' |
 		sed -e '/^[[:space:]]*[#;]/d' -e 's/[[:space:]]*$//' -e '/^$/d' | sha256sum | cut -d' ' -f1
 }
 
@@ -34,7 +34,7 @@ units_unchanged() {
 	for i in "${!A_DROPIN_UNITS[@]}"; do
 		unit=${A_DROPIN_UNITS[$i]}
 		systemctl cat -- "$unit" >/dev/null 2>&1 || die "unit $unit not found"
-		if [ "$(unit_hash "$unit")" != "${A_UNIT_HASH[$i]}" ]; then
+		if [ "$(unit_hash "$unit" "${A_DROPIN_PATHS[$i]}")" != "${A_UNIT_HASH[$i]}" ]; then
 			die "unit $unit differs from the one the plan was made for (its file or drop-ins changed): plan again"
 		fi
 	done

@@ -45,7 +45,7 @@ def plan_files(plan: MigrationPlan) -> dict[str, tuple[str, int]]:
     for a in plan.accounts:
         for u in a.units:
             base = f"units/{u.unit}"
-            files[_check_rel(dropin_file(u.unit))] = (u.dropin_text, 0o644)
+            files[_check_rel(dropin_file(u))] = (u.dropin_text, 0o644)
             # review copies, never installed: secret values masked
             files[_check_rel(f"{base}/effective.before.service")] = (review(u.before), 0o644)
             files[_check_rel(f"{base}/effective.after.service")] = (review(u.after), 0o644)

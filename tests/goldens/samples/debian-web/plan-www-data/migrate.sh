@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=cd880a6e8df19d19ec2ff8e5dc737b68f193270ce96047a3511ad3641f7b679e
+LIB_SHA256=67dcf85e3de4e41f8c103691c3e239290c61eaf8d994527cab446ed0008e9a05
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

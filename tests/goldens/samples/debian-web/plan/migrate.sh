@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=6a577d46c6192d482358f23582b62cbc75d4fab88f6976b80616a1ff2993c5d5
+LIB_SHA256=a1c2441af3adc8674907d7c4e2c4f9f558daa0435e3402ce576f96177d35081e
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

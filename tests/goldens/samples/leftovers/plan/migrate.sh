@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=8bb46244464380a26857b42166564a264ec0bbe2c046a562265ae69f64511cd4
+LIB_SHA256=50b04bd11f75ed3b54341c62c519c8abbcf129daf395f425540cce0cff804d36
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=80fba27d3a506a0d94ef6097548192d3aacbeb128ab19ee382a9dece30e24476
+LIB_SHA256=33ba14155f53f62cbc23b18012c870b290d643ab8650a514cebd792281fcb810
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

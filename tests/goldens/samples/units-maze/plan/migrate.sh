@@ -23,7 +23,7 @@ A_NAME=""
 declare -A CONFIRMED=()
 
 LIB="$PLAN_DIR/lib/dynmigrate.sh"
-LIB_SHA256=2b2c352a1a7002bc4bcd8e76d888c4638b543fdb59c94863b3530db819e2bbc7
+LIB_SHA256=892e6ae234fa7587236722fc295422316bf3066675455e89f97c33a80234cd8d
 if [ ! -f "$LIB" ] || [ "$(sha256sum <"$LIB" | cut -d' ' -f1)" != "$LIB_SHA256" ]; then
 	echo "$SCRIPT_NAME: $LIB is missing or changed since planning: refusing to run" >&2
 	exit 1

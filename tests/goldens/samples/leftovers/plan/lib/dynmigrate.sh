@@ -981,7 +981,7 @@ remove_ours() {
 install_dropins() {
 	local i dst
 	for i in "${!A_DROPIN_UNITS[@]}"; do
-		dst="/etc/systemd/system/${A_DROPIN_UNITS[$i]}.d/50-dynmigrate.conf"
+		dst=${A_DROPIN_PATHS[$i]}
 		install_file "$PLAN_DIR/${A_DROPIN_FILES[$i]}" "$dst"
 	done
 	run systemctl daemon-reload
@@ -990,7 +990,7 @@ install_dropins() {
 remove_dropins() {
 	local i dst
 	for i in "${!A_DROPIN_UNITS[@]}"; do
-		dst="/etc/systemd/system/${A_DROPIN_UNITS[$i]}.d/50-dynmigrate.conf"
+		dst=${A_DROPIN_PATHS[$i]}
 		remove_ours "$dst" "${A_DROPIN_FILES[$i]}"
 		run rmdir --ignore-fail-on-non-empty -- "${dst%/*}" 2>/dev/null || true
 	done
@@ -1269,10 +1269,10 @@ confirmed_all() {
 }
 
 unit_hash() {
-	# the unit as systemd has it loaded, without the plan's own drop-in, comments and blank lines aside
-	# (compared with the plan's view)
+	# unit_hash UNIT DROPIN: the unit as systemd has it loaded, without the plan's own drop-in,
+	# comments and blank lines aside (compared with the plan's view)
 	systemctl cat -- "$1" 2>/dev/null |
-		awk -v ours="/etc/systemd/system/$1.d/50-dynmigrate.conf" '/^# \// { skip = ($2 == ours) } !skip' |
+		awk -v ours="$2" '/^# \// { skip = ($2 == ours) } !skip' |
 		sed -e '/^[[:space:]]*[#;]/d' -e 's/[[:space:]]*$//' -e '/^$/d' | sha256sum | cut -d' ' -f1
 }
 
@@ -1282,7 +1282,7 @@ units_unchanged() {
 	for i in "${!A_DROPIN_UNITS[@]}"; do
 		unit=${A_DROPIN_UNITS[$i]}
 		systemctl cat -- "$unit" >/dev/null 2>&1 || die "unit $unit not found"
-		if [ "$(unit_hash "$unit")" != "${A_UNIT_HASH[$i]}" ]; then
+		if [ "$(unit_hash "$unit" "${A_DROPIN_PATHS[$i]}")" != "${A_UNIT_HASH[$i]}" ]; then
 			die "unit $unit differs from the one the plan was made for (its file or drop-ins changed): plan again"
 		fi
 	done
@@ -1747,8 +1747,8 @@ SKIP_PATTERNS=()
 # sha256 and path of every plan file this script installs
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
-	f698c8fe8bbd6826ab8c31132622148dea5653cb8bd9e6c6eeae869259f44251 files/80dynmigrate-repair
-	7dc1df14c7329c5110d55c9ce236a776247f5293c57e6c8e5d19d77a6df6113d files/dynmigrate-repair
+	b97734a6d5d795d5a299ebc882db097394ffb2ca69c5548db988b042d3cac0de files/80dynmigrate-repair
+	1df3f2c00456987c37ccc4d93568cf7dad8e1dceb3b7321dbbe8988516f6a4df files/dynmigrate-repair
 	6bc2224ca8d90fae7cfbbee2bb0b6eb1ad7b662fef828a46720acef6bebe0047 files/zabbix/override-0
 	39e2c34436a46080f3ef41d852ef01b0b31626196b8aa14e62a6d92c2c8842fb files/zabbix/override-1
 	9e21c5999f3b6bec914299f35dd8d4ee45327b591fcfbd3be97cc7744cb2cd78 units/zabbix-agent.service/50-dynmigrate.conf
@@ -1762,6 +1762,7 @@ load_account() {
 		A_HOME=/nonexistent A_SHELL=/usr/sbin/nologin A_GECOS=''
 		A_DROPIN_UNITS=(zabbix-agent.service)
 		A_DROPIN_FILES=(units/zabbix-agent.service/50-dynmigrate.conf)
+		A_DROPIN_PATHS=(/etc/systemd/system/zabbix-agent.service.d/50-dynmigrate.conf)
 		A_DROPIN_PROBES=('')
 		A_RUN_UNITS=(zabbix-agent.service)
 		A_RUN_PROBES=('')

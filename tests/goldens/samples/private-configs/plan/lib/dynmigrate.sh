@@ -981,7 +981,7 @@ remove_ours() {
 install_dropins() {
 	local i dst
 	for i in "${!A_DROPIN_UNITS[@]}"; do
-		dst="/etc/systemd/system/${A_DROPIN_UNITS[$i]}.d/50-dynmigrate.conf"
+		dst=${A_DROPIN_PATHS[$i]}
 		install_file "$PLAN_DIR/${A_DROPIN_FILES[$i]}" "$dst"
 	done
 	run systemctl daemon-reload
@@ -990,7 +990,7 @@ install_dropins() {
 remove_dropins() {
 	local i dst
 	for i in "${!A_DROPIN_UNITS[@]}"; do
-		dst="/etc/systemd/system/${A_DROPIN_UNITS[$i]}.d/50-dynmigrate.conf"
+		dst=${A_DROPIN_PATHS[$i]}
 		remove_ours "$dst" "${A_DROPIN_FILES[$i]}"
 		run rmdir --ignore-fail-on-non-empty -- "${dst%/*}" 2>/dev/null || true
 	done
@@ -1269,10 +1269,10 @@ confirmed_all() {
 }
 
 unit_hash() {
-	# the unit as systemd has it loaded, without the plan's own drop-in, comments and blank lines aside
-	# (compared with the plan's view)
+	# unit_hash UNIT DROPIN: the unit as systemd has it loaded, without the plan's own drop-in,
+	# comments and blank lines aside (compared with the plan's view)
 	systemctl cat -- "$1" 2>/dev/null |
-		awk -v ours="/etc/systemd/system/$1.d/50-dynmigrate.conf" '/^# \// { skip = ($2 == ours) } !skip' |
+		awk -v ours="$2" '/^# \// { skip = ($2 == ours) } !skip' |
 		sed -e '/^[[:space:]]*[#;]/d' -e 's/[[:space:]]*$//' -e '/^$/d' | sha256sum | cut -d' ' -f1
 }
 
@@ -1282,7 +1282,7 @@ units_unchanged() {
 	for i in "${!A_DROPIN_UNITS[@]}"; do
 		unit=${A_DROPIN_UNITS[$i]}
 		systemctl cat -- "$unit" >/dev/null 2>&1 || die "unit $unit not found"
-		if [ "$(unit_hash "$unit")" != "${A_UNIT_HASH[$i]}" ]; then
+		if [ "$(unit_hash "$unit" "${A_DROPIN_PATHS[$i]}")" != "${A_UNIT_HASH[$i]}" ]; then
 			die "unit $unit differs from the one the plan was made for (its file or drop-ins changed): plan again"
 		fi
 	done
@@ -1747,8 +1747,8 @@ SKIP_PATTERNS=()
 # sha256 and path of every plan file this script installs
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
-	f698c8fe8bbd6826ab8c31132622148dea5653cb8bd9e6c6eeae869259f44251 files/80dynmigrate-repair
-	7dc1df14c7329c5110d55c9ce236a776247f5293c57e6c8e5d19d77a6df6113d files/dynmigrate-repair
+	b97734a6d5d795d5a299ebc882db097394ffb2ca69c5548db988b042d3cac0de files/80dynmigrate-repair
+	1df3f2c00456987c37ccc4d93568cf7dad8e1dceb3b7321dbbe8988516f6a4df files/dynmigrate-repair
 	58cd891106f9a24bc6e70c0dd607b8aaf5dbcfa2b2680f2b0edfc3e0fa806401 units/chrony.service/50-dynmigrate.conf
 	c9c41edbd804859c642086b268cb0fcdc088895d00b957e73dee178cc709974d units/knot.service/50-dynmigrate.conf
 	bff8cc6392784c046b44da08b85b65dff09db2b24033103db7d3dd6dd73a3eee units/ledger.service/50-dynmigrate.conf
@@ -1764,6 +1764,7 @@ load_account() {
 		A_HOME=/var/lib/snmp A_SHELL=/usr/sbin/nologin A_GECOS=''
 		A_DROPIN_UNITS=(snmpd.service)
 		A_DROPIN_FILES=(units/snmpd.service/50-dynmigrate.conf)
+		A_DROPIN_PATHS=(/etc/systemd/system/snmpd.service.d/50-dynmigrate.conf)
 		A_DROPIN_PROBES=('')
 		A_RUN_UNITS=(snmpd.service)
 		A_RUN_PROBES=('')
@@ -1793,6 +1794,7 @@ load_account() {
 		A_HOME=/var/lib/chrony A_SHELL=/usr/sbin/nologin A_GECOS='Chrony daemon,,,'
 		A_DROPIN_UNITS=(chrony.service)
 		A_DROPIN_FILES=(units/chrony.service/50-dynmigrate.conf)
+		A_DROPIN_PATHS=(/etc/systemd/system/chrony.service.d/50-dynmigrate.conf)
 		A_DROPIN_PROBES=('')
 		A_RUN_UNITS=(chrony.service)
 		A_RUN_PROBES=('')
@@ -1822,6 +1824,7 @@ load_account() {
 		A_HOME=/var/lib/knot A_SHELL=/usr/sbin/nologin A_GECOS='Knot DNS server,,,'
 		A_DROPIN_UNITS=(knot.service)
 		A_DROPIN_FILES=(units/knot.service/50-dynmigrate.conf)
+		A_DROPIN_PATHS=(/etc/systemd/system/knot.service.d/50-dynmigrate.conf)
 		A_DROPIN_PROBES=('')
 		A_RUN_UNITS=(knot.service)
 		A_RUN_PROBES=('')
@@ -1851,6 +1854,7 @@ load_account() {
 		A_HOME=/var/lib/ledger A_SHELL=/usr/sbin/nologin A_GECOS='Ledger API,,,'
 		A_DROPIN_UNITS=(ledger.service)
 		A_DROPIN_FILES=(units/ledger.service/50-dynmigrate.conf)
+		A_DROPIN_PATHS=(/etc/systemd/system/ledger.service.d/50-dynmigrate.conf)
 		A_DROPIN_PROBES=('')
 		A_RUN_UNITS=(ledger.service)
 		A_RUN_PROBES=('')
@@ -1880,6 +1884,7 @@ load_account() {
 		A_HOME=/run/nslcd A_SHELL=/usr/sbin/nologin A_GECOS='nslcd name service LDAP connection daemon,,,'
 		A_DROPIN_UNITS=(nslcd.service)
 		A_DROPIN_FILES=(units/nslcd.service/50-dynmigrate.conf)
+		A_DROPIN_PATHS=(/etc/systemd/system/nslcd.service.d/50-dynmigrate.conf)
 		A_DROPIN_PROBES=('')
 		A_RUN_UNITS=(nslcd.service)
 		A_RUN_PROBES=('')

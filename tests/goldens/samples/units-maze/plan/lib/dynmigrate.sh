@@ -981,7 +981,7 @@ remove_ours() {
 install_dropins() {
 	local i dst
 	for i in "${!A_DROPIN_UNITS[@]}"; do
-		dst="/etc/systemd/system/${A_DROPIN_UNITS[$i]}.d/50-dynmigrate.conf"
+		dst=${A_DROPIN_PATHS[$i]}
 		install_file "$PLAN_DIR/${A_DROPIN_FILES[$i]}" "$dst"
 	done
 	run systemctl daemon-reload
@@ -990,7 +990,7 @@ install_dropins() {
 remove_dropins() {
 	local i dst
 	for i in "${!A_DROPIN_UNITS[@]}"; do
-		dst="/etc/systemd/system/${A_DROPIN_UNITS[$i]}.d/50-dynmigrate.conf"
+		dst=${A_DROPIN_PATHS[$i]}
 		remove_ours "$dst" "${A_DROPIN_FILES[$i]}"
 		run rmdir --ignore-fail-on-non-empty -- "${dst%/*}" 2>/dev/null || true
 	done
@@ -1269,10 +1269,10 @@ confirmed_all() {
 }
 
 unit_hash() {
-	# the unit as systemd has it loaded, without the plan's own drop-in, comments and blank lines aside
-	# (compared with the plan's view)
+	# unit_hash UNIT DROPIN: the unit as systemd has it loaded, without the plan's own drop-in,
+	# comments and blank lines aside (compared with the plan's view)
 	systemctl cat -- "$1" 2>/dev/null |
-		awk -v ours="/etc/systemd/system/$1.d/50-dynmigrate.conf" '/^# \// { skip = ($2 == ours) } !skip' |
+		awk -v ours="$2" '/^# \// { skip = ($2 == ours) } !skip' |
 		sed -e '/^[[:space:]]*[#;]/d' -e 's/[[:space:]]*$//' -e '/^$/d' | sha256sum | cut -d' ' -f1
 }
 
@@ -1282,7 +1282,7 @@ units_unchanged() {
 	for i in "${!A_DROPIN_UNITS[@]}"; do
 		unit=${A_DROPIN_UNITS[$i]}
 		systemctl cat -- "$unit" >/dev/null 2>&1 || die "unit $unit not found"
-		if [ "$(unit_hash "$unit")" != "${A_UNIT_HASH[$i]}" ]; then
+		if [ "$(unit_hash "$unit" "${A_DROPIN_PATHS[$i]}")" != "${A_UNIT_HASH[$i]}" ]; then
 			die "unit $unit differs from the one the plan was made for (its file or drop-ins changed): plan again"
 		fi
 	done
@@ -1747,12 +1747,12 @@ SKIP_PATTERNS=()
 # sha256 and path of every plan file this script installs
 # shellcheck disable=SC2016,SC1003
 PLAN_FILES=(
-	f698c8fe8bbd6826ab8c31132622148dea5653cb8bd9e6c6eeae869259f44251 files/80dynmigrate-repair
-	7dc1df14c7329c5110d55c9ce236a776247f5293c57e6c8e5d19d77a6df6113d files/dynmigrate-repair
-	83d391c5aacd901abe124bdcb040b54bef01364a49c123e47ba526c1dbbfda6b units/haproxy.service/50-dynmigrate.conf
-	7f43e17ca8cc2697dc359e7dda16aea9580cac3e1b59b1b34dfbe989b7d4f8cc units/mosquitto.service/50-dynmigrate.conf
+	b97734a6d5d795d5a299ebc882db097394ffb2ca69c5548db988b042d3cac0de files/80dynmigrate-repair
+	1df3f2c00456987c37ccc4d93568cf7dad8e1dceb3b7321dbbe8988516f6a4df files/dynmigrate-repair
+	83d391c5aacd901abe124bdcb040b54bef01364a49c123e47ba526c1dbbfda6b units/haproxy.service/zz-dynmigrate.conf
+	7f43e17ca8cc2697dc359e7dda16aea9580cac3e1b59b1b34dfbe989b7d4f8cc units/mosquitto.service/zz-dynmigrate.conf
 	819250b2f92964cffdd98ccffcaab9fd12f0265ffd754f8db3f0771745adf547 units/prometheus-node-exporter.service/50-dynmigrate.conf
-	c439a9f24bb1173b5871ffcf29716b78a32e299969f51b494db0281b07cd0622 units/rest-server.service/50-dynmigrate.conf
+	c439a9f24bb1173b5871ffcf29716b78a32e299969f51b494db0281b07cd0622 units/rest-server.service/zz-dynmigrate.conf
 	1fc1388079500e9b891b82ead7c980d04c29097b10d4011e712c6b9e87b57746 units/syncthing@syncthing.service/50-dynmigrate.conf
 	9f16bb856795f865684bcffb77278e7c2684c48658775a9605230e68d58eacb3 units/webhook.service/50-dynmigrate.conf
 )
@@ -1764,7 +1764,8 @@ load_account() {
 		A_NAME=haproxy A_UID=101 A_GID=101 A_GROUP=haproxy A_GROUP_GID=101 A_DELETE_GROUP=1
 		A_HOME=/var/lib/haproxy A_SHELL=/usr/sbin/nologin A_GECOS=''
 		A_DROPIN_UNITS=(haproxy.service)
-		A_DROPIN_FILES=(units/haproxy.service/50-dynmigrate.conf)
+		A_DROPIN_FILES=(units/haproxy.service/zz-dynmigrate.conf)
+		A_DROPIN_PATHS=(/etc/systemd/system/haproxy.service.d/zz-dynmigrate.conf)
 		A_DROPIN_PROBES=('')
 		A_RUN_UNITS=(haproxy.service)
 		A_RUN_PROBES=('')
@@ -1786,14 +1787,15 @@ load_account() {
 		A_SO_PATH=()
 		A_PIN_PATH=()
 		A_PIN_MODE=()
-		A_MANUAL=(DM110-haproxy M1-haproxy M2-haproxy M3-haproxy M4-haproxy M5-haproxy)
+		A_MANUAL=(DM110-haproxy M1-haproxy M2-haproxy M3-haproxy)
 		A_MANIFEST=()
 		;;
 	mosquitto)
 		A_NAME=mosquitto A_UID=102 A_GID=102 A_GROUP=mosquitto A_GROUP_GID=102 A_DELETE_GROUP=1
 		A_HOME=/var/lib/mosquitto A_SHELL=/usr/sbin/nologin A_GECOS=''
 		A_DROPIN_UNITS=(mosquitto.service)
-		A_DROPIN_FILES=(units/mosquitto.service/50-dynmigrate.conf)
+		A_DROPIN_FILES=(units/mosquitto.service/zz-dynmigrate.conf)
+		A_DROPIN_PATHS=(/etc/systemd/system/mosquitto.service.d/zz-dynmigrate.conf)
 		A_DROPIN_PROBES=('')
 		A_RUN_UNITS=(mosquitto.service)
 		A_RUN_PROBES=('')
@@ -1823,6 +1825,7 @@ load_account() {
 		A_HOME=/var/lib/prometheus A_SHELL=/usr/sbin/nologin A_GECOS='Prometheus daemon,,,'
 		A_DROPIN_UNITS=(prometheus-node-exporter.service)
 		A_DROPIN_FILES=(units/prometheus-node-exporter.service/50-dynmigrate.conf)
+		A_DROPIN_PATHS=(/etc/systemd/system/prometheus-node-exporter.service.d/50-dynmigrate.conf)
 		A_DROPIN_PROBES=('')
 		A_RUN_UNITS=(prometheus-node-exporter.service)
 		A_RUN_PROBES=('')
@@ -1851,7 +1854,8 @@ load_account() {
 		A_NAME=restic A_UID=107 A_GID=107 A_GROUP=restic A_GROUP_GID=107 A_DELETE_GROUP=1
 		A_HOME=/srv/restic A_SHELL=/usr/sbin/nologin A_GECOS='restic REST server,,,'
 		A_DROPIN_UNITS=(rest-server.service)
-		A_DROPIN_FILES=(units/rest-server.service/50-dynmigrate.conf)
+		A_DROPIN_FILES=(units/rest-server.service/zz-dynmigrate.conf)
+		A_DROPIN_PATHS=(/etc/systemd/system/rest-server.service.d/zz-dynmigrate.conf)
 		A_DROPIN_PROBES=('')
 		A_RUN_UNITS=(rest-server.service)
 		A_RUN_PROBES=('')
@@ -1873,7 +1877,7 @@ load_account() {
 		A_SO_PATH=()
 		A_PIN_PATH=()
 		A_PIN_MODE=()
-		A_MANUAL=(M1-restic M2-restic DM104-restic DM208-restic)
+		A_MANUAL=(DM104-restic DM208-restic)
 		A_MANIFEST=(/srv/restic)
 		;;
 	syncthing)
@@ -1881,6 +1885,7 @@ load_account() {
 		A_HOME=/var/lib/syncthing A_SHELL=/usr/sbin/nologin A_GECOS=Syncthing,,,
 		A_DROPIN_UNITS=(syncthing@syncthing.service)
 		A_DROPIN_FILES=(units/syncthing@syncthing.service/50-dynmigrate.conf)
+		A_DROPIN_PATHS=(/etc/systemd/system/syncthing@syncthing.service.d/50-dynmigrate.conf)
 		A_DROPIN_PROBES=('')
 		A_RUN_UNITS=(syncthing@syncthing.service)
 		A_RUN_PROBES=('')
@@ -1910,6 +1915,7 @@ load_account() {
 		A_HOME=/var/lib/webhook A_SHELL=/usr/sbin/nologin A_GECOS=''
 		A_DROPIN_UNITS=(webhook.service)
 		A_DROPIN_FILES=(units/webhook.service/50-dynmigrate.conf)
+		A_DROPIN_PATHS=(/etc/systemd/system/webhook.service.d/50-dynmigrate.conf)
 		A_DROPIN_PROBES=('')
 		A_RUN_UNITS=(webhook.service)
 		A_RUN_PROBES=('')
