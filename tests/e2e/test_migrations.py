@@ -378,6 +378,36 @@ def test_rollback_of_stage1_interrupted_then_rerun(make_container: ContainerFact
     assert redis_get(c, "dm:key") == "written-before-migration"
 
 
+@pytest.mark.parametrize("point", ["stage1-installed", "stage3-found", "undo2-recreated"])
+def test_interrupted_at_the_other_crash_points_then_rolled_back(make_container: ContainerFactory, point: str) -> None:
+    """The crash points no other test stops at (issue 10, item 13: every rollback succeeds from any
+    partial state): stage 1 with its drop-ins installed and the units stopped, stage 3 after its
+    search, and the rollback of stage 2 with the account recreated, then rolled back again. The
+    rollbacks down to stage 0 give back the account, its files and the service as they were."""
+    c = prepared(make_container)
+    before_pw = passwd(c)
+    before_manifest = manifest(c, *DATA)
+    plan = plan_into(c, ("redis",))
+    crash = {"DYNMIGRATE_SETTLE": "2", "DYNMIGRATE_CRASH_AT": point}
+    migrate(c, "stage0")
+    if point == "stage1-installed":
+        crashed = c.run(["/root/plan/migrate.sh", "stage1"], check=False, env=crash, timeout=300)
+        undo = ["stage1", "stage0"]
+    else:
+        migrate(c, "stage1")
+        migrate(c, *confirms(plan), "stage2")
+        script, stage = ("migrate.sh", "stage3") if point == "stage3-found" else ("rollback.sh", "stage2")
+        crashed = c.run([f"/root/plan/{script}", stage], check=False, env=crash, timeout=300)
+        undo = ["stage3", "stage2", "stage1", "stage0"] if stage == "stage3" else ["stage2", "stage1", "stage0"]
+    assert f"crash point {point} reached" in crashed.stderr
+    for stage in undo:
+        rollback(c, stage)
+    assert passwd(c)["redis"] == before_pw["redis"]
+    assert manifest(c, *DATA) == before_manifest
+    assert main_uid(c, "redis-server") == int(before_pw["redis"][2])
+    assert redis_get(c, "dm:key") == "written-before-migration"
+
+
 def test_planted_symlink_is_never_chowned(make_container: ContainerFactory) -> None:
     """A compromised service replaces its config with a symlink to /etc/shadow between stages 1
     and 2: stage 2 refuses to chown/chmod through it, and the service is started again."""

@@ -8,6 +8,7 @@ files outside the test folder are bash functions that record their call.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,19 @@ def test_no_upgrade_guard_when_stage2_fails_at_userdel(tmp_path: Path) -> None:
     assert res.returncode != 0
     assert steps_run(tmp_path) == ["install_dropins", "remove_statoverrides", "delete_account"]
     assert "install_guard" not in steps_run(tmp_path)
+
+
+def test_every_crash_point_of_the_scripts_is_exercised_end_to_end() -> None:
+    """Every rollback succeeds from any partial state (item 13): each crash point the scripts
+    define is one an end-to-end test stops at and recovers from."""
+    from dynmigrate.plan import script
+
+    here = Path(script.__file__).parent
+    defined = {
+        m.group(1)
+        for name in ("lib.sh", "stages.sh")
+        for m in re.finditer(r"^\s*crashpoint ([a-z0-9-]+)\s*$", (here / name).read_text(), re.M)
+    }
+    assert len(defined) >= 9
+    e2e = "".join(p.read_text() for p in (Path(__file__).parents[1] / "e2e").glob("test_*.py"))
+    assert sorted(p for p in defined if f'"{p}"' not in e2e) == []

@@ -14,6 +14,7 @@ import string
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import pytest
 from click.testing import CliRunner
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 from dynmigrate.cli.main import main
 from dynmigrate.plan import verify as V
+from dynmigrate.rehearse.container import Container
 from robustness_stats import count
 from treebuilder import GROUP, PASSWD, Tree, build
 
@@ -124,6 +126,31 @@ def test_verify_passes_unit_names_after_double_dash(tmp_path: Path) -> None:
     assert len(seen) >= 2
     for argv in seen:
         assert argv[-2:] == ["--", "-Hevil.service"], argv
+
+
+class RecordingContainer:
+    """Stands in for a booted rehearsal copy: records every command, answers with nothing."""
+
+    def __init__(self) -> None:
+        self.seen: list[list[str]] = []
+
+    def run(self, argv: Sequence[str] | str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        self.seen.append([argv] if isinstance(argv, str) else list(argv))
+        return subprocess.CompletedProcess(self.seen[-1], 0, "", "")
+
+
+def test_rehearsal_passes_unit_names_after_double_dash() -> None:
+    """The rehearsal checks the planned units inside the booted copy: a unit named like an option
+    (systemctl's -H is --host) is still a unit name there."""
+    from dynmigrate.rehearse import worker
+
+    c = RecordingContainer()
+    worker.check_unit(cast(Container, c), "-Hevil.service", "")
+    worker.journal_error(cast(Container, c), ["-Hevil.service"], "0")
+    units = [argv for argv in c.seen if argv[0] in ("systemctl", "journalctl")]
+    assert len(units) == 2
+    for argv in units:
+        assert argv[-2:] == ["--", "-Hevil.service"] or argv[-1] == "--unit=-Hevil.service", argv
 
 
 SHELL_UNIT_COMMAND = re.compile(r"\b(systemctl|journalctl)\b([^|;&)]*)\"\$\{?(unit|1|u)\b")

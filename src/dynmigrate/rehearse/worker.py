@@ -207,7 +207,7 @@ def first_error(out: str, err: str) -> str:
 
 
 def check_unit(c: Container, unit: str, probe: str) -> UnitCheck:
-    active = c.run(["systemctl", "is-active", "--quiet", unit], timeout=30).returncode == 0
+    active = c.run(["systemctl", "is-active", "--quiet", "--", unit], timeout=30).returncode == 0
     uids = tuple(int(x) for x in c.run(["bash", "-c", UIDS_SCRIPT, "uids", unit], timeout=30).stdout.split())
     if not probe:
         return UnitCheck(unit, active, uids, "", None, "")
@@ -275,8 +275,7 @@ def journal_error(c: Container, units: Sequence[str], since: str) -> str:
     if not units:
         return ""
     args = ["journalctl", "-q", "--no-pager", "-o", "cat", "-p", "err", f"--since=@{since}"]
-    for u in units:
-        args += ["-u", u]
+    args += [f"--unit={u}" for u in units]
     lines = [x.strip() for x in c.run(args, timeout=60).stdout.splitlines() if x.strip()]
     return lines[0][:300] if lines else ""
 
