@@ -22,7 +22,6 @@ import pytest
 
 from e2e.harness import fresh_copy, remove_tree
 
-# Suites the rehearsal is tested on. Debian 13 (trixie) joins once the harness builds it.
 ENV = {"DYNMIGRATE_SETTLE": "2", "DYNMIGRATE_START_TIMEOUT": "60"}
 Entry = tuple[str, int, int, int, int, int, int, tuple[tuple[str, bytes], ...]]
 
