@@ -22,7 +22,6 @@ import pytest
 
 from e2e.harness import fresh_copy, remove_tree
 
-# Suites the rehearsal is tested on. Debian 13 (trixie) joins once the harness builds it.
 ENV = {"DYNMIGRATE_SETTLE": "2", "DYNMIGRATE_START_TIMEOUT": "60"}
 Entry = tuple[str, int, int, int, int, int, int, tuple[tuple[str, bytes], ...]]
 
@@ -209,6 +208,43 @@ def test_setup_on_a_trusted_image(root: Path, tmp_path: Path) -> None:
         "redirect_dir=on,metacopy=on",
     )
     assert manifest(root) == before
+
+
+@pytest.mark.suites("bookworm")  # the layering is the kernel's, not the suite's
+def test_full_copy_without_redirect_dir_or_metacopy(root: Path, tmp_path: Path) -> None:
+    """--full-copy, the fallback for kernels without redirect_dir/metacopy (asked for here on a kernel
+    that has them): a trusted image laid without them, the directories systemd renames copied into
+    the upper layer first; the migration and its rollback work, and ROOT is not written."""
+    before = manifest(root)
+    out = tmp_path / "rehearsal.json"
+    proc = subprocess.run(
+        cli(str(root), "--trusted-image", "--full-copy", "--account", "redis", "--format", "json", "-o", str(out)),
+        env={**os.environ, **ENV},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert summary(data) == [
+        ("redis", "convertible", "AUTO", True, "clean", STEPS, [("redis-server.service", True, True)], True, True)
+    ]
+    env = data["environment"]
+    assert (env["mode"], env["private_users"], env["overlay_options"]) == (
+        "trusted image",
+        False,
+        "redirect_dir=off,metacopy=off",
+    )
+    notes = [n.split(":")[0] for n in env["notes"]]
+    assert "full copy (--full-copy; asked for; the kernel has both)" in notes
+    assert (
+        "copied into the upper layer first (no redirect_dir, so overlayfs cannot rename them): "
+        "/var/lib/redis, /var/log/redis"
+    ) in env["notes"]
+    assert manifest(root) == before
+    tmpdir = next(x.split()[-1] for x in proc.stderr.splitlines() if x.startswith("rehearse: temporary folder"))
+    assert not os.path.exists(tmpdir)
 
 
 @pytest.mark.suites("bookworm")  # refused before anything boots: one suite says it

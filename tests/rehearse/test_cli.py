@@ -79,3 +79,12 @@ def test_setup_on_an_untrusted_image_is_refused(tmp_path: Path) -> None:
         "shifted owners; say --trusted-image when you built ROOT yourself (it then boots without user "
         "namespacing)\n",
     )
+
+
+def test_setup_with_the_full_copy_is_refused(tmp_path: Path) -> None:
+    code, out = invoke(str(tmp_path), "--trusted-image", "--full-copy", "--account", "redis", "--setup", "true")
+    assert (code, out) == (
+        2,
+        "dynmigrate: --setup cannot be combined with --full-copy: the directories to copy are known only "
+        "from the scan after the setup, when the copy already runs on its layers\n",
+    )

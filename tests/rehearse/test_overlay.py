@@ -10,7 +10,7 @@ import pytest
 
 from dynmigrate.rehearse import overlay
 from dynmigrate.rehearse.overlay import escape_option, host_layers, overlay_data, parse_mountinfo
-from dynmigrate.rehearse.worker import first_error, manifest_diff
+from dynmigrate.rehearse.worker import first_error, layer_of, manifest_diff
 
 MOUNTINFO = """\
 22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
@@ -122,3 +122,86 @@ def test_manifest_diff_ignores_the_mode_of_a_socket_its_daemon_binds_again() -> 
     before = ["s 114 119 755 /var/lib/prosody/prosody.sock", "s 114 119 755 /run/x.sock"]
     after = ["s 114 119 750 /var/lib/prosody/prosody.sock", "s 0 0 755 /run/x.sock"]
     assert manifest_diff(before, after) == ["was s 114 119 755 /run/x.sock, now s 0 0 755 /run/x.sock"]
+
+
+# ------------------------------------------------------------- kernels without redirect_dir/metacopy
+
+LACKS = "lacks metacopy: rehearsing the running host needs both (...)"
+
+
+@pytest.mark.parametrize(
+    ("trusted", "full_copy", "missing", "features", "seed", "note"),
+    [
+        # an image never gets the features, whatever the kernel has: the renamed directories are copied
+        (False, False, "", False, True, ""),
+        (False, False, LACKS, False, True, ""),
+        # / or a trusted image on a kernel with both: the default, nothing copied
+        (True, False, "", True, False, ""),
+        # the user asked for the full copy: done even where the kernel has both, and said so
+        (True, True, "", False, True, "full copy (--full-copy; asked for; the kernel has both)"),
+        (True, True, LACKS, False, True, "full copy (--full-copy; this kernel's overlayfs lacks metacopy)"),
+    ],
+)
+def test_layering_follows_trust_the_kernel_and_the_full_copy_option(
+    trusted: bool, full_copy: bool, missing: str, features: bool, seed: bool, note: str
+) -> None:
+    chosen = overlay.choose_layering(trusted=trusted, full_copy=full_copy, missing=missing)
+    assert (chosen.features, chosen.seed, chosen.note.split(":")[0]) == (features, seed, note)
+    assert chosen.options == ("redirect_dir=on,metacopy=on" if features else "redirect_dir=off,metacopy=off")
+
+
+def test_a_kernel_without_the_features_is_refused_unless_the_full_copy_is_asked_for() -> None:
+    with pytest.raises(overlay.OverlayError) as caught:
+        overlay.choose_layering(trusted=True, full_copy=False, missing=LACKS)
+    assert str(caught.value) == (
+        "this kernel's overlayfs lacks metacopy: rehearsing the running host needs both (...); --full-copy "
+        "lays the overlay without them and copies the directories the migration renames into the upper "
+        "layer first (ROOT is still never written; the copies cost their size in memory)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("refused", "params", "missing"),
+    [
+        ((), {}, ""),
+        (
+            ("redirect_dir=on,metacopy=on",),
+            {"redirect_dir": "Y"},
+            "lacks metacopy: rehearsing the running host needs both "
+            "(systemd renames state directories into private/, and a chown must not copy file data)",
+        ),
+    ],
+)
+def test_missing_features_asks_the_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: tuple[str, ...], params: dict[str, str], missing: str
+) -> None:
+    tried: list[str] = []
+
+    def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
+        tried.append(",".join((data or "").split(",")[-2:]))
+        if any(data and data.endswith(r) for r in refused):
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+
+    monkeypatch.setattr(overlay, "mount", mount)
+    monkeypatch.setattr(overlay, "umount", lambda target: None)
+    monkeypatch.setattr(overlay, "_parameter", lambda name: params.get(name, ""))
+    assert overlay.missing_features(tmp_path) == missing
+    # without the features the kernel is asked again for a plain overlay: --full-copy needs one
+    assert tried == ["redirect_dir=on,metacopy=on"] + (["redirect_dir=off,metacopy=off"] if refused else [])
+
+
+def test_a_kernel_without_overlayfs_is_no_missing_feature(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def mount(*args: object) -> None:
+        raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+
+    monkeypatch.setattr(overlay, "mount", mount)
+    with pytest.raises(overlay.OverlayError, match=r"^this kernel has no overlayfs \(modprobe overlay\)$"):
+        overlay.missing_features(tmp_path)
+
+
+def test_a_seeded_directory_goes_to_the_layer_it_lies_in() -> None:
+    points = ["/", "/home", "/var", "/var/lib/postgres"]
+    assert layer_of(points, "/var/lib/redis") == (2, "/lib/redis")
+    assert layer_of(points, "/var/lib/postgres/15") == (3, "/15")
+    assert layer_of(points, "/variable/x") == (0, "/variable/x")
+    assert layer_of(["/"], "/var/log/redis") == (0, "/var/log/redis")

@@ -32,6 +32,11 @@ from dynmigrate.render.registry import FORMAT_HELP, FORMATS
     is_flag=True,
     help="ROOT is an image you built yourself: boot it without user namespacing, overlay as for /.",
 )
+@click.option(
+    "--full-copy",
+    is_flag=True,
+    help="Lay the overlay without redirect_dir/metacopy (for kernels without them): copy what is renamed.",
+)
 @click.option("--keep", is_flag=True, help="Leave the booted copy running; print how to enter and remove it.")
 @click.option("--probe", "probes", multiple=True, metavar="UNIT=COMMAND", help="Health probe (repeatable).")
 @click.option("--policy", metavar="FILE", help="Site policy file ([probes] used).")
@@ -50,6 +55,7 @@ def rehearse(
     before_stage2: str,
     setup: tuple[str, ...],
     trusted_image: bool,
+    full_copy: bool,
     keep: bool,
     probes: tuple[str, ...],
     policy: str | None,
@@ -69,7 +75,8 @@ def rehearse(
     from dynmigrate.rehearse.model import Outcome
     from dynmigrate.rehearse.render import REHEARSAL_FORMATS
 
-    _check_arguments(root, policy, output, bool(units or accounts or all_convertible), bool(setup), trusted_image)
+    chosen = bool(units or accounts or all_convertible)
+    _check_arguments(root, policy, output, chosen, bool(setup), trusted_image, full_copy)
     try:
         result = run(
             {
@@ -81,6 +88,7 @@ def rehearse(
                 "before_stage2": before_stage2,
                 "setup": setup,
                 "trusted_image": trusted_image,
+                "full_copy": full_copy,
                 "keep": keep,
                 "probes": _probes(probes),
                 "policy": policy,
@@ -98,11 +106,17 @@ def rehearse(
 
 
 def _check_arguments(
-    root: str, policy: str | None, output: str | None, chosen: bool, setup: bool, trusted_image: bool
+    root: str,
+    policy: str | None,
+    output: str | None,
+    chosen: bool,
+    setup: bool,
+    trusted_image: bool,
+    full_copy: bool = False,
 ) -> None:
     """Refuse what cannot be rehearsed before anything is mounted."""
     from dynmigrate.rehearse.launch import inside
-    from dynmigrate.rehearse.request import SETUP_NEEDS_TRUST
+    from dynmigrate.rehearse.request import SETUP_NEEDS_TRUST, SETUP_NO_FULL_COPY
 
     if not Path(root).is_dir():
         fail(Exit.INPUT, f"ROOT {escape(root)} is not a directory")
@@ -113,5 +127,7 @@ def _check_arguments(
         fail(Exit.USAGE, "choose what to rehearse: --unit UNIT, --account NAME or --all-convertible")
     if setup and not trusted_image and os.path.realpath(root) != "/":
         fail(Exit.USAGE, SETUP_NEEDS_TRUST)
+    if setup and full_copy:
+        fail(Exit.USAGE, SETUP_NO_FULL_COPY)
     if output and inside(output, root):
         fail(Exit.USAGE, f"-o {escape(output)} is inside ROOT, which a rehearsal never writes")

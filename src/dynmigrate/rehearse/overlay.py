@@ -44,6 +44,52 @@ class OverlayError(Exception):
     """The kernel cannot give the overlay the rehearsal needs; the message says what is missing."""
 
 
+class MissingFeatures(OverlayError):
+    """The kernel's overlayfs works but without redirect_dir or metacopy (--full-copy can do without)."""
+
+
+FULL_COPY_HINT = (
+    "; --full-copy lays the overlay without them and copies the directories the migration renames "
+    "into the upper layer first (ROOT is still never written; the copies cost their size in memory)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Layering:
+    """How the layers are laid: with redirect_dir and metacopy, or without them (seeded copies)."""
+
+    features: bool  # redirect_dir=on,metacopy=on
+    seed: bool  # copy the directories systemd renames into the upper layer before the migration
+    note: str = ""  # what the report says about the choice ("" when there is nothing to say)
+
+    @property
+    def options(self) -> str:
+        return HOST_OPTIONS if self.features else IMAGE_OPTIONS
+
+
+def choose_layering(*, trusted: bool, full_copy: bool, missing: str) -> Layering:
+    """The layering for a ROOT: trusted (/ or --trusted-image) or not, --full-copy asked or not, and
+    missing: "" when this kernel's overlayfs has redirect_dir and metacopy, else why not.
+
+    An untrusted image never gets the features. A trusted ROOT gets them when the kernel has them
+    and the user did not ask for a full copy; without them it is refused (OverlayError, saying
+    what is missing and that --full-copy exists) unless the user asked for the full copy.
+    """
+    if not trusted:
+        return Layering(features=False, seed=True)
+    if full_copy:
+        why = f"this kernel's overlayfs {missing.split(':')[0]}" if missing else "asked for; the kernel has both"
+        return Layering(
+            features=False,
+            seed=True,
+            note=f"full copy (--full-copy; {why}): no redirect_dir or metacopy, the directories systemd "
+            "renames are copied into the upper layer, and a chown copies a file's data up",
+        )
+    if missing:
+        raise OverlayError(f"this kernel's overlayfs {missing}" + FULL_COPY_HINT)
+    return Layering(features=True, seed=False)
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Mount:
     point: str
@@ -139,6 +185,18 @@ def _parameter(name: str) -> str:
         return ""
 
 
+def missing_features(scratch: Path) -> str:
+    """ "" when this kernel's overlayfs takes redirect_dir=on,metacopy=on, else what it lacks.
+
+    OverlayError when there is no usable overlayfs at all (not even without the features)."""
+    try:
+        check_overlay(scratch / "features", host=True)
+    except MissingFeatures as exc:
+        check_overlay(scratch / "plain", host=False)
+        return str(exc).removeprefix("this kernel's overlayfs ")
+    return ""
+
+
 def check_overlay(scratch: Path, *, host: bool) -> None:
     """Mount a tiny overlay with the options the rehearsal will use; OverlayError says what is missing."""
     dirs = {name: scratch / name for name in ("lower", "upper", "work", "merged")}
@@ -154,7 +212,7 @@ def check_overlay(scratch: Path, *, host: bool) -> None:
             have = [n for n in ("redirect_dir", "metacopy") if _parameter(n)]
             missing = sorted({"redirect_dir", "metacopy"} - set(have))
             what = f"lacks {' and '.join(missing)}" if missing else "refused redirect_dir=on,metacopy=on"
-            raise OverlayError(
+            raise MissingFeatures(
                 f"this kernel's overlayfs {what}: rehearsing the running host needs both "
                 "(systemd renames state directories into private/, and a chown must not copy file data)"
             ) from None

@@ -16,6 +16,11 @@ SETUP_NEEDS_TRUST = (
     "say --trusted-image when you built ROOT yourself (it then boots without user namespacing)"
 )
 
+SETUP_NO_FULL_COPY = (
+    "--setup cannot be combined with --full-copy: the directories to copy are known only from the scan "
+    "after the setup, when the copy already runs on its layers"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Request:
@@ -29,6 +34,7 @@ class Request:
     before_stage2: str = ""
     setup: tuple[str, ...] = ()  # run inside the booted copy before the scan, in order
     trusted_image: bool = False  # ROOT is an image the caller built: no user namespace, host overlay options
+    full_copy: bool = False  # no redirect_dir/metacopy even for a trusted ROOT: copy what is renamed
     keep: bool = False
     probes: dict[str, str] = field(default_factory=dict)
     policy: str | None = None

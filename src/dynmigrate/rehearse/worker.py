@@ -43,7 +43,7 @@ from dynmigrate.rehearse.model import (
     UnitCheck,
     to_json_data,
 )
-from dynmigrate.rehearse.request import PLAN_FOLDER, SETUP_NEEDS_TRUST, Request
+from dynmigrate.rehearse.request import PLAN_FOLDER, SETUP_NEEDS_TRUST, SETUP_NO_FULL_COPY, Request
 
 STAGES = ("stage0", "stage1", "stage2", "stage3")
 # Accounts that are not a service's own: nothing to migrate (N/A), whatever else blocks them.
@@ -319,7 +319,7 @@ def upper_bytes(top: Path) -> int:
     return total
 
 
-def mount_layers(req: Request, tmp: Path, td: Teardown, host: bool, trusted: bool) -> tuple[Path, list[str]]:
+def mount_layers(req: Request, tmp: Path, td: Teardown, host: bool, features: bool) -> tuple[Path, list[str]]:
     merged = tmp / "merged"
     merged.mkdir()
     if host:
@@ -327,21 +327,55 @@ def mount_layers(req: Request, tmp: Path, td: Teardown, host: bool, trusted: boo
         points = overlay.host_layers(mounts, skip=(str(tmp),))
     else:
         points = ["/"]
+    _mount_points(req, tmp, td, points, features)
+    return merged, points
+
+
+def _lower(req: Request, point: str) -> str:
+    return req.root if point == "/" else point
+
+
+def _mount_points(req: Request, tmp: Path, td: Teardown, points: Sequence[str], features: bool) -> None:
+    merged = tmp / "merged"
     for n, point in enumerate(points):
-        lower = req.root if point == "/" else point
         layer = tmp / "layers" / str(n)
-        (layer / "upper").mkdir(parents=True)
-        (layer / "work").mkdir()
+        (layer / "upper").mkdir(parents=True, exist_ok=True)
+        (layer / "work").mkdir(exist_ok=True)
         target = merged / point.lstrip("/") if point != "/" else merged
         if not target.is_dir():
             continue  # nothing to lay it over in the copy
-        data = overlay.overlay_data(lower, str(layer / "upper"), str(layer / "work"), host=trusted)
+        data = overlay.overlay_data(_lower(req, point), str(layer / "upper"), str(layer / "work"), host=features)
         try:
             overlay.mount("dynmigrate-rehearsal", str(target), "overlay", 0, data)
         except OSError as exc:
-            raise RehearseError(f"cannot lay an overlay over {lower}: {exc.strerror}") from None
+            raise RehearseError(f"cannot lay an overlay over {_lower(req, point)}: {exc.strerror}") from None
         td.mounted.append(str(target))
-    return merged, points
+
+
+def layer_of(points: Sequence[str], path: str) -> tuple[int, str]:
+    """The layer a path of the copy lies in (the deepest mount point above it) and its path there."""
+    above = [n for n, p in enumerate(points) if p == "/" or path == p or path.startswith(p + "/")]
+    best = max(above, key=lambda n: len(points[n]))
+    return best, path if points[best] == "/" else path[len(points[best]) :] or "/"
+
+
+def seed_layers(req: Request, tmp: Path, td: Teardown, points: Sequence[str], seeded: Sequence[str]) -> None:
+    """Unmount the layers, copy each seeded directory into the upper layer it lies in, mount them again.
+
+    Without redirect_dir, overlayfs refuses to rename a directory of the lower layer (EXDEV): the
+    directories systemd moves into private/ are copied up first, as opaque directories.
+    """
+    merged = str(tmp / "merged")
+    for point in [m for m in td.mounted if m == merged or m.startswith(merged + "/")][::-1]:
+        overlay.umount(point)
+        td.mounted.remove(point)
+    by_layer: dict[int, list[str]] = {}
+    for path in seeded:
+        n, rel = layer_of(points, path)
+        by_layer.setdefault(n, []).append(rel)
+    for n, rels in sorted(by_layer.items()):
+        overlay.seed_upper(Path(_lower(req, points[n])), tmp / "layers" / str(n) / "upper", rels)
+    _mount_points(req, tmp, td, points, False)
 
 
 MOVED_KEYS = ("StateDirectory", "CacheDirectory", "LogsDirectory")  # what systemd renames into private/
@@ -403,6 +437,17 @@ def run_setup(c: Container, req: Request) -> tuple[Step, ...]:
     return tuple(steps)
 
 
+def choose_layering(tmp: Path, req: Request, trusted: bool) -> overlay.Layering:
+    """Ask the kernel what its overlayfs can do, then choose (RehearseError when it cannot)."""
+    try:
+        missing = overlay.missing_features(tmp / "check") if trusted else ""
+        if not trusted:
+            overlay.check_overlay(tmp / "check", host=False)
+        return overlay.choose_layering(trusted=trusted, full_copy=req.full_copy, missing=missing)
+    except overlay.OverlayError as exc:
+        raise RehearseError(str(exc)) from None
+
+
 def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal:
     started = time.monotonic()
     tmp = Path(req.tmpdir)
@@ -412,13 +457,12 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
     trusted = host or req.trusted_image
     if req.setup and not trusted:
         raise RehearseError(SETUP_NEEDS_TRUST, usage=True)
+    if req.setup and req.full_copy:
+        raise RehearseError(SETUP_NO_FULL_COPY, usage=True)
     overlay.mount("dynmigrate-rehearsal", str(tmp), "tmpfs", 0, "mode=0700")
     td.mounted.append(str(tmp))
-    try:
-        overlay.check_overlay(tmp / "check", host=trusted)
-    except overlay.OverlayError as exc:
-        raise RehearseError(str(exc)) from None
-    merged, points = mount_layers(req, tmp, td, host, trusted)
+    layering = choose_layering(tmp, req, trusted)
+    merged, points = mount_layers(req, tmp, td, host, layering.features)
     say(f"copy of {req.root} mounted")
     extra: list[str] = []
     if not trusted:
@@ -436,21 +480,15 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
     notes: list[str] = [TRUSTED_NOTE] if req.trusted_image and not host else []
     if req.setup:
         notes.append(f"the copy was booted and set up ({len(req.setup)} command(s)) before it was scanned")
-    if not trusted:
-        seeded = renamed_dirs(plan)
-        if seeded:
-            # without redirect_dir, overlayfs refuses to rename a directory of the lower layer
-            # (EXDEV): copy the ones systemd moves into private/ up first, as opaque directories
-            overlay.umount(str(merged))
-            td.mounted.remove(str(merged))
-            overlay.seed_upper(Path(req.root), tmp / "layers" / "0" / "upper", seeded)
-            data = overlay.overlay_data(req.root, str(tmp / "layers/0/upper"), str(tmp / "layers/0/work"), host=False)
-            overlay.mount("dynmigrate-rehearsal", str(merged), "overlay", 0, data)
-            td.mounted.append(str(merged))
-            notes.append(
-                "copied into the upper layer first (an image gets no redirect_dir, so overlayfs cannot "
-                "rename them): " + ", ".join(seeded)
-            )
+    if layering.note:
+        notes.append(layering.note)
+    seeded = renamed_dirs(plan) if layering.seed else []
+    if seeded:
+        seed_layers(req, tmp, td, points, seeded)
+        why = "an image gets no redirect_dir" if not trusted else "no redirect_dir"
+        notes.append(
+            f"copied into the upper layer first ({why}, so overlayfs cannot rename them): " + ", ".join(seeded)
+        )
     systemd = result.snapshot.host.systemd_version
     idmap_error = overlay.idmap_error(str(merged))
     idmap_refused = bool(idmap_error)
@@ -460,7 +498,7 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
         os_release=result.snapshot.host.pretty_name,
         systemd_version=systemd,
         kernel=os.uname().release,
-        overlay_options=overlay.HOST_OPTIONS if trusted else overlay.IMAGE_OPTIONS,
+        overlay_options=layering.options,
         layers=tuple(points),
         private_users=not trusted,
         idmap=_idmap(systemd, idmap_error),
