@@ -429,3 +429,62 @@ def test_dropin_name_sorts_after_the_units_drop_ins() -> None:
     assert dropin_name(["50-dynmigrate.conf"]) == "50-dynmigrate.conf"  # ours, from an earlier plan
     assert dropin_name(["50-dynmigrate.conf.d"]) == "zz-dynmigrate.conf"
     assert dropin_name(["\u00e9t\u00e9.conf"]) == "zz-dynmigrate.conf"  # never a name from ROOT
+
+
+def _pid_plan(tmp_path: Path, service: str, extra: dict[str, str] | None = None) -> MigrationPlan:
+    root = build(
+        tmp_path / "root",
+        {
+            "etc/passwd": "root:x:0:0:root:/root:/bin/bash\nfoo:x:120:120::/nonexistent:/usr/sbin/nologin\n",
+            "etc/group": "root:x:0:\nfoo:x:120:\n",
+            "usr/lib/systemd/system/food.service": service,
+            **(extra or {}),
+        },
+    )
+    result = analyse(collect(str(root), manifest=OwnershipManifest.parse("")))
+    return make_plan(result, Selection(accounts=("foo",)), PlanOptions())
+
+
+FOOD = (
+    "[Service]\nType=simple\nUser=foo\nPIDFile=/run/food.pid\n"
+    "ExecStart=/usr/sbin/food --pidfile=/var/run/food.pid --foreground\n"
+    "ExecStop=/usr/bin/pkill -F /run/food.pid\n"
+)
+
+
+def test_a_pid_file_the_command_line_puts_in_run_moves_into_the_runtime_directory(tmp_path: Path) -> None:
+    """A PID file written out on the unit's own command lines is the plan's to move: every command
+    line and PIDFile= name /run/food/food.pid, RuntimeDirectory= creates it, and no manual step."""
+    acc = _pid_plan(tmp_path, FOOD).accounts[0]
+    (u,) = acc.units
+    assert [m.text for m in acc.manual_steps if "PID file" in m.text or "straight in /run" in m.text] == []
+    items = [line for line in u.dropin_text.splitlines() if line.startswith(("Exec", "PIDFile", "RuntimeDirectory="))]
+    assert items == [
+        "ExecStart=",
+        "ExecStart=/usr/sbin/food --pidfile=/run/food/food.pid --foreground",
+        "ExecStop=",
+        "ExecStop=/usr/bin/pkill -F /run/food/food.pid",
+        "RuntimeDirectory=food",
+        "PIDFile=/run/food/food.pid",
+    ]
+
+
+def test_a_pid_file_from_a_variable_or_read_elsewhere_stays_a_manual_step(tmp_path: Path) -> None:
+    """The plan moves only what it rewrites: a path from a variable is the admin's to change, and a
+    file outside the unit that names the moved PID file (a logrotate script) is listed."""
+    from_var = FOOD.replace("--pidfile=/var/run/food.pid", "--pidfile=$PIDF").replace(
+        "[Service]\n", "[Service]\nEnvironment=PIDF=/run/food.pid\n"
+    )
+    acc = _pid_plan(tmp_path / "var", from_var).accounts[0]
+    assert [m.text for m in acc.manual_steps if "straight in /run" in m.text] == [
+        "food.service: ExecStart makes the daemon write /run/food.pid, straight in /run, which is read-only under "
+        "DynamicUser: point it into RuntimeDirectory= (e.g. /run/food/)"
+    ]
+    rotate = {
+        "etc/logrotate.d/food": "/var/log/food.log {\n postrotate\n  kill -HUP $(cat /run/food.pid)\n endscript\n}\n"
+    }
+    acc = _pid_plan(tmp_path / "rot", FOOD, rotate).accounts[0]
+    assert [m.text for m in acc.manual_steps if "names the PID file" in m.text] == [
+        "/etc/logrotate.d/food names the PID file /run/food.pid, which the daemon now writes as "
+        "/run/food/food.pid: point it there"
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dynmigrate import __version__
@@ -32,6 +33,8 @@ class DropIn:
     risks: list[str] = field(default_factory=list)
     # configuration files the daemon rewrites as its state: (as written in ExecStart=, where it moves)
     state_configs: list[tuple[str, str]] = field(default_factory=list)
+    # PID files the command lines named straight in /run: (as written, where they point now)
+    moved_pidfiles: list[tuple[str, str]] = field(default_factory=list)
 
     def set(self, key: str, value: str) -> None:
         self.items.append((key, value))
@@ -107,6 +110,48 @@ def _move_state_config(unit: Unit, value: str, managed: list[ManagedDir], out: D
         + (" (an instance started later needs its file copied there first)" if unit.is_template else "")
     )
     return re.sub(rf"(?<=\s){re.escape(path)}(?=\s|$)", target.replace("\\", "\\\\"), value)
+
+
+def _pid_file_moves(unit: Unit, raw: bool) -> dict[str, str]:
+    """PID files that the unit's own command lines put straight in /run (or /var/run), written out in
+    the line (not from a variable): the plan points them into the unit's runtime directory, as it
+    does PIDFile=. Other files there (sockets, locks) have readers the plan cannot follow."""
+    env = unit_environment(unit)
+    moves: dict[str, str] = {}
+    for key in EXEC_KEYS:
+        for d in unit.values("Service", key):
+            text = d.raw if raw else d.value
+            for arg in exec_argv(expand_env(text, env))[1:]:
+                for piece in arg.split("="):
+                    p = piece.replace("/var/run/", "/run/", 1)
+                    name = p.rsplit("/", 1)[-1]
+                    if p.startswith("/run/") and p.count("/") == 2 and name.endswith(".pid") and piece in text:
+                        moves[piece] = f"/run/{unit.prefix}/{name}"
+    return moves
+
+
+def pid_file_readers(snap: Snapshot, unit: Unit, moves: list[tuple[str, str]]) -> list[str]:
+    """Manual steps for files outside the unit that name a PID file the plan moved (a logrotate
+    postrotate script, another unit): they would read a file that is no longer written."""
+    own = {unit.fragment, *unit.dropins}
+    texts = [(p, t) for p, t in snap.unit_texts if p not in own] + list(snap.config_texts)
+    steps: list[str] = []
+    files = {old.replace("/var/run/", "/run/", 1): new for old, new in moves}
+    for base, new in files.items():
+        for path, text in texts:
+            if base in text or "/var" + base in text:
+                steps.append(f"{path} names the PID file {base}, which the daemon now writes as {new}: point it there")
+    return steps
+
+
+def _repoint(value: str, moves: dict[str, str]) -> str:
+    for old, new in moves.items():
+        value = re.sub(rf"(?<![\w./-]){re.escape(old)}(?![\w./-])", _literal(new), value)
+    return value
+
+
+def _literal(text: str) -> Callable[[re.Match[str]], str]:
+    return lambda _m: text
 
 
 def build_dropin(
@@ -215,6 +260,8 @@ def build_dropin(
                 )
     # Exec lines: fixups out, prefixes for the identity model
     pso = unit.flag("Service", "PermissionsStartOnly")
+    pid_moves = _pid_file_moves(unit, raw)
+    out.moved_pidfiles += pid_moves.items()
     for key in EXEC_KEYS:
         entries = unit.values("Service", key)
         if not entries:
@@ -237,6 +284,7 @@ def build_dropin(
                 nv = value.strip()
             if key == "ExecStart":
                 nv = _move_state_config(unit, nv, managed, out)
+            nv = _repoint(nv, pid_moves)
             changed = changed or nv != value.strip()
             new.append(nv)
         if not changed:
@@ -261,18 +309,30 @@ def build_dropin(
         )
 
     # PID file
+    runtime_set = False
+    moved = {str(rel(old.replace("/var/run/", "/run/", 1))): new for old, new in pid_moves.items()}
     pid = unit.value("Service", "PIDFile")
     if pid is not None:
         ppath = str(rel((pid.raw if raw else pid.value).replace("/var/run/", "/run/", 1)))
         runtime = [str(m.path) for m in managed if m.key == "RuntimeDirectory"]
         if not any(is_under(ppath, r) and ppath != r for r in runtime):
             target = f"/run/{unit.prefix}/{ppath.rsplit('/', 1)[-1]}"
-            if not any(m.key == "RuntimeDirectory" and m.name == unit.prefix for m in managed):
+            runtime_set = not any(m.key == "RuntimeDirectory" and m.name == unit.prefix for m in managed)
+            if runtime_set:
                 out.set("RuntimeDirectory", unit.prefix)
             out.set("PIDFile", target)
             out.decisions.append(f"PIDFile={target}: /run is read-only under DynamicUser, even for root")
-            out.manual.append(
-                f"{unit.name}: point the daemon's PID file at {target} (it was {pid.value}) in its configuration"
+            if moved.get(ppath) != target:
+                out.manual.append(
+                    f"{unit.name}: point the daemon's PID file at {target} (it was {pid.value}) in its configuration"
+                )
+    if moved:
+        if not runtime_set and not any(m.key == "RuntimeDirectory" and m.name == unit.prefix for m in managed):
+            out.set("RuntimeDirectory", unit.prefix)
+        for pid_old, pid_new in pid_moves.items():
+            out.decisions.append(
+                f"{pid_old} -> {pid_new} in the command lines: the daemon writes its PID file there, and /run is "
+                "read-only under DynamicUser, even for root"
             )
     # files the daemon is told to write straight into /run (a PID file in an argument or variable)
     env = unit_environment(unit)
@@ -282,6 +342,8 @@ def build_dropin(
                 for piece in arg.split("="):
                     p = piece.replace("/var/run/", "/run/", 1)
                     if p.startswith("/run/") and p.count("/") == 2 and "." in p.rsplit("/", 1)[-1]:
+                        if piece in pid_moves and piece in (d.raw if raw else d.value):
+                            continue
                         out.manual.append(
                             f"{unit.name}: {key} makes the daemon write {piece}, straight in /run, which is read-only "
                             f"under DynamicUser: point it into RuntimeDirectory= (e.g. /run/{unit.prefix}/)"

@@ -33,7 +33,14 @@ from dynmigrate.model.references import Action, Reference, RefKind, Target
 from dynmigrate.model.report import AccountVerdict
 from dynmigrate.model.units import LoadState, Unit
 from dynmigrate.plan.directories import derive_directories, root_daemon_runtime
-from dynmigrate.plan.dropin import build_dropin, dropin_text, later_conflicts, systemctl_cat, unified_diff
+from dynmigrate.plan.dropin import (
+    build_dropin,
+    dropin_text,
+    later_conflicts,
+    pid_file_readers,
+    systemctl_cat,
+    unified_diff,
+)
 
 PLANNABLE = (Verdict.CONVERTIBLE, Verdict.NEEDS_MANUAL, Verdict.BLOCKED)
 BUILTIN_PROBES: dict[str, str] = {
@@ -677,6 +684,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         text = dropin_text(unit, acc.name, acc.uid, d.items)
         before = systemctl_cat(snap, unit)
         after = systemctl_cat(snap, unit, (dpath, text))
+        d.manual += pid_file_readers(snap, unit, d.moved_pidfiles)
         for conflict in later_conflicts(unit, d.items, name):
             d.manual.append(
                 f"{conflict.location} sorts after {name} and sets {conflict.key}={conflict.value} again: "
