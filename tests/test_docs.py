@@ -121,7 +121,8 @@ class Runner:
             # boots a copy of the root (root only, minutes): the e2e tests run it; here its
             # options must parse exactly as written
             cmd = main.commands["rehearse"]
-            with cmd.make_context("rehearse", args[1:]) as ctx:
+            parent = main.make_context("dynmigrate", ["rehearse"], resilient_parsing=True)  # the group's -h
+            with cmd.make_context("rehearse", args[1:], parent=parent) as ctx:
                 assert ctx.params["root"], line
             return
         if command != "rules" and len(args) > 1 and args[1] in SCRATCH_ROOTS:
