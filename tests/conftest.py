@@ -47,20 +47,35 @@ README_COUNTS = (
     (re.compile(r"round-trips (\d+) generated files"), "round-tripped unit files"),
     (re.compile(r"\*\*Bounded work\*\* \(`test_bounded_work.py`\): (\d+) worst cases"), "bounded-work worst cases"),
     (re.compile(r"like\s+`shlex.split` \(([\d,]+) generated lines per run\)"), "generated shell-word lines"),
+    (re.compile(r"the quick loop without the booted containers:\s+([\d,]+) tests"), "quick-loop tests"),
 )
 _deselected_robustness: list[str] = []
+_deselected_other: list[str] = []  # anything but an e2e test
 _count_errors: list[str] = []
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
     _deselected_robustness.extend(i.nodeid for i in items if i.nodeid.startswith("tests/robustness/"))
+    _deselected_other.extend(i.nodeid for i in items if i.get_closest_marker("e2e") is None)
 
 
-def _counted() -> dict[str, int]:
+def _quick_loop(session: pytest.Session) -> int | None:
+    """The number of tests of a whole `pytest -m 'not e2e'` (every test file, nothing but e2e left out)."""
+    option = session.config.option
+    files = {p.relative_to(REPO).as_posix() for p in (REPO / "tests").rglob("test_*.py")}
+    collected = {item.nodeid.split("::", 1)[0] for item in session.items}
+    e2e = {p for p in files if p.startswith("tests/e2e/")}
+    if option.markexpr != "not e2e" or option.keyword or _deselected_other or files - e2e != collected:
+        return None
+    return len(session.items)
+
+
+def _counted(session: pytest.Session) -> dict[str, int]:
     from robustness_stats import COUNTS
 
     props = {k: v for k, v in COUNTS.items() if k.startswith("property:")}
-    return {
+    quick = _quick_loop(session)
+    return ({} if quick is None else {"quick-loop tests": quick}) | {
         "hostile cases": len([k for k in COUNTS if k.startswith("hostile:")]),
         "generated inputs": sum(props.values()),
         "readers and writers": len(props),
@@ -74,12 +89,14 @@ def _counted() -> dict[str, int]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     files = {p.relative_to(REPO).as_posix() for p in (REPO / "tests" / "robustness").glob("test_*.py")}
     ran = {item.nodeid.split("::", 1)[0] for item in session.items}
-    if exitstatus != 0 or _deselected_robustness or not files <= ran:
+    if exitstatus != 0 or _deselected_robustness or not files <= ran or session.config.option.collectonly:
         return  # a partial or failed run counts less than the README says
-    counted = _counted()
+    counted = _counted(session)
     readme = REPO / "README.md"
     text = readme.read_text(encoding="utf-8")
     for pattern, what in README_COUNTS:
+        if what not in counted:
+            continue  # the quick loop's tests are counted by a whole `pytest -m 'not e2e'` only
         m = pattern.search(text)
         if m is None:
             _count_errors.append(f"README.md no longer quotes the {what}")

@@ -1,7 +1,8 @@
-"""The counts README.md quotes in "Robustness" come from the test run (tests/conftest.py): after a
-whole run of tests/robustness/ they are compared with what the run counted, and a difference fails
-the run with the fix (`pytest --update-goldens` rewrites them). This test keeps every quoted count
-findable, once, so that the comparison can never silently stop."""
+"""The counts README.md quotes in "Robustness", and the number of tests in the quick loop, come from
+the test run (tests/conftest.py): after a whole run of tests/robustness/ (the quick loop: a whole
+`pytest -m 'not e2e'`) they are compared with what the run counted, and a difference fails the run
+with the fix (`pytest --update-goldens` rewrites them). This test keeps every quoted count findable,
+once, so that the comparison can never silently stop."""
 
 from __future__ import annotations
 
@@ -19,4 +20,6 @@ def test_every_count_the_run_checks_is_quoted_once() -> None:
         "round-tripped unit files",
         "bounded-work worst cases",
         "generated shell-word lines",
+        "quick-loop tests",
     }
+    assert " tests, e2e on both suites included" not in text  # a test count nobody checked (it said 576)

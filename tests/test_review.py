@@ -137,3 +137,21 @@ def test_review_usage_errors(saved: dict[str, Path], in_repo: Path, tmp_path: Pa
         3,
         f"dynmigrate: {sarif}: not a dynmigrate scan report (scan --format json, schema_version 1)\n",
     )
+
+
+def test_explain_from_a_report_with_suppressions_equals_a_fresh_scan(in_repo: Path, tmp_path: Path) -> None:
+    """A report saved with --ignore, --select, [ignore] or a baseline holds the silenced findings under
+    `suppressed`: explain --from-report still shows them, as a fresh explain does (never silently dropped)."""
+    policy = tmp_path / "dynmigrate.ini"
+    policy.write_text("[ignore]\nredis = DM110\nmemcached.service = DM201\n", encoding="utf-8")
+    saved = tmp_path / "scan.json"
+    args = ["--policy", str(policy), "--ignore", "DM408", "--format", "json", "-o", str(saved)]
+    code, _, err = run("scan", *sample("debian-web"), *args)
+    assert code == 0, err
+    data = json.loads(saved.read_text(encoding="utf-8"))
+    assert {(s["subject"], s["rule"]) for s in data["suppressed"]} >= {("redis", "DM110"), ("memcache", "DM201")}
+    for wanted in ("redis", "memcache", "postgres"):
+        for fmt in ("text", "json"):
+            fresh = run("explain", *sample("debian-web"), "--policy", str(policy), wanted, "--format", fmt)
+            assert fresh[0] == 0
+            assert run("explain", "--from-report", str(saved), wanted, "--format", fmt) == fresh

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -76,3 +77,16 @@ def test_a_rule_without_fix_fails_the_catalogue_check_but_still_loads(tmp_path: 
     assert validate_catalogue(tmp_path / "rules") == [
         "DM103-login-shell: rule.py needs FIX, one line of at most 100 characters"
     ]
+
+
+@pytest.mark.parametrize("sample", ["debian-web", "leftovers"])
+def test_the_table_gives_the_fix_of_every_rule_it_names(sample: str, in_repo: Path) -> None:
+    """The table summarises (each account's main reason, host findings by rule): every rule it names,
+    an acknowledgement in a reason or a host finding too, gets its one-line fix below it."""
+    code, out, _ = run("scan", f"samples/{sample}/root", "--ownership", f"samples/{sample}/ownership.tsv", "--all")
+    assert code == 0
+    table, _, notes = out.partition("\n  DM")
+    named = set(re.findall(r"\bDM\d{3}\b", table)) | set(re.findall(r"\b(DM\d{3}) x\d+", notes))
+    assert named
+    for rule in named:
+        assert f"  {rule} fix: {next(r.meta.fix for r in RULES if r.meta.id == rule)}\n" in out, rule

@@ -3,6 +3,7 @@ sample goldens; these name the points a reviewer checks first)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from conftest import plan_sample
@@ -48,3 +49,22 @@ def test_no_named_after_the_unit_when_the_names_are_the_same(tmp_path: Path, in_
     assert "would be named after the unit (shortlink" not in text
     assert "- User=shortlink: the unit's name would give the same dynamic user (shortlink, facts F1.9)" in text
     assert "- User=redis: without it the dynamic user would be named after the unit (redis-server, facts F1.9)" in text
+
+
+def test_every_finding_names_its_rule_and_fix(tmp_path: Path, in_repo: Path) -> None:
+    """REPORT.md's findings, like every scan format's, name the rule and its one-line fix."""
+    from dynmigrate.engine.catalogue import fix_of
+
+    plan = tmp_path / "plan"
+    res = plan_sample("debian-web", ["redis", "memcache"], plan, "--no-security")
+    assert res.exit_code == 0, res.stderr
+    text = (plan / "REPORT.md").read_text(encoding="utf-8")
+    data = json.loads((plan / "plan.json").read_text(encoding="utf-8"))
+    for acc in data["accounts"]:
+        findings = section(text, acc["account"]).split("\nFindings:\n\n", 1)[1].split("\n\n", 1)[0]
+        rows = findings.splitlines()
+        assert rows[0] == "| Rule | Effect | Message | Where | Fix |"
+        assert len(rows) == 2 + len(acc["findings"])
+        for row, f in zip(rows[2:], acc["findings"], strict=True):
+            assert row.startswith(f"| {f['rule']} | ")
+            assert row.endswith(f" | {fix_of(f['rule'])} |")

@@ -7,6 +7,7 @@ saved report (`--from-report scan.json`) is read back, and the same code answers
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,28 @@ def load_report(path: str) -> dict[str, Any]:
     if not isinstance(data.get("evidence"), dict) or not {"units", "graph"} <= set(data["evidence"]):
         fail(Exit.INPUT, f"{escape(path)}: the report has no evidence section; save it again with this version")
     return dict(data)
+
+
+def _finding_order(f: dict[str, Any]) -> tuple[str, str, int, str]:
+    """Finding.sort_key of a finding's plain data (subject aside): rule, file, line, message."""
+    m = re.fullmatch(r"(.*):(\d+)", str(f.get("location") or ""), re.S)
+    file, line = (m.group(1), int(m.group(2))) if m else (str(f.get("location") or ""), 0)
+    return (str(f["rule"]), file, line, str(f["message"]))
+
+
+def with_suppressed(data: dict[str, Any]) -> dict[str, Any]:
+    """The saved report's accounts with their suppressed findings back in place: a suppression
+    changes the scan's report only, and explain shows an account's whole evidence, as a fresh scan
+    does (never a finding silently dropped)."""
+    back: dict[str, list[dict[str, Any]]] = {}
+    for s in data.get("suppressed", []):
+        finding = {k: v for k, v in s.items() if k not in ("subject", "why")}
+        back.setdefault(s["subject"], []).append(finding)
+    accounts = [
+        {**a, "findings": sorted([*a["findings"], *back[a["name"]]], key=_finding_order)} if a["name"] in back else a
+        for a in data["accounts"]
+    ]
+    return {**data, "accounts": accounts}
 
 
 def report_of(config: ScanConfig) -> dict[str, Any]:
@@ -97,7 +120,7 @@ def explain(
 
     root_, wanted = _positional(root, name, from_report)
     if from_report:
-        data = load_report(from_report)
+        data = with_suppressed(load_report(from_report))
     else:
         assert root_ is not None
         data = report_of(ScanConfig(root_, ownership, policy, cross_filesystems, color, no_progress, quiet, verbose))

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dynmigrate import __version__
+from dynmigrate.engine.catalogue import fix_of
 from dynmigrate.model.common import Effect, escape, mask_secrets
 from dynmigrate.model.plan import AccountPlan, MigrationPlan, UnitPlan
 from dynmigrate.model.units import DIRECTORY_BASES
@@ -168,10 +169,12 @@ def evidence_lines(a: AccountPlan) -> list[str]:
     out += ["", "Findings:", ""]
     if not a.findings:
         return [*out, "- none: no rule found anything that stands in the way", ""]
-    out += ["| Rule | Effect | Message | Where |", "|---|---|---|---|"]
+    out += ["| Rule | Effect | Message | Where | Fix |", "|---|---|---|---|---|"]
     for f in a.findings:
-        where = escape(str(f.location)) if f.location else "-"
-        out.append(f"| {f.rule} | {f.effect.value} | {escape(f.message).replace('|', chr(92) + '|')} | {where} |")
+        where, message, fix = (
+            escape(t).replace("|", "\\|") for t in (str(f.location or "-"), f.message, fix_of(f.rule))
+        )
+        out.append(f"| {f.rule} | {f.effect.value} | {message} | {where} | {fix} |")
     out.append("")
     return out
 

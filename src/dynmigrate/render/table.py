@@ -49,7 +49,9 @@ def render_table(report: Report, console: Console, *, show_all: bool = False) ->
             _short(escape(a.reason)),
         )
     console.print(table)
-    shown_rules = sorted({a.reason.split(":", 1)[0] for a in rows if re.match(r"DM\d{3}:", a.reason)})
+    # every rule the table names gets its one-line fix: a reason's rules and the host findings' rules
+    named = {f.rule for a in rows for f in a.findings if re.search(rf"\b{f.rule}\b", a.reason)}
+    shown_rules = sorted(named | {f.rule for f in report.host_findings})
     for rule in shown_rules:
         console.print(f"  {rule} fix: {fix_of(rule)}")
     counts = summary(report)
