@@ -138,11 +138,15 @@ def error_matches_reason(error: str, reason: str) -> bool:
 
 
 def first_error(account: Mapping[str, Any]) -> str:
-    """The line that says what went wrong: a failed step's error, else the classifier's reason
-    for a FAIL or BROKEN-BEFORE, else the first journal error (even when everything worked).
+    """The line that says what went wrong: a path the plan made readable to other users, else a
+    failed step's error, else the classifier's reason for a FAIL or BROKEN-BEFORE, else the first
+    journal error (even when everything worked).
     A stage that stopped on its health check says only that; the failed probe's answer, which
     says what did not work, follows it."""
     facts = account["facts"]
+    if facts.get("access_widened"):
+        # the plan made a path readable to other users: a broken safety rule comes before anything
+        return f"read access widened: {facts['access_widened'][0]}"
     for step in (*facts.get("setup", ()), *facts["stages"], *facts["rollbacks"]):
         if not step["ok"]:
             error = str(step["error"] or f"{step['name']}: exit {step['exit_code']}")

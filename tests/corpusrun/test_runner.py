@@ -267,6 +267,18 @@ def test_a_failed_health_check_is_followed_by_what_the_probe_said() -> None:
     assert runner.first_error(other["accounts"][0]) == "ERROR: bus name org.cups.cupsd is not owned"
 
 
+def test_a_widened_path_is_the_first_error() -> None:
+    # the plan broke a safety rule: that comes before a failed step and makes the outcome FAIL
+    widened = ("after the rollback, other users can read /etc/cups/cupsd.conf",)
+    data = rehearsal(replace(FORCED_FAILS, forced=False, verdict="convertible", access_widened=widened))
+    account = data["accounts"][0]
+    assert account["outcome"] == "FAIL"
+    assert (
+        runner.first_error(account)
+        == "read access widened: after the rollback, other users can read /etc/cups/cupsd.conf"
+    )
+
+
 def test_a_daemon_with_a_probe_timeout_gives_it_to_the_plan_scripts() -> None:
     # tomcat10's probe deploys an archive after a restart: longer than the scripts' 30 s default
     slow = replace(DAEMONS[0], probe_timeout=180)

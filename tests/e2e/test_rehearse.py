@@ -91,6 +91,20 @@ def summary(data: dict[str, object]) -> list[tuple[object, ...]]:
     return out
 
 
+def access_not_kept(data: dict[str, object]) -> list[str]:
+    """What nobody could newly read or enter after the migration or the rollback, or why that was
+    not compared, for every account the rehearsal migrated (empty: nothing widened)."""
+    out: list[str] = []
+    for a in data["accounts"]:  # type: ignore[attr-defined]
+        f = a["facts"]
+        if not f["stages"]:
+            continue
+        if f["access_error"] or not f["access_checked"]:
+            out.append(f"{f['account']}: not compared: {f['access_error']}")
+        out += [f"{f['account']}: {x}" for x in f["access_widened"]]
+    return out
+
+
 STEPS = [
     ("migrate.sh stage0", True),
     ("migrate.sh stage1", True),
@@ -142,6 +156,7 @@ def test_rehearsal_of_redis_and_memcached(root: Path, tmp_path: Path) -> None:
             True,
         ),
     ]
+    assert access_not_kept(data) == []
     env = data["environment"]
     assert (env["mode"], env["private_users"], env["overlay_options"]) == (
         "image",
@@ -197,6 +212,7 @@ def test_setup_on_a_trusted_image(root: Path, tmp_path: Path) -> None:
             True,
         )
     ]
+    assert access_not_kept(data) == []
     facts = data["accounts"][0]["facts"]
     assert [(s["name"], s["ok"]) for s in facts["setup"]] == [("setup 1", True), ("setup 2", True)]
     checks = [(c["unit"], c["probe"], c["probe_ok"]) for c in facts["before"] + facts["migrated"] + facts["restored"]]
@@ -386,6 +402,7 @@ def test_keep_and_before_stage2(root: Path) -> None:
     outcome = next(x for x in lines if x.startswith("memcache: "))
     assert outcome.startswith("memcache: AUTO: every stage worked with --confirm DM110-memcache"), outcome
     assert outcome.endswith("; rolled back cleanly"), outcome
+    assert any(x.startswith("  other users' access: nothing widened (") for x in lines), proc.stdout
     enter = next(x for x in lines if x.startswith("kept: the copy is still running; enter it with: nsenter -t "))
     remove = next(x for x in lines if x.startswith("remove it (power off, unmount, delete the folder) with: kill "))
     init, worker = int(enter.split()[-2]), int(remove.split()[-1])

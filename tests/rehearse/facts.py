@@ -36,5 +36,6 @@ def redis(**changes: object) -> AccountFacts:
         account_restored=True,
         manifest_restored=True,
         seconds=44.0,
+        access_checked=14,
     )
     return replace(base, **changes)  # type: ignore[arg-type]

@@ -48,6 +48,25 @@ def sample() -> Rehearsal:
         migrated=(UnitCheck("x.service", False, (), "", None, ""),),
         rollbacks=(Step("rollback.sh stage1", True, 0, 1.0), Step("rollback.sh stage0", True, 0, 0.5)),
         journal_error="x.service: Failed to set up special execution directory in /var/lib: Invalid cross-device link",
+        access_checked=0,
+        access_error="the probe as nobody failed: setpriv: not found",
+    )
+    broker = UnitCheck("mosquitto.service", True, (65110,), "", None, "")
+    mosquitto = replace(
+        redis(),
+        account="mosquitto",
+        verdict="convertible",
+        units=("mosquitto.service",),
+        manual_steps=(),
+        confirmed=(),
+        before=(replace(broker, uids=(108,)),),
+        migrated=(broker,),
+        restored=(replace(broker, uids=(108,)),),
+        static_uid=108,
+        access_widened=(
+            "after the migration, other users can read /etc/mosquitto/passwd",
+            "after the rollback, other users can read and enter /var/lib/mosquitto",
+        ),
     )
     avahi = replace(
         redis(),
@@ -62,6 +81,7 @@ def sample() -> Rehearsal:
         manifest_restored=None,
         seconds=0.0,
         planned=False,
+        access_checked=0,
         not_planned_why="blocked: DM205 avahi-daemon.service owns bus name org.freedesktop.Avahi",
         before=(),
         stages=(),
@@ -71,7 +91,7 @@ def sample() -> Rehearsal:
     )
     return Rehearsal(
         environment=ENV,
-        accounts=tuple(classify(f) for f in (avahi, broken, memcache, redis())),
+        accounts=tuple(classify(f) for f in (avahi, broken, memcache, mosquitto, redis())),
         seconds=61.4,
         limits=("the copy has a private network without uplink",),
     )

@@ -70,6 +70,14 @@ def rollback_summary(f: AccountFacts) -> str:
     return "clean"
 
 
+def access_problem(f: AccountFacts) -> str:
+    """The plan made a path readable to other users: it broke a safety rule, whatever else worked."""
+    if not f.access_widened:
+        return ""
+    more = len(f.access_widened) - 1
+    return f"read access widened: {f.access_widened[0]}" + (f" ({more} more listed)" if more else "")
+
+
 def _migration_problem(f: AccountFacts) -> str:
     bad = _failed(f.stages)
     if bad is not None:
@@ -101,7 +109,7 @@ def classify(f: AccountFacts) -> AccountResult:
     broken = _first_problem(f.before, want_dynamic=None, static_uid=f.static_uid)
     if broken or not f.before:
         return result(Outcome.BROKEN_BEFORE, broken or "no unit of it is meant to run (none enabled)")
-    problem = _migration_problem(f)
+    problem = access_problem(f) or _migration_problem(f)
     if not problem and rollback != "clean":
         problem = rollback
     if f.forced:

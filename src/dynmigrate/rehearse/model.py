@@ -70,6 +70,12 @@ class AccountFacts:
     manifest_diff: tuple[str, ...] = ()
     journal_error: str = ""
     seconds: float = 0.0
+    # what nobody (other users) could newly read or enter, after the migration or the rollback, of
+    # the paths the plan touches and their parents (access.py); access_checked: how many of those
+    # paths were tried before stage 0 (0: not compared, access_error says why)
+    access_widened: tuple[str, ...] = ()
+    access_checked: int = 0
+    access_error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +142,7 @@ def _facts(d: dict[str, Any]) -> AccountFacts:
             "rollbacks": tuple(_step(s) for s in d["rollbacks"]),
             "restored": tuple(_check(c) for c in d["restored"]),
             "manifest_diff": tuple(d["manifest_diff"]),
+            "access_widened": tuple(d.get("access_widened", ())),
         }
     )
 

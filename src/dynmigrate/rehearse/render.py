@@ -18,6 +18,18 @@ def _journal(a: AccountResult) -> str:
     return a.facts.journal_error or "-"
 
 
+def access_lines(a: AccountResult) -> list[str]:
+    """What other users (nobody) could newly read or enter; nothing when no stage ran."""
+    f = a.facts
+    if not f.stages:
+        return []
+    if f.access_error or not f.access_checked:
+        return [f"other users' access: not compared ({f.access_error or 'no path was tried'})"]
+    if not f.access_widened:
+        return [f"other users' access: nothing widened ({f.access_checked} paths tried as nobody)"]
+    return ["other users' access WIDENED:", *(f"  {x}" for x in f.access_widened)]
+
+
 def _rows(r: Rehearsal) -> list[tuple[str, ...]]:
     return [
         (
@@ -73,6 +85,7 @@ def render_table(r: Rehearsal) -> str:
             state = "ok" if s.ok else f"FAILED (exit {s.exit_code}): {escape(s.error)}"
             out.append(f"  {s.name:<18} {s.seconds:6.1f} s  {state}")
         out.append(f"  first journal error: {escape(_journal(a))}")
+        out += [f"  {escape(x)}" for x in access_lines(a)]
     if r.limits:
         out.append("")
         out.append("limits of this rehearsal:")
@@ -114,6 +127,9 @@ def render_markdown(r: Rehearsal) -> str:
                 out.append(f"| {s.name} | {s.seconds:.1f} | {state} |")
             out.append("")
         out += [f"First journal error: `{_md(_journal(a))}`", ""]
+        lines = access_lines(a)
+        if lines:
+            out += [_md(lines[0])] + [f"- {_md(x.strip())}" for x in lines[1:]] + [""]
     if r.limits:
         out += ["## Limits", ""] + [f"- {_md(x)}" for x in r.limits] + [""]
     if r.kept:

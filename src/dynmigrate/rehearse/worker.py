@@ -32,7 +32,7 @@ from dynmigrate.model.plan import AccountPlan, MigrationPlan
 from dynmigrate.model.report import AccountVerdict
 from dynmigrate.plan.planner import PlanOptions, Selection, SelectionError, make_plan
 from dynmigrate.plan.write import PlanWriteError, write_plan
-from dynmigrate.rehearse import overlay
+from dynmigrate.rehearse import access, overlay
 from dynmigrate.rehearse.classify import classify
 from dynmigrate.rehearse.container import BootError, Container
 from dynmigrate.rehearse.model import (
@@ -573,15 +573,26 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
     return Rehearsal(env, accounts, round(time.monotonic() - started, 1), kept=kept, limits=LIMITS)
 
 
-def migrate_and_roll_back(
-    c: Container, req: Request, accounts: Sequence[AccountPlan], facts: dict[str, AccountFacts]
-) -> dict[str, AccountFacts]:
-    started = time.monotonic()
-    env = dict(req.script_env)
-    since = c.run(["date", "+%s"], timeout=30).stdout.strip() or "0"
-    ids_before = {a.account: identity(c, a) for a in accounts}
-    manifests_before = {a.account: manifest(c, a) for a in accounts}
-    confirms = [f"--confirm={i}" for a in accounts for i in a.confirm_ids]
+def access_now(c: Container) -> tuple[dict[str, str], str]:
+    """What nobody can do with each listed path now (access.PROBE_SCRIPT), or why it is unknown."""
+    proc = c.run(["bash", "-c", access.PROBE_SCRIPT, "probe", access.LIST_FILE], timeout=600)
+    if proc.returncode != 0:
+        return {}, f"the probe as nobody failed: {first_error(proc.stdout, proc.stderr) or f'exit {proc.returncode}'}"
+    return access.parse_probe(proc.stdout), ""
+
+
+def access_before(c: Container, accounts: Sequence[AccountPlan]) -> tuple[dict[str, str], str]:
+    """List the paths the plan touches (as the copy's root), then what nobody can do with them."""
+    say("trying the paths the plan touches as nobody")
+    argv = ["bash", "-c", access.LIST_SCRIPT, "list", access.LIST_FILE, *access.touched_paths(accounts)]
+    proc = c.run(argv, timeout=600)
+    if proc.returncode != 0:
+        return {}, f"listing the paths failed: {first_error(proc.stdout, proc.stderr) or f'exit {proc.returncode}'}"
+    return access_now(c)
+
+
+def run_stages(c: Container, req: Request, confirms: Sequence[str], env: dict[str, str]) -> tuple[list[Step], bool]:
+    """migrate.sh stage0 to stage3 (and --before-stage2 before stage 2) until one fails."""
     stages: list[Step] = []
     manual_done = False
     for stage in STAGES:
@@ -596,31 +607,57 @@ def migrate_and_roll_back(
         stages.append(step)
         if not step.ok:
             break
+    return stages, manual_done
+
+
+def migrate_and_roll_back(
+    c: Container, req: Request, accounts: Sequence[AccountPlan], facts: dict[str, AccountFacts]
+) -> dict[str, AccountFacts]:
+    started = time.monotonic()
+    env = dict(req.script_env)
+    since = c.run(["date", "+%s"], timeout=30).stdout.strip() or "0"
+    ids_before = {a.account: identity(c, a) for a in accounts}
+    manifests_before = {a.account: manifest(c, a) for a in accounts}
+    access_was, access_error = access_before(c, accounts)
+    confirms = [f"--confirm={i}" for a in accounts for i in a.confirm_ids]
+    stages, manual_done = run_stages(c, req, confirms, env)
     reached = [s.name.split()[-1] for s in stages if s.name.startswith("migrate.sh")]
     migrated = {a.account: tuple(settled_check(c, u, p) for u, p in a.run_units) for a in accounts}
+    access_migrated, error = access_now(c) if not access_error else ({}, "")
+    access_error = access_error or error
     rollbacks: list[Step] = []
     for stage in reversed(reached):
         step = run_step(c, f"rollback.sh {stage}", [f"{PLAN_FOLDER}/rollback.sh", stage], env)
         rollbacks.append(step)
         if not step.ok:
             break
+    restored = {a.account: tuple(settled_check(c, u, p) for u, p in a.run_units) for a in accounts}
+    access_restored, error = access_now(c) if not access_error else ({}, "")
+    access_error = access_error or error
+    found = [
+        ("migration", access.widened(access_was, access_migrated)),
+        ("rollback", access.widened(access_was, access_restored)),
+    ]
     out: dict[str, AccountFacts] = {}
     seconds = round(time.monotonic() - started, 1)
     for a in accounts:
-        restored = tuple(settled_check(c, u, p) for u, p in a.run_units)
         diff = manifest_diff(manifests_before[a.account], manifest(c, a))
+        touched = access.touched_paths([a])
         out[a.account] = replace(
             facts[a.account],
             manual_done=manual_done,
             stages=tuple(stages),
             migrated=migrated[a.account],
             rollbacks=tuple(rollbacks),
-            restored=restored,
+            restored=restored[a.account],
             account_restored=identity(c, a) == ids_before[a.account],
             manifest_restored=not diff,
             manifest_diff=tuple(diff[:20]),
             journal_error=journal_error(c, [u for u, _ in a.run_units], since),
             seconds=seconds,
+            access_widened=() if access_error else access.account_widened(touched, found),
+            access_checked=0 if access_error else access.related_count(access_was, touched),
+            access_error=access_error,
         )
     return out
 
