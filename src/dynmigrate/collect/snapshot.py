@@ -629,19 +629,7 @@ def read_exec_links(
                 script = R.shell_script_argument(argv)
                 if script is not None:
                     refs.extend(R.scan_shell_command(script, env, d.location, key, known, unit.name))
-                for s in R.user_switches(argv, known):
-                    refs.append(
-                        Reference(
-                            s.name,
-                            s.target,
-                            RefKind.EXEC_ARGUMENT,
-                            Action.SWITCHES_TO,
-                            d.location,
-                            f"{key}: {s.how} {s.name}",
-                            unit=unit.name,
-                            confidence="certain",
-                        )
-                    )
+                refs.extend(s.reference(d.location, key, unit.name, "certain") for s in R.user_switches(argv, known))
                 prog = argv[0]
                 for arg in argv[1:]:
                     for piece in arg.split("="):
