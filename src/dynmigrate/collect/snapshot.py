@@ -637,30 +637,11 @@ def read_exec_links(
                             config(piece, unit.name)
                 if not prog.startswith("/"):
                     continue
-                base = prog.rsplit("/", 1)[-1]
-                conventional = [
-                    f"/etc/{base}/{base}.conf",
-                    f"/etc/{base}.conf",
-                    f"/etc/{unit.prefix}/{unit.prefix}.conf",
-                ]
-                if base == "dbus-daemon" and "--system" in argv:
-                    conventional += ["/usr/share/dbus-1/system.conf", "/etc/dbus-1/system.conf"]
-                for conv in conventional:
+                for conv in _conventional_configs(argv, unit):
                     config(conv, unit.name)
-
-                try:
-                    info = fs.stat(prog)
-                except RootError:
+                text = _wrapper_script(fs, prog)
+                if text is None:
                     continue
-                if info is None or info.kind is not FileKind.FILE or info.size > R.CONFIG_LIMIT:
-                    continue
-                try:
-                    head = fs.read_bytes(prog, R.CONFIG_LIMIT)
-                except RootError:
-                    continue
-                if not head.startswith(b"#!") or b"\x00" in head:
-                    continue
-                text = head.decode("utf-8", "surrogateescape")
                 refs.extend(R.scan_wrapper_script(text, RelPath(prog), known, unit.name))
                 for cpath in R.config_paths_in_script(text)[:20]:
                     config(cpath, unit.name)
@@ -668,6 +649,36 @@ def read_exec_links(
         if unit.source_path.startswith("/etc/init.d/"):
             refs.extend(_sysv_links(fs, unit, known, problems))
     return refs
+
+
+def _conventional_configs(argv: list[str], unit: Unit) -> list[str]:
+    """The configuration files a daemon started by an absolute path reads without naming them."""
+    base = argv[0].rsplit("/", 1)[-1]
+    conventional = [
+        f"/etc/{base}/{base}.conf",
+        f"/etc/{base}.conf",
+        f"/etc/{unit.prefix}/{unit.prefix}.conf",
+    ]
+    if base == "dbus-daemon" and "--system" in argv:
+        conventional += ["/usr/share/dbus-1/system.conf", "/etc/dbus-1/system.conf"]
+    return conventional
+
+
+def _wrapper_script(fs: RootFS, prog: str) -> str | None:
+    """The text of PROG when it is a script (#!, no NUL byte, within the config size limit), else None."""
+    try:
+        info = fs.stat(prog)
+    except RootError:
+        return None
+    if info is None or info.kind is not FileKind.FILE or info.size > R.CONFIG_LIMIT:
+        return None
+    try:
+        head = fs.read_bytes(prog, R.CONFIG_LIMIT)
+    except RootError:
+        return None
+    if not head.startswith(b"#!") or b"\x00" in head:
+        return None
+    return head.decode("utf-8", "surrogateescape")
 
 
 def _environment_files(fs: RootFS, unit: Unit, problems: list[Problem]) -> dict[str, str]:
