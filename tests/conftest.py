@@ -80,6 +80,7 @@ def _counted() -> dict[str, int]:
 _collected_files: set[str] = set()
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: without xdist it is never called
 def pytest_testnodedown(node: Any, error: object) -> None:
     from robustness_stats import COUNTS
 
