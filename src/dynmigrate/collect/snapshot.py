@@ -129,6 +129,25 @@ def parse_policy(text: str, source: str) -> tuple[Policy, list[Problem]]:
         raw = parser.get(section, key, fallback="")
         return tuple(w for w in re.split(r"[\s,]+", raw) if w)
 
+    problems += _policy_unknown(parser, source)
+    probes = tuple(sorted(parser.items("probes"))) if parser.has_section("probes") else ()
+    ignores = _policy_ignores(parser, text, source, problems)
+    return (
+        Policy(
+            never_accounts=words("never", "accounts"),
+            never_units=words("never", "units"),
+            skip_paths=tuple(str(rel(p)) for p in words("walk", "skip")),
+            probes=probes,
+            source=source,
+            ignores=ignores,
+        ),
+        problems,
+    )
+
+
+def _policy_unknown(parser: configparser.ConfigParser, source: str) -> list[Problem]:
+    """A problem for each section and key of the policy file that dynmigrate does not know."""
+    problems: list[Problem] = []
     known = {"never": {"accounts", "units"}, "walk": {"skip"}, "probes": None, "ignore": None}
     for section in parser.sections():
         if section not in known:
@@ -140,30 +159,27 @@ def parse_policy(text: str, source: str) -> tuple[Policy, list[Problem]]:
         for key in parser.options(section):
             if key not in allowed:
                 problems.append(Problem(Location(RelPath(source)), f"policy file: unknown key {key} in [{section}]"))
-    probes = tuple(sorted(parser.items("probes"))) if parser.has_section("probes") else ()
+    return problems
+
+
+def _policy_ignores(
+    parser: configparser.ConfigParser, text: str, source: str, problems: list[Problem]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """[ignore]: account or unit -> the rule ids it ignores; a word that is no rule id is a problem."""
     ignores: list[tuple[str, tuple[str, ...]]] = []
-    if parser.has_section("ignore"):
-        for key, raw in sorted(parser.items("ignore")):
-            ids = tuple(w.upper() for w in re.split(r"[\s,]+", raw) if w)
-            not_ids = [w for w in ids if not re.fullmatch(r"DM\d{3}", w)]
-            if not_ids or not ids:
-                line = _key_line(text, key)
-                what = f"{', '.join(not_ids)} is not a rule id" if not_ids else "no rule id given"
-                problems.append(Problem(Location(RelPath(source), line), f"policy file: [ignore] {key}: {what}"))
-                ids = tuple(w for w in ids if w not in not_ids)
-            if ids:
-                ignores.append((key, ids))
-    return (
-        Policy(
-            never_accounts=words("never", "accounts"),
-            never_units=words("never", "units"),
-            skip_paths=tuple(str(rel(p)) for p in words("walk", "skip")),
-            probes=probes,
-            source=source,
-            ignores=tuple(ignores),
-        ),
-        problems,
-    )
+    if not parser.has_section("ignore"):
+        return ()
+    for key, raw in sorted(parser.items("ignore")):
+        ids = tuple(w.upper() for w in re.split(r"[\s,]+", raw) if w)
+        not_ids = [w for w in ids if not re.fullmatch(r"DM\d{3}", w)]
+        if not_ids or not ids:
+            line = _key_line(text, key)
+            what = f"{', '.join(not_ids)} is not a rule id" if not_ids else "no rule id given"
+            problems.append(Problem(Location(RelPath(source), line), f"policy file: [ignore] {key}: {what}"))
+            ids = tuple(w for w in ids if w not in not_ids)
+        if ids:
+            ignores.append((key, ids))
+    return tuple(ignores)
 
 
 def _key_line(text: str, key: str) -> int:
