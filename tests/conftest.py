@@ -8,7 +8,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import Result
@@ -75,36 +75,10 @@ def _counted() -> dict[str, int]:
     }
 
 
-# Under pytest-xdist (-n) every worker collects the whole selection and counts what it ran; the
-# controller adds up what the workers hand over (workeroutput) before it checks the README.
-_collected_files: set[str] = set()
-
-
-@pytest.hookimpl(optionalhook=True)  # an xdist hook: without xdist it is never called
-def pytest_testnodedown(node: Any, error: object) -> None:
-    from robustness_stats import COUNTS
-
-    out = getattr(node, "workeroutput", {})
-    COUNTS.update(out.get("robustness_counts", {}))
-    _deselected_robustness.extend(out.get("deselected_robustness", []))
-    _collected_files.update(out.get("collected_files", []))
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from robustness_stats import COUNTS
-
-    collected = {item.nodeid.split("::", 1)[0] for item in getattr(session, "items", [])}
-    worker = getattr(session.config, "workeroutput", None)
-    if worker is not None:  # an xdist worker: the controller checks
-        worker.update(
-            robustness_counts=dict(COUNTS),
-            deselected_robustness=list(_deselected_robustness),
-            collected_files=sorted(collected),
-        )
-        return
     files = {p.relative_to(REPO).as_posix() for p in (REPO / "tests" / "robustness").glob("test_*.py")}
-    ran = collected | _collected_files
+    ran = {item.nodeid.split("::", 1)[0] for item in session.items}
     if exitstatus != 0 or _deselected_robustness or not files <= ran:
         return  # a partial or failed run counts less than the README says
     counted = _counted()
