@@ -40,88 +40,106 @@ def _own(path: str, uid: int, gid: int, built: Built, is_dir: bool, chown: bool)
         built.system_dirs += 1
 
 
-def build_tree(dest: str, entries: int = 1_000_000, seed: int = 11) -> Built:
-    """Create the tree under dest (which must not exist). Returns what was built."""
-    rng = random.Random(seed)
-    chown = os.geteuid() == 0
-    built = Built()
-    os.mkdir(dest, 0o755)
-    # one system-owned directory per this many directories, one system-owned file per this many files
-    dir_every = 50
-    payload = b"x" * 64
+@dataclass(slots=True)
+class _Maker:
+    """Makes the entries of one tree, drawing every random choice from one generator in order."""
 
-    def make_dir(path: str, owner: int | None) -> None:
+    rng: random.Random
+    built: Built
+    chown: bool
+
+    def dir(self, path: str, owner: int | None) -> None:
         os.mkdir(path, 0o755)
-        built.entries += 1
+        self.built.entries += 1
         if owner is not None:
-            _own(path, owner, owner if rng.random() < 0.8 else 4, built, True, chown)
+            _own(path, owner, owner if self.rng.random() < 0.8 else 4, self.built, True, self.chown)
 
-    def make_file(path: str, owner: int | None, inherited: bool) -> None:
+    def file(self, path: str, owner: int | None, inherited: bool) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        if rng.random() < 0.3:
-            os.write(fd, payload)
+        if self.rng.random() < 0.3:
+            os.write(fd, PAYLOAD)
         os.close(fd)
-        built.entries += 1
-        r = rng.random()
+        self.built.entries += 1
+        r = self.rng.random()
         if r < 0.002:
             os.chmod(path, 0o4755 if r < 0.001 else 0o2755)
-            built.setuid += 1
+            self.built.setuid += 1
         if owner is not None:
-            _own(path, owner, owner, built, False, chown)
-        elif not inherited and rng.random() < 0.004:
-            uid = rng.choice(SYSTEM_UIDS)
-            _own(path, uid, uid, built, False, chown)
+            _own(path, owner, owner, self.built, False, self.chown)
+        elif not inherited and self.rng.random() < 0.004:
+            uid = self.rng.choice(SYSTEM_UIDS)
+            _own(path, uid, uid, self.built, False, self.chown)
 
-    # the deep part: 5% of the entries in chains of 60 directories
-    deep_budget = entries // 20
+
+PAYLOAD = b"x" * 64
+DIR_EVERY = 50  # one system-owned directory per this many directories of the wide part
+
+
+def build_tree(dest: str, entries: int = 1_000_000, seed: int = 11) -> Built:
+    """Create the tree under dest (which must not exist). Returns what was built."""
+    mk = _Maker(random.Random(seed), Built(), os.geteuid() == 0)
+    os.mkdir(dest, 0o755)
+    _deep_part(mk, dest, entries // 20)  # 5% of the entries in chains of 60 directories
+    _wide_part(mk, dest, entries)
+    return mk.built
+
+
+def _deep_part(mk: _Maker, dest: str, budget: int) -> None:
+    """Chains of 60 directories with 4 files each; every third chain is system-owned from level 30."""
     chain = 0
-    while built.entries < deep_budget:
+    while mk.built.entries < budget:
         path = os.path.join(dest, f"deep{chain:03d}")
         for level in range(60):
-            owner = rng.choice(SYSTEM_UIDS) if level == 30 and chain % 3 == 0 else None
-            make_dir(path, owner)
+            owner = mk.rng.choice(SYSTEM_UIDS) if level == 30 and chain % 3 == 0 else None
+            mk.dir(path, owner)
             for i in range(4):
-                make_file(os.path.join(path, f"f{i}"), owner, owner is not None)
+                mk.file(os.path.join(path, f"f{i}"), owner, owner is not None)
             path = os.path.join(path, f"d{level:02d}")
         chain += 1
-    # the wide part: top/mid/leaf directories of FILES_PER_DIR entries each
+
+
+def _wide_part(mk: _Maker, dest: str, entries: int) -> None:
+    """top/mid/leaf directories of FILES_PER_DIR entries each, up to `entries` in all."""
     top = 0
     ndirs = 0
-    while built.entries < entries:
+    while mk.built.entries < entries:
         tpath = os.path.join(dest, f"wide{top:03d}")
-        make_dir(tpath, None)
+        mk.dir(tpath, None)
         for m in range(50):
-            if built.entries >= entries:
+            if mk.built.entries >= entries:
                 break
             ndirs += 1
-            owner = rng.choice(SYSTEM_UIDS) if ndirs % dir_every == 0 else None
+            owner = mk.rng.choice(SYSTEM_UIDS) if ndirs % DIR_EVERY == 0 else None
             mpath = os.path.join(tpath, f"m{m:02d}")
-            make_dir(mpath, owner)
+            mk.dir(mpath, owner)
             for i in range(FILES_PER_DIR - 2):
-                make_file(os.path.join(mpath, f"file{i:03d}"), owner, owner is not None)
-            kind = ndirs % 4
-            link = os.path.join(mpath, "link")
-            if kind == 0:
-                os.symlink("file000", link)
-            elif kind == 1:
-                os.symlink("/etc/passwd", link)
-            elif kind == 2:
-                os.symlink("../../", link)  # a loop if anything followed it
-            else:
-                os.symlink("missing", link)
-            built.entries += 1
-            special = os.path.join(mpath, "special")
-            if ndirs % 500 == 0:
-                os.mkfifo(special, 0o600)
-            elif ndirs % 500 == 250:
-                sock = socket.socket(socket.AF_UNIX)
-                sock.bind(special)
-                sock.close()
-            else:
-                os.mkdir(special, 0o750)
-            built.entries += 1
+                mk.file(os.path.join(mpath, f"file{i:03d}"), owner, owner is not None)
+            _link_and_special(mpath, ndirs)
+            mk.built.entries += 2
         top += 1
-    return built
+
+
+def _link_and_special(mpath: str, ndirs: int) -> None:
+    """A symlink of one of four kinds (none may be followed) and a FIFO, a socket or a directory."""
+    kind = ndirs % 4
+    link = os.path.join(mpath, "link")
+    if kind == 0:
+        os.symlink("file000", link)
+    elif kind == 1:
+        os.symlink("/etc/passwd", link)
+    elif kind == 2:
+        os.symlink("../../", link)  # a loop if anything followed it
+    else:
+        os.symlink("missing", link)
+    special = os.path.join(mpath, "special")
+    if ndirs % 500 == 0:
+        os.mkfifo(special, 0o600)
+    elif ndirs % 500 == 250:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(special)
+        sock.close()
+    else:
+        os.mkdir(special, 0o750)
 
 
 def main() -> int:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import Result
+
+if TYPE_CHECKING:
+    from dynmigrate.app import ScanResult
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDENS = REPO / "tests" / "goldens"
@@ -155,6 +160,20 @@ def require_tool(name: str) -> None:
 @pytest.fixture
 def golden(request: pytest.FixtureRequest) -> Golden:
     return Golden(bool(request.config.getoption("--update-goldens")))
+
+
+@functools.cache
+def scan_sample(name: str) -> ScanResult:
+    """The scan of samples/NAME with its ownership.tsv, made once per test process (read it, never
+    change it): the goldens, the SARIF, the README and the security tests all read the same scans."""
+    from dynmigrate.app import run_scan
+
+    old = Path.cwd()
+    os.chdir(REPO)  # relative paths, so that reports carry machine-neutral ROOT labels
+    try:
+        return run_scan(f"samples/{name}/root", ownership=f"samples/{name}/ownership.tsv")
+    finally:
+        os.chdir(old)
 
 
 def plan_sample(sample: str, accounts: list[str], out: Path, *extra: str) -> Result:

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO
-from dynmigrate.app import run_scan
+from conftest import REPO, scan_sample
 from dynmigrate.cli.main import main
 from dynmigrate.cli.manpage import render_manpage
 
@@ -267,7 +266,7 @@ def test_sample_readme_verdicts_match_the_scan(doc: Path, in_repo: Path) -> None
     name = doc.parent.name
     table, disagrees = expected_verdicts(doc)
     assert table, f"{doc}: no table of expected verdicts"
-    report = run_scan(f"samples/{name}/root", ownership=f"samples/{name}/ownership.tsv").report
+    report = scan_sample(name).report
     actual = {a.name: a.verdict.value for a in report.accounts}
     for account, verdict in disagrees.items():
         assert actual[account] == verdict, f"{doc}: says {account} comes out {verdict}; the scan says {actual[account]}"

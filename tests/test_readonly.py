@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from dynmigrate.app import run_scan
+from dynmigrate.cli.main import main
 from treebuilder import Link, build
 
 SECRET = "TOP-SECRET-OUTSIDE-ROOT"
@@ -69,15 +70,9 @@ def test_scan_writes_nothing_under_root(tmp_path: Path) -> None:
     root, _ = hostile_root(tmp_path)
     before = state(root)
     run_scan(str(root))
-    env = {**os.environ, "NO_COLOR": "1"}
-    for fmt in ("table", "json", "markdown", "sarif"):
-        subprocess.run(
-            [sys.executable, "-m", "dynmigrate", "scan", str(root), "--format", fmt],
-            check=True,
-            capture_output=True,
-            env=env,
-            timeout=120,
-        )
+    for fmt in ("table", "json", "markdown", "sarif"):  # the whole command, in this process
+        res = CliRunner().invoke(main, ["scan", str(root), "--format", fmt], env={"NO_COLOR": "1"})
+        assert res.exit_code == 0, res.output + res.stderr
     assert state(root) == before
 
 

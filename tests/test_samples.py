@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from conftest import GOLDENS, REPO, Golden, plan_sample, require_tool
-from dynmigrate.app import ScanResult, run_scan
+from conftest import GOLDENS, REPO, Golden, plan_sample, require_tool, scan_sample
+from dynmigrate.app import ScanResult
 from dynmigrate.cli.consoles import make_console
 from dynmigrate.cli.main import main
 from dynmigrate.engine.catalogue import load_catalogue, rule_docs
@@ -43,7 +43,7 @@ SUFFIX = {"json": "json", "markdown": "md", "sarif": "sarif"}
 
 
 def scan(name: str) -> ScanResult:
-    return run_scan(f"samples/{name}/root", ownership=f"samples/{name}/ownership.tsv")
+    return scan_sample(name)
 
 
 @pytest.mark.parametrize("name", SAMPLES)

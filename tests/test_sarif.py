@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO
+from conftest import REPO, scan_sample
 from dynmigrate.app import run_scan
 from dynmigrate.cli.main import main
 from dynmigrate.engine.catalogue import load_catalogue, rule_docs
@@ -52,7 +52,7 @@ def test_the_schema_rejects_what_code_scanning_rejects() -> None:
 
 @pytest.mark.parametrize("name", SAMPLES)
 def test_sample_sarif_is_valid_and_complete(name: str, in_repo: Path) -> None:
-    result = run_scan(f"samples/{name}/root", ownership=f"samples/{name}/ownership.tsv")
+    result = scan_sample(name)
     log = json.loads(render_sarif(result.report, rule_docs(load_catalogue())))
     validate(log)
     run = log["runs"][0]

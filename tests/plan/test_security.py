@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GOLDENS, Golden
-from dynmigrate.app import run_scan
+from conftest import GOLDENS, Golden, scan_sample
 from dynmigrate.plan.documents import exposure_lines
 from dynmigrate.plan.planner import PlanOptions, Selection, make_plan
 from dynmigrate.plan.security import NOT_MEASURED, Security, compare, measure
@@ -70,7 +69,7 @@ def test_not_measured_says_why() -> None:
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_measured_on_this_machine(in_repo: Path) -> None:
-    result = run_scan("samples/debian-web/root", ownership="samples/debian-web/ownership.tsv")
+    result = scan_sample("debian-web")
     plan = make_plan(result, Selection(accounts=("shortlink",)), PlanOptions())
     sec = measure(result, plan)
     assert sec.note == ""

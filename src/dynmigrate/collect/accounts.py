@@ -288,6 +288,13 @@ def read_accounts(fs: RootFS) -> tuple[AccountData, list[Problem]]:
         for g in group_entries
     )
 
+    system_range = _system_range(fs, problems)
+    nss = _nss_config(fs, problems)
+    return AccountData(accounts, groups, system_range, nss), problems
+
+
+def _system_range(fs: RootFS, problems: list[Problem]) -> SystemRange:
+    """The highest system UID and GID: login.defs' SYS_*_MAX, raised by adduser.conf's LAST_SYSTEM_*."""
     sources: list[str] = []
     uid_max: int | None = None
     gid_max: int | None = None
@@ -320,12 +327,15 @@ def read_accounts(fs: RootFS) -> tuple[AccountData, list[Problem]]:
             sources.append(f"{vals['LAST_SYSTEM_GID'][1]} LAST_SYSTEM_GID={v}")
     if uid_max is None or gid_max is None:
         sources.append(f"distribution default {DEFAULT_SYS_MAX}")
-    system_range = SystemRange(
+    return SystemRange(
         uid_max if uid_max is not None else DEFAULT_SYS_MAX,
         gid_max if gid_max is not None else (uid_max if uid_max is not None else DEFAULT_SYS_MAX),
         tuple(sources),
     )
 
+
+def _nss_config(fs: RootFS, problems: list[Problem]) -> NssConfig:
+    """The passwd and group sources of /etc/nsswitch.conf, and whether nss-systemd is installed."""
     passwd_src: tuple[str, ...] = ()
     group_src: tuple[str, ...] = ()
     nss_loc: Location | None = None
@@ -336,5 +346,4 @@ def read_accounts(fs: RootFS) -> tuple[AccountData, list[Problem]]:
             passwd_src, nss_loc = dbs["passwd"]
         if "group" in dbs:
             group_src = dbs["group"][0]
-    nss = NssConfig(passwd_src, group_src, nss_loc, find_nss_systemd(fs))
-    return AccountData(accounts, groups, system_range, nss), problems
+    return NssConfig(passwd_src, group_src, nss_loc, find_nss_systemd(fs))

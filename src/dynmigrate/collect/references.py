@@ -101,6 +101,19 @@ class Switch:
     target: Target
     how: str  # the option or command that carried it
 
+    def reference(self, loc: Location, detail: str, unit: str, confidence: str) -> Reference:
+        """The link from a unit to the account this switch names: `detail` says where it was read."""
+        return Reference(
+            self.name,
+            self.target,
+            RefKind.EXEC_ARGUMENT,
+            Action.SWITCHES_TO,
+            loc,
+            f"{detail}: {self.how} {self.name}",
+            unit=unit,
+            confidence=confidence,
+        )
+
 
 def user_switches(argv: list[str], known: frozenset[str]) -> list[Switch]:
     """Names a command line switches to: "-u NAME", "--user=NAME", "setpriv --reuid NAME", ...
@@ -601,95 +614,85 @@ def scan_maintainer_script(text: str, path: RelPath) -> list[ScriptAction]:
             continue
         body.append((lineno, line))
         i += 1
-    actions: list[ScriptAction] = []
-    _run_block(body, {"DPKG_ROOT": ""}, [], functions, path, actions, depth=0, budget=[CALLED_LINES_MAX])
-    return actions
+    reader = _ScriptReader(functions, path, [], [CALLED_LINES_MAX])
+    reader.block(body, {"DPKG_ROOT": ""}, [], depth=0)
+    return reader.actions
 
 
-def _run_block(
-    lines: list[tuple[int, str]],
-    env: dict[str, str],
-    guards: list[str],
-    functions: dict[str, list[tuple[int, str]]],
-    path: RelPath,
-    actions: list[ScriptAction],
-    depth: int,
-    budget: list[int],
-) -> None:
-    """Read a block; budget[0] counts down the lines read inside function calls."""
-    if depth > 8:
-        return
-    if depth:
-        if budget[0] < len(lines):
+@dataclass(frozen=True, slots=True)
+class _ScriptReader:
+    """What every block of one maintainer script shares: its functions, its path, the actions read
+    so far and budget[0], which counts down the lines read inside function calls and loops."""
+
+    functions: dict[str, list[tuple[int, str]]]
+    path: RelPath
+    actions: list[ScriptAction]
+    budget: list[int]
+
+    def block(self, lines: list[tuple[int, str]], env: dict[str, str], guards: list[str], depth: int) -> None:
+        """Read a block; a block read inside a call or a loop (depth > 0) is taken from the budget."""
+        if depth > 8:
             return
-        budget[0] -= len(lines)
-    guards = list(guards)
-    i = 0
-    while i < len(lines):
-        lineno, raw = lines[i]
-        i += 1
-        line = _uncommented(raw)
-        if not line:
-            continue
-        m = _ASSIGN.match(line)
-        if m:
-            env[m.group(1)] = _strip_quotes(_expand(m.group(2), env))
-            continue
-        loop = _for_loop(line, lineno, lines, i, budget)
-        if loop is not None:
-            var, words, loop_body, i = loop
-            env.pop(var, None)  # a list with an expansion: the body is read once, $VAR unresolved
-            for word in words if words is not None else [None]:
-                if word is not None:
-                    env[var] = word
-                _run_block(loop_body, env, guards, functions, path, actions, depth + 1, budget)
-            continue
-        if re.match(r"^(if|elif|while|until)\b", line):
-            guards.append(line)
-            if line.startswith("elif") and len(guards) > 1:
-                guards.pop(-2)
-        if re.match(r"^fi\b|^done\b", line) and guards:
-            guards.pop()
-            continue
-        if not _EXPANDS.search(line) and not _may_act(line, functions):
-            continue  # no assignment, no expansion: no segment of it can act
-        _run_segments(line, lineno, env, guards, functions, path, actions, depth, budget)
+        if depth:
+            if self.budget[0] < len(lines):
+                return
+            self.budget[0] -= len(lines)
+        guards = list(guards)
+        i = 0
+        while i < len(lines):
+            lineno, raw = lines[i]
+            i += 1
+            line = _uncommented(raw)
+            if not line:
+                continue
+            m = _ASSIGN.match(line)
+            if m:
+                env[m.group(1)] = _strip_quotes(_expand(m.group(2), env))
+                continue
+            loop = _for_loop(line, lineno, lines, i, self.budget)
+            if loop is not None:
+                var, words, loop_body, i = loop
+                env.pop(var, None)  # a list with an expansion: the body is read once, $VAR unresolved
+                for word in words if words is not None else [None]:
+                    if word is not None:
+                        env[var] = word
+                    self.block(loop_body, env, guards, depth + 1)
+                continue
+            if re.match(r"^(if|elif|while|until)\b", line):
+                guards.append(line)
+                if line.startswith("elif") and len(guards) > 1:
+                    guards.pop(-2)
+            if re.match(r"^fi\b|^done\b", line) and guards:
+                guards.pop()
+                continue
+            if not _EXPANDS.search(line) and not _may_act(line, self.functions):
+                continue  # no assignment, no expansion: no segment of it can act
+            self.segments(line, lineno, env, guards, depth)
 
-
-def _run_segments(
-    line: str,
-    lineno: int,
-    env: dict[str, str],
-    guards: list[str],
-    functions: dict[str, list[tuple[int, str]]],
-    path: RelPath,
-    actions: list[ScriptAction],
-    depth: int,
-    budget: list[int],
-) -> None:
-    """Read the commands of one line: assignments, calls of functions, tracked commands."""
-    for segment in _SEPARATOR.split(line):
-        segment = re.sub(r"^(if|then|else|elif|do|!)\s+", "", segment.strip())
-        segment = re.sub(r"^(if|then|else|elif|do|!)\s+", "", segment.strip())
-        am = _ASSIGN.match(segment)
-        if am:
-            env[am.group(1)] = _strip_quotes(_expand(am.group(2), env))
-            continue
-        expanded = _expand(segment, env)
-        if not _may_act(expanded, functions):
-            continue
-        cmd, words = _command(_split(expanded))
-        if not words:
-            continue
-        if cmd in functions:
-            fenv = dict(env)
-            for n, arg in enumerate(words[1:], 1):
-                fenv[str(n)] = arg
-            _run_block(functions[cmd], fenv, guards, functions, path, actions, depth + 1, budget)
-            continue
-        action = _account_command(cmd, words, Location(path, lineno), guards)
-        if action is not None:
-            actions.append(action)
+    def segments(self, line: str, lineno: int, env: dict[str, str], guards: list[str], depth: int) -> None:
+        """Read the commands of one line: assignments, calls of functions, tracked commands."""
+        for segment in _SEPARATOR.split(line):
+            segment = re.sub(r"^(if|then|else|elif|do|!)\s+", "", segment.strip())
+            segment = re.sub(r"^(if|then|else|elif|do|!)\s+", "", segment.strip())
+            am = _ASSIGN.match(segment)
+            if am:
+                env[am.group(1)] = _strip_quotes(_expand(am.group(2), env))
+                continue
+            expanded = _expand(segment, env)
+            if not _may_act(expanded, self.functions):
+                continue
+            cmd, words = _command(_split(expanded))
+            if not words:
+                continue
+            if cmd in self.functions:
+                fenv = dict(env)
+                for n, arg in enumerate(words[1:], 1):
+                    fenv[str(n)] = arg
+                self.block(self.functions[cmd], fenv, guards, depth + 1)
+                continue
+            action = _account_command(cmd, words, Location(self.path, lineno), guards)
+            if action is not None:
+                self.actions.append(action)
 
 
 def _uncommented(raw: str) -> str:
@@ -921,19 +924,7 @@ def scan_wrapper_script(text: str, path: RelPath, known: frozenset[str], unit: s
         assign = re.match(r"^(?:export\s+|local\s+)?[A-Za-z_][A-Za-z0-9_]*=(.*)$", stripped)
         if assign:  # OPTS="--user=x --pid-file=..." : the options live in the value
             argv = ["sh", *_split(_strip_quotes(assign.group(1).strip()))]
-        for s in user_switches(argv, known):
-            refs.append(
-                Reference(
-                    s.name,
-                    s.target,
-                    RefKind.EXEC_ARGUMENT,
-                    Action.SWITCHES_TO,
-                    loc,
-                    f"script: {s.how} {s.name}",
-                    unit=unit,
-                    confidence="likely",
-                )
-            )
+        refs.extend(s.reference(loc, "script", unit, "likely") for s in user_switches(argv, known))
     return refs
 
 
@@ -991,20 +982,7 @@ def scan_shell_command(
         argv = _split(command.strip())
         while argv and argv[0] in ("exec", "command", "nohup"):
             argv = argv[1:]
-        for s in user_switches(argv, known):
-            detail = f"{key}: sh -c: {s.how} {s.name}"
-            refs.append(
-                Reference(
-                    s.name,
-                    s.target,
-                    RefKind.EXEC_ARGUMENT,
-                    Action.SWITCHES_TO,
-                    loc,
-                    detail,
-                    unit=unit,
-                    confidence="likely",
-                )
-            )
+        refs.extend(s.reference(loc, f"{key}: sh -c", unit, "likely") for s in user_switches(argv, known))
     return refs
 
 

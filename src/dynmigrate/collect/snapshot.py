@@ -129,6 +129,25 @@ def parse_policy(text: str, source: str) -> tuple[Policy, list[Problem]]:
         raw = parser.get(section, key, fallback="")
         return tuple(w for w in re.split(r"[\s,]+", raw) if w)
 
+    problems += _policy_unknown(parser, source)
+    probes = tuple(sorted(parser.items("probes"))) if parser.has_section("probes") else ()
+    ignores = _policy_ignores(parser, text, source, problems)
+    return (
+        Policy(
+            never_accounts=words("never", "accounts"),
+            never_units=words("never", "units"),
+            skip_paths=tuple(str(rel(p)) for p in words("walk", "skip")),
+            probes=probes,
+            source=source,
+            ignores=ignores,
+        ),
+        problems,
+    )
+
+
+def _policy_unknown(parser: configparser.ConfigParser, source: str) -> list[Problem]:
+    """A problem for each section and key of the policy file that dynmigrate does not know."""
+    problems: list[Problem] = []
     known = {"never": {"accounts", "units"}, "walk": {"skip"}, "probes": None, "ignore": None}
     for section in parser.sections():
         if section not in known:
@@ -140,30 +159,27 @@ def parse_policy(text: str, source: str) -> tuple[Policy, list[Problem]]:
         for key in parser.options(section):
             if key not in allowed:
                 problems.append(Problem(Location(RelPath(source)), f"policy file: unknown key {key} in [{section}]"))
-    probes = tuple(sorted(parser.items("probes"))) if parser.has_section("probes") else ()
+    return problems
+
+
+def _policy_ignores(
+    parser: configparser.ConfigParser, text: str, source: str, problems: list[Problem]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """[ignore]: account or unit -> the rule ids it ignores; a word that is no rule id is a problem."""
     ignores: list[tuple[str, tuple[str, ...]]] = []
-    if parser.has_section("ignore"):
-        for key, raw in sorted(parser.items("ignore")):
-            ids = tuple(w.upper() for w in re.split(r"[\s,]+", raw) if w)
-            not_ids = [w for w in ids if not re.fullmatch(r"DM\d{3}", w)]
-            if not_ids or not ids:
-                line = _key_line(text, key)
-                what = f"{', '.join(not_ids)} is not a rule id" if not_ids else "no rule id given"
-                problems.append(Problem(Location(RelPath(source), line), f"policy file: [ignore] {key}: {what}"))
-                ids = tuple(w for w in ids if w not in not_ids)
-            if ids:
-                ignores.append((key, ids))
-    return (
-        Policy(
-            never_accounts=words("never", "accounts"),
-            never_units=words("never", "units"),
-            skip_paths=tuple(str(rel(p)) for p in words("walk", "skip")),
-            probes=probes,
-            source=source,
-            ignores=tuple(ignores),
-        ),
-        problems,
-    )
+    if not parser.has_section("ignore"):
+        return ()
+    for key, raw in sorted(parser.items("ignore")):
+        ids = tuple(w.upper() for w in re.split(r"[\s,]+", raw) if w)
+        not_ids = [w for w in ids if not re.fullmatch(r"DM\d{3}", w)]
+        if not_ids or not ids:
+            line = _key_line(text, key)
+            what = f"{', '.join(not_ids)} is not a rule id" if not_ids else "no rule id given"
+            problems.append(Problem(Location(RelPath(source), line), f"policy file: [ignore] {key}: {what}"))
+            ids = tuple(w for w in ids if w not in not_ids)
+        if ids:
+            ignores.append((key, ids))
+    return tuple(ignores)
 
 
 def _key_line(text: str, key: str) -> int:
@@ -629,19 +645,7 @@ def read_exec_links(
                 script = R.shell_script_argument(argv)
                 if script is not None:
                     refs.extend(R.scan_shell_command(script, env, d.location, key, known, unit.name))
-                for s in R.user_switches(argv, known):
-                    refs.append(
-                        Reference(
-                            s.name,
-                            s.target,
-                            RefKind.EXEC_ARGUMENT,
-                            Action.SWITCHES_TO,
-                            d.location,
-                            f"{key}: {s.how} {s.name}",
-                            unit=unit.name,
-                            confidence="certain",
-                        )
-                    )
+                refs.extend(s.reference(d.location, key, unit.name, "certain") for s in R.user_switches(argv, known))
                 prog = argv[0]
                 for arg in argv[1:]:
                     for piece in arg.split("="):
@@ -649,30 +653,11 @@ def read_exec_links(
                             config(piece, unit.name)
                 if not prog.startswith("/"):
                     continue
-                base = prog.rsplit("/", 1)[-1]
-                conventional = [
-                    f"/etc/{base}/{base}.conf",
-                    f"/etc/{base}.conf",
-                    f"/etc/{unit.prefix}/{unit.prefix}.conf",
-                ]
-                if base == "dbus-daemon" and "--system" in argv:
-                    conventional += ["/usr/share/dbus-1/system.conf", "/etc/dbus-1/system.conf"]
-                for conv in conventional:
+                for conv in _conventional_configs(argv, unit):
                     config(conv, unit.name)
-
-                try:
-                    info = fs.stat(prog)
-                except RootError:
+                text = _wrapper_script(fs, prog)
+                if text is None:
                     continue
-                if info is None or info.kind is not FileKind.FILE or info.size > R.CONFIG_LIMIT:
-                    continue
-                try:
-                    head = fs.read_bytes(prog, R.CONFIG_LIMIT)
-                except RootError:
-                    continue
-                if not head.startswith(b"#!") or b"\x00" in head:
-                    continue
-                text = head.decode("utf-8", "surrogateescape")
                 refs.extend(R.scan_wrapper_script(text, RelPath(prog), known, unit.name))
                 for cpath in R.config_paths_in_script(text)[:20]:
                     config(cpath, unit.name)
@@ -680,6 +665,36 @@ def read_exec_links(
         if unit.source_path.startswith("/etc/init.d/"):
             refs.extend(_sysv_links(fs, unit, known, problems))
     return refs
+
+
+def _conventional_configs(argv: list[str], unit: Unit) -> list[str]:
+    """The configuration files a daemon started by an absolute path reads without naming them."""
+    base = argv[0].rsplit("/", 1)[-1]
+    conventional = [
+        f"/etc/{base}/{base}.conf",
+        f"/etc/{base}.conf",
+        f"/etc/{unit.prefix}/{unit.prefix}.conf",
+    ]
+    if base == "dbus-daemon" and "--system" in argv:
+        conventional += ["/usr/share/dbus-1/system.conf", "/etc/dbus-1/system.conf"]
+    return conventional
+
+
+def _wrapper_script(fs: RootFS, prog: str) -> str | None:
+    """The text of PROG when it is a script (#!, no NUL byte, within the config size limit), else None."""
+    try:
+        info = fs.stat(prog)
+    except RootError:
+        return None
+    if info is None or info.kind is not FileKind.FILE or info.size > R.CONFIG_LIMIT:
+        return None
+    try:
+        head = fs.read_bytes(prog, R.CONFIG_LIMIT)
+    except RootError:
+        return None
+    if not head.startswith(b"#!") or b"\x00" in head:
+        return None
+    return head.decode("utf-8", "surrogateescape")
 
 
 def _environment_files(fs: RootFS, unit: Unit, problems: list[Problem]) -> dict[str, str]:

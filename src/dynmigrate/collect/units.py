@@ -345,6 +345,40 @@ class UnitLoader:
                 out.append((path, real))
         return out
 
+    def _load_state(self, fragment_entry: _Entry | None) -> tuple[LoadState, RelPath | None, RelPath | None]:
+        """The load state of a unit found at fragment_entry, its fragment and what masks it."""
+        if fragment_entry is None:
+            return LoadState.NOT_FOUND, None, None
+        kind, real, _ = self._classify(fragment_entry)
+        if kind == "masked":
+            return LoadState.MASKED, None, real
+        if kind in ("missing", "error"):
+            return LoadState.NOT_FOUND, None, None
+        return LoadState.LOADED, real, None
+
+    def _read_directives(
+        self, name: str, aliases: list[str], fragment: RelPath
+    ) -> tuple[bool, list[Directive], list[RelPath]]:
+        """The directives of a loaded unit's fragment and drop-ins, each located where it was read
+        (a drop-in reached through a link at the link's path); False when the fragment is unreadable."""
+        directives: list[Directive] = []
+        unit_file = self._read_file(fragment, UNIT_FILE_LIMIT)
+        if unit_file is not None:
+            directives.extend(unit_file.directives)
+        found = self._dropins(name, aliases)
+        for dpath, real in found:
+            dfile = self._read_file(real, DROPIN_LIMIT)
+            if dfile is not None and real != dpath and real in self.texts:
+                self.texts[dpath] = self.texts[real]
+            if dfile is not None and real == dpath:
+                directives.extend(dfile.directives)  # already located at dpath
+            elif dfile is not None:
+                directives.extend(
+                    Directive(d.section, d.key, d.value, Location(dpath, d.location.line), d.raw)
+                    for d in dfile.directives
+                )
+        return unit_file is not None, directives, [dpath for dpath, _ in found]
+
     def _assemble(
         self,
         name: str,
@@ -353,40 +387,13 @@ class UnitLoader:
         template: str | None = None,
     ) -> Unit:
         found_at = fragment_entry.path if fragment_entry else None
-        state = LoadState.LOADED
-        fragment: RelPath | None = None
-        masked_by: RelPath | None = None
-        if fragment_entry is not None:
-            kind, real, _ = self._classify(fragment_entry)
-            if kind == "masked":
-                state, masked_by = LoadState.MASKED, real
-            elif kind in ("missing", "error"):
-                state = LoadState.NOT_FOUND
-            else:
-                fragment = real
-        else:
-            state = LoadState.NOT_FOUND
+        state, fragment, masked_by = self._load_state(fragment_entry)
         directives: list[Directive] = []
         dropins: list[RelPath] = []
         if state is LoadState.LOADED and fragment is not None:
-            unit_file = self._read_file(fragment, UNIT_FILE_LIMIT)
-            if unit_file is None:
+            readable, directives, dropins = self._read_directives(name, aliases, fragment)
+            if not readable:
                 state = LoadState.BAD
-            else:
-                directives.extend(unit_file.directives)
-            found = self._dropins(name, aliases)
-            dropins = [dpath for dpath, _ in found]
-            for dpath, real in found:
-                dfile = self._read_file(real, DROPIN_LIMIT)
-                if dfile is not None and real != dpath and real in self.texts:
-                    self.texts[dpath] = self.texts[real]
-                if dfile is not None and real == dpath:
-                    directives.extend(dfile.directives)  # already located at dpath
-                elif dfile is not None:
-                    directives.extend(
-                        Directive(d.section, d.key, d.value, Location(dpath, d.location.line), d.raw)
-                        for d in dfile.directives
-                    )
         # the specifier table only for units that use one (building it unescapes the name)
         table = specifier_table(name) if any("%" in d.raw for d in directives) else {}
         expanded = tuple(

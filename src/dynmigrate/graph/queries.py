@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 
 from dynmigrate.graph.build import Graph
 from dynmigrate.graph.kinds import EdgeKind, NodeKind, node_id
@@ -81,7 +82,11 @@ class Queries:
         self._refs: dict[tuple[str, Target], list[Reference]] = {}
         for r in snapshot.references:
             self._refs.setdefault((r.name, r.target), []).append(r)
-        self._shipped: dict[str, frozenset[str]] = {p.name: frozenset(map(str, p.files)) for p in snapshot.packages}
+
+    @cached_property
+    def _shipped(self) -> dict[str, frozenset[str]]:
+        """package -> the paths it ships; built on the first package_refs, not at start-up."""
+        return {p.name: frozenset(map(str, p.files)) for p in self.snap.packages}
 
     # -- accounts ---------------------------------------------------------------------------
 

@@ -782,6 +782,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
                 "confirm that nothing needs to run as it",
             )
         )
+    verdict, reason = _plan_verdict(av.verdict, manual)
     return AccountPlan(
         account=acc.name,
         uid=acc.uid,
@@ -793,7 +794,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         gecos=acc.gecos,
         delete_group=delete_group,
         group_note=group_note,
-        verdict=_plan_verdict(av.verdict, manual)[0],
+        verdict=verdict,
         forced=options.force and av.verdict is Verdict.BLOCKED,
         findings=av.findings,
         units=tuple(unit_plans),
@@ -809,7 +810,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         recreated_by=tuple(recreated),
         manifest_paths=tuple(RelPath(p) for p in manifest),
         suggested=tuple(suggested),
-        reason=_plan_verdict(av.verdict, manual)[1] or av.reason,
+        reason=reason or av.reason,
         links=av.links,
         trees=av.trees,
         references=tuple(r for r in av.references if not r.unit),
