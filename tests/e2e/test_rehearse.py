@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +70,22 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "dynmigrate", "rehearse", *args]
 
 
+def rehearse_json(root: Path, tmp_path: Path, *args: str) -> tuple[Any, str]:
+    """`dynmigrate rehearse ROOT ARGS --format json -o FILE`, which must succeed: the report it wrote,
+    and what it printed on stderr."""
+    out = tmp_path / "rehearsal.json"
+    proc = subprocess.run(
+        cli(str(root), *args, "--format", "json", "-o", str(out)),
+        env={**os.environ, **ENV},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(out.read_text()), proc.stderr
+
+
 def summary(data: dict[str, object]) -> list[tuple[object, ...]]:
     """The parts of a rehearsal that do not change between runs (UIDs only as 'dynamic or not')."""
     out: list[tuple[object, ...]] = []
@@ -119,17 +136,7 @@ STEPS = [
 
 def test_rehearsal_of_redis_and_memcached(root: Path, tmp_path: Path) -> None:
     before = manifest(root)
-    out = tmp_path / "rehearsal.json"
-    proc = subprocess.run(
-        cli(str(root), "--account", "redis", "--account", "memcache", "--format", "json", "-o", str(out)),
-        env={**os.environ, **ENV},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(out.read_text())
+    data, stderr = rehearse_json(root, tmp_path, "--account", "redis", "--account", "memcache")
     # the verdict predicts convertible (acknowledgements only: DM110 and others): with only the plan's
     # --confirm ids every stage works, the units run under a dynamic UID, and the rollback is clean: AUTO
     assert summary(data) == [
@@ -164,7 +171,7 @@ def test_rehearsal_of_redis_and_memcached(root: Path, tmp_path: Path) -> None:
         "redirect_dir=off,metacopy=off",
     )
     assert manifest(root) == before
-    tmpdir = next(x.split()[-1] for x in proc.stderr.splitlines() if x.startswith("rehearse: temporary folder"))
+    tmpdir = next(x.split()[-1] for x in stderr.splitlines() if x.startswith("rehearse: temporary folder"))
     assert not os.path.exists(tmpdir)
 
 
@@ -172,33 +179,20 @@ def test_setup_on_a_trusted_image(root: Path, tmp_path: Path) -> None:
     """--setup boots the copy first: the key it writes is read back after the migration and after
     the rollback; a trusted image boots without a user namespace, on the host's overlay options."""
     before = manifest(root)
-    out = tmp_path / "rehearsal.json"
     probe = "redis-cli get corpus-key | grep -qx written-before"
-    proc = subprocess.run(
-        cli(
-            str(root),
-            "--trusted-image",
-            "--account",
-            "redis",
-            "--setup",
-            "redis-cli get corpus-key | grep -qx written-before && exit 1; true",
-            "--setup",
-            "redis-cli set corpus-key written-before",
-            "--probe",
-            f"redis-server.service={probe}",
-            "--format",
-            "json",
-            "-o",
-            str(out),
-        ),
-        env={**os.environ, **ENV},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
+    data, _ = rehearse_json(
+        root,
+        tmp_path,
+        "--trusted-image",
+        "--account",
+        "redis",
+        "--setup",
+        "redis-cli get corpus-key | grep -qx written-before && exit 1; true",
+        "--setup",
+        "redis-cli set corpus-key written-before",
+        "--probe",
+        f"redis-server.service={probe}",
     )
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(out.read_text())
     assert summary(data) == [
         (
             "redis",
@@ -232,17 +226,7 @@ def test_full_copy_without_redirect_dir_or_metacopy(root: Path, tmp_path: Path) 
     that has them): a trusted image laid without them, the directories systemd renames copied into
     the upper layer first; the migration and its rollback work, and ROOT is not written."""
     before = manifest(root)
-    out = tmp_path / "rehearsal.json"
-    proc = subprocess.run(
-        cli(str(root), "--trusted-image", "--full-copy", "--account", "redis", "--format", "json", "-o", str(out)),
-        env={**os.environ, **ENV},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(out.read_text())
+    data, stderr = rehearse_json(root, tmp_path, "--trusted-image", "--full-copy", "--account", "redis")
     assert summary(data) == [
         ("redis", "convertible", "AUTO", True, "clean", STEPS, [("redis-server.service", True, True)], True, True)
     ]
@@ -259,7 +243,7 @@ def test_full_copy_without_redirect_dir_or_metacopy(root: Path, tmp_path: Path) 
         "/var/lib/redis, /var/log/redis"
     ) in env["notes"]
     assert manifest(root) == before
-    tmpdir = next(x.split()[-1] for x in proc.stderr.splitlines() if x.startswith("rehearse: temporary folder"))
+    tmpdir = next(x.split()[-1] for x in stderr.splitlines() if x.startswith("rehearse: temporary folder"))
     assert not os.path.exists(tmpdir)
 
 
