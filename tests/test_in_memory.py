@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from builders import account, scan, snapshot, unit
 from conftest import GOLDENS, Golden
+from dynmigrate.graph.export import graph_data
 from dynmigrate.model.common import Confidence, Verdict
 from dynmigrate.model.report import Link
 from dynmigrate.model.units import LoadState
+from dynmigrate.render.jsonout import render_json
 from dynmigrate.render.markdown import render_markdown
 
 REDIS = (
@@ -70,3 +74,18 @@ def test_markdown_of_an_in_memory_report(golden: Golden) -> None:
         )
     )
     golden.check(GOLDENS / "memory" / "two-services.md", render_markdown(result.report))
+
+
+def test_a_report_escapes_the_graph_once_as_graph_export_does() -> None:
+    # systemd escapes unit names with a backslash (my\x2dapp.service): a report's evidence graph
+    # must carry it exactly as `graph --format json` does, not escaped a second time
+    result = scan(
+        snapshot(
+            accounts=[account("app", 120)],
+            units=[unit("my\\x2dapp.service", "[Service]\nUser=app\nExecStart=/usr/bin/app\n")],
+        )
+    )
+    exported = graph_data(result.graph)
+    reported = json.loads(render_json(result.report))["evidence"]["graph"]
+    assert "unit:my\\\\x2dapp.service" in [n["id"] for n in exported["nodes"]]
+    assert reported == exported

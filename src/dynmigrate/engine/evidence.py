@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from dynmigrate.graph.build import Graph
-from dynmigrate.graph.export import graph_data
+from dynmigrate.graph.export import raw_graph_data
 from dynmigrate.graph.queries import Queries
 from dynmigrate.model.snapshot import Snapshot
 from dynmigrate.model.units import DIRECTORY_KEYS, EXEC_KEYS
@@ -66,4 +66,4 @@ def make_evidence(snap: Snapshot, q: Queries, graph: Graph) -> dict[str, Any]:
         data = unit_evidence(snap, q, unit.name)
         if data is not None:
             units[unit.name] = data
-    return {"units": units, "graph": graph_data(graph)}
+    return {"units": units, "graph": raw_graph_data(graph)}

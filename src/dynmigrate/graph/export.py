@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dynmigrate.graph.build import Graph
-from dynmigrate.model.common import escape, mask_secrets
+from dynmigrate.model.common import escape, inert
 
 
 def _attrs(data: dict[str, Any]) -> dict[str, Any]:
@@ -15,6 +15,12 @@ def _attrs(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def graph_data(g: Graph) -> dict[str, Any]:
+    """The graph as node-link data, masked and escaped (what `graph --format json` prints)."""
+    return dict(inert(raw_graph_data(g)))
+
+
+def raw_graph_data(g: Graph) -> dict[str, Any]:
+    """The same data as found: for a report, whose rendering escapes the whole report once."""
     nodes = [{"id": n, **_attrs(dict(g.nodes[n]))} for n in sorted(g.nodes)]
     edges = sorted(
         ({"from": u, "to": v, **_attrs(dict(d))} for u, v, _k, d in g.edges(keys=True, data=True)),
@@ -27,7 +33,7 @@ def graph_data(g: Graph) -> dict[str, Any]:
             e.get("detail", ""),
         ),
     )
-    return dict(escape(mask_secrets({"schema_version": 1, "nodes": nodes, "edges": edges})))
+    return {"schema_version": 1, "nodes": nodes, "edges": edges}
 
 
 def json_text(data: Mapping[str, Any]) -> str:

@@ -101,6 +101,8 @@ def escape(value: object, *, lines: bool = False) -> object:
         return [escape(v, lines=lines) for v in value]
     if not isinstance(value, str):
         return value
+    if value.isascii() and value.isprintable() and (lines or "\\" not in value):
+        return value  # printable ASCII holds no invisible character: only a backslash needs work
     return (_TO_ESCAPE_IN_LINES if lines else _TO_ESCAPE).sub(_escaped, value)
 
 
@@ -139,6 +141,19 @@ MASK = "<masked>"
 _MAYBE_SECRET = re.compile(_SECRET_WORD + r"|://|SetCredential", re.IGNORECASE)
 
 
+_SECRET_HINTS = ("pass", "pwd", "token", "secret", "key", "://", "setcredential")
+
+
+def _may_hold_secret(text: str) -> bool:
+    """_MAYBE_SECRET.search without the regex for ASCII text (most of a report): lower() is
+    exactly ASCII case folding there. Other text keeps the regex, whose IGNORECASE also folds
+    non-ASCII look-alikes (U+017F for s, U+212A for k)."""
+    if text.isascii():
+        low = text.lower()
+        return any(h in low for h in _SECRET_HINTS)
+    return _MAYBE_SECRET.search(text) is not None
+
+
 @overload
 def mask_secrets(text: str) -> str: ...
 @overload
@@ -154,9 +169,21 @@ def mask_secrets(text: object) -> object:
         return {k: mask_secrets(v) for k, v in text.items()}
     if isinstance(text, list | tuple):
         return [mask_secrets(v) for v in text]
-    if not isinstance(text, str) or not _MAYBE_SECRET.search(text):
+    if not isinstance(text, str) or not _may_hold_secret(text):
         return text
     text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}={MASK}", text)
     text = _SECRET_OPTION.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
     text = _SET_CREDENTIAL.sub(lambda m: f"{m.group(1)}:{MASK}", text)
     return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@", text)
+
+
+def inert(value: object) -> Any:
+    """escape(mask_secrets(value)) in one pass over a report's data (a million-entry tree makes
+    hundreds of thousands of strings): secret values masked, then every string and key escaped."""
+    if isinstance(value, str):
+        return escape(mask_secrets(value))
+    if isinstance(value, dict):
+        return {escape(str(k)): inert(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [inert(v) for v in value]
+    return value

@@ -7,7 +7,7 @@ from typing import Any
 
 from dynmigrate import __version__
 from dynmigrate.engine.catalogue import fix_of
-from dynmigrate.model.common import Effect, escape, mask_secrets
+from dynmigrate.model.common import Effect, escape, inert, mask_secrets
 from dynmigrate.model.plan import AccountPlan, MigrationPlan, UnitPlan
 from dynmigrate.model.units import DIRECTORY_BASES
 from dynmigrate.plan.security import Exposure, Security
@@ -467,4 +467,4 @@ def plan_data(plan: MigrationPlan) -> dict[str, Any]:
         ],
         "skip_trees": list(plan.skip_trees),
     }
-    return dict(escape(mask_secrets(data)))
+    return dict(inert(data))

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 
 from dynmigrate import __version__
-from dynmigrate.model.common import escape, mask_secrets
+from dynmigrate.model.common import escape, inert
 from dynmigrate.rehearse.model import AccountResult, Rehearsal, to_json_data
 
 
@@ -97,7 +97,7 @@ def render_table(r: Rehearsal) -> str:
 
 
 def render_json(r: Rehearsal) -> str:
-    data = escape(mask_secrets(to_json_data(r)))
+    data = inert(to_json_data(r))
     data["tool"] = {"name": "dynmigrate", "version": __version__}
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 

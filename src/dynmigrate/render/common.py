@@ -7,7 +7,7 @@ from typing import Any
 
 from dynmigrate import __version__
 from dynmigrate.engine.catalogue import fix_of
-from dynmigrate.model.common import Location, Verdict, escape, mask_secrets
+from dynmigrate.model.common import Location, Verdict, inert
 from dynmigrate.model.files import OwnedTree, PathInfo
 from dynmigrate.model.findings import Finding
 from dynmigrate.model.references import Reference
@@ -143,4 +143,4 @@ def report_data(report: Report) -> dict[str, Any]:
         ],
         "evidence": dict(report.evidence),
     }
-    return dict(escape(mask_secrets(data)))
+    return dict(inert(data))

@@ -12,7 +12,7 @@ from typing import Any
 
 from dynmigrate.engine.evidence import unit_evidence
 from dynmigrate.engine.result import ScanResult
-from dynmigrate.model.common import escape, mask_secrets
+from dynmigrate.model.common import inert
 from dynmigrate.model.report import AccountVerdict
 from dynmigrate.render.common import account_data
 
@@ -99,9 +99,9 @@ def find_unit(units: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
 
 
 def explain_account(result: ScanResult, a: AccountVerdict) -> list[str]:
-    return account_lines(escape(mask_secrets(account_data(a))))
+    return account_lines(inert(account_data(a)))
 
 
 def explain_unit(result: ScanResult, name: str) -> list[str] | None:
     data = unit_evidence(result.snapshot, result.queries, name)
-    return None if data is None else unit_lines(escape(mask_secrets(data)))
+    return None if data is None else unit_lines(inert(data))
