@@ -126,3 +126,14 @@ def test_fingerprints_do_not_move_with_lines(in_repo: Path, tmp_path: Path) -> N
     moved = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
     assert moved == dict.fromkeys(moved, (("etc/cron.d/pg-backup", 6), ("etc/cron.d/pg-backup", 8)))
     assert len(moved) == 1
+
+
+def test_root_typed_with_doubled_slashes_is_one_uri(in_repo: Path) -> None:
+    args = ["scan", "samples//debian-web/root/", "--ownership", "samples/debian-web/ownership.tsv", "--format", "sarif"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["runs"][0]["originalUriBaseIds"]["ROOT"]["uri"] == "samples/debian-web/root/"
+    absolute = str((REPO / "samples/debian-web/root").resolve())
+    result = CliRunner().invoke(main, ["scan", "/" + absolute + "//", "--format", "sarif"])
+    uri = json.loads(result.stdout)["runs"][0]["originalUriBaseIds"]["ROOT"]["uri"]
+    assert uri == Path(absolute).as_uri() + "/"

@@ -42,6 +42,7 @@ def _uri(path: str) -> str:
 
 
 def _root_bases(root: str) -> dict[str, Any]:
+    root = re.sub("/{2,}", "/", root)  # ROOT as typed (a//root/): one slash between names in a URI
     if root.startswith("/"):
         uri = "file://" + quote(root.rstrip("/").encode("utf-8", "surrogateescape"), safe="/") + "/"
         return {"ROOT": {"uri": uri, "description": {"text": "the scanned root"}}}
