@@ -50,6 +50,8 @@ def exec_prefix(value: str) -> str:
 
 
 def ends_with_unescaped_backslash(line: str) -> bool:
+    if not line.endswith("\\"):
+        return False  # most lines: no copy of the line to count backslashes
     n = len(line) - len(line.rstrip("\\"))
     return n % 2 == 1
 
