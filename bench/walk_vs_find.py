@@ -8,12 +8,13 @@ Each run, alternating: `find TREE -xdev -printf '%U %G %m %p\\n' > /dev/null`, t
 the code path `scan` uses (walk_ownership with the scan's arguments, in a fresh interpreter, so
 the time includes its start), and a whole `dynmigrate scan TREE --format json`. When the walk
 skips other systems' trees (container stores, nested OS roots: DM308), the entry count is checked
-against a find that prunes the same trees; the timed find still walks everything. Every command
-runs as a child of GNU time, which reports its peak RSS (the largest process of its tree: the
-walk's helpers are children of the walk). The walk must count exactly as many entries as find
+against a find that prunes the same trees (untimed: find tries every -path pattern on every
+entry, so a pruned find is slower than a plain one); the timed find walks everything. Every
+command runs as a child of GNU time, which reports its peak RSS (the largest process of its tree:
+the walk's helpers are children of the walk). The walk must count exactly as many entries as find
 prints lines (find also prints TREE itself); the counting find stops at the walk's depth cap
-(`-maxdepth`), which the walk reports as a problem for every directory it does not enter. Then
-the unit reader: 10,000 generated units with drop-ins. The machine is shared and noisy: quote the
+(`-maxdepth`), which the walk reports as a problem for every directory it does not enter. Then the
+unit reader: 10,000 generated units with drop-ins. The machine is shared and noisy: quote the
 medians' ratios, not seconds.
 """
 
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tree import SYSTEM_UIDS, build_tree
 
 GNU_TIME = "/usr/bin/time"  # Debian package "time"
+FIND_FORMAT = "%U %G %m %p\\n"
 
 WALK_CHILD = """
 import sys, time
@@ -104,58 +106,75 @@ def stats(name: str, samples: list[Sample]) -> float:
     return med
 
 
-def find_lines_without(root: str, nested: list[str]) -> int:
-    """What find prints when it does not enter the trees the walk skipped (it prints their tops),
-    nor directories deeper than the walk's depth cap (the walk reports those as problems)."""
-    from dynmigrate.collect.ownership import MAX_DEPTH
+def prune_args(root: str, nested: list[str]) -> list[str]:
+    """find's expression that prints the tops of the trees the walk skipped without entering them."""
     from dynmigrate.plan.script import find_pattern
 
     prune: list[str] = []
     for path in nested:
-        prune += ["-path", find_pattern(root.rstrip("/") + path), "-prune", "-print", "-o"]
-    argv = ["find", root, "-xdev", "-maxdepth", str(MAX_DEPTH + 1), *prune, "-print"]
+        prune += ["-path", find_pattern(root.rstrip("/") + path), "-prune", "-printf", FIND_FORMAT, "-o"]
+    return prune
+
+
+def find_lines_without(root: str, nested: list[str]) -> int:
+    """What find prints when it does not enter the trees the walk skipped (it prints their tops),
+    nor directories deeper than the walk's depth cap (the walk reports those as problems)."""
+    from dynmigrate.collect.ownership import MAX_DEPTH
+
+    argv = ["find", root, "-xdev", "-maxdepth", str(MAX_DEPTH + 1), *prune_args(root, nested), "-print"]
     return subprocess.run(argv, capture_output=True, check=False).stdout.count(b"\n")
 
 
+@dataclass(slots=True)
+class WalkOut:
+    entries: int
+    trees: int
+    problems: int
+    inside: float
+    nested: list[str]
+
+
+def walk_out(sample: Sample) -> WalkOut:
+    summary, _, nested_raw = sample.out.partition(b"\n")
+    entries, trees, problems, inner = summary.split()
+    nested = [n.decode("utf-8", "surrogateescape") for n in nested_raw.split(b"\0") if n]
+    return WalkOut(int(entries), int(trees), int(problems), float(inner), nested)
+
+
 def bench_tree(root: str, runs: int) -> bool:
-    find = ["find", root, "-xdev", "-printf", "%U %G %m %p\\n"]
+    find = ["find", root, "-xdev", "-printf", FIND_FORMAT]
     walk = [sys.executable, "-c", WALK_CHILD, root]
     scan = [sys.executable, "-m", "dynmigrate", "scan", root, "--format", "json", "--no-progress"]
-    finds: list[Sample] = []
-    walks: list[Sample] = []
-    insides: list[float] = []
-    scans: list[Sample] = []
     subprocess.run(find, stdout=subprocess.DEVNULL, check=False)  # warms the cache
-    lines = find_lines_without(root, [])
+    first = walk_out(run_child(walk))  # and learns which trees the walk skips
+    lines = find_lines_without(root, first.nested)
+    if first.nested:
+        print(f"the walk skipped {len(first.nested)} other systems' trees (DM308): {', '.join(first.nested)}")
+    if first.problems:
+        print(f"the walk reported {first.problems} problems (directories past its depth cap are not entered)")
+    timed: dict[str, list[Sample]] = {"find": [], "walk": [], "scan": []}
+    insides: list[float] = []
     ok = True
     with open(os.devnull, "wb") as null:
         for i in range(runs):
-            finds.append(run_child(find, null.fileno()))
-            walks.append(run_child(walk))
-            scans.append(run_child(scan, null.fileno()))
-            summary, _, nested_raw = walks[-1].out.partition(b"\n")
-            entries, trees, problems, inner = summary.split()
-            nested = [n.decode("utf-8", "surrogateescape") for n in nested_raw.split(b"\0") if n]
-            if nested and i == 0:
-                print(f"the walk skipped {len(nested)} other systems' trees (DM308): {', '.join(nested)}")
-                lines = find_lines_without(root, nested)
-            if int(problems) and i == 0:
-                print(f"the walk reported {int(problems)} problems (directories past its depth cap are not entered)")
-            insides.append(float(inner))
-            same = int(entries) + 1 == lines
+            timed["find"].append(run_child(find, null.fileno()))
+            timed["walk"].append(run_child(walk))
+            timed["scan"].append(run_child(scan, null.fileno()))
+            got = walk_out(timed["walk"][-1])
+            insides.append(got.inside)
+            same = got.entries + 1 == lines
             ok = ok and same
             print(
-                f"run {i + 1}: find {finds[-1].seconds:6.2f}s  walk {walks[-1].seconds:6.2f}s "
-                f"(inside {float(inner):.2f}s)  scan {scans[-1].seconds:6.2f}s  "
-                f"walk entries {int(entries)} + ROOT {'==' if same else '!='} find lines {lines}; "
-                f"{int(trees)} owned regions, {int(problems)} problems",
+                f"run {i + 1}: find {timed['find'][-1].seconds:6.2f}s  walk {timed['walk'][-1].seconds:6.2f}s "
+                f"(inside {got.inside:.2f}s)  scan {timed['scan'][-1].seconds:6.2f}s  "
+                f"walk entries {got.entries} + ROOT {'==' if same else '!='} find lines {lines}; "
+                f"{got.trees} owned regions, {got.problems} problems",
                 flush=True,
             )
-    mf = stats("find", finds)
-    mw = stats("walk", walks)
-    ms = stats("scan", scans)
+    med = {name: stats(name, samples) for name, samples in timed.items()}
     mi = statistics.median(insides)
     print(f"  walk inside its process (without interpreter start and imports): median {mi:7.2f}s")
+    mf, mw, ms = med["find"], med["walk"], med["scan"]
     print(f"  ratio of medians: walk/find {mw / mf:.2f}   scan/find {ms / mf:.2f}   walk inside/find {mi / mf:.2f}")
     return ok
 
