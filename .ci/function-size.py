@@ -38,7 +38,6 @@ EXEMPT = {
     "src/dynmigrate/plan/dropin.py:build_dropin",
     "src/dynmigrate/plan/planner.py:_file_fixes",
     "src/dynmigrate/plan/planner.py:plan_account",
-    "src/dynmigrate/rehearse/launch.py:rehearse",
     "src/dynmigrate/rehearse/worker.py:rehearse",
 }
 
