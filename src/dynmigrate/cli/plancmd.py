@@ -5,13 +5,22 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from dynmigrate.cli.main import Exit, ScanConfig, common_options, fail, guarded, main, root_options, scan_config
 from dynmigrate.model.common import escape
 from dynmigrate.render.registry import FORMAT_HELP, FORMATS
+
+if TYPE_CHECKING:
+    from dynmigrate.engine.result import ScanResult
+    from dynmigrate.model.plan import MigrationPlan
+    from dynmigrate.plan.planner import PlanOptions, Selection
+    from dynmigrate.plan.verify import Check
+    from dynmigrate.rehearse.model import Rehearsal
 
 
 def _probes(values: tuple[str, ...]) -> dict[str, str]:
@@ -95,40 +104,71 @@ def plan(
     --dry-run STAGE they print every command that stage would run, in order and with its values,
     and change nothing.
     """
-    from dynmigrate.plan.planner import PlanOptions, Selection, SelectionError, make_plan
-    from dynmigrate.plan.write import PlanWriteError, check_destination, write_plan
+    from dynmigrate.plan.planner import PlanOptions, Selection
 
-    if not (units or accounts or all_convertible):
+    selection = Selection(units, accounts, all_convertible)
+    output = _PlanOutput(outdir, dry_run, replace, security, rehearsal, quiet, verbose)
+    cited_from = _check_before_scan(selection, output)
+    result = scan_config(ScanConfig(root, ownership, policy, cross_filesystems, color, no_progress, quiet, verbose))
+    plan_ = _make_plan(result, selection, PlanOptions(force, _probes(probes), builtin_probes=not no_builtin_probes))
+    if dry_run:
+        _print_preview(plan_)
+    else:
+        _write(result, plan_, output, cited_from)
+    if _any_blocked(plan_):
+        sys.exit(int(Exit.REFUSED))
+
+
+@dataclass(frozen=True, slots=True)
+class _PlanOutput:
+    """Where plan writes (or only prints, with --dry-run) and what it says about it."""
+
+    outdir: str | None  # -o DIR: none with --dry-run alone
+    dry_run: bool
+    replace: bool
+    security: bool
+    rehearsal: str | None  # the rehearsal file cited in REPORT.md
+    quiet: bool
+    verbose: int
+
+
+def _check_before_scan(selection: Selection, output: _PlanOutput) -> Rehearsal | None:
+    """Refuse what the options alone show is wrong, before the scan (a refusal then costs nothing);
+    the rehearsal to cite, when one is given."""
+    from dynmigrate.plan.write import PlanWriteError, check_destination
+
+    if not (selection.units or selection.accounts or selection.all_convertible):
         fail(Exit.USAGE, "choose what to plan: --unit UNIT, --account NAME or --all-convertible")
-    if not outdir and not dry_run:
+    if not output.outdir and not output.dry_run:
         fail(Exit.USAGE, "give the plan folder with -o DIR (or --dry-run to print the drop-ins and diffs)")
-    if outdir:
+    if output.outdir:
         try:
-            check_destination(Path(outdir), replace)  # before the scan: a refusal costs nothing
+            check_destination(Path(output.outdir), output.replace)
         except PlanWriteError as exc:
             fail(Exit.INPUT, escape(str(exc)))
-    cited_from = None
-    if rehearsal is not None:
-        from dynmigrate.rehearse.cite import RehearsalFileError, load_rehearsal
+    if output.rehearsal is None:
+        return None
+    from dynmigrate.rehearse.cite import RehearsalFileError, load_rehearsal
 
-        try:
-            cited_from = load_rehearsal(rehearsal)  # before the scan: a bad file costs nothing
-        except RehearsalFileError as exc:
-            fail(Exit.INPUT, escape(str(exc)))
-    config = ScanConfig(root, ownership, policy, cross_filesystems, color, no_progress, quiet, verbose)
-    result = scan_config(config)
     try:
-        plan_ = make_plan(
-            result,
-            Selection(units, accounts, all_convertible),
-            PlanOptions(force=force, probes=_probes(probes), builtin_probes=not no_builtin_probes),
-        )
+        return load_rehearsal(output.rehearsal)
+    except RehearsalFileError as exc:
+        fail(Exit.INPUT, escape(str(exc)))
+        return None
+
+
+def _make_plan(result: ScanResult, selection: Selection, options: PlanOptions) -> MigrationPlan:
+    """The plan of the selected accounts; says on stderr what was not planned and what --force overrode."""
+    from dynmigrate.plan.planner import SelectionError, make_plan
+
+    try:
+        plan_ = make_plan(result, selection, options)
     except SelectionError as exc:
         fail(Exit.USAGE, str(exc))
-        return
+        raise  # not reached: fail exits
     for name, why in plan_.refused:
         click.echo(f"dynmigrate: not planned: {escape(name)}: {escape(why)}", err=True)
-    if force:
+    if options.force:
         for a in plan_.accounts:
             if a.forced:
                 for f in a.findings:
@@ -136,43 +176,47 @@ def plan(
                         what = f"{escape(a.account)}: {f.rule} {escape(f.message)}"
                         click.echo(f"dynmigrate: --force overrides blocker of {what}", err=True)
     if not plan_.accounts and not plan_.alternatives:
-        fail(
-            Exit.REFUSED if any(w.startswith("blocked") for _, w in plan_.refused) else Exit.USAGE,
-            "nothing could be planned",
-        )
-    if dry_run:
-        from dynmigrate.plan.preview import render_preview
+        fail(Exit.REFUSED if _any_blocked(plan_) else Exit.USAGE, "nothing could be planned")
+    return plan_
 
-        click.echo(render_preview(plan_), nl=False)
-        if any(w.startswith("blocked") for _, w in plan_.refused):
-            sys.exit(int(Exit.REFUSED))
-        return
-    assert outdir is not None
-    out = Path(outdir)
+
+def _any_blocked(plan_: MigrationPlan) -> bool:
+    """A selected account was not planned because a blocker stands in the way (exit 4)."""
+    return any(why.startswith("blocked") for _, why in plan_.refused)
+
+
+def _print_preview(plan_: MigrationPlan) -> None:
+    from dynmigrate.plan.preview import render_preview
+
+    click.echo(render_preview(plan_), nl=False)
+
+
+def _write(result: ScanResult, plan_: MigrationPlan, output: _PlanOutput, cited_from: Rehearsal | None) -> None:
+    """Write the plan folder and say where it is and what to do next."""
+    from dynmigrate.plan.write import PlanWriteError, write_plan
+
+    assert output.outdir is not None
+    out = Path(output.outdir)
     try:
         cited: list[str] = []
         if cited_from is not None:
             from dynmigrate.rehearse.cite import rehearsal_lines
 
-            cited = rehearsal_lines(cited_from, [a.account for a in plan_.accounts], str(rehearsal))
-        written = write_plan(result, plan_, out, security=security, replace=replace, cited=cited)
+            cited = rehearsal_lines(cited_from, [a.account for a in plan_.accounts], str(output.rehearsal))
+        written = write_plan(result, plan_, out, security=output.security, replace=output.replace, cited=cited)
     except PlanWriteError as exc:
         fail(Exit.INPUT, escape(str(exc)))
         return
-    if verbose and not quiet:
+    if output.verbose and not output.quiet:
         for rel in written:
             click.echo(f"dynmigrate: wrote {escape(str(out / rel))}", err=True)
-    if not quiet:
-        if plan_.accounts:
-            click.echo(
-                f"wrote {len(written)} files to {escape(str(out))}: review REPORT.md, then run migrate.sh stage0"
-            )
-        else:
-            click.echo(
-                f"wrote {len(written)} files to {escape(str(out))}: nothing to migrate; REPORT.md lists the options"
-            )
-    if any(w.startswith("blocked") for _, w in plan_.refused):
-        sys.exit(int(Exit.REFUSED))
+    if output.quiet:
+        return
+    if plan_.accounts:
+        next_step = "review REPORT.md, then run migrate.sh stage0"
+    else:
+        next_step = "nothing to migrate; REPORT.md lists the options"
+    click.echo(f"wrote {len(written)} files to {escape(str(out))}: {next_step}")
 
 
 @main.command()
@@ -207,50 +251,69 @@ def verify(
     Verify always looks at the live state: it takes no saved report. Service checks and --repair
     run only when ROOT is /.
     """
+    root = _verify_root(root, root_option, quiet)
+    if not Path(root).is_dir():
+        fail(Exit.INPUT, f"ROOT {escape(root)} is not a directory")
+    if repair and os.path.realpath(root) != "/":
+        fail(Exit.USAGE, f"--repair works only on the live root /, not {escape(root)}: nothing under it is run")
+    checks = _host_checks(root, accounts, walk=not no_walk)
+    if repair and not all(c.ok for c in checks):
+        checks = _repair_and_check_again(root, accounts, walk=not no_walk)
+    if fmt == "json":
+        data = [{"account": c.account, "check": c.check, "ok": c.ok, "detail": c.detail} for c in checks]
+        click.echo(json.dumps(data, indent=2))
+    else:
+        _print_checks(checks, quiet)
+    if not all(c.ok for c in checks):
+        sys.exit(int(Exit.FINDINGS))
+
+
+def _verify_root(root: str | None, root_option: str | None, quiet: bool) -> str:
+    """ROOT from the argument or the deprecated --root (not both, unless equal); / by default."""
     if root_option is not None:
         if root is not None and root != root_option:
             fail(Exit.USAGE, "give ROOT once: as the argument (--root is a deprecated alias)")
         if not quiet:
             click.echo("dynmigrate: --root is deprecated: give ROOT as the argument (dynmigrate verify ROOT)", err=True)
         root = root_option
-    root = root or "/"
-    from dynmigrate.collect.rootfs import RootError
-    from dynmigrate.plan.verify import RepairRefused, records, verify_host
-    from dynmigrate.plan.verify import repair as run_repair
+    return root or "/"
 
-    if not Path(root).is_dir():
-        fail(Exit.INPUT, f"ROOT {escape(root)} is not a directory")
-    if repair and os.path.realpath(root) != "/":
-        fail(Exit.USAGE, f"--repair works only on the live root /, not {escape(root)}: nothing under it is run")
+
+def _host_checks(root: str, accounts: tuple[str, ...], *, walk: bool) -> list[Check]:
+    """The checks of the migrated accounts recorded under root (exit 3 when none is, or root is unreadable)."""
+    from dynmigrate.collect.rootfs import RootError
+    from dynmigrate.plan.verify import records, verify_host
+
     try:
         if not records(root):
             fail(Exit.INPUT, f"no migrated accounts recorded under {escape(root)}/var/lib/dynmigrate/migrated")
-        checks = verify_host(root, accounts, walk=not no_walk)
+        return verify_host(root, accounts, walk=walk)
     except RootError as exc:
         fail(Exit.INPUT, escape(str(exc)))
-        return
-    if repair and not all(c.ok for c in checks):
-        try:
-            proc, origin = run_repair(root)
-        except RepairRefused as exc:
-            fail(Exit.USAGE, escape(str(exc)))
-            return
-        click.echo(f"dynmigrate: repair ran {escape(origin)}", err=True)
-        for line in proc.stderr.splitlines():
-            click.echo(escape(line), err=True)
-        checks = verify_host(root, accounts, walk=not no_walk)
-    if fmt == "json":
-        click.echo(
-            json.dumps(
-                [{"account": c.account, "check": c.check, "ok": c.ok, "detail": c.detail} for c in checks], indent=2
-            )
-        )
-    else:
-        for c in checks:
-            if c.ok and quiet:
-                continue
-            click.echo(f"{'ok  ' if c.ok else 'FAIL'} {escape(c.account)}: {escape(c.check)}: {escape(c.detail)}")
-        bad = [c for c in checks if not c.ok]
-        click.echo(f"{len(checks) - len(bad)}/{len(checks)} checks passed" + (": drift found" if bad else ""))
-    if not all(c.ok for c in checks):
-        sys.exit(int(Exit.FINDINGS))
+        raise  # not reached: fail exits
+
+
+def _repair_and_check_again(root: str, accounts: tuple[str, ...], *, walk: bool) -> list[Check]:
+    """Run dynmigrate-repair on the live root, relay what it said, and check again."""
+    from dynmigrate.plan.verify import RepairRefused, verify_host
+    from dynmigrate.plan.verify import repair as run_repair
+
+    try:
+        proc, origin = run_repair(root)
+    except RepairRefused as exc:
+        fail(Exit.USAGE, escape(str(exc)))
+        raise  # not reached: fail exits
+    click.echo(f"dynmigrate: repair ran {escape(origin)}", err=True)
+    for line in proc.stderr.splitlines():
+        click.echo(escape(line), err=True)
+    return verify_host(root, accounts, walk=walk)
+
+
+def _print_checks(checks: list[Check], quiet: bool) -> None:
+    """One line per check (failures only with --quiet), then the count."""
+    for c in checks:
+        if c.ok and quiet:
+            continue
+        click.echo(f"{'ok  ' if c.ok else 'FAIL'} {escape(c.account)}: {escape(c.check)}: {escape(c.detail)}")
+    bad = [c for c in checks if not c.ok]
+    click.echo(f"{len(checks) - len(bad)}/{len(checks)} checks passed" + (": drift found" if bad else ""))

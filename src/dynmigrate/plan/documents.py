@@ -192,41 +192,65 @@ def account_section(a: AccountPlan, security: Security) -> list[str]:
         out += unit_section(u)
         out += exposure_lines(u.unit, security)
     out += mode_changes(a)
-    if a.credentials:
-        out += ["### Credentials", ""]
-        for c in a.credentials:
-            if c.directory:
-                out.append(
-                    f"- `{escape(c.path)}` for {escape(c.unit)}: `TemporaryFileSystem={escape(c.path)}:ro`, "
-                    f"with each of its files bound in from its own credential ({escape(c.reason)})"
-                )
-            else:
-                out.append(
-                    f"- `{escape(c.path)}` for {escape(c.unit)}: "
-                    f"`LoadCredential={escape(c.name)}:{escape(c.path)}` bound back over the path; or point the "
-                    f"daemon at `$CREDENTIALS_DIRECTORY/{escape(c.name)}` ({escape(c.reason)})"
-                )
-        out += [
-            "",
-            "systemd copies each credential when the unit starts: an edit of such a file on disk reaches the "
-            "daemon at its next restart (systemd 252 and 257 do not copy it again at a reload), and a file added "
-            "later to a directory listed here stays unseen by the unit until the plan is made again.",
-            "",
-        ]
-    if a.overrides or a.statoverrides or a.pins:
-        out += ["### Overrides in /etc and dpkg", ""]
-        for o in a.overrides:
-            what = "symlink to /dev/null" if o.content is None else "file"
-            out.append(f"- `{escape(o.target)}` ({o.kind}, {what}): {escape(o.reason)}")
-        for s in a.statoverrides:
+    out += credential_lines(a)
+    out += override_lines(a)
+    out += upgrade_lines(a)
+    out += cron_timer_lines(a)
+    out += leftover_lines(a)
+    out += stage_lines(a)
+    out += ["### Risks", ""]
+    out += [f"- {escape(r)}" for r in a.risks] or ["- none recorded"]
+    out.append("")
+    out += hand_check_lines(a)
+    return out
+
+
+def credential_lines(a: AccountPlan) -> list[str]:
+    if not a.credentials:
+        return []
+    out = ["### Credentials", ""]
+    for c in a.credentials:
+        if c.directory:
             out.append(
-                f"- statoverride `{escape(s.user)} {escape(s.group)} {s.mode:o} {escape(s.path)}` is removed in stage "
-                "2 (dpkg would abort on an unknown user) and restored by the rollback"
+                f"- `{escape(c.path)}` for {escape(c.unit)}: `TemporaryFileSystem={escape(c.path)}:ro`, "
+                f"with each of its files bound in from its own credential ({escape(c.reason)})"
             )
-        for p in a.pins:
-            out.append(f"- pin `root root {p.mode:o} {escape(p.path)}`: {escape(p.reason)}")
-        out.append("")
-    out += ["### Package upgrades", ""]
+        else:
+            out.append(
+                f"- `{escape(c.path)}` for {escape(c.unit)}: "
+                f"`LoadCredential={escape(c.name)}:{escape(c.path)}` bound back over the path; or point the "
+                f"daemon at `$CREDENTIALS_DIRECTORY/{escape(c.name)}` ({escape(c.reason)})"
+            )
+    return [
+        *out,
+        "",
+        "systemd copies each credential when the unit starts: an edit of such a file on disk reaches the "
+        "daemon at its next restart (systemd 252 and 257 do not copy it again at a reload), and a file added "
+        "later to a directory listed here stays unseen by the unit until the plan is made again.",
+        "",
+    ]
+
+
+def override_lines(a: AccountPlan) -> list[str]:
+    if not (a.overrides or a.statoverrides or a.pins):
+        return []
+    out = ["### Overrides in /etc and dpkg", ""]
+    for o in a.overrides:
+        what = "symlink to /dev/null" if o.content is None else "file"
+        out.append(f"- `{escape(o.target)}` ({o.kind}, {what}): {escape(o.reason)}")
+    for s in a.statoverrides:
+        out.append(
+            f"- statoverride `{escape(s.user)} {escape(s.group)} {s.mode:o} {escape(s.path)}` is removed in stage "
+            "2 (dpkg would abort on an unknown user) and restored by the rollback"
+        )
+    for p in a.pins:
+        out.append(f"- pin `root root {p.mode:o} {escape(p.path)}`: {escape(p.reason)}")
+    out.append("")
+    return out
+
+
+def upgrade_lines(a: AccountPlan) -> list[str]:
+    out = ["### Package upgrades", ""]
     if a.recreated_by:
         out.append(
             "These maintainer scripts create the account again when the package is upgraded (a static "
@@ -242,30 +266,46 @@ def account_section(a: AccountPlan, security: Security) -> list[str]:
         "hook: run `dynmigrate verify --repair` afterwards."
     )
     out.append("")
-    if a.suggested:
-        out += ["### Cron jobs as timers (not installed)", ""]
-        out.append(
-            "Cron cannot run a job as a user that exists only while its unit runs. Stage 2 comments the "
-            "jobs out in an /etc copy of the cron file; these units run them under the same dynamic user "
-            "(same `User=`, so the same UID as the service). Review, then install them from `suggested/` "
-            "(a secret value in a job shows as `<masked>` there: copy it from the cron file):"
-        )
-        out.append("")
-        out += [f"- `suggested/{escape(name)}`" for name, _ in a.suggested]
-        out.append("")
-    if a.leftovers:
-        out += ["### Files outside the managed directories (stage 3 re-owns them to root)", ""]
-        out += [f"- `{escape(lf.path)}` ({lf.uid}:{lf.gid}, {lf.entries} entries)" for lf in a.leftovers]
-        out.append("")
-    out += ["### Stages", ""]
+    return out
+
+
+def cron_timer_lines(a: AccountPlan) -> list[str]:
+    if not a.suggested:
+        return []
+    out = ["### Cron jobs as timers (not installed)", ""]
+    out.append(
+        "Cron cannot run a job as a user that exists only while its unit runs. Stage 2 comments the "
+        "jobs out in an /etc copy of the cron file; these units run them under the same dynamic user "
+        "(same `User=`, so the same UID as the service). Review, then install them from `suggested/` "
+        "(a secret value in a job shows as `<masked>` there: copy it from the cron file):"
+    )
+    out.append("")
+    out += [f"- `suggested/{escape(name)}`" for name, _ in a.suggested]
+    out.append("")
+    return out
+
+
+def leftover_lines(a: AccountPlan) -> list[str]:
+    if not a.leftovers:
+        return []
+    out = ["### Files outside the managed directories (stage 3 re-owns them to root)", ""]
+    out += [f"- `{escape(lf.path)}` ({lf.uid}:{lf.gid}, {lf.entries} entries)" for lf in a.leftovers]
+    out.append("")
+    return out
+
+
+def stage_lines(a: AccountPlan) -> list[str]:
+    out = ["### Stages", ""]
     for stage, text in STAGE_TEXT.items():
         out.append(f"- `migrate.sh --account {escape(a.account)} {stage}`: {text}")
         out.append(f"  - rollback `rollback.sh --account {escape(a.account)} {stage}`: {ROLLBACK_TEXT[stage]}")
     out.append("")
-    out += ["### Risks", ""]
-    out += [f"- {escape(r)}" for r in a.risks] or ["- none recorded"]
-    out.append("")
-    out += ["### Check by hand before stage 2", ""]
+    return out
+
+
+def hand_check_lines(a: AccountPlan) -> list[str]:
+    """What a person checks before stage 2: confirmations, manual steps, acknowledgements."""
+    out = ["### Check by hand before stage 2", ""]
     if a.confirm_ids:
         out.append(
             "Stage 2 refuses to run until each is confirmed with `--confirm ID` "
@@ -364,88 +404,6 @@ def userdel_plan(plan: MigrationPlan) -> str:
 
 
 def plan_data(plan: MigrationPlan) -> dict[str, Any]:
-    accounts = []
-    for a in plan.accounts:
-        accounts.append(
-            {
-                "account": a.account,
-                "uid": a.uid,
-                "gid": a.gid,
-                "group": a.group,
-                "group_gid": a.group_gid,
-                "home": a.home,
-                "shell": a.shell,
-                "delete_group": a.delete_group,
-                "group_note": a.group_note,
-                "verdict": a.verdict.value,
-                "forced": a.forced,
-                "findings": [finding_data(f) for f in a.findings],
-                "blocking": [f.rule for f in a.findings if f.effect is Effect.BLOCKS],
-                "units": [
-                    {
-                        "unit": u.unit,
-                        "fragment": u.fragment,
-                        "dropin_path": u.dropin_path,
-                        "dropin": u.dropin_text,
-                        "exec_mode": u.exec_mode.value,
-                        "enabled": u.enabled,
-                        "pidfile": u.pidfile,
-                        "state_configs": [[str(a), str(b)] for a, b in u.state_configs],
-                        "probe": u.probe,
-                        "probe_source": u.probe_source,
-                        "decisions": list(u.decisions),
-                        "directories": [
-                            {
-                                "key": m.key,
-                                "name": m.name,
-                                "path": m.path,
-                                "exists": m.exists,
-                                "declared": m.declared,
-                                "mode": None if m.mode is None else f"{m.mode:04o}",
-                                "why": m.why,
-                            }
-                            for m in u.directories
-                        ],
-                    }
-                    for u in a.units
-                ],
-                "file_fixes": [
-                    {
-                        "path": f.path,
-                        "from": f"{f.uid}:{f.gid} {f.mode:04o}",
-                        "to": f"{f.new_uid}:{f.new_gid} {f.new_mode:04o}",
-                        "reason": f.reason,
-                    }
-                    for f in a.file_fixes
-                ],
-                "credentials": [{"unit": c.unit, "name": c.name, "path": c.path} for c in a.credentials],
-                "overrides": [
-                    {
-                        "target": o.target,
-                        "kind": o.kind,
-                        "replaces": o.replaces,
-                        "reason": o.reason,
-                        "content": o.content,
-                    }
-                    for o in a.overrides
-                ],
-                "statoverrides": [
-                    {"user": s.user, "group": s.group, "mode": f"{s.mode:o}", "path": s.path} for s in a.statoverrides
-                ],
-                "pins": [{"path": p.path, "mode": f"{p.mode:o}", "reason": p.reason} for p in a.pins],
-                "supplementary_groups": list(a.supplementary_groups),
-                "leftovers": [
-                    {"path": lf.path, "uid": lf.uid, "gid": lf.gid, "entries": lf.entries} for lf in a.leftovers
-                ],
-                "acknowledgements": [{"id": m.id, "rule": m.rule, "text": m.text} for m in a.acknowledgements],
-                "manual_steps": [{"id": m.id, "rule": m.rule, "text": m.text} for m in a.manual_steps],
-                "confirm": list(a.confirm_ids),
-                "risks": list(a.risks),
-                "recreated_by": list(a.recreated_by),
-                "manifest_paths": list(a.manifest_paths),
-                "run_units": [u for u, _probe in a.run_units],
-            }
-        )
     data = {
         "schema_version": plan.schema_version,
         "tool": {"name": "dynmigrate", "version": __version__},
@@ -453,7 +411,7 @@ def plan_data(plan: MigrationPlan) -> dict[str, Any]:
         "host": plan.host,
         "systemd_version": plan.systemd_version,
         "nss_action": plan.nss_action,
-        "accounts": accounts,
+        "accounts": [account_data(a) for a in plan.accounts],
         "refused": [{"account": n, "why": w} for n, w in plan.refused],
         "alternatives": [
             {
@@ -468,3 +426,78 @@ def plan_data(plan: MigrationPlan) -> dict[str, Any]:
         "skip_trees": list(plan.skip_trees),
     }
     return dict(inert(data))
+
+
+def account_data(a: AccountPlan) -> dict[str, Any]:
+    """One account of plan.json (and of the accounts/NAME.json record the scripts read)."""
+    return {
+        "account": a.account,
+        "uid": a.uid,
+        "gid": a.gid,
+        "group": a.group,
+        "group_gid": a.group_gid,
+        "home": a.home,
+        "shell": a.shell,
+        "delete_group": a.delete_group,
+        "group_note": a.group_note,
+        "verdict": a.verdict.value,
+        "forced": a.forced,
+        "findings": [finding_data(f) for f in a.findings],
+        "blocking": [f.rule for f in a.findings if f.effect is Effect.BLOCKS],
+        "units": [unit_data(u) for u in a.units],
+        "file_fixes": [
+            {
+                "path": f.path,
+                "from": f"{f.uid}:{f.gid} {f.mode:04o}",
+                "to": f"{f.new_uid}:{f.new_gid} {f.new_mode:04o}",
+                "reason": f.reason,
+            }
+            for f in a.file_fixes
+        ],
+        "credentials": [{"unit": c.unit, "name": c.name, "path": c.path} for c in a.credentials],
+        "overrides": [
+            {"target": o.target, "kind": o.kind, "replaces": o.replaces, "reason": o.reason, "content": o.content}
+            for o in a.overrides
+        ],
+        "statoverrides": [
+            {"user": s.user, "group": s.group, "mode": f"{s.mode:o}", "path": s.path} for s in a.statoverrides
+        ],
+        "pins": [{"path": p.path, "mode": f"{p.mode:o}", "reason": p.reason} for p in a.pins],
+        "supplementary_groups": list(a.supplementary_groups),
+        "leftovers": [{"path": lf.path, "uid": lf.uid, "gid": lf.gid, "entries": lf.entries} for lf in a.leftovers],
+        "acknowledgements": [{"id": m.id, "rule": m.rule, "text": m.text} for m in a.acknowledgements],
+        "manual_steps": [{"id": m.id, "rule": m.rule, "text": m.text} for m in a.manual_steps],
+        "confirm": list(a.confirm_ids),
+        "risks": list(a.risks),
+        "recreated_by": list(a.recreated_by),
+        "manifest_paths": list(a.manifest_paths),
+        "run_units": [u for u, _probe in a.run_units],
+    }
+
+
+def unit_data(u: UnitPlan) -> dict[str, Any]:
+    return {
+        "unit": u.unit,
+        "fragment": u.fragment,
+        "dropin_path": u.dropin_path,
+        "dropin": u.dropin_text,
+        "exec_mode": u.exec_mode.value,
+        "enabled": u.enabled,
+        "pidfile": u.pidfile,
+        "state_configs": [[str(a), str(b)] for a, b in u.state_configs],
+        "probe": u.probe,
+        "probe_source": u.probe_source,
+        "decisions": list(u.decisions),
+        "directories": [
+            {
+                "key": m.key,
+                "name": m.name,
+                "path": m.path,
+                "exists": m.exists,
+                "declared": m.declared,
+                "mode": None if m.mode is None else f"{m.mode:04o}",
+                "why": m.why,
+            }
+            for m in u.directories
+        ],
+    }

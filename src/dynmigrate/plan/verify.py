@@ -129,10 +129,20 @@ def verify_account(
 def _verify_account(
     fs: RootFS, a: dict[str, Any], runner: Runner, *, live: bool, walk: bool, owned: OwnershipData | None
 ) -> list[Check]:
+    checks = _name_checks(fs, a) + _override_checks(fs, a) + _dropin_checks(fs, a)
+    if live:
+        for unit in a.get("run_units", []):
+            checks += _running_checks(a, unit, runner)
+    if walk:
+        checks.append(_old_files_check(fs, a, owned))
+    return checks
+
+
+def _name_checks(fs: RootFS, a: dict[str, Any]) -> list[Check]:
+    """The account (and its group, when deleted) is gone from /etc and from dpkg's statoverrides."""
     name = a["account"]
-    checks: list[Check] = []
     back = _lines_named(fs, "/etc/passwd", name)
-    checks.append(
+    checks = [
         Check(
             name,
             "no static account",
@@ -142,7 +152,7 @@ def _verify_account(
             if back
             else "absent from /etc/passwd",
         )
-    )
+    ]
     if a["delete_group"]:
         gback = _lines_named(fs, "/etc/group", a["group"])
         checks.append(
@@ -165,6 +175,13 @@ def _verify_account(
                 f"{named[0]} (dpkg aborts while the name does not resolve)" if named else "none",
             )
         )
+    return checks
+
+
+def _override_checks(fs: RootFS, a: dict[str, Any]) -> list[Check]:
+    """Each mask and override file the plan installed in /etc is still in place."""
+    name = a["account"]
+    checks: list[Check] = []
     for o in a["overrides"]:
         target = rel(str(o["target"]))
         if o["content"] is None:
@@ -179,54 +196,60 @@ def _verify_account(
         else:
             ok = _is_file(fs, target)
             checks.append(Check(name, f"override {o['target']}", ok, "in place" if ok else "missing"))
+    return checks
+
+
+def _dropin_checks(fs: RootFS, a: dict[str, Any]) -> list[Check]:
+    checks: list[Check] = []
     for u in a["units"]:
         installed = _is_file(fs, str(u["dropin_path"]))
         checks.append(
             Check(
-                name,
+                a["account"],
                 f"drop-in of {u['unit']}",
                 installed,
                 "installed" if installed else "missing: the unit runs as before",
             )
         )
-    if live:
-        for unit in a.get("run_units", []):
-            state = runner(["systemctl", "is-active", "--", unit]).stdout.strip()
-            if state == "inactive" and _skipped_by_condition(unit, runner):
-                checks.append(Check(name, f"{unit} active", True, "skipped by its start conditions (Condition*=)"))
-                continue
-            checks.append(Check(name, f"{unit} active", state == "active", state or "unknown"))
-            uids = unit_uids(unit, runner)
-            dyn = [u for u in uids if DYNAMIC_UID_MIN <= u <= DYNAMIC_UID_MAX]
-            ok = bool(dyn) and a["uid"] not in uids
-            checks.append(
-                Check(
-                    name,
-                    f"{unit} dynamic UID",
-                    ok,
-                    f"UIDs {', '.join(map(str, uids)) or 'none'}"
-                    + ("" if ok else f": expected one in {DYNAMIC_UID_MIN}-{DYNAMIC_UID_MAX} and not {a['uid']}"),
-                )
-            )
-    if walk:
-        data = owned if owned is not None else walk_ownership(fs)[0]
-        old = [
-            t for t in data.trees if t.uid == a["uid"] or (a["delete_group"] and t.gid == a.get("group_gid", a["gid"]))
-        ]
-        skipped = ""
-        if data.nested_roots:  # the trees stage 3 does not search either (DM308)
-            first = data.nested_roots[0]
-            count = len(data.nested_roots)
-            skipped = f" (not searched: {count} other system tree(s), e.g. {first.path}, {first.reason})"
-        checks.append(
-            Check(
-                name,
-                "no file of the old UID",
-                not old,
-                ("none" if not old else f"{len(old)} path(s), e.g. {old[0].top.path}: run stage3") + skipped,
-            )
-        )
     return checks
+
+
+def _running_checks(a: dict[str, Any], unit: str, runner: Runner) -> list[Check]:
+    """The unit is active (or skipped by its conditions) and runs under a dynamic UID, not the old one."""
+    name = a["account"]
+    state = runner(["systemctl", "is-active", "--", unit]).stdout.strip()
+    if state == "inactive" and _skipped_by_condition(unit, runner):
+        return [Check(name, f"{unit} active", True, "skipped by its start conditions (Condition*=)")]
+    uids = unit_uids(unit, runner)
+    dyn = [u for u in uids if DYNAMIC_UID_MIN <= u <= DYNAMIC_UID_MAX]
+    ok = bool(dyn) and a["uid"] not in uids
+    return [
+        Check(name, f"{unit} active", state == "active", state or "unknown"),
+        Check(
+            name,
+            f"{unit} dynamic UID",
+            ok,
+            f"UIDs {', '.join(map(str, uids)) or 'none'}"
+            + ("" if ok else f": expected one in {DYNAMIC_UID_MIN}-{DYNAMIC_UID_MAX} and not {a['uid']}"),
+        ),
+    ]
+
+
+def _old_files_check(fs: RootFS, a: dict[str, Any], owned: OwnershipData | None) -> Check:
+    """No file still belongs to the old UID (or to the deleted group's GID)."""
+    data = owned if owned is not None else walk_ownership(fs)[0]
+    old = [t for t in data.trees if t.uid == a["uid"] or (a["delete_group"] and t.gid == a.get("group_gid", a["gid"]))]
+    skipped = ""
+    if data.nested_roots:  # the trees stage 3 does not search either (DM308)
+        first = data.nested_roots[0]
+        count = len(data.nested_roots)
+        skipped = f" (not searched: {count} other system tree(s), e.g. {first.path}, {first.reason})"
+    return Check(
+        a["account"],
+        "no file of the old UID",
+        not old,
+        ("none" if not old else f"{len(old)} path(s), e.g. {old[0].top.path}: run stage3") + skipped,
+    )
 
 
 def _skipped_by_condition(unit: str, runner: Runner) -> bool:

@@ -161,42 +161,64 @@ def write_plan(
     out = Path(outdir)
     existed = check_destination(out, replace)
     files = plan_files(plan)
-    repair_text = ""
-    files_sha: list[tuple[str, str]] = []
-    # the scripts check what they install against these checksums
-    repair_text = render_repair()
-    hook = ("files/80dynmigrate-repair", apt_hook(_sha256(repair_text)))
-    files["files/dynmigrate-repair"] = (repair_text, 0o755)
-    files[hook[0]] = (hook[1], 0o644)
-    for rel in sorted(files):
-        content = files[rel][0]
-        if rel.startswith(("units/", "files/")) and not rel.endswith((".before.service", ".after.service", ".diff")):
-            files_sha.append((_sha256(content), rel))
-    migrate, rollback, _, library = render_scripts(plan, files_sha)
+    repair_text = _add_repair(files)
+    migrate, rollback, _, library = render_scripts(plan, _installed_checksums(files))
     scores = measure(result, plan) if security else NOT_MEASURED
-    docs = {
-        "migrate.sh": (migrate, 0o755),
-        "rollback.sh": (rollback, 0o755),
-        LIB_PATH: (library, 0o644),
-        "REPORT.md": (render_report(plan, scores, cited), 0o644),
-        "plan.json": (json.dumps(plan_data(plan), indent=2, sort_keys=True, ensure_ascii=False) + "\n", 0o644),
-        "userdel-plan.txt": (userdel_plan(plan), 0o644),
-        "ansible/site.yml": (PLAYBOOK, 0o644),
-        "ansible/README.md": (ansible_readme(plan), 0o644),
-    }
-    for a in plan.accounts:
-        record = {k: v for k, v in plan_data(plan).items() if k != "accounts"}
-        record["account"] = next(x for x in plan_data(plan)["accounts"] if x["account"] == a.account)
-        # verify --repair runs the installed dynmigrate-repair only while it has this hash
-        record["repair_sha256"] = _sha256(repair_text)
-        docs[f"accounts/{a.account}.json"] = (
-            json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-            0o644,
-        )
-    files.update(docs)
+    files.update(
+        {
+            "migrate.sh": (migrate, 0o755),
+            "rollback.sh": (rollback, 0o755),
+            LIB_PATH: (library, 0o644),
+            "REPORT.md": (render_report(plan, scores, cited), 0o644),
+            "plan.json": (_json_text(plan_data(plan)), 0o644),
+            "userdel-plan.txt": (userdel_plan(plan), 0o644),
+            "ansible/site.yml": (PLAYBOOK, 0o644),
+            "ansible/README.md": (ansible_readme(plan), 0o644),
+        }
+    )
+    files.update(_account_records(plan, _sha256(repair_text)))
     for rel in files:
         _check_name(rel)
     _check_name(out.name)
+    return _write_folder(files, out, existed)
+
+
+def _json_text(data: object) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _add_repair(files: dict[str, tuple[str, int]]) -> str:
+    """Add dynmigrate-repair and the apt hook that checks it to files; the repair script's text."""
+    repair_text = render_repair()
+    files["files/dynmigrate-repair"] = (repair_text, 0o755)
+    files["files/80dynmigrate-repair"] = (apt_hook(_sha256(repair_text)), 0o644)
+    return repair_text
+
+
+def _installed_checksums(files: dict[str, tuple[str, int]]) -> list[tuple[str, str]]:
+    """(sha256, rel) of every file the scripts install: they check what they install against these."""
+    return [
+        (_sha256(files[rel][0]), rel)
+        for rel in sorted(files)
+        if rel.startswith(("units/", "files/")) and not rel.endswith((".before.service", ".after.service", ".diff"))
+    ]
+
+
+def _account_records(plan: MigrationPlan, repair_sha256: str) -> dict[str, tuple[str, int]]:
+    """accounts/NAME.json per planned account: the plan's data with that account's section only."""
+    data = plan_data(plan)
+    records: dict[str, tuple[str, int]] = {}
+    for a in plan.accounts:
+        record = {k: v for k, v in data.items() if k != "accounts"}
+        record["account"] = next(x for x in data["accounts"] if x["account"] == a.account)
+        # verify --repair runs the installed dynmigrate-repair only while it has this hash
+        record["repair_sha256"] = repair_sha256
+        records[f"accounts/{a.account}.json"] = (_json_text(record), 0o644)
+    return records
+
+
+def _write_folder(files: dict[str, tuple[str, int]], out: Path, existed: bool) -> list[str]:
+    """Write files and the marker into a new folder beside out, then move it into place."""
     marker = render_marker({rel: content for rel, (content, _mode) in files.items()})
     parent = out.absolute().parent
     try:

@@ -86,7 +86,22 @@ def rehearse(req_args: dict[str, object]) -> Rehearsal:
     pidfd = os.pidfd_open(os.getpid())
     env_pass = {k: os.environ[k] for k in SCRIPT_ENV if k in os.environ}
     req = Request(tmpdir=tmpdir, parent_pidfd=pidfd, script_env=env_pass, **req_args)  # type: ignore[arg-type]
-    cmd = [
+    try:
+        worker_pid, line = _run_worker(req, pidfd)
+    finally:
+        os.close(pidfd)
+    if not req.keep or not line:
+        with contextlib.suppress(OSError):
+            os.rmdir(tmpdir)  # the worker removes it; this covers a worker that never started
+    rehearsal = _result(line)
+    if req.keep:
+        rehearsal = replace(rehearsal, kept=_kept_copy(worker_pid, tmpdir))
+    return rehearsal
+
+
+def _worker_command() -> list[str]:
+    """The worker in its own mount and pid namespace, killed with this process."""
+    return [
         shutil.which("unshare", path=PATH) or "unshare",
         "--mount",
         "--propagation",
@@ -100,49 +115,56 @@ def rehearse(req_args: dict[str, object]) -> Rehearsal:
         "-m",
         "dynmigrate.rehearse.worker",
     ]
+
+
+def _run_worker(req: Request, pidfd: int) -> tuple[int, str]:
+    """Start the worker, hand it the request and read its result line: (its pid, the line).
+
+    Without --keep, waits until the worker has ended; with it, the worker (and the copy) go on.
+    """
     env = {"PATH": PATH, "LANG": "C.UTF-8", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    try:
-        # stderr through a pipe relayed here, never inherited: a copy kept with --keep must not
-        # hold the caller's stderr open (a caller that captures it would wait for ever)
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            pass_fds=(pidfd,),
-            env=env,
-        )
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        relay = threading.Thread(target=_relay, args=(proc.stderr,), daemon=True)
-        relay.start()
-        sys.stderr.write(f"rehearse: worker {proc.pid}\n")
-        sys.stderr.flush()
-        proc.stdin.write(req.to_json())
-        proc.stdin.close()
-        line = proc.stdout.readline()
-        if not req.keep:
-            proc.wait()
-            relay.join(timeout=10)
-    finally:
-        os.close(pidfd)
-    if not req.keep or not line:
-        with contextlib.suppress(OSError):
-            os.rmdir(tmpdir)  # the worker removes it; this covers a worker that never started
+    # stderr through a pipe relayed here, never inherited: a copy kept with --keep must not
+    # hold the caller's stderr open (a caller that captures it would wait for ever)
+    proc = subprocess.Popen(
+        _worker_command(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        pass_fds=(pidfd,),
+        env=env,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    relay = threading.Thread(target=_relay, args=(proc.stderr,), daemon=True)
+    relay.start()
+    sys.stderr.write(f"rehearse: worker {proc.pid}\n")
+    sys.stderr.flush()
+    proc.stdin.write(req.to_json())
+    proc.stdin.close()
+    line = proc.stdout.readline()
+    if not req.keep:
+        proc.wait()
+        relay.join(timeout=10)
+    return proc.pid, line
+
+
+def _result(line: str) -> Rehearsal:
+    """The rehearsal from the worker's result line; CannotRehearse for none or for its error."""
     try:
         data = json.loads(line)
     except json.JSONDecodeError:
         raise CannotRehearse("the rehearsal ended without a result (see the messages above)") from None
     if "error" in data:
         raise CannotRehearse(str(data["error"]), usage=bool(data.get("usage")))
-    rehearsal = from_json_data(data["rehearsal"])
-    if req.keep:
-        worker, init = _host_pid_of_init(proc.pid)
-        kept = (
-            f"kept: the copy is still running; enter it with: nsenter -t {init} -a",
-            f"see its files with: nsenter -t {worker} -m ls {tmpdir}/merged",
-            f"remove it (power off, unmount, delete the folder) with: kill {worker}",
-        )
-        rehearsal = replace(rehearsal, kept=kept)
-    return rehearsal
+    return from_json_data(data["rehearsal"])
+
+
+def _kept_copy(unshare_pid: int, tmpdir: str) -> tuple[str, ...]:
+    """How to enter, inspect and remove a copy kept running with --keep."""
+    worker, init = _host_pid_of_init(unshare_pid)
+    return (
+        f"kept: the copy is still running; enter it with: nsenter -t {init} -a",
+        f"see its files with: nsenter -t {worker} -m ls {tmpdir}/merged",
+        f"remove it (power off, unmount, delete the folder) with: kill {worker}",
+    )
