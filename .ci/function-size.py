@@ -36,8 +36,6 @@ EXEMPT = {
     "src/dynmigrate/collect/unitfile.py:parse_unit_text",
     "src/dynmigrate/plan/documents.py:account_section",
     "src/dynmigrate/plan/documents.py:plan_data",
-    "src/dynmigrate/plan/planner.py:_file_fixes",
-    "src/dynmigrate/plan/planner.py:plan_account",
     "src/dynmigrate/plan/verify.py:_verify_account",
     "src/dynmigrate/plan/write.py:write_plan",
     "src/dynmigrate/rehearse/launch.py:rehearse",
