@@ -32,10 +32,6 @@ EXEMPT = {
     "src/dynmigrate/collect/snapshot.py:read_packages",
     "src/dynmigrate/collect/snapshot.py:read_references",
     "src/dynmigrate/collect/unitfile.py:parse_unit_text",
-    "src/dynmigrate/plan/directories.py:derive_directories",
-    "src/dynmigrate/plan/dropin.py:build_dropin",
-    "src/dynmigrate/plan/planner.py:_file_fixes",
-    "src/dynmigrate/plan/planner.py:plan_account",
     "src/dynmigrate/rehearse/worker.py:rehearse",
 }
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 from dynmigrate.graph.queries import Queries, managed_slot
 from dynmigrate.model.accounts import Account
 from dynmigrate.model.common import RelPath
-from dynmigrate.model.files import FileKind
+from dynmigrate.model.files import FileKind, PathInfo
 from dynmigrate.model.paths import is_under, parent_of, rel
 from dynmigrate.model.plan import ManagedDir
 from dynmigrate.model.references import RefKind, Target
-from dynmigrate.model.units import DIRECTORY_BASES, DIRECTORY_KEYS, Unit
+from dynmigrate.model.units import DIRECTORY_BASES, DIRECTORY_KEYS, Directive, Unit
 from dynmigrate.model.unitsyntax import exec_argv, unit_environment
 
 # Names under the bases that belong to the system, never to one service.
@@ -131,158 +133,232 @@ def nested_name(q: Queries, acc: Account, key: str, path: str) -> str:
     return "" if swallowed(q, acc, RelPath(path)) else name
 
 
-def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[ManagedDir], list[str], list[str]]:
-    """The managed directories a unit gets, the names refused (with why), and the manual steps for
-    directories that would swallow a tree that is not the account's alone."""
-    found: dict[tuple[str, str], ManagedDir] = {}
-    rejected: list[str] = []
-    manual: dict[tuple[str, str], str] = {}
-    snap = q.snap
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """A managed directory that one part of the unit, or of the account's files, asks for."""
 
-    def add(
-        key: str, name: str, why: str, *, declared: bool = False, mode: int | None = None, deeper: str = ""
-    ) -> None:
-        """DEEPER: the directory below the top that the unit really writes; it becomes the managed
-        directory itself when the top may not (a directory of other owners' things)."""
-        if not name or name in RESERVED or ".." in name.split("/") or name.startswith("/"):
+    key: str
+    name: str
+    why: str
+    declared: bool = False  # the unit sets it already
+    mode: int | None = None
+    # the directory below the top that the unit really writes: it becomes the managed directory
+    # itself when the top may not (a directory of other owners' things)
+    deeper: str = ""
+
+
+def run_path(path: str) -> str:
+    """PATH with /var/run/ read as /run/ (a link to it on every systemd host): the first one in it."""
+    return path.replace("/var/run/", "/run/", 1)
+
+
+def matched_text(unit: Unit, d: Directive) -> str:
+    """The value the plan reads of a directive: as written in a template (its specifiers stay, each
+    instance fills them in), expanded in any other unit."""
+    return d.raw if unit.is_template else d.value
+
+
+class _Directories:
+    """The managed directories of one unit as they are found, the names refused and the manual steps
+    for directories that would swallow a tree that is not the account's alone."""
+
+    def __init__(self, q: Queries, acc: Account) -> None:
+        self.q = q
+        self.acc = acc
+        self.found: dict[tuple[str, str], ManagedDir] = {}
+        self.rejected: list[str] = []
+        self.manual: dict[tuple[str, str], str] = {}
+
+    def add(self, w: _Wanted) -> None:
+        """W, unless systemd would refuse its name, or it would swallow a tree that is not the
+        account's alone: then the directory of its own below (W.deeper), or a manual step."""
+        if not w.name or w.name in RESERVED or ".." in w.name.split("/") or w.name.startswith("/"):
             return
-        if not SAFE_NAME.match(name):
-            rejected.append(f"{key}={name!r} ({why}): not a name systemd accepts here; left out of the plan")
+        if not SAFE_NAME.match(w.name):
+            self.rejected.append(f"{w.key}={w.name!r} ({w.why}): not a name systemd accepts here; left out of the plan")
             return
-        k = (key, name)
-        path = RelPath(f"{DIRECTORY_BASES[key]}/{name}")
-        if not declared and key != "ConfigurationDirectory" and "%" not in name:
-            problem = swallowed(q, acc, path)
-            inner = nested_name(q, acc, key, deeper) if problem and deeper else ""
+        path = RelPath(f"{DIRECTORY_BASES[w.key]}/{w.name}")
+        if not w.declared and w.key != "ConfigurationDirectory" and "%" not in w.name:
+            problem = swallowed(self.q, self.acc, path)
+            inner = nested_name(self.q, self.acc, w.key, w.deeper) if problem and w.deeper else ""
             if inner:
-                add(key, inner, f"{why}; its own directory, as {path} is not {acc.name}'s alone", mode=mode)
+                why = f"{w.why}; its own directory, as {path} is not {self.acc.name}'s alone"
+                self.add(_Wanted(w.key, inner, why, mode=w.mode))
                 return
             if problem:
-                manual.setdefault(
-                    k,
-                    f"{key}={name} is not planned ({why}): {problem}; systemd would re-own the whole tree to the "
-                    "dynamic user at every start. Keep the path writable by hand (ReadWritePaths= and its owner), "
+                self.manual.setdefault(
+                    (w.key, w.name),
+                    f"{w.key}={w.name} is not planned ({w.why}): {problem}; systemd would re-own the whole tree to "
+                    "the dynamic user at every start. Keep the path writable by hand (ReadWritePaths= and its owner), "
                     "or move the service's files into a directory of their own",
                 )
                 return
-        fact = snap.path(path)
-        exists = fact is not None and fact.exists
-        if key == "ConfigurationDirectory":
-            # the plan re-owns it to root: 0755 (systemd's default) when others could list it, else its
-            # own mode, so that systemd does not warn about it (F2.5: never chowned, never chmodded)
-            mode = None
-            t = fact.target if fact is not None else None
-            if t is not None and t.kind is FileKind.DIR and t.mode & 0o005 != 0o005:
-                mode = t.mode & 0o777
-        elif mode is None and fact is not None and fact.target is not None and fact.target.kind is FileKind.DIR:
-            mode = fact.target.mode
-        if mode == 0o755:
-            mode = None
-        t = fact.target if fact is not None else None
-        before = f"{t.uid}:{t.gid} {t.mode:04o}" if t is not None else ""
-        if k in found:
-            old = found[k]
-            found[k] = ManagedDir(
-                key,
-                name,
-                path,
-                old.mode if old.mode is not None else mode,
-                exists,
-                old.declared or declared,
-                old.why,
-                before,
-            )
-            return
-        found[k] = ManagedDir(key, name, path, mode, exists, declared, why, before)
+        self._record(w, path)
 
-    template = unit.is_template
-    # 1. what the unit already declares (modes from *DirectoryMode=)
+    def _record(self, w: _Wanted, path: RelPath) -> None:
+        """The directory as planned; a second source of the same one adds to what the first found."""
+        fact = self.q.snap.path(path)
+        t = fact.target if fact is not None else None
+        new = ManagedDir(
+            w.key,
+            w.name,
+            path,
+            _planned_mode(w.key, w.mode, t),
+            t is not None,
+            w.declared,
+            w.why,
+            f"{t.uid}:{t.gid} {t.mode:04o}" if t is not None else "",
+        )
+        old = self.found.get((w.key, w.name))
+        if old is not None:
+            new = replace(
+                new,
+                mode=old.mode if old.mode is not None else new.mode,
+                declared=old.declared or w.declared,
+                why=old.why,
+            )
+        self.found[w.key, w.name] = new
+
+    def covers(self, path: str) -> bool:
+        return any(is_under(path, str(m.path)) for m in self.found.values())
+
+    def result(self) -> tuple[list[ManagedDir], list[str], list[str]]:
+        steps = [text for k, text in sorted(self.manual.items()) if k not in self.found]
+        return sorted(self.found.values(), key=lambda m: (KEY_ORDER[m.key], m.name)), self.rejected, steps
+
+
+def _planned_mode(key: str, mode: int | None, target: PathInfo | None) -> int | None:
+    """The *DirectoryMode= to set (None: systemd's default 0755)."""
+    if key == "ConfigurationDirectory":
+        # the plan re-owns it to root: 0755 (systemd's default) when others could list it, else its
+        # own mode, so that systemd does not warn about it (F2.5: never chowned, never chmodded)
+        mode = None
+        if target is not None and target.kind is FileKind.DIR and target.mode & 0o005 != 0o005:
+            mode = target.mode & 0o777
+    elif mode is None and target is not None and target.kind is FileKind.DIR:
+        mode = target.mode
+    return None if mode == 0o755 else mode
+
+
+def derive_directories(q: Queries, acc: Account, unit: Unit) -> tuple[list[ManagedDir], list[str], list[str]]:
+    """The managed directories a unit gets, the names refused (with why), and the manual steps for
+    directories that would swallow a tree that is not the account's alone."""
+    dirs = _Directories(q, acc)
+    for source in (
+        _declared(unit),
+        _read_write_paths(unit),
+        _exec_fixups(unit),
+        _pid_file_parent(unit),
+        _environment_files(unit),
+        _owned_trees(q, acc, unit, dirs),  # run lazily: it sees what the sources before it found
+        _tmpfiles_lines(q, acc),
+    ):
+        for wanted in source:
+            dirs.add(wanted)
+    return dirs.result()
+
+
+def _declared(unit: Unit) -> Iterator[_Wanted]:
+    """1. What the unit already declares (modes from *DirectoryMode=)."""
     for key in DIRECTORY_KEYS:
         mode_d = unit.value("Service", _mode_key(key))
         mode = int(mode_d.value, 8) if mode_d is not None and _octal(mode_d.value) else None
         for d in unit.values("Service", key):
-            for word in (d.raw if template else d.value).split():
-                add(key, word.split(":", 1)[0], f"declared at {d.location}", declared=True, mode=mode)
-    # 2. ReadWritePaths= that a managed directory can replace
+            for word in matched_text(unit, d).split():
+                yield _Wanted(key, word.split(":", 1)[0], f"declared at {d.location}", declared=True, mode=mode)
+
+
+def _read_write_paths(unit: Unit) -> Iterator[_Wanted]:
+    """2. ReadWritePaths= that a managed directory can replace."""
     for key in ("ReadWritePaths", "ReadWriteDirectories"):
         for d in unit.values("Service", key):
-            for word in (d.raw if template else d.value).split():
+            for word in matched_text(unit, d).split():
                 path = word.lstrip("-+")
                 if not path.startswith("/"):
                     continue
                 slot = managed_slot(str(rel(path)))
                 if slot is not None:
-                    add(slot[0], slot[1], f"{key}={path} at {d.location}", deeper=str(rel(path)))
-    # 3. directories that ExecStartPre=/ExecStartPost= create or re-own by hand (replaced by *Directory=)
+                    yield _Wanted(slot[0], slot[1], f"{key}={path} at {d.location}", deeper=str(rel(path)))
+
+
+def _exec_fixups(unit: Unit) -> Iterator[_Wanted]:
+    """3. Directories that ExecStartPre=/ExecStartPost= create or re-own by hand (replaced by *Directory=)."""
     for key in ("ExecStartPre", "ExecStartPost"):
         for d in unit.values("Service", key):
-            argv = exec_argv(d.raw if template else d.value)
+            argv = exec_argv(matched_text(unit, d))
             if not argv or argv[0].rsplit("/", 1)[-1] not in ("mkdir", "chown", "chgrp", "chmod", "install"):
                 continue
             tool = argv[0].rsplit("/", 1)[-1]
-            fix_mode: int | None = None
-            if tool in ("mkdir", "install") and "-m" in argv[:-1] and _octal(argv[argv.index("-m") + 1]):
-                fix_mode = int(argv[argv.index("-m") + 1], 8)
-            elif tool == "chmod" and len(argv) > 2 and _octal(argv[1]):
-                fix_mode = int(argv[1], 8)
+            mode = _fixup_mode(tool, argv)
             for arg in argv[1:]:
                 if arg.startswith("/"):
                     slot = managed_slot(str(rel(arg)))
                     if slot is not None and slot[0] != "ConfigurationDirectory":
                         why = f"{key}={tool} ... {arg} at {d.location}"
-                        add(slot[0], slot[1], why, mode=fix_mode, deeper=str(rel(arg)))
-    # 4. PIDFile= in a runtime subdirectory
+                        yield _Wanted(slot[0], slot[1], why, mode=mode, deeper=str(rel(arg)))
+
+
+def _fixup_mode(tool: str, argv: list[str]) -> int | None:
+    """The mode a fix-up command line gives (mkdir -m, install -m, chmod MODE)."""
+    if tool in ("mkdir", "install") and "-m" in argv[:-1] and _octal(argv[argv.index("-m") + 1]):
+        return int(argv[argv.index("-m") + 1], 8)
+    if tool == "chmod" and len(argv) > 2 and _octal(argv[1]):
+        return int(argv[1], 8)
+    return None
+
+
+def _pid_file_parent(unit: Unit) -> Iterator[_Wanted]:
+    """4. PIDFile= in a runtime subdirectory."""
     pid = unit.value("Service", "PIDFile")
     if pid is not None and pid.value.startswith("/"):
-        ppath = str(rel((pid.raw if template else pid.value).replace("/var/run/", "/run/", 1)))
-        parent = parent_of(RelPath(ppath))
+        parent = parent_of(rel(run_path(matched_text(unit, pid))))
         if parent not in ("/run",) and parent.startswith("/run/"):
-            add("RuntimeDirectory", parent[len("/run/") :], f"PIDFile={pid.value} at {pid.location}")
-    # 4b. files Environment= points into a /run subdirectory (a PID file or control socket the
-    # daemon takes from a variable): /run is read-only under DynamicUser, even for root
+            yield _Wanted("RuntimeDirectory", parent[len("/run/") :], f"PIDFile={pid.value} at {pid.location}")
+
+
+def _environment_files(unit: Unit) -> Iterator[_Wanted]:
+    """4b. Files Environment= points into a /run subdirectory (a PID file or control socket the
+    daemon takes from a variable): /run is read-only under DynamicUser, even for root."""
     for var, value in sorted(unit_environment(unit).items()):
         for piece in re.split(r"[\s:=]+", value):
-            p = piece.replace("/var/run/", "/run/", 1)
+            p = run_path(piece)
             if not p.startswith("/run/") or "%" in p or p.count("/") < 3:
                 continue
-            name = p.split("/")[2]
             where = next((d.location for d in unit.values("Service", "Environment") if f"{var}=" in d.value), None)
-            add("RuntimeDirectory", name, f"Environment={var}={piece}" + (f" at {where}" if where else ""))
-    # 5. what the account really owns under the managed bases
+            why = f"Environment={var}={piece}" + (f" at {where}" if where else "")
+            yield _Wanted("RuntimeDirectory", p.split("/")[2], why)
+
+
+def _owned_trees(q: Queries, acc: Account, unit: Unit, dirs: _Directories) -> Iterator[_Wanted]:
+    """5. What the account really owns under the managed bases."""
     for tree in q.trees_of(acc):
-        if tree.top.kind is not FileKind.DIR:
-            continue
-        slot = managed_slot(tree.top.path)
+        slot = managed_slot(tree.top.path) if tree.top.kind is FileKind.DIR else None
         if slot is None:
             continue
         key, name = slot
         if key == "ConfigurationDirectory":
             if tree.top.path == f"/etc/{name}":
-                add(key, name, f"/etc/{name} is owned by {acc.name}")
+                yield _Wanted(key, name, f"/etc/{name} is owned by {acc.name}")
             continue
         top = f"{DIRECTORY_BASES[key] if key != 'RuntimeDirectory' else '/run'}/{name}"
-        owner = "owned" if tree.uid == acc.uid else "group-owned"
         deeper = ""
         if tree.top.path != top and swallowed(q, acc, RelPath(top)):
-            if any(is_under(tree.top.path, str(m.path)) for m in found.values()) or not _writable(unit, tree.top.path):
+            if dirs.covers(tree.top.path) or not _writable(unit, tree.top.path):
                 # planned already, or the unit cannot write it today (ProtectSystem=strict): a
                 # leftover that stage 3 gives to root, still readable as before
                 continue
             deeper = tree.top.path
-        add(
-            key,
-            name,
-            f"{top} is {owner} by {acc.name}" if tree.top.path == top else f"{tree.top.path} is {owner} by {acc.name}",
-            deeper=deeper,
-        )
-    # 6. tmpfiles.d lines that create directories for the account
+        owner = "owned" if tree.uid == acc.uid else "group-owned"
+        yield _Wanted(key, name, f"{tree.top.path} is {owner} by {acc.name}", deeper=deeper)
+
+
+def _tmpfiles_lines(q: Queries, acc: Account) -> Iterator[_Wanted]:
+    """6. tmpfiles.d lines that create directories for the account."""
     for ref in q.refs_to(acc.name, Target.USER):
         if ref.kind is RefKind.TMPFILES and ref.path is not None and ref.detail[:1] in ("d", "D", "v", "q", "Q"):
             slot = managed_slot(ref.path)
             if slot is not None and slot[0] != "ConfigurationDirectory":
-                add(slot[0], slot[1], f"tmpfiles.d creates {ref.path} for {acc.name} ({ref.location})")
-    steps = [text for k, text in sorted(manual.items()) if k not in found]
-    return sorted(found.values(), key=lambda m: (KEY_ORDER[m.key], m.name)), rejected, steps
+                yield _Wanted(slot[0], slot[1], f"tmpfiles.d creates {ref.path} for {acc.name} ({ref.location})")
 
 
 def _writable(unit: Unit, path: str) -> bool:

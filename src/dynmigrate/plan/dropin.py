@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from dynmigrate import __version__
@@ -17,6 +17,7 @@ from dynmigrate.model.plan import Credential, ExecMode, ManagedDir
 from dynmigrate.model.snapshot import Snapshot
 from dynmigrate.model.units import DIRECTORY_KEYS, EXEC_KEYS, Directive, Unit, parse_bool
 from dynmigrate.model.unitsyntax import exec_argv, expand_env, render_unit, unit_environment
+from dynmigrate.plan.directories import matched_text, run_path
 
 PREFIX_RE = re.compile(r"^([@\-:+!|]*)(.*)$", re.S)
 TMP_RE = re.compile(r"(?:^|[\s=:'\"])/(?:var/)?tmp(?:/|$|[\s'\"])")
@@ -112,22 +113,39 @@ def _move_state_config(unit: Unit, value: str, managed: list[ManagedDir], out: D
     return re.sub(rf"(?<=\s){re.escape(path)}(?=\s|$)", target.replace("\\", "\\\\"), value)
 
 
-def _pid_file_moves(unit: Unit, raw: bool) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class _RunFile:
+    """A file a command line tells the daemon to write straight into /run (or /var/run): an argument,
+    or a piece of one split at '=', after the unit's variables are filled in."""
+
+    key: str  # the Exec key of the line
+    line: str  # the line as the plan matches it (see matched_text)
+    path: str  # as written: /run/NAME.EXT or /var/run/NAME.EXT
+    name: str  # NAME.EXT
+
+
+def _files_in_run(unit: Unit) -> Iterator[_RunFile]:
+    env = unit_environment(unit)
+    for key in EXEC_KEYS:
+        for d in unit.values("Service", key):
+            line = matched_text(unit, d)
+            for arg in exec_argv(expand_env(line, env))[1:]:
+                for piece in arg.split("="):
+                    p = run_path(piece)
+                    name = p.rsplit("/", 1)[-1]
+                    if p.startswith("/run/") and p.count("/") == 2 and "." in name:
+                        yield _RunFile(key, line, piece, name)
+
+
+def _pid_file_moves(unit: Unit) -> dict[str, str]:
     """PID files that the unit's own command lines put straight in /run (or /var/run), written out in
     the line (not from a variable): the plan points them into the unit's runtime directory, as it
     does PIDFile=. Other files there (sockets, locks) have readers the plan cannot follow."""
-    env = unit_environment(unit)
-    moves: dict[str, str] = {}
-    for key in EXEC_KEYS:
-        for d in unit.values("Service", key):
-            text = d.raw if raw else d.value
-            for arg in exec_argv(expand_env(text, env))[1:]:
-                for piece in arg.split("="):
-                    p = piece.replace("/var/run/", "/run/", 1)
-                    name = p.rsplit("/", 1)[-1]
-                    if p.startswith("/run/") and p.count("/") == 2 and name.endswith(".pid") and piece in text:
-                        moves[piece] = f"/run/{unit.prefix}/{name}"
-    return moves
+    return {
+        f.path: f"/run/{unit.prefix}/{f.name}"
+        for f in _files_in_run(unit)
+        if f.name.endswith(".pid") and f.path in f.line
+    }
 
 
 def pid_file_readers(snap: Snapshot, unit: Unit, moves: list[tuple[str, str]]) -> list[str]:
@@ -136,10 +154,13 @@ def pid_file_readers(snap: Snapshot, unit: Unit, moves: list[tuple[str, str]]) -
     own = {unit.fragment, *unit.dropins}
     texts = [(p, t) for p, t in snap.unit_texts if p not in own] + list(snap.config_texts)
     steps: list[str] = []
-    files = {old.replace("/var/run/", "/run/", 1): new for old, new in moves}
+    files = {run_path(old): new for old, new in moves}
     for base, new in files.items():
         for path, text in texts:
-            if base in text or "/var" + base in text:
+            # a mention anywhere, not a whole word: the name sits in "$(cat /run/x.pid)", in quotes, or
+            # as /var/run/x.pid (which contains it); a false match costs a manual step to read, a missed
+            # reader would go on reading a file that is no longer written
+            if base in text:
                 steps.append(f"{path} names the PID file {base}, which the daemon now writes as {new}: point it there")
     return steps
 
@@ -165,9 +186,26 @@ def build_dropin(
     runtime_sockets: frozenset[str] = frozenset(),
     home: str = "",
 ) -> DropIn:
+    """The drop-in that moves UNIT to the dynamic user ACCOUNT, each line with the decision behind it."""
     out = DropIn()
-    raw = unit.is_template  # templates keep their specifiers
     out.set("DynamicUser", "yes")
+    _user(unit, account, exec_mode, out)
+    _groups(unit, account, exec_mode, supplementary, own_group_names, out)
+    _managed_directories(unit, managed, runtime_sockets, out)
+    _read_write_paths(unit, managed, credentials, out)
+    pid_moves = _pid_file_moves(unit)
+    out.moved_pidfiles += pid_moves.items()
+    _exec_lines(unit, exec_mode, managed, pid_moves, out)
+    _pid_files(unit, managed, pid_moves, out)
+    _files_left_in_run(unit, pid_moves, out)
+    _exec_paths(unit, managed, out)
+    _private_tmp(unit, out)
+    _home(unit, exec_mode, managed, home, out)
+    _credentials(credentials, out)
+    return out
+
+
+def _user(unit: Unit, account: str, exec_mode: ExecMode, out: DropIn) -> None:
     out.set("User", account)
     if unit.prefix == account:
         out.decisions.append(
@@ -181,6 +219,17 @@ def build_dropin(
             + (" and the daemon's own switch all" if exec_mode is ExecMode.BANG else "")
             + " use the old name"
         )
+
+
+def _groups(
+    unit: Unit,
+    account: str,
+    exec_mode: ExecMode,
+    supplementary: list[str],
+    own_group_names: tuple[str, ...],
+    out: DropIn,
+) -> None:
+    """Group= (the dynamic user's own group) and SupplementaryGroups= (the static groups it keeps)."""
     group = unit.value("Service", "Group")
     if group is not None and group.value in own_group_names:
         out.set("Group", account)
@@ -205,7 +254,10 @@ def build_dropin(
                 "SupplementaryGroups= is lost for commands with the '!' prefix (systemd issue 26636); the daemon's "
                 "own initgroups() only finds groups that list the user by name in /etc/group"
             )
-    # managed directories
+
+
+def _managed_directories(unit: Unit, managed: list[ManagedDir], runtime_sockets: frozenset[str], out: DropIn) -> None:
+    """The managed directories the unit does not declare yet, and the modes they keep."""
     for m in managed:
         if m.declared:
             continue
@@ -223,71 +275,65 @@ def build_dropin(
             continue
         out.set(f"{m.key}Mode", f"{m.mode:04o}")
         out.decisions.append(f"{m.key}Mode={m.mode:04o}: keeps the existing mode of {m.path}")
-    # ReadWritePaths= now managed, or shadowed by a read-only tmpfs (a directory others could not enter)
+
+
+def _read_write_paths(unit: Unit, managed: list[ManagedDir], credentials: list[Credential], out: DropIn) -> None:
+    """ReadWritePaths= now managed, or shadowed by a read-only tmpfs (a directory others could not enter)."""
     shadowed = [str(c.path) for c in credentials if c.directory]
     for key in ("ReadWritePaths", "ReadWriteDirectories"):
-        entries = unit.values("Service", key)
-        if not entries:
-            continue
         keep: list[str] = []
         dropped: list[str] = []
-        for d in entries:
+        for d in unit.values("Service", key):
             # emit the words as written (systemd expands specifiers itself); match on the expanded ones
             written, expanded = d.raw.split(), d.value.split()
             pairs = zip(written, expanded if len(expanded) == len(written) else written, strict=True)
             for word, value in pairs:
-                path = (word if raw else value).lstrip("-+")
-                slot = managed_slot(str(rel(path))) if path.startswith("/") else None
-                is_managed = slot is not None and any(
-                    m.key == slot[0] and (m.name == slot[1] or is_under(str(rel(path)), str(m.path))) for m in managed
+                path = (word if unit.is_template else value).lstrip("-+")
+                replaced = _is_managed(path, managed) or (
+                    path.startswith("/") and any(is_under(str(rel(path)), sh) for sh in shadowed)
                 )
-                is_shadowed = path.startswith("/") and any(is_under(str(rel(path)), sh) for sh in shadowed)
-                if is_managed or is_shadowed:
-                    dropped.append(word)
-                else:
-                    keep.append(word)
-        if dropped:
-            out.set(key, "")
-            for word in keep:
-                out.set(key, word)
-            out.decisions.append(
-                f"{key}= reset: {' '.join(dropped)} are managed directories now (or read-only credentials)"
+                (dropped if replaced else keep).append(word)
+        if not dropped:
+            continue
+        out.set(key, "")
+        for word in keep:
+            out.set(key, word)
+        out.decisions.append(
+            f"{key}= reset: {' '.join(dropped)} are managed directories now (or read-only credentials)"
+        )
+        if keep:
+            out.manual.append(
+                f"{unit.name}: {key}={' '.join(keep)} stays writable outside the managed directories; "
+                "files written there keep the dynamic UID after it is recycled (facts F1.15)"
             )
-            if keep:
-                out.manual.append(
-                    f"{unit.name}: {key}={' '.join(keep)} stays writable outside the managed directories; "
-                    "files written there keep the dynamic UID after it is recycled (facts F1.15)"
-                )
-    # Exec lines: fixups out, prefixes for the identity model
+
+
+def _is_managed(path: str, managed: list[ManagedDir]) -> bool:
+    slot = managed_slot(str(rel(path))) if path.startswith("/") else None
+    return slot is not None and any(
+        m.key == slot[0] and (m.name == slot[1] or is_under(str(rel(path)), str(m.path))) for m in managed
+    )
+
+
+def _exec_lines(
+    unit: Unit, exec_mode: ExecMode, managed: list[ManagedDir], pid_moves: dict[str, str], out: DropIn
+) -> None:
+    """Exec lines: fix-ups out, prefixes for the identity model, moved files pointed at."""
     pso = unit.flag("Service", "PermissionsStartOnly")
-    pid_moves = _pid_file_moves(unit, raw)
-    out.moved_pidfiles += pid_moves.items()
     for key in EXEC_KEYS:
         entries = unit.values("Service", key)
-        if not entries:
-            continue
         new: list[str] = []
         removed: list[str] = []
-        changed = False
         for d in entries:
-            value = d.raw  # as written: systemd expands specifiers (%i, %n, %%) itself
-            matched = d.raw if raw else d.value
-            if key in ("ExecStartPre", "ExecStartPost") and is_fixup(matched, managed):
-                removed.append(value)
-                changed = True
+            if key in ("ExecStartPre", "ExecStartPost") and is_fixup(matched_text(unit, d), managed):
+                removed.append(d.raw)
                 continue
-            if exec_mode is ExecMode.BANG:
-                nv = with_bang(value)
-            elif pso and key != "ExecStart":
-                nv = with_plus(value)
-            else:
-                nv = value.strip()
+            # as written: systemd expands specifiers (%i, %n, %%) itself
+            line = _with_prefix(key, d.raw, exec_mode, pso)
             if key == "ExecStart":
-                nv = _move_state_config(unit, nv, managed, out)
-            nv = _repoint(nv, pid_moves)
-            changed = changed or nv != value.strip()
-            new.append(nv)
-        if not changed:
+                line = _move_state_config(unit, line, managed, out)
+            new.append(_repoint(line, pid_moves))
+        if not removed and new == [d.raw.strip() for d in entries]:
             continue
         out.set(key, "")
         for v in new:
@@ -308,18 +354,27 @@ def build_dropin(
             "be verified offline"
         )
 
-    # PID file
-    runtime_set = False
-    moved = {str(rel(old.replace("/var/run/", "/run/", 1))): new for old, new in pid_moves.items()}
+
+def _with_prefix(key: str, value: str, exec_mode: ExecMode, permissions_start_only: bool) -> str:
+    """The command line with the prefix of the identity model: '!' for a daemon that switches to the
+    account itself, '+' for what PermissionsStartOnly= ran as root."""
+    if exec_mode is ExecMode.BANG:
+        return with_bang(value)
+    if permissions_start_only and key != "ExecStart":
+        return with_plus(value)
+    return value.strip()
+
+
+def _pid_files(unit: Unit, managed: list[ManagedDir], pid_moves: dict[str, str], out: DropIn) -> None:
+    """PIDFile= and the PID files the command lines name go into the unit's runtime directory."""
+    moved = {str(rel(run_path(old))): new for old, new in pid_moves.items()}
     pid = unit.value("Service", "PIDFile")
     if pid is not None:
-        ppath = str(rel((pid.raw if raw else pid.value).replace("/var/run/", "/run/", 1)))
+        ppath = str(rel(run_path(matched_text(unit, pid))))
         runtime = [str(m.path) for m in managed if m.key == "RuntimeDirectory"]
         if not any(is_under(ppath, r) and ppath != r for r in runtime):
             target = f"/run/{unit.prefix}/{ppath.rsplit('/', 1)[-1]}"
-            runtime_set = not any(m.key == "RuntimeDirectory" and m.name == unit.prefix for m in managed)
-            if runtime_set:
-                out.set("RuntimeDirectory", unit.prefix)
+            _own_runtime_directory(unit, managed, out)
             out.set("PIDFile", target)
             out.decisions.append(f"PIDFile={target}: /run is read-only under DynamicUser, even for root")
             if moved.get(ppath) != target:
@@ -327,39 +382,48 @@ def build_dropin(
                     f"{unit.name}: point the daemon's PID file at {target} (it was {pid.value}) in its configuration"
                 )
     if moved:
-        if not runtime_set and not any(m.key == "RuntimeDirectory" and m.name == unit.prefix for m in managed):
-            out.set("RuntimeDirectory", unit.prefix)
+        _own_runtime_directory(unit, managed, out)
         for pid_old, pid_new in pid_moves.items():
             out.decisions.append(
                 f"{pid_old} -> {pid_new} in the command lines: the daemon writes its PID file there, and /run is "
                 "read-only under DynamicUser, even for root"
             )
-    # files the daemon is told to write straight into /run (a PID file in an argument or variable)
+
+
+def _own_runtime_directory(unit: Unit, managed: list[ManagedDir], out: DropIn) -> None:
+    """RuntimeDirectory= named after the unit, where the plan moves its PID files, unless it has it."""
+    if not any(m.key == "RuntimeDirectory" and m.name == unit.prefix for m in managed) and (
+        ("RuntimeDirectory", unit.prefix) not in out.items
+    ):
+        out.set("RuntimeDirectory", unit.prefix)
+
+
+def _files_left_in_run(unit: Unit, pid_moves: dict[str, str], out: DropIn) -> None:
+    """Files the daemon is told to write straight into /run (a PID file in an argument or variable)
+    that the plan did not move: a manual step each."""
+    for f in _files_in_run(unit):
+        if f.path in pid_moves and f.path in f.line:
+            continue
+        out.manual.append(
+            f"{unit.name}: {f.key} makes the daemon write {f.path}, straight in /run, which is read-only "
+            f"under DynamicUser: point it into RuntimeDirectory= (e.g. /run/{unit.prefix}/)"
+        )
+
+
+def _exec_paths(unit: Unit, managed: list[ManagedDir], out: DropIn) -> None:
+    """Programs the unit runs from its own managed directories: systemd >= 257 mounts an id-mapped
+    one (a directory it creates, or one root owned) noexec; ExecPaths= (247+) allows them again."""
     env = unit_environment(unit)
-    for key in EXEC_KEYS:
-        for d in unit.values("Service", key):
-            for arg in exec_argv(expand_env(d.raw if raw else d.value, env))[1:]:
-                for piece in arg.split("="):
-                    p = piece.replace("/var/run/", "/run/", 1)
-                    if p.startswith("/run/") and p.count("/") == 2 and "." in p.rsplit("/", 1)[-1]:
-                        if piece in pid_moves and piece in (d.raw if raw else d.value):
-                            continue
-                        out.manual.append(
-                            f"{unit.name}: {key} makes the daemon write {piece}, straight in /run, which is read-only "
-                            f"under DynamicUser: point it into RuntimeDirectory= (e.g. /run/{unit.prefix}/)"
-                        )
-    # programs the unit runs from its own managed directories: systemd >= 257 mounts an id-mapped
-    # one (a directory it creates, or one root owned) noexec; ExecPaths= (247+) allows them again
     exec_dirs: list[str] = []
     for key in EXEC_KEYS:
         for d in unit.values("Service", key):
-            argv = exec_argv(expand_env(d.raw if raw else d.value, env))
+            argv = exec_argv(expand_env(matched_text(unit, d), env))
             if not argv or not argv[0].startswith("/"):
                 continue
             program = str(rel(argv[0]))
             for m in managed:
                 where = str(m.path)
-                if m.key == "RuntimeDirectory" or m.key == "ConfigurationDirectory" or where in exec_dirs:
+                if m.key in ("RuntimeDirectory", "ConfigurationDirectory") or where in exec_dirs:
                     continue
                 if is_under(program, where):
                     exec_dirs.append(where)
@@ -368,24 +432,31 @@ def build_dropin(
                         f"ExecPaths={where}: {key} runs {argv[0]} from it, and systemd 257 mounts an id-mapped "
                         "managed directory noexec"
                     )
-    # one /tmp for all of the unit's commands: DynamicUser= implies PrivateTmp=disconnected from
-    # systemd 257 on, and then ExecStartPre= and friends do not share /tmp with ExecStart=
-    # (systemd issue 37177); PrivateTmp=yes is what DynamicUser= implied before 257
-    if unit.value("Service", "PrivateTmp") is None:
-        for key in EXEC_KEYS:
-            if key == "ExecStart":
-                continue
-            hit = next((d for d in unit.values("Service", key) if TMP_RE.search(d.raw if raw else d.value)), None)
-            if hit is not None:
-                out.set("PrivateTmp", "yes")
-                out.decisions.append(
-                    f"PrivateTmp=yes: {key} uses /tmp or /var/tmp ({hit.location}), and the disconnected /tmp that "
-                    "DynamicUser= implies from systemd 257 on is not shared between the unit's commands"
-                )
-                break
-    # HOME: systemd sets it from the user record, and a dynamic user's home is / (facts F1.6); a
-    # daemon that keeps files or settings under $HOME would silently start on its defaults. When the
-    # old home is one of the unit's managed directories, the unit keeps it.
+
+
+def _private_tmp(unit: Unit, out: DropIn) -> None:
+    """One /tmp for all of the unit's commands: DynamicUser= implies PrivateTmp=disconnected from
+    systemd 257 on, and then ExecStartPre= and friends do not share /tmp with ExecStart= (systemd
+    issue 37177); PrivateTmp=yes is what DynamicUser= implied before 257."""
+    if unit.value("Service", "PrivateTmp") is not None:
+        return
+    for key in EXEC_KEYS:
+        if key == "ExecStart":
+            continue
+        hit = next((d for d in unit.values("Service", key) if TMP_RE.search(matched_text(unit, d))), None)
+        if hit is not None:
+            out.set("PrivateTmp", "yes")
+            out.decisions.append(
+                f"PrivateTmp=yes: {key} uses /tmp or /var/tmp ({hit.location}), and the disconnected /tmp that "
+                "DynamicUser= implies from systemd 257 on is not shared between the unit's commands"
+            )
+            return
+
+
+def _home(unit: Unit, exec_mode: ExecMode, managed: list[ManagedDir], home: str, out: DropIn) -> None:
+    """HOME: systemd sets it from the user record, and a dynamic user's home is / (facts F1.6); a
+    daemon that keeps files or settings under $HOME would silently start on its defaults. When the
+    old home is one of the unit's managed directories, the unit keeps it."""
     if (
         exec_mode is ExecMode.USER
         and home
@@ -397,7 +468,10 @@ def build_dropin(
             f"Environment=HOME={home.rstrip('/')}: the account's home is a managed directory now; a dynamic "
             "user's home is /, where the daemon would find none of the files it keeps under $HOME"
         )
-    # credentials for secrets
+
+
+def _credentials(credentials: list[Credential], out: DropIn) -> None:
+    """Secrets reach the unit as credentials, bound back where the daemon reads them."""
     for c in credentials:
         if c.directory:
             out.set("TemporaryFileSystem", f"{c.path}:ro")
@@ -413,7 +487,6 @@ def build_dropin(
             f"LoadCredential={c.name}:{c.path} and bound back over {c.path}: on disk it keeps the owner and mode "
             "the plan gives it, and the daemon reads it where it always did"
         )
-    return out
 
 
 def systemctl_cat(snap: Snapshot, unit: Unit, extra: tuple[RelPath, str] | None = None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from dynmigrate.engine.catalogue import fix_of
@@ -12,7 +12,7 @@ from dynmigrate.engine.result import ScanResult
 from dynmigrate.graph.queries import Queries, managed_slot, other_access
 from dynmigrate.model.accounts import Account, Group
 from dynmigrate.model.common import Confidence, Effect, RelPath, Verdict, escape
-from dynmigrate.model.files import FileKind
+from dynmigrate.model.files import FileKind, PathInfo
 from dynmigrate.model.paths import is_under, rel
 from dynmigrate.model.plan import (
     AccountPlan,
@@ -29,9 +29,10 @@ from dynmigrate.model.plan import (
     UnitPlan,
     dropin_name,
 )
-from dynmigrate.model.references import Action, Reference, RefKind, Target
+from dynmigrate.model.references import Action, Reference, RefKind, StatOverride, Target
 from dynmigrate.model.report import AccountVerdict
-from dynmigrate.model.units import LoadState, Unit
+from dynmigrate.model.snapshot import SecretHint
+from dynmigrate.model.units import Directive, LoadState, Unit
 from dynmigrate.plan.directories import derive_directories, root_daemon_runtime
 from dynmigrate.plan.dropin import (
     build_dropin,
@@ -208,7 +209,18 @@ def _cred_name(path: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", path.rsplit("/", 1)[-1])
 
 
-def _file_fixes(result: ScanResult, acc: Account) -> tuple[list[FileFix], list[Credential], list[RelPath], list[str]]:
+@dataclass(frozen=True, slots=True)
+class _ConfigAccess:
+    """What becomes of the configuration the account owned: root's, each file with its mode and why
+    (FileFix), the credentials that hand the closed ones to the service, and the manual steps for
+    what the plan must leave as it is."""
+
+    fixes: tuple[FileFix, ...]
+    credentials: tuple[Credential, ...]
+    manual: tuple[str, ...]
+
+
+def _file_fixes(result: ScanResult, acc: Account) -> _ConfigAccess:
     """Configuration the account owned becomes root's, and never readable to more users than before.
 
     What others could read stays readable (0644/0755, as systemd expects configuration). What they
@@ -219,86 +231,99 @@ def _file_fixes(result: ScanResult, acc: Account) -> tuple[list[FileFix], list[C
     q = result.queries
     snap = result.snapshot
     known = {str(e.path): e for e in snap.etc_entries}
-    fixes: list[FileFix] = []
-    creds: list[Credential] = []
-    secret_paths: list[RelPath] = []
-    manual: list[str] = []
     acls = set(snap.acl_paths)
+    manual = [_acl_step(e.path) for e in q.etc_entries_of(acc) if e.path in acls]
+    creds, shown, manual_dirs = _closed_dirs(q, acc)
+    fixes: list[FileFix] = []
     for e in q.etc_entries_of(acc):
-        if e.path in acls:
-            manual.append(
-                f"{e.path} has an ACL (system.posix_acl_access): its mode bits do not tell who may read it, so the "
-                "plan leaves its owner and ACL as they are; re-own it by hand without widening the ACL, and hand "
-                "it to the service with LoadCredential= if the dynamic user must read it"
-            )
-    entries = [e for e in q.etc_entries_of(acc) if e.kind in (FileKind.FILE, FileKind.DIR) and e.path not in acls]
-    dir_creds: set[str] = set()
-    manual_dirs: set[str] = set()
-    for closed in q.closed_config_dirs(acc):
-        d = closed.info
-        if closed.why:
-            manual_dirs.add(str(d.path))  # the manual step is DM309's finding, from the same query
+        if e.kind not in (FileKind.FILE, FileKind.DIR) or e.path in acls:
             continue
-        dir_creds.add(str(d.path))
-        creds.append(
-            Credential(
-                "",
-                _cred_name(d.path),
-                d.path,
-                f"other users could not enter it ({d.uid}:{d.gid} {d.mode:04o}): each of its files is a credential",
-                directory=True,
-            )
-        )
-        for f in q.closed_dir_files(closed):
-            if f.uid == 0 and f.gid == 0:  # root's, readable to others: it stays as it is on disk
-                why = f"root's file ({f.mode:04o}) in a directory other users could not enter"
-                creds.append(Credential("", _cred_name(f.path), f.path, f"{why}: bound into the unit's view of it"))
-
-    def covered(path: str) -> str | None:
-        return next((d for d in (*dir_creds, *manual_dirs) if is_under(path, d)), None)
-
-    for e in entries:
-        hints = snap.secret_hints(e.path)
+        # the closed directory E is in (the first found), and whether the unit sees its files
+        under = next((d for d in (*shown, *manual_dirs) if is_under(str(e.path), d)), None)
+        seen = under is not None and under in shown
         readable, enterable = other_access(e, known)
-        keep = e.mode & 0o777
-        how = f"{e.uid}:{e.gid} {e.mode:04o}"
-        under = covered(str(e.path))
         if e.kind is FileKind.DIR:
-            if readable and enterable:
-                new_mode, reason = 0o755, "config directory: root-owned and traversable (others could list it before)"
-            elif under is not None and under in dir_creds:
-                new_mode, reason = keep, "others could not enter it: root-owned, mode kept; the unit sees its files"
-            elif under is not None:
-                new_mode, reason = keep, "others could not enter it: root-owned, mode kept (see the manual step)"
-            else:
-                new_mode, reason = keep, "others could not list it: root-owned, mode kept"
-            fixes.append(FileFix(e.path, e.uid, e.gid, e.mode, 0, 0, new_mode, reason))
+            fixes.append(_config_dir_fix(e, readable and enterable, under, seen))
             continue
+        hints = snap.secret_hints(e.path)
         if hints or not readable:
-            if hints:
-                secret_paths.append(e.path)
-                new_mode = 0o600
-                why = f"looks secret ({hints[0].keyword})"
-            else:
-                new_mode = keep
-                why = f"other users could not read it ({how}" + (
-                    ", in a directory they could not enter)" if e.mode & 0o004 else ")"
-                )
-            kept = "root-only" if new_mode == 0o600 else "root-owned, mode kept"
-            if under is not None and under in dir_creds:
-                reason = f"{why}: {kept}, bound into the unit's view of {under} with LoadCredential="
-                creds.append(Credential("", _cred_name(e.path), e.path, why))
-            elif under is not None:
-                reason = f"{why}: {kept}, inside {under} (see the manual step)"
-            else:
-                reason = f"{why}: {kept}, handed to the service with LoadCredential="
-                creds.append(Credential("", _cred_name(e.path), e.path, why))
-            fixes.append(FileFix(e.path, e.uid, e.gid, e.mode, 0, 0, new_mode, reason))
+            fix, cred = _closed_file_fix(e, hints, under, seen)
+            fixes.append(fix)
+            if cred is not None:
+                creds.append(cred)
             continue
         new_mode = 0o755 if e.mode & 0o111 else 0o644
         reason = "config: root-owned and world-readable (others could read it before, no secret found in it)"
         fixes.append(FileFix(e.path, e.uid, e.gid, e.mode, 0, 0, new_mode, reason))
-    return fixes, creds, secret_paths, manual
+    return _ConfigAccess(tuple(fixes), tuple(creds), tuple(manual))
+
+
+def _acl_step(path: RelPath) -> str:
+    return (
+        f"{path} has an ACL (system.posix_acl_access): its mode bits do not tell who may read it, so the "
+        "plan leaves its owner and ACL as they are; re-own it by hand without widening the ACL, and hand "
+        "it to the service with LoadCredential= if the dynamic user must read it"
+    )
+
+
+def _closed_dirs(q: Queries, acc: Account) -> tuple[list[Credential], set[str], set[str]]:
+    """The configuration directories other users could not enter: the credentials that show one to
+    the unit (the directory, and each root-owned file in it), the directories shown so, and those
+    left to a manual step (DM309's finding, from the same query)."""
+    creds: list[Credential] = []
+    shown: set[str] = set()
+    manual_dirs: set[str] = set()
+    for closed in q.closed_config_dirs(acc):
+        d = closed.info
+        if closed.why:
+            manual_dirs.add(str(d.path))
+            continue
+        shown.add(str(d.path))
+        why = f"other users could not enter it ({d.uid}:{d.gid} {d.mode:04o}): each of its files is a credential"
+        creds.append(Credential("", _cred_name(d.path), d.path, why, directory=True))
+        for f in q.closed_dir_files(closed):
+            if f.uid == 0 and f.gid == 0:  # root's, readable to others: it stays as it is on disk
+                why = f"root's file ({f.mode:04o}) in a directory other users could not enter"
+                creds.append(Credential("", _cred_name(f.path), f.path, f"{why}: bound into the unit's view of it"))
+    return creds, shown, manual_dirs
+
+
+def _config_dir_fix(e: PathInfo, open_to_others: bool, under: str | None, seen: bool) -> FileFix:
+    """A configuration directory becomes root's: 0755 when others could list it, else its mode kept."""
+    keep = e.mode & 0o777
+    if open_to_others:
+        new_mode, reason = 0o755, "config directory: root-owned and traversable (others could list it before)"
+    elif seen:
+        new_mode, reason = keep, "others could not enter it: root-owned, mode kept; the unit sees its files"
+    elif under is not None:
+        new_mode, reason = keep, "others could not enter it: root-owned, mode kept (see the manual step)"
+    else:
+        new_mode, reason = keep, "others could not list it: root-owned, mode kept"
+    return FileFix(e.path, e.uid, e.gid, e.mode, 0, 0, new_mode, reason)
+
+
+def _closed_file_fix(
+    e: PathInfo, hints: tuple[SecretHint, ...], under: str | None, seen: bool
+) -> tuple[FileFix, Credential | None]:
+    """A file that looks secret (root-only then) or that others could not read (mode kept) becomes
+    root's, and reaches the service as a credential unless it is in a closed directory left to a
+    manual step (a directory the unit sees has its credential for each of its files)."""
+    if hints:
+        new_mode = 0o600
+        why = f"looks secret ({hints[0].keyword})"
+    else:
+        new_mode = e.mode & 0o777
+        in_closed_dir = ", in a directory they could not enter)" if e.mode & 0o004 else ")"
+        why = f"other users could not read it ({e.uid}:{e.gid} {e.mode:04o}" + in_closed_dir
+    kept = "root-only" if new_mode == 0o600 else "root-owned, mode kept"
+    cred: Credential | None = Credential("", _cred_name(e.path), e.path, why)
+    if seen:
+        reason = f"{why}: {kept}, bound into the unit's view of {under} with LoadCredential="
+    elif under is not None:
+        reason, cred = f"{why}: {kept}, inside {under} (see the manual step)", None
+    else:
+        reason = f"{why}: {kept}, handed to the service with LoadCredential="
+    return FileFix(e.path, e.uid, e.gid, e.mode, 0, 0, new_mode, reason), cred
 
 
 def _sysusers_overrides(result: ScanResult, acc: Account, delete_group: bool) -> list[OverrideFile]:
@@ -637,120 +662,286 @@ def _plan_verdict(verdict: Verdict, manual: Sequence[ManualStep]) -> tuple[Verdi
     return verdict, ""
 
 
-def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -> AccountPlan:
-    snap, q = result.snapshot, result.queries
-    acc = snap.accounts.account(av.name)
-    assert acc is not None
+@dataclass(frozen=True, slots=True)
+class _AccountGroups:
+    """The account's groups as the plan treats them. The group named like the account goes with it,
+    primary or not (a static group of that name left behind is EILSEQ, facts F1.7), unless others
+    rely on it: then DM108 blocks, from the same list."""
+
+    primary: Group | None
+    own: Group | None  # the group named like the account
+    delete: bool
+    note: str
+    # Group= values in a unit that name the account's own group (Group= of the dynamic user then)
+    own_names: tuple[str, ...]
+    # static groups the dynamic user keeps (SupplementaryGroups=); the own group is not granted
+    # back: it is deleted (or, kept for others, blocks: DM108)
+    supplementary: tuple[str, ...]
+
+
+def _account_groups(q: Queries, acc: Account) -> _AccountGroups:
     grp = q.primary_group(acc)
-    # the group named like the account goes with it, primary or not (a static group of that name
-    # left behind is EILSEQ, facts F1.7), unless others rely on it: then DM108 blocks, from the same list
     own_grp = q.own_group(acc)
-    own_group = own_grp is not None and grp is not None and own_grp.gid == grp.gid
+    own_is_primary = own_grp is not None and grp is not None and own_grp.gid == grp.gid
     relying = q.own_group_users(acc)
-    delete_group = own_grp is not None and not relying
-    group_note = _group_note(acc, grp, own_grp, relying)
-    units, unit_notes = _plan_units(q, acc)
-    fixes, creds, _secrets, access_manual = _file_fixes(result, acc)
-    # the own group is not granted back: it is deleted (or, kept for others, blocks: DM108)
+    own_names = (acc.name, str(acc.gid)) + ((str(grp.name),) if grp is not None and own_is_primary else ())
+    own_names += (str(own_grp.name), str(own_grp.gid)) if own_grp is not None and not own_is_primary else ()
     supplementary = sorted(
         str(g.name) for g in q.groups_of(acc) if g.gid != acc.gid and (own_grp is None or g.gid != own_grp.gid)
     )
-    unit_plans: list[UnitPlan] = []
-    all_managed: list[ManagedDir] = []
-    manual: list[ManualStep] = []
-    risks: list[str] = list(unit_notes)
+    return _AccountGroups(
+        grp,
+        own_grp,
+        own_grp is not None and not relying,
+        _group_note(acc, grp, own_grp, relying),
+        own_names,
+        tuple(supplementary),
+    )
+
+
+@dataclass(slots=True)
+class _Planned:
+    """The account's units as they are planned, with the manual steps and risks found on the way
+    (in the order they are found: a manual step's id is its place in the list)."""
+
+    units: list[UnitPlan] = field(default_factory=list)
+    managed: list[ManagedDir] = field(default_factory=list)
+    manual: list[ManualStep] = field(default_factory=list)
+    risks: list[str] = field(default_factory=list)
+
+    def add_steps(self, account: str, texts: Iterable[str]) -> None:
+        for text in texts:
+            self.manual.append(ManualStep(f"M{len(self.manual) + 1}-{account}", "plan", text))
+
+
+@dataclass(frozen=True, slots=True)
+class _UnitOutcome:
+    plan: UnitPlan
+    managed: tuple[ManagedDir, ...]
+    dir_steps: tuple[str, ...]  # directories that would swallow a shared tree (one step per text per account)
+    manual: tuple[str, ...]
+    risks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _AccountFiles:
+    """What the plan does with the account's files and the references to it outside its units."""
+
+    overrides: tuple[OverrideFile, ...]
+    suggested: tuple[tuple[str, str], ...]
+    statoverrides: tuple[StatOverride, ...]
+    fixes: tuple[FileFix, ...]
+    recreated: tuple[str, ...]
+    pins: tuple[StatOverridePin, ...]
+    leftovers: tuple[Leftover, ...]
+    manifest: tuple[RelPath, ...]
+    manual: tuple[str, ...]  # steps for logrotate configurations the plan cannot edit
+
+
+def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -> AccountPlan:
+    """One account's plan: its units' drop-ins, then its files, with the steps a person takes."""
+    acc = result.snapshot.accounts.account(av.name)
+    assert acc is not None
+    groups = _account_groups(result.queries, acc)
+    units, unit_notes = _plan_units(result.queries, acc)
+    access = _file_fixes(result, acc)
+    planned = _Planned(risks=list(unit_notes))
     for unit in units:
-        managed, refused_dirs, dir_steps = derive_directories(q, acc, unit)
-        # systemd mounts a ConfigurationDirectory= over the unit's tmpfs (seen on 252): the closed
-        # directory is shown through TemporaryFileSystem= alone
-        shadowed = {str(c.path) for c in creds if c.directory}
-        managed = [m for m in managed if not (m.key == "ConfigurationDirectory" and str(m.path) in shadowed)]
-        risks += refused_dirs
-        for text_m in dir_steps:
-            if text_m not in (m.text for m in manual):
-                manual.append(ManualStep(f"M{len(manual) + 1}-{acc.name}", "plan", text_m))
-        mode = _exec_mode(q, acc, unit)
-        if mode is ExecMode.BANG:
-            managed = root_daemon_runtime(unit, managed)
-        all_managed += managed
-        unit_creds = [replace(c, unit=unit.name) for c in creds]
-        own = (acc.name, str(acc.gid)) + ((str(grp.name),) if grp is not None and own_group else ())
-        own += (str(own_grp.name), str(own_grp.gid)) if own_grp is not None and not own_group else ()
-        d = build_dropin(
-            unit, acc.name, mode, managed, supplementary, unit_creds, own, runtime_sockets(q, acc), acc.home
-        )
-        name = dropin_name(p.rsplit("/", 1)[-1] for p in unit.dropins)
-        dpath = RelPath(f"/etc/systemd/system/{unit.name}.d/{name}")
-        text = dropin_text(unit, acc.name, acc.uid, d.items)
-        before = systemctl_cat(snap, unit)
-        after = systemctl_cat(snap, unit, (dpath, text))
-        d.manual += pid_file_readers(snap, unit, d.moved_pidfiles)
-        for conflict in later_conflicts(unit, d.items, name):
-            d.manual.append(
-                f"{conflict.location} sorts after {name} and sets {conflict.key}={conflict.value} again: "
-                f"it would undo part of the migration; rename it so that it sorts before {name} (e.g. "
-                f"40-{conflict.location.file.rsplit('/', 1)[-1]}: the plan's drop-in was made from the unit with it), "
-                "or remove it"
-            )
-        for text_m in d.manual:
-            manual.append(ManualStep(f"M{len(manual) + 1}-{acc.name}", "plan", text_m))
-        risks += d.risks
-        probe, source = _probe(result, unit, options)
-        pid = unit.value("Service", "PIDFile")
-        old_pid = (pid.raw if unit.is_template else pid.value) if pid else ""
-        new_pid = next((v for k, v in reversed(d.items) if k == "PIDFile"), old_pid)
-        instances = tuple(sorted(u.name for u in snap.units if u.template == unit.name and u.enabled))
-        unit_plans.append(
-            UnitPlan(
-                unit=unit.name,
-                fragment=unit.fragment or RelPath("/"),
-                dropin_path=dpath,
-                dropin_text=text,
-                before=before,
-                after=after,
-                diff=unified_diff(before, after, unit.name),
-                exec_mode=mode,
-                directories=tuple(managed),
-                decisions=tuple(d.decisions),
-                probe=probe,
-                probe_source=source,
-                enabled=unit.enabled or any(u.template == unit.name and u.enabled for u in snap.units),
-                pidfile=new_pid,
-                instances=instances,
-                state_configs=state_config_copies(unit, d.state_configs, instances),
-            )
-        )
-    for text_m in access_manual:
-        manual.append(ManualStep(f"M{len(manual) + 1}-{acc.name}", "plan", text_m))
+        done = _plan_unit(result, acc, groups, access.credentials, unit, options)
+        for text in done.dir_steps:  # once per account, however many of its units ask for it
+            if text not in (m.text for m in planned.manual):
+                planned.add_steps(acc.name, [text])
+        planned.add_steps(acc.name, done.manual)
+        planned.risks += done.risks
+        planned.managed += done.managed
+        planned.units.append(done.plan)
+    planned.add_steps(acc.name, access.manual)
+    planned.manual += _rule_steps(av, acc.name, options.force)
+    files = _account_files(result, acc, units, groups.delete, access.fixes, planned.managed)
+    planned.add_steps(acc.name, files.manual)
+    planned.risks += _account_risks(acc, units, planned)
+    verdict, reason = _plan_verdict(av.verdict, planned.manual)
+    return AccountPlan(
+        account=acc.name,
+        uid=acc.uid,
+        gid=acc.gid,
+        group=str(groups.own.name) if groups.own else str(groups.primary.name) if groups.primary else str(acc.gid),
+        group_gid=groups.own.gid if groups.own else acc.gid,
+        home=acc.home,
+        shell=acc.shell,
+        gecos=acc.gecos,
+        delete_group=groups.delete,
+        group_note=groups.note,
+        verdict=verdict,
+        forced=options.force and av.verdict is Verdict.BLOCKED,
+        findings=av.findings,
+        units=tuple(planned.units),
+        file_fixes=files.fixes,
+        credentials=tuple(sorted(replace(c, unit=u.unit) for u in planned.units for c in access.credentials)),
+        overrides=files.overrides,
+        statoverrides=files.statoverrides,
+        pins=files.pins,
+        supplementary_groups=groups.supplementary,
+        leftovers=files.leftovers,
+        manual_steps=tuple(planned.manual),
+        risks=tuple(dict.fromkeys(planned.risks)),
+        recreated_by=files.recreated,
+        manifest_paths=files.manifest,
+        suggested=files.suggested,
+        reason=reason or av.reason,
+        links=av.links,
+        trees=av.trees,
+        references=tuple(r for r in av.references if not r.unit),
+        acknowledgements=_acknowledgements(av, acc.name, planned.units),
+    )
+
+
+def _plan_unit(
+    result: ScanResult,
+    acc: Account,
+    groups: _AccountGroups,
+    credentials: tuple[Credential, ...],
+    unit: Unit,
+    options: PlanOptions,
+) -> _UnitOutcome:
+    """The drop-in of one unit, the unit before and after it, and the manual steps and risks it brings."""
+    snap, q = result.snapshot, result.queries
+    mode = _exec_mode(q, acc, unit)
+    managed, refused_dirs, dir_steps = _unit_directories(q, acc, unit, credentials, mode)
+    unit_creds = [replace(c, unit=unit.name) for c in credentials]
+    sockets = runtime_sockets(q, acc)
+    supplementary = list(groups.supplementary)
+    d = build_dropin(unit, acc.name, mode, managed, supplementary, unit_creds, groups.own_names, sockets, acc.home)
+    name = dropin_name(p.rsplit("/", 1)[-1] for p in unit.dropins)
+    dpath = RelPath(f"/etc/systemd/system/{unit.name}.d/{name}")
+    text = dropin_text(unit, acc.name, acc.uid, d.items)
+    before = systemctl_cat(snap, unit)
+    after = systemctl_cat(snap, unit, (dpath, text))
+    d.manual += pid_file_readers(snap, unit, d.moved_pidfiles)
+    d.manual += [_later_conflict_step(conflict, name) for conflict in later_conflicts(unit, d.items, name)]
+    probe, source = _probe(result, unit, options)
+    pid = unit.value("Service", "PIDFile")
+    old_pid = (pid.raw if unit.is_template else pid.value) if pid else ""
+    instances = tuple(sorted(u.name for u in snap.units if u.template == unit.name and u.enabled))
+    plan = UnitPlan(
+        unit=unit.name,
+        fragment=unit.fragment or RelPath("/"),
+        dropin_path=dpath,
+        dropin_text=text,
+        before=before,
+        after=after,
+        diff=unified_diff(before, after, unit.name),
+        exec_mode=mode,
+        directories=tuple(managed),
+        decisions=tuple(d.decisions),
+        probe=probe,
+        probe_source=source,
+        enabled=unit.enabled or any(u.template == unit.name and u.enabled for u in snap.units),
+        pidfile=next((v for k, v in reversed(d.items) if k == "PIDFile"), old_pid),
+        instances=instances,
+        state_configs=state_config_copies(unit, d.state_configs, instances),
+    )
+    return _UnitOutcome(plan, tuple(managed), tuple(dir_steps), tuple(d.manual), (*refused_dirs, *d.risks))
+
+
+def _unit_directories(
+    q: Queries, acc: Account, unit: Unit, credentials: tuple[Credential, ...], mode: ExecMode
+) -> tuple[list[ManagedDir], list[str], list[str]]:
+    """The unit's managed directories (derive_directories), the names refused and the manual steps."""
+    managed, refused, steps = derive_directories(q, acc, unit)
+    # systemd mounts a ConfigurationDirectory= over the unit's tmpfs (seen on 252): the closed
+    # directory is shown through TemporaryFileSystem= alone
+    shadowed = {str(c.path) for c in credentials if c.directory}
+    managed = [m for m in managed if not (m.key == "ConfigurationDirectory" and str(m.path) in shadowed)]
+    if mode is ExecMode.BANG:
+        managed = root_daemon_runtime(unit, managed)
+    return managed, refused, steps
+
+
+def _later_conflict_step(conflict: Directive, name: str) -> str:
+    return (
+        f"{conflict.location} sorts after {name} and sets {conflict.key}={conflict.value} again: "
+        f"it would undo part of the migration; rename it so that it sorts before {name} (e.g. "
+        f"40-{conflict.location.file.rsplit('/', 1)[-1]}: the plan's drop-in was made from the unit with it), "
+        "or remove it"
+    )
+
+
+def _rule_steps(av: AccountVerdict, account: str, force: bool) -> list[ManualStep]:
+    """One manual step per rule whose findings need one (blocking ones too when forced): what was
+    found comes with what to do, the rule's one-line fix."""
     by_rule: dict[str, list[str]] = {}
-    ack_by_rule: dict[str, list[str]] = {}
     for f in av.findings:
-        if f.effect is Effect.NEEDS_MANUAL or (f.effect is Effect.BLOCKS and options.force):
+        if f.effect is Effect.NEEDS_MANUAL or (f.effect is Effect.BLOCKS and force):
             by_rule.setdefault(str(f.rule), []).append(f.message)
-        elif f.effect is Effect.ACKNOWLEDGE:
-            ack_by_rule.setdefault(str(f.rule), []).append(f.message)
-    for rule, messages in sorted(by_rule.items()):
-        # what to do comes with what was found: the rule's one-line fix
-        text = "; ".join(dict.fromkeys(messages))
-        manual.append(ManualStep(f"{rule}-{acc.name}", rule, f"{text}. To do: {fix_of(rule)}"))
-    acks = [
-        ManualStep(f"{rule}-{acc.name}", rule, "; ".join(dict.fromkeys(messages)))
-        for rule, messages in sorted(ack_by_rule.items())
+    return [
+        ManualStep(f"{rule}-{account}", rule, f"{'; '.join(dict.fromkeys(messages))}. To do: {fix_of(rule)}")
+        for rule, messages in sorted(by_rule.items())
     ]
+
+
+def _acknowledgements(av: AccountVerdict, account: str, units: list[UnitPlan]) -> tuple[ManualStep, ...]:
+    """What the plan handles and the operator confirms in stage 2: findings to acknowledge, and an
+    account none of whose units is enabled (the stages restart and check nothing)."""
+    by_rule: dict[str, list[str]] = {}
+    for f in av.findings:
+        if f.effect is Effect.ACKNOWLEDGE:
+            by_rule.setdefault(str(f.rule), []).append(f.message)
+    acks = [
+        ManualStep(f"{rule}-{account}", rule, "; ".join(dict.fromkeys(messages)))
+        for rule, messages in sorted(by_rule.items())
+    ]
+    if not any(u.enabled or u.instances for u in units):
+        acks.append(
+            ManualStep(
+                f"NORUN-{account}",
+                "plan",
+                "no unit of the account is enabled: the stages restart and health-check nothing; "
+                "confirm that nothing needs to run as it",
+            )
+        )
+    return tuple(acks)
+
+
+def _account_files(
+    result: ScanResult,
+    acc: Account,
+    units: list[Unit],
+    delete_group: bool,
+    config_fixes: tuple[FileFix, ...],
+    managed: list[ManagedDir],
+) -> _AccountFiles:
+    """Overrides of the files that name the account, its re-owned files, what package upgrades would
+    undo, what it leaves behind, and every path whose ownership stage 0 records."""
     overrides = _sysusers_overrides(result, acc, delete_group)
-    overrides += _tmpfiles_overrides(result, acc, all_managed)
-    lr_manual: list[str] = []
-    overrides += _logrotate_overrides(result, acc, lr_manual)
-    for text_m in lr_manual:
-        manual.append(ManualStep(f"M{len(manual) + 1}-{acc.name}", "plan", text_m))
+    overrides += _tmpfiles_overrides(result, acc, managed)
+    logrotate_manual: list[str] = []
+    overrides += _logrotate_overrides(result, acc, logrotate_manual)
     cron_overrides, suggested = _cron(result, acc)
     overrides += cron_overrides
+    snap = result.snapshot
     statoverrides = tuple(o for o in snap.statoverrides if o.user == acc.name or (delete_group and o.group == acc.name))
-    fixes += _setid_fixes(q, acc, all_managed, fixes)
+    fixes = [*config_fixes, *_setid_fixes(result.queries, acc, managed, list(config_fixes))]
     recreated, pins = _upgrade(result, acc, units, fixes)
     fixed: set[str] = {str(f.path) for f in fixes}
-    leftovers = _leftovers(result, acc, all_managed, fixed, delete_group)
-    if any(m.key in ("StateDirectory", "CacheDirectory", "LogsDirectory") for m in all_managed):
+    leftovers = _leftovers(result, acc, managed, fixed, delete_group)
+    manifest = sorted({*(m.path for m in managed if m.exists), *fixed, *(lf.path for lf in leftovers)})
+    return _AccountFiles(
+        overrides=tuple(sorted(overrides)),
+        suggested=tuple(suggested),
+        statoverrides=statoverrides,
+        fixes=tuple(sorted(fixes)),
+        recreated=tuple(recreated),
+        pins=tuple(pins),
+        leftovers=tuple(sorted(leftovers)),
+        manifest=tuple(RelPath(p) for p in manifest),
+        manual=tuple(logrotate_manual),
+    )
+
+
+def _account_risks(acc: Account, units: list[Unit], planned: _Planned) -> list[str]:
+    risks: list[str] = []
+    if any(m.key in ("StateDirectory", "CacheDirectory", "LogsDirectory") for m in planned.managed):
         risks.append(
             "data moves under /var/lib/private (0700 root): backup agents and non-root readers (group adm "
             "for logs) lose access; back up /var/lib/private/NAME, not the symlink (facts F2.3, F3.6)"
@@ -759,7 +950,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         "the dynamic UID is usually stable across restarts but not guaranteed (facts F1.5): never write it "
         "into files outside the managed directories"
     )
-    if any(u.exec_mode is ExecMode.BANG for u in unit_plans):
+    if any(u.exec_mode is ExecMode.BANG for u in planned.units):
         risks.append("'!' keeps the daemon's own user switch: it must resolve the dynamic user by name (nss-systemd)")
     for u in units:
         if u.value("Service", "ReadWriteDirectories") or any(
@@ -772,50 +963,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
                 "CONFIG REWRITE fails)"
             )
             break
-    manifest = sorted({*(m.path for m in all_managed if m.exists), *fixed, *(lf.path for lf in leftovers)})
-    if not any(u.enabled or u.instances for u in unit_plans):
-        acks.append(
-            ManualStep(
-                f"NORUN-{acc.name}",
-                "plan",
-                "no unit of the account is enabled: the stages restart and health-check nothing; "
-                "confirm that nothing needs to run as it",
-            )
-        )
-    verdict, reason = _plan_verdict(av.verdict, manual)
-    return AccountPlan(
-        account=acc.name,
-        uid=acc.uid,
-        gid=acc.gid,
-        group=str(own_grp.name) if own_grp else str(grp.name) if grp else str(acc.gid),
-        group_gid=own_grp.gid if own_grp else acc.gid,
-        home=acc.home,
-        shell=acc.shell,
-        gecos=acc.gecos,
-        delete_group=delete_group,
-        group_note=group_note,
-        verdict=verdict,
-        forced=options.force and av.verdict is Verdict.BLOCKED,
-        findings=av.findings,
-        units=tuple(unit_plans),
-        file_fixes=tuple(sorted(fixes)),
-        credentials=tuple(sorted(replace(c, unit=u.unit) for u in unit_plans for c in creds)),
-        overrides=tuple(sorted(overrides)),
-        statoverrides=statoverrides,
-        pins=tuple(pins),
-        supplementary_groups=tuple(supplementary),
-        leftovers=tuple(sorted(leftovers)),
-        manual_steps=tuple(manual),
-        risks=tuple(dict.fromkeys(risks)),
-        recreated_by=tuple(recreated),
-        manifest_paths=tuple(RelPath(p) for p in manifest),
-        suggested=tuple(suggested),
-        reason=reason or av.reason,
-        links=av.links,
-        trees=av.trees,
-        references=tuple(r for r in av.references if not r.unit),
-        acknowledgements=tuple(acks),
-    )
+    return risks
 
 
 def _no_unit_file(result: ScanResult, av: AccountVerdict) -> str:
