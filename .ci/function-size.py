@@ -33,7 +33,6 @@ EXEMPT = {
     "src/dynmigrate/collect/snapshot.py:collect",
     "src/dynmigrate/collect/snapshot.py:read_packages",
     "src/dynmigrate/collect/snapshot.py:read_references",
-    "src/dynmigrate/collect/unitfile.py:parse_unit_text",
     "src/dynmigrate/plan/directories.py:derive_directories",
     "src/dynmigrate/plan/documents.py:account_section",
     "src/dynmigrate/plan/documents.py:plan_data",
