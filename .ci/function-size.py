@@ -29,7 +29,6 @@ EXEMPT = {
     "src/dynmigrate/cli/plancmd.py:plan",
     "src/dynmigrate/cli/plancmd.py:verify",
     "src/dynmigrate/collect/ownership.py:_Walker._list",
-    "src/dynmigrate/collect/references.py:_account_command",
     "src/dynmigrate/collect/snapshot.py:collect",
     "src/dynmigrate/collect/snapshot.py:read_packages",
     "src/dynmigrate/collect/snapshot.py:read_references",
