@@ -28,9 +28,6 @@ SKIPPED_PARTS = {"good", "bad", "__pycache__", ".venv"}
 EXEMPT = {
     "src/dynmigrate/cli/plancmd.py:plan",
     "src/dynmigrate/cli/plancmd.py:verify",
-    "src/dynmigrate/collect/snapshot.py:collect",
-    "src/dynmigrate/collect/snapshot.py:read_packages",
-    "src/dynmigrate/collect/snapshot.py:read_references",
     "src/dynmigrate/plan/directories.py:derive_directories",
     "src/dynmigrate/plan/documents.py:account_section",
     "src/dynmigrate/plan/documents.py:plan_data",

@@ -6,17 +6,17 @@ import configparser
 import os
 import re
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from dynmigrate.collect import references as R
 from dynmigrate.collect.accounts import parse_nsswitch, read_accounts
-from dynmigrate.collect.ownership import walk_ownership
+from dynmigrate.collect.ownership import OwnershipData, walk_ownership
 from dynmigrate.collect.rootfs import InputError, OwnershipManifest, RootError, RootFS
 from dynmigrate.collect.units import load_units
 from dynmigrate.model.accounts import AccountData
 from dynmigrate.model.common import Location, RelPath
-from dynmigrate.model.files import FileKind, NestedRoot, OwnedTree, PathInfo
+from dynmigrate.model.files import FileKind, PathInfo
 from dynmigrate.model.findings import Problem
 from dynmigrate.model.paths import parent_of, rel
 from dynmigrate.model.references import (
@@ -221,13 +221,19 @@ def _each(
         problems += probs
 
 
-def _optional_text(fs: RootFS, path: str, problems: list[Problem]) -> str | None:
-    """A small text file that may be absent: None when missing, not a regular file, too big or binary."""
+def _small_file(fs: RootFS, path: str) -> bool:
+    """Whether path is a regular file within the configuration size limit (False when missing or
+    when its path cannot be followed)."""
     try:
         info = fs.stat(path)
     except RootError:
-        return None
-    if info is None or info.kind is not FileKind.FILE or info.size > R.CONFIG_LIMIT:
+        return False
+    return info is not None and info.kind is FileKind.FILE and info.size <= R.CONFIG_LIMIT
+
+
+def _optional_text(fs: RootFS, path: str, problems: list[Problem]) -> str | None:
+    """A small text file that may be absent: None when missing, not a regular file, too big or binary."""
+    if not _small_file(fs, path):
         return None
     text = _read(fs, path, problems)
     return text if text is not None and "\x00" not in text else None
@@ -271,10 +277,38 @@ def read_references(
     problems: list[Problem],
     keep: dict[RelPath, str] | None = None,
 ) -> list[Reference]:
+    """References to accounts outside the units' User=/Group=: cron, sudoers, tmpfiles.d,
+    sysusers.d, logrotate, D-Bus policies, udev rules, polkit, ssh keys of system accounts and
+    SocketUser=/SocketGroup=. keep receives the texts of the files the rules quote."""
     known = frozenset({a.name for a in accounts.accounts} | {g.name for g in accounts.groups})
     refs: list[Reference] = []
+    _read_cron(fs, known, refs, problems, keep)
+    _each(fs, _optional_file(fs, "/etc/sudoers"), lambda t, p: R.parse_sudoers(t, p, known), refs, problems)
+    _each(fs, _dir_files(fs, "/etc/sudoers.d", problems), lambda t, p: R.parse_sudoers(t, p, known), refs, problems)
+    # tmpfiles.d and sysusers.d, with /etc > /run > /usr/lib precedence
+    tmp = R.overlay_dir(fs, R.TMPFILES_DIRS, ".conf", problems)
+    _each(fs, list(tmp.winners), R.parse_tmpfiles, refs, problems, keep)
+    sysu = R.overlay_dir(fs, R.SYSUSERS_DIRS, ".conf", problems)
+    _each(fs, list(sysu.winners), R.parse_sysusers, refs, problems, keep)
+    _each(fs, _optional_file(fs, "/etc/logrotate.conf"), R.parse_logrotate, refs, problems, keep)
+    _each(fs, _dir_files(fs, "/etc/logrotate.d", problems), R.parse_logrotate, refs, problems, keep)
+    refs += _dbus_policy_references(fs, problems)
+    # udev rules (OWNER=/GROUP=), /etc > /run > /usr/lib precedence by file name
+    udev = R.overlay_dir(fs, R.UDEV_DIRS, ".rules", problems)
+    _each(fs, list(udev.winners), R.parse_udev_rules, refs, problems)
+    for d in R.POLKIT_DIRS:
+        _each(fs, _dir_files(fs, d, problems, ".rules"), lambda t, p: R.parse_polkit(t, p, known), refs, problems)
+    for d in R.PKLA_DIRS:
+        _each(fs, R.files_recursive(fs, d, ".pkla", problems), lambda t, p: R.parse_polkit(t, p, known), refs, problems)
+    refs += _ssh_key_references(fs, accounts, problems)
+    refs += _socket_references(units)
+    return refs
 
-    # cron
+
+def _read_cron(
+    fs: RootFS, known: frozenset[str], refs: list[Reference], problems: list[Problem], keep: dict[RelPath, str] | None
+) -> None:
+    """/etc/crontab, /etc/cron.d, and the users' crontabs in the spool (the file name is the owner)."""
     _each(fs, _optional_file(fs, "/etc/crontab"), lambda t, p: R.parse_crontab(t, p, known), refs, problems, keep)
     _each(fs, _dir_files(fs, "/etc/cron.d", problems), lambda t, p: R.parse_crontab(t, p, known), refs, problems, keep)
     for spool in ("/var/spool/cron/crontabs", "/var/spool/cron"):
@@ -286,21 +320,10 @@ def read_references(
                 refs += found
                 problems += probs
 
-    # sudoers
-    _each(fs, _optional_file(fs, "/etc/sudoers"), lambda t, p: R.parse_sudoers(t, p, known), refs, problems)
-    _each(fs, _dir_files(fs, "/etc/sudoers.d", problems), lambda t, p: R.parse_sudoers(t, p, known), refs, problems)
 
-    # tmpfiles.d and sysusers.d, with /etc > /run > /usr/lib precedence
-    tmp = R.overlay_dir(fs, R.TMPFILES_DIRS, ".conf", problems)
-    _each(fs, list(tmp.winners), R.parse_tmpfiles, refs, problems, keep)
-    sysu = R.overlay_dir(fs, R.SYSUSERS_DIRS, ".conf", problems)
-    _each(fs, list(sysu.winners), R.parse_sysusers, refs, problems, keep)
-
-    # logrotate
-    _each(fs, _optional_file(fs, "/etc/logrotate.conf"), R.parse_logrotate, refs, problems, keep)
-    _each(fs, _dir_files(fs, "/etc/logrotate.d", problems), R.parse_logrotate, refs, problems, keep)
-
-    # D-Bus system policies
+def _dbus_policy_references(fs: RootFS, problems: list[Problem]) -> list[Reference]:
+    """The users and groups the D-Bus system policies name (read as bytes: the XML reader decodes)."""
+    refs: list[Reference] = []
     for d in R.DBUS_DIRS:
         for p in _dir_files(fs, d, problems, ".conf"):
             try:
@@ -311,18 +334,12 @@ def read_references(
             found, probs = R.parse_dbus_policy(data, p)
             refs += found
             problems += probs
+    return refs
 
-    # udev rules (OWNER=/GROUP=), /etc > /run > /usr/lib precedence by file name
-    udev = R.overlay_dir(fs, R.UDEV_DIRS, ".rules", problems)
-    _each(fs, list(udev.winners), R.parse_udev_rules, refs, problems)
 
-    # polkit
-    for d in R.POLKIT_DIRS:
-        _each(fs, _dir_files(fs, d, problems, ".rules"), lambda t, p: R.parse_polkit(t, p, known), refs, problems)
-    for d in R.PKLA_DIRS:
-        _each(fs, R.files_recursive(fs, d, ".pkla", problems), lambda t, p: R.parse_polkit(t, p, known), refs, problems)
-
-    # ssh keys in the home of system accounts
+def _ssh_key_references(fs: RootFS, accounts: AccountData, problems: list[Problem]) -> list[Reference]:
+    """A login for each system account whose home holds a non-empty authorized_keys file."""
+    refs: list[Reference] = []
     for acc in accounts.accounts:
         if not accounts.system_range.is_system_uid(acc.uid) or not acc.home.startswith("/"):
             continue
@@ -341,8 +358,12 @@ def read_references(
                 refs.append(
                     Reference(acc.name, Target.USER, RefKind.SSH_KEYS, Action.LOGIN, Location(p), f"{keys} key(s)")
                 )
+    return refs
 
-    # SocketUser=/SocketGroup= in socket units
+
+def _socket_references(units: tuple[Unit, ...]) -> list[Reference]:
+    """SocketUser=/SocketGroup= in socket units."""
+    refs: list[Reference] = []
     for unit in units:
         if unit.type != "socket":
             continue
@@ -381,28 +402,9 @@ INTERESTING = (
 def read_packages(
     fs: RootFS, accounts: AccountData, interesting_paths: set[str], problems: list[Problem]
 ) -> tuple[list[Package], list[Reference], list[StatOverride]]:
-    refs: list[Reference] = []
-    overrides: list[StatOverride] = []
-    text = None
-    if fs.exists("/var/lib/dpkg/statoverride"):
-        text = _read(fs, "/var/lib/dpkg/statoverride", problems)
-    if text is not None:
-        overrides, probs = R.parse_statoverride(text, RelPath("/var/lib/dpkg/statoverride"))
-        problems += probs
-        for o in overrides:
-            for name, target in ((o.user, Target.USER), (o.group, Target.GROUP)):
-                if not name.startswith("#") and name != "root":
-                    refs.append(
-                        Reference(
-                            name,
-                            target,
-                            RefKind.STATOVERRIDE,
-                            Action.OWNS_PATH,
-                            o.location,
-                            f"{o.user} {o.group} {o.mode:o} {o.path}",
-                            o.path,
-                        )
-                    )
+    """The dpkg packages (their interesting files and maintainer scripts), the references their
+    statoverrides and maintainer scripts make to accounts, and the statoverrides."""
+    overrides, refs = _read_statoverrides(fs, problems)
     status: dict[str, tuple[str, tuple[str, ...]]] = {}
     if fs.exists("/var/lib/dpkg/status"):
         stext = _read(fs, "/var/lib/dpkg/status", problems, limit=64 * 1024 * 1024)
@@ -415,11 +417,58 @@ def read_packages(
     except RootError as exc:
         problems.append(Problem(Location(RelPath(DPKG_INFO)), exc.reason))
         return [], refs, overrides
-    files: dict[str, list[RelPath]] = {}
-    scripts: dict[str, list[RelPath]] = {}
     # kept in a package's files too: a path with a statoverride (whose setgid helper it is), and
     # the sysusers.d files it ships (the accounts it declares)
-    overridden = {str(o.path) for o in overrides}
+    keep = interesting_paths | {str(o.path) for o in overrides}
+    files, scripts = _dpkg_info(fs, names, keep, problems)
+    sysusers_by_conf = _sysusers_by_conf(fs)
+    packages: list[Package] = []
+    for pkg in sorted(set(files) | set(scripts) | set(status)):
+        version, depends = status.get(pkg, ("", ()))
+        pkg_scripts = tuple(sorted(scripts.get(pkg, ())))
+        packages.append(Package(pkg, depends, tuple(files.get(pkg, ())), pkg_scripts, version, pkg in status))
+        for spath in pkg_scripts:
+            stext = _read(fs, spath, problems, limit=SCRIPT_LIMIT)
+            if stext is not None:
+                refs += _maintainer_script_references(R.scan_maintainer_script(stext, spath), pkg, sysusers_by_conf)
+    return packages, refs, overrides
+
+
+def _read_statoverrides(fs: RootFS, problems: list[Problem]) -> tuple[list[StatOverride], list[Reference]]:
+    """dpkg-statoverride's database, and the owner and group (other than root) each entry names."""
+    text = None
+    if fs.exists("/var/lib/dpkg/statoverride"):
+        text = _read(fs, "/var/lib/dpkg/statoverride", problems)
+    if text is None:
+        return [], []
+    overrides, probs = R.parse_statoverride(text, RelPath("/var/lib/dpkg/statoverride"))
+    problems += probs
+    refs: list[Reference] = []
+    for o in overrides:
+        for name, target in ((o.user, Target.USER), (o.group, Target.GROUP)):
+            if not name.startswith("#") and name != "root":
+                refs.append(
+                    Reference(
+                        name,
+                        target,
+                        RefKind.STATOVERRIDE,
+                        Action.OWNS_PATH,
+                        o.location,
+                        f"{o.user} {o.group} {o.mode:o} {o.path}",
+                        o.path,
+                    )
+                )
+    return overrides, refs
+
+
+def _dpkg_info(
+    fs: RootFS, names: list[str], keep: set[str], problems: list[Problem]
+) -> tuple[dict[str, list[RelPath]], dict[str, list[RelPath]]]:
+    """From the names in /var/lib/dpkg/info: each package's files worth keeping (listed in keep,
+    under an INTERESTING directory at most five levels deep, or a sysusers.d file), and its
+    maintainer scripts."""
+    files: dict[str, list[RelPath]] = {}
+    scripts: dict[str, list[RelPath]] = {}
     for name in names:
         stem, dot, ext = name.rpartition(".")
         if not dot:
@@ -430,79 +479,90 @@ def read_packages(
             ltext = _read(fs, path, problems, limit=32 * 1024 * 1024)
             if ltext is None:
                 continue
-            keep = []
-            for line in ltext.split("\n"):
-                if (
-                    line in interesting_paths
-                    or line in overridden
-                    or (line.startswith(INTERESTING) and line.count("/") <= 5)
-                    or ("/sysusers.d/" in line and line.endswith(".conf"))
-                ):
-                    keep.append(RelPath(line))
-            files[pkg] = keep
+            files[pkg] = [
+                RelPath(line)
+                for line in ltext.split("\n")
+                if line in keep
+                or (line.startswith(INTERESTING) and line.count("/") <= 5)
+                or ("/sysusers.d/" in line and line.endswith(".conf"))
+            ]
         elif ext in ("postinst", "preinst", "config", "postrm"):
             scripts.setdefault(pkg, []).append(path)
-    # sysusers declarations by file name, for "systemd-sysusers foo.conf" in scripts
-    sysusers_by_conf: dict[str, list[Reference]] = {}
+    return files, scripts
+
+
+def _sysusers_by_conf(fs: RootFS) -> dict[str, list[Reference]]:
+    """sysusers.d declarations by file name (the first directory's wins), for the
+    "systemd-sysusers foo.conf" of maintainer scripts."""
+    out: dict[str, list[Reference]] = {}
     for d in R.SYSUSERS_DIRS:
         for p in _dir_files(fs, d, [], ".conf"):
             t = _read(fs, p, [])
             if t:
-                sysusers_by_conf.setdefault(p.rsplit("/", 1)[-1], R.parse_sysusers(t, p)[0])
-    packages: list[Package] = []
-    for pkg in sorted(set(files) | set(scripts) | set(status)):
-        version, depends = status.get(pkg, ("", ()))
-        packages.append(
-            Package(
-                pkg, depends, tuple(files.get(pkg, ())), tuple(sorted(scripts.get(pkg, ()))), version, pkg in status
+                out.setdefault(p.rsplit("/", 1)[-1], R.parse_sysusers(t, p)[0])
+    return out
+
+
+def _maintainer_script_references(
+    actions: list[R.ScriptAction], pkg: str, sysusers_by_conf: dict[str, list[Reference]]
+) -> list[Reference]:
+    """The references of one package's maintainer script: its account commands, and the accounts
+    that the sysusers.d files it hands to systemd-sysusers create."""
+    refs: list[Reference] = []
+    for act in actions:
+        if act.tool == "systemd-sysusers":
+            refs += _sysusers_call_references(act, pkg, sysusers_by_conf)
+            continue
+        guard = " (skipped while the name resolves: guarded by getent)" if act.guarded_by_getent else ""
+        action = _script_action(act.tool)
+        for nm, target in act.names:
+            refs.append(
+                Reference(
+                    nm,
+                    target,
+                    RefKind.PACKAGE_SCRIPT,
+                    action,
+                    act.location,
+                    act.command + guard,
+                    rel(act.path.split()[0]) if act.path.startswith("/") else None,
+                    guarded=act.guarded_by_statoverride,
+                    package=pkg,
+                )
             )
-        )
-        for spath in sorted(scripts.get(pkg, ())):
-            stext = _read(fs, spath, problems, limit=SCRIPT_LIMIT)
-            if stext is None:
-                continue
-            for act in R.scan_maintainer_script(stext, spath):
-                guard = " (skipped while the name resolves: guarded by getent)" if act.guarded_by_getent else ""
-                if act.tool == "systemd-sysusers":
-                    confs = act.path.split() or [f"{pkg}.conf"]
-                    for conf in confs:
-                        for sref in sysusers_by_conf.get(conf.rsplit("/", 1)[-1], []):
-                            if sref.action is Action.CREATES:
-                                refs.append(
-                                    Reference(
-                                        sref.name,
-                                        sref.target,
-                                        RefKind.PACKAGE_SCRIPT,
-                                        Action.CREATES,
-                                        act.location,
-                                        f"systemd-sysusers {conf} ({sref.detail})",
-                                        package=pkg,
-                                    )
-                                )
-                    continue
-                if act.tool in ("adduser", "addgroup", "useradd", "groupadd"):
-                    action = Action.CREATES
-                elif act.tool in ("deluser", "delgroup", "userdel", "groupdel"):
-                    action = Action.REMOVES
-                elif act.tool.startswith("dpkg-statoverride"):
-                    action = Action.OWNS_PATH
-                else:
-                    action = Action.CHOWNS
-                for nm, target in act.names:
-                    refs.append(
-                        Reference(
-                            nm,
-                            target,
-                            RefKind.PACKAGE_SCRIPT,
-                            action,
-                            act.location,
-                            act.command + guard,
-                            rel(act.path.split()[0]) if act.path.startswith("/") else None,
-                            guarded=act.guarded_by_statoverride,
-                            package=pkg,
-                        )
+    return refs
+
+
+def _script_action(tool: str) -> Action:
+    """What a maintainer script's account command does."""
+    if tool in ("adduser", "addgroup", "useradd", "groupadd"):
+        return Action.CREATES
+    if tool in ("deluser", "delgroup", "userdel", "groupdel"):
+        return Action.REMOVES
+    if tool.startswith("dpkg-statoverride"):
+        return Action.OWNS_PATH
+    return Action.CHOWNS
+
+
+def _sysusers_call_references(
+    act: R.ScriptAction, pkg: str, sysusers_by_conf: dict[str, list[Reference]]
+) -> list[Reference]:
+    """The accounts `systemd-sysusers FILE.conf...` creates (PKG.conf when no file is named)."""
+    refs: list[Reference] = []
+    for conf in act.path.split() or [f"{pkg}.conf"]:
+        for sref in sysusers_by_conf.get(conf.rsplit("/", 1)[-1], []):
+            if sref.action is Action.CREATES:
+                refs.append(
+                    Reference(
+                        sref.name,
+                        sref.target,
+                        RefKind.PACKAGE_SCRIPT,
+                        Action.CREATES,
+                        act.location,
+                        f"systemd-sysusers {conf} ({sref.detail})",
+                        package=pkg,
                     )
-    return packages, refs, overrides
+                )
+    return refs
 
 
 # -- D-Bus activation and nsswitch.conf files units use instead of /etc's ----------------------
@@ -682,11 +742,7 @@ def _conventional_configs(argv: list[str], unit: Unit) -> list[str]:
 
 def _wrapper_script(fs: RootFS, prog: str) -> str | None:
     """The text of PROG when it is a script (#!, no NUL byte, within the config size limit), else None."""
-    try:
-        info = fs.stat(prog)
-    except RootError:
-        return None
-    if info is None or info.kind is not FileKind.FILE or info.size > R.CONFIG_LIMIT:
+    if not _small_file(fs, prog):
         return None
     try:
         head = fs.read_bytes(prog, R.CONFIG_LIMIT)
@@ -940,87 +996,30 @@ def collect(
     walk: bool = True,
     events: Events | None = None,
 ) -> Snapshot:
+    """Read everything the later stages need from the tree at root, once, reporting progress to
+    events. InputError for a policy that cannot be read and for a root without accounts."""
     ev = events or NoEvents()
     fs = RootFS(root, manifest)
     problems: list[Problem] = []
-
     if manifest is not None:
         manifest.check_paths(fs)
-
     ev.stage("policy")
-    # a policy that cannot be read is an error, never a silently empty policy: its [never] list
-    # is what keeps dynmigrate away from the site's accounts
-    policy = Policy()
-    if policy_file is not None:
-        try:
-            with open(policy_file, encoding="utf-8") as fh:
-                ptext: str | None = fh.read(POLICY_LIMIT + 1)
-        except UnicodeDecodeError:
-            raise InputError(f"{policy_file}: policy file is not UTF-8 text") from None
-        except OSError as exc:
-            raise InputError(f"{policy_file}: policy file: {exc.strerror or exc}") from None
-        if ptext is not None:
-            policy, probs = parse_policy(ptext, policy_file)
-            _policy_errors(probs)
-    elif fs.exists(POLICY_PATH):
-        try:
-            ptext = fs.read_text(POLICY_PATH)
-        except RootError as exc:
-            raise InputError(f"{exc.path}: policy file: {exc.reason}") from None
-        policy, probs = parse_policy(ptext, POLICY_PATH)
-        _policy_errors(probs)
-        if policy.probes:
-            problems.append(
-                Problem(
-                    Location(RelPath(POLICY_PATH)),
-                    "[probes] inside the scanned root are ignored (pass the file with --policy)",
-                )
-            )
-            policy = replace(policy, probes=())
-
+    policy = _read_policy(fs, policy_file, problems)
     ev.stage("accounts")
-    accounts, probs = read_accounts(fs)
-    problems += probs
-    if not accounts.accounts:
-        why = next(
-            (p.message for p in probs if p.location.file == "/etc/passwd" and not p.location.line),
-            "no valid account line",
-        )
-        raise InputError(f"{root} is not a readable Linux root: /etc/passwd: {why}")
-
+    accounts = _read_accounts(fs, root, problems)
     ev.stage("units")
     loaded = load_units(fs)
     problems += loaded.problems
-
     ev.stage("references")
-    texts: dict[RelPath, str] = {}
-    refs = read_references(fs, accounts, loaded.units, problems, texts)
-    interest = interesting_paths(accounts, loaded.units)
-    unit_files = {str(u.fragment) for u in loaded.units if u.fragment}
-    packages, pkg_refs, overrides = read_packages(fs, accounts, interest | unit_files, problems)
-    refs += pkg_refs
-    refs += read_exec_links(fs, accounts, loaded.units, problems)
-
+    found = _read_outside_units(fs, accounts, loaded.units, problems)
     ev.stage("paths")
-    facts = [f for p in sorted(interest) if (f := path_fact(fs, p, problems)) is not None]
-
-    trees: tuple[OwnedTree, ...] = ()
-    etc_entries: tuple[PathInfo, ...] = ()
-    mountpoints: tuple[RelPath, ...] = ()
-    entries = 0
-    nested: tuple[NestedRoot, ...] = ()
-    if walk:
-        ev.stage("walk")
-        data, probs = walk_ownership(fs, cross_filesystems=cross_filesystems, skip=policy.skip_paths, progress=ev)
-        problems += probs
-        trees, etc_entries, mountpoints, entries = data.trees, data.etc_entries, data.mountpoints, data.entries
-        nested = data.nested_roots
-
+    facts = [f for p in sorted(found.interest) if (f := path_fact(fs, p, problems)) is not None]
+    owned = _walk(fs, policy, cross_filesystems, ev, problems) if walk else _NOT_WALKED
     activations = read_bus_activations(fs, problems)
     nss_overrides = read_nss_overrides(fs, loaded.units, problems)
-    secrets = find_secrets(fs, etc_entries, problems)
-    acls = find_acls(fs, etc_entries)
-    host = read_host(fs, packages, problems)
+    secrets = find_secrets(fs, owned.etc_entries, problems)
+    acls = find_acls(fs, owned.etc_entries)
+    host = read_host(fs, found.packages, problems)
     retired = read_ledger(fs, problems)
     ev.stage("done")
     return Snapshot(
@@ -1029,13 +1028,13 @@ def collect(
         units=loaded.units,
         unit_texts=loaded.texts,
         search_path=loaded.search_path,
-        references=tuple(sorted(set(refs))),
-        statoverrides=tuple(overrides),
-        packages=tuple(packages),
-        trees=trees,
-        etc_entries=etc_entries,
-        mountpoints=mountpoints,
-        walked_entries=entries,
+        references=tuple(sorted(set(found.references))),
+        statoverrides=tuple(found.statoverrides),
+        packages=tuple(found.packages),
+        trees=owned.trees,
+        etc_entries=owned.etc_entries,
+        mountpoints=owned.mountpoints,
+        walked_entries=owned.entries,
         paths=tuple(facts),
         host=host,
         policy=policy,
@@ -1043,11 +1042,95 @@ def collect(
         problems=tuple(sorted(set(problems))),
         secrets=tuple(sorted(set(secrets))),
         acl_paths=acls,
-        config_texts=tuple(sorted(texts.items())),
-        nested_roots=nested,
+        config_texts=tuple(sorted(found.config_texts.items())),
+        nested_roots=owned.nested_roots,
         bus_activations=tuple(sorted(activations)),
         nss_overrides=tuple(nss_overrides),
     )
+
+
+def _walk(fs: RootFS, policy: Policy, cross_filesystems: bool, ev: Events, problems: list[Problem]) -> OwnershipData:
+    ev.stage("walk")
+    owned, probs = walk_ownership(fs, cross_filesystems=cross_filesystems, skip=policy.skip_paths, progress=ev)
+    problems += probs
+    return owned
+
+
+# what a collect without the walk (walk=False) has of it: nothing
+_NOT_WALKED = OwnershipData(trees=(), etc_entries=(), mountpoints=(), entries=0, crossed_filesystems=False)
+
+
+def _read_policy(fs: RootFS, policy_file: str | None, problems: list[Problem]) -> Policy:
+    """The site policy: the file given (--policy), else ROOT's own, else an empty policy. A policy
+    that cannot be read is an error, never a silently empty policy: its [never] list is what keeps
+    dynmigrate away from the site's accounts. [probes] count only in a file given from outside."""
+    if policy_file is not None:
+        try:
+            with open(policy_file, encoding="utf-8") as fh:
+                ptext = fh.read(POLICY_LIMIT + 1)
+        except UnicodeDecodeError:
+            raise InputError(f"{policy_file}: policy file is not UTF-8 text") from None
+        except OSError as exc:
+            raise InputError(f"{policy_file}: policy file: {exc.strerror or exc}") from None
+        policy, probs = parse_policy(ptext, policy_file)
+        _policy_errors(probs)
+        return policy
+    if not fs.exists(POLICY_PATH):
+        return Policy()
+    try:
+        ptext = fs.read_text(POLICY_PATH)
+    except RootError as exc:
+        raise InputError(f"{exc.path}: policy file: {exc.reason}") from None
+    policy, probs = parse_policy(ptext, POLICY_PATH)
+    _policy_errors(probs)
+    if not policy.probes:
+        return policy
+    problems.append(
+        Problem(
+            Location(RelPath(POLICY_PATH)),
+            "[probes] inside the scanned root are ignored (pass the file with --policy)",
+        )
+    )
+    return replace(policy, probes=())
+
+
+def _read_accounts(fs: RootFS, root: str, problems: list[Problem]) -> AccountData:
+    """The accounts and groups; a root without a single valid /etc/passwd line is no Linux root."""
+    accounts, probs = read_accounts(fs)
+    problems += probs
+    if not accounts.accounts:
+        why = next(
+            (p.message for p in probs if p.location.file == "/etc/passwd" and not p.location.line),
+            "no valid account line",
+        )
+        raise InputError(f"{root} is not a readable Linux root: /etc/passwd: {why}")
+    return accounts
+
+
+@dataclass(frozen=True, slots=True)
+class _OutsideUnits:
+    """What the references stage reads: the references to accounts (files outside the units,
+    packages, Exec lines), the packages and statoverrides, the configuration texts the rules
+    quote, and the paths worth a PathFact."""
+
+    references: list[Reference]
+    packages: list[Package]
+    statoverrides: list[StatOverride]
+    config_texts: dict[RelPath, str]
+    interest: set[str]
+
+
+def _read_outside_units(
+    fs: RootFS, accounts: AccountData, units: tuple[Unit, ...], problems: list[Problem]
+) -> _OutsideUnits:
+    texts: dict[RelPath, str] = {}
+    refs = read_references(fs, accounts, units, problems, texts)
+    interest = interesting_paths(accounts, units)
+    unit_files = {str(u.fragment) for u in units if u.fragment}
+    packages, pkg_refs, overrides = read_packages(fs, accounts, interest | unit_files, problems)
+    refs += pkg_refs
+    refs += read_exec_links(fs, accounts, units, problems)
+    return _OutsideUnits(refs, packages, overrides, texts, interest)
 
 
 __all__ = ["Events", "NoEvents", "collect", "parse_policy"]
