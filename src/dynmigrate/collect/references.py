@@ -1,9 +1,9 @@
 """Readers for the places outside unit files that name an account.
 
 Every parser is a pure function of (text, path[, known names]) returning references and
-problems, so that property tests can feed it arbitrary text. `read_references` wires them to
-a RootFS. Parsers for free-form text (cron commands, sudoers, polkit JavaScript) only keep
-names that are known accounts or groups, so that they do not turn every word into a reference.
+problems, so that property tests can feed it arbitrary text. `configs.read_references` wires
+them to a RootFS. Parsers for free-form text (cron commands, sudoers, polkit JavaScript) only
+keep names that are known accounts or groups, so that they do not turn every word into a reference.
 """
 
 from __future__ import annotations
