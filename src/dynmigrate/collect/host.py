@@ -11,7 +11,7 @@ from dynmigrate.model.references import Package
 from dynmigrate.model.snapshot import HostInfo
 
 
-def read_host(fs: RootFS, packages: list[Package], problems: list[Problem]) -> HostInfo:
+def read_host(fs: RootFS, packages: tuple[Package, ...], problems: list[Problem]) -> HostInfo:
     values: dict[str, str] = {}
     for candidate in ("/etc/os-release", "/usr/lib/os-release"):
         if fs.exists(candidate):

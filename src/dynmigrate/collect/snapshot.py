@@ -229,8 +229,8 @@ def collect(
         unit_texts=loaded.texts,
         search_path=loaded.search_path,
         references=tuple(sorted(set(found.references))),
-        statoverrides=tuple(found.statoverrides),
-        packages=tuple(found.packages),
+        statoverrides=found.statoverrides,
+        packages=found.packages,
         trees=owned.trees,
         etc_entries=owned.etc_entries,
         mountpoints=owned.mountpoints,
@@ -242,7 +242,7 @@ def collect(
         problems=tuple(sorted(set(problems))),
         secrets=tuple(sorted(set(secrets))),
         acl_paths=acls,
-        config_texts=tuple(sorted(found.config_texts.items())),
+        config_texts=found.config_texts,
         nested_roots=owned.nested_roots,
         bus_activations=tuple(sorted(activations)),
         nss_overrides=tuple(nss_overrides),
@@ -250,6 +250,7 @@ def collect(
 
 
 def _walk(fs: RootFS, policy: Policy, cross_filesystems: bool, ev: Events, problems: list[Problem]) -> OwnershipData:
+    """The ownership walk, less the paths the policy's [walk] skip names."""
     ev.stage("walk")
     owned, probs = walk_ownership(fs, cross_filesystems=cross_filesystems, skip=policy.skip_paths, progress=ev)
     problems += probs
@@ -313,16 +314,18 @@ class _OutsideUnits:
     packages, Exec lines), the packages and statoverrides, the configuration texts the rules
     quote, and the paths worth a PathFact."""
 
-    references: list[Reference]
-    packages: list[Package]
-    statoverrides: list[StatOverride]
-    config_texts: dict[RelPath, str]
-    interest: set[str]
+    references: tuple[Reference, ...]
+    packages: tuple[Package, ...]
+    statoverrides: tuple[StatOverride, ...]
+    config_texts: tuple[tuple[RelPath, str], ...]  # sorted by path
+    interest: frozenset[str]
 
 
 def _read_outside_units(
     fs: RootFS, accounts: AccountData, units: tuple[Unit, ...], problems: list[Problem]
 ) -> _OutsideUnits:
+    """The references stage: configuration files, packages (with the paths of interest and the
+    unit files among the files worth keeping) and Exec lines."""
     texts: dict[RelPath, str] = {}
     refs = read_references(fs, accounts, units, problems, texts)
     interest = interesting_paths(accounts, units)
@@ -330,7 +333,9 @@ def _read_outside_units(
     packages, pkg_refs, overrides = read_packages(fs, accounts, interest | unit_files, problems)
     refs += pkg_refs
     refs += read_exec_links(fs, accounts, units, problems)
-    return _OutsideUnits(refs, packages, overrides, texts, interest)
+    return _OutsideUnits(
+        tuple(refs), tuple(packages), tuple(overrides), tuple(sorted(texts.items())), frozenset(interest)
+    )
 
 
 __all__ = ["Events", "NoEvents", "collect", "parse_policy"]
