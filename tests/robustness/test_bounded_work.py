@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from dynmigrate.collect import references as R
 from dynmigrate.collect.accounts import parse_passwd, read_accounts
 from dynmigrate.collect.rootfs import RootFS
-from dynmigrate.collect.snapshot import SECRET_LINE, parse_policy
+from dynmigrate.collect.secrethints import SECRET_LINE
+from dynmigrate.collect.snapshot import parse_policy
 from dynmigrate.collect.unitfile import parse_unit_text
 from dynmigrate.model.common import RelPath
 from dynmigrate.model.references import Target

@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dynmigrate.collect.rootfs import RootFS, normal_mode
+from dynmigrate.collect.rootfs import OwnershipManifest, RootFS, normal_mode
 from dynmigrate.model.common import Location, RelPath
 from dynmigrate.model.files import FileKind, NestedRoot, OwnedTree, PathInfo
 from dynmigrate.model.findings import Problem
@@ -248,68 +248,18 @@ class _Walker:
         sorted by name. With detect, a directory that turns out to be an operating system root
         is recorded as a nested root and nothing of its listing is kept (None).
         """
-        problems = self.problems
-        mark = len(problems)
-        slow: list[tuple[str, _Item]] = []
-        dirs: list[tuple[str, _Item]] = []
-        n = 0
+        mark = len(self.problems)
+        dirs: list[tuple[str, _Item]]
         if self.manifest is None:
-            fast = region is None and key == (0, 0)
-            root_dev = self.fs.root_dev
-            try:
-                with os.scandir(fd) as it:
-                    for e in it:
-                        try:
-                            s = e.stat(follow_symlinks=False)
-                        except FileNotFoundError:
-                            problems.append(Problem(Location(RelPath(_join(path, e.name))), "vanished during the walk"))
-                            continue
-                        except OSError as exc:
-                            problems.append(
-                                Problem(Location(RelPath(_join(path, e.name))), f"cannot stat: {exc.strerror}")
-                            )
-                            continue
-                        n += 1
-                        if fast and s.st_uid == 0 and s.st_gid == 0:
-                            if s.st_mode & _S_IFMT == _S_IFDIR:
-                                if s.st_dev == root_dev and not s.st_mode & 0o022:
-                                    dirs.append((e.name, s.st_ino))
-                                else:
-                                    slow.append((e.name, s))
-                            continue
-                        slow.append((e.name, s))
-            except OSError as exc:
-                problems.append(Problem(Location(path), f"cannot list directory: {exc.strerror}"))
+            dirs, slow, n = self._stat_entries(fd, path, region is None and key == (0, 0))
         else:
-            names: set[str] = set()
-            if fd >= 0:
-                try:
-                    with os.scandir(fd) as it:
-                        names = {e.name for e in it}
-                except OSError as exc:
-                    problems.append(Problem(Location(path), f"cannot list directory: {exc.strerror}"))
-            names |= self.manifest.virtual_children.get(path, set())
-            for name in names:
-                child = RelPath(_join(path, name))
-                item: os.stat_result | PathInfo | None
-                try:
-                    if fd < 0:
-                        raise FileNotFoundError(name)  # inside a directory that only the manifest has
-                    item = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                except FileNotFoundError:
-                    item = self.fs.virtual_entry(child)
-                    if item is None:
-                        problems.append(Problem(Location(child), "vanished during the walk"))
-                        continue
-                except OSError as exc:
-                    problems.append(Problem(Location(child), f"cannot stat: {exc.strerror}"))
-                    continue
-                n += 1
-                slow.append((name, item))
+            dirs = []
+            slow = self._manifest_entries(fd, path, self.manifest)
+            n = len(slow)
         if detect and fd >= 0 and any(name in _MARKER_DIRS for name, _ in (*dirs, *slow)):
             reason = self._os_root(fd, path)
             if reason is not None:
-                del problems[mark:]
+                del self.problems[mark:]
                 self.nested.append(NestedRoot(path, reason))
                 return None
         self.count += n
@@ -321,6 +271,75 @@ class _Walker:
             dirs.sort(key=_name, reverse=True)
             return dirs + slow
         return slow
+
+    def _stat_entries(
+        self, fd: int, path: RelPath, fast: bool
+    ) -> tuple[list[tuple[str, _Item]], list[tuple[str, _Item]], int]:
+        """The entries of the directory open as fd, by lstat (no manifest): the directories to
+        descend without recording them as (name, inode), the entries to record with their stat
+        result, and how many were stat'ed. With fast (a directory 0:0 owns, outside any region),
+        an entry 0:0 owns is only counted, and so is its directory when it is on ROOT's filesystem
+        and not group/other-writable. The hot loop of the walk: no call per entry but the stat."""
+        problems = self.problems
+        slow: list[tuple[str, _Item]] = []
+        dirs: list[tuple[str, _Item]] = []
+        n = 0
+        root_dev = self.fs.root_dev
+        try:
+            with os.scandir(fd) as it:
+                for e in it:
+                    try:
+                        s = e.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        problems.append(Problem(Location(RelPath(_join(path, e.name))), "vanished during the walk"))
+                        continue
+                    except OSError as exc:
+                        problems.append(Problem(Location(RelPath(_join(path, e.name))), f"cannot stat: {exc.strerror}"))
+                        continue
+                    n += 1
+                    if fast and s.st_uid == 0 and s.st_gid == 0:
+                        if s.st_mode & _S_IFMT == _S_IFDIR:
+                            if s.st_dev == root_dev and not s.st_mode & 0o022:
+                                dirs.append((e.name, s.st_ino))
+                            else:
+                                slow.append((e.name, s))
+                        continue
+                    slow.append((e.name, s))
+        except OSError as exc:
+            problems.append(Problem(Location(path), f"cannot list directory: {exc.strerror}"))
+        return dirs, slow, n
+
+    def _manifest_entries(self, fd: int, path: RelPath, manifest: OwnershipManifest) -> list[tuple[str, _Item]]:
+        """The entries of a directory with an ownership manifest: those on disk (fd, or -1 for a
+        directory only the manifest has) with their stat result, those only the manifest has with
+        its PathInfo."""
+        problems = self.problems
+        names: set[str] = set()
+        if fd >= 0:
+            try:
+                with os.scandir(fd) as it:
+                    names = {e.name for e in it}
+            except OSError as exc:
+                problems.append(Problem(Location(path), f"cannot list directory: {exc.strerror}"))
+        names |= manifest.virtual_children.get(path, set())
+        entries: list[tuple[str, _Item]] = []
+        for name in names:
+            child = RelPath(_join(path, name))
+            item: os.stat_result | PathInfo | None
+            try:
+                if fd < 0:
+                    raise FileNotFoundError(name)  # inside a directory that only the manifest has
+                item = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                item = self.fs.virtual_entry(child)
+                if item is None:
+                    problems.append(Problem(Location(child), "vanished during the walk"))
+                    continue
+            except OSError as exc:
+                problems.append(Problem(Location(child), f"cannot stat: {exc.strerror}"))
+                continue
+            entries.append((name, item))
+        return entries
 
     def _os_root(self, fd: int, path: RelPath) -> str | None:
         """Why the directory open as fd is another system's root, or None. Every step to the

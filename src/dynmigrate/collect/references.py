@@ -1,9 +1,9 @@
 """Readers for the places outside unit files that name an account.
 
 Every parser is a pure function of (text, path[, known names]) returning references and
-problems, so that property tests can feed it arbitrary text. `read_references` wires them to
-a RootFS. Parsers for free-form text (cron commands, sudoers, polkit JavaScript) only keep
-names that are known accounts or groups, so that they do not turn every word into a reference.
+problems, so that property tests can feed it arbitrary text. `configs.read_references` wires
+them to a RootFS. Parsers for free-form text (cron commands, sudoers, polkit JavaScript) only
+keep names that are known accounts or groups, so that they do not turn every word into a reference.
 """
 
 from __future__ import annotations
@@ -789,72 +789,105 @@ def _cmdline(words: list[str]) -> str:
     return line if len(line) <= 120 else line[:117] + "..."
 
 
+@dataclass(frozen=True, slots=True)
+class _Effect:
+    """What one tracked command does to accounts: the tool as reported, the names it acts on, and
+    the path (or the sysusers.d files) it names."""
+
+    tool: str
+    names: tuple[tuple[str, Target], ...]
+    path: str = ""
+
+
 def _account_command(cmd: str, words: list[str], loc: Location, guards: list[str]) -> ScriptAction | None:
+    """The account action of one command (base name cmd, its words) under the conditions guards,
+    or None when it acts on no account."""
+    effect = _effect(cmd, words)
+    if effect is None:
+        return None
     guard_text = " ".join(guards)
     by_override = "dpkg-statoverride" in guard_text and "--list" in guard_text
     by_getent = "getent" in guard_text or "id " in guard_text
+    return ScriptAction(effect.tool, effect.names, effect.path, loc, _cmdline(words), by_override, by_getent)
+
+
+def _effect(cmd: str, words: list[str]) -> _Effect | None:
     if cmd in _ACCOUNT_TOOLS or cmd in _REMOVE_TOOLS:
-        args: list[str] = []
-        system = False
-        group_too = False
-        skip = False
-        for w in words[1:]:
-            if skip:
-                skip = False
-                continue
-            if w in _ADDUSER_VALUE_OPTS:
-                skip = True
-                continue
-            if w.startswith("-"):
-                system = system or w in ("--system", "-r")
-                group_too = group_too or w == "--group"
-                continue
-            if w.startswith(">") or w in ("2>&1",):
-                break
-            args.append(w)
-        if not args or not NAME_RE.match(args[0]):
-            return None
-        names: list[tuple[str, Target]] = []
-        if cmd in ("addgroup", "groupadd", "delgroup", "groupdel"):
-            names.append((args[0], Target.GROUP))
-        elif cmd in ("adduser", "deluser") and len(args) == 2:
-            return None  # "adduser USER GROUP" adds a member, creates nothing ("deluser USER GROUP" removes one)
-        else:
-            names.append((args[0], Target.USER))
-            if group_too or cmd in ("useradd", "userdel"):
-                names.append((args[0], Target.GROUP))
-        del system
-        return ScriptAction(cmd, tuple(names), "", loc, _cmdline(words), by_override, by_getent)
+        return _account_tool_effect(cmd, words)
     if cmd == "systemd-sysusers":
-        confs = [w for w in words[1:] if w.endswith(".conf")]
-        return ScriptAction(cmd, (), " ".join(confs), loc, _cmdline(words), by_override, by_getent)
+        return _Effect(cmd, (), " ".join(w for w in words[1:] if w.endswith(".conf")))
     if cmd in ("chown", "chgrp"):
-        ops = [w for w in words[1:] if not w.startswith("-")]
-        if len(ops) < 2:
-            return None
-        owner, targets = ops[0], ops[1:]
-        names2: list[tuple[str, Target]] = []
-        if cmd == "chgrp":
-            names2.append((owner, Target.GROUP))
-        else:
-            user, _, group = owner.partition(":")
-            if user:
-                names2.append((user, Target.USER))
-            if group:
-                names2.append((group, Target.GROUP))
-        names2 = [(n, t) for n, t in names2 if NAME_RE.match(n) and not n.isdigit()]
-        if not names2:
-            return None
-        return ScriptAction(cmd, tuple(names2), " ".join(targets), loc, _cmdline(words), by_override, by_getent)
+        return _owner_change_effect(cmd, words)
     if cmd == "dpkg-statoverride" and ("--add" in words):
-        ops = [w for w in words[1:] if not w.startswith("-")]
-        if len(ops) >= 4:
-            user, group, _mode, opath = ops[:4]
-            names3 = [(n, t) for n, t in ((user, Target.USER), (group, Target.GROUP)) if NAME_RE.match(n)]
-            return ScriptAction(
-                "dpkg-statoverride --add", tuple(names3), opath, loc, _cmdline(words), by_override, by_getent
-            )
+        return _statoverride_effect(words)
     return None
+
+
+def _account_tool_effect(cmd: str, words: list[str]) -> _Effect | None:
+    """adduser, useradd, addgroup, groupadd and their deleting twins: the name they create or remove."""
+    args, group_too = _account_tool_operands(words)
+    if not args or not NAME_RE.match(args[0]):
+        return None
+    if cmd in ("addgroup", "groupadd", "delgroup", "groupdel"):
+        return _Effect(cmd, ((args[0], Target.GROUP),))
+    if cmd in ("adduser", "deluser") and len(args) == 2:
+        return None  # "adduser USER GROUP" adds a member, creates nothing ("deluser USER GROUP" removes one)
+    if group_too or cmd in ("useradd", "userdel"):
+        return _Effect(cmd, ((args[0], Target.USER), (args[0], Target.GROUP)))
+    return _Effect(cmd, ((args[0], Target.USER),))
+
+
+def _account_tool_operands(words: list[str]) -> tuple[list[str], bool]:
+    """The operands of an account tool (options and their values left out, up to a redirection)
+    and whether it was given --group (adduser's "and a group of the same name")."""
+    args: list[str] = []
+    group_too = False
+    skip = False
+    for w in words[1:]:
+        if skip:
+            skip = False
+            continue
+        if w in _ADDUSER_VALUE_OPTS:
+            skip = True
+            continue
+        if w.startswith("-"):
+            group_too = group_too or w == "--group"
+            continue
+        if w.startswith(">") or w in ("2>&1",):
+            break
+        args.append(w)
+    return args, group_too
+
+
+def _owner_change_effect(cmd: str, words: list[str]) -> _Effect | None:
+    """chown USER[:GROUP] PATH... or chgrp GROUP PATH...: the names given (not numeric ids) and the paths."""
+    ops = [w for w in words[1:] if not w.startswith("-")]
+    if len(ops) < 2:
+        return None
+    owner, targets = ops[0], ops[1:]
+    names: list[tuple[str, Target]] = []
+    if cmd == "chgrp":
+        names.append((owner, Target.GROUP))
+    else:
+        user, _, group = owner.partition(":")
+        if user:
+            names.append((user, Target.USER))
+        if group:
+            names.append((group, Target.GROUP))
+    names = [(n, t) for n, t in names if NAME_RE.match(n) and not n.isdigit()]
+    if not names:
+        return None
+    return _Effect(cmd, tuple(names), " ".join(targets))
+
+
+def _statoverride_effect(words: list[str]) -> _Effect | None:
+    """dpkg-statoverride --add USER GROUP MODE PATH: the owner's names and the path."""
+    ops = [w for w in words[1:] if not w.startswith("-")]
+    if len(ops) < 4:
+        return None
+    user, group, _mode, opath = ops[:4]
+    names = tuple((n, t) for n, t in ((user, Target.USER), (group, Target.GROUP)) if NAME_RE.match(n))
+    return _Effect("dpkg-statoverride --add", names, opath)
 
 
 # -- daemon configs (for units without User=) -----------------------------------------------

@@ -15,6 +15,7 @@ shows each one):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from dynmigrate.model.common import Location, RelPath
 from dynmigrate.model.findings import Problem
@@ -28,16 +29,46 @@ UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, kept b
 
 def parse_unit_text(text: str, path: RelPath) -> tuple[UnitFile, list[Problem]]:
     """Parse one unit file or drop-in. Bad lines become problems; nothing raises."""
+    if "\x00" in text:
+        return UnitFile(path, (), ()), [Problem(Location(path, 0), "binary content (NUL byte): file ignored")]
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    undecodable = not text.isascii() and UNDECODABLE.search(text) is not None
     problems: list[Problem] = []
     directives: list[Directive] = []
     sections: list[str] = []
-    if "\x00" in text:
-        problems.append(Problem(Location(path, 0), "binary content (NUL byte): file ignored"))
-        return UnitFile(path, (), ()), problems
-    if text.startswith("\ufeff"):
-        text = text[1:]
     section: str | None = None
-    undecodable = not text.isascii() and UNDECODABLE.search(text) is not None
+    for start, line, complete in _logical_lines(text, path, problems):
+        stripped = line.strip()
+        if not stripped or stripped[0] in COMMENTS:
+            continue
+        loc = Location(path, start)
+        if not complete:
+            # systemd applies a dangling continuation at end of file as a last line
+            if section is not None and "=" in stripped:
+                key, _, value = stripped.partition("=")
+                directives.append(Directive(section, key.strip(), value.strip(), loc, value.strip()))
+        elif undecodable and UNDECODABLE.search(stripped):
+            problems.append(Problem(loc, "line is not valid UTF-8: ignored"))
+        elif stripped.startswith(".include"):
+            problems.append(Problem(loc, ".include is not supported since systemd 246: ignored"))
+        elif stripped.startswith("["):
+            section = _section_header(stripped, loc, sections, problems)
+        elif section is None:
+            problems.append(Problem(loc, "assignment outside of any section: ignored"))
+        else:
+            read = _assignment(section, stripped, loc)
+            if isinstance(read, Directive):
+                directives.append(read)
+            else:
+                problems.append(read)
+    return UnitFile(path, tuple(directives), tuple(sections)), problems
+
+
+def _logical_lines(text: str, path: RelPath, problems: list[Problem]) -> Iterator[tuple[int, str, bool]]:
+    """(first line number, text, complete) of each logical line: continued lines joined, comment
+    lines inside a continuation skipped, overlong lines dropped as problems. complete is False for
+    a continuation still open at the end of the file."""
     # a continued line is kept as pieces and joined once (joining as it grows was quadratic)
     pending: list[str] | None = None
     pending_size = 0
@@ -51,73 +82,54 @@ def parse_unit_text(text: str, path: RelPath) -> tuple[UnitFile, list[Problem]]:
             problems.append(Problem(Location(path, lineno), "line longer than 1 MiB: ignored"))
             pending = None
             continue
-        if pending is not None:
-            if line.lstrip(" \t")[:1] in tuple(COMMENTS):
-                continue  # comments inside a continuation are skipped
-            start = pending_line
-        else:
-            start = lineno
+        if pending is None:
+            if ends_with_unescaped_backslash(line):
+                pending, pending_size, pending_line = [line[:-1] + " "], len(line), lineno
+            else:
+                yield lineno, line, True
+            continue
+        if line.lstrip(" \t")[:1] in tuple(COMMENTS):
+            continue  # comments inside a continuation are skipped
         continued = ends_with_unescaped_backslash(line)
-        if pending is not None:
-            pending_size += len(line)
-            if pending_size > LONG_LINE_MAX:
-                if continued:
-                    continue  # the rest of an overlong line: dropped with it
-                problems.append(Problem(Location(path, start), "continued line longer than 1 MiB: ignored"))
-                pending = None
-                continue
-            pending.append(line[:-1] + " " if continued else line)
+        pending_size += len(line)
+        if pending_size > LONG_LINE_MAX:
             if continued:
-                continue
-            line = "".join(pending)
-        elif continued:
-            pending = [line[:-1] + " "]
-            pending_size = len(line)
-            pending_line = start
+                continue  # the rest of an overlong line: dropped with it
+            problems.append(Problem(Location(path, pending_line), "continued line longer than 1 MiB: ignored"))
+            pending = None
             continue
-        pending = None
-        stripped = line.strip()
-        if not stripped or stripped[0] in COMMENTS:
-            continue
-        loc = Location(path, start)
-        if undecodable and UNDECODABLE.search(stripped):
-            problems.append(Problem(loc, "line is not valid UTF-8: ignored"))
-            continue
-        if stripped.startswith(".include"):
-            problems.append(Problem(loc, ".include is not supported since systemd 246: ignored"))
-            continue
-        if stripped.startswith("["):
-            if not stripped.endswith("]") or len(stripped) < 3:
-                problems.append(Problem(loc, f"invalid section header {stripped!r}"))
-                section = None
-                continue
-            section = stripped[1:-1]
-            if section not in sections:
-                sections.append(section)
-            continue
-        if section is None:
-            problems.append(Problem(loc, "assignment outside of any section: ignored"))
-            continue
-        key, eq, value = stripped.partition("=")
-        if not eq:
-            problems.append(Problem(loc, f"missing '=' in {_short(stripped)}: ignored"))
-            continue
-        key = key.strip()
-        if not key or key.split() != [key]:  # whitespace inside the key (str.isspace's)
-            problems.append(Problem(loc, f"invalid key {_short(key)}: ignored"))
-            continue
-        value = value.strip()
-        directives.append(Directive(section, key, value, loc, value))
+        pending.append(line[:-1] + " " if continued else line)
+        if not continued:
+            yield pending_line, "".join(pending), True
+            pending = None
     if pending is not None and pending_size > LONG_LINE_MAX:
         problems.append(Problem(Location(path, pending_line), "continued line longer than 1 MiB: ignored"))
     elif pending is not None:
-        # systemd applies a dangling continuation at end of file as a last line
-        stripped = "".join(pending).strip()
-        loc = Location(path, pending_line)
-        if stripped and stripped[0] not in COMMENTS and section is not None and "=" in stripped:
-            key, _, value = stripped.partition("=")
-            directives.append(Directive(section, key.strip(), value.strip(), loc, value.strip()))
-    return UnitFile(path, tuple(directives), tuple(sections)), problems
+        yield pending_line, "".join(pending), False
+
+
+def _section_header(stripped: str, loc: Location, sections: list[str], problems: list[Problem]) -> str | None:
+    """The section a `[Name]` line opens, added to sections when new; None for an invalid header
+    (the assignments under it are ignored)."""
+    if not stripped.endswith("]") or len(stripped) < 3:
+        problems.append(Problem(loc, f"invalid section header {stripped!r}"))
+        return None
+    section = stripped[1:-1]
+    if section not in sections:
+        sections.append(section)
+    return section
+
+
+def _assignment(section: str, stripped: str, loc: Location) -> Directive | Problem:
+    """A `Key=value` line of a section, or why it is ignored."""
+    key, eq, value = stripped.partition("=")
+    if not eq:
+        return Problem(loc, f"missing '=' in {_short(stripped)}: ignored")
+    key = key.strip()
+    if not key or key.split() != [key]:  # whitespace inside the key (str.isspace's)
+        return Problem(loc, f"invalid key {_short(key)}: ignored")
+    value = value.strip()
+    return Directive(section, key, value, loc, value)
 
 
 def _short(text: str, limit: int = 60) -> str:
