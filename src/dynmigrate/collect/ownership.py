@@ -37,7 +37,7 @@ MAX_DEPTH = 400
 EXAMPLES = 5
 MAX_SPECIAL = 50
 PROGRESS_EVERY = 4096
-SPLIT_AFTER = 50_000  # entries walked alone before helper processes are worth their start
+SPLIT_AFTER = 5_000  # entries walked alone before helper processes are worth their start (measured)
 PSEUDO_FS = frozenset(
     {
         "proc",
