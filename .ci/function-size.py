@@ -43,7 +43,6 @@ EXEMPT = {
     "src/dynmigrate/plan/verify.py:_verify_account",
     "src/dynmigrate/plan/write.py:write_plan",
     "src/dynmigrate/rehearse/launch.py:rehearse",
-    "src/dynmigrate/rehearse/worker.py:rehearse",
 }
 
 
