@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from dynmigrate.collect.rootfs import OwnershipManifest
 from dynmigrate.collect.snapshot import Events, collect
+from dynmigrate.collect.units import SEARCH_PATH
 from dynmigrate.engine.api import RuleContext
 from dynmigrate.engine.catalogue import load_catalogue
 from dynmigrate.engine.evidence import make_evidence
@@ -18,6 +19,10 @@ from dynmigrate.engine.verdicts import make_report
 from dynmigrate.graph.build import build_graph
 from dynmigrate.graph.queries import Queries
 from dynmigrate.model.snapshot import Snapshot
+
+# The unit directories a scan reads below /run: a booted system's generator output and runtime
+# units (a rehearsal copies them out of its booted copy, whose /run the scanned tree does not show)
+RUNTIME_UNIT_DIRS = tuple(d for d in SEARCH_PATH if d.startswith("/run/"))
 
 
 def analyse(snapshot: Snapshot) -> ScanResult:
@@ -56,4 +61,5 @@ def run_scan(
         return analyse(snap)
 
 
-__all__ = ["ScanResult", "analyse", "run_scan"]  # ScanResult lives in engine/ (the stages below import it there)
+# ScanResult lives in engine/ (the stages below import it there)
+__all__ = ["RUNTIME_UNIT_DIRS", "ScanResult", "analyse", "run_scan"]

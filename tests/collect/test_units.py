@@ -135,6 +135,61 @@ def test_sysv_script_without_native_unit(tmp_path: Path) -> None:
     assert not units["native.service"].generated
 
 
+def test_generator_output_replaces_the_sysv_synthesis(tmp_path: Path) -> None:
+    """With /run/systemd/generator.late present (a booted system, or a rehearsal's copy of its
+    generator output) the SysV units are the ones systemd-sysv-generator wrote, once each; a script
+    it left out is not synthesised as a unit the system does not have."""
+    generated = "[Unit]\nSourcePath=/etc/init.d/legacy\n[Service]\nType=forking\nExecStart=/etc/init.d/legacy start\n"
+    build(
+        tmp_path,
+        {
+            "etc/init.d/legacy": "#!/bin/sh\n",
+            "etc/init.d/left-out": "#!/bin/sh\n",
+            "run/systemd/generator.late/legacy.service": generated,
+            "run/systemd/generator.late/multi-user.target.wants/legacy.service": Link("../legacy.service"),
+        },
+    )
+    (tmp_path / "etc/init.d/legacy").chmod(0o755)
+    (tmp_path / "etc/init.d/left-out").chmod(0o755)
+    units = load_units(RootFS(tmp_path)).units
+    assert [(str(u.name), u.found_at, u.source_path, u.generated, u.enabled) for u in units] == [
+        (
+            "legacy.service",
+            "/run/systemd/generator.late/legacy.service",
+            "/etc/init.d/legacy",
+            True,
+            True,
+        )
+    ]
+
+
+def test_no_sysv_synthesis_where_generators_ran_without_late_output(tmp_path: Path) -> None:
+    """Generators ran (here only /run/systemd/generator has output) and systemd-sysv-generator made
+    nothing: the script is no unit of that system."""
+    build(tmp_path, {"etc/init.d/left-out": "#!/bin/sh\n", "run/systemd/generator/getty.target.wants/": Dir()})
+    (tmp_path / "etc/init.d/left-out").chmod(0o755)
+    assert [str(u.name) for u in load_units(RootFS(tmp_path)).units] == []
+
+
+def test_a_generator_made_instance_is_an_enabled_unit(tmp_path: Path) -> None:
+    """postgresql-common's generator wants each cluster's instance from postgresql.service."""
+    units = load(
+        tmp_path,
+        {
+            "lib/systemd/system/postgresql@.service": SVC + "User=postgres\n",
+            "lib/systemd/system/postgresql.service": "[Service]\nExecStart=/bin/true\n",
+            "etc/systemd/system/multi-user.target.wants/postgresql.service": Link(
+                "/lib/systemd/system/postgresql.service"
+            ),
+            "run/systemd/generator/postgresql.service.wants/postgresql@15-main.service": Link(
+                "/lib/systemd/system/postgresql@.service"
+            ),
+        },
+    )
+    inst = units["postgresql@15-main.service"]
+    assert (inst.template, inst.enabled, val(inst, "User")) == ("postgresql@.service", True, "postgres")
+
+
 def test_broken_and_looping_files_become_problems(tmp_path: Path) -> None:
     build(
         tmp_path,

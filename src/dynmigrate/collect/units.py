@@ -461,7 +461,8 @@ class UnitLoader:
             if tentry is None:
                 continue
             units.append(self._assemble(wanted, tentry, [], template=template))
-        units.extend(self._sysv_units({u.name for u in units} | set(alias_of)))
+        if not any(self.fs.is_dir(d) for d in sorted(GENERATOR_DIRS)):
+            units.extend(self._sysv_units({u.name for u in units} | set(alias_of)))
         return UnitsResult(
             units=tuple(sorted(units, key=lambda u: u.name)),
             files=tuple(self.files[p] for p in sorted(self.files)),
@@ -473,8 +474,12 @@ class UnitLoader:
     def _sysv_units(self, native: set[str]) -> list[Unit]:
         """SysV scripts without a native unit: systemd-sysv-generator would make units of them.
 
-        Offline there is no /run/systemd/generator.late, so we synthesise what it would create
-        (the unit name and SourcePath=) so that rules can see them (F4.14).
+        Offline no generator has run (no /run/systemd/generator*), so we synthesise what it would
+        create (the unit name and SourcePath=) so that rules can see them (F4.14). Where one of
+        those directories exists (a booted system, a rehearsal's copy of one) the generators have
+        run: their units are in the index already (systemd-sysv-generator's in generator.late), and
+        a script they left out is not a unit of that system (nor is any script under a systemd
+        that has no SysV support).
         """
         out: list[Unit] = []
         try:

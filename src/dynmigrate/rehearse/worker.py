@@ -23,16 +23,16 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from dynmigrate.app import ScanResult, run_scan
+from dynmigrate.app import RUNTIME_UNIT_DIRS, ScanResult, run_scan
 from dynmigrate.model.common import Effect, Verdict
 from dynmigrate.model.plan import AccountPlan, MigrationPlan
 from dynmigrate.model.report import AccountVerdict
 from dynmigrate.plan.planner import PlanOptions, Selection, SelectionError, make_plan
 from dynmigrate.plan.write import PlanWriteError, write_plan
-from dynmigrate.rehearse import access, overlay
+from dynmigrate.rehearse import access, overlay, runtime
 from dynmigrate.rehearse.classify import classify
 from dynmigrate.rehearse.container import BootError, Container
 from dynmigrate.rehearse.model import (
@@ -448,17 +448,47 @@ def choose_layering(tmp: Path, req: Request, trusted: bool) -> overlay.Layering:
         raise RehearseError(str(exc)) from None
 
 
-def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal:
-    started = time.monotonic()
-    tmp = Path(req.tmpdir)
-    host = os.path.realpath(req.root) == "/"
-    # a trusted image is laid and booted like the running host: no user namespace (its owners
-    # stay as they are, so a scan after --setup sees the real ones), redirect_dir and metacopy
-    trusted = host or req.trusted_image
+GENERATORS_UNSEEN = (
+    "units made at boot are not seen: {why}; units that generators write into /run/systemd/generator* "
+    "at boot (a PostgreSQL cluster's postgresql@VERSION-CLUSTER.service, for one) are not in the plan{hint}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """The copy as laid: where it is mounted and how, and the container that boots it."""
+
+    tmp: Path
+    merged: Path
+    points: tuple[str, ...]
+    layering: overlay.Layering
+    container: Container
+    host: bool
+    trusted: bool
+
+    @property
+    def boot_first(self) -> bool:
+        """Booted before the scan, which then sees what a scan of the running copy sees (its
+        generators' output included). Not when the layers are seeded after the scan (an untrusted
+        image, --full-copy): seeding remounts them, which a running copy forbids."""
+        return self.trusted and not self.layering.seed
+
+
+def check_request(req: Request, trusted: bool) -> None:
     if req.setup and not trusted:
         raise RehearseError(SETUP_NEEDS_TRUST, usage=True)
     if req.setup and req.full_copy:
         raise RehearseError(SETUP_NO_FULL_COPY, usage=True)
+
+
+def lay_copy(req: Request, td: Teardown) -> Copy:
+    """The private tmpfs, the overlays over ROOT on it, and the container that will boot them."""
+    tmp = Path(req.tmpdir)
+    host = os.path.realpath(req.root) == "/"
+    # a trusted image is laid and booted like the running host: no user namespace (its owners
+    # stay as they are, so a scan after the boot sees the real ones), redirect_dir and metacopy
+    trusted = host or req.trusted_image
+    check_request(req, trusted)
     overlay.mount("dynmigrate-rehearsal", str(tmp), "tmpfs", 0, "mode=0700")
     td.mounted.append(str(tmp))
     layering = choose_layering(tmp, req, trusted)
@@ -469,107 +499,168 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
         extra = ["--private-users=pick", "--private-users-ownership=auto"]
         td.cgroups = enter_cgroups(f"dynmigrate-rehearse-{uuid.uuid4().hex[:8]}")
     c = Container(merged, machine=f"dm-rehearse-{uuid.uuid4().hex[:8]}", log=tmp / "nspawn.log", extra=extra)
-    setup: tuple[Step, ...] = ()
-    if req.setup:
-        # the admin's setup first (enable, configure, write data), then the scan sees that state
-        td.container = c
-        boot(c, req)
-        setup = run_setup(c, req)
-    result = run_scan(str(merged), policy=req.policy)
-    plan = plan_for(result, req)
-    notes: list[str] = [TRUSTED_NOTE] if req.trusted_image and not host else []
+    return Copy(tmp, merged, tuple(points), layering, c, host, trusted)
+
+
+def boot_and_set_up(cp: Copy, req: Request, td: Teardown) -> tuple[tuple[Step, ...], str]:
+    """Boot, run the admin's --setup (enable, configure, write data), then copy what the running
+    copy holds in /run/systemd into the scanned tree: the setup's steps and what the report says."""
+    td.container = cp.container
+    boot(cp.container, req)
+    setup = run_setup(cp.container, req)
+    return setup, copy_runtime_units(cp)
+
+
+def copy_runtime_units(cp: Copy) -> str:
+    init = cp.container.init.pid if cp.container.init else 0
+    say("copying the booted copy's generator output and runtime units")
+    try:
+        copied = runtime.copy_runtime(f"/proc/{init}/root", str(cp.merged), RUNTIME_UNIT_DIRS)
+    except OSError as exc:
+        return GENERATORS_UNSEEN.format(why=f"the booted copy's /run/systemd could not be copied ({exc})", hint="")
+    return copied.note()
+
+
+def scan_notes(req: Request, cp: Copy, runtime_note: str) -> list[str]:
+    notes: list[str] = [TRUSTED_NOTE] if req.trusted_image and not cp.host else []
     if req.setup:
         notes.append(f"the copy was booted and set up ({len(req.setup)} command(s)) before it was scanned")
-    if layering.note:
-        notes.append(layering.note)
-    seeded = renamed_dirs(plan) if layering.seed else []
-    if seeded:
-        seed_layers(req, tmp, td, points, seeded)
-        why = "an image gets no redirect_dir" if not trusted else "no redirect_dir"
-        notes.append(
-            f"copied into the upper layer first ({why}, so overlayfs cannot rename them): " + ", ".join(seeded)
-        )
+    if runtime_note:
+        notes.append(runtime_note)
+    elif not cp.trusted:
+        why = "the copy of an image boots in a user namespace that shifts the owner of every file"
+        why += ", so it is scanned before it boots"
+        notes.append(GENERATORS_UNSEEN.format(why=why, hint=" (--trusted-image for an image you built)"))
+    else:
+        why = "--full-copy remounts the layers after the scan, which a running copy forbids"
+        why += ", so it is scanned before it boots"
+        notes.append(GENERATORS_UNSEEN.format(why=why, hint=""))
+    if cp.layering.note:
+        notes.append(cp.layering.note)
+    return notes
+
+
+def seed(req: Request, cp: Copy, td: Teardown, plan: MigrationPlan) -> str:
+    """Copy what the migration renames into the upper layers (no redirect_dir); the report's note."""
+    seeded = renamed_dirs(plan)
+    if not seeded:
+        return ""
+    seed_layers(req, cp.tmp, td, cp.points, seeded)
+    why = "an image gets no redirect_dir" if not cp.trusted else "no redirect_dir"
+    return f"copied into the upper layer first ({why}, so overlayfs cannot rename them): " + ", ".join(seeded)
+
+
+def environment(req: Request, cp: Copy, result: ScanResult, notes: Sequence[str]) -> tuple[Environment, bool]:
+    """The report's environment section, and whether the kernel refused an id-mapped clone."""
     systemd = result.snapshot.host.systemd_version
-    idmap_error = overlay.idmap_error(str(merged))
-    idmap_refused = bool(idmap_error)
+    idmap_error = overlay.idmap_error(str(cp.merged))
     env = Environment(
         root=req.root,
-        mode="host" if host else ("trusted image" if trusted else "image"),
+        mode="host" if cp.host else ("trusted image" if cp.trusted else "image"),
         os_release=result.snapshot.host.pretty_name,
         systemd_version=systemd,
         kernel=os.uname().release,
-        overlay_options=layering.options,
-        layers=tuple(points),
-        private_users=not trusted,
+        overlay_options=cp.layering.options,
+        layers=cp.points,
+        private_users=not cp.trusted,
         idmap=_idmap(systemd, idmap_error),
         notes=tuple(notes),
     )
+    return env, bool(idmap_error)
+
+
+def account_facts(result: ScanResult, plan: MigrationPlan, setup: tuple[Step, ...]) -> dict[str, AccountFacts]:
+    """What the scan and the plan say of every selected account (planned or refused), by name."""
     planned = {a.account: a for a in plan.accounts}
     refused = dict(plan.refused)
-    selected = sorted({*planned, *refused})
-    base_facts: dict[str, AccountFacts] = {}
-    for name in selected:
+    out: dict[str, AccountFacts] = {}
+    for name in sorted({*planned, *refused}):
         av = result.report.account(name)
         assert av is not None
-        verdict, reason = _planned_verdict(av.verdict, av.reason, planned.get(name))
-        base_facts[name] = AccountFacts(
+        a = planned.get(name)
+        verdict, reason = _planned_verdict(av.verdict, av.reason, a)
+        out[name] = AccountFacts(
             account=name,
             verdict=verdict,
             reason=reason,
             units=av.units,
-            planned=name in planned,
-            forced=name in planned and planned[name].forced,
+            planned=a is not None,
+            forced=a is not None and a.forced,
             not_planned_why=refused.get(name, ""),
             dedicated=_dedicated(av),
-            manual_steps=tuple(m.id for m in planned[name].manual_steps) if name in planned else (),
-            confirmed=planned[name].confirm_ids if name in planned else (),
+            manual_steps=tuple(m.id for m in a.manual_steps) if a is not None else (),
+            confirmed=a.confirm_ids if a is not None else (),
             setup=setup,
             static_uid=av.uid,
         )
-    if not planned or any(not s.ok for s in setup):
-        accounts = tuple(classify(f) for f in base_facts.values())
-        return Rehearsal(env, accounts, round(time.monotonic() - started, 1), limits=LIMITS)
+    return out
 
-    if not req.setup:
-        td.container = c
-        boot(c, req)
 
-    # health before any change: a service that does not work in the copy is not rehearsed
+def health_before(c: Container, plan: MigrationPlan) -> tuple[dict[str, tuple[UnitCheck, ...]], list[str]]:
+    """Every planned unit checked before any change, and the accounts whose units all work: a
+    service that does not work in the copy is not rehearsed."""
     before = {a.account: tuple(settled_check(c, unit, probe) for unit, probe in a.run_units) for a in plan.accounts}
     broken = [n for n, cs in before.items() if not cs or any(not x.active or x.probe_ok is False for x in cs)]
-    working = [a.account for a in plan.accounts if a.account not in broken]
-    if broken and working:
-        plan = plan_for(result, req, working)
-    base = 0
-    if not trusted:
-        base = int(Path(f"/proc/{c.init.pid if c.init else 0}/uid_map").read_text().split()[1])
-    if working:
-        folder = merged / PLAN_FOLDER.lstrip("/")
-        try:
-            # a new directory at the top of the copy: mkdir never follows a symlink the image
-            # may have put there, and nothing below it comes from the image
-            folder.mkdir(mode=0o700)
-            write_plan(result, plan, folder, security=False)
-        except (PlanWriteError, OSError) as exc:
-            raise RehearseError(f"cannot write the plan into the copy: {exc}") from None
+    return before, [a.account for a in plan.accounts if a.account not in broken]
+
+
+def write_plan_into(cp: Copy, result: ScanResult, plan: MigrationPlan) -> None:
+    folder = cp.merged / PLAN_FOLDER.lstrip("/")
+    try:
+        # a new directory at the top of the copy: mkdir never follows a symlink the image
+        # may have put there, and nothing below it comes from the image
+        folder.mkdir(mode=0o700)
+        write_plan(result, plan, folder, security=False)
+    except (PlanWriteError, OSError) as exc:
+        raise RehearseError(f"cannot write the plan into the copy: {exc}") from None
+    if not cp.trusted:
+        init = cp.container.init.pid if cp.container.init else 0
+        base = int(Path(f"/proc/{init}/uid_map").read_text().split()[1])
         if base:
             shift_owner(folder, base)
-    facts = {n: replace(f, before=before.get(n, ())) for n, f in base_facts.items()}
-    plan_accounts = [a for a in plan.accounts if a.account in working]
-    if plan_accounts:
-        facts.update(migrate_and_roll_back(c, req, plan_accounts, facts))
-    used = upper_bytes(tmp / "layers")
-    notes.append(f"the upper layers held {used / 2**20:.0f} MiB at the end (on a tmpfs: memory)")
-    if not trusted and idmap_refused:
+
+
+def end_notes(cp: Copy, idmap_refused: bool) -> list[str]:
+    used = upper_bytes(cp.tmp / "layers")
+    notes = [f"the upper layers held {used / 2**20:.0f} MiB at the end (on a tmpfs: memory)"]
+    if not cp.trusted and idmap_refused:
         notes.append(
             "systemd-nspawn chowned the copy into its user namespace's range (this overlay cannot be "
             "id-mapped), so the upper layer holds a copy of every file of ROOT: the tmpfs needs that much memory"
         )
-    env = replace(env, notes=tuple(notes))
-    kept: tuple[str, ...] = ()
-    if req.keep:
-        kept = keep_message(c, tmp)
-    accounts = tuple(classify(facts[n]) for n in selected)
+    return notes
+
+
+def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal:
+    started = time.monotonic()
+    cp = lay_copy(req, td)
+    c = cp.container
+    setup, runtime_note = boot_and_set_up(cp, req, td) if cp.boot_first else ((), "")
+    result = run_scan(str(cp.merged), policy=req.policy)
+    plan = plan_for(result, req)
+    notes = scan_notes(req, cp, runtime_note)
+    if cp.layering.seed and (seeded := seed(req, cp, td, plan)):
+        notes.append(seeded)
+    env, idmap_refused = environment(req, cp, result, notes)
+    base_facts = account_facts(result, plan, setup)
+    if not plan.accounts or any(not s.ok for s in setup):
+        accounts = tuple(classify(f) for f in base_facts.values())
+        return Rehearsal(env, accounts, round(time.monotonic() - started, 1), limits=LIMITS)
+    if not cp.boot_first:
+        td.container = c
+        boot(c, req)
+    before, working = health_before(c, plan)
+    if len(working) < len(plan.accounts) and working:
+        plan = plan_for(result, req, working)
+    if working:
+        write_plan_into(cp, result, plan)
+    facts = {n: replace(f, before=before.get(n, ())) for n, f in base_facts.items()}
+    plan_accounts = [a for a in plan.accounts if a.account in working]
+    if plan_accounts:
+        facts.update(migrate_and_roll_back(c, req, plan_accounts, facts))
+    env = replace(env, notes=(*notes, *end_notes(cp, idmap_refused)))
+    kept = keep_message(c, cp.tmp) if req.keep else ()
+    accounts = tuple(classify(facts[n]) for n in sorted(facts))
     return Rehearsal(env, accounts, round(time.monotonic() - started, 1), kept=kept, limits=LIMITS)
 
 

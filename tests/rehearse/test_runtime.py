@@ -1,0 +1,226 @@
+"""The copy of a booted copy's /run/systemd units into the scanned tree (no boot: two plain trees).
+
+The source stands for /proc/PID/root of the copy's init, which its generators wrote: treated as
+hostile all the same (links never followed, reads bounded, special files never opened).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
+
+import pytest
+
+from dynmigrate.app import RUNTIME_UNIT_DIRS
+from dynmigrate.rehearse import overlay, runtime
+from dynmigrate.rehearse.container import Container
+from dynmigrate.rehearse.request import Request
+from dynmigrate.rehearse.runtime import copy_runtime
+from dynmigrate.rehearse.worker import Copy, scan_notes
+from treebuilder import Dir, Link, build
+
+GEN = "run/systemd/generator"
+LATE = "run/systemd/generator.late"
+
+
+def entries(top: Path) -> dict[str, str]:
+    """Every entry below top: 'link TARGET', 'dir MODE' or 'file MODE CONTENT'."""
+    out: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in (*dirnames, *filenames):
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, top)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = f"link {os.readlink(p)}"
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = f"dir {stat.S_IMODE(st.st_mode):o}"
+            else:
+                out[rel] = f"file {stat.S_IMODE(st.st_mode):o} {Path(p).read_bytes().decode(errors='replace')}"
+    return out
+
+
+def test_the_dirs_are_the_run_part_of_the_unit_search_path() -> None:
+    assert RUNTIME_UNIT_DIRS == (
+        "/run/systemd/system.control",
+        "/run/systemd/transient",
+        "/run/systemd/generator.early",
+        "/run/systemd/system",
+        "/run/systemd/system.attached",
+        "/run/systemd/generator",
+        "/run/systemd/generator.late",
+    )
+
+
+def test_generator_output_is_copied_and_replaces_what_the_tree_had(tmp_path: Path) -> None:
+    src, dest = tmp_path / "booted", tmp_path / "merged"
+    dest.mkdir()
+    build(
+        src,
+        {
+            f"{GEN}/postgresql.service.wants/postgresql@15-main.service": Link(
+                "/lib/systemd/system/postgresql@.service"
+            ),
+            f"{LATE}/legacy.service": "[Unit]\nSourcePath=/etc/init.d/legacy\n",
+            f"{LATE}/multi-user.target.wants/legacy.service": Link("../legacy.service"),
+            "run/systemd/system/": Dir(),
+            "run/other/secret": "not a unit directory",
+        },
+    )
+    # the scanned tree: stale generator output in the lower layer (one directory the booted copy
+    # does not have at all), and no /run/systemd/system
+    stale = {f"{GEN}/stale.service": "[Service]\n", "run/systemd/generator.early/old.service": "[Service]\n"}
+    build(dest, {**stale, "etc/hostname": "x\n"})
+    got = copy_runtime(str(src), str(dest), RUNTIME_UNIT_DIRS)
+    assert got == runtime.RuntimeCopy(
+        found=("/run/systemd/system", "/run/systemd/generator", "/run/systemd/generator.late"),
+        files=1,
+        links=2,
+        dirs=5,
+        skipped=(),
+    )
+    assert entries(dest / "run") == {
+        "systemd": "dir 755",
+        "systemd/system": "dir 755",
+        "systemd/generator": "dir 755",
+        "systemd/generator/postgresql.service.wants": "dir 755",
+        "systemd/generator/postgresql.service.wants/postgresql@15-main.service": (
+            "link /lib/systemd/system/postgresql@.service"
+        ),
+        "systemd/generator.late": "dir 755",
+        "systemd/generator.late/legacy.service": "file 644 [Unit]\nSourcePath=/etc/init.d/legacy\n",
+        "systemd/generator.late/multi-user.target.wants": "dir 755",
+        "systemd/generator.late/multi-user.target.wants/legacy.service": "link ../legacy.service",
+    }
+    assert (dest / "etc/hostname").read_text() == "x\n"
+    assert "generator output and runtime units: /run/systemd/system, " in got.note()
+
+
+def test_links_are_copied_as_links_never_followed(tmp_path: Path) -> None:
+    """A loop, a link out of the tree, a link to a directory: each copied as the link it is; the
+    file a link names is never read."""
+    src, dest = tmp_path / "booted", tmp_path / "merged"
+    dest.mkdir()
+    outside = tmp_path / "outside-secret"
+    outside.write_text("secret\n")
+    build(
+        src,
+        {
+            f"{GEN}/loop-a.service": Link("loop-b.service"),
+            f"{GEN}/loop-b.service": Link("loop-a.service"),
+            f"{GEN}/self.wants": Link("."),
+            f"{GEN}/out.service": Link(str(outside)),
+            f"{GEN}/up.service": Link("../../../../../../../../etc/shadow"),
+            # a listed directory that is a link in the copy is not entered
+            "run/systemd/generator.late": Link(str(tmp_path / "outside-dir")),
+        },
+    )
+    build(tmp_path, {"outside-dir/evil.service": "[Service]\n"})
+    got = copy_runtime(str(src), str(dest), RUNTIME_UNIT_DIRS)
+    assert (got.found, got.files, got.links, got.skipped) == (
+        ("/run/systemd/generator",),
+        0,
+        5,
+        ("/run/systemd/generator.late: not a directory",),
+    )
+    assert entries(dest / GEN) == {
+        "loop-a.service": "link loop-b.service",
+        "loop-b.service": "link loop-a.service",
+        "self.wants": "link .",
+        "out.service": f"link {outside}",
+        "up.service": "link ../../../../../../../../etc/shadow",
+    }
+    assert not (dest / LATE).exists()
+    assert not os.path.lexists(dest / LATE)
+
+
+def test_a_link_in_the_path_of_the_scanned_tree_is_not_written_through(tmp_path: Path) -> None:
+    src, dest, elsewhere = tmp_path / "booted", tmp_path / "merged", tmp_path / "elsewhere"
+    dest.mkdir()
+    build(src, {f"{GEN}/a.service": "[Service]\n"})
+    build(dest, {"run/systemd": Link(str(elsewhere))})
+    elsewhere.mkdir()
+    with pytest.raises(OSError, match="Not a directory"):
+        copy_runtime(str(src), str(dest), RUNTIME_UNIT_DIRS)
+    assert os.listdir(elsewhere) == []
+
+
+def test_hostile_names_are_copied_as_they_are(tmp_path: Path) -> None:
+    src, dest = tmp_path / "booted", tmp_path / "merged"
+    dest.mkdir()
+    names = ["-rf", "a\nb.service", " .service", "x\x1b[2J.service", os.fsdecode(b"\xff\xfe.service")]
+    build(src, {f"{GEN}/{n}": f"[Unit]\nDescription={n!r}\n" for n in names})
+    got = copy_runtime(str(src), str(dest), RUNTIME_UNIT_DIRS)
+    assert (got.files, got.skipped) == (len(names), ())
+    assert sorted(os.listdir(dest / GEN)) == sorted(names)
+    for n in names:
+        assert (dest / GEN / n).read_text(errors="surrogateescape") == f"[Unit]\nDescription={n!r}\n"
+
+
+def test_huge_files_special_files_and_setuid_bits(tmp_path: Path) -> None:
+    """A file over the limit is left out whole (a sparse one: nothing of it is read past the limit),
+    a FIFO is never opened, a setuid bit is not copied, a private mode stays private."""
+    src, dest = tmp_path / "booted", tmp_path / "merged"
+    dest.mkdir()
+    build(src, {f"{GEN}/private.service": "[Service]\n", f"{GEN}/suid": "#!/bin/sh\n"})
+    with open(src / GEN / "huge.service", "wb") as fh:
+        fh.truncate(runtime.FILE_LIMIT + 1)
+    os.mkfifo(src / GEN / "fifo.service")
+    (src / GEN / "private.service").chmod(0o600)
+    (src / GEN / "suid").chmod(0o4755)
+    got = copy_runtime(str(src), str(dest), RUNTIME_UNIT_DIRS)
+    assert got.skipped == (
+        "/run/systemd/generator/fifo.service: not a file, directory or symbolic link",
+        "/run/systemd/generator/huge.service: larger than 8 MiB",
+    )
+    assert entries(dest / GEN) == {"private.service": "file 600 [Service]\n", "suid": "file 755 #!/bin/sh\n"}
+    assert "; left out: /run/systemd/generator/fifo.service: not a file" in got.note()
+
+
+def test_depth_and_entry_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src, dest = tmp_path / "booted", tmp_path / "merged"
+    dest.mkdir()
+    deep = "/".join(f"d{n}" for n in range(runtime.DEPTH_LIMIT + 2))
+    build(src, {f"{GEN}/{deep}/x.service": "[Service]\n", **{f"{LATE}/u{n}.service": "" for n in range(5)}})
+    monkeypatch.setattr(runtime, "ENTRY_LIMIT", runtime.DEPTH_LIMIT + 3)
+    got = copy_runtime(str(src), str(dest), RUNTIME_UNIT_DIRS)
+    cut = "/".join(f"d{n}" for n in range(runtime.DEPTH_LIMIT))
+    assert got.skipped == (
+        f"/run/systemd/generator/{cut}: deeper than {runtime.DEPTH_LIMIT} levels",
+        f"/run/systemd/generator.late: more than {runtime.DEPTH_LIMIT + 3} entries",
+    )
+    assert sorted(os.listdir(dest / LATE)) == ["u0.service", "u1.service", "u2.service"]
+
+
+def laid(*, trusted: bool, host: bool = False, full_copy: bool = False) -> Copy:
+    layering = overlay.choose_layering(trusted=trusted, full_copy=full_copy, missing="")
+    container = cast(Container, SimpleNamespace(init=None))
+    return Copy(Path("/t"), Path("/t/merged"), ("/",), layering, container, host, trusted)
+
+
+@pytest.mark.parametrize(
+    ("copy", "trusted_image", "boot_first", "says"),
+    [
+        (laid(trusted=True, host=True), False, True, "the copy was booted before it was scanned"),
+        (laid(trusted=True), True, True, "the copy was booted before it was scanned"),
+        (laid(trusted=True, full_copy=True), True, False, "units made at boot are not seen: --full-copy remounts"),
+        (laid(trusted=False), False, False, "units made at boot are not seen: the copy of an image boots in a user"),
+    ],
+    ids=["host", "trusted-image", "full-copy", "image"],
+)
+def test_which_copies_are_scanned_after_boot_and_what_the_report_says(
+    copy: Copy, trusted_image: bool, boot_first: bool, says: str
+) -> None:
+    """/ and a trusted image boot before the scan, which sees their generators' output; an image
+    (user namespace) and --full-copy (layers seeded after the scan) do not, and the report says so."""
+    req = Request(root="/" if copy.host else "/srv/img", tmpdir="/t", parent_pidfd=-1, trusted_image=trusted_image)
+    copied = runtime.RuntimeCopy(("/run/systemd/generator",), 1, 1, 1, ()).note() if boot_first else ""
+    assert copy.boot_first is boot_first
+    notes = scan_notes(req, copy, copied)
+    found = [n for n in notes if n.startswith(says)]
+    assert len(found) == 1
+    assert found[0] == copied or not boot_first
+    assert ("--trusted-image for an image you built" in " ".join(notes)) is (not copy.trusted)
