@@ -163,12 +163,28 @@ def test_generator_output_replaces_the_sysv_synthesis(tmp_path: Path) -> None:
     ]
 
 
-def test_no_sysv_synthesis_where_generators_ran_without_late_output(tmp_path: Path) -> None:
-    """Generators ran (here only /run/systemd/generator has output) and systemd-sysv-generator made
-    nothing: the script is no unit of that system."""
-    build(tmp_path, {"etc/init.d/left-out": "#!/bin/sh\n", "run/systemd/generator/getty.target.wants/": Dir()})
+def test_no_sysv_synthesis_where_systemd_sysv_generator_ran_and_made_nothing(tmp_path: Path) -> None:
+    """generator.late is there (systemd makes it before the generators run) and systemd-sysv-generator
+    made nothing: the script is no unit of that system."""
+    build(tmp_path, {"etc/init.d/left-out": "#!/bin/sh\n", "run/systemd/generator.late/": Dir()})
     (tmp_path / "etc/init.d/left-out").chmod(0o755)
     assert [str(u.name) for u in load_units(RootFS(tmp_path)).units] == []
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"run/systemd/generator/getty.target.wants/": Dir(), "run/systemd/generator.early/": Dir()},
+        {"run/systemd/elsewhere/": Dir(), "run/systemd/generator.late": Link("elsewhere")},
+    ],
+    ids=["other-generator-dirs", "late-is-a-link"],
+)
+def test_sysv_synthesis_unless_generator_late_is_a_real_directory(tmp_path: Path, layout: Tree) -> None:
+    """Only a real /run/systemd/generator.late (where systemd-sysv-generator writes) says the SysV
+    generator ran: a stale generator/ or generator.early/, or a link at generator.late, does not."""
+    build(tmp_path, {"etc/init.d/legacy": "#!/bin/sh\n", **layout})
+    (tmp_path / "etc/init.d/legacy").chmod(0o755)
+    assert [str(u.name) for u in load_units(RootFS(tmp_path)).units] == ["legacy.service"]
 
 
 def test_a_generator_made_instance_is_an_enabled_unit(tmp_path: Path) -> None:

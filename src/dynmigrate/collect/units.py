@@ -33,6 +33,7 @@ SEARCH_PATH: tuple[str, ...] = (
     "/run/systemd/generator.late",
 )
 GENERATOR_DIRS = frozenset({"/run/systemd/generator.early", "/run/systemd/generator", "/run/systemd/generator.late"})
+SYSV_GENERATOR_DIR = "/run/systemd/generator.late"  # where systemd-sysv-generator writes
 UNIT_TYPES = (
     "service",
     "socket",
@@ -461,7 +462,7 @@ class UnitLoader:
             if tentry is None:
                 continue
             units.append(self._assemble(wanted, tentry, [], template=template))
-        if not any(self.fs.is_dir(d) for d in sorted(GENERATOR_DIRS)):
+        if not self._sysv_generator_ran():
             units.extend(self._sysv_units({u.name for u in units} | set(alias_of)))
         return UnitsResult(
             units=tuple(sorted(units, key=lambda u: u.name)),
@@ -471,12 +472,21 @@ class UnitLoader:
             search_path=tuple(d for _, d in self.index.dirs),
         )
 
+    def _sysv_generator_ran(self) -> bool:
+        """/run/systemd/generator.late is a real directory (systemd makes it before it runs the
+        generators); a link there, or only one of the other generator directories, is not proof."""
+        try:
+            info = self.fs.lstat(RelPath(SYSV_GENERATOR_DIR))
+        except RootError:
+            return False
+        return info is not None and info.kind is FileKind.DIR
+
     def _sysv_units(self, native: set[str]) -> list[Unit]:
         """SysV scripts without a native unit: systemd-sysv-generator would make units of them.
 
-        Offline no generator has run (no /run/systemd/generator*), so we synthesise what it would
-        create (the unit name and SourcePath=) so that rules can see them (F4.14). Where one of
-        those directories exists (a booted system, a rehearsal's copy of one) the generators have
+        Offline no generator has run (no /run/systemd/generator.late), so we synthesise what it would
+        create (the unit name and SourcePath=) so that rules can see them (F4.14). Where that
+        directory is a real one (a booted system, a rehearsal's copy of one) the generators have
         run: their units are in the index already (systemd-sysv-generator's in generator.late), and
         a script they left out is not a unit of that system (nor is any script under a systemd
         that has no SysV support).
