@@ -6,8 +6,11 @@ hostile all the same (links never followed, reads bounded, special files never o
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import stat
+from collections.abc import Generator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
@@ -190,9 +193,134 @@ def test_depth_and_entry_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     cut = "/".join(f"d{n}" for n in range(runtime.DEPTH_LIMIT))
     assert got.skipped == (
         f"/run/systemd/generator/{cut}: deeper than {runtime.DEPTH_LIMIT} levels",
-        f"/run/systemd/generator.late: more than {runtime.DEPTH_LIMIT + 3} entries",
+        f"/run/systemd/generator.late: more than {runtime.DEPTH_LIMIT + 3} entries in all (only 3 of its own, "
+        "the first listed, were copied)",
     )
-    assert sorted(os.listdir(dest / LATE)) == ["u0.service", "u1.service", "u2.service"]
+    assert len(os.listdir(dest / LATE)) == 3
+
+
+def test_the_listing_stops_at_the_entry_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory's names are read only up to what ENTRY_LIMIT leaves (never all of a huge one)."""
+    src, dest = tmp_path / "booted", tmp_path / "merged"
+    dest.mkdir()
+    build(src, {f"{LATE}/u{n}.service": "" for n in range(50)})
+    monkeypatch.setattr(runtime, "ENTRY_LIMIT", 4)
+    read: list[int] = []
+    real_scandir = os.scandir
+
+    def counted(fd: int) -> Generator[os.DirEntry[str]]:
+        with real_scandir(fd) as it:
+            for e in it:
+                read.append(1)
+                yield e
+
+    monkeypatch.setattr(os, "scandir", lambda fd: contextlib.closing(counted(fd)))
+    got = copy_runtime(str(src), str(dest), RUNTIME_UNIT_DIRS)
+    assert len(read) <= 5
+    assert got.files == 4
+    assert got.skipped == (f"/{LATE}: more than 4 entries in all (only 4 of its own, the first listed, were copied)",)
+
+
+def test_an_entry_gone_or_replaced_since_the_listing_is_left_out_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link that is no longer one (readlink EINVAL), a directory replaced by a link (ENOTDIR at the
+    open) or by another directory (another inode): each is named and left out, the rest copied.
+    A directory's owner and mode come from the opened directory, not from the earlier stat."""
+    src, dest = tmp_path / "booted", tmp_path / "merged"
+    dest.mkdir()
+    build(
+        src,
+        {
+            f"{GEN}/a.service": "[Service]\n",
+            f"{GEN}/was-link": Link("x"),
+            f"{GEN}/was-dir": Link("elsewhere"),
+            f"{GEN}/swapped.d/x.conf": "",
+            f"{GEN}/kept.d/y.conf": "",
+            "run/other/": Dir(),
+        },
+    )
+    (src / GEN / "kept.d").chmod(0o750)
+    real_stat, real_readlink = os.stat, os.readlink
+
+    def stale_stat(name: str, *, dir_fd: int | None = None, follow_symlinks: bool = True) -> os.stat_result:
+        st = real_stat(name, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+        if dir_fd is None:
+            return st
+        if name == "was-dir":
+            return real_stat(src / "run/other")
+        if name == "swapped.d":
+            return os.stat_result((st.st_mode, st.st_ino + 1, *tuple(st)[2:]))
+        if name == "kept.d":
+            return os.stat_result((stat.S_IFDIR | 0o777, *tuple(st)[1:]))
+        return st
+
+    def gone_link(name: str, *, dir_fd: int | None = None) -> str:
+        if name == "was-link" and dir_fd is not None:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return real_readlink(name, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "stat", stale_stat)
+    monkeypatch.setattr(os, "readlink", gone_link)
+    got = copy_runtime(str(src), str(dest), RUNTIME_UNIT_DIRS)
+    monkeypatch.undo()
+    assert got.skipped == (
+        f"/{GEN}/swapped.d: replaced since it was listed",
+        f"/{GEN}/was-dir: {os.strerror(errno.ENOTDIR)}",
+        f"/{GEN}/was-link: {os.strerror(errno.EINVAL)}",
+    )
+    assert entries(dest / GEN) == {
+        "a.service": "file 644 [Service]\n",
+        "kept.d": "dir 750",
+        "kept.d/y.conf": "file 644 ",
+    }
+
+
+def test_a_copy_that_fails_as_a_whole_leaves_no_partial_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure past one entry (here the scanned tree full at the third directory) clears every
+    directory of the list in the scanned tree, stale lower-layer copies included: the scan reads it
+    as it would offline, and the error says what was copied and removed."""
+    src, dest = tmp_path / "booted", tmp_path / "merged"
+    dest.mkdir()
+    build(src, {f"{GEN}/a.service": "", f"{LATE}/b.service": "", "run/systemd/system/c.service": ""})
+    build(dest, {"run/systemd/generator.early/old.service": "", "etc/hostname": "x\n"})
+    real_top = runtime._copy_top
+
+    def full(copier: runtime._Copier, src_parent: int, dst_parent: int, name: str, path: str) -> bool:
+        if path == f"/{LATE}":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_top(copier, src_parent, dst_parent, name, path)
+
+    monkeypatch.setattr(runtime, "_copy_top", full)
+    with pytest.raises(
+        runtime.CopyFailed, match="2 files, 0 symbolic links and 2 directories copied before were removed"
+    ):
+        copy_runtime(str(src), str(dest), RUNTIME_UNIT_DIRS)
+    assert entries(dest / "run") == {"systemd": "dir 755"}
+    assert (dest / "etc/hostname").read_text() == "x\n"
+
+
+def test_a_source_that_is_no_longer_the_copys_init_is_not_copied(tmp_path: Path) -> None:
+    """/proc/PID/root of a PID reused since (the check after the open says so): nothing is copied
+    and what the scanned tree had there is cleared."""
+    src, dest = tmp_path / "booted", tmp_path / "merged"
+    dest.mkdir()
+    build(src, {f"{GEN}/a.service": ""})
+    build(dest, {f"{LATE}/old.service": ""})
+    with pytest.raises(runtime.CopyFailed, match="the copy's init is gone"):
+        copy_runtime(str(src), str(dest), RUNTIME_UNIT_DIRS, lambda: False)
+    assert entries(dest / "run") == {"systemd": "dir 755"}
+
+
+def test_a_top_directory_left_out_is_not_listed_as_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src, dest = tmp_path / "booted", tmp_path / "merged"
+    dest.mkdir()
+    build(src, {f"{GEN}/a.service": ""})
+    monkeypatch.setattr(runtime, "DEPTH_LIMIT", 0)
+    got = copy_runtime(str(src), str(dest), RUNTIME_UNIT_DIRS)
+    assert got.found == ()
+    assert got.skipped == (f"/{GEN}: deeper than 0 levels",)
+    assert "none of them there" in got.note()
 
 
 def laid(*, trusted: bool, host: bool = False, full_copy: bool = False) -> Copy:

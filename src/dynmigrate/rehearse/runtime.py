@@ -12,8 +12,12 @@ open, a symbolic link is copied as a link (its target is text, never read), a fi
 an fd opened with O_NOFOLLOW|O_NONBLOCK and only if fstat says it is a regular file, at most
 FILE_LIMIT bytes of it. Devices, FIFOs and sockets are left out, as are other filesystems mounted
 below, entries deeper than DEPTH_LIMIT and anything past ENTRY_LIMIT entries or TOTAL_LIMIT bytes;
-each left-out entry is named in the result. Owners and permission bits are copied as they are
-(setuid, setgid and sticky bits of files dropped), so nothing becomes readable to more users.
+each left-out entry is named in the result, as is one that cannot be copied (gone or replaced since
+it was listed, the scanned tree full): the others are copied all the same. When the copy fails as
+a whole, every listed directory is cleared in the scanned tree, so that no partial set is scanned.
+A directory's owner and mode come from the directory opened (the same inode as the one listed).
+Owners and permission bits are copied as they are (setuid, setgid and sticky bits of files
+dropped), so nothing becomes readable to more users.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import errno
 import os
 import shutil
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 FILE_LIMIT = 8 * 1024 * 1024  # the unit reader's own limit for a unit file
@@ -70,48 +74,74 @@ class _Copier:
     skipped: list[str] = field(default_factory=list)
 
     def tree(self, src: int, dst: int, path: str, depth: int, dev: int) -> None:
-        """Copy the directory open at src into the (new, empty) directory open at dst."""
-        for name in sorted(os.listdir(src)):
+        """Copy the directory open at src into the (new, empty) directory open at dst. An entry that
+        cannot be copied (gone or replaced since the listing, the scanned tree full) is named in
+        skipped and the others are copied all the same."""
+        names, cut = _names(src, ENTRY_LIMIT - self.entries)
+        self.entries += len(names)
+        for name in names:
             where = f"{path}/{name}"
-            if self.entries >= ENTRY_LIMIT:
-                self.skipped.append(f"{path}: more than {ENTRY_LIMIT} entries")
-                return
-            self.entries += 1
             try:
-                st = os.stat(name, dir_fd=src, follow_symlinks=False)
-            except FileNotFoundError:
-                continue  # gone since the listing
-            if stat.S_ISLNK(st.st_mode):
-                self.link(src, dst, name, st)
-            elif stat.S_ISDIR(st.st_mode):
-                self.directory(src, dst, name, st, where, depth, dev)
-            elif stat.S_ISREG(st.st_mode):
-                self.file(src, dst, name, where)
-            else:
-                self.skipped.append(f"{where}: not a file, directory or symbolic link")
+                self.entry(src, dst, name, where, depth, dev)
+            except OSError as exc:
+                self.skipped.append(f"{where}: {exc.strerror or exc}")
+        if cut:
+            self.skipped.append(
+                f"{path}: more than {ENTRY_LIMIT} entries in all (only {len(names)} of its own, "
+                "the first listed, were copied)"
+            )
+
+    def entry(self, src: int, dst: int, name: str, where: str, depth: int, dev: int) -> None:
+        try:
+            st = os.stat(name, dir_fd=src, follow_symlinks=False)
+        except FileNotFoundError:
+            return  # gone since the listing
+        if stat.S_ISLNK(st.st_mode):
+            self.link(src, dst, name, st)
+        elif stat.S_ISDIR(st.st_mode):
+            self.directory(src, dst, name, st, where, depth, dev)
+        elif stat.S_ISREG(st.st_mode):
+            self.file(src, dst, name, where)
+        else:
+            self.skipped.append(f"{where}: not a file, directory or symbolic link")
 
     def link(self, src: int, dst: int, name: str, st: os.stat_result) -> None:
         os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
-        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        try:
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+        except OSError:
+            os.unlink(name, dir_fd=dst)
+            raise
         self.links += 1
 
-    def directory(self, src: int, dst: int, name: str, st: os.stat_result, where: str, depth: int, dev: int) -> None:
+    def directory(self, src: int, dst: int, name: str, st: os.stat_result, where: str, depth: int, dev: int) -> bool:
+        """Copy one directory; False when it is left out (named in skipped)."""
         if st.st_dev != dev:
             self.skipped.append(f"{where}: another filesystem mounted there")
-            return
+            return False
         if depth >= DEPTH_LIMIT:
             self.skipped.append(f"{where}: deeper than {DEPTH_LIMIT} levels")
-            return
+            return False
         with _opened(name, src) as sub:
-            if os.fstat(sub).st_dev != dev:
+            now = os.fstat(sub)
+            if now.st_dev != dev:
                 self.skipped.append(f"{where}: another filesystem mounted there")
-                return
+                return False
+            if not stat.S_ISDIR(now.st_mode) or now.st_ino != st.st_ino:
+                self.skipped.append(f"{where}: replaced since it was listed")
+                return False
             os.mkdir(name, 0o700, dir_fd=dst)
-            with _opened(name, dst) as out:
-                self.tree(sub, out, where, depth + 1, dev)
-                os.fchown(out, st.st_uid, st.st_gid)
-                os.fchmod(out, stat.S_IMODE(st.st_mode) & 0o1777)
+            try:
+                with _opened(name, dst) as out:
+                    self.tree(sub, out, where, depth + 1, dev)
+                    os.fchown(out, now.st_uid, now.st_gid)
+                    os.fchmod(out, stat.S_IMODE(now.st_mode) & 0o1777)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(name, dir_fd=dst)
+                raise
         self.dirs += 1
+        return True
 
     def file(self, src: int, dst: int, name: str, where: str) -> None:
         try:
@@ -141,9 +171,23 @@ class _Copier:
                 view = view[os.write(out, view) :]
             os.fchown(out, st.st_uid, st.st_gid)
             os.fchmod(out, stat.S_IMODE(st.st_mode) & 0o777)
+        except OSError:
+            os.unlink(name, dir_fd=dst)  # never a partial file in the scanned tree
+            raise
         finally:
             os.close(out)
         self.files += 1
+
+
+def _names(src: int, budget: int) -> tuple[list[str], bool]:
+    """At most budget names of the directory open at src, sorted; True when more were there."""
+    names: list[str] = []
+    with os.scandir(src) as it:
+        for entry in it:
+            if len(names) >= budget:
+                return sorted(names), True
+            names.append(entry.name)
+    return sorted(names), False
 
 
 def _read(fd: int, limit: int) -> bytes:
@@ -194,13 +238,48 @@ def _clear(parent: int, name: str) -> None:
         os.unlink(name, dir_fd=parent)
 
 
-def copy_runtime(source: str, dest: str, dirs: Sequence[str]) -> RuntimeCopy:
+class CopyFailed(OSError):
+    """The copy failed as a whole: every listed directory was cleared in the scanned tree (the
+    scan reads it as it would offline), or clearing failed too (the message says which)."""
+
+
+def copy_runtime(
+    source: str, dest: str, dirs: Sequence[str], still_source: Callable[[], bool] = lambda: True
+) -> RuntimeCopy:
     """Copy each of dirs (absolute, below /run) from the tree at source (the copy's root as its init
-    sees it: /proc/PID/root) into the tree at dest, replacing what dest had there."""
+    sees it: /proc/PID/root) into the tree at dest, replacing what dest had there. still_source
+    says, once source is open, that it still is what was meant (the copy's init, not a reused PID).
+    An entry that cannot be copied is named in skipped; when the copy fails as a whole, CopyFailed
+    (every one of dirs cleared in dest, so that no partial set is scanned)."""
     copier = _Copier()
+    try:
+        found = _copy_all(copier, source, dest, dirs, still_source)
+    except OSError as exc:
+        done = f"{copier.files} files, {copier.links} symbolic links and {copier.dirs} directories copied before"
+        try:
+            with _opened(dest, follow=True) as dst_root:
+                for path in dirs:
+                    *parents, name = path.strip("/").split("/")
+                    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                        dst_parent = _walk_down(dst_root, parents, make=False)
+                        try:
+                            _clear(dst_parent, name)
+                        finally:
+                            os.close(dst_parent)
+        except OSError as again:
+            raise CopyFailed(f"{exc}; {done}, and clearing them failed too ({again})") from None
+        raise CopyFailed(f"{exc}; {done} were removed: the scan reads the tree as it would offline") from None
+    return RuntimeCopy(tuple(found), copier.files, copier.links, copier.dirs, tuple(copier.skipped))
+
+
+def _copy_all(
+    copier: _Copier, source: str, dest: str, dirs: Sequence[str], still_source: Callable[[], bool]
+) -> list[str]:
     found: list[str] = []
     # the two tops are followed: /proc/PID/root is a link to the copy's root by design
     with _opened(source, follow=True) as src_root, _opened(dest, follow=True) as dst_root:
+        if not still_source():
+            raise OSError(errno.ESRCH, "the copy's init is gone: its /proc entry may be another process's")
         for path in dirs:
             *parents, name = path.strip("/").split("/")
             dst_parent = _walk_down(dst_root, parents, make=True)
@@ -219,11 +298,12 @@ def copy_runtime(source: str, dest: str, dirs: Sequence[str]) -> RuntimeCopy:
                     os.close(src_parent)
             finally:
                 os.close(dst_parent)
-    return RuntimeCopy(tuple(found), copier.files, copier.links, copier.dirs, tuple(copier.skipped))
+    return found
 
 
 def _copy_top(copier: _Copier, src_parent: int, dst_parent: int, name: str, path: str) -> bool:
-    """One of the listed directories; False when the copy has none (or a link or file there)."""
+    """One of the listed directories; False when the copy has none (or a link or file there) or
+    when it was left out (another filesystem mounted there)."""
     try:
         st = os.stat(name, dir_fd=src_parent, follow_symlinks=False)
     except FileNotFoundError:
@@ -231,5 +311,4 @@ def _copy_top(copier: _Copier, src_parent: int, dst_parent: int, name: str, path
     if not stat.S_ISDIR(st.st_mode):
         copier.skipped.append(f"{path}: not a directory")
         return False
-    copier.directory(src_parent, dst_parent, name, st, path, 0, os.fstat(src_parent).st_dev)
-    return True
+    return copier.directory(src_parent, dst_parent, name, st, path, 0, os.fstat(src_parent).st_dev)
