@@ -11,6 +11,7 @@ import errno
 import os
 import stat
 from collections.abc import Generator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
@@ -19,10 +20,16 @@ import pytest
 
 from dynmigrate.app import RUNTIME_UNIT_DIRS
 from dynmigrate.rehearse import overlay, runtime
-from dynmigrate.rehearse.container import Container
+from dynmigrate.rehearse.container import Container, Proc
 from dynmigrate.rehearse.request import Request
 from dynmigrate.rehearse.runtime import copy_runtime
-from dynmigrate.rehearse.worker import Copy, scan_notes
+from dynmigrate.rehearse.worker import (
+    Copy,
+    RehearseError,
+    check_setup_boots_first,
+    copy_runtime_units,
+    scan_notes,
+)
 from treebuilder import Dir, Link, build
 
 GEN = "run/systemd/generator"
@@ -352,3 +359,23 @@ def test_which_copies_are_scanned_after_boot_and_what_the_report_says(
     assert len(found) == 1
     assert found[0] == copied or not boot_first
     assert ("--trusted-image for an image you built" in " ".join(notes)) is (not copy.trusted)
+
+
+def test_setup_is_refused_in_a_copy_not_booted_before_the_scan() -> None:
+    req = Request(root="/srv/img", tmpdir="/t", parent_pidfd=-1, trusted_image=True, setup=("true",))
+    check_setup_boots_first(req, laid(trusted=True))
+    with pytest.raises(RehearseError, match="--setup needs the copy booted before the scan"):
+        check_setup_boots_first(req, laid(trusted=True, full_copy=True))
+
+
+def test_the_copys_init_is_checked_after_its_root_is_opened(tmp_path: Path) -> None:
+    """A PID whose start time is no longer the copy's init's (reused since): nothing is copied, what
+    the scanned tree had is cleared, and the report says units made at boot are not seen."""
+    build(tmp_path / "merged", {f"{GEN}/stale.service": ""})
+    me = os.getpid()
+    cp = replace(laid(trusted=True, host=True), merged=tmp_path / "merged")
+    cp.container.init = Proc(me, "systemd", 1, -1)
+    note = copy_runtime_units(cp)
+    assert note.startswith("units made at boot are not seen: the booted copy's /run/systemd could not be copied")
+    assert "the copy's init is gone" in note
+    assert entries(tmp_path / "merged/run") == {"systemd": "dir 755"}

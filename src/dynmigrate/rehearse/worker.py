@@ -34,7 +34,7 @@ from dynmigrate.plan.planner import PlanOptions, Selection, SelectionError, make
 from dynmigrate.plan.write import PlanWriteError, write_plan
 from dynmigrate.rehearse import access, overlay, runtime
 from dynmigrate.rehearse.classify import classify
-from dynmigrate.rehearse.container import BootError, Container
+from dynmigrate.rehearse.container import BootError, Container, alive
 from dynmigrate.rehearse.model import (
     AccountFacts,
     Environment,
@@ -474,6 +474,18 @@ class Copy:
         return self.trusted and not self.layering.seed
 
 
+SETUP_NOT_BOOTED_FIRST = (
+    "--setup needs the copy booted before the scan (/ or --trusted-image, without --full-copy), "
+    "and this one would be booted after it"
+)
+
+
+def check_setup_boots_first(req: Request, cp: Copy) -> None:
+    """--setup runs in the copy booted before the scan: check_request keeps it to such copies."""
+    if req.setup and not cp.boot_first:
+        raise RehearseError(SETUP_NOT_BOOTED_FIRST)
+
+
 def check_request(req: Request, trusted: bool) -> None:
     if req.setup and not trusted:
         raise RehearseError(SETUP_NEEDS_TRUST, usage=True)
@@ -512,10 +524,13 @@ def boot_and_set_up(cp: Copy, req: Request, td: Teardown) -> tuple[tuple[Step, .
 
 
 def copy_runtime_units(cp: Copy) -> str:
-    init = cp.container.init.pid if cp.container.init else 0
+    init = cp.container.init
+    if init is None:
+        return GENERATORS_UNSEEN.format(why="the booted copy's init is not known", hint="")
     say("copying the booted copy's generator output and runtime units")
     try:
-        copied = runtime.copy_runtime(f"/proc/{init}/root", str(cp.merged), RUNTIME_UNIT_DIRS)
+        # /proc/PID/root is checked, once open, to still be the copy's init (not a PID reused since)
+        copied = runtime.copy_runtime(f"/proc/{init.pid}/root", str(cp.merged), RUNTIME_UNIT_DIRS, lambda: alive(init))
     except OSError as exc:
         return GENERATORS_UNSEEN.format(why=f"the booted copy's /run/systemd could not be copied ({exc})", hint="")
     return copied.note()
@@ -635,6 +650,7 @@ def rehearse(req: Request, td: Teardown, disarmed: threading.Event) -> Rehearsal
     started = time.monotonic()
     cp = lay_copy(req, td)
     c = cp.container
+    check_setup_boots_first(req, cp)
     setup, runtime_note = boot_and_set_up(cp, req, td) if cp.boot_first else ((), "")
     result = run_scan(str(cp.merged), policy=req.policy)
     plan = plan_for(result, req)
