@@ -122,3 +122,12 @@ def test_formats(fmt: str, golden: Golden) -> None:
 def test_json_round_trip() -> None:
     r = replace(sample(), kept=("kept: enter it with: nsenter -t 1234 -a",), error="")
     assert from_json_data(json.loads(json.dumps(to_json_data(r)))) == r
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_an_environment_note_is_escaped_once(fmt: str) -> None:
+    """A note naming a file that holds an escape code: the code shows as \\x1b, its backslash never doubled."""
+    r = replace(sample(), environment=replace(ENV, notes=("left out: /run/systemd/generator/a\x1b[31m|b",)))
+    out = REHEARSAL_FORMATS[fmt](r)
+    assert "a\\x1b[31m" in out
+    assert "a\\\\x1b" not in out

@@ -102,13 +102,18 @@ def render_json(r: Rehearsal) -> str:
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def _pipes(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def _md(text: str) -> str:
-    return escape(text).replace("|", "\\|")
+    return _pipes(escape(text))
 
 
 def render_markdown(r: Rehearsal) -> str:
     out = [f"# Rehearsal of the migration ({r.seconds:.0f} s)", ""]
-    out += [f"- {_md(line)}" for line in _environment_lines(r)]
+    # the lines are escaped already: only the table's pipes are protected here (never a second escape)
+    out += [f"- {_pipes(line)}" for line in _environment_lines(r)]
     out.append("")
     if r.error:
         out += [f"**The rehearsal could not finish:** {_md(r.error)}", ""]
