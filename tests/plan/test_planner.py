@@ -7,7 +7,7 @@ from pathlib import Path
 from dynmigrate.app import analyse
 from dynmigrate.collect.rootfs import OwnershipManifest
 from dynmigrate.collect.snapshot import collect
-from dynmigrate.model.plan import ExecMode, MigrationPlan
+from dynmigrate.model.plan import ExecMode, MigrationPlan, Refusal, RefusalKind
 from dynmigrate.plan.planner import PlanOptions, Selection, make_plan
 from dynmigrate.plan.script import account_data
 from treebuilder import Tree, build
@@ -138,7 +138,8 @@ def test_never_units_in_policy_make_the_account_never_migrated(tmp_path: Path) -
     assert foo.reason == "site policy /etc/dynmigrate.ini says never touch foo.service"
     plan = make_plan(result, Selection(accounts=("foo",)), PlanOptions())
     assert plan.accounts == ()
-    assert plan.refused == (("foo", "never-migrated: site policy /etc/dynmigrate.ini says never touch foo.service"),)
+    why = "never-migrated: site policy /etc/dynmigrate.ini says never touch foo.service"
+    assert plan.refused == (Refusal("foo", RefusalKind.NOT_PLANNABLE, why),)
 
 
 def test_program_inside_a_managed_directory_gets_exec_paths(tmp_path: Path) -> None:
@@ -265,11 +266,23 @@ def test_a_forced_plan_names_the_generated_unit_it_cannot_put_a_drop_in_next_to(
     plan = make_plan(analyse(snap), Selection(accounts=("gitdaemon",)), PlanOptions(force=True))
     assert plan.accounts == ()
     assert plan.refused == (
-        (
+        Refusal(
             "gitdaemon",
+            RefusalKind.NO_UNIT_FILE,
             "no unit file to put a drop-in next to: git-daemon.service is generated from /etc/init.d/git-daemon",
         ),
     )
+
+
+def test_a_blocked_account_is_refused_as_blocked_and_its_units_get_alternatives() -> None:
+    """The kind of a refusal is data (the CLI's exit code 4 follows from BLOCKED, not from words):
+    www-data is a base-passwd account, so it is refused as blocked and each unit gets an option."""
+    sample = Path(__file__).parents[2] / "samples" / "debian-web"
+    snap = collect(str(sample / "root"), manifest=OwnershipManifest.load(sample / "ownership.tsv"))
+    plan = make_plan(analyse(snap), Selection(accounts=("www-data",)), PlanOptions())
+    assert [(r.account, r.kind) for r in plan.refused] == [("www-data", RefusalKind.BLOCKED)]
+    assert plan.refused[0].why.startswith("blocked: DM106 UID 33 is a base-passwd account")
+    assert sorted(a.unit for a in plan.alternatives) == ["nginx.service", "php8.2-fpm.service"]
 
 
 def test_a_config_the_daemon_rewrites_as_its_state_moves_into_the_state_directory(tmp_path: Path) -> None:

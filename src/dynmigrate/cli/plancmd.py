@@ -13,6 +13,7 @@ import click
 
 from dynmigrate.cli.main import Exit, ScanConfig, common_options, fail, guarded, main, root_options, scan_config
 from dynmigrate.model.common import escape
+from dynmigrate.model.plan import RefusalKind
 from dynmigrate.render.registry import FORMAT_HELP, FORMATS
 
 if TYPE_CHECKING:
@@ -166,8 +167,8 @@ def _make_plan(result: ScanResult, selection: Selection, options: PlanOptions) -
     except SelectionError as exc:
         fail(Exit.USAGE, str(exc))
         raise  # not reached: fail exits
-    for name, why in plan_.refused:
-        click.echo(f"dynmigrate: not planned: {escape(name)}: {escape(why)}", err=True)
+    for r in plan_.refused:
+        click.echo(f"dynmigrate: not planned: {escape(r.account)}: {escape(r.why)}", err=True)
     if options.force:
         for a in plan_.accounts:
             if a.forced:
@@ -182,7 +183,7 @@ def _make_plan(result: ScanResult, selection: Selection, options: PlanOptions) -
 
 def _any_blocked(plan_: MigrationPlan) -> bool:
     """A selected account was not planned because a blocker stands in the way (exit 4)."""
-    return any(why.startswith("blocked") for _, why in plan_.refused)
+    return any(r.kind is RefusalKind.BLOCKED for r in plan_.refused)
 
 
 def _print_preview(plan_: MigrationPlan) -> None:

@@ -214,6 +214,23 @@ class Alternative:
     steps: tuple[str, ...]
 
 
+class RefusalKind(StrEnum):
+    """Why a selected account was not planned; the CLI's exit code follows from it (4 for BLOCKED)."""
+
+    NOT_PLANNABLE = "not-plannable"  # its verdict is neither convertible, manual nor blocked
+    BLOCKED = "blocked"  # a blocker stands and --force was not given
+    NO_UNIT_FILE = "no-unit-file"  # no unit file a drop-in could go next to
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A selected account the plan leaves out, the kind of reason and the reason in words."""
+
+    account: str
+    kind: RefusalKind
+    why: str
+
+
 @dataclass(frozen=True, slots=True)
 class MigrationPlan:
     root: str
@@ -221,7 +238,7 @@ class MigrationPlan:
     systemd_version: int | None
     nss_action: str  # "none", "enable" (add systemd to nsswitch), "install" (libnss-systemd)
     accounts: tuple[AccountPlan, ...]
-    refused: tuple[tuple[str, str], ...]  # (account, why) selected but not planned
+    refused: tuple[Refusal, ...]  # selected but not planned
     schema_version: int = PLAN_SCHEMA_VERSION
     alternatives: tuple[Alternative, ...] = ()
     skip_trees: tuple[RelPath, ...] = ()  # other systems' trees (DM308): stage 3 does not search them

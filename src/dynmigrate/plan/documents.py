@@ -351,7 +351,7 @@ def render_report(plan: MigrationPlan, security: Security, cited: Sequence[str] 
     out.append("")
     if plan.refused:
         out += ["Not planned:", ""]
-        out += [f"- {escape(name)}: {escape(why)}" for name, why in plan.refused]
+        out += [f"- {escape(r.account)}: {escape(r.why)}" for r in plan.refused]
         out.append("")
     if plan.alternatives:
         out += ["Options for accounts that must stay (drop-ins in `alternatives/`, not installed by the scripts):", ""]
@@ -412,7 +412,7 @@ def plan_data(plan: MigrationPlan) -> dict[str, Any]:
         "systemd_version": plan.systemd_version,
         "nss_action": plan.nss_action,
         "accounts": [account_data(a) for a in plan.accounts],
-        "refused": [{"account": n, "why": w} for n, w in plan.refused],
+        "refused": [{"account": r.account, "kind": r.kind.value, "why": r.why} for r in plan.refused],
         "alternatives": [
             {
                 "account": x.account,

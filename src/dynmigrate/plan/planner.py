@@ -25,6 +25,8 @@ from dynmigrate.model.plan import (
     ManualStep,
     MigrationPlan,
     OverrideFile,
+    Refusal,
+    RefusalKind,
     StatOverridePin,
     UnitPlan,
     dropin_name,
@@ -986,25 +988,25 @@ def make_plan(result: ScanResult, sel: Selection, options: PlanOptions) -> Migra
     if not chosen:
         raise SelectionError("nothing selected: use --unit, --account or --all-convertible")
     planned: list[AccountPlan] = []
-    refused: list[tuple[str, str]] = []
+    refused: list[Refusal] = []
     for av in chosen:
         if av.verdict not in PLANNABLE:
-            refused.append((av.name, f"{av.verdict.value}: {av.reason}"))
+            refused.append(Refusal(av.name, RefusalKind.NOT_PLANNABLE, f"{av.verdict.value}: {av.reason}"))
             continue
         if av.verdict is Verdict.BLOCKED and not options.force:
             blockers = "; ".join(f"{f.rule} {f.message}" for f in av.findings if f.effect is Effect.BLOCKS)
-            refused.append((av.name, f"blocked: {blockers}"))
+            refused.append(Refusal(av.name, RefusalKind.BLOCKED, f"blocked: {blockers}"))
             continue
         plan = plan_account(result, av, options)
         if not plan.units:
-            refused.append((av.name, _no_unit_file(result, av)))
+            refused.append(Refusal(av.name, RefusalKind.NO_UNIT_FILE, _no_unit_file(result, av)))
             continue
         planned.append(plan)
     planned = _one_override_per_target(planned)
     alternatives: list[Alternative] = []
-    for name, why in refused:
-        stays = result.report.account(name)
-        if stays is not None and why.startswith("blocked"):
+    for r in refused:
+        stays = result.report.account(r.account)
+        if stays is not None and r.kind is RefusalKind.BLOCKED:
             alternatives += _alternatives(result, stays)
     nss = result.snapshot.accounts.nss
     nss_action = "none" if nss.resolves_dynamic_users else ("enable" if nss.library else "install")

@@ -36,6 +36,6 @@ def render_preview(plan: MigrationPlan) -> str:
     for alt in plan.alternatives:
         out.append(f"## {escape(alt.account)}: option, {escape(alt.unit)} as {escape(alt.new_name)}\n")
         out += _block(f"alternatives/{alt.unit}/50-dynmigrate.conf", alt.dropin_text)
-    for name, why in plan.refused:
-        out.append(f"## not planned: {escape(name)}: {escape(why)}\n")
+    for r in plan.refused:
+        out.append(f"## not planned: {escape(r.account)}: {escape(r.why)}\n")
     return "\n".join(out)

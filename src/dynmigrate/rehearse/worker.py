@@ -587,7 +587,7 @@ def environment(req: Request, cp: Copy, result: ScanResult, notes: Sequence[str]
 def account_facts(result: ScanResult, plan: MigrationPlan, setup: tuple[Step, ...]) -> dict[str, AccountFacts]:
     """What the scan and the plan say of every selected account (planned or refused), by name."""
     planned = {a.account: a for a in plan.accounts}
-    refused = dict(plan.refused)
+    refused = {r.account: r.why for r in plan.refused}
     out: dict[str, AccountFacts] = {}
     for name in sorted({*planned, *refused}):
         av = result.report.account(name)
