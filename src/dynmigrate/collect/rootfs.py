@@ -238,19 +238,38 @@ class RootFS:
     def _resolve_known(self, path: str, follow_last: bool) -> RelPath | None:
         """The common case: a plain absolute path whose directory this scan has resolved already
         (one lstat, or none). None when the whole walk is needed."""
-        parent, _, leaf = path.rpartition("/")
-        if not leaf or path[:1] != "/" or "/." in path or "//" in path or (parent or "/") not in self._dirs:
-            return None
         if not follow_last:
-            return RelPath(path)
+            return RelPath(path) if self._plain_in_resolved_dir(path) else None
+        known, _ = self._lstat_known(path)
+        return RelPath(path) if known else None
+
+    def _plain_in_resolved_dir(self, path: str) -> bool:
+        parent, _, leaf = path.rpartition("/")
+        return (
+            bool(leaf) and path[:1] == "/" and "/." not in path and "//" not in path and (parent or "/") in self._dirs
+        )
+
+    def _lstat_known(self, path: str) -> tuple[bool, os.stat_result | None]:
+        """(True, its lstat or None when missing) when path is its own resolution: plain, absolute,
+        in a directory this scan has resolved, and not a symlink; (False, None) otherwise."""
+        if not self._plain_in_resolved_dir(path):
+            return False, None
         info = self._lstat_raw(RelPath(path))
         if info is None:
-            return RelPath(path)
+            return True, None
         if st.S_ISLNK(info.st_mode):
-            return None
+            return False, None
         if st.S_ISDIR(info.st_mode):
             self._dirs[RelPath(path)] = (info.st_dev, info.st_ino)
-        return RelPath(path)
+        return True, info
+
+    def lstat_and_resolve(self, path: RelPath) -> tuple[PathInfo | None, RelPath]:
+        """lstat(path) and resolve(path), with a single lstat in the common case (a plain path in a
+        resolved directory that is not a symlink)."""
+        known, raw = self._lstat_known(path)
+        if not known:
+            return self.lstat(path), self.resolve(path)
+        return (self.virtual_entry(path) if raw is None else self._info_from_stat(path, raw)), path
 
     def _open_dir(self, real: RelPath) -> int:
         """An fd of the resolved directory real, checked to be the inode resolve() recorded there.
@@ -405,8 +424,10 @@ class RootFS:
         return self._twice(path, lambda p: self._read_bytes(p, limit))
 
     def _read_bytes(self, path: str, limit: int) -> bytes:
-        real = self.resolve(path)
-        raw = self._lstat_raw(real)
+        known, raw = self._lstat_known(path)  # one lstat resolves and checks the common path
+        real = RelPath(path) if known else self.resolve(path)
+        if not known:
+            raw = self._lstat_raw(real)
         if raw is None or not st.S_ISREG(raw.st_mode) or self.manifest is not None:
             info = self.lstat(real)
             if info is None or info.kind is not FileKind.FILE:
@@ -434,17 +455,7 @@ class RootFS:
                 raise RootError(real, "not a regular file, not read")
             if fst.st_size > limit:
                 raise RootError(real, f"file too large ({fst.st_size} bytes, limit {limit})")
-            chunks: list[bytes] = []
-            total = 0
-            while True:
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > limit:
-                    raise RootError(real, f"file too large (over {limit} bytes)")
-                chunks.append(chunk)
-            return b"".join(chunks)
+            return _read_all(fd, real, fst.st_size, limit)
         except OSError as exc:
             raise RootError(real, exc.strerror or str(exc)) from None
         finally:
@@ -467,3 +478,24 @@ class RootFS:
             if suffix and not name.endswith(suffix):
                 continue
             yield RelPath(f"{real.rstrip('/')}/{name}")
+
+
+def _read_all(fd: int, real: RelPath, size: int, limit: int) -> bytes:
+    """The contents of an open regular file of size bytes (as fstat said), at most limit. A read
+    that returns less than asked at or past a non-zero size is the end (one read for most files); a
+    file that grew since is read on, and one past limit refused."""
+    chunks: list[bytes] = []
+    total = 0
+    ask = min(size, limit) + 1
+    while True:
+        chunk = os.read(fd, ask)
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > limit:
+            raise RootError(real, f"file too large (over {limit} bytes)")
+        chunks.append(chunk)
+        if size and len(chunk) < ask and total >= size:  # size 0: a pseudo-file's size says nothing
+            break
+        ask = 1 << 16
+    return b"".join(chunks)

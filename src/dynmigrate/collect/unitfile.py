@@ -38,31 +38,47 @@ def parse_unit_text(text: str, path: RelPath) -> tuple[UnitFile, list[Problem]]:
     directives: list[Directive] = []
     sections: list[str] = []
     section: str | None = None
-    for start, line, complete in _logical_lines(text, path, problems):
+    for start, line, complete in _lines(text, path, problems):
         stripped = line.strip()
-        if not stripped or stripped[0] in COMMENTS:
+        first = stripped[:1]
+        if not first or first in COMMENTS:
             continue
-        loc = Location(path, start)
         if not complete:
             # systemd applies a dangling continuation at end of file as a last line
             if section is not None and "=" in stripped:
                 key, _, value = stripped.partition("=")
-                directives.append(Directive(section, key.strip(), value.strip(), loc, value.strip()))
+                directives.append(Directive(section, key.strip(), value.strip(), Location(path, start), value.strip()))
         elif undecodable and UNDECODABLE.search(stripped):
-            problems.append(Problem(loc, "line is not valid UTF-8: ignored"))
-        elif stripped.startswith(".include"):
-            problems.append(Problem(loc, ".include is not supported since systemd 246: ignored"))
-        elif stripped.startswith("["):
-            section = _section_header(stripped, loc, sections, problems)
+            problems.append(Problem(Location(path, start), "line is not valid UTF-8: ignored"))
+        elif first == "[":
+            section = _section_header(stripped, Location(path, start), sections, problems)
+        elif first == "." and stripped.startswith(".include"):
+            problems.append(Problem(Location(path, start), ".include is not supported since systemd 246: ignored"))
         elif section is None:
-            problems.append(Problem(loc, "assignment outside of any section: ignored"))
+            problems.append(Problem(Location(path, start), "assignment outside of any section: ignored"))
         else:
-            read = _assignment(section, stripped, loc)
+            key, eq, value = stripped.partition("=")
+            if eq and key.isalnum():  # the common `Key=value`: what _assignment would make of it
+                value = value.strip()
+                directives.append(Directive(section, key, value, Location(path, start), value))
+                continue
+            read = _assignment(section, stripped, Location(path, start))
             if isinstance(read, Directive):
                 directives.append(read)
             else:
                 problems.append(read)
     return UnitFile(path, tuple(directives), tuple(sections)), problems
+
+
+def _lines(text: str, path: RelPath, problems: list[Problem]) -> Iterator[tuple[int, str, bool]]:
+    """The logical lines of text: its physical lines (without a trailing carriage return) when no
+    line can be continued or too long, which is most files; else _logical_lines."""
+    if len(text) > LONG_LINE_MAX or "\\\n" in text or "\\\r" in text or text.endswith("\\"):
+        return _logical_lines(text, path, problems)
+    physical = text.split("\n")
+    if physical[-1] == "":
+        physical.pop()
+    return ((n, line[:-1] if line.endswith("\r") else line, True) for n, line in enumerate(physical, 1))
 
 
 def _logical_lines(text: str, path: RelPath, problems: list[Problem]) -> Iterator[tuple[int, str, bool]]:
@@ -111,7 +127,7 @@ def _logical_lines(text: str, path: RelPath, problems: list[Problem]) -> Iterato
 def _section_header(stripped: str, loc: Location, sections: list[str], problems: list[Problem]) -> str | None:
     """The section a `[Name]` line opens, added to sections when new; None for an invalid header
     (the assignments under it are ignored)."""
-    if not stripped.endswith("]") or len(stripped) < 3:
+    if stripped[-1] != "]" or len(stripped) < 3:
         problems.append(Problem(loc, f"invalid section header {stripped!r}"))
         return None
     section = stripped[1:-1]
@@ -126,7 +142,7 @@ def _assignment(section: str, stripped: str, loc: Location) -> Directive | Probl
     if not eq:
         return Problem(loc, f"missing '=' in {_short(stripped)}: ignored")
     key = key.strip()
-    if not key or key.split() != [key]:  # whitespace inside the key (str.isspace's)
+    if not key.isalnum() and (not key or key.split() != [key]):  # whitespace inside the key (str.isspace's)
         return Problem(loc, f"invalid key {_short(key)}: ignored")
     value = value.strip()
     return Directive(section, key, value, loc, value)

@@ -308,8 +308,7 @@ class UnitLoader:
             return self._checked[path]
         real: RelPath | None = None
         try:
-            info = self.fs.lstat(path)
-            resolved = self.fs.resolve(path)
+            info, resolved = self.fs.lstat_and_resolve(path)
         except RootError as exc:
             self._problem(path, exc.reason)
             info = None
