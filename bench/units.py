@@ -13,7 +13,9 @@ instances wanted by multi-user.target.wants, and an /etc/passwd with the service
 
 Timed, alternating, in this process: load_units(RootFS(ROOT)) (the "units" stage of scan), and
 collect(ROOT, walk=False) (everything scan reads except the ownership walk: accounts, units,
-references, package data, path facts). The machine is shared: quote medians.
+references, package data, path facts), both as scan runs them: with the cyclic garbage collector
+paused (app.no_cycle_collection, which run_scan wraps collect and analyse in). The unit reader is
+timed with the collector on as well, for comparison. The machine is shared: quote medians.
 """
 
 from __future__ import annotations
@@ -101,9 +103,17 @@ def line(name: str, samples: list[tuple[float, float]]) -> str:
 
 
 def run(root: str, runs: int, profile: bool) -> None:
+    from dynmigrate.app import no_cycle_collection
     from dynmigrate.collect.rootfs import RootFS
     from dynmigrate.collect.snapshot import collect
     from dynmigrate.collect.units import load_units
+
+    def as_scan(fn: Callable[[], object]) -> Callable[[], object]:
+        def paused() -> object:
+            with no_cycle_collection():
+                return fn()
+
+        return paused
 
     loaded = load_units(RootFS(root))
     dropins = sum(len(u.dropins) for u in loaded.units)
@@ -116,11 +126,14 @@ def run(root: str, runs: int, profile: bool) -> None:
         pstats.Stats(prof).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(30)
         return
     units: list[tuple[float, float]] = []
+    units_gc: list[tuple[float, float]] = []
     whole: list[tuple[float, float]] = []
-    for _ in range(runs):  # alternating, so both see the same load
-        units.append(timed(lambda: load_units(RootFS(root))))
-        whole.append(timed(lambda: collect(root, walk=False)))
+    for _ in range(runs):  # alternating, so all see the same load
+        units.append(timed(as_scan(lambda: load_units(RootFS(root)))))
+        units_gc.append(timed(lambda: load_units(RootFS(root))))
+        whole.append(timed(as_scan(lambda: collect(root, walk=False))))
     print(line("load_units", units))
+    print(line("load_units, gc on", units_gc))
     print(line("collect without walk", whole))
 
 
