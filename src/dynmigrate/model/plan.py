@@ -13,6 +13,7 @@ from dynmigrate.model.references import Reference, StatOverride
 from dynmigrate.model.report import Link
 
 PLAN_SCHEMA_VERSION = 1
+MIN_SYSTEMD = 235  # StateDirectory= and friends, the '!' prefix
 DROPIN_NAME = "50-dynmigrate.conf"
 LATE_DROPIN_NAME = "zz-dynmigrate.conf"
 
@@ -185,6 +186,12 @@ class AccountPlan:
     trees: tuple[OwnedTree, ...] = ()  # paths it owns
     references: tuple[Reference, ...] = ()  # places outside unit files that name it
     acknowledgements: tuple[ManualStep, ...] = ()  # the plan handles it; the operator confirms it in stage 2
+    # what the scripts act on, decided here: directories stage 1 moves under private/ (state, cache,
+    # logs; not a name with a specifier), runtime directories it empties, and the oldest systemd
+    # the drop-ins work on (stage 0 refuses an older one)
+    moved_dirs: tuple[RelPath, ...] = ()
+    runtime_dirs: tuple[RelPath, ...] = ()
+    min_systemd: int = MIN_SYSTEMD
 
     @property
     def confirm_ids(self) -> tuple[str, ...]:

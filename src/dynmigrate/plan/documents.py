@@ -472,6 +472,9 @@ def account_data(a: AccountPlan) -> dict[str, Any]:
         "recreated_by": list(a.recreated_by),
         "manifest_paths": list(a.manifest_paths),
         "run_units": [u for u, _probe in a.run_units],
+        "moved_dirs": list(a.moved_dirs),
+        "runtime_dirs": list(a.runtime_dirs),
+        "min_systemd": a.min_systemd,
     }
 
 

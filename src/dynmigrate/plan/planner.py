@@ -15,6 +15,7 @@ from dynmigrate.model.common import Confidence, Effect, RelPath, Verdict, escape
 from dynmigrate.model.files import FileKind, PathInfo
 from dynmigrate.model.paths import is_under, rel
 from dynmigrate.model.plan import (
+    MIN_SYSTEMD,
     AccountPlan,
     Alternative,
     Credential,
@@ -795,7 +796,25 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         trees=av.trees,
         references=tuple(r for r in av.references if not r.unit),
         acknowledgements=_acknowledgements(av, acc.name, planned.units),
+        moved_dirs=_managed_paths(planned.units, ("StateDirectory", "CacheDirectory", "LogsDirectory")),
+        runtime_dirs=_managed_paths(planned.units, ("RuntimeDirectory",)),
+        min_systemd=_min_systemd(planned.units),
     )
+
+
+def _managed_paths(units: Sequence[UnitPlan], keys: tuple[str, ...]) -> tuple[RelPath, ...]:
+    """The units' managed directories of these kinds whose name has no specifier: what stage 1
+    moves under private/ (state, cache, logs) or empties (runtime)."""
+    return tuple(sorted({m.path for u in units for m in u.directories if m.key in keys and "%" not in m.name}))
+
+
+def _min_systemd(units: Sequence[UnitPlan]) -> int:
+    """The oldest systemd the drop-ins work on (stage 0 refuses an older one)."""
+    if any("LoadCredential=" in u.dropin_text for u in units):
+        return 248  # LoadCredential= (247) and the %d specifier (248)
+    if any("ExecPaths=" in u.dropin_text for u in units):
+        return 247  # ExecPaths=
+    return MIN_SYSTEMD
 
 
 def _plan_unit(

@@ -63,24 +63,8 @@ def find_pattern(path: str) -> str:
 
 def account_data(a: AccountPlan) -> str:
     runs = list(a.run_units)
-    moved = sorted(
-        {
-            str(m.path)
-            for u in a.units
-            for m in u.directories
-            if m.key in ("StateDirectory", "CacheDirectory", "LogsDirectory") and "%" not in m.name
-        }
-    )
-    runtime = sorted(
-        {str(m.path) for u in a.units for m in u.directories if m.key == "RuntimeDirectory" and "%" not in m.name}
-    )
     copies = sorted({pair for u in a.units for pair in u.state_configs})
     sources = ["" if o.content is None else override_file(a.account, i) for i, o in enumerate(a.overrides)]
-    min_systemd = 235  # StateDirectory= and friends, the '!' prefix
-    if any("ExecPaths=" in u.dropin_text for u in a.units):
-        min_systemd = 247  # ExecPaths=
-    if any("LoadCredential=" in u.dropin_text for u in a.units):
-        min_systemd = 248  # LoadCredential= (247) and the %d specifier (248)
     lines = [
         f"\t{q(a.account)})",
         f"\t\tA_NAME={q(a.account)} A_UID={a.uid} A_GID={a.gid} A_GROUP={q(a.group)} "
@@ -92,8 +76,8 @@ def account_data(a: AccountPlan) -> str:
         "\t\t" + arr("A_DROPIN_PROBES", [u.probe for u in a.units]),
         "\t\t" + arr("A_RUN_UNITS", [r[0] for r in runs]),
         "\t\t" + arr("A_RUN_PROBES", [r[1] for r in runs]),
-        "\t\t" + arr("A_MOVE", moved),
-        "\t\t" + arr("A_RUNTIME", runtime),
+        "\t\t" + arr("A_MOVE", [str(p) for p in a.moved_dirs]),
+        "\t\t" + arr("A_RUNTIME", [str(p) for p in a.runtime_dirs]),
         "\t\t" + arr("A_CFG_SRC", [str(c[0]) for c in copies]),
         "\t\t" + arr("A_CFG_DST", [str(c[1]) for c in copies]),
         "\t\t" + arr("A_FIX_PATH", [str(f.path) for f in a.file_fixes]),
@@ -103,7 +87,7 @@ def account_data(a: AccountPlan) -> str:
         "\t\t" + arr("A_OVR_KIND", [o.kind for o in a.overrides]),
         "\t\t" + arr("A_OVR_ORIG", [o.original_sha256 for o in a.overrides]),
         "\t\t" + arr("A_UNIT_HASH", [unit_hash(u.before) for u in a.units]),
-        f"\t\tA_MIN_SYSTEMD={min_systemd}",
+        f"\t\tA_MIN_SYSTEMD={a.min_systemd}",
         "\t\t" + arr("A_SO_USER", [s.user for s in a.statoverrides]),
         "\t\t" + arr("A_SO_GROUP", [s.group for s in a.statoverrides]),
         "\t\t" + arr("A_SO_MODE", [f"{s.mode:o}" for s in a.statoverrides]),
