@@ -108,7 +108,7 @@ def stats(name: str, samples: list[Sample]) -> float:
 
 def prune_args(root: str, nested: list[str]) -> list[str]:
     """find's expression that prints the tops of the trees the walk skipped without entering them."""
-    from dynmigrate.plan.script import find_pattern
+    from dynmigrate.render.planfolder.script import find_pattern
 
     prune: list[str] = []
     for path in nested:

@@ -74,7 +74,7 @@ def test_dry_run_needs_no_output_folder_and_still_refuses_blocked(workdir: Path)
 
 
 def test_dry_run_escapes_terminal_controls() -> None:
-    from dynmigrate.plan.preview import printable
+    from dynmigrate.render.planfolder.preview import printable
 
     assert (
         printable("ExecStart=/bin/x \\\n\t--flag \x1b[31mred\x07") == "ExecStart=/bin/x \\\n\t--flag \\x1b[31mred\\x07"

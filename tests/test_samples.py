@@ -22,7 +22,7 @@ from dynmigrate.cli.consoles import make_console
 from dynmigrate.cli.main import main
 from dynmigrate.engine.catalogue import load_catalogue, rule_docs
 from dynmigrate.graph.export import export_dot, export_json
-from dynmigrate.plan.write import MARKER
+from dynmigrate.output.write import MARKER
 from dynmigrate.render.explain import explain_account, explain_unit
 from dynmigrate.render.registry import TEXT_FORMATS
 from dynmigrate.render.table import render_table

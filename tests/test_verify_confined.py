@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from dynmigrate.cli.main import main
 from dynmigrate.collect.rootfs import RootFS
-from dynmigrate.plan import verify as V
-from dynmigrate.plan.script import render_repair
+from dynmigrate.render.planfolder.script import render_repair
+from dynmigrate.verify import host as V
 from treebuilder import GROUP, Link, Tree, build
 
 CANARY = "HOST-ONLY-CANARY"

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from dynmigrate.app import run_scan
+from dynmigrate.output.write import write_plan
 from dynmigrate.plan.planner import PlanOptions, Selection, make_plan
-from dynmigrate.plan.write import write_plan
 from e2e.harness import Container
 
 REPO = Path(__file__).resolve().parents[2]

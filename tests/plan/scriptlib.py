@@ -50,7 +50,7 @@ def need_root() -> None:
 
 
 def library() -> str:
-    plan = resources.files("dynmigrate.plan")
+    plan = resources.files("dynmigrate.render.planfolder")
     return plan.joinpath("lib.sh").read_text(encoding="utf-8") + "\n" + plan.joinpath("stages.sh").read_text("utf-8")
 
 

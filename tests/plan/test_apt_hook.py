@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import plan_sample
-from dynmigrate.plan.script import INSTALLED_REPAIR, REPAIR_STATE, apt_hook
+from dynmigrate.render.planfolder.script import INSTALLED_REPAIR, REPAIR_STATE, apt_hook
 
 REPAIR = '#!/bin/bash\nprintf \'ran %s from %s\\n\' "$*" "$0" >>{marker}\n'
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dynmigrate.plan.documents import mode_changes
+from dynmigrate.render.planfolder.documents import mode_changes
 from plan.test_planner import dropin, plan_for
 
 SERVICE = "[Service]\nUser=foo\nExecStart=/usr/bin/foo\n"

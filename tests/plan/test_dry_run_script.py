@@ -145,7 +145,7 @@ def violations(name: str, text: str) -> list[str]:
 
 @pytest.mark.parametrize("name", ["lib.sh", "stages.sh"])
 def test_every_change_to_the_host_goes_through_the_dry_run_wrappers(name: str) -> None:
-    text = resources.files("dynmigrate.plan").joinpath(name).read_text(encoding="utf-8")
+    text = resources.files("dynmigrate.render.planfolder").joinpath(name).read_text(encoding="utf-8")
     assert violations(name, text) == []
 
 

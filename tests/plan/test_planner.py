@@ -9,7 +9,7 @@ from dynmigrate.collect.rootfs import OwnershipManifest
 from dynmigrate.collect.snapshot import collect
 from dynmigrate.model.plan import ExecMode, MigrationPlan, Refusal, RefusalKind
 from dynmigrate.plan.planner import PlanOptions, Selection, make_plan
-from dynmigrate.plan.script import account_data
+from dynmigrate.render.planfolder.script import account_data
 from treebuilder import Tree, build
 
 BASE: Tree = {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dynmigrate.plan.script import unit_hash
+from dynmigrate.render.planfolder.script import unit_hash
 from plan.scriptlib import Sandbox, need_root, q
 
 UNIT = "dmtest.service"
@@ -151,7 +151,7 @@ def test_no_upgrade_guard_when_stage2_fails_at_userdel(tmp_path: Path) -> None:
 def test_every_crash_point_of_the_scripts_is_exercised_end_to_end() -> None:
     """Every rollback succeeds from any partial state (item 13): each crash point the scripts
     define is one an end-to-end test stops at and recovers from."""
-    from dynmigrate.plan import script
+    from dynmigrate.render.planfolder import script
 
     here = Path(script.__file__).parent
     defined = {

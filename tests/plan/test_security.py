@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from conftest import GOLDENS, Golden, scan_sample
-from dynmigrate.plan.documents import exposure_lines
+from dynmigrate.model.security import Security
+from dynmigrate.output.security import NOT_MEASURED, compare, measure
 from dynmigrate.plan.planner import PlanOptions, Selection, make_plan
-from dynmigrate.plan.security import NOT_MEASURED, Security, compare, measure
+from dynmigrate.render.planfolder.documents import exposure_lines
 
 DATA = Path(__file__).parent / "security"
 

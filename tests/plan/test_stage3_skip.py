@@ -19,9 +19,9 @@ import pytest
 
 from dynmigrate.model.common import RelPath
 from dynmigrate.model.plan import MigrationPlan
-from dynmigrate.plan.script import data_section, find_pattern
+from dynmigrate.render.planfolder.script import data_section, find_pattern
 
-STAGES = resources.files("dynmigrate.plan").joinpath("stages.sh").read_text(encoding="utf-8")
+STAGES = resources.files("dynmigrate.render.planfolder").joinpath("stages.sh").read_text(encoding="utf-8")
 
 
 def shell_function(name: str) -> str:

@@ -12,8 +12,8 @@ import pytest
 from dynmigrate.collect.ownership import OwnershipData, walk_ownership
 from dynmigrate.collect.rootfs import RootFS
 from dynmigrate.model.findings import Problem
-from dynmigrate.plan import verify
-from dynmigrate.plan.verify import Check, verify_host
+from dynmigrate.verify import host as verify
+from dynmigrate.verify.host import Check, verify_host
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="owners other than the tester's need root (CI is root)")
 

@@ -22,7 +22,7 @@ from conftest import ci_mode, require_tool
 from dynmigrate.app import run_scan
 from dynmigrate.cli.main import main
 from dynmigrate.plan.planner import PlanOptions, Selection, make_plan
-from dynmigrate.plan.script import data_section
+from dynmigrate.render.planfolder.script import data_section
 from robustness_stats import count
 
 IS_ROOT = os.geteuid() == 0

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dynmigrate.cli.main import main
-from dynmigrate.plan import verify as V
 from dynmigrate.rehearse.container import Container
+from dynmigrate.verify import host as V
 from robustness_stats import count
 from treebuilder import GROUP, PASSWD, Tree, build
 
@@ -158,7 +158,7 @@ SHELL_UNIT_COMMAND = re.compile(r"\b(systemctl|journalctl)\b([^|;&)]*)\"\$\{?(un
 
 def test_generated_shell_passes_unit_names_after_double_dash(tmp_path: Path) -> None:
     """Every systemctl or journalctl call on a unit variable in the shell we generate ends its options first."""
-    from dynmigrate.plan import script
+    from dynmigrate.render.planfolder import script
 
     calls = 0
     for name in ("lib.sh", "stages.sh", "repair.sh"):

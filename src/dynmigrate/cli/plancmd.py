@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from dynmigrate.engine.result import ScanResult
     from dynmigrate.model.plan import MigrationPlan
     from dynmigrate.plan.planner import PlanOptions, Selection
-    from dynmigrate.plan.verify import Check
     from dynmigrate.rehearse.model import Rehearsal
+    from dynmigrate.verify.host import Check
 
 
 def _probes(values: tuple[str, ...]) -> dict[str, str]:
@@ -136,7 +136,7 @@ class _PlanOutput:
 def _check_before_scan(selection: Selection, output: _PlanOutput) -> Rehearsal | None:
     """Refuse what the options alone show is wrong, before the scan (a refusal then costs nothing);
     the rehearsal to cite, when one is given."""
-    from dynmigrate.plan.write import PlanWriteError, check_destination
+    from dynmigrate.output.write import PlanWriteError, check_destination
 
     if not (selection.units or selection.accounts or selection.all_convertible):
         fail(Exit.USAGE, "choose what to plan: --unit UNIT, --account NAME or --all-convertible")
@@ -187,14 +187,14 @@ def _any_blocked(plan_: MigrationPlan) -> bool:
 
 
 def _print_preview(plan_: MigrationPlan) -> None:
-    from dynmigrate.plan.preview import render_preview
+    from dynmigrate.render.planfolder.preview import render_preview
 
     click.echo(render_preview(plan_), nl=False)
 
 
 def _write(result: ScanResult, plan_: MigrationPlan, output: _PlanOutput, cited_from: Rehearsal | None) -> None:
     """Write the plan folder and say where it is and what to do next."""
-    from dynmigrate.plan.write import PlanWriteError, write_plan
+    from dynmigrate.output.write import PlanWriteError, write_plan
 
     assert output.outdir is not None
     out = Path(output.outdir)
@@ -283,7 +283,7 @@ def _verify_root(root: str | None, root_option: str | None, quiet: bool) -> str:
 def _host_checks(root: str, accounts: tuple[str, ...], *, walk: bool) -> list[Check]:
     """The checks of the migrated accounts recorded under root (exit 3 when none is, or root is unreadable)."""
     from dynmigrate.collect.rootfs import RootError
-    from dynmigrate.plan.verify import records, verify_host
+    from dynmigrate.verify.host import records, verify_host
 
     try:
         if not records(root):
@@ -296,8 +296,8 @@ def _host_checks(root: str, accounts: tuple[str, ...], *, walk: bool) -> list[Ch
 
 def _repair_and_check_again(root: str, accounts: tuple[str, ...], *, walk: bool) -> list[Check]:
     """Run dynmigrate-repair on the live root, relay what it said, and check again."""
-    from dynmigrate.plan.verify import RepairRefused, verify_host
-    from dynmigrate.plan.verify import repair as run_repair
+    from dynmigrate.verify.host import RepairRefused, verify_host
+    from dynmigrate.verify.host import repair as run_repair
 
     try:
         proc, origin = run_repair(root)

@@ -30,8 +30,8 @@ from dynmigrate.app import RUNTIME_UNIT_DIRS, ScanResult, run_scan
 from dynmigrate.model.common import Effect, Verdict
 from dynmigrate.model.plan import AccountPlan, MigrationPlan
 from dynmigrate.model.report import AccountVerdict
+from dynmigrate.output.write import PlanWriteError, write_plan
 from dynmigrate.plan.planner import PlanOptions, Selection, SelectionError, make_plan
-from dynmigrate.plan.write import PlanWriteError, write_plan
 from dynmigrate.rehearse import access, overlay, runtime
 from dynmigrate.rehearse.classify import classify
 from dynmigrate.rehearse.container import BootError, Container, alive

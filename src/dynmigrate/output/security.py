@@ -14,42 +14,14 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dynmigrate.engine.result import ScanResult
 from dynmigrate.model.plan import MigrationPlan
+from dynmigrate.model.security import CheckChange, Exposure, Security
 
 OVERALL = re.compile(r"Overall exposure level for \S+: ([0-9.]+ \S+)")
-
-
-@dataclass(frozen=True, slots=True)
-class CheckChange:
-    """One check of systemd-analyze security whose result differs after the drop-in."""
-
-    name: str  # "RemoveIPC=", "User=/DynamicUser="
-    before: str  # systemd's description of the check's result, before
-    after: str
-    exposure_before: float  # 0.0 when the check passes
-    exposure_after: float
-
-
-@dataclass(frozen=True, slots=True)
-class Exposure:
-    unit: str
-    before: str  # "9.2 UNSAFE"
-    after: str  # "8.4 EXPOSED"
-    improved: tuple[CheckChange, ...]
-    worse: tuple[CheckChange, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Security:
-    """What the plan knows about exposure: per unit, or why nothing was measured."""
-
-    units: Mapping[str, Exposure]
-    note: str  # why a unit has no measurement ("" when every unit has one)
 
 
 def _exposure(check: Mapping[str, Any]) -> float:

@@ -37,7 +37,7 @@ def arr(name: str, values: list[str] | tuple[str, ...]) -> str:
 
 
 def _resource(name: str) -> str:
-    return resources.files("dynmigrate.plan").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("dynmigrate.render.planfolder").joinpath(name).read_text(encoding="utf-8")
 
 
 def dropin_file(u: UnitPlan) -> str:

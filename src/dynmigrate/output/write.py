@@ -14,10 +14,17 @@ from pathlib import Path
 from dynmigrate.engine.result import ScanResult
 from dynmigrate.model.common import escape, mask_secrets
 from dynmigrate.model.plan import MigrationPlan
-from dynmigrate.plan.ansible import PLAYBOOK, ansible_readme
-from dynmigrate.plan.documents import plan_data, render_report, userdel_plan
-from dynmigrate.plan.script import LIB_PATH, apt_hook, dropin_file, override_file, render_repair, render_scripts
-from dynmigrate.plan.security import NOT_MEASURED, measure
+from dynmigrate.output.security import NOT_MEASURED, measure
+from dynmigrate.render.planfolder.ansible import PLAYBOOK, ansible_readme
+from dynmigrate.render.planfolder.documents import plan_data, render_report, userdel_plan
+from dynmigrate.render.planfolder.script import (
+    LIB_PATH,
+    apt_hook,
+    dropin_file,
+    override_file,
+    render_repair,
+    render_scripts,
+)
 
 SAFE_REL = re.compile(r"^[A-Za-z0-9@._:+\\/-]+$")
 MARKER = ".dynmigrate-plan"  # marks a folder dynmigrate wrote, and lists its files (see check_replaceable)

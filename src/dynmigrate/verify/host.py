@@ -23,7 +23,7 @@ from dynmigrate.collect.rootfs import RootError, RootFS
 from dynmigrate.model.accounts import DYNAMIC_UID_MAX, DYNAMIC_UID_MIN
 from dynmigrate.model.files import FileKind
 from dynmigrate.model.paths import rel
-from dynmigrate.plan.script import INSTALLED_REPAIR, render_repair
+from dynmigrate.render.planfolder.script import INSTALLED_REPAIR, render_repair
 
 STATE = "var/lib/dynmigrate"
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]

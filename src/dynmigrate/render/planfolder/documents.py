@@ -9,8 +9,8 @@ from dynmigrate import __version__
 from dynmigrate.engine.catalogue import fix_of
 from dynmigrate.model.common import Effect, escape, inert, mask_secrets
 from dynmigrate.model.plan import AccountPlan, MigrationPlan, UnitPlan
+from dynmigrate.model.security import Exposure, Security
 from dynmigrate.model.units import DIRECTORY_BASES
-from dynmigrate.plan.security import Exposure, Security
 from dynmigrate.render.common import finding_data
 
 STAGE_TEXT = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dynmigrate.model.common import escape
 from dynmigrate.model.plan import MigrationPlan
-from dynmigrate.plan.script import dropin_file
+from dynmigrate.render.planfolder.script import dropin_file
 
 
 def printable(text: str) -> str:

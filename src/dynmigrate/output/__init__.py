@@ -1,0 +1,1 @@
+"""What changes the scanning machine: writing a plan folder, and running systemd-analyze."""
