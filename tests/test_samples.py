@@ -60,9 +60,9 @@ def test_scan_formats(name: str, in_repo: Path, golden: Golden) -> None:
     explained: list[str] = []
     for acc in result.report.accounts:
         if acc.units or acc.verdict.value == "orphan":
-            explained += [f"$ dynmigrate explain {acc.name}", *explain_account(result, acc), ""]
+            explained += [f"$ dynmigrate explain {acc.name}", *explain_account(acc), ""]
     for unit in sorted({u for a in result.report.accounts for u in a.units}):
-        lines = explain_unit(result, unit)
+        lines = explain_unit(result.queries, unit)
         assert lines is not None
         explained += [f"$ dynmigrate explain {unit}", *lines, ""]
     golden.check(base / "explain.txt", "\n".join(explained))

@@ -36,9 +36,9 @@ def plan_into(c: Container, accounts: tuple[str, ...], *, force: bool = False, f
     if c.running and id(c) not in ACCESS_BEFORE:
         ACCESS_BEFORE[id(c)] = (c, nobody_access(c))
     result = run_scan(str(c.root))
-    plan = make_plan(result, Selection(accounts=accounts), PlanOptions(force=force))
+    plan = make_plan(result.queries, result.report, Selection(accounts=accounts), PlanOptions(force=force))
     out = c.root / folder
-    write_plan(result, plan, out, security=False)
+    write_plan(result.snapshot, plan, out, security=False)
     return out
 
 

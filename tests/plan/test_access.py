@@ -258,7 +258,7 @@ def test_a_path_with_an_acl_is_a_manual_step(tmp_path: Path) -> None:
         pytest.skip(f"no POSIX ACLs here: {exc}")
     manifest = OwnershipManifest.parse("/etc/foo/foo.conf\t120\t120\t0640\n/etc/foo/plain.conf\t120\t120\t0644\n")
     result = analyse(collect(str(root), manifest=manifest))
-    plan = make_plan(result, Selection(accounts=("foo",)), PlanOptions())
+    plan = make_plan(result.queries, result.report, Selection(accounts=("foo",)), PlanOptions())
     acc = plan.accounts[0]
     assert [f.path for f in acc.file_fixes] == ["/etc/foo/plain.conf"]
     assert [m.text for m in acc.manual_steps if "ACL" in m.text] == [

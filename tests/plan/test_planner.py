@@ -21,7 +21,8 @@ BASE: Tree = {
 def plan_for(tmp_path: Path, tree: Tree, manifest: str = "", **opts: bool) -> MigrationPlan:
     root = build(tmp_path / "root", {**BASE, **tree})
     snap = collect(str(root), manifest=OwnershipManifest.parse(manifest) if manifest else None)
-    return make_plan(analyse(snap), Selection(accounts=("foo",)), PlanOptions(**opts))  # type: ignore[arg-type]
+    result = analyse(snap)
+    return make_plan(result.queries, result.report, Selection(accounts=("foo",)), PlanOptions(**opts))  # type: ignore[arg-type]
 
 
 def dropin(plan: MigrationPlan) -> list[str]:
@@ -136,7 +137,7 @@ def test_never_units_in_policy_make_the_account_never_migrated(tmp_path: Path) -
     assert foo is not None
     assert foo.verdict.value == "never-migrated"
     assert foo.reason == "site policy /etc/dynmigrate.ini says never touch foo.service"
-    plan = make_plan(result, Selection(accounts=("foo",)), PlanOptions())
+    plan = make_plan(result.queries, result.report, Selection(accounts=("foo",)), PlanOptions())
     assert plan.accounts == ()
     why = "never-migrated: site policy /etc/dynmigrate.ini says never touch foo.service"
     assert plan.refused == (Refusal("foo", RefusalKind.NOT_PLANNABLE, why),)
@@ -263,7 +264,8 @@ def test_a_forced_plan_names_the_generated_unit_it_cannot_put_a_drop_in_next_to(
     and the refusal names the unit and its script (the blocker's own words, DM204)."""
     sample = Path(__file__).parents[2] / "samples" / "units-maze"
     snap = collect(str(sample / "root"), manifest=OwnershipManifest.load(sample / "ownership.tsv"))
-    plan = make_plan(analyse(snap), Selection(accounts=("gitdaemon",)), PlanOptions(force=True))
+    result = analyse(snap)
+    plan = make_plan(result.queries, result.report, Selection(accounts=("gitdaemon",)), PlanOptions(force=True))
     assert plan.accounts == ()
     assert plan.refused == (
         Refusal(
@@ -279,7 +281,8 @@ def test_a_blocked_account_is_refused_as_blocked_and_its_units_get_alternatives(
     www-data is a base-passwd account, so it is refused as blocked and each unit gets an option."""
     sample = Path(__file__).parents[2] / "samples" / "debian-web"
     snap = collect(str(sample / "root"), manifest=OwnershipManifest.load(sample / "ownership.tsv"))
-    plan = make_plan(analyse(snap), Selection(accounts=("www-data",)), PlanOptions())
+    result = analyse(snap)
+    plan = make_plan(result.queries, result.report, Selection(accounts=("www-data",)), PlanOptions())
     assert [(r.account, r.kind) for r in plan.refused] == [("www-data", RefusalKind.BLOCKED)]
     assert plan.refused[0].why.startswith("blocked: DM106 UID 33 is a base-passwd account")
     assert sorted(a.unit for a in plan.alternatives) == ["nginx.service", "php8.2-fpm.service"]
@@ -399,7 +402,7 @@ def _spamd_plan(tmp_path: Path, dropin: str) -> MigrationPlan:
         },
     )
     result = analyse(collect(str(root), manifest=OwnershipManifest.parse("")))
-    return make_plan(result, Selection(accounts=("spamd",)), PlanOptions())
+    return make_plan(result.queries, result.report, Selection(accounts=("spamd",)), PlanOptions())
 
 
 def test_the_drop_in_sorts_after_systemctl_edits_override(tmp_path: Path) -> None:
@@ -455,7 +458,7 @@ def _pid_plan(tmp_path: Path, service: str, extra: dict[str, str] | None = None)
         },
     )
     result = analyse(collect(str(root), manifest=OwnershipManifest.parse("")))
-    return make_plan(result, Selection(accounts=("foo",)), PlanOptions())
+    return make_plan(result.queries, result.report, Selection(accounts=("foo",)), PlanOptions())
 
 
 FOOD = (

@@ -71,8 +71,8 @@ def test_not_measured_says_why() -> None:
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_measured_on_this_machine(in_repo: Path) -> None:
     result = scan_sample("debian-web")
-    plan = make_plan(result, Selection(accounts=("shortlink",)), PlanOptions())
-    sec = measure(result, plan)
+    plan = make_plan(result.queries, result.report, Selection(accounts=("shortlink",)), PlanOptions())
+    sec = measure(result.snapshot, plan)
     assert sec.note == ""
     e = sec.units["shortlink.service"]
     assert float(e.after.split()[0]) < float(e.before.split()[0])

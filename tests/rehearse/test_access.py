@@ -107,7 +107,7 @@ def test_a_widened_path_fails_the_rehearsal() -> None:
 
 def test_touched_paths_of_a_sample_plan(in_repo: Path) -> None:
     result = run_scan("samples/debian-web/root", ownership="samples/debian-web/ownership.tsv")
-    plan = make_plan(result, Selection(accounts=("redis", "memcache")), PlanOptions())
+    plan = make_plan(result.queries, result.report, Selection(accounts=("redis", "memcache")), PlanOptions())
     paths = access.touched_paths(plan.accounts)
     # the ownership manifest, the re-owned configuration, the managed directories, the overrides
     # and the drop-ins

@@ -216,7 +216,7 @@ def test_hostile_scan_plan_and_scripts(hostile: tuple[Path, Path], tmp_path: Pat
     elif ci_mode():
         pytest.fail("the explain check needs root (chown to the hostile account), and CI is set", pytrace=False)
     # the plan carries the injected text only as quoted data
-    plan = make_plan(result, Selection(accounts=("evil",)), PlanOptions(force=True))
+    plan = make_plan(result.queries, result.report, Selection(accounts=("evil",)), PlanOptions(force=True))
     assert [a.account for a in plan.accounts] == ["evil"]
     assert plan.accounts[0].units[0].probe == ""  # the probe from ROOT/etc/dynmigrate.ini is ignored
     out = tmp_path / "plan"

@@ -163,7 +163,7 @@ def _make_plan(result: ScanResult, selection: Selection, options: PlanOptions) -
     from dynmigrate.plan.planner import SelectionError, make_plan
 
     try:
-        plan_ = make_plan(result, selection, options)
+        plan_ = make_plan(result.queries, result.report, selection, options)
     except SelectionError as exc:
         fail(Exit.USAGE, str(exc))
         raise  # not reached: fail exits
@@ -204,7 +204,7 @@ def _write(result: ScanResult, plan_: MigrationPlan, output: _PlanOutput, cited_
             from dynmigrate.rehearse.cite import rehearsal_lines
 
             cited = rehearsal_lines(cited_from, [a.account for a in plan_.accounts], str(output.rehearsal))
-        written = write_plan(result, plan_, out, security=output.security, replace=output.replace, cited=cited)
+        written = write_plan(result.snapshot, plan_, out, security=output.security, replace=output.replace, cited=cited)
     except PlanWriteError as exc:
         fail(Exit.INPUT, escape(str(exc)))
         return

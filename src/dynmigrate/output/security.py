@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dynmigrate.engine.result import ScanResult
 from dynmigrate.model.plan import MigrationPlan
 from dynmigrate.model.security import CheckChange, Exposure, Security
+from dynmigrate.model.snapshot import Snapshot
 
 OVERALL = re.compile(r"Overall exposure level for \S+: ([0-9.]+ \S+)")
 
@@ -78,7 +78,7 @@ def _analyze(tool: str, root: str, unit: str, *extra: str) -> str | None:
     return proc.stdout + proc.stderr if not extra else proc.stdout
 
 
-def measure(result: ScanResult, plan: MigrationPlan) -> Security:
+def measure(snapshot: Snapshot, plan: MigrationPlan) -> Security:
     """Run systemd-analyze security on every planned unit, without and with the plan's drop-in."""
     tool = shutil.which("systemd-analyze")
     if tool is None:
@@ -87,7 +87,7 @@ def measure(result: ScanResult, plan: MigrationPlan) -> Security:
     missed: list[str] = []
     for a in plan.accounts:
         for u in a.units:
-            unit = result.snapshot.unit(u.unit)
+            unit = snapshot.unit(u.unit)
             if "@." in u.unit or unit is None or unit.fragment is None:
                 missed.append(u.unit)
                 continue
@@ -97,10 +97,10 @@ def measure(result: ScanResult, plan: MigrationPlan) -> Security:
                     sysdir = Path(tmp, "etc/systemd/system")
                     ddir = sysdir / f"{u.unit}.d"
                     ddir.mkdir(parents=True)
-                    text = result.snapshot.unit_text(unit.fragment) or ""
+                    text = snapshot.unit_text(unit.fragment) or ""
                     (sysdir / u.unit).write_text(text, encoding="utf-8", errors="surrogateescape")
                     for p in unit.dropins:
-                        dropin = result.snapshot.unit_text(p) or ""
+                        dropin = snapshot.unit_text(p) or ""
                         (ddir / p.rsplit("/", 1)[-1]).write_text(dropin, encoding="utf-8", errors="surrogateescape")
                     if with_dropin:
                         (ddir / u.dropin_name).write_text(u.dropin_text, encoding="utf-8", errors="surrogateescape")

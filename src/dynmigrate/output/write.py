@@ -11,9 +11,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from dynmigrate.engine.result import ScanResult
 from dynmigrate.model.common import escape, mask_secrets
 from dynmigrate.model.plan import MigrationPlan
+from dynmigrate.model.snapshot import Snapshot
 from dynmigrate.output.security import NOT_MEASURED, measure
 from dynmigrate.render.planfolder.ansible import PLAYBOOK, ansible_readme
 from dynmigrate.render.planfolder.documents import plan_data, render_report, userdel_plan
@@ -152,7 +152,7 @@ def _check_name(rel: str) -> None:
 
 
 def write_plan(
-    result: ScanResult,
+    snapshot: Snapshot,
     plan: MigrationPlan,
     outdir: str | Path,
     *,
@@ -170,7 +170,7 @@ def write_plan(
     files = plan_files(plan)
     repair_text = _add_repair(files)
     migrate, rollback, _, library = render_scripts(plan, _installed_checksums(files))
-    scores = measure(result, plan) if security else NOT_MEASURED
+    scores = measure(snapshot, plan) if security else NOT_MEASURED
     files.update(
         {
             "migrate.sh": (migrate, 0o755),

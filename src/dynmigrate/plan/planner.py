@@ -8,7 +8,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from dynmigrate.engine.catalogue import fix_of
-from dynmigrate.engine.result import ScanResult
 from dynmigrate.graph.queries import Queries, managed_slot, other_access
 from dynmigrate.model.accounts import Account, Group
 from dynmigrate.model.common import Confidence, Effect, RelPath, Verdict, escape
@@ -33,7 +32,7 @@ from dynmigrate.model.plan import (
     dropin_name,
 )
 from dynmigrate.model.references import Action, Reference, RefKind, StatOverride, Target
-from dynmigrate.model.report import AccountVerdict
+from dynmigrate.model.report import AccountVerdict, Report
 from dynmigrate.model.snapshot import SecretHint
 from dynmigrate.model.units import Directive, LoadState, Unit
 from dynmigrate.plan.directories import derive_directories, root_daemon_runtime
@@ -75,8 +74,7 @@ class PlanOptions:
     builtin_probes: bool = True
 
 
-def select_accounts(result: ScanResult, sel: Selection) -> list[AccountVerdict]:
-    report = result.report
+def select_accounts(q: Queries, report: Report, sel: Selection) -> list[AccountVerdict]:
     chosen: dict[str, AccountVerdict] = {}
     for name in sel.accounts:
         acc = report.account(name)
@@ -84,12 +82,12 @@ def select_accounts(result: ScanResult, sel: Selection) -> list[AccountVerdict]:
             raise SelectionError(f"no static system account named {escape(name)}")
         chosen[acc.name] = acc
     for uname in sel.units:
-        unit = result.snapshot.unit(uname) or result.snapshot.unit(uname + ".service")
+        unit = q.snap.unit(uname) or q.snap.unit(uname + ".service")
         if unit is None:
             raise SelectionError(f"no unit named {escape(uname)}")
-        owners = [a for a in result.queries.accounts_of(unit.name) if report.account(a) is not None]
+        owners = [a for a in q.accounts_of(unit.name) if report.account(a) is not None]
         if unit.template is not None and not owners:
-            owners = [a for a in result.queries.accounts_of(unit.template) if report.account(a) is not None]
+            owners = [a for a in q.accounts_of(unit.template) if report.account(a) is not None]
         if not owners:
             raise SelectionError(f"no static system account runs {escape(unit.name)}")
         for owner in owners:
@@ -182,11 +180,11 @@ def _exec_mode(q: Queries, acc: Account, unit: Unit) -> ExecMode:
     return ExecMode.BANG
 
 
-def _probe(result: ScanResult, unit: Unit, options: PlanOptions) -> tuple[str, str]:
+def _probe(q: Queries, unit: Unit, options: PlanOptions) -> tuple[str, str]:
     for key in (unit.name, unit.prefix):
         if key in options.probes:
             return options.probes[key], "user"
-    for name, cmd in result.snapshot.policy.probes:
+    for name, cmd in q.snap.policy.probes:
         if name in (unit.name, unit.prefix):
             return cmd, "policy"
     if options.builtin_probes:
@@ -223,7 +221,7 @@ class _ConfigAccess:
     manual: tuple[str, ...]
 
 
-def _file_fixes(result: ScanResult, acc: Account) -> _ConfigAccess:
+def _file_fixes(q: Queries, acc: Account) -> _ConfigAccess:
     """Configuration the account owned becomes root's, and never readable to more users than before.
 
     What others could read stays readable (0644/0755, as systemd expects configuration). What they
@@ -231,8 +229,7 @@ def _file_fixes(result: ScanResult, acc: Account) -> _ConfigAccess:
     directory they could not enter stays closed too: when the plan knows every entry of it and each
     is a file, the unit sees a read-only tmpfs there with the files bound in; otherwise a manual step.
     """
-    q = result.queries
-    snap = result.snapshot
+    snap = q.snap
     known = {str(e.path): e for e in snap.etc_entries}
     acls = set(snap.acl_paths)
     manual = [_acl_step(e.path) for e in q.etc_entries_of(acc) if e.path in acls]
@@ -329,17 +326,16 @@ def _closed_file_fix(
     return FileFix(e.path, e.uid, e.gid, e.mode, 0, 0, new_mode, reason), cred
 
 
-def _sysusers_overrides(result: ScanResult, acc: Account, delete_group: bool) -> list[OverrideFile]:
+def _sysusers_overrides(q: Queries, acc: Account, delete_group: bool) -> list[OverrideFile]:
     out: list[OverrideFile] = []
     by_file: dict[RelPath, list[int]] = {}
-    q = result.queries
     for ref in q.refs_to(acc.name, Target.USER) + (q.refs_to(acc.name, Target.GROUP) if delete_group else []):
         if ref.kind is RefKind.SYSUSERS and ref.action is Action.CREATES:
             by_file.setdefault(ref.location.file, []).append(ref.location.line)
     for path, lines in sorted(by_file.items()):
         fname = path.rsplit("/", 1)[-1]
         target = RelPath(f"/etc/sysusers.d/{fname}")
-        body = result.snapshot.config_text(path)
+        body = q.snap.config_text(path)
         drop = set(lines)
         kept_others = [
             ln
@@ -403,11 +399,11 @@ def _lines_by_file(refs: list[Reference], kind: RefKind) -> dict[RelPath, set[in
     return out
 
 
-def _tmpfiles_overrides(result: ScanResult, acc: Account, managed: list[ManagedDir]) -> list[OverrideFile]:
+def _tmpfiles_overrides(q: Queries, acc: Account, managed: list[ManagedDir]) -> list[OverrideFile]:
     out: list[OverrideFile] = []
-    by_file = _lines_by_file(result.queries.refs_to_account(acc), RefKind.TMPFILES)
+    by_file = _lines_by_file(q.refs_to_account(acc), RefKind.TMPFILES)
     for path, lines in sorted(by_file.items()):
-        body = result.snapshot.config_text(path)
+        body = q.snap.config_text(path)
         new: list[str] = [f"# Copy of {path} written by dynmigrate: {acc.name} moved to DynamicUser=yes."]
         for i, line in enumerate(body.split("\n"), 1):
             if i not in lines:
@@ -435,9 +431,9 @@ def _tmpfiles_overrides(result: ScanResult, acc: Account, managed: list[ManagedD
     return out
 
 
-def _logrotate_overrides(result: ScanResult, acc: Account, manual: list[str]) -> list[OverrideFile]:
+def _logrotate_overrides(q: Queries, acc: Account, manual: list[str]) -> list[OverrideFile]:
     out: list[OverrideFile] = []
-    by_file = _lines_by_file(result.queries.refs_to_account(acc), RefKind.LOGROTATE)
+    by_file = _lines_by_file(q.refs_to_account(acc), RefKind.LOGROTATE)
     for path, lines in sorted(by_file.items()):
         if not path.startswith(("/etc/logrotate.d/", "/usr/lib/logrotate.d/")):
             manual.append(
@@ -445,7 +441,7 @@ def _logrotate_overrides(result: ScanResult, acc: Account, manual: list[str]) ->
                 "those files once the user is gone; edit them by hand (su root adm, copytruncate)"
             )
             continue
-        body = result.snapshot.config_text(path)
+        body = q.snap.config_text(path)
         new: list[str] = [
             f"# Edited by dynmigrate: {acc.name} moved to DynamicUser=yes; the log files keep their"
             " dynamic owner (copytruncate)."
@@ -504,19 +500,19 @@ def on_calendar(spec: str) -> str | None:
     return None
 
 
-def _cron(result: ScanResult, acc: Account) -> tuple[list[OverrideFile], list[tuple[str, str]]]:
+def _cron(q: Queries, acc: Account) -> tuple[list[OverrideFile], list[tuple[str, str]]]:
     """Cron jobs that run as the account: an /etc copy of the cron file with them commented out
     (cron would skip them anyway once the user is gone), and a timer pair that runs each job under
     the same dynamic user, written to the plan folder for the operator to install."""
     overrides: list[OverrideFile] = []
     suggestions: list[tuple[str, str]] = []
     by_file: dict[RelPath, set[int]] = {}
-    for ref in result.queries.refs_to(acc.name, Target.USER):
+    for ref in q.refs_to(acc.name, Target.USER):
         if ref.kind is RefKind.CRON and ref.action is Action.RUNS_AS and ref.detail == "cron job runs as it":
             by_file.setdefault(ref.location.file, set()).add(ref.location.line)
     n = 0
     for path, lines in sorted(by_file.items()):
-        body = result.snapshot.config_text(path)
+        body = q.snap.config_text(path)
         if not body:
             continue
         new = [f"# Edited by dynmigrate: {acc.name} moved to DynamicUser=yes; its jobs run from systemd timers now."]
@@ -570,11 +566,11 @@ def shlex_quote(text: str) -> str:
 
 
 def _leftovers(
-    result: ScanResult, acc: Account, managed: list[ManagedDir], fixed: set[str], delete_group: bool
+    q: Queries, acc: Account, managed: list[ManagedDir], fixed: set[str], delete_group: bool
 ) -> list[Leftover]:
     out: list[Leftover] = []
     roots = [str(m.path) for m in managed if m.key != "ConfigurationDirectory"]
-    for tree in result.queries.trees_of(acc, include_group=delete_group):
+    for tree in q.trees_of(acc, include_group=delete_group):
         p = tree.top.path
         if p in fixed or any(is_under(p, r) for r in roots):
             continue
@@ -606,7 +602,7 @@ def _setid_fixes(q: Queries, acc: Account, managed: list[ManagedDir], fixes: lis
 
 
 def _upgrade(
-    result: ScanResult, acc: Account, units: list[Unit], fixes: list[FileFix]
+    q: Queries, acc: Account, units: list[Unit], fixes: list[FileFix]
 ) -> tuple[list[str], list[StatOverridePin]]:
     """Package scripts that recreate the account, and the statoverride pins that make their chowns skip.
 
@@ -616,7 +612,7 @@ def _upgrade(
     after = {str(f.path): f.new_mode for f in fixes}
     recreated: list[str] = []
     pins: dict[str, StatOverridePin] = {}
-    for ref in result.queries.refs_to_account(acc):
+    for ref in q.refs_to_account(acc):
         if ref.kind is not RefKind.PACKAGE_SCRIPT:
             continue
         if ref.action is Action.CREATES and ref.target is Target.USER and not ref.detail.startswith("systemd-sysusers"):
@@ -627,7 +623,7 @@ def _upgrade(
                 if ref.action is Action.OWNS_PATH and not ref.path.startswith(("/var/lib", "/var/log", "/var/cache"))
                 else 0o755
             )
-            fact = result.snapshot.path(ref.path)
+            fact = q.snap.path(ref.path)
             if fact is not None and fact.target is not None and fact.target.kind is FileKind.FILE:
                 mode = 0o644
             if str(ref.path) in after:
@@ -741,16 +737,16 @@ class _AccountFiles:
     manual: tuple[str, ...]  # steps for logrotate configurations the plan cannot edit
 
 
-def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -> AccountPlan:
+def plan_account(q: Queries, av: AccountVerdict, options: PlanOptions) -> AccountPlan:
     """One account's plan: its units' drop-ins, then its files, with the steps a person takes."""
-    acc = result.snapshot.accounts.account(av.name)
+    acc = q.snap.accounts.account(av.name)
     assert acc is not None
-    groups = _account_groups(result.queries, acc)
-    units, unit_notes = _plan_units(result.queries, acc)
-    access = _file_fixes(result, acc)
+    groups = _account_groups(q, acc)
+    units, unit_notes = _plan_units(q, acc)
+    access = _file_fixes(q, acc)
     planned = _Planned(risks=list(unit_notes))
     for unit in units:
-        done = _plan_unit(result, acc, groups, access.credentials, unit, options)
+        done = _plan_unit(q, acc, groups, access.credentials, unit, options)
         for text in done.dir_steps:  # once per account, however many of its units ask for it
             if text not in (m.text for m in planned.manual):
                 planned.add_steps(acc.name, [text])
@@ -760,7 +756,7 @@ def plan_account(result: ScanResult, av: AccountVerdict, options: PlanOptions) -
         planned.units.append(done.plan)
     planned.add_steps(acc.name, access.manual)
     planned.manual += _rule_steps(av, acc.name, options.force)
-    files = _account_files(result, acc, units, groups.delete, access.fixes, planned.managed)
+    files = _account_files(q, acc, units, groups.delete, access.fixes, planned.managed)
     planned.add_steps(acc.name, files.manual)
     planned.risks += _account_risks(acc, units, planned)
     verdict, reason = _plan_verdict(av.verdict, planned.manual)
@@ -818,7 +814,7 @@ def _min_systemd(units: Sequence[UnitPlan]) -> int:
 
 
 def _plan_unit(
-    result: ScanResult,
+    q: Queries,
     acc: Account,
     groups: _AccountGroups,
     credentials: tuple[Credential, ...],
@@ -826,7 +822,7 @@ def _plan_unit(
     options: PlanOptions,
 ) -> _UnitOutcome:
     """The drop-in of one unit, the unit before and after it, and the manual steps and risks it brings."""
-    snap, q = result.snapshot, result.queries
+    snap = q.snap
     mode = _exec_mode(q, acc, unit)
     managed, refused_dirs, dir_steps = _unit_directories(q, acc, unit, credentials, mode)
     unit_creds = [replace(c, unit=unit.name) for c in credentials]
@@ -840,7 +836,7 @@ def _plan_unit(
     after = systemctl_cat(snap, unit, (dpath, text))
     d.manual += pid_file_readers(snap, unit, d.moved_pidfiles)
     d.manual += [_later_conflict_step(conflict, name) for conflict in later_conflicts(unit, d.items, name)]
-    probe, source = _probe(result, unit, options)
+    probe, source = _probe(q, unit, options)
     pid = unit.value("Service", "PIDFile")
     old_pid = (pid.raw if unit.is_template else pid.value) if pid else ""
     instances = tuple(sorted(u.name for u in snap.units if u.template == unit.name and u.enabled))
@@ -925,7 +921,7 @@ def _acknowledgements(av: AccountVerdict, account: str, units: list[UnitPlan]) -
 
 
 def _account_files(
-    result: ScanResult,
+    q: Queries,
     acc: Account,
     units: list[Unit],
     delete_group: bool,
@@ -934,18 +930,18 @@ def _account_files(
 ) -> _AccountFiles:
     """Overrides of the files that name the account, its re-owned files, what package upgrades would
     undo, what it leaves behind, and every path whose ownership stage 0 records."""
-    overrides = _sysusers_overrides(result, acc, delete_group)
-    overrides += _tmpfiles_overrides(result, acc, managed)
+    overrides = _sysusers_overrides(q, acc, delete_group)
+    overrides += _tmpfiles_overrides(q, acc, managed)
     logrotate_manual: list[str] = []
-    overrides += _logrotate_overrides(result, acc, logrotate_manual)
-    cron_overrides, suggested = _cron(result, acc)
+    overrides += _logrotate_overrides(q, acc, logrotate_manual)
+    cron_overrides, suggested = _cron(q, acc)
     overrides += cron_overrides
-    snap = result.snapshot
+    snap = q.snap
     statoverrides = tuple(o for o in snap.statoverrides if o.user == acc.name or (delete_group and o.group == acc.name))
-    fixes = [*config_fixes, *_setid_fixes(result.queries, acc, managed, list(config_fixes))]
-    recreated, pins = _upgrade(result, acc, units, fixes)
+    fixes = [*config_fixes, *_setid_fixes(q, acc, managed, list(config_fixes))]
+    recreated, pins = _upgrade(q, acc, units, fixes)
     fixed: set[str] = {str(f.path) for f in fixes}
-    leftovers = _leftovers(result, acc, managed, fixed, delete_group)
+    leftovers = _leftovers(q, acc, managed, fixed, delete_group)
     manifest = sorted({*(m.path for m in managed if m.exists), *fixed, *(lf.path for lf in leftovers)})
     return _AccountFiles(
         overrides=tuple(sorted(overrides)),
@@ -987,12 +983,12 @@ def _account_risks(acc: Account, units: list[Unit], planned: _Planned) -> list[s
     return risks
 
 
-def _no_unit_file(result: ScanResult, av: AccountVerdict) -> str:
+def _no_unit_file(q: Queries, av: AccountVerdict) -> str:
     """Why an account has nothing to plan: name each unit and where it comes from (a unit generated
     from an init script has no file a drop-in could go next to)."""
     why: list[str] = []
     for name in av.units:
-        unit = result.snapshot.unit(name)
+        unit = q.snap.unit(name)
         if unit is not None and unit.masked_by is not None:
             why.append(f"{name} is masked ({unit.masked_by})")
         elif unit is not None and unit.from_init_script:
@@ -1002,8 +998,9 @@ def _no_unit_file(result: ScanResult, av: AccountVerdict) -> str:
     return "no unit file to put a drop-in next to" + (f": {'; '.join(why)}" if why else "")
 
 
-def make_plan(result: ScanResult, sel: Selection, options: PlanOptions) -> MigrationPlan:
-    chosen = select_accounts(result, sel)
+def make_plan(q: Queries, report: Report, sel: Selection, options: PlanOptions) -> MigrationPlan:
+    """The plan of the selected accounts, from what the scan knows (q) and what it concluded (report)."""
+    chosen = select_accounts(q, report, sel)
     if not chosen:
         raise SelectionError("nothing selected: use --unit, --account or --all-convertible")
     planned: list[AccountPlan] = []
@@ -1016,38 +1013,37 @@ def make_plan(result: ScanResult, sel: Selection, options: PlanOptions) -> Migra
             blockers = "; ".join(f"{f.rule} {f.message}" for f in av.findings if f.effect is Effect.BLOCKS)
             refused.append(Refusal(av.name, RefusalKind.BLOCKED, f"blocked: {blockers}"))
             continue
-        plan = plan_account(result, av, options)
+        plan = plan_account(q, av, options)
         if not plan.units:
-            refused.append(Refusal(av.name, RefusalKind.NO_UNIT_FILE, _no_unit_file(result, av)))
+            refused.append(Refusal(av.name, RefusalKind.NO_UNIT_FILE, _no_unit_file(q, av)))
             continue
         planned.append(plan)
     planned = _one_override_per_target(planned)
     alternatives: list[Alternative] = []
     for r in refused:
-        stays = result.report.account(r.account)
+        stays = report.account(r.account)
         if stays is not None and r.kind is RefusalKind.BLOCKED:
-            alternatives += _alternatives(result, stays)
-    nss = result.snapshot.accounts.nss
+            alternatives += _alternatives(q, stays)
+    nss = q.snap.accounts.nss
     nss_action = "none" if nss.resolves_dynamic_users else ("enable" if nss.library else "install")
     return MigrationPlan(
-        root=result.snapshot.root_label,
-        host=result.snapshot.host.hostname or "host",
-        systemd_version=result.snapshot.host.systemd_version,
+        root=q.snap.root_label,
+        host=q.snap.host.hostname or "host",
+        systemd_version=q.snap.host.systemd_version,
         nss_action=nss_action,
         accounts=tuple(planned),
         refused=tuple(refused),
         alternatives=tuple(sorted(alternatives)),
-        skip_trees=tuple(n.path for n in result.snapshot.nested_roots),
+        skip_trees=tuple(n.path for n in q.snap.nested_roots),
     )
 
 
-def _alternatives(result: ScanResult, av: AccountVerdict) -> list[Alternative]:
+def _alternatives(q: Queries, av: AccountVerdict) -> list[Alternative]:
     """A base or shared account stays; each of its units could run under a new dynamic name."""
     blockers = {str(f.rule) for f in av.findings if f.effect is Effect.BLOCKS}
     if not blockers or not blockers <= {"DM106", "DM108"}:
         return []
-    q = result.queries
-    taken = {a.name for a in result.snapshot.accounts.accounts} | {g.name for g in result.snapshot.accounts.groups}
+    taken = {a.name for a in q.snap.accounts.accounts} | {g.name for g in q.snap.accounts.groups}
     out: list[Alternative] = []
     for name in q.unit_names_of(av.name, min_confidence=Confidence.LIKELY):
         unit = q.unit(name)

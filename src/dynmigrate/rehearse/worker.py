@@ -394,7 +394,7 @@ def plan_for(result: ScanResult, req: Request, accounts: Sequence[str] | None = 
         else Selection(req.units, req.accounts, req.all_convertible)
     )
     try:
-        return make_plan(result, sel, PlanOptions(force=req.force, probes=req.probes))
+        return make_plan(result.queries, result.report, sel, PlanOptions(force=req.force, probes=req.probes))
     except SelectionError as exc:
         raise RehearseError(str(exc), usage=True) from None
 
@@ -625,7 +625,7 @@ def write_plan_into(cp: Copy, result: ScanResult, plan: MigrationPlan) -> None:
         # a new directory at the top of the copy: mkdir never follows a symlink the image
         # may have put there, and nothing below it comes from the image
         folder.mkdir(mode=0o700)
-        write_plan(result, plan, folder, security=False)
+        write_plan(result.snapshot, plan, folder, security=False)
     except (PlanWriteError, OSError) as exc:
         raise RehearseError(f"cannot write the plan into the copy: {exc}") from None
     if not cp.trusted:

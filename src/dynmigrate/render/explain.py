@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dynmigrate.engine.evidence import unit_evidence
-from dynmigrate.engine.result import ScanResult
+from dynmigrate.graph.queries import Queries
 from dynmigrate.model.common import inert
 from dynmigrate.model.report import AccountVerdict
 from dynmigrate.render.common import account_data
@@ -98,10 +98,10 @@ def find_unit(units: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
     return None
 
 
-def explain_account(result: ScanResult, a: AccountVerdict) -> list[str]:
+def explain_account(a: AccountVerdict) -> list[str]:
     return account_lines(inert(account_data(a)))
 
 
-def explain_unit(result: ScanResult, name: str) -> list[str] | None:
-    data = unit_evidence(result.snapshot, result.queries, name)
+def explain_unit(q: Queries, name: str) -> list[str] | None:
+    data = unit_evidence(q.snap, q, name)
     return None if data is None else unit_lines(inert(data))
