@@ -1,4 +1,5 @@
-"""Fail on a function longer than MAX_LINES lines or with more than MAX_STATEMENTS statements.
+"""Fail on a function longer than MAX_LINES lines or with more than MAX_STATEMENTS statements,
+and on a CLI command longer than MAX_COMMAND_LINES lines.
 
 Both limits, so that neither very long lines nor a blank-free wall of statements passes. One AST
 script rather than ruff's PLR0915 (too-many-statements): ruff has no line limit per function,
@@ -19,6 +20,7 @@ from pathlib import Path
 
 MAX_LINES = 60  # from the def line to the last line of the body
 MAX_STATEMENTS = 50  # ruff's and pylint's default for too-many-statements
+MAX_COMMAND_LINES = 40  # a CLI command (a function decorated with click's command()): parse, call, exit
 CHECKED = ("src", "rules", "bench", ".ci")
 SKIPPED_PARTS = {"good", "bad", "__pycache__", ".venv"}
 
@@ -47,6 +49,24 @@ def functions(tree: ast.AST, prefix: str = "") -> list[tuple[str, ast.FunctionDe
             out += functions(node, f"{prefix}{node.name}.")
         else:
             out += functions(node, prefix)
+    return out
+
+
+def is_command(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Decorated with click.command(...) or GROUP.command(...)."""
+    return any(
+        isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "command"
+        for d in node.decorator_list
+    )
+
+
+def long_commands(path: Path, source: str) -> list[str]:
+    """CLI commands over MAX_COMMAND_LINES lines (from the def line, like the other limit)."""
+    out: list[str] = []
+    for name, node in functions(ast.parse(source, str(path))):
+        lines = (node.end_lineno or node.lineno) - node.lineno + 1
+        if is_command(node) and lines > MAX_COMMAND_LINES:
+            out.append(f"{path.as_posix()}:{node.lineno}: command {name}: {lines} lines (limit {MAX_COMMAND_LINES})")
     return out
 
 
@@ -79,6 +99,8 @@ def main(repo: Path) -> int:
                 elif over:
                     errors.append(f"{what} (limits: {MAX_LINES} lines, {MAX_STATEMENTS} statements)")
     errors += [f"{key}: in EXEMPT but no such function" for key in sorted(EXEMPT - set(exempt_seen))]
+    for path in sorted((repo / "src/dynmigrate/cli").glob("*.py")):
+        errors += long_commands(path.relative_to(repo), path.read_text(encoding="utf-8"))
     for error in errors:
         print(error, file=sys.stderr)
     print(f"function size: {len(EXEMPT)} exempt functions still to split, {len(errors)} errors")

@@ -51,7 +51,7 @@ def test_explain_from_report_equals_a_fresh_scan(name: str, saved: dict[str, Pat
     names.append(names[-1].removesuffix(".service"))  # NAME finds NAME.service
     assert len(names) >= 8
     # one fresh scan answers every name here; the CLI path (scan per call) is compared below
-    from dynmigrate.cli.main import ScanConfig
+    from dynmigrate.cli.base import ScanConfig
     from dynmigrate.cli.reviewcmd import report_of
     from dynmigrate.render.explain import find_unit
 

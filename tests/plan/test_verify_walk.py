@@ -11,9 +11,10 @@ import pytest
 
 from dynmigrate.collect.ownership import OwnershipData, walk_ownership
 from dynmigrate.collect.rootfs import RootFS
+from dynmigrate.model.checks import Check
 from dynmigrate.model.findings import Problem
 from dynmigrate.verify import host as verify
-from dynmigrate.verify.host import Check, verify_host
+from dynmigrate.verify.host import verify_host
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="owners other than the tester's need root (CI is root)")
 

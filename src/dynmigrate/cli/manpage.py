@@ -11,7 +11,8 @@ import sys
 import click
 
 from dynmigrate import __version__
-from dynmigrate.cli.main import Exit, main
+from dynmigrate.cli.base import Exit
+from dynmigrate.cli.main import main
 
 EXIT_MEANING = {
     Exit.OK: "success (a scan that found blocked accounts still succeeded, unless --fail-on)",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -11,30 +10,21 @@ from typing import TYPE_CHECKING
 
 import click
 
-from dynmigrate.cli.main import Exit, ScanConfig, common_options, fail, guarded, main, root_options, scan_config
+from dynmigrate.cli.base import Exit, ScanConfig, common_options, fail, guarded, parse_probes, root_options, scan_config
 from dynmigrate.model.common import escape
 from dynmigrate.model.plan import RefusalKind
+from dynmigrate.render.checks import checks_json, checks_text
 from dynmigrate.render.registry import FORMAT_HELP, FORMATS
 
 if TYPE_CHECKING:
     from dynmigrate.engine.result import ScanResult
+    from dynmigrate.model.checks import Check
     from dynmigrate.model.plan import MigrationPlan
     from dynmigrate.plan.planner import PlanOptions, Selection
     from dynmigrate.rehearse.model import Rehearsal
-    from dynmigrate.verify.host import Check
 
 
-def _probes(values: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for v in values:
-        unit, sep, cmd = v.partition("=")
-        if not sep or not unit or not cmd:
-            fail(Exit.USAGE, f"--probe takes UNIT=COMMAND, not {escape(v)}")
-        out[unit] = cmd
-    return out
-
-
-@main.command()
+@click.command()
 @root_options
 @click.option("--unit", "units", multiple=True, help="Plan the accounts this unit runs as (repeatable).")
 @click.option("--account", "accounts", multiple=True, help="Plan this account (repeatable).")
@@ -79,14 +69,7 @@ def _probes(values: tuple[str, ...]) -> dict[str, str]:
 )
 @guarded
 def plan(
-    root: str,
-    ownership: str | None,
-    policy: str | None,
-    cross_filesystems: bool,
-    no_progress: bool,
-    color: str,
-    quiet: bool,
-    verbose: int,
+    config: ScanConfig,
     units: tuple[str, ...],
     accounts: tuple[str, ...],
     all_convertible: bool,
@@ -108,10 +91,12 @@ def plan(
     from dynmigrate.plan.planner import PlanOptions, Selection
 
     selection = Selection(units, accounts, all_convertible)
-    output = _PlanOutput(outdir, dry_run, replace, security, rehearsal, quiet, verbose)
+    output = _PlanOutput(outdir, dry_run, replace, security, rehearsal, config.quiet, config.verbose)
     cited_from = _check_before_scan(selection, output)
-    result = scan_config(ScanConfig(root, ownership, policy, cross_filesystems, color, no_progress, quiet, verbose))
-    plan_ = _make_plan(result, selection, PlanOptions(force, _probes(probes), builtin_probes=not no_builtin_probes))
+    result = scan_config(config)
+    plan_ = _make_plan(
+        result, selection, PlanOptions(force, parse_probes(probes), builtin_probes=not no_builtin_probes)
+    )
     if dry_run:
         _print_preview(plan_)
     else:
@@ -220,7 +205,7 @@ def _write(result: ScanResult, plan_: MigrationPlan, output: _PlanOutput, cited_
     click.echo(f"wrote {len(written)} files to {escape(str(out))}: {next_step}")
 
 
-@main.command()
+@click.command()
 @click.argument("root", metavar="[ROOT]", required=False)
 @click.option(
     "--root",
@@ -260,11 +245,7 @@ def verify(
     checks = _host_checks(root, accounts, walk=not no_walk)
     if repair and not all(c.ok for c in checks):
         checks = _repair_and_check_again(root, accounts, walk=not no_walk)
-    if fmt == "json":
-        data = [{"account": c.account, "check": c.check, "ok": c.ok, "detail": c.detail} for c in checks]
-        click.echo(json.dumps(data, indent=2))
-    else:
-        _print_checks(checks, quiet)
+    click.echo(checks_json(checks) if fmt == "json" else checks_text(checks, quiet))
     if not all(c.ok for c in checks):
         sys.exit(int(Exit.FINDINGS))
 
@@ -308,13 +289,3 @@ def _repair_and_check_again(root: str, accounts: tuple[str, ...], *, walk: bool)
     for line in proc.stderr.splitlines():
         click.echo(escape(line), err=True)
     return verify_host(root, accounts, walk=walk)
-
-
-def _print_checks(checks: list[Check], quiet: bool) -> None:
-    """One line per check (failures only with --quiet), then the count."""
-    for c in checks:
-        if c.ok and quiet:
-            continue
-        click.echo(f"{'ok  ' if c.ok else 'FAIL'} {escape(c.account)}: {escape(c.check)}: {escape(c.detail)}")
-    bad = [c for c in checks if not c.ok]
-    click.echo(f"{len(checks) - len(bad)}/{len(checks)} checks passed" + (": drift found" if bad else ""))

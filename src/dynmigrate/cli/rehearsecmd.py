@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from dynmigrate.cli.main import Exit, check_output_file, common_options, fail, guarded, main, write_out
+from dynmigrate.cli.base import Exit, check_output_file, common_options, fail, guarded, parse_probes, write_out
 from dynmigrate.model.common import escape
 from dynmigrate.render.registry import FORMAT_HELP, FORMATS
 
 
-@main.command()
+@click.command()
 @click.argument("root")
 @click.option("--account", "accounts", multiple=True, help="Rehearse this account (repeatable).")
 @click.option("--unit", "units", multiple=True, help="Rehearse the accounts this unit runs as (repeatable).")
@@ -46,54 +47,22 @@ from dynmigrate.render.registry import FORMAT_HELP, FORMATS
 @click.option("-o", "--output", metavar="FILE", help="Write the report to a file.")
 @common_options
 @guarded
-def rehearse(
-    root: str,
-    accounts: tuple[str, ...],
-    units: tuple[str, ...],
-    all_convertible: bool,
-    force: bool,
-    before_stage2: str,
-    setup: tuple[str, ...],
-    trusted_image: bool,
-    full_copy: bool,
-    keep: bool,
-    probes: tuple[str, ...],
-    policy: str | None,
-    fmt: str,
-    output: str | None,
-    color: str,
-    quiet: bool,
-    verbose: int,
-) -> None:
+def rehearse(fmt: str, output: str | None, color: str, quiet: bool, verbose: int, **request: Any) -> None:
     """Run the whole migration on a throwaway overlay copy of ROOT, roll it back, report what happened.
 
     ROOT is never written. Needs root, overlayfs and systemd-nspawn.
     """
-    from dynmigrate.cli.plancmd import _probes
     from dynmigrate.rehearse.launch import CannotRehearse
     from dynmigrate.rehearse.launch import rehearse as run
     from dynmigrate.rehearse.model import Outcome
     from dynmigrate.rehearse.render import REHEARSAL_FORMATS
 
-    chosen = bool(units or accounts or all_convertible)
-    _check_arguments(root, policy, output, chosen, bool(setup), trusted_image, full_copy)
+    r = request  # root, accounts, units, all_convertible, force, before_stage2, setup, trusted_image,
+    # full_copy, keep, probes, policy: the options of the rehearsal, as the launcher takes them
+    chosen = bool(r["units"] or r["accounts"] or r["all_convertible"])
+    _check_arguments(r["root"], r["policy"], output, chosen, bool(r["setup"]), r["trusted_image"], r["full_copy"])
     try:
-        result = run(
-            {
-                "root": root,
-                "accounts": accounts,
-                "units": units,
-                "all_convertible": all_convertible,
-                "force": force,
-                "before_stage2": before_stage2,
-                "setup": setup,
-                "trusted_image": trusted_image,
-                "full_copy": full_copy,
-                "keep": keep,
-                "probes": _probes(probes),
-                "policy": policy,
-            }
-        )
+        result = run({**r, "probes": parse_probes(r["probes"])})
     except CannotRehearse as exc:
         fail(Exit.USAGE if exc.usage else Exit.INPUT, escape(str(exc)))
         return

@@ -13,13 +13,12 @@ from typing import Any
 
 import click
 
-from dynmigrate.cli.main import (
+from dynmigrate.cli.base import (
     Exit,
     ScanConfig,
     check_output_file,
     fail,
     guarded,
-    main,
     scan_config,
     scan_options,
     write_out,
@@ -93,7 +92,7 @@ def _positional(root: str | None, name: str | None, from_report: str | None) -> 
     return root, str(name)
 
 
-@main.command()
+@click.command()
 @click.argument("root", metavar="ROOT", required=False)
 @click.argument("name", metavar="NAME", required=False)
 @scan_options
@@ -142,7 +141,7 @@ def explain(
         click.echo("\n".join(unit_lines(unit)))
 
 
-@main.command()
+@click.command()
 @click.argument("root", metavar="[ROOT]", required=False)
 @scan_options
 @click.option("--from-report", type=click.Path(dir_okay=False, path_type=str), help=FROM_REPORT_HELP)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from dynmigrate.cli.main import Exit, common_options, fail, guarded, main
+from dynmigrate.cli.base import Exit, common_options, fail, guarded
 from dynmigrate.model.common import escape
 from dynmigrate.render.registry import FORMAT_HELP, FORMATS
 
 
-@main.command("rules")
+@click.command("rules")
 @click.argument("rule_id", metavar="[RULE]", required=False)
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS["rules"]), default="text", show_default=True, help=FORMAT_HELP
@@ -21,12 +19,12 @@ from dynmigrate.render.registry import FORMAT_HELP, FORMATS
 def rules_cmd(rule_id: str | None, fmt: str, color: str, quiet: bool, verbose: int) -> None:
     """List the rule catalogue, or print one rule's documentation (dynmigrate rules DM110)."""
     from dynmigrate.engine.catalogue import find_rule, load_catalogue
-    from dynmigrate.render.ruledoc import rule_data, rule_document, rule_list
+    from dynmigrate.render.ruledoc import rule_document, rule_json, rule_list, rules_json
 
     rules = load_catalogue()
     if rule_id is None:
         if fmt == "json":
-            click.echo(json.dumps([rule_data(r) for r in rules], indent=2))
+            click.echo(rules_json(rules))
         else:
             click.echo("\n".join(rule_list(rules)))
         return
@@ -35,8 +33,6 @@ def rules_cmd(rule_id: str | None, fmt: str, color: str, quiet: bool, verbose: i
         fail(Exit.USAGE, f"no rule {escape(rule_id)} (dynmigrate rules lists them)")
         return
     if fmt == "json":
-        data = rule_data(rule)
-        data["readme"] = rule_document(rule)
-        click.echo(json.dumps(data, indent=2))
+        click.echo(rule_json(rule))
     else:
         click.echo(rule_document(rule), nl=False)

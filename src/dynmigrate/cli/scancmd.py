@@ -9,20 +9,19 @@ from typing import TYPE_CHECKING
 
 import click
 
-from dynmigrate.cli.consoles import make_console
-from dynmigrate.cli.main import (
+from dynmigrate.cli.base import (
     FAIL_ON,
     Exit,
     ScanConfig,
     check_output_file,
     fail,
     guarded,
-    main,
     note,
     root_options,
     scan_config,
     write_out,
 )
+from dynmigrate.cli.consoles import make_console
 from dynmigrate.model.common import escape
 from dynmigrate.render.registry import FORMAT_HELP, FORMATS, TEXT_FORMATS
 
@@ -45,7 +44,7 @@ def rule_ids(values: tuple[str, ...], option: str) -> frozenset[str]:
     return frozenset(ids)
 
 
-@main.command()
+@click.command()
 @root_options
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS["scan"]), default="table", show_default=True, help=FORMAT_HELP
@@ -73,14 +72,7 @@ def rule_ids(values: tuple[str, ...], option: str) -> frozenset[str]:
 )
 @guarded
 def scan(
-    root: str,
-    ownership: str | None,
-    policy: str | None,
-    cross_filesystems: bool,
-    no_progress: bool,
-    color: str,
-    quiet: bool,
-    verbose: int,
+    config: ScanConfig,
     fmt: str,
     output: str | None,
     show_all: bool,
@@ -98,7 +90,6 @@ def scan(
     from dynmigrate.engine.suppress import Suppressions, baseline_text, suppress
 
     check_output_file(output)
-    config = ScanConfig(root, ownership, policy, cross_filesystems, color, no_progress, quiet, verbose)
     ignored, selected = rule_ids(ignore, "--ignore"), rule_ids(select, "--select")
     entries = _read_baseline(baseline) if baseline else ()
     result = scan_config(config)
@@ -110,7 +101,7 @@ def scan(
         note(config, f"wrote {len(current)} findings to the baseline {escape(write_baseline)}")
     if entries:
         report = suppress(report, Suppressions(baseline=entries))
-    _write_report(report, fmt, output, show_all, color)
+    _write_report(report, fmt, output, show_all, config.color)
     bad = FAIL_ON[fail_on]
     if any(a.verdict in bad for a in report.accounts):
         sys.exit(int(Exit.FINDINGS))

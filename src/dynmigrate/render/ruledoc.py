@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,3 +56,13 @@ def rule_document(rule: Rule) -> str:
     readme = (rule.directory / "README.md").read_text(encoding="utf-8").rstrip("\n")
     head = [readme, "", "## One-line fix", "", rule.meta.fix, "", *silence_section(rule)]
     return "\n".join(head) + "\n"
+
+
+def rules_json(rules: Sequence[Rule]) -> str:
+    """`dynmigrate rules --format json`: the catalogue, a record per rule."""
+    return json.dumps([rule_data(r) for r in rules], indent=2)
+
+
+def rule_json(rule: Rule) -> str:
+    """`dynmigrate rules RULE --format json`: its record and its whole document."""
+    return json.dumps({**rule_data(rule), "readme": rule_document(rule)}, indent=2)

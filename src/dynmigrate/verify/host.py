@@ -14,13 +14,13 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dynmigrate.collect.ownership import OwnershipData, walk_ownership
 from dynmigrate.collect.rootfs import RootError, RootFS
 from dynmigrate.model.accounts import DYNAMIC_UID_MAX, DYNAMIC_UID_MIN
+from dynmigrate.model.checks import Check
 from dynmigrate.model.files import FileKind
 from dynmigrate.model.paths import rel
 from dynmigrate.render.planfolder.script import INSTALLED_REPAIR, render_repair
@@ -35,14 +35,6 @@ def run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
 
 class RepairRefused(Exception):
     """verify --repair was asked for a root that is not the live one: nothing is run."""
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    account: str
-    check: str
-    ok: bool
-    detail: str
 
 
 # Everything under ROOT is read through RootFS, as scan reads it: symlinks resolve inside ROOT
