@@ -149,13 +149,26 @@ def build_hostile(tmp: Path) -> tuple[Path, Path]:
     return root, pwned
 
 
+@pytest.fixture(scope="session")
+def removals() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Removals that run while the next tests do: the session waits for them at its end."""
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        proc.wait()
+
+
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+def hostile(
+    tmp_path_factory: pytest.TempPathFactory, removals: list[subprocess.Popen[bytes]]
+) -> Iterator[tuple[Path, Path]]:
     tmp = tmp_path_factory.mktemp("hostile")
     root, pwned = build_hostile(tmp)
     yield root, pwned
     (root / "var/lib/evil/locked").chmod(0o755)
-    subprocess.run(["rm", "-rf", "--", str(tmp)], check=False)  # rmtree recurses 10,000 levels: use rm
+    # rmtree recurses 10,000 levels: use rm. Its 10,000 rmdir take 1 to 20 s on a busy disk, so it
+    # runs in the background
+    removals.append(subprocess.Popen(["rm", "-rf", "--", str(tmp)]))
 
 
 def snapshot_state(root: Path) -> dict[str, Any]:
