@@ -7,6 +7,7 @@ The output with the drop-in must equal the output without it, and exit 0.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -41,7 +42,19 @@ def _verify(root: Path, unit: str) -> tuple[int, str]:
     return proc.returncode, out
 
 
-def _build(tmp: Path, sample: Path, unit: str) -> Path:
+@pytest.fixture(scope="module")
+def host_units(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of this machine's standard units (files and alias links), made once: each throwaway
+    root gets hard links to it (nothing writes to a unit file), not a copy of its 250 files."""
+    copy = tmp_path_factory.mktemp("host-units")
+    assert HOST_UNITS is not None
+    for p in HOST_UNITS.iterdir():
+        if not p.is_dir():
+            shutil.copy2(p, copy / p.name, follow_symlinks=False)
+    return copy
+
+
+def _build(tmp: Path, sample: Path, unit: str, host_units: Path) -> Path:
     root = tmp / "root"
     for sub in ("usr/lib/systemd/system", "lib/systemd/system", "etc/systemd/system", "usr/local/lib/systemd/system"):
         src = sample / "root" / sub
@@ -49,10 +62,9 @@ def _build(tmp: Path, sample: Path, unit: str) -> Path:
             shutil.copytree(src, root / sub, symlinks=True, dirs_exist_ok=True)
     vendor = root / "usr/lib/systemd/system"
     vendor.mkdir(parents=True, exist_ok=True)
-    assert HOST_UNITS is not None
-    for p in HOST_UNITS.iterdir():  # standard targets and slices the sample units depend on
-        if not (vendor / p.name).exists() and not (vendor / p.name).is_symlink() and not p.is_dir():
-            shutil.copy2(p, vendor / p.name, follow_symlinks=False)
+    for p in host_units.iterdir():  # standard targets and slices the sample units depend on
+        if not (vendor / p.name).exists() and not (vendor / p.name).is_symlink():
+            os.link(p, vendor / p.name, follow_symlinks=False)
     units = {str(u.name): u for u in load_units(RootFS(root)).units}
     u = units.get(unit) or units[unit.split("@")[0] + "@.service"]
     for key in EXEC_KEYS:
@@ -68,7 +80,7 @@ def _build(tmp: Path, sample: Path, unit: str) -> Path:
 
 @pytest.mark.skipif(ANALYZE is None or HOST_UNITS is None, reason="systemd-analyze and standard units needed")
 @pytest.mark.parametrize("sample", sorted(PLANS))
-def test_generated_dropins_verify_clean(sample: str, in_repo: Path, tmp_path: Path) -> None:
+def test_generated_dropins_verify_clean(sample: str, in_repo: Path, tmp_path: Path, host_units: Path) -> None:
     plan = tmp_path / "plan"
     res = plan_sample(sample, PLANS[sample], plan, "--no-security", "--force")  # debian-web's postgres is blocked
     assert res.exit_code == 0, res.stderr
@@ -76,7 +88,7 @@ def test_generated_dropins_verify_clean(sample: str, in_repo: Path, tmp_path: Pa
     for dropin in sorted(plan.glob("units/*/50-dynmigrate.conf")):
         unit = dropin.parent.name
         target = unit.replace("@.service", "@check.service")
-        root = _build(tmp_path / unit, REPO / "samples" / sample, unit)
+        root = _build(tmp_path / unit, REPO / "samples" / sample, unit, host_units)
         _, before = _verify(root, target)
         d = root / "etc/systemd/system" / f"{unit}.d"
         d.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,8 @@ from dynmigrate.output.write import MARKER
 from dynmigrate.render.explain import explain_account, explain_unit
 from dynmigrate.render.registry import TEXT_FORMATS
 from dynmigrate.render.table import render_table
+from robustness.test_hostile_root import build_hostile
+from shellcheck_util import fragments_check, generated_parts, shellcheck_generated, start_fragments_check
 
 SAMPLES = sorted(p.name for p in (REPO / "samples").iterdir() if (p / "root").is_dir())
 # What each sample's plan golden plans (accounts, --force for a blocked one where it shows something)
@@ -68,8 +71,21 @@ def test_scan_formats(name: str, in_repo: Path, golden: Golden) -> None:
     golden.check(base / "explain.txt", "\n".join(explained))
 
 
-@pytest.mark.parametrize(("name", "label"), sorted(PLANS))
-def test_plan_folder(name: str, label: str, in_repo: Path, golden: Golden, tmp_path: Path) -> None:
+@pytest.fixture(scope="module", autouse=True)
+def _fragments_shellcheck(request: pytest.FixtureRequest) -> Iterator[None]:
+    """shellcheck over the script fragments, on another core while this module's plans are made
+    (test_script_fragments_pass_shellcheck, last in this module, reads its result)."""
+    wanted = any(i.name == "test_script_fragments_pass_shellcheck" for i in request.session.items)
+    if not wanted or shutil.which("shellcheck") is None:
+        yield
+        return
+    start_fragments_check()
+    yield
+    fragments_check()  # waited for: no process outlives the module
+
+
+def make_plan_folder(name: str, label: str, golden: Golden, tmp_path: Path) -> Path:
+    """Plan the sample as PLANS says, check the whole folder against its goldens, return the folder."""
     accounts, force, code = PLANS[name, label]
     out = tmp_path / "plan"
     args = [
@@ -111,6 +127,27 @@ def test_plan_folder(name: str, label: str, in_repo: Path, golden: Golden, tmp_p
     assert planned | refused == set(accounts)
     assert not planned & refused
     assert bool(refused) == (code == 4)
+    return out
+
+
+@pytest.mark.parametrize(("name", "label"), sorted(PLANS))
+def test_plan_folder_goldens_and_generated_shell(
+    name: str, label: str, in_repo: Path, golden: Golden, tmp_path: Path
+) -> None:
+    """The quick tier's test_plan_folder: the goldens, the fragments byte for byte in each script,
+    and shellcheck over what dynmigrate generated around them."""
+    out = make_plan_folder(name, label, golden, tmp_path)
+    parts = generated_parts(out)  # fails when a script does not hold the fragments byte for byte
+    assert set(parts) == {"migrate.sh", "rollback.sh", "dynmigrate.sh", "dynmigrate-repair"}
+    require_tool("shellcheck")  # last: without it (outside CI) the rest above has still been checked
+    sc = shellcheck_generated(out, tmp_path / "generated")
+    assert sc.returncode == 0, sc.stdout
+
+
+@pytest.mark.e2e  # the slow tier: shellcheck over the whole scripts takes about 6 s a plan
+@pytest.mark.parametrize(("name", "label"), sorted(PLANS))
+def test_plan_folder(name: str, label: str, in_repo: Path, golden: Golden, tmp_path: Path) -> None:
+    out = make_plan_folder(name, label, golden, tmp_path)
     require_tool("shellcheck")  # last: without it (outside CI) the rest above has still been checked
     sc = subprocess.run(
         ["shellcheck", "-x", "migrate.sh", "rollback.sh", "files/dynmigrate-repair"],
@@ -119,6 +156,25 @@ def test_plan_folder(name: str, label: str, in_repo: Path, golden: Golden, tmp_p
         check=False,
         cwd=out,
     )
+    assert sc.returncode == 0, sc.stdout
+
+
+@pytest.mark.e2e  # the slow tier: shellcheck over the whole scripts takes about 6 s
+def test_hostile_plan_scripts_pass_shellcheck(tmp_path: Path) -> None:
+    """The whole scripts of the hostile root's plan (tests/robustness/test_hostile_root.py, whose
+    quick test shellchecks what was generated around the fragments), as they run: shellcheck -x."""
+    root, _ = build_hostile(tmp_path)
+    try:
+        out = tmp_path / "plan"
+        args = ["plan", str(root), "--account", "evil", "--force", "-o", str(out), "--no-security", "--no-progress"]
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 0, res.output + res.stderr
+    finally:
+        (root / "var/lib/evil/locked").chmod(0o755)
+        subprocess.run(["rm", "-rf", "--", str(root)], check=False)  # 10,000 nested directories: rm, not rmtree
+    require_tool("shellcheck")
+    scripts = ["migrate.sh", "rollback.sh", "files/dynmigrate-repair"]
+    sc = subprocess.run(["shellcheck", "-x", *scripts], capture_output=True, text=True, check=False, cwd=out)
     assert sc.returncode == 0, sc.stdout
 
 
@@ -135,3 +191,11 @@ def test_report_shows_security_exposure_before_and_after(in_repo: Path, tmp_path
     before, after = float(m.group(1)), float(m.group(2))
     # DynamicUser implies RemoveIPC, PrivateTmp, ProtectSystem=strict, ...: never worse (facts F7.3)
     assert after <= before
+
+
+def test_script_fragments_pass_shellcheck() -> None:
+    """lib.sh, stages.sh and repair.sh, as .ci/run lints them (that every plan's scripts hold them
+    byte for byte is checked by test_plan_folder_goldens_and_generated_shell)."""
+    require_tool("shellcheck")
+    rc, out = fragments_check()
+    assert rc == 0, out
