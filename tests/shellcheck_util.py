@@ -18,7 +18,7 @@ from pathlib import Path
 
 from conftest import REPO
 
-FRAGMENTS = REPO / "src" / "dynmigrate" / "plan"
+FRAGMENTS = REPO / "src" / "dynmigrate" / "render" / "planfolder"
 # The fragments use variables their generated header defines, and the generated rest uses the
 # fragments' variables and functions: the same exclusions as .ci/run's lint of the fragments.
 EXCLUDE = "SC2034,SC2154,SC2153"
