@@ -7,14 +7,17 @@ import functools
 import os
 import re
 import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import Result
 
 if TYPE_CHECKING:
     from dynmigrate.app import ScanResult
+    from dynmigrate.model.report import Report
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDENS = REPO / "tests" / "goldens"
@@ -174,6 +177,85 @@ def scan_sample(name: str) -> ScanResult:
         return run_scan(f"samples/{name}/root", ownership=f"samples/{name}/ownership.tsv")
     finally:
         os.chdir(old)
+
+
+_SCANS: dict[tuple[str | bytes | bool | None, ...], ScanResult] = {}
+_SCANS_DATA: dict[int, tuple[Report, dict[str, Any]]] = {}
+
+
+def _scan_key(
+    root: str, ownership: str | None, policy: str | None, cross_filesystems: bool
+) -> tuple[str | bytes | bool | None, ...] | None:
+    """What a scan of a sample root depends on: the paths as typed (reports quote them), where they
+    lead, and the policy file's bytes. None for any root outside samples/ (a test may change those)."""
+    samples = REPO / "samples"
+    real = [os.path.realpath(p) for p in (root, ownership) if p is not None]
+    if not all(Path(r).is_relative_to(samples) for r in real) or not Path(root).is_dir():
+        return None
+    try:
+        policy_bytes = None if policy is None else Path(policy).read_bytes()
+    except OSError:
+        return None
+    return (root, ownership, policy, policy_bytes, cross_filesystems, *real)
+
+
+@pytest.fixture(scope="module")
+def shared_scans() -> Iterator[None]:
+    """For the tests of a module that uses it, the CLI scans each sample root once per test process:
+    a command that names samples/NAME/root again, with the same ownership and policy, gets the
+    ScanResult of the first scan (a frozen value; scanning is a pure function of the root, which the
+    goldens prove), and the report's plain data is made once (its callers only read it). Only scans
+    that draw no progress and print nothing (no --verbose) are shared, so stderr is a fresh scan's.
+    A test that proves something by scanning twice must not use this fixture."""
+    import dynmigrate.cli.main as cli
+
+    real = cli.scan_root
+
+    def scan_root(
+        root: str,
+        ownership: str | None,
+        policy: str | None,
+        cross_filesystems: bool,
+        color: str,
+        no_progress: bool,
+        *,
+        progress: bool = True,
+        quiet: bool = False,
+        verbose: int = 0,
+    ) -> ScanResult:
+        key = _scan_key(root, ownership, policy, cross_filesystems)
+        args = (root, ownership, policy, cross_filesystems, color, no_progress)
+        drawn = progress and not no_progress and not quiet and sys.stderr.isatty()
+        if key is None or verbose or drawn:
+            return real(*args, progress=progress, quiet=quiet, verbose=verbose)
+        if key not in _SCANS:
+            name = Path(root).parent.name
+            usual = (f"samples/{name}/root", f"samples/{name}/ownership.tsv", None, False)
+            if (root, ownership, policy, cross_filesystems) == usual and Path(root).resolve() == REPO / usual[0]:
+                _SCANS[key] = scan_sample(name)  # the same scan as the one the other tests read
+            else:
+                _SCANS[key] = real(*args, progress=progress, quiet=quiet, verbose=verbose)
+        return _SCANS[key]
+
+    import dynmigrate.render.common as render_common
+    import dynmigrate.render.jsonout as jsonout
+
+    real_data = render_common.report_data
+
+    def report_data(report: Report) -> dict[str, Any]:
+        """The report's plain data, made once for a shared scan's report (callers only read it)."""
+        shared = _SCANS_DATA.get(id(report))
+        if shared is None or shared[0] is not report:
+            if not any(r.report is report for r in _SCANS.values()):
+                return real_data(report)
+            shared = _SCANS_DATA[id(report)] = (report, real_data(report))
+        return shared[1]
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(cli, "scan_root", scan_root)
+        monkeypatch.setattr(render_common, "report_data", report_data)
+        monkeypatch.setattr(jsonout, "report_data", report_data)
+        yield
 
 
 def plan_sample(sample: str, accounts: list[str], out: Path, *extra: str) -> Result:
