@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,25 +86,68 @@ def _quick_loop(session: pytest.Session) -> int | None:
     return len(session.items)
 
 
-def _counted(session: pytest.Session) -> dict[str, int]:
-    """What this run counted of the README's figures: the quick loop's tests after a whole
-    `pytest -m 'not e2e'`, the robustness counts after a whole run of tests/robustness/ (both tiers)."""
+_counts_by_test: dict[str, dict[str, int]] = {}
+COUNTS_CACHE = "dynmigrate/robustness-counts"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    """Record what each robustness test counted (robustness_stats), test by test."""
     from robustness_stats import COUNTS
 
+    before = Counter(COUNTS)
+    try:
+        return (yield)
+    finally:
+        if item.nodeid.startswith("tests/robustness/"):
+            _counts_by_test[item.nodeid] = dict(COUNTS - before)
+
+
+def _robustness_counts(session: pytest.Session) -> Counter[str] | None:
+    """The counts of a whole run of tests/robustness/, or None. The tests of the quick tier and those
+    of the slow tier (`pytest -m e2e`) run in two pytest runs (CI: .ci/run): a passing run keeps
+    what each of its robustness tests counted in pytest's cache, and the next run adds the counts
+    of the tests it left out, when they were counted by the same test files."""
+    files = sorted((REPO / "tests" / "robustness").glob("test_*.py"))
+    known = {item.nodeid for item in session.items if item.nodeid.startswith("tests/robustness/")}
+    known |= set(_deselected_robustness)
+    if not {p.relative_to(REPO).as_posix() for p in files} <= {k.split("::", 1)[0] for k in known}:
+        return None  # a robustness file was left out of the collection
+    fingerprint = hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
+    cache = session.config.cache if hasattr(session.config, "cache") else None
+    kept: dict[str, dict[str, int]] = {}
+    if cache is not None:
+        stored = cache.get(COUNTS_CACHE, {})
+        if isinstance(stored, dict) and stored.get("fingerprint") == fingerprint:
+            kept = {k: v for k, v in stored.get("tests", {}).items() if k in known}
+    kept |= {k: v for k, v in _counts_by_test.items() if k in known}
+    if cache is not None:
+        cache.set(COUNTS_CACHE, {"fingerprint": fingerprint, "tests": kept})
+    if set(kept) != known:
+        return None
+    total: Counter[str] = Counter()
+    for counts in kept.values():
+        total.update(counts)
+    return total
+
+
+def _counted(session: pytest.Session) -> dict[str, int]:
+    """What this run counted of the README's figures: the quick loop's tests after a whole
+    `pytest -m 'not e2e'`, the robustness counts after a whole run of tests/robustness/ (both tiers,
+    in this run or with the previous one: _robustness_counts)."""
     quick = _quick_loop(session)
     counted = {} if quick is None else {"quick-loop tests": quick}
-    files = {p.relative_to(REPO).as_posix() for p in (REPO / "tests" / "robustness").glob("test_*.py")}
-    ran = {item.nodeid.split("::", 1)[0] for item in session.items}
-    if _deselected_robustness or not files <= ran:
+    counts = _robustness_counts(session)
+    if counts is None:
         return counted  # a partial run of tests/robustness/ counts less than the README says
-    props = {k: v for k, v in COUNTS.items() if k.startswith("property:")}
+    props = {k: v for k, v in counts.items() if k.startswith("property:")}
     return counted | {
-        "hostile cases": len([k for k in COUNTS if k.startswith("hostile:")]),
+        "hostile cases": len([k for k in counts if k.startswith("hostile:")]),
         "generated inputs": sum(props.values()),
         "readers and writers": len(props),
-        "round-tripped unit files": COUNTS.get("property:unit-roundtrip", 0),
-        "bounded-work worst cases": len([k for k in COUNTS if k.startswith("hostile:bounded work: ")]),
-        "generated shell-word lines": COUNTS.get("property:split_words", 0),
+        "round-tripped unit files": counts.get("property:unit-roundtrip", 0),
+        "bounded-work worst cases": len([k for k in counts if k.startswith("hostile:bounded work: ")]),
+        "generated shell-word lines": counts.get("property:split_words", 0),
     }
 
 
