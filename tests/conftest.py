@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import os
 import re
 import shutil
+import sys
+from collections import Counter
+from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import Result
 
 if TYPE_CHECKING:
     from dynmigrate.app import ScanResult
+    from dynmigrate.model.report import Report
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDENS = REPO / "tests" / "goldens"
@@ -43,8 +48,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 # The counts README.md quotes ("Robustness") come from the test run: after a run of the whole of
-# tests/robustness/ that passed, they are compared with what the run counted (and rewritten with
-# --update-goldens); a difference fails the run.
+# tests/robustness/ (both tiers) that passed, they are compared with what the run counted (and
+# rewritten with --update-goldens); a difference fails the run. The quick loop's number of tests
+# likewise, after a whole `pytest -m 'not e2e'` that passed.
 README_COUNTS = (
     (re.compile(r"\*\*A hostile root built by the test\*\* \((\d+) cases\)"), "hostile cases"),
     (re.compile(r"([\d,]+) generated inputs over"), "generated inputs"),
@@ -56,12 +62,14 @@ README_COUNTS = (
 )
 _deselected_robustness: list[str] = []
 _deselected_other: list[str] = []  # anything but an e2e test
+_deselected_files: set[str] = set()
 _count_errors: list[str] = []
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
     _deselected_robustness.extend(i.nodeid for i in items if i.nodeid.startswith("tests/robustness/"))
     _deselected_other.extend(i.nodeid for i in items if i.get_closest_marker("e2e") is None)
+    _deselected_files.update(i.nodeid.split("::", 1)[0] for i in items)
 
 
 def _quick_loop(session: pytest.Session) -> int | None:
@@ -70,38 +78,91 @@ def _quick_loop(session: pytest.Session) -> int | None:
     files = {p.relative_to(REPO).as_posix() for p in (REPO / "tests").rglob("test_*.py")}
     collected = {item.nodeid.split("::", 1)[0] for item in session.items}
     e2e = {p for p in files if p.startswith("tests/e2e/")}
-    if option.markexpr != "not e2e" or option.keyword or _deselected_other or files - e2e != collected:
+    # a file outside tests/e2e/ may hold slow-tier tests only: collected, then deselected as e2e
+    if option.markexpr != "not e2e" or option.keyword or _deselected_other:
+        return None
+    if not files - e2e <= collected | _deselected_files:
         return None
     return len(session.items)
 
 
-def _counted(session: pytest.Session) -> dict[str, int]:
+_counts_by_test: dict[str, dict[str, int]] = {}
+COUNTS_CACHE = "dynmigrate/robustness-counts"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    """Record what each robustness test counted (robustness_stats), test by test."""
     from robustness_stats import COUNTS
 
-    props = {k: v for k, v in COUNTS.items() if k.startswith("property:")}
+    before = Counter(COUNTS)
+    try:
+        return (yield)
+    finally:
+        if item.nodeid.startswith("tests/robustness/"):
+            _counts_by_test[item.nodeid] = dict(COUNTS - before)
+
+
+def _robustness_counts(session: pytest.Session) -> Counter[str] | None:
+    """The counts of a whole run of tests/robustness/, or None. The tests of the quick tier and those
+    of the slow tier (`pytest -m e2e`) run in two pytest runs (CI: .ci/run): a passing run keeps
+    what each of its robustness tests counted in pytest's cache, and the next run adds the counts
+    of the tests it left out, when they were counted by the same test files."""
+    files = sorted((REPO / "tests" / "robustness").glob("test_*.py"))
+    known = {item.nodeid for item in session.items if item.nodeid.startswith("tests/robustness/")}
+    known |= set(_deselected_robustness)
+    if not {p.relative_to(REPO).as_posix() for p in files} <= {k.split("::", 1)[0] for k in known}:
+        return None  # a robustness file was left out of the collection
+    fingerprint = hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
+    cache = session.config.cache if hasattr(session.config, "cache") else None
+    kept: dict[str, dict[str, int]] = {}
+    if cache is not None:
+        stored = cache.get(COUNTS_CACHE, {})
+        if isinstance(stored, dict) and stored.get("fingerprint") == fingerprint:
+            kept = {k: v for k, v in stored.get("tests", {}).items() if k in known}
+    kept |= {k: v for k, v in _counts_by_test.items() if k in known}
+    if cache is not None:
+        cache.set(COUNTS_CACHE, {"fingerprint": fingerprint, "tests": kept})
+    if set(kept) != known:
+        return None
+    total: Counter[str] = Counter()
+    for counts in kept.values():
+        total.update(counts)
+    return total
+
+
+def _counted(session: pytest.Session) -> dict[str, int]:
+    """What this run counted of the README's figures: the quick loop's tests after a whole
+    `pytest -m 'not e2e'`, the robustness counts after a whole run of tests/robustness/ (both tiers,
+    in this run or with the previous one: _robustness_counts)."""
     quick = _quick_loop(session)
-    return ({} if quick is None else {"quick-loop tests": quick}) | {
-        "hostile cases": len([k for k in COUNTS if k.startswith("hostile:")]),
+    counted = {} if quick is None else {"quick-loop tests": quick}
+    counts = _robustness_counts(session)
+    if counts is None:
+        return counted  # a partial run of tests/robustness/ counts less than the README says
+    props = {k: v for k, v in counts.items() if k.startswith("property:")}
+    return counted | {
+        "hostile cases": len([k for k in counts if k.startswith("hostile:")]),
         "generated inputs": sum(props.values()),
         "readers and writers": len(props),
-        "round-tripped unit files": COUNTS.get("property:unit-roundtrip", 0),
-        "bounded-work worst cases": len([k for k in COUNTS if k.startswith("hostile:bounded work: ")]),
-        "generated shell-word lines": COUNTS.get("property:split_words", 0),
+        "round-tripped unit files": counts.get("property:unit-roundtrip", 0),
+        "bounded-work worst cases": len([k for k in counts if k.startswith("hostile:bounded work: ")]),
+        "generated shell-word lines": counts.get("property:split_words", 0),
     }
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    files = {p.relative_to(REPO).as_posix() for p in (REPO / "tests" / "robustness").glob("test_*.py")}
-    ran = {item.nodeid.split("::", 1)[0] for item in session.items}
-    if exitstatus != 0 or _deselected_robustness or not files <= ran or session.config.option.collectonly:
-        return  # a partial or failed run counts less than the README says
+    if exitstatus != 0 or session.config.option.collectonly:
+        return  # a failed run counts less than the README says
     counted = _counted(session)
+    if not counted:
+        return
     readme = REPO / "README.md"
     text = readme.read_text(encoding="utf-8")
     for pattern, what in README_COUNTS:
         if what not in counted:
-            continue  # the quick loop's tests are counted by a whole `pytest -m 'not e2e'` only
+            continue  # counted by another run (see _counted)
         m = pattern.search(text)
         if m is None:
             _count_errors.append(f"README.md no longer quotes the {what}")
@@ -174,6 +235,85 @@ def scan_sample(name: str) -> ScanResult:
         return run_scan(f"samples/{name}/root", ownership=f"samples/{name}/ownership.tsv")
     finally:
         os.chdir(old)
+
+
+_SCANS: dict[tuple[str | bytes | bool | None, ...], ScanResult] = {}
+_SCANS_DATA: dict[int, tuple[Report, dict[str, Any]]] = {}
+
+
+def _scan_key(
+    root: str, ownership: str | None, policy: str | None, cross_filesystems: bool
+) -> tuple[str | bytes | bool | None, ...] | None:
+    """What a scan of a sample root depends on: the paths as typed (reports quote them), where they
+    lead, and the policy file's bytes. None for any root outside samples/ (a test may change those)."""
+    samples = REPO / "samples"
+    real = [os.path.realpath(p) for p in (root, ownership) if p is not None]
+    if not all(Path(r).is_relative_to(samples) for r in real) or not Path(root).is_dir():
+        return None
+    try:
+        policy_bytes = None if policy is None else Path(policy).read_bytes()
+    except OSError:
+        return None
+    return (root, ownership, policy, policy_bytes, cross_filesystems, *real)
+
+
+@pytest.fixture(scope="module")
+def shared_scans() -> Iterator[None]:
+    """For the tests of a module that uses it, the CLI scans each sample root once per test process:
+    a command that names samples/NAME/root again, with the same ownership and policy, gets the
+    ScanResult of the first scan (a frozen value; scanning is a pure function of the root, which the
+    goldens prove), and the report's plain data is made once (its callers only read it). Only scans
+    that draw no progress and print nothing (no --verbose) are shared, so stderr is a fresh scan's.
+    A test that proves something by scanning twice must not use this fixture."""
+    import dynmigrate.cli.main as cli
+
+    real = cli.scan_root
+
+    def scan_root(
+        root: str,
+        ownership: str | None,
+        policy: str | None,
+        cross_filesystems: bool,
+        color: str,
+        no_progress: bool,
+        *,
+        progress: bool = True,
+        quiet: bool = False,
+        verbose: int = 0,
+    ) -> ScanResult:
+        key = _scan_key(root, ownership, policy, cross_filesystems)
+        args = (root, ownership, policy, cross_filesystems, color, no_progress)
+        drawn = progress and not no_progress and not quiet and sys.stderr.isatty()
+        if key is None or verbose or drawn:
+            return real(*args, progress=progress, quiet=quiet, verbose=verbose)
+        if key not in _SCANS:
+            name = Path(root).parent.name
+            usual = (f"samples/{name}/root", f"samples/{name}/ownership.tsv", None, False)
+            if (root, ownership, policy, cross_filesystems) == usual and Path(root).resolve() == REPO / usual[0]:
+                _SCANS[key] = scan_sample(name)  # the same scan as the one the other tests read
+            else:
+                _SCANS[key] = real(*args, progress=progress, quiet=quiet, verbose=verbose)
+        return _SCANS[key]
+
+    import dynmigrate.render.common as render_common
+    import dynmigrate.render.jsonout as jsonout
+
+    real_data = render_common.report_data
+
+    def report_data(report: Report) -> dict[str, Any]:
+        """The report's plain data, made once for a shared scan's report (callers only read it)."""
+        shared = _SCANS_DATA.get(id(report))
+        if shared is None or shared[0] is not report:
+            if not any(r.report is report for r in _SCANS.values()):
+                return real_data(report)
+            shared = _SCANS_DATA[id(report)] = (report, real_data(report))
+        return shared[1]
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(cli, "scan_root", scan_root)
+        monkeypatch.setattr(render_common, "report_data", report_data)
+        monkeypatch.setattr(jsonout, "report_data", report_data)
+        yield
 
 
 def plan_sample(sample: str, accounts: list[str], out: Path, *extra: str) -> Result:

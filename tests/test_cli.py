@@ -86,34 +86,49 @@ def test_verify_without_records_is_an_input_error(tmp_path: Path) -> None:
     assert "no migrated accounts recorded" in err
 
 
-@pytest.mark.parametrize("fmt", ["json", "markdown", "sarif"])
-def test_machine_formats_have_no_progress_or_colour(tmp_path: Path, fmt: str) -> None:
-    root = tiny_root(tmp_path)
-    env = {**os.environ, "FORCE_COLOR": "1", "TERM": "xterm-256color"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "dynmigrate", "scan", str(root), "--format", fmt, "--color", "always"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        timeout=120,
-    )
+MACHINE_FORMATS = ["json", "markdown", "sarif"]
+
+
+@pytest.fixture(scope="module")
+def console_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.CompletedProcess[str]]:
+    """`python -m dynmigrate scan` in a process of its own, so that whatever reaches the real stdout and
+    stderr is seen: once per machine format with colour forced, and once as a table under NO_COLOR.
+    The four processes run at the same time (each is mostly Python starting and importing)."""
+    root = tiny_root(tmp_path_factory.mktemp("console"))
+    scan = [sys.executable, "-m", "dynmigrate", "scan", str(root), "--color", "always"]
+    forced = {**os.environ, "FORCE_COLOR": "1", "TERM": "xterm-256color"}
+    runs = {fmt: ([*scan, "--format", fmt], forced) for fmt in MACHINE_FORMATS}
+    runs["table"] = (scan, {**os.environ, "NO_COLOR": "1"})
+    procs: dict[str, subprocess.Popen[str]] = {}
+    try:
+        for name, (argv, env) in runs.items():
+            procs[name] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        done = {}
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=120)
+            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        return done
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.mark.parametrize("fmt", MACHINE_FORMATS)
+def test_machine_formats_have_no_progress_or_colour(
+    console_runs: dict[str, subprocess.CompletedProcess[str]], fmt: str
+) -> None:
+    proc = console_runs[fmt]
+    assert proc.returncode == 0, proc.stderr
     assert "\x1b[" not in proc.stdout
     assert "walking" not in proc.stdout
     assert proc.stderr == ""
 
 
-def test_table_respects_no_color(tmp_path: Path) -> None:
-    root = tiny_root(tmp_path)
-    env = {**os.environ, "NO_COLOR": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "dynmigrate", "scan", str(root), "--color", "always"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        timeout=120,
-    )
+def test_table_respects_no_color(console_runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    proc = console_runs["table"]
+    assert proc.returncode == 0, proc.stderr
     assert "\x1b[" not in proc.stdout
     assert "convertible" in proc.stdout
 

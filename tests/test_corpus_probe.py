@@ -29,6 +29,7 @@ class _Handler(socketserver.StreamRequestHandler):
     """Just enough IMAP4rev1 for imaplib: CAPABILITY, LOGIN, SELECT, FETCH 1:*, APPEND, LOGOUT."""
 
     mailbox: _Mailbox
+    disable_nagle_algorithm = True  # each line is its own small write: no waiting for a delayed ACK
 
     def say(self, line: bytes) -> None:
         self.wfile.write(line + b"\r\n")
@@ -75,7 +76,8 @@ def server() -> Iterator[tuple[int, _Mailbox]]:
     mailbox = _Mailbox([b"Subject: corpus\r\n\r\nwritten-before the migration\r\n"])
     handler = type("Handler", (_Handler,), {"mailbox": mailbox})
     with socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler) as srv:
-        thread = threading.Thread(target=srv.serve_forever, daemon=True)
+        # shutdown() waits for the loop's next poll: the default half second was most of each test
+        thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
         thread.start()
         yield srv.server_address[1], mailbox
         srv.shutdown()

@@ -41,6 +41,7 @@ HOST_ONLY = {
     "systemctl",
 }
 INI = re.compile(r"^(\[[\w-]+\]|[\w.@-]+ = .*)$")
+pytestmark = pytest.mark.usefixtures("shared_scans")  # each sample is scanned once here (conftest)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The counts README.md quotes in "Robustness", and the number of tests in the quick loop, come from
-the test run (tests/conftest.py): after a whole run of tests/robustness/ (the quick loop: a whole
-`pytest -m 'not e2e'`) they are compared with what the run counted, and a difference fails the run
-with the fix (`pytest --update-goldens` rewrites them). This test keeps every quoted count findable,
-once, so that the comparison can never silently stop."""
+the test run (tests/conftest.py): after a whole run of tests/robustness/, both tiers, in one pytest
+run or in two in a row (CI's `pytest -m 'not e2e'` then `pytest -m e2e`, through pytest's cache),
+and after a whole `pytest -m 'not e2e'` for the quick loop, they are compared with what was counted,
+and a difference fails the run with the fix (`pytest --update-goldens` rewrites them). This test
+keeps every quoted count findable, once, so that the comparison can never silently stop."""
 
 from __future__ import annotations
 

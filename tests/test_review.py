@@ -12,6 +12,7 @@ from conftest import GOLDENS, Golden
 from dynmigrate.cli.main import main
 
 SAMPLES = ["debian-web", "units-maze", "leftovers"]
+pytestmark = pytest.mark.usefixtures("shared_scans")  # each sample is scanned once here (conftest)
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -24,7 +25,7 @@ def sample(name: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def saved(tmp_path_factory: pytest.TempPathFactory, shared_scans: None) -> dict[str, Path]:
     import os
 
     from conftest import REPO

@@ -7,10 +7,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from dynmigrate.cli.main import main
 
+pytestmark = pytest.mark.usefixtures("shared_scans")  # each sample is scanned once here (conftest)
 SAMPLE = ["samples/debian-web/root", "--ownership", "samples/debian-web/ownership.tsv", "--no-progress"]
 
 

@@ -195,13 +195,7 @@ def hostile_root(draw: st.DrawFn) -> Tree:
     }
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(tree=hostile_root(), security=st.sampled_from(["--security", "--no-security"]))
-def test_plans_of_generated_roots_never_exit_70(tmp_path: Path, tree: Tree, security: str) -> None:
+def _plan_never_exits_70(tmp_path: Path, tree: Tree, security: str) -> None:
     work = tmp_path / "fuzz"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
@@ -212,4 +206,26 @@ def test_plans_of_generated_roots_never_exit_70(tmp_path: Path, tree: Tree, secu
     assert code in (0, 2, 3, 4), err
     if code not in (0, 4):
         assert not out.exists()
+
+
+@pytest.mark.e2e  # the slow tier: 25 plans; the quick tier makes 6 (below)
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(tree=hostile_root(), security=st.sampled_from(["--security", "--no-security"]))
+def test_plans_of_generated_roots_never_exit_70(tmp_path: Path, tree: Tree, security: str) -> None:
+    _plan_never_exits_70(tmp_path, tree, security)
     count("property:plan of a generated root")
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(tree=hostile_root(), security=st.sampled_from(["--security", "--no-security"]))
+def test_plans_of_6_generated_roots_never_exit_70(tmp_path: Path, tree: Tree, security: str) -> None:
+    """The quick tier's sample of the test above (uncounted)."""
+    _plan_never_exits_70(tmp_path, tree, security)

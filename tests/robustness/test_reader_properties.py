@@ -11,6 +11,7 @@ import string
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +26,7 @@ from robustness_stats import count
 
 P = RelPath("/etc/x")
 EXAMPLES = 300
+QUICK = 100  # examples of the quick tier's samples of the tests the slow tier (`pytest -m e2e`) runs in full
 KNOWN = frozenset({"redis", "www-data", "postgres", "memcache", "adm"})
 
 SEEDS = {
@@ -76,7 +78,7 @@ def _parsed(kind: str) -> Callable[[str], Any]:
     }[kind]
 
 
-def _check(kind: str, text: str) -> None:
+def _check(kind: str, text: str, *, counted: bool = True) -> None:
     result = _parsed(kind)(text)
     problems = result[1]
     nlines = len(re.split(r"\r\n|\r|\n", text))  # expat also counts a lone CR as a line end
@@ -84,7 +86,8 @@ def _check(kind: str, text: str) -> None:
         assert isinstance(p, Problem)
         assert p.location.file == P
         assert 0 <= p.location.line <= nlines
-    count(f"property:{kind}")
+    if counted:
+        count(f"property:{kind}")
 
 
 def decoded(data: bytes) -> str:
@@ -118,11 +121,20 @@ def test_random_bytes_never_raise(kind: str, data: bytes) -> None:
     _check(kind, decoded(data))
 
 
+@pytest.mark.e2e  # the slow tier: 900 examples; the quick tier runs 100 (below)
 @settings(max_examples=EXAMPLES * 3, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.data())
 def test_mutated_realistic_input_never_raises(data: st.DataObject) -> None:
     kind = data.draw(st.sampled_from(KINDS))
     _check(kind, data.draw(mutated(kind)))
+
+
+@settings(max_examples=QUICK, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.data())
+def test_mutated_realistic_input_never_raises_on_100_inputs(data: st.DataObject) -> None:
+    """The quick tier's sample of the test above (uncounted: the README counts the slow tier's)."""
+    kind = data.draw(st.sampled_from(KINDS))
+    _check(kind, data.draw(mutated(kind)), counted=False)
 
 
 KEY = st.text(string.ascii_letters + string.digits + "-", min_size=1, max_size=20).filter(lambda k: k[0].isalpha())
@@ -132,13 +144,28 @@ VALUE = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_chara
 SECTION = st.sampled_from(["Unit", "Service", "Install", "Socket", "X-Custom"])
 
 
-@settings(max_examples=EXAMPLES, deadline=None)
-@given(st.lists(st.tuples(SECTION, st.lists(st.tuples(KEY, VALUE), max_size=6)), min_size=1, max_size=4))
-def test_unit_writer_round_trips(sections: list[tuple[str, list[tuple[str, str]]]]) -> None:
+UNIT_SECTIONS = st.lists(st.tuples(SECTION, st.lists(st.tuples(KEY, VALUE), max_size=6)), min_size=1, max_size=4)
+
+
+def _round_trip(sections: list[tuple[str, list[tuple[str, str]]]]) -> None:
     text = render_unit(sections, header="dynmigrate round trip")
     unit, problems = parse_unit_text(text, P)
     assert problems == []
     assert [(d.section, d.key, d.value) for d in unit.directives] == [
         (name, k, v) for name, items in sections for k, v in items
     ]
+
+
+@pytest.mark.e2e  # the slow tier: 300 files; the quick tier round-trips 100 (below)
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(UNIT_SECTIONS)
+def test_unit_writer_round_trips(sections: list[tuple[str, list[tuple[str, str]]]]) -> None:
+    _round_trip(sections)
     count("property:unit-roundtrip")
+
+
+@settings(max_examples=QUICK, deadline=None)
+@given(UNIT_SECTIONS)
+def test_unit_writer_round_trips_100_files(sections: list[tuple[str, list[tuple[str, str]]]]) -> None:
+    """The quick tier's sample of the test above (uncounted)."""
+    _round_trip(sections)
