@@ -265,7 +265,7 @@ def shared_scans() -> Iterator[None]:
     goldens prove), and the report's plain data is made once (its callers only read it). Only scans
     that draw no progress and print nothing (no --verbose) are shared, so stderr is a fresh scan's.
     A test that proves something by scanning twice must not use this fixture."""
-    import dynmigrate.cli.main as cli
+    import dynmigrate.cli.base as cli
 
     real = cli.scan_root
 
