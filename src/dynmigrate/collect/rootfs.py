@@ -425,8 +425,10 @@ class RootFS:
 
     def _read_bytes(self, path: str, limit: int) -> bytes:
         known, raw = self._lstat_known(path)  # one lstat resolves and checks the common path
-        real = RelPath(path) if known else self.resolve(path)
-        if not known:
+        if known:
+            real = RelPath(path)
+        else:
+            real = self.resolve(path)
             raw = self._lstat_raw(real)
         if raw is None or not st.S_ISREG(raw.st_mode) or self.manifest is not None:
             info = self.lstat(real)

@@ -142,7 +142,7 @@ def _assignment(section: str, stripped: str, loc: Location) -> Directive | Probl
     if not eq:
         return Problem(loc, f"missing '=' in {_short(stripped)}: ignored")
     key = key.strip()
-    if not key.isalnum() and (not key or key.split() != [key]):  # whitespace inside the key (str.isspace's)
+    if not key or key.split() != [key]:  # whitespace inside the key (str.isspace's)
         return Problem(loc, f"invalid key {_short(key)}: ignored")
     value = value.strip()
     return Directive(section, key, value, loc, value)
