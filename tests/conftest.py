@@ -58,12 +58,15 @@ README_COUNTS = (
     (re.compile(r"round-trips (\d+) generated files"), "round-tripped unit files"),
     (re.compile(r"\*\*Bounded work\*\* \(`test_bounded_work.py`\): (\d+) worst cases"), "bounded-work worst cases"),
     (re.compile(r"like\s+`shlex.split` \(([\d,]+) generated lines per run\)"), "generated shell-word lines"),
-    (re.compile(r"the quick loop without the booted containers:\s+([\d,]+) tests"), "quick-loop tests"),
+    (re.compile(r"\(([\d,]+) tests without the booted containers"), "quick-loop tests"),
 )
 _deselected_robustness: list[str] = []
 _deselected_other: list[str] = []  # anything but an e2e test
 _deselected_files: set[str] = set()
 _count_errors: list[str] = []
+
+
+_collected: list[str] = []  # under pytest-xdist (-n 2): what the workers collected, in the controller
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
@@ -72,18 +75,60 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
     _deselected_files.update(i.nodeid.split("::", 1)[0] for i in items)
 
 
+def _collected_ids(session: pytest.Session) -> list[str]:
+    """The node ids of the tests this run selected: its own, or under pytest-xdist those its workers
+    collected (every worker collects all of them and runs its share)."""
+    return [item.nodeid for item in session.items] or _collected
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _send_to_controller(session: pytest.Session) -> None:
+    """A pytest-xdist worker's part of the README's counts, for the controller (pytest_testnodedown):
+    what it collected and deselected, and what each robustness test it ran counted."""
+    from robustness_stats import COUNTS
+
+    session.config.workeroutput["dynmigrate"] = {  # type: ignore[attr-defined]
+        "items": [item.nodeid for item in session.items],
+        "deselected_robustness": _deselected_robustness,
+        "deselected_other": _deselected_other,
+        "deselected_files": sorted(_deselected_files),
+        "counts_by_test": _counts_by_test,
+        "counts": dict(COUNTS),
+    }
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """In the pytest-xdist controller: add a worker's part of the counts (_send_to_controller)."""
+    from robustness_stats import COUNTS
+
+    part = getattr(node, "workeroutput", {}).get("dynmigrate")
+    if part is None:
+        return
+    if not _collected:  # every worker collected the same tests and deselected the same ones
+        _collected.extend(part["items"])
+        _deselected_robustness.extend(part["deselected_robustness"])
+        _deselected_other.extend(part["deselected_other"])
+        _deselected_files.update(part["deselected_files"])
+    _counts_by_test.update(part["counts_by_test"])
+    COUNTS.update(part["counts"])
+
+
 def _quick_loop(session: pytest.Session) -> int | None:
     """The number of tests of a whole `pytest -m 'not e2e'` (every test file, nothing but e2e left out)."""
     option = session.config.option
     files = {p.relative_to(REPO).as_posix() for p in (REPO / "tests").rglob("test_*.py")}
-    collected = {item.nodeid.split("::", 1)[0] for item in session.items}
+    collected = {nodeid.split("::", 1)[0] for nodeid in _collected_ids(session)}
     e2e = {p for p in files if p.startswith("tests/e2e/")}
     # a file outside tests/e2e/ may hold slow-tier tests only: collected, then deselected as e2e
     if option.markexpr != "not e2e" or option.keyword or _deselected_other:
         return None
     if not files - e2e <= collected | _deselected_files:
         return None
-    return len(session.items)
+    return len(_collected_ids(session))
 
 
 _counts_by_test: dict[str, dict[str, int]] = {}
@@ -109,7 +154,7 @@ def _robustness_counts(session: pytest.Session) -> Counter[str] | None:
     what each of its robustness tests counted in pytest's cache, and the next run adds the counts
     of the tests it left out, when they were counted by the same test files."""
     files = sorted((REPO / "tests" / "robustness").glob("test_*.py"))
-    known = {item.nodeid for item in session.items if item.nodeid.startswith("tests/robustness/")}
+    known = {nodeid for nodeid in _collected_ids(session) if nodeid.startswith("tests/robustness/")}
     known |= set(_deselected_robustness)
     if not {p.relative_to(REPO).as_posix() for p in files} <= {k.split("::", 1)[0] for k in known}:
         return None  # a robustness file was left out of the collection
@@ -153,6 +198,9 @@ def _counted(session: pytest.Session) -> dict[str, int]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _is_xdist_worker(session.config):
+        _send_to_controller(session)
+        return  # the controller checks the counts of all the workers
     if exitstatus != 0 or session.config.option.collectonly:
         return  # a failed run counts less than the README says
     counted = _counted(session)
