@@ -177,13 +177,34 @@ def mask_secrets(text: object) -> object:
     return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@", text)
 
 
+def _plain(text: str) -> bool:
+    """True when escape(mask_secrets(text)) is text itself: printable ASCII without a backslash
+    and without a secret hint (_may_hold_secret, the hints tested one by one, no generator)."""
+    if not (text.isascii() and text.isprintable()) or "\\" in text:
+        return False
+    low = text.lower()
+    return not (
+        "pass" in low
+        or "pwd" in low
+        or "token" in low
+        or "secret" in low
+        or "key" in low
+        or "://" in low
+        or "setcredential" in low
+    )
+
+
 def inert(value: object) -> Any:
     """escape(mask_secrets(value)) in one pass over a report's data (a million-entry tree makes
-    hundreds of thousands of strings): secret values masked, then every string and key escaped."""
+    hundreds of thousands of strings): secret values masked, then every string and key escaped.
+    A plain str (not a subclass such as a StrEnum, which stays what it is) that needs neither is
+    returned at once (_plain)."""
+    if type(value) is str and _plain(value):
+        return value
     if isinstance(value, str):
         return escape(mask_secrets(value))
     if isinstance(value, dict):
-        return {escape(str(k)): inert(v) for k, v in value.items()}
+        return {k if type(k) is str and _plain(k) else escape(str(k)): inert(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [inert(v) for v in value]
     return value
