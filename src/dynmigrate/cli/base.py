@@ -3,6 +3,7 @@ frozen run configuration they build, and running the scan."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 import time
@@ -90,14 +91,14 @@ def scan_options(func: F) -> F:
     return common_options(func)
 
 
-def root_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """ROOT as the first positional argument, then the scan options and the common ones, given to
-    the command as one frozen ScanConfig (its `config` parameter)."""
+def packed_scan_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The scan options and the common ones, given to the command as one frozen ScanConfig (its
+    `options` parameter) whose root is still empty: for a command whose ROOT is optional or not
+    its first argument (explain, graph), which completes it with `options.at(root)`."""
 
     @functools.wraps(func)
     def packed(
         *args: Any,
-        root: str,
         ownership: str | None,
         policy: str | None,
         cross_filesystems: bool,
@@ -107,11 +108,22 @@ def root_options(func: Callable[..., Any]) -> Callable[..., Any]:
         verbose: int,
         **kwargs: Any,
     ) -> Any:
-        config = ScanConfig(root, ownership, policy, cross_filesystems, color, no_progress, quiet, verbose)
-        return func(*args, config=config, **kwargs)
+        options = ScanConfig("", ownership, policy, cross_filesystems, color, no_progress, quiet, verbose)
+        return func(*args, options=options, **kwargs)
+
+    return scan_options(packed)
+
+
+def root_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """ROOT as the first positional argument, then the scan options and the common ones, given to
+    the command as one frozen ScanConfig (its `config` parameter)."""
+
+    @functools.wraps(func)
+    def with_root(*args: Any, root: str, options: ScanConfig, **kwargs: Any) -> Any:
+        return func(*args, config=options.at(root), **kwargs)
 
     # no click.Path checks: click reports them as usage errors (2), and these are input errors (3)
-    return click.argument("root")(scan_options(packed))
+    return click.argument("root")(packed_scan_options(with_root))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +138,10 @@ class ScanConfig:
     no_progress: bool = False
     quiet: bool = False
     verbose: int = 0
+
+    def at(self, root: str) -> ScanConfig:
+        """The same options for reading ROOT."""
+        return dataclasses.replace(self, root=root)
 
 
 def note(config: ScanConfig, message: str) -> None:

@@ -19,8 +19,8 @@ from dynmigrate.cli.base import (
     check_output_file,
     fail,
     guarded,
+    packed_scan_options,
     scan_config,
-    scan_options,
     write_out,
 )
 from dynmigrate.model.common import escape
@@ -95,7 +95,7 @@ def _positional(root: str | None, name: str | None, from_report: str | None) -> 
 @click.command()
 @click.argument("root", metavar="ROOT", required=False)
 @click.argument("name", metavar="NAME", required=False)
-@scan_options
+@packed_scan_options
 @click.option("--from-report", type=click.Path(dir_okay=False, path_type=str), help=FROM_REPORT_HELP)
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS["explain"]), default="text", show_default=True, help=FORMAT_HELP
@@ -104,13 +104,7 @@ def _positional(root: str | None, name: str | None, from_report: str | None) -> 
 def explain(
     root: str | None,
     name: str | None,
-    ownership: str | None,
-    policy: str | None,
-    cross_filesystems: bool,
-    no_progress: bool,
-    color: str,
-    quiet: bool,
-    verbose: int,
+    options: ScanConfig,
     from_report: str | None,
     fmt: str,
 ) -> None:
@@ -122,7 +116,7 @@ def explain(
         data = with_suppressed(load_report(from_report))
     else:
         assert root_ is not None
-        data = report_of(ScanConfig(root_, ownership, policy, cross_filesystems, color, no_progress, quiet, verbose))
+        data = report_of(options.at(root_))
     acc = next((a for a in data["accounts"] if a["name"] == wanted), None)
     if acc is not None:
         if fmt == "json":
@@ -143,7 +137,7 @@ def explain(
 
 @click.command()
 @click.argument("root", metavar="[ROOT]", required=False)
-@scan_options
+@packed_scan_options
 @click.option("--from-report", type=click.Path(dir_okay=False, path_type=str), help=FROM_REPORT_HELP)
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS["graph"]), default="json", show_default=True, help=FORMAT_HELP
@@ -161,13 +155,7 @@ def explain(
 @guarded
 def graph(
     root: str | None,
-    ownership: str | None,
-    policy: str | None,
-    cross_filesystems: bool,
-    no_progress: bool,
-    color: str,
-    quiet: bool,
-    verbose: int,
+    options: ScanConfig,
     from_report: str | None,
     fmt: str,
     output: str | None,
@@ -184,8 +172,7 @@ def graph(
     if from_report:
         data = load_report(from_report)["evidence"]["graph"]
     elif root:
-        config = ScanConfig(root, ownership, policy, cross_filesystems, color, no_progress, quiet, verbose)
-        data = report_of(config)["evidence"]["graph"]
+        data = report_of(options.at(root))["evidence"]["graph"]
     else:
         fail(Exit.USAGE, "give ROOT (or --from-report FILE)")
         return
