@@ -12,10 +12,10 @@ against a find that prunes the same trees (untimed: find tries every -path patte
 entry, so a pruned find is slower than a plain one); the timed find walks everything. Every
 command runs as a child of GNU time, which reports its peak RSS (the largest process of its tree:
 the walk's helpers are children of the walk). The walk must count exactly as many entries as find
-prints lines (find also prints TREE itself); the counting find stops at the walk's depth cap
-(`-maxdepth`), which the walk reports as a problem for every directory it does not enter. Then the
-unit reader: 10,000 generated units with drop-ins. The machine is shared and noisy: quote the
-medians' ratios, not seconds.
+prints (find also prints TREE itself; it counts with -print0, as a name may hold a newline); the
+counting find stops at the walk's depth cap (`-maxdepth`), which the walk reports as a problem for
+every directory it does not enter. Then the unit reader: 10,000 generated units with drop-ins.
+The machine is shared and noisy: quote the medians' ratios, not seconds.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def prune_args(root: str, nested: list[str]) -> list[str]:
 
     prune: list[str] = []
     for path in nested:
-        prune += ["-path", find_pattern(root.rstrip("/") + path), "-prune", "-printf", FIND_FORMAT, "-o"]
+        prune += ["-path", find_pattern(root.rstrip("/") + path), "-prune", "-print0", "-o"]
     return prune
 
 
@@ -121,8 +121,11 @@ def find_lines_without(root: str, nested: list[str]) -> int:
     nor directories deeper than the walk's depth cap (the walk reports those as problems)."""
     from dynmigrate.collect.ownership import MAX_DEPTH
 
-    argv = ["find", root, "-xdev", "-maxdepth", str(MAX_DEPTH + 1), *prune_args(root, nested), "-print"]
-    return subprocess.run(argv, capture_output=True, check=False).stdout.count(b"\n")
+    # -print0: a name holding a newline is one entry (a test's hostile root under /tmp has some)
+    # run_child as the timed commands are: its GNU time report file exists during the count too
+    # (on / it is an entry of the tree)
+    argv = ["find", root, "-xdev", "-maxdepth", str(MAX_DEPTH + 1), *prune_args(root, nested), "-print0"]
+    return run_child(argv).out.count(b"\0")
 
 
 @dataclass(slots=True)
@@ -167,7 +170,7 @@ def bench_tree(root: str, runs: int) -> bool:
             print(
                 f"run {i + 1}: find {timed['find'][-1].seconds:6.2f}s  walk {timed['walk'][-1].seconds:6.2f}s "
                 f"(inside {got.inside:.2f}s)  scan {timed['scan'][-1].seconds:6.2f}s  "
-                f"walk entries {got.entries} + ROOT {'==' if same else '!='} find lines {lines}; "
+                f"walk entries {got.entries} + ROOT {'==' if same else '!='} find entries {lines}; "
                 f"{got.trees} owned regions, {got.problems} problems",
                 flush=True,
             )
