@@ -7,6 +7,7 @@ tests can feed it arbitrary input; `read_accounts` wires them to a RootFS.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from dynmigrate.collect.rootfs import RootError, RootFS
@@ -40,10 +41,13 @@ def _lines(text: str) -> list[tuple[int, str]]:
     return [(n, line) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
 
 
-def parse_passwd(text: str, path: RelPath) -> tuple[list[PasswdEntry], list[Problem]]:
-    entries: list[PasswdEntry] = []
-    problems: list[Problem] = []
-    seen: set[str] = set()
+def _records(
+    text: str, path: RelPath, kind: str, width: int, nis: str, problems: list[Problem]
+) -> Iterator[tuple[Location, list[str]]]:
+    """The records of a passwd-like file (kind "passwd" or "group"): its lines that are neither
+    blank nor comments, split into width fields, with a valid name first. Every line left out
+    for being malformed is a problem: a NUL byte, a NIS compat entry (nis says what of it), a
+    wrong number of fields, an invalid name."""
     for lineno, line in _lines(text):
         loc = Location(path, lineno)
         if line.startswith("#"):
@@ -52,16 +56,25 @@ def parse_passwd(text: str, path: RelPath) -> tuple[list[PasswdEntry], list[Prob
             problems.append(Problem(loc, "NUL byte in the line: ignored"))
             continue
         if line[0] in "+-":
-            problems.append(Problem(loc, "NIS compat entry ignored (accounts from NIS are not read)"))
+            problems.append(Problem(loc, nis))
             continue
         fields = line.split(":")
-        if len(fields) != 7:
-            problems.append(Problem(loc, f"passwd line has {len(fields)} fields, expected 7"))
+        if len(fields) != width:
+            problems.append(Problem(loc, f"{kind} line has {len(fields)} fields, expected {width}"))
             continue
+        if not NAME_RE.match(fields[0]):
+            problems.append(Problem(loc, f"invalid {'user' if kind == 'passwd' else 'group'} name {fields[0]!r}"))
+            continue
+        yield loc, fields
+
+
+def parse_passwd(text: str, path: RelPath) -> tuple[list[PasswdEntry], list[Problem]]:
+    entries: list[PasswdEntry] = []
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    nis = "NIS compat entry ignored (accounts from NIS are not read)"
+    for loc, fields in _records(text, path, "passwd", 7, nis, problems):
         name, _pw, uid_s, gid_s, gecos, home, shell = fields
-        if not NAME_RE.match(name):
-            problems.append(Problem(loc, f"invalid user name {name!r}"))
-            continue
         try:
             uid, gid = int(uid_s), int(gid_s)
         except ValueError:
@@ -90,24 +103,8 @@ def parse_group(text: str, path: RelPath) -> tuple[list[GroupEntry], list[Proble
     entries: list[GroupEntry] = []
     problems: list[Problem] = []
     seen: set[str] = set()
-    for lineno, line in _lines(text):
-        loc = Location(path, lineno)
-        if line.startswith("#"):
-            continue
-        if "\x00" in line:
-            problems.append(Problem(loc, "NUL byte in the line: ignored"))
-            continue
-        if line[0] in "+-":
-            problems.append(Problem(loc, "NIS compat entry ignored"))
-            continue
-        fields = line.split(":")
-        if len(fields) != 4:
-            problems.append(Problem(loc, f"group line has {len(fields)} fields, expected 4"))
-            continue
+    for loc, fields in _records(text, path, "group", 4, "NIS compat entry ignored", problems):
         name, _pw, gid_s, members = fields
-        if not NAME_RE.match(name):
-            problems.append(Problem(loc, f"invalid group name {name!r}"))
-            continue
         try:
             gid = int(gid_s)
         except ValueError:
