@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from dynmigrate.collect.rootfs import RootError, RootFS
@@ -264,9 +264,9 @@ def _fields(line: str) -> list[str]:
         return line.split()
 
 
-def parse_tmpfiles(text: str, path: RelPath) -> Parsed:
-    refs: list[Reference] = []
-    problems: list[Problem] = []
+def _records(text: str, path: RelPath, too_short: str, problems: list[Problem]) -> Iterator[tuple[Location, list[str]]]:
+    """The fields of every line of a tmpfiles.d or sysusers.d file that is neither blank nor a
+    comment; a line of fewer than two fields is the problem too_short."""
     for lineno, line in _logical_lines(text):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -274,8 +274,15 @@ def parse_tmpfiles(text: str, path: RelPath) -> Parsed:
         loc = Location(path, lineno)
         f = _fields(stripped)
         if len(f) < 2:
-            problems.append(Problem(loc, "tmpfiles line needs at least a type and a path"))
+            problems.append(Problem(loc, too_short))
             continue
+        yield loc, f
+
+
+def parse_tmpfiles(text: str, path: RelPath) -> Parsed:
+    refs: list[Reference] = []
+    problems: list[Problem] = []
+    for loc, f in _records(text, path, "tmpfiles line needs at least a type and a path", problems):
         entry_path = f[1]
         mode = f[2] if len(f) > 2 else "-"
         user = f[3] if len(f) > 3 else "-"
@@ -296,15 +303,7 @@ def parse_tmpfiles(text: str, path: RelPath) -> Parsed:
 def parse_sysusers(text: str, path: RelPath) -> Parsed:
     refs: list[Reference] = []
     problems: list[Problem] = []
-    for lineno, line in _logical_lines(text):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        loc = Location(path, lineno)
-        f = _fields(stripped)
-        if len(f) < 2:
-            problems.append(Problem(loc, "sysusers line needs a type and a name"))
-            continue
+    for loc, f in _records(text, path, "sysusers line needs a type and a name", problems):
         kind, name = f[0].rstrip("!"), f[1]
         if not NAME_RE.match(name) and kind != "r":
             problems.append(Problem(loc, f"invalid name {name[:40]!r} in sysusers line"))
