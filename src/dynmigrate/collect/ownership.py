@@ -28,7 +28,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dynmigrate.collect.rootfs import OwnershipManifest, RootFS, normal_mode
+from dynmigrate.collect.rootfs import OwnershipManifest, RootFS
 from dynmigrate.model.common import Location, RelPath
 from dynmigrate.model.files import FileKind, NestedRoot, OwnedTree, PathInfo
 from dynmigrate.model.findings import Problem
@@ -220,13 +220,7 @@ class _Walker:
         kind = FileKind.from_mode(s.st_mode)
         uid, gid, mode = s.st_uid, s.st_gid, st.S_IMODE(s.st_mode)
         if self.manifest is not None:
-            entry = self.manifest.entries.get(path)
-            if entry is None:
-                uid, gid, mode = 0, 0, normal_mode(kind, mode)
-            else:
-                uid, gid, mode = entry.uid, entry.gid, entry.mode
-                if entry.kind is not None:
-                    kind = entry.kind
+            kind, uid, gid, mode = self.manifest.overlay(path, kind, s)
         return PathInfo(
             path=path,
             kind=kind,

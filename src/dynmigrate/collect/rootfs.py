@@ -72,6 +72,14 @@ class OwnershipManifest:
                 children.setdefault(parent_of(path), set()).add(path.rsplit("/", 1)[1])
         self.virtual_children = children
 
+    def overlay(self, path: RelPath, kind: FileKind, s: os.stat_result) -> tuple[FileKind, int, int, int]:
+        """(kind, uid, gid, mode) of an entry found on disk with lstat result s, as the manifest
+        says: its line, or 0:0 with git's mode for an entry it does not list."""
+        entry = self.entries.get(path)
+        if entry is None:
+            return kind, 0, 0, normal_mode(kind, st.S_IMODE(s.st_mode))
+        return kind if entry.kind is None else entry.kind, entry.uid, entry.gid, entry.mode
+
     @classmethod
     def parse(cls, text: str, source: str = "ownership.tsv") -> OwnershipManifest:
         """Parse a manifest; InputError names the line and what is wrong with it."""
@@ -316,13 +324,7 @@ class RootFS:
         kind = FileKind.from_mode(s.st_mode)
         uid, gid, mode = s.st_uid, s.st_gid, st.S_IMODE(s.st_mode)
         if self.manifest is not None:
-            entry = self.manifest.entries.get(path)
-            if entry is None:
-                uid, gid, mode = 0, 0, normal_mode(kind, mode)
-            else:
-                uid, gid, mode = entry.uid, entry.gid, entry.mode
-                if entry.kind is not None:
-                    kind = entry.kind
+            kind, uid, gid, mode = self.manifest.overlay(path, kind, s)
         link = ""
         if kind is FileKind.SYMLINK:
             try:
