@@ -36,6 +36,19 @@ def _edge(g: Graph, a: str, b: str, kind: EdgeKind, source: str, **attrs: str) -
     )
 
 
+def _named(snap: Snapshot, kind: NodeKind, value: str) -> str | None:
+    """The account (kind ACCOUNT) or group a User= or Group= value names, by name or by number."""
+    if kind is NodeKind.ACCOUNT:
+        acc = snap.accounts.account(value)
+        if acc is None and value.isdigit():
+            acc = snap.accounts.account_by_uid(int(value))
+        return None if acc is None else acc.name
+    grp = snap.accounts.group(value)
+    if grp is None and value.isdigit():
+        grp = snap.accounts.group_by_gid(int(value))
+    return None if grp is None else grp.name
+
+
 def _add_accounts(g: Graph, snap: Snapshot) -> None:
     for acc in snap.accounts.accounts:
         g.add_node(
@@ -111,41 +124,23 @@ def _user_link(g: Graph, snap: Snapshot, unit: Unit) -> None:
                 detail=f"DynamicUser=yes without User=: the name is the unit's prefix {unit.prefix}, and the "
                 "static account of that name wins (F1.7, F1.9)",
             )
-    for key, target in (("User", Target.USER), ("Group", Target.GROUP)):
+    for key, kind, how in (
+        ("User", NodeKind.ACCOUNT, How.USER_DIRECTIVE),
+        ("Group", NodeKind.GROUP, How.GROUP_DIRECTIVE),
+    ):
         d = unit.value("Service", key)
-        if d is None:
-            continue
-        value = d.value
-        if target is Target.USER:
-            acc = snap.accounts.account(value)
-            if acc is None and value.isdigit():
-                acc = snap.accounts.account_by_uid(int(value))
-            if acc is not None:
-                _edge(
-                    g,
-                    u,
-                    node_id(NodeKind.ACCOUNT, acc.name),
-                    EdgeKind.RUNS_AS,
-                    _src(d.location),
-                    how=How.USER_DIRECTIVE.value,
-                    confidence=Confidence.CERTAIN,
-                    detail=f"User={value}",
-                )
-        else:
-            grp = snap.accounts.group(value)
-            if grp is None and value.isdigit():
-                grp = snap.accounts.group_by_gid(int(value))
-            if grp is not None:
-                _edge(
-                    g,
-                    u,
-                    node_id(NodeKind.GROUP, grp.name),
-                    EdgeKind.RUNS_AS,
-                    _src(d.location),
-                    how=How.GROUP_DIRECTIVE.value,
-                    confidence=Confidence.CERTAIN,
-                    detail=f"Group={value}",
-                )
+        name = None if d is None else _named(snap, kind, d.value)
+        if d is not None and name is not None:
+            _edge(
+                g,
+                u,
+                node_id(kind, name),
+                EdgeKind.RUNS_AS,
+                _src(d.location),
+                how=how.value,
+                confidence=Confidence.CERTAIN,
+                detail=f"{key}={d.value}",
+            )
 
 
 def _name_related(account: str, *names: str) -> bool:
