@@ -134,34 +134,21 @@ STEPS = [
 ]
 
 
+def clean(account: str, unit: str) -> tuple[object, ...]:
+    """summary()'s row for an account whose rehearsal passed everything: convertible, AUTO, a
+    dynamic UID, a clean rollback, every stage and rollback passed, the unit active with its probe
+    passed once migrated, the account and the manifest restored."""
+    return (account, "convertible", "AUTO", True, "clean", STEPS, [(unit, True, True)], True, True)
+
+
 def test_rehearsal_of_redis_and_memcached(root: Path, tmp_path: Path) -> None:
     before = manifest(root)
     data, stderr = rehearse_json(root, tmp_path, "--account", "redis", "--account", "memcache")
     # the verdict predicts convertible (acknowledgements only: DM110 and others): with only the plan's
     # --confirm ids every stage works, the units run under a dynamic UID, and the rollback is clean: AUTO
     assert summary(data) == [
-        (
-            "memcache",
-            "convertible",
-            "AUTO",
-            True,
-            "clean",
-            STEPS,
-            [("memcached.service", True, True)],
-            True,
-            True,
-        ),
-        (
-            "redis",
-            "convertible",
-            "AUTO",
-            True,
-            "clean",
-            STEPS,
-            [("redis-server.service", True, True)],
-            True,
-            True,
-        ),
+        clean("memcache", "memcached.service"),
+        clean("redis", "redis-server.service"),
     ]
     assert access_not_kept(data) == []
     env = data["environment"]
@@ -193,19 +180,7 @@ def test_setup_on_a_trusted_image(root: Path, tmp_path: Path) -> None:
         "--probe",
         f"redis-server.service={probe}",
     )
-    assert summary(data) == [
-        (
-            "redis",
-            "convertible",
-            "AUTO",
-            True,
-            "clean",
-            STEPS,
-            [("redis-server.service", True, True)],
-            True,
-            True,
-        )
-    ]
+    assert summary(data) == [clean("redis", "redis-server.service")]
     assert access_not_kept(data) == []
     facts = data["accounts"][0]["facts"]
     assert [(s["name"], s["ok"]) for s in facts["setup"]] == [("setup 1", True), ("setup 2", True)]
@@ -227,9 +202,7 @@ def test_full_copy_without_redirect_dir_or_metacopy(root: Path, tmp_path: Path) 
     the upper layer first; the migration and its rollback work, and ROOT is not written."""
     before = manifest(root)
     data, stderr = rehearse_json(root, tmp_path, "--trusted-image", "--full-copy", "--account", "redis")
-    assert summary(data) == [
-        ("redis", "convertible", "AUTO", True, "clean", STEPS, [("redis-server.service", True, True)], True, True)
-    ]
+    assert summary(data) == [clean("redis", "redis-server.service")]
     env = data["environment"]
     assert (env["mode"], env["private_users"], env["overlay_options"]) == (
         "trusted image",
