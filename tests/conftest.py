@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -264,6 +265,18 @@ def require_tool(name: str) -> None:
         if ci_mode():
             pytest.fail(f"{name} is not installed and CI is set: CI installs it (.ci/run)", pytrace=False)
         pytest.skip(f"{name} not installed")
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new directory for a test tree of thousands of directories, which the caller removes: on
+    /dev/shm when that is a tmpfs this process can write, else in the temp directory. On a tmpfs
+    creating them costs no disk: the hostile root's 10,000 nested directories took 0.3 s to 5.7 s
+    on ext4, depending on what the disk was writing back at the time."""
+    shm = "/dev/shm"
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        tmpfs = any(line.split()[1:3] == [shm, "tmpfs"] for line in mounts)
+    where = shm if tmpfs and os.access(shm, os.W_OK | os.X_OK) else None
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=where))
 
 
 @pytest.fixture

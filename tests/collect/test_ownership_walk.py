@@ -15,13 +15,13 @@ import shutil
 import socket
 import stat
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from conftest import scratch_dir
 from dynmigrate.collect import ownership
 from dynmigrate.collect.ownership import OwnershipData, walk_ownership
 from dynmigrate.collect.rootfs import OwnershipManifest, RootFS
@@ -416,7 +416,7 @@ def make_tree(root: Path) -> None:
 def tree() -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("owners other than the tester's need root (CI is root)")
-    base = Path(tempfile.mkdtemp(prefix="dynmigrate-walk-"))
+    base = scratch_dir("dynmigrate-walk-")
     os.chmod(base, 0o755)  # the unprivileged walk below must reach the tree
     root = base / "root"
     root.mkdir()

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from conftest import ci_mode, require_tool
+from conftest import ci_mode, require_tool, scratch_dir
 from dynmigrate.app import run_scan
 from dynmigrate.cli.main import main
 from dynmigrate.plan.planner import PlanOptions, Selection, make_plan
@@ -159,10 +159,8 @@ def removals() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 @pytest.fixture(scope="module")
-def hostile(
-    tmp_path_factory: pytest.TempPathFactory, removals: list[subprocess.Popen[bytes]]
-) -> Iterator[tuple[Path, Path]]:
-    tmp = tmp_path_factory.mktemp("hostile")
+def hostile(removals: list[subprocess.Popen[bytes]]) -> Iterator[tuple[Path, Path]]:
+    tmp = scratch_dir("dynmigrate-hostile-")
     root, pwned = build_hostile(tmp)
     yield root, pwned
     (root / "var/lib/evil/locked").chmod(0o755)
