@@ -371,13 +371,20 @@ def _pid_files(unit: Unit, managed: list[ManagedDir], pid_moves: dict[str, str],
     pid = unit.value("Service", "PIDFile")
     if pid is not None:
         ppath = str(rel(run_path(matched_text(unit, pid))))
+        # the runtime directories the plan manages, and those the unit declares (a name the plan
+        # never claims itself, such as RuntimeDirectory=cache, is still the unit's own)
         runtime = [str(m.path) for m in managed if m.key == "RuntimeDirectory"]
+        runtime += [
+            f"/run/{word.split(':', 1)[0]}"
+            for d in unit.values("Service", "RuntimeDirectory")
+            for word in matched_text(unit, d).split()
+        ]
         if not any(is_under(ppath, r) and ppath != r for r in runtime):
             target = f"/run/{unit.prefix}/{ppath.rsplit('/', 1)[-1]}"
             _own_runtime_directory(unit, managed, out)
             out.set("PIDFile", target)
             out.decisions.append(f"PIDFile={target}: /run is read-only under DynamicUser, even for root")
-            if moved.get(ppath) != target:
+            if moved.get(ppath) != target and ppath != target:  # the daemon may write there already
                 out.manual.append(
                     f"{unit.name}: point the daemon's PID file at {target} (it was {pid.value}) in its configuration"
                 )
