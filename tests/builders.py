@@ -28,9 +28,15 @@ def account(name: str, uid: int, *, home: str = "/nonexistent", shell: str = "/u
     return Account(UserName(name), uid, uid, "", home, shell, Location(RelPath("/etc/passwd")))  # line: snapshot()
 
 
+# the text of every unit file unit() made, by path: snapshot() gives its units' texts to the plan
+# (the effective unit before and after, the diff), as collect gives those it read
+TEXTS: dict[RelPath, str] = {}
+
+
 def unit(name: str, text: str, *, enabled: bool = True, state: LoadState = LoadState.LOADED) -> Unit:
     """A unit from its file text (no drop-ins, no specifiers)."""
     path = RelPath(f"{UNIT_DIR}/{name}")
+    TEXTS[path] = text
     directives: list[Directive] = []
     section = ""
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -67,7 +73,7 @@ def snapshot(
             NssConfig(("files", "systemd"), ("files", "systemd"), None, RelPath("/usr/lib/libnss_systemd.so.2")),
         ),
         units=units,
-        unit_texts=(),
+        unit_texts=tuple((u.fragment, TEXTS[u.fragment]) for u in units if u.fragment in TEXTS),
         search_path=(UNIT_DIR, "/usr/lib/systemd/system"),
         references=tuple(references),
         statoverrides=(),
