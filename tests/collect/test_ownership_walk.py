@@ -9,6 +9,7 @@ unreadable directories, mount boundaries, depth limits, symlinks never followed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import shutil
@@ -417,14 +418,17 @@ def tree() -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("owners other than the tester's need root (CI is root)")
     base = scratch_dir("dynmigrate-walk-")
-    os.chmod(base, 0o755)  # the unprivileged walk below must reach the tree
     root = base / "root"
-    root.mkdir()
-    make_tree(root)
-    yield root
-    for closed in ("srv/closed", "srv/listonly"):
-        os.chmod(root / closed, 0o755)
-    shutil.rmtree(base)
+    try:
+        os.chmod(base, 0o755)  # the unprivileged walk below must reach the tree
+        root.mkdir()
+        make_tree(root)
+        yield root
+    finally:  # also when building failed: scratch_dir's trees are not pytest's to clear
+        for closed in ("srv/closed", "srv/listonly"):
+            with contextlib.suppress(OSError):
+                os.chmod(root / closed, 0o755)
+        shutil.rmtree(base)
 
 
 @pytest.fixture(scope="module")

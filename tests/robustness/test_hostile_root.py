@@ -161,12 +161,15 @@ def removals() -> Iterator[list[subprocess.Popen[bytes]]]:
 @pytest.fixture(scope="module")
 def hostile(removals: list[subprocess.Popen[bytes]]) -> Iterator[tuple[Path, Path]]:
     tmp = scratch_dir("dynmigrate-hostile-")
-    root, pwned = build_hostile(tmp)
-    yield root, pwned
-    (root / "var/lib/evil/locked").chmod(0o755)
-    # rmtree recurses 10,000 levels: use rm. Its 10,000 rmdir take 1 to 20 s on a busy disk, so it
-    # runs in the background
-    removals.append(subprocess.Popen(["rm", "-rf", "--", str(tmp)]))
+    try:
+        root, pwned = build_hostile(tmp)
+        yield root, pwned
+    finally:  # also when building failed: scratch_dir's trees are not pytest's to clear
+        with contextlib.suppress(OSError):
+            (tmp / "root/var/lib/evil/locked").chmod(0o755)
+        # rmtree recurses 10,000 levels: use rm. Its 10,000 rmdir take 1 to 20 s on a busy disk, so
+        # it runs in the background
+        removals.append(subprocess.Popen(["rm", "-rf", "--", str(tmp)]))
 
 
 def snapshot_state(root: Path) -> dict[str, Any]:
