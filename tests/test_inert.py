@@ -9,7 +9,7 @@ from enum import StrEnum
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynmigrate.model.common import _SECRET_HINTS, _plain, escape, inert, mask_secrets
+from dynmigrate.model.common import _MAYBE_SECRET, _SECRET_HINTS, _may_hold_secret, _plain, escape, inert, mask_secrets
 
 # pieces that make both paths work: every secret hint in several cases, values after them,
 # backslashes, terminal controls, non-ASCII look-alikes (U+017F folds to s, U+212A to K)
@@ -47,6 +47,13 @@ def test_a_string_is_what_escape_and_mask_make_of_it(text: str) -> None:
 def test_a_key_is_escaped_and_never_masked(key: str, value: str) -> None:
     want = escape(mask_secrets(value))
     assert inert({key: [value, (value,)]}) == {escape(key): [want, [want]]}
+
+
+@settings(max_examples=200, deadline=None)
+@given(TEXTS)
+def test_the_hint_search_equals_the_secret_regex(text: str) -> None:
+    # the case-sensitive search of lower() for ASCII text stands in for _MAYBE_SECRET's IGNORECASE
+    assert _may_hold_secret(text) == (_MAYBE_SECRET.search(text) is not None)
 
 
 def test_no_secret_hint_is_plain() -> None:

@@ -142,15 +142,15 @@ _MAYBE_SECRET = re.compile(_SECRET_WORD + r"|://|SetCredential", re.IGNORECASE)
 
 
 _SECRET_HINTS = ("pass", "pwd", "token", "secret", "key", "://", "setcredential")
+_SECRET_HINT_IN_LOWER = re.compile("|".join(map(re.escape, _SECRET_HINTS)))  # no IGNORECASE: faster
 
 
 def _may_hold_secret(text: str) -> bool:
-    """_MAYBE_SECRET.search without the regex for ASCII text (most of a report): lower() is
-    exactly ASCII case folding there. Other text keeps the regex, whose IGNORECASE also folds
-    non-ASCII look-alikes (U+017F for s, U+212A for k)."""
+    """_MAYBE_SECRET.search for ASCII text (most of a report) as a case-sensitive search of its
+    lower(), which is exactly ASCII case folding there. Other text keeps _MAYBE_SECRET, whose
+    IGNORECASE also folds non-ASCII look-alikes (U+017F for s, U+212A for k)."""
     if text.isascii():
-        low = text.lower()
-        return any(h in low for h in _SECRET_HINTS)
+        return _SECRET_HINT_IN_LOWER.search(text.lower()) is not None
     return _MAYBE_SECRET.search(text) is not None
 
 
@@ -178,20 +178,9 @@ def mask_secrets(text: object) -> object:
 
 
 def _plain(text: str) -> bool:
-    """True when escape(mask_secrets(text)) is text itself: printable ASCII without a backslash
-    and without a secret hint (_may_hold_secret, the hints tested one by one, no generator)."""
-    if not (text.isascii() and text.isprintable()) or "\\" in text:
-        return False
-    low = text.lower()
-    return not (
-        "pass" in low
-        or "pwd" in low
-        or "token" in low
-        or "secret" in low
-        or "key" in low
-        or "://" in low
-        or "setcredential" in low
-    )
+    """True when escape(mask_secrets(text)) is text itself: escape's fast case (printable ASCII
+    without a backslash) and mask_secrets' (no secret hint)."""
+    return text.isascii() and text.isprintable() and "\\" not in text and not _may_hold_secret(text)
 
 
 def inert(value: object) -> Any:
