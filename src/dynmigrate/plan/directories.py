@@ -268,6 +268,12 @@ def _declared(unit: Unit) -> Iterator[_Wanted]:
                 yield _Wanted(key, word.split(":", 1)[0], f"declared at {d.location}", declared=True, mode=mode)
 
 
+def declared_paths(unit: Unit, key: str) -> list[str]:
+    """The paths of the managed directories of KEY the unit declares, as it writes them (before
+    the plan's checks of their names, which may leave one out of the plan but not of the unit)."""
+    return [f"{DIRECTORY_BASES[key]}/{w.name}" for w in _declared(unit) if w.key == key]
+
+
 def _read_write_paths(unit: Unit) -> Iterator[_Wanted]:
     """2. ReadWritePaths= that a managed directory can replace."""
     for key in ("ReadWritePaths", "ReadWriteDirectories"):

@@ -17,7 +17,7 @@ from dynmigrate.model.plan import Credential, ExecMode, ManagedDir
 from dynmigrate.model.snapshot import Snapshot
 from dynmigrate.model.units import DIRECTORY_KEYS, EXEC_KEYS, Directive, Unit, parse_bool
 from dynmigrate.model.unitsyntax import exec_argv, expand_env, render_unit, unit_environment
-from dynmigrate.plan.directories import matched_text, run_path
+from dynmigrate.plan.directories import declared_paths, matched_text, run_path
 
 PREFIX_RE = re.compile(r"^([@\-:+!|]*)(.*)$", re.S)
 TMP_RE = re.compile(r"(?:^|[\s=:'\"])/(?:var/)?tmp(?:/|$|[\s'\"])")
@@ -374,11 +374,7 @@ def _pid_files(unit: Unit, managed: list[ManagedDir], pid_moves: dict[str, str],
         # the runtime directories the plan manages, and those the unit declares (a name the plan
         # never claims itself, such as RuntimeDirectory=cache, is still the unit's own)
         runtime = [str(m.path) for m in managed if m.key == "RuntimeDirectory"]
-        runtime += [
-            f"/run/{word.split(':', 1)[0]}"
-            for d in unit.values("Service", "RuntimeDirectory")
-            for word in matched_text(unit, d).split()
-        ]
+        runtime += declared_paths(unit, "RuntimeDirectory")
         if not any(is_under(ppath, r) and ppath != r for r in runtime):
             target = f"/run/{unit.prefix}/{ppath.rsplit('/', 1)[-1]}"
             _own_runtime_directory(unit, managed, out)
